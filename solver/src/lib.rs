@@ -1,0 +1,26 @@
+//! kiln's solver: runs a content-addressed DAG of build steps.
+//!
+//! Design, in brief (see docs/ARCHITECTURE.md for the whole path of a build):
+//!
+//! * A [`Graph`] holds [`Vertex`]es. A vertex is an operation of a type the solver
+//!   does not know (`O`), the digests of its inputs, and a display name. Its
+//!   [`Digest`] is the sha256 of a canonical encoding of the operation and of its
+//!   inputs' digests, so two equal steps are one vertex, and the same definition
+//!   has the same digest on any machine. The name is not part of the digest.
+//! * A [`CacheKey`] is derived from the vertex digest, the cache keys of its inputs
+//!   and an optional content checksum the executor computes (for instance the
+//!   files a COPY selects). Equal keys mean an equal result: the solver asks the
+//!   executor for a stored result before it runs anything.
+//! * The [`Solver`] runs every vertex whose inputs are ready at once, bounded by a
+//!   job limit, calling the [`Executor`] the engine implements on blocking
+//!   threads. Progress is a stream of [`Event`]s; rendering them is the caller's job.
+//!
+//! The solver knows nothing of Dockerfiles, images or Linux.
+
+mod digest;
+mod graph;
+mod solve;
+
+pub use digest::{CacheKey, Digest, DigestError};
+pub use graph::{Graph, GraphError, Vertex};
+pub use solve::{Event, EventKind, ExecContext, Executor, SolveError, Solver};

@@ -1,0 +1,303 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::{CacheKey, Digest, Graph, GraphError, Vertex};
+
+/// What the engine implements so the solver can run its operations.
+///
+/// Every method is called on a blocking thread: implementations may do file and
+/// process I/O freely.
+pub trait Executor: Send + Sync + 'static {
+    /// The operation type of the graph's vertices.
+    type Op: Send + Sync + 'static;
+    /// The result of a vertex, handed to the vertices that read it.
+    type Output: Clone + Send + Sync + 'static;
+    /// Why an operation failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A checksum of what the operation reads beyond its definition and its
+    /// inputs (for example the context files a COPY selects), or `None` when the
+    /// definition says it all. It becomes part of the cache key.
+    fn content_checksum(&self, op: &Self::Op) -> Result<Option<Digest>, Self::Error>;
+
+    /// The stored result for `key`, if there is one.
+    fn load(&self, key: &CacheKey, op: &Self::Op) -> Result<Option<Self::Output>, Self::Error>;
+
+    /// Run the operation on its inputs' results (in the vertex's input order).
+    fn execute(
+        &self,
+        ctx: &ExecContext,
+        op: &Self::Op,
+        inputs: &[Self::Output],
+    ) -> Result<Self::Output, Self::Error>;
+
+    /// Remember `output` as the result for `key`.
+    fn save(&self, key: &CacheKey, output: &Self::Output) -> Result<(), Self::Error>;
+}
+
+/// One thing that happened to one vertex.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// 1-based position of the vertex in the solve order: the `#N` of plain progress.
+    pub index: usize,
+    /// The vertex's display name.
+    pub name: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// The vertex's inputs are ready and it is being resolved.
+    Started,
+    /// A stored result was reused; nothing ran.
+    Cached,
+    /// A line of output from the running operation.
+    Log(String),
+    /// The operation finished.
+    Done(Duration),
+    /// The operation failed.
+    Failed(Duration),
+}
+
+/// What a running operation may use from the solver.
+pub struct ExecContext {
+    index: usize,
+    name: String,
+    key: CacheKey,
+    cancelled: Arc<AtomicBool>,
+    on_event: EventSink,
+}
+
+impl ExecContext {
+    /// Report a line of the operation's output.
+    pub fn log(&self, line: impl Into<String>) {
+        (self.on_event)(Event {
+            index: self.index,
+            name: self.name.clone(),
+            kind: EventKind::Log(line.into()),
+        });
+    }
+
+    /// Whether another vertex failed: a long operation should stop early.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The cache key the result will be saved under.
+    pub fn key(&self) -> &CacheKey {
+        &self.key
+    }
+
+    /// The vertex's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Why a solve failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError<E: std::error::Error + 'static> {
+    #[error("{name}")]
+    Vertex {
+        name: String,
+        #[source]
+        source: E,
+    },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("a build step panicked: {0}")]
+    Panicked(String),
+}
+
+type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Runs a graph through an [`Executor`], as many vertices at once as the job limit allows.
+pub struct Solver<E: Executor> {
+    executor: Arc<E>,
+    jobs: usize,
+    use_cache: bool,
+    on_event: EventSink,
+}
+
+struct Done<O> {
+    key: CacheKey,
+    output: O,
+}
+
+impl<E: Executor> Solver<E> {
+    /// A solver running at most `jobs` vertices at once (at least one).
+    pub fn new(executor: Arc<E>, jobs: usize) -> Self {
+        Self {
+            executor,
+            jobs: jobs.max(1),
+            use_cache: true,
+            on_event: Arc::new(|_| {}),
+        }
+    }
+
+    /// When false, every vertex runs even if a result is stored (results are still saved).
+    pub fn use_cache(mut self, yes: bool) -> Self {
+        self.use_cache = yes;
+        self
+    }
+
+    /// Where progress events go.
+    pub fn on_event(mut self, sink: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Arc::new(sink);
+        self
+    }
+
+    /// Resolve `target` and everything it needs; return its result.
+    ///
+    /// When a vertex fails no new vertex starts, the running ones are told to
+    /// stop (see [`ExecContext::is_cancelled`]) and waited for, and the first
+    /// failure is returned. Results that completed stay saved.
+    pub async fn solve(
+        &self,
+        graph: &Graph<E::Op>,
+        target: &Digest,
+    ) -> Result<E::Output, SolveError<E::Error>>
+    where
+        E::Op: Clone,
+    {
+        let order: Vec<Arc<Vertex<E::Op>>> = graph
+            .closure(target)?
+            .into_iter()
+            .map(|v| Arc::new(v.clone()))
+            .collect();
+        let index: HashMap<Digest, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.digest.clone(), i))
+            .collect();
+        let mut done: Vec<Option<Done<E::Output>>> = (0..order.len()).map(|_| None).collect();
+        let mut started = vec![false; order.len()];
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut running = JoinSet::new();
+        let mut failure: Option<SolveError<E::Error>> = None;
+
+        loop {
+            if failure.is_none() {
+                // Start every vertex whose inputs are done, up to the job limit.
+                for i in 0..order.len() {
+                    if running.len() >= self.jobs {
+                        break;
+                    }
+                    let inputs: Option<Vec<&Done<E::Output>>> = order[i]
+                        .inputs
+                        .iter()
+                        .map(|d| done[index[d]].as_ref())
+                        .collect();
+                    let (false, Some(inputs)) = (started[i], inputs) else {
+                        continue;
+                    };
+                    started[i] = true;
+                    let input_keys: Vec<CacheKey> = inputs.iter().map(|d| d.key.clone()).collect();
+                    let input_outputs: Vec<E::Output> =
+                        inputs.iter().map(|d| d.output.clone()).collect();
+                    let job = Job {
+                        index: i,
+                        vertex: order[i].clone(),
+                        executor: self.executor.clone(),
+                        use_cache: self.use_cache,
+                        cancelled: cancelled.clone(),
+                        on_event: self.on_event.clone(),
+                    };
+                    running.spawn_blocking(move || (i, job.run(&input_keys, &input_outputs)));
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((i, Ok(d))) => done[i] = Some(d),
+                Ok((i, Err(source))) => {
+                    cancelled.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(SolveError::Vertex {
+                        name: order[i].name.clone(),
+                        source,
+                    });
+                }
+                Err(e) => {
+                    cancelled.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(SolveError::Panicked(e.to_string()));
+                }
+            }
+        }
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let last = done[index[target]].take();
+        Ok(last
+            .expect("the target is last in the closure and every vertex ran")
+            .output)
+    }
+}
+
+struct Job<E: Executor> {
+    index: usize,
+    vertex: Arc<Vertex<E::Op>>,
+    executor: Arc<E>,
+    use_cache: bool,
+    cancelled: Arc<AtomicBool>,
+    on_event: EventSink,
+}
+
+impl<E: Executor> Job<E> {
+    fn emit(&self, kind: EventKind) {
+        (self.on_event)(Event {
+            index: self.index + 1,
+            name: self.vertex.name.clone(),
+            kind,
+        });
+    }
+
+    fn run(
+        self,
+        input_keys: &[CacheKey],
+        inputs: &[E::Output],
+    ) -> Result<Done<E::Output>, E::Error> {
+        let op = &self.vertex.op;
+        self.emit(EventKind::Started);
+        let start = Instant::now();
+        let result = (|| {
+            let content = self.executor.content_checksum(op)?;
+            let key = CacheKey::derive(&self.vertex.digest, input_keys, content.as_ref());
+            if self.use_cache {
+                if let Some(output) = self.executor.load(&key, op)? {
+                    return Ok((true, Done { key, output }));
+                }
+            }
+            let ctx = ExecContext {
+                index: self.index + 1,
+                name: self.vertex.name.clone(),
+                key: key.clone(),
+                cancelled: self.cancelled.clone(),
+                on_event: self.on_event.clone(),
+            };
+            let output = self.executor.execute(&ctx, op, inputs)?;
+            self.executor.save(&key, &output)?;
+            Ok((false, Done { key, output }))
+        })();
+        match result {
+            Ok((true, d)) => {
+                self.emit(EventKind::Cached);
+                Ok(d)
+            }
+            Ok((false, d)) => {
+                self.emit(EventKind::Done(start.elapsed()));
+                Ok(d)
+            }
+            Err(e) => {
+                self.emit(EventKind::Failed(start.elapsed()));
+                Err(e)
+            }
+        }
+    }
+}
