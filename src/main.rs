@@ -1,1 +1,3 @@
+mod layer;
+mod store;
 fn main() {}

@@ -1,0 +1,38 @@
+//! Layers: tar changesets, compressed, with their digest and diffID computed in
+//! the one streaming pass that writes them ([`LayerWriter`]); applied to a
+//! snapshot folder safely ([`extract`]); made from an overlay upper folder
+//! ([`diff`]).
+
+pub mod diff;
+pub mod extract;
+mod writer;
+
+pub use writer::{Layer, LayerWriter, LAYER_MEDIA_TYPE};
+
+/// Errors while reading or writing layers.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the layer")]
+    Write(#[source] std::io::Error),
+    #[error("reading layer {layer}")]
+    Read {
+        layer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {layer}: entry {entry:?} {why}")]
+    Unsafe {
+        layer: String,
+        entry: String,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}

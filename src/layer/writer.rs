@@ -1,0 +1,115 @@
+use std::io::{self, Write};
+
+use flate2::{write::GzEncoder, Compression, GzBuilder};
+use kiln_solver::Digest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::LayerError;
+use crate::store::{BlobWriter, Store};
+
+/// The media type of every layer kiln writes.
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// A stored layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Digest of the compressed blob (what the manifest names).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar (what the config's rootfs names).
+    pub diff_id: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+}
+
+/// Hashes the uncompressed tar on its way to the compressor.
+pub struct DiffIdWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for DiffIdWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The sink a layer's tar entries go into.
+pub type LayerTar = tar::Builder<DiffIdWriter<GzEncoder<BlobWriter>>>;
+
+/// Writes one layer: tar → diffID hash → gzip → blob (digest hash) in one pass.
+/// Dropped before [`LayerWriter::finish`], it leaves nothing in the store.
+pub struct LayerWriter {
+    tar: LayerTar,
+}
+
+impl LayerWriter {
+    /// Start a layer in `store`.
+    pub fn new(store: &Store) -> Result<Self, LayerError> {
+        // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
+        let gz = GzBuilder::new()
+            .mtime(0)
+            .write(store.blob_writer()?, Compression::new(6));
+        let mut tar = tar::Builder::new(DiffIdWriter {
+            inner: gz,
+            hasher: Sha256::new(),
+        });
+        tar.mode(tar::HeaderMode::Complete);
+        tar.follow_symlinks(false);
+        Ok(Self { tar })
+    }
+
+    /// The tar builder to append entries to.
+    pub fn tar(&mut self) -> &mut LayerTar {
+        &mut self.tar
+    }
+
+    /// Close the tar, store the blob and return the layer.
+    pub fn finish(self) -> Result<Layer, LayerError> {
+        let hashed = self.tar.into_inner().map_err(LayerError::Write)?;
+        let diff_id = Digest::from_hasher(hashed.hasher);
+        let blob = hashed.inner.finish().map_err(LayerError::Write)?;
+        let (digest, size) = blob.commit(None)?;
+        Ok(Layer {
+            digest,
+            diff_id,
+            size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn digest_and_diff_id_match_the_bytes_and_equal_tars_are_equal_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let make = || {
+            let mut w = LayerWriter::new(&store).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            w.tar().append_data(&mut h, "etc/x", &b"abc"[..]).unwrap();
+            w.finish().unwrap()
+        };
+        let layer = make();
+        assert_eq!(make(), layer);
+        let blob = std::fs::read(store.blob_path(&layer.digest)).unwrap();
+        assert_eq!(Digest::of(&blob), layer.digest);
+        assert_eq!(blob.len() as u64, layer.size);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&blob[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(Digest::of(&tar), layer.diff_id);
+    }
+}

@@ -1,0 +1,188 @@
+//! Blobs: written to `ingest/`, hashed while written, verified, fsync'ed, then
+//! renamed into `oci/blobs/sha256/<hex>`, so a blob path never holds partial content.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kiln_solver::Digest;
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+use super::{io_err, Store, StoreError};
+
+/// Write `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("creating a temp file in", dir))?;
+    tmp.write_all(bytes)
+        .map_err(io_err("writing", tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err("syncing", tmp.path()))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        action: "renaming into",
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// A blob being written. Dropped without [`BlobWriter::commit`], it leaves nothing behind.
+pub struct BlobWriter {
+    tmp: NamedTempFile,
+    hasher: Sha256,
+    size: u64,
+    blobs: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tmp.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Finish the blob: check it against `expected` when given, and move it into place.
+    /// A blob that is already stored counts as written.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        self.tmp
+            .flush()
+            .map_err(io_err("writing", self.tmp.path()))?;
+        let digest = Digest::from_hasher(self.hasher);
+        if let Some(expected) = expected {
+            if *expected != digest {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        let path = self.blobs.join(digest.hex());
+        if !path.exists() {
+            self.tmp
+                .as_file()
+                .sync_all()
+                .map_err(io_err("syncing", self.tmp.path()))?;
+            self.tmp.persist(&path).map_err(|e| StoreError::Io {
+                action: "renaming into",
+                path: path.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok((digest, self.size))
+    }
+}
+
+impl Store {
+    /// Path of a blob (which may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.layout().join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Whether a blob is stored.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Start writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        let ingest = self.root().join("ingest");
+        let tmp =
+            NamedTempFile::new_in(&ingest).map_err(io_err("creating a temp file in", &ingest))?;
+        Ok(BlobWriter {
+            tmp,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.layout().join("blobs/sha256"),
+        })
+    }
+
+    /// Store `bytes` as a blob.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), StoreError> {
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes)
+            .map_err(io_err("writing", w.tmp.path()))?;
+        w.commit(None)
+    }
+
+    /// Copy a stream into the store, verifying it against `expected` when given.
+    pub fn copy_blob(
+        &self,
+        mut from: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), StoreError> {
+        let mut w = self.blob_writer()?;
+        io::copy(&mut from, &mut w).map_err(io_err("writing", w.tmp.path()))?;
+        w.commit(expected)
+    }
+
+    /// Open a stored blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
+            _ => StoreError::Io {
+                action: "opening",
+                path: self.blob_path(digest),
+                source: e,
+            },
+        })
+    }
+
+    /// Read a stored blob as JSON.
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        digest: &Digest,
+    ) -> Result<T, StoreError> {
+        let bytes = fs::read(self.blob_path(digest)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
+            _ => StoreError::Io {
+                action: "reading",
+                path: self.blob_path(digest),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            what,
+            digest: digest.to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_verified_and_nothing_partial_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d, size) = store.write_blob(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert_eq!(size, 5);
+        assert_eq!(fs::read(store.blob_path(&d)).unwrap(), b"hello");
+        // Writing it again is fine.
+        store.write_blob(b"hello").unwrap();
+
+        let wrong = Digest::of(b"other");
+        let err = store.copy_blob(&b"hello!"[..], Some(&wrong)).unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }));
+        assert!(!store.has_blob(&wrong));
+        assert_eq!(
+            fs::read_dir(dir.path().join("ingest")).unwrap().count(),
+            0,
+            "ingest left dirty"
+        );
+
+        drop(store.blob_writer().unwrap());
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,113 @@
+//! The local store: a content store of blobs and an image store, laid out so the
+//! `oci/` folder is a valid OCI image layout (skopeo, umoci and friends read it as
+//! `oci:<root>/oci:<name>`), plus kiln's own state beside it.
+//!
+//! ```text
+//! <root>/oci/{oci-layout,index.json,blobs/sha256/…}   the OCI image layout
+//! <root>/ingest/                                      blobs being written
+//! <root>/snapshots/<diffID hex>/                      layers extracted once
+//! <root>/cache/<cache key hex>.json                   build cache: key → result
+//! <root>/work/                                        scratch space of running steps
+//! ```
+
+mod blobs;
+mod images;
+pub mod reference;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use blobs::BlobWriter;
+pub use images::StoredImage;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {expected} failed verification: its content hashes to {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("blob {0} is not in the store")]
+    MissingBlob(String),
+    #[error("{what} {digest} is not valid JSON")]
+    Json {
+        what: &'static str,
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no image named {0:?} (see `kiln images`)")]
+    NoSuchImage(String),
+    #[error("invalid image name {0:?}: {1}")]
+    BadName(String, &'static str),
+}
+
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The store at one root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open the store at `root`, creating its folders when missing.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let store = Store {
+            root: root.to_owned(),
+        };
+        for dir in ["oci/blobs/sha256", "ingest", "snapshots", "cache", "work"] {
+            let p = root.join(dir);
+            fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+        }
+        let layout = store.layout().join("oci-layout");
+        if !layout.exists() {
+            blobs::write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = store.layout().join("index.json");
+        if !index.exists() {
+            images::write_index(&index, &images::empty_index())?;
+        }
+        Ok(store)
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The OCI image layout folder.
+    pub fn layout(&self) -> PathBuf {
+        self.root.join("oci")
+    }
+
+    /// Where extracted layers live.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Scratch space for running steps; everything under it is disposable.
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    /// Build cache entries.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+}
