@@ -8,14 +8,23 @@
 //! It does no I/O: the caller hands in the Dockerfile text and an [`ImageResolver`]
 //! that looks base images up in whatever store it has.
 
+mod convert;
+mod instructions;
 pub mod ops;
+mod parser;
+mod shell;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use kiln_solver::{Digest, Graph};
+use kiln_solver::{Digest, Graph, GraphError};
 use serde::{Deserialize, Serialize};
 
+pub use convert::ConvertError;
+pub use instructions::InstructionError;
 pub use ops::{CopyFrom, CopyOp, ExecOp, Op};
+pub use parser::ParseError;
+pub use shell::ShellError;
 
 /// The image metadata a stage carries (the `config` of an OCI image config).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,4 +93,125 @@ pub struct BuildGraph {
     pub config: ImageConfig,
     /// Things worth telling the user that do not stop the build (unused build args…).
     pub warnings: Vec<String>,
+}
+
+/// Lower a Dockerfile to the build graph of its target stage.
+///
+/// Parses `dockerfile`, types its instructions, then lowers the stages the target
+/// needs (and only those: a stage nobody needs is never resolved). Base images are
+/// looked up through `resolver`; nothing else is read. The same text, options and
+/// resolver answers always give the same vertex digests.
+pub fn build_graph(
+    dockerfile: &str,
+    opts: &BuildOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<BuildGraph, Error> {
+    let lower = || {
+        let parsed = parser::parse(dockerfile)?;
+        let lexer = shell::Lexer::new(parsed.escape);
+        let file = instructions::parse(&parsed.nodes, &lexer)?;
+        convert::lower(&file, &lexer, opts, resolver)
+    };
+    lower().map_err(|mut e| {
+        e.file = if opts.dockerfile_name.is_empty() {
+            "Dockerfile".to_owned()
+        } else {
+            opts.dockerfile_name.clone()
+        };
+        e
+    })
+}
+
+/// A place in the Dockerfile: 1-based line, and 1-based column counted in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A Dockerfile that cannot be lowered. Its Display is the whole message for the
+/// user: `Dockerfile:3:1: unknown instruction "RUNN" (did you mean "RUN"?)`, or
+/// `Dockerfile: no FROM instruction` when no single place is to blame.
+#[derive(Debug)]
+pub struct Error {
+    /// The Dockerfile's name, from [`BuildOptions::dockerfile_name`].
+    pub file: String,
+    /// Where the problem is, when it is tied to a place.
+    pub location: Option<Location>,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl Error {
+    /// The 1-based line of the problem, if it has a place.
+    pub fn line(&self) -> Option<usize> {
+        self.location.map(|l| l.line)
+    }
+
+    /// The 1-based column of the problem, if it has a place.
+    pub fn column(&self) -> Option<usize> {
+        self.location.map(|l| l.column)
+    }
+
+    /// An error at `location`; `build_graph` fills in the file name.
+    pub(crate) fn at(location: Location, kind: impl Into<ErrorKind>) -> Self {
+        Error {
+            file: String::new(),
+            location: Some(location),
+            kind: kind.into(),
+        }
+    }
+
+    /// An error about the whole file.
+    pub(crate) fn whole(kind: impl Into<ErrorKind>) -> Self {
+        Error {
+            file: String::new(),
+            location: None,
+            kind: kind.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some(at) => write!(f, "{}:{at}: {}", self.file, self.kind),
+            None => write!(f, "{}: {}", self.file, self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The kind *is* the message; only its own cause (if any) is a source.
+        std::error::Error::source(&self.kind)
+    }
+}
+
+/// What is wrong, by pipeline stage.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    /// The text is not a well-formed Dockerfile.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A word cannot be expanded (bad quoting or substitution).
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+    /// An instruction has the wrong arguments.
+    #[error(transparent)]
+    Instruction(#[from] InstructionError),
+    /// The stages cannot be lowered (unknown stage or image, …).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// The graph refused a vertex (a bug: the frontend only adds valid vertices).
+    #[error("internal error: cannot add a vertex to the build graph")]
+    Graph(#[source] GraphError),
 }

@@ -1,0 +1,678 @@
+//! Stages → a [`BuildGraph`]: one dispatch function per instruction.
+//!
+//! Lowering starts at the target stage and pulls in the stages it needs
+//! (through `FROM <stage>` and `COPY --from=<stage>`) recursively, each once, so
+//! a stage nobody needs is never lowered and its base image never resolved. A
+//! stage can only depend on earlier stages, so the recursion always ends.
+//!
+//! Variable scopes, as in Docker:
+//! * global ARGs (before the first FROM) expand FROM lines only, unless a stage
+//!   redeclares them (`ARG NAME` then takes the global value);
+//! * `--build-arg` overrides an ARG's default; ENV overrides an ARG of the same
+//!   name; ARGs reach RUN's environment but never the image config;
+//! * the proxy ARGs (`HTTP_PROXY`, …) given as build args reach RUN without a
+//!   declaration.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_solver::{Digest, Graph};
+
+use crate::instructions::{Command, Copy, Dockerfile, Instruction, Pair, Word};
+use crate::ops::{CopyFrom, CopyOp, ExecOp, Op};
+use crate::shell::Lexer;
+use crate::{
+    BuildGraph, BuildOptions, Error, ErrorKind, History, ImageConfig, ImageResolver, Location,
+    ResolvedImage,
+};
+
+/// Build args every Dockerfile may use without declaring them.
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Stages that cannot be lowered.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("target stage \"{0}\" not found")]
+    TargetNotFound(String),
+    #[error("base image \"{0}\" not found: build or load it first (kiln load / kiln import)")]
+    ImageNotFound(String),
+    #[error("cannot look up image \"{reference}\": {message}")]
+    Resolve { reference: String, message: String },
+    #[error("base image name \"{0}\" expands to nothing")]
+    EmptyBase(String),
+    #[error("FROM {0}: a stage cannot build on itself")]
+    FromItself(String),
+    #[error("FROM {0}: that stage comes later; a stage can only build on earlier ones")]
+    FromLater(String),
+    #[error("COPY --from={0}: no stage or image named \"{0}\"")]
+    CopyFromNotFound(String),
+    #[error("COPY --from={0}: a stage cannot copy from itself")]
+    CopyFromItself(String),
+    #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
+    CopyFromLater(String),
+    #[error(
+        "COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\""
+    )]
+    CopyDestNotDirectory(String),
+    #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
+    Chmod(String),
+    #[error("{0} expands to nothing")]
+    EmptyValue(&'static str),
+    #[error("invalid port \"{0}\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp")]
+    Port(String),
+}
+
+/// Lower the stages of `file` that the target needs.
+pub(crate) fn lower(
+    file: &Dockerfile,
+    lexer: &Lexer,
+    opts: &BuildOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<BuildGraph, Error> {
+    let mut lowering = Lowering {
+        file,
+        lexer,
+        opts,
+        resolver,
+        graph: Graph::new(),
+        global_args: BTreeMap::new(),
+        consumed: BTreeSet::new(),
+        images: BTreeMap::new(),
+        done: vec![None; file.stages.len()],
+    };
+    lowering.global_args()?;
+    let target = match &opts.target {
+        None => file.stages.len() - 1,
+        Some(t) => lowering
+            .find_stage(t)
+            .ok_or_else(|| Error::whole(ConvertError::TargetNotFound(t.clone())))?,
+    };
+    let built = lowering.stage(target)?;
+    let warnings = opts
+        .build_args
+        .keys()
+        .filter(|k| !lowering.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
+        .collect();
+    Ok(BuildGraph {
+        graph: lowering.graph,
+        target: built.vertex,
+        config: built.config,
+        warnings,
+    })
+}
+
+/// A lowered stage: the vertex of its filesystem and its image config.
+#[derive(Debug, Clone)]
+struct Built {
+    vertex: Digest,
+    config: ImageConfig,
+}
+
+struct Lowering<'a> {
+    file: &'a Dockerfile,
+    lexer: &'a Lexer,
+    opts: &'a BuildOptions,
+    resolver: &'a dyn ImageResolver,
+    graph: Graph<Op>,
+    /// Values of the global ARGs that have one.
+    global_args: BTreeMap<String, String>,
+    /// Build args some lowered ARG declared.
+    consumed: BTreeSet<String>,
+    /// Resolver answers, so each reference is looked up once per build.
+    images: BTreeMap<String, Option<ResolvedImage>>,
+    /// Stages lowered so far, by index.
+    done: Vec<Option<Built>>,
+}
+
+/// The state of the stage being lowered.
+struct StageState {
+    vertex: Digest,
+    config: ImageConfig,
+    /// ARGs in scope with a value, in declaration order.
+    args: Vec<(String, String)>,
+    /// Whether this stage set CMD (then ENTRYPOINT keeps it).
+    cmd_set: bool,
+    /// `[build ` / `[1 ` / `[`, for vertex names.
+    prefix: String,
+    step: usize,
+    steps: usize,
+}
+
+impl StageState {
+    /// A variable as expansion sees it: ENV first, then ARG.
+    fn get(&self, name: &str) -> Option<String> {
+        env_get(&self.config.env, name)
+            .or_else(|| {
+                self.args
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            })
+            .map(str::to_owned)
+    }
+
+    fn workdir(&self) -> String {
+        match self.config.working_dir.as_str() {
+            "" => "/".to_owned(),
+            wd => wd.to_owned(),
+        }
+    }
+
+    /// The next vertex name: `[build 2/4] RUN make`.
+    fn name(&mut self, text: &str) -> String {
+        self.step += 1;
+        format!("{}{}/{}] {text}", self.prefix, self.step, self.steps)
+    }
+
+    fn history(&mut self, created_by: String, empty_layer: bool) {
+        self.config.history.push(History {
+            created_by,
+            empty_layer,
+        });
+    }
+}
+
+fn env_get<'e>(env: &'e [String], name: &str) -> Option<&'e str> {
+    env.iter()
+        .find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
+/// Set `name=value`, in place when the name is already there.
+fn env_set(env: &mut Vec<String>, name: &str, value: &str) {
+    let entry = format!("{name}={value}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == name)
+    {
+        Some(e) => *e = entry,
+        None => env.push(entry),
+    }
+}
+
+impl Lowering<'_> {
+    fn add(&mut self, op: Op, inputs: Vec<Digest>, name: String) -> Result<Digest, Error> {
+        self.graph
+            .add(op, inputs, name)
+            .map_err(|e| Error::whole(ErrorKind::Graph(e)))
+    }
+
+    fn expand(&self, word: &Word, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+        self.lexer
+            .expand(&word.raw, get)
+            .map_err(|e| Error::at(word.location, e))
+    }
+
+    /// A build arg's value, noting that it was consumed.
+    fn build_arg(&mut self, name: &str) -> Option<String> {
+        let value = self.opts.build_args.get(name).cloned();
+        if value.is_some() {
+            self.consumed.insert(name.to_owned());
+        }
+        value
+    }
+
+    fn global_args(&mut self) -> Result<(), Error> {
+        for command in &self.file.global_args {
+            let Instruction::Arg(decls) = &command.instruction else {
+                continue;
+            };
+            for decl in decls {
+                let value = match (self.build_arg(&decl.name), &decl.default) {
+                    (Some(v), _) => Some(v),
+                    (None, Some(default)) => {
+                        let globals = &self.global_args;
+                        Some(self.expand(default, &|n| globals.get(n).cloned())?)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(v) = value {
+                    self.global_args.insert(decl.name.clone(), v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A stage by name (case-insensitive) or index.
+    fn find_stage(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.file
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| name.parse().ok().filter(|&i| i < self.file.stages.len()))
+    }
+
+    /// Look an image up once per build.
+    fn resolve(&mut self, reference: &str, at: Location) -> Result<Option<ResolvedImage>, Error> {
+        if let Some(known) = self.images.get(reference) {
+            return Ok(known.clone());
+        }
+        let image = self.resolver.resolve(reference).map_err(|message| {
+            let reference = reference.to_owned();
+            Error::at(at, ConvertError::Resolve { reference, message })
+        })?;
+        self.images.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    /// The lowered stage `index`, lowering it (and what it needs) on first use.
+    fn stage(&mut self, index: usize) -> Result<Built, Error> {
+        if let Some(built) = &self.done[index] {
+            return Ok(built.clone());
+        }
+        let built = self.lower_stage(index)?;
+        self.done[index] = Some(built.clone());
+        Ok(built)
+    }
+
+    fn lower_stage(&mut self, index: usize) -> Result<Built, Error> {
+        let file = self.file;
+        let stage = &file.stages[index];
+        let prefix = match (&stage.name, self.file.stages.len()) {
+            (Some(name), _) => format!("[{name} "),
+            (None, 1) => "[".to_owned(),
+            (None, _) => format!("[{index} "),
+        };
+        let mut state = StageState {
+            vertex: Digest::of(b""),
+            config: ImageConfig::default(),
+            args: Vec::new(),
+            cmd_set: false,
+            prefix,
+            step: 0,
+            steps: 1 + stage
+                .commands
+                .iter()
+                .filter(|c| c.instruction.is_step())
+                .count(),
+        };
+        let name = state.name(&stage.text);
+
+        // FROM: expanded with the global ARGs only.
+        let globals = &self.global_args;
+        let base = self.expand(&stage.base, &|n| globals.get(n).cloned())?;
+        let at = stage.base.location;
+        if base.is_empty() {
+            return Err(Error::at(
+                at,
+                ConvertError::EmptyBase(stage.base.raw.clone()),
+            ));
+        }
+        let earlier = self
+            .file
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
+        (state.vertex, state.config) = match earlier {
+            Some(i) if i == index => return Err(Error::at(at, ConvertError::FromItself(base))),
+            Some(i) if i > index => return Err(Error::at(at, ConvertError::FromLater(base))),
+            Some(i) => {
+                let built = self.stage(i)?;
+                (built.vertex, built.config)
+            }
+            None if base == "scratch" => {
+                (self.add(Op::Scratch, vec![], name)?, ImageConfig::default())
+            }
+            None => {
+                let image = self
+                    .resolve(&base, at)?
+                    .ok_or_else(|| Error::at(at, ConvertError::ImageNotFound(base.clone())))?;
+                let op = Op::Image {
+                    name: image.name,
+                    digest: image.digest,
+                };
+                (self.add(op, vec![], name)?, image.config)
+            }
+        };
+
+        for command in &stage.commands {
+            self.dispatch(index, &mut state, command)?;
+        }
+        Ok(Built {
+            vertex: state.vertex,
+            config: state.config,
+        })
+    }
+
+    fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Error> {
+        match &cmd.instruction {
+            Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
+            Instruction::Run(args) => self.run(st, cmd, args),
+            Instruction::Env(pairs) => {
+                // Every value expands with the environment before this line.
+                let pairs = self.pairs(st, pairs)?;
+                for (k, v) in &pairs {
+                    env_set(&mut st.config.env, k, v);
+                }
+                st.history(format!("ENV {}", join_pairs(&pairs)), true);
+                Ok(())
+            }
+            Instruction::Label(pairs) => {
+                let pairs = self.pairs(st, pairs)?;
+                for (k, v) in &pairs {
+                    st.config.labels.insert(k.clone(), v.clone());
+                }
+                st.history(format!("LABEL {}", join_pairs(&pairs)), true);
+                Ok(())
+            }
+            Instruction::Arg(decls) => {
+                let mut shown = Vec::new();
+                for decl in decls {
+                    let default = match &decl.default {
+                        Some(w) => Some(self.expand(w, &|n| st.get(n))?),
+                        None => None,
+                    };
+                    shown.push(match &default {
+                        Some(d) => format!("{}={d}", decl.name),
+                        None => decl.name.clone(),
+                    });
+                    let value = self
+                        .build_arg(&decl.name)
+                        .or(default)
+                        .or_else(|| self.global_args.get(&decl.name).cloned());
+                    if let Some(v) = value {
+                        match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
+                            Some(arg) => arg.1 = v,
+                            None => st.args.push((decl.name.clone(), v)),
+                        }
+                    }
+                }
+                st.history(format!("ARG {}", shown.join(" ")), true);
+                Ok(())
+            }
+            Instruction::Workdir(word) => {
+                let dir = self.expand(word, &|n| st.get(n))?;
+                if dir.is_empty() {
+                    return Err(Error::at(
+                        word.location,
+                        ConvertError::EmptyValue("WORKDIR"),
+                    ));
+                }
+                st.config.working_dir = clean(&join(&st.workdir(), &dir));
+                st.history(format!("WORKDIR {}", st.config.working_dir), true);
+                Ok(())
+            }
+            Instruction::User(word) => {
+                let user = self.expand(word, &|n| st.get(n))?;
+                if user.is_empty() {
+                    return Err(Error::at(word.location, ConvertError::EmptyValue("USER")));
+                }
+                st.history(format!("USER {user}"), true);
+                st.config.user = user;
+                Ok(())
+            }
+            Instruction::Expose(words) => {
+                let mut ports = Vec::new();
+                for word in words {
+                    let expanded = self
+                        .lexer
+                        .expand_words(&word.raw, &|n| st.get(n))
+                        .map_err(|e| Error::at(word.location, e))?;
+                    for port in expanded {
+                        let port = normalize_port(&port)
+                            .ok_or_else(|| Error::at(word.location, ConvertError::Port(port)))?;
+                        st.config.exposed_ports.insert(port.clone());
+                        ports.push(port);
+                    }
+                }
+                st.history(format!("EXPOSE {}", ports.join(" ")), true);
+                Ok(())
+            }
+            Instruction::Cmd(args) => {
+                st.config.cmd = Some(args.clone());
+                st.cmd_set = true;
+                st.history(format!("CMD {}", json(args)), true);
+                Ok(())
+            }
+            Instruction::Entrypoint(args) => {
+                st.config.entrypoint = Some(args.clone());
+                // Docker: a new ENTRYPOINT drops a CMD this stage did not set.
+                if !st.cmd_set {
+                    st.config.cmd = None;
+                }
+                st.history(format!("ENTRYPOINT {}", json(args)), true);
+                Ok(())
+            }
+        }
+    }
+
+    fn pairs(&self, st: &StageState, pairs: &[Pair]) -> Result<Vec<(String, String)>, Error> {
+        pairs
+            .iter()
+            .map(|p| {
+                let get = |n: &str| st.get(n);
+                Ok((self.expand(&p.key, &get)?, self.expand(&p.value, &get)?))
+            })
+            .collect()
+    }
+
+    fn run(&mut self, st: &mut StageState, cmd: &Command, args: &[String]) -> Result<(), Error> {
+        // The image env, then ARGs ENV does not shadow, then undeclared proxies.
+        let mut env = st.config.env.clone();
+        let mut shown_args = Vec::new();
+        for (k, v) in &st.args {
+            if env_get(&st.config.env, k).is_none() {
+                env.push(format!("{k}={v}"));
+                shown_args.push(format!("{k}={v}"));
+            }
+        }
+        for &proxy in PROXY_ARGS {
+            let declared = st.args.iter().any(|(k, _)| k == proxy);
+            if let Some(v) = self.opts.build_args.get(proxy) {
+                if !declared && env_get(&st.config.env, proxy).is_none() {
+                    env.push(format!("{proxy}={v}"));
+                }
+            }
+        }
+        let op = Op::Exec(ExecOp {
+            args: args.to_vec(),
+            env,
+            cwd: st.workdir(),
+            user: st.config.user.clone(),
+        });
+        let name = st.name(&cmd.text);
+        st.vertex = self.add(op, vec![st.vertex.clone()], name)?;
+        // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
+        let args_note = match shown_args.len() {
+            0 => String::new(),
+            n => format!("|{n} {} ", shown_args.join(" ")),
+        };
+        st.history(format!("RUN {args_note}{}", args.join(" ")), false);
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        index: usize,
+        st: &mut StageState,
+        cmd: &Command,
+        copy: &Copy,
+    ) -> Result<(), Error> {
+        let get = |n: &str| st.get(n);
+        let flag = |w: &Option<Word>| w.as_ref().map(|w| self.expand(w, &get)).transpose();
+        let (from, chown, chmod) = (flag(&copy.from)?, flag(&copy.chown)?, flag(&copy.chmod)?);
+        if let Some(mode) = &chmod {
+            let octal = !mode.is_empty()
+                && mode.len() <= 4
+                && mode.chars().all(|c| ('0'..='7').contains(&c));
+            if !octal {
+                let at = copy.chmod.as_ref().map_or(cmd.location, |w| w.location);
+                return Err(Error::at(at, ConvertError::Chmod(mode.clone())));
+            }
+        }
+        let sources = copy
+            .sources
+            .iter()
+            .map(|w| self.expand(w, &get))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dest = self.expand(&copy.dest, &get)?;
+        let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+        if sources.len() > 1 && !is_dir {
+            return Err(Error::at(
+                copy.dest.location,
+                ConvertError::CopyDestNotDirectory(dest),
+            ));
+        }
+        let mut abs = clean(&join(&st.workdir(), &dest));
+        if is_dir && abs != "/" {
+            abs.push('/');
+        }
+
+        let mut inputs = vec![st.vertex.clone()];
+        if let Some(from) = &from {
+            inputs.push(self.copy_source(index, from, cmd.location)?);
+        }
+        let mut shown = String::from("COPY ");
+        for (flag, value) in [("from", &from), ("chown", &chown), ("chmod", &chmod)] {
+            if let Some(v) = value {
+                shown += &format!("--{flag}={v} ");
+            }
+        }
+        shown += &format!("{} {dest}", sources.join(" "));
+        let op = Op::Copy(CopyOp {
+            from: if from.is_some() {
+                CopyFrom::Input
+            } else {
+                CopyFrom::Context
+            },
+            sources,
+            dest: abs,
+            chown,
+            chmod,
+        });
+        let name = st.name(&cmd.text);
+        st.vertex = self.add(op, inputs, name)?;
+        st.history(shown, false);
+        Ok(())
+    }
+
+    /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
+    /// or an image.
+    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Error> {
+        match self.find_stage(from) {
+            Some(i) if i == index => {
+                Err(Error::at(at, ConvertError::CopyFromItself(from.to_owned())))
+            }
+            Some(i) if i > index => {
+                Err(Error::at(at, ConvertError::CopyFromLater(from.to_owned())))
+            }
+            Some(i) => Ok(self.stage(i)?.vertex),
+            None => {
+                let image = self.resolve(from, at)?.ok_or_else(|| {
+                    Error::at(at, ConvertError::CopyFromNotFound(from.to_owned()))
+                })?;
+                let name = format!("image {}", image.name);
+                let op = Op::Image {
+                    name: image.name,
+                    digest: image.digest,
+                };
+                self.add(op, vec![], name)
+            }
+        }
+    }
+}
+
+fn join_pairs(pairs: &[(String, String)]) -> String {
+    let v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    v.join(" ")
+}
+
+fn json(args: &[String]) -> String {
+    serde_json::to_string(args).unwrap_or_default()
+}
+
+/// `path` made absolute against `dir`.
+fn join(dir: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{dir}/{path}")
+    }
+}
+
+/// An absolute path with `.`, `..` and repeated `/` resolved (Go's `path.Clean`);
+/// no trailing `/` except for the root.
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `80` → `80/tcp`; `53/UDP` → `53/udp`; `None` when it is no port.
+fn normalize_port(port: &str) -> Option<String> {
+    let (number, proto) = port.split_once('/').unwrap_or((port, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let is_port = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+    let number_ok = match number.split_once('-') {
+        Some((a, b)) => is_port(a) && is_port(b),
+        None => is_port(number),
+    };
+    (number_ok && ["tcp", "udp", "sctp"].contains(&proto.as_str()))
+        .then(|| format!("{number}/{proto}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for (dir, path, want) in [
+            ("/", "a", "/a"),
+            ("/app", "src/../lib", "/app/lib"),
+            ("/app", "/abs//x/", "/abs/x"),
+            ("/app", ".", "/app"),
+            ("/a/b", "../../..", "/"),
+            ("/", "./x/./y", "/x/y"),
+        ] {
+            assert_eq!(clean(&join(dir, path)), want, "{dir} {path}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        for (input, want) in [
+            ("80", Some("80/tcp")),
+            ("53/UDP", Some("53/udp")),
+            ("8000-8010/sctp", Some("8000-8010/sctp")),
+            ("0", None),
+            ("http", None),
+            ("80/icmp", None),
+            ("70000", None),
+        ] {
+            assert_eq!(normalize_port(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn env_entries_replace_in_place() {
+        let mut env = vec!["A=1".to_owned(), "AB=2".to_owned()];
+        env_set(&mut env, "A", "3");
+        env_set(&mut env, "C", "4");
+        env_set(&mut env, "AB", "");
+        assert_eq!(env, ["A=3", "AB=", "C=4"]);
+        assert_eq!(env_get(&env, "A"), Some("3"));
+        assert_eq!(env_get(&env, "AB"), Some(""));
+        assert_eq!(env_get(&env, "B"), None);
+    }
+}

@@ -1,0 +1,613 @@
+//! Dockerfile text → [`Node`]s, one per instruction, with line and column.
+//!
+//! Line-oriented like BuildKit's parser:
+//! * parser directives (`# escape=…`, `# syntax=…`, `# check=…`) are read from the
+//!   top of the file until the first line that is not one;
+//! * a line ending with the escape character (default `\`, optionally followed by
+//!   blanks) continues on the next line; blank lines and comment lines inside a
+//!   continuation are skipped;
+//! * the first word is the instruction (case-insensitive), then come `--flag=value`
+//!   words, then the rest, kept as raw text (expansion happens later, and only for
+//!   the instructions that expand) or, for the instructions that have one, parsed
+//!   as a JSON (exec form) array.
+
+use std::collections::BTreeSet;
+
+use crate::{Error, Location};
+
+/// The escape character when no `# escape=` directive is given.
+pub(crate) const DEFAULT_ESCAPE: char = '\\';
+
+/// A file that is not a well-formed Dockerfile.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("no instructions (the file is empty or holds only comments)")]
+    Empty,
+    #[error("unknown instruction \"{keyword}\"{}", did_you_mean(suggestion))]
+    UnknownInstruction {
+        keyword: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("{keyword} is not supported yet")]
+    UnsupportedInstruction { keyword: &'static str },
+    #[error("{keyword} --{flag} is not supported yet")]
+    UnsupportedFlag { keyword: &'static str, flag: String },
+    #[error("{keyword} does not take --{flag} ({})", takes(flags))]
+    UnknownFlag {
+        keyword: &'static str,
+        flag: String,
+        flags: &'static [&'static str],
+    },
+    #[error("flag --{flag} needs a value: --{flag}=<value>")]
+    FlagWithoutValue { flag: String },
+    #[error("flag --{flag} is given twice")]
+    DuplicateFlag { flag: String },
+    #[error("unterminated JSON array")]
+    UnterminatedJson,
+    #[error("invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas")]
+    InvalidJson,
+    #[error("a JSON array here must hold strings only")]
+    NotStringArray,
+    #[error("heredocs are not supported yet")]
+    Heredoc,
+    #[error("invalid escape directive \"{0}\": it must be \\ or `")]
+    InvalidEscape(String),
+    #[error("the {0} directive is given twice")]
+    DuplicateDirective(String),
+}
+
+fn did_you_mean(suggestion: &Option<&'static str>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean \"{s}\"?)"),
+        None => String::new(),
+    }
+}
+
+fn takes(flags: &[&str]) -> String {
+    if flags.is_empty() {
+        "it takes no flags".to_owned()
+    } else {
+        let list: Vec<String> = flags.iter().map(|f| format!("--{f}")).collect();
+        format!("it takes {}", list.join(", "))
+    }
+}
+
+/// What the parser knows about one instruction.
+struct Spec {
+    keyword: &'static str,
+    /// Flags it takes (all of them `--name=value`).
+    flags: &'static [&'static str],
+    /// Flags Docker knows for it that kiln does not implement yet.
+    unsupported_flags: &'static [&'static str],
+    /// Whether it has a JSON (exec) form.
+    json: bool,
+    /// False for instructions kiln knows but does not implement yet.
+    supported: bool,
+}
+
+const fn spec(keyword: &'static str, json: bool) -> Spec {
+    Spec {
+        keyword,
+        flags: &[],
+        unsupported_flags: &[],
+        json,
+        supported: true,
+    }
+}
+
+const fn unsupported(keyword: &'static str) -> Spec {
+    Spec {
+        supported: false,
+        ..spec(keyword, false)
+    }
+}
+
+/// Every instruction Docker knows, in the order "did you mean" prefers on a tie.
+const SPECS: &[Spec] = &[
+    Spec {
+        unsupported_flags: &["platform"],
+        ..spec("FROM", false)
+    },
+    Spec {
+        unsupported_flags: &["mount", "network", "security"],
+        ..spec("RUN", true)
+    },
+    Spec {
+        flags: &["from", "chown", "chmod"],
+        unsupported_flags: &["link", "parents", "exclude"],
+        ..spec("COPY", true)
+    },
+    spec("CMD", true),
+    spec("ENTRYPOINT", true),
+    spec("ENV", false),
+    spec("ARG", false),
+    spec("WORKDIR", false),
+    spec("USER", false),
+    spec("LABEL", false),
+    spec("EXPOSE", false),
+    unsupported("ADD"),
+    unsupported("VOLUME"),
+    unsupported("HEALTHCHECK"),
+    unsupported("SHELL"),
+    unsupported("STOPSIGNAL"),
+    unsupported("ONBUILD"),
+    unsupported("MAINTAINER"),
+];
+
+/// A `--name=value` word between the instruction and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Flag {
+    pub(crate) name: String,
+    /// Raw, unexpanded.
+    pub(crate) value: String,
+    pub(crate) location: Location,
+}
+
+/// Where a piece of the logical (continuation-joined) line came from.
+#[derive(Debug, Clone)]
+struct Segment {
+    /// Byte offset in the logical line.
+    offset: usize,
+    line: usize,
+    /// Column of the segment's first character.
+    column: usize,
+}
+
+/// One instruction.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// Uppercased, one of the supported instructions.
+    pub(crate) keyword: &'static str,
+    pub(crate) flags: Vec<Flag>,
+    /// Everything after the keyword and flags, continuations joined, trimmed.
+    pub(crate) rest: String,
+    /// The parsed array when `rest` is in JSON (exec) form.
+    pub(crate) json: Option<Vec<String>>,
+    /// Where the keyword starts.
+    pub(crate) location: Location,
+    /// The instruction as written, continuations joined into one line.
+    pub(crate) text: String,
+    /// Byte offset of `rest` in the logical line.
+    rest_offset: usize,
+    /// The logical line, to map offsets back to places.
+    line: String,
+    segments: Vec<Segment>,
+}
+
+impl Node {
+    /// Where the character at byte `offset` of `rest` was written.
+    pub(crate) fn location_of(&self, offset: usize) -> Location {
+        locate(&self.line, &self.segments, self.rest_offset + offset)
+    }
+}
+
+fn locate(line: &str, segments: &[Segment], offset: usize) -> Location {
+    let seg = segments
+        .iter()
+        .rev()
+        .find(|s| s.offset <= offset)
+        .unwrap_or(&segments[0]);
+    let end = offset.min(line.len());
+    let chars = line.get(seg.offset..end).map_or(0, |s| s.chars().count());
+    Location {
+        line: seg.line,
+        column: seg.column + chars,
+    }
+}
+
+/// The parse of a whole file.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub(crate) nodes: Vec<Node>,
+    /// From the `# escape=` directive.
+    pub(crate) escape: char,
+}
+
+/// Parse a Dockerfile.
+pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+
+    let mut i = 0;
+    let mut escape = DEFAULT_ESCAPE;
+    let mut seen = BTreeSet::new();
+    while let Some((name, value, column)) = lines.get(i).and_then(|l| directive(l)) {
+        let location = Location {
+            line: i + 1,
+            column,
+        };
+        if !seen.insert(name.clone()) {
+            return Err(Error::at(location, ParseError::DuplicateDirective(name)));
+        }
+        if name == "escape" {
+            escape = match value {
+                "\\" => '\\',
+                "`" => '`',
+                _ => {
+                    let e = ParseError::InvalidEscape(value.to_owned());
+                    return Err(Error::at(location, e));
+                }
+            };
+        }
+        i += 1;
+    }
+
+    let mut nodes = Vec::new();
+    while i < lines.len() {
+        let raw = lines[i];
+        i += 1;
+        let start = raw.trim_start();
+        if start.is_empty() || start.starts_with('#') {
+            continue;
+        }
+        let mut segments = vec![Segment {
+            offset: 0,
+            line: i,
+            column: raw[..raw.len() - start.len()].chars().count() + 1,
+        }];
+        let (content, mut continued) = strip_continuation(start, escape);
+        let mut line = content.to_owned();
+        while continued && i < lines.len() {
+            let raw = lines[i];
+            i += 1;
+            let start = raw.trim_start();
+            if start.is_empty() || start.starts_with('#') {
+                continue;
+            }
+            let (content, more) = strip_continuation(raw, escape);
+            segments.push(Segment {
+                offset: line.len(),
+                line: i,
+                column: 1,
+            });
+            line.push_str(content);
+            continued = more;
+        }
+        nodes.push(node(line, segments, escape)?);
+    }
+    if nodes.is_empty() {
+        return Err(Error::whole(ParseError::Empty));
+    }
+    Ok(Parsed { nodes, escape })
+}
+
+/// `# name=value` at the top of the file: the lowercased name, the value and
+/// the column of the `#`. Only known directives count; any other line ends them.
+fn directive(line: &str) -> Option<(String, &str, usize)> {
+    let start = line.trim_start();
+    let column = line.len() - start.len() + 1;
+    let (name, value) = start.strip_prefix('#')?.split_once('=')?;
+    let name = name.trim().to_ascii_lowercase();
+    let value = value.trim();
+    let known = ["escape", "syntax", "check"].contains(&name.as_str());
+    (known && !value.is_empty()).then_some((name, value, column))
+}
+
+/// The line without a trailing escape character (and the blanks after it), and
+/// whether there was one.
+fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    match trimmed.strip_suffix(escape) {
+        Some(content) => (content, true),
+        None => (line, false),
+    }
+}
+
+/// One logical line → a node.
+fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Error> {
+    let at = |offset: usize| locate(&line, &segments, offset);
+    let word_end = line.find(char::is_whitespace).unwrap_or(line.len());
+    let written = &line[..word_end];
+    let keyword = written.to_ascii_uppercase();
+    let Some(spec) = SPECS.iter().find(|s| s.keyword == keyword) else {
+        let e = ParseError::UnknownInstruction {
+            suggestion: suggest(&keyword),
+            keyword: written.to_owned(),
+        };
+        return Err(Error::at(at(0), e));
+    };
+    if !spec.supported {
+        let e = ParseError::UnsupportedInstruction {
+            keyword: spec.keyword,
+        };
+        return Err(Error::at(at(0), e));
+    }
+
+    // Flags: `--name=value` words up to the first other word (or a bare `--`).
+    let skip_blanks = |from: usize| from + (line[from..].len() - line[from..].trim_start().len());
+    let mut pos = skip_blanks(word_end);
+    let mut flags: Vec<Flag> = Vec::new();
+    while line[pos..].starts_with("--") {
+        let end = line[pos..]
+            .find(char::is_whitespace)
+            .map_or(line.len(), |e| pos + e);
+        let word = &line[pos + 2..end];
+        let location = at(pos);
+        pos = skip_blanks(end);
+        if word.is_empty() {
+            break;
+        }
+        let (name, value) = match word.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (word, None),
+        };
+        if !spec.flags.contains(&name) {
+            let e = if spec.unsupported_flags.contains(&name) {
+                ParseError::UnsupportedFlag {
+                    keyword: spec.keyword,
+                    flag: name.to_owned(),
+                }
+            } else {
+                ParseError::UnknownFlag {
+                    keyword: spec.keyword,
+                    flag: name.to_owned(),
+                    flags: spec.flags,
+                }
+            };
+            return Err(Error::at(location, e));
+        }
+        let flag = name.to_owned();
+        let value = match value {
+            Some(v) if !v.is_empty() => v.to_owned(),
+            _ => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
+        };
+        if flags.iter().any(|f| f.name == name) {
+            return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
+        }
+        flags.push(Flag {
+            name: flag,
+            value,
+            location,
+        });
+    }
+
+    let rest = line[pos..].trim_end().to_owned();
+    let json = if spec.json {
+        json_form(&rest).map_err(|e| Error::at(at(pos), e))?
+    } else {
+        None
+    };
+    if json.is_none() && matches!(spec.keyword, "RUN" | "COPY") {
+        if let Some(offset) = heredoc(&rest, escape) {
+            return Err(Error::at(at(pos + offset), ParseError::Heredoc));
+        }
+    }
+    Ok(Node {
+        keyword: spec.keyword,
+        flags,
+        json,
+        location: at(0),
+        text: line.trim().to_owned(),
+        rest,
+        rest_offset: pos,
+        line,
+        segments,
+    })
+}
+
+/// The exec-form array, if `rest` is one. Like Docker, text that starts with `[`
+/// but is no JSON array is shell form (`RUN [ -f x ] && …`); but text that starts
+/// with `["` was surely meant as JSON, so a mistake in it is an error rather
+/// than a command line `/bin/sh` would choke on.
+fn json_form(rest: &str) -> Result<Option<Vec<String>>, ParseError> {
+    if !rest.starts_with('[') {
+        return Ok(None);
+    }
+    match serde_json::from_str::<serde_json::Value>(rest) {
+        Ok(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(ParseError::NotStringArray),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        _ if rest.starts_with("[\"") && !rest.ends_with(']') => Err(ParseError::UnterminatedJson),
+        _ if rest.starts_with("[\"") => Err(ParseError::InvalidJson),
+        _ => Ok(None),
+    }
+}
+
+/// The offset of a heredoc marker (`<<EOF`, `<<-"EOF"`) among the words of `rest`.
+fn heredoc(rest: &str, escape: char) -> Option<usize> {
+    let mut offset = 0;
+    for word in rest.split_inclusive(char::is_whitespace) {
+        let w = word.trim_end();
+        let start = offset;
+        offset += word.len();
+        let Some(marker) = w
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix("<<")
+        else {
+            continue;
+        };
+        let marker = marker.strip_prefix('-').unwrap_or(marker);
+        let name = marker.trim_matches(|c| c == '"' || c == '\'');
+        let name = name.strip_prefix(escape).unwrap_or(name);
+        let mut chars = name.chars();
+        if chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// The known keyword closest to `keyword`, if it is close enough to be a typo.
+fn suggest(keyword: &str) -> Option<&'static str> {
+    let mut best: Option<(usize, &'static str)> = None;
+    for spec in SPECS {
+        let d = edit_distance(keyword, spec.keyword);
+        if d <= 2 && d < spec.keyword.len() && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, spec.keyword));
+        }
+    }
+    best.map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance: Levenshtein plus swaps of two neighbours,
+/// so `FORM` is one edit from `FROM`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line per node: `line:col KEYWORD [--flag=v@l:c] rest-or-json`.
+    fn render(text: &str) -> String {
+        let parsed = match parse(text) {
+            Ok(p) => p,
+            Err(mut e) => {
+                e.file = "Dockerfile".into();
+                return e.to_string();
+            }
+        };
+        let mut out = Vec::new();
+        if parsed.escape != DEFAULT_ESCAPE {
+            out.push(format!("escape {}", parsed.escape));
+        }
+        for n in parsed.nodes {
+            let mut s = format!("{} {}", n.location, n.keyword);
+            for f in &n.flags {
+                s += &format!(" --{}={}@{}", f.name, f.value, f.location);
+            }
+            match &n.json {
+                Some(a) => s += &format!(" json{a:?}"),
+                None => s += &format!(" |{}|", n.rest),
+            }
+            out.push(s);
+        }
+        out.join("\n")
+    }
+
+    #[test]
+    fn parses() {
+        let cases: &[(&str, &str)] = &[
+            ("FROM alpine", "1:1 FROM |alpine|"),
+            (
+                "from alpine AS b\r\nrun  make\r\n",
+                "1:1 FROM |alpine AS b|\n2:1 RUN |make|",
+            ),
+            ("\n\n  # c\n   RUN x  ", "4:4 RUN |x|"),
+            ("RUN a \\\n  b", "1:1 RUN |a   b|"),
+            (
+                "RUN a \\  \n# comment\n\n  \n  b \\\n c",
+                "1:1 RUN |a   b  c|",
+            ),
+            ("RUN a \\", "1:1 RUN |a|"),
+            (
+                "# escape=`\nRUN a `\n b\nRUN c:\\",
+                "escape `\n2:1 RUN |a  b|\n4:1 RUN |c:\\|",
+            ),
+            (
+                "# syntax=docker/dockerfile:1\n#escape = \\\nRUN a",
+                "3:1 RUN |a|",
+            ),
+            ("# foo=bar\n# escape=`\nRUN a", "3:1 RUN |a|"),
+            ("\n# escape=`\nRUN a `", "3:1 RUN |a `|"),
+            ("CMD [\"a\", \"b c\"]", "1:1 CMD json[\"a\", \"b c\"]"),
+            ("ENTRYPOINT []", "1:1 ENTRYPOINT json[]"),
+            ("RUN [ -f x ] && y", "1:1 RUN |[ -f x ] && y|"),
+            ("RUN [ \"a\" = b ]", "1:1 RUN |[ \"a\" = b ]|"),
+            ("ENV A=[\"x\"", "1:1 ENV |A=[\"x\"|"),
+            (
+                "COPY --from=b --chown=1:2 --chmod=755 a /b",
+                "1:1 COPY --from=b@1:6 --chown=1:2@1:15 --chmod=755@1:27 |a /b|",
+            ),
+            ("COPY -- --from /x", "1:1 COPY |--from /x|"),
+            (
+                "COPY --from=b [\"a\",\"/b\"]",
+                "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]",
+            ),
+            ("RUN echo $((1<<2))", "1:1 RUN |echo $((1<<2))|"),
+            ("\u{feff}FROM x", "1:1 FROM |x|"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(render(input), *want, "input: {input:?}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let cases: &[(&str, &str)] = &[
+            ("", "Dockerfile: no instructions (the file is empty or holds only comments)"),
+            ("# just a comment\n\n", "Dockerfile: no instructions (the file is empty or holds only comments)"),
+            ("FROM a\n\nRUNN x", "Dockerfile:3:1: unknown instruction \"RUNN\" (did you mean \"RUN\"?)"),
+            ("  form a", "Dockerfile:1:3: unknown instruction \"form\" (did you mean \"FROM\"?)"),
+            ("XYZZY a", "Dockerfile:1:1: unknown instruction \"XYZZY\""),
+            ("FROM a\nRUN b\n\n\nADD x /y", "Dockerfile:5:1: ADD is not supported yet"),
+            ("FROM a\n  healthcheck NONE", "Dockerfile:2:3: HEALTHCHECK is not supported yet"),
+            ("FROM a\nCMD [\"a\", \"b\"", "Dockerfile:2:5: unterminated JSON array"),
+            ("FROM a\nCOPY [\"a\" \"b\"]", "Dockerfile:2:6: invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas"),
+            ("FROM a\nRUN [\"a\", 1]", "Dockerfile:2:5: a JSON array here must hold strings only"),
+            ("RUN --mount=type=cache,target=/x make", "Dockerfile:1:5: RUN --mount is not supported yet"),
+            ("FROM --platform=linux/amd64 a", "Dockerfile:1:6: FROM --platform is not supported yet"),
+            ("RUN --from=a make", "Dockerfile:1:5: RUN does not take --from (it takes no flags)"),
+            ("COPY --form=a b c", "Dockerfile:1:6: COPY does not take --form (it takes --from, --chown, --chmod)"),
+            ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
+            ("COPY --chown=a --chown=b c d", "Dockerfile:1:16: flag --chown is given twice"),
+            ("RUN cat <<EOF\nx\nEOF", "Dockerfile:1:9: heredocs are not supported yet"),
+            ("COPY <<-\"EOF\" /x", "Dockerfile:1:6: heredocs are not supported yet"),
+            ("# escape=x\nRUN a", "Dockerfile:1:1: invalid escape directive \"x\": it must be \\ or `"),
+            ("# escape=`\n# Escape=\\\nRUN a", "Dockerfile:2:1: the escape directive is given twice"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(render(input), *want, "input: {input:?}");
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        for (a, b, d) in [
+            ("RUN", "RUN", 0),
+            ("RUNN", "RUN", 1),
+            ("FORM", "FROM", 1),
+            ("CPY", "COPY", 1),
+            ("ENTRYPONT", "ENTRYPOINT", 1),
+            ("XYZ", "ARG", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn locations_follow_continuations() {
+        let parsed = parse("RUN a \\\n   bcd \\\n\n\tef").unwrap();
+        let n = &parsed.nodes[0];
+        assert_eq!(n.rest, "a    bcd \tef");
+        let at = |s: &str| n.location_of(n.rest.find(s).unwrap()).to_string();
+        assert_eq!(at("a"), "1:5");
+        assert_eq!(at("bcd"), "2:4");
+        assert_eq!(at("ef"), "4:2");
+        assert_eq!(n.text, "RUN a    bcd \tef");
+    }
+}
