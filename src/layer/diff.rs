@@ -1,1 +1,387 @@
+//! An overlayfs upper folder → the entries of an OCI layer.
+//!
+//! After a RUN step the overlay's upper folder holds exactly what the step
+//! changed: new and modified files as themselves, deletions as 0:0 character
+//! devices (whiteouts), and folders whose old content was hidden wholesale
+//! (`rm -rf d && mkdir d`) with the opaque xattr. [`write_upper`] turns that
+//! into tar entries in the OCI form: `.wh.name` files and `.wh..wh..opq`
+//! markers.
+//!
+//! Entries come in a fixed order (sorted by name, depth first) with full
+//! headers and no user or group names, so the same upper folder always gives
+//! the same tar bytes. Names too long for the header go into PAX `path` /
+//! `linkpath` records, and xattrs into PAX `SCHILY.xattr.*` records, as Go's
+//! archive/tar (docker, containerd, BuildKit) writes and reads them.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use tar::{EntryType, Header};
+use walkdir::WalkDir;
+
+use super::extract::{io_err, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use super::LayerError;
+
+/// The xattrs overlayfs keeps for itself: `user.overlay.*` with the `userxattr`
+/// mount option kiln uses, `trusted.overlay.*` for an overlay mounted without
+/// it. They describe the upper folder, not the image, and never go in a layer.
+const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"user.overlay.", b"trusted.overlay."];
+const OPAQUE_XATTRS: [&str; 2] = ["user.overlay.opaque", "trusted.overlay.opaque"];
+
+/// Append the changeset in the overlay upper folder `upper` to `out` (usually a
+/// [`LayerTar`](super::LayerTar) from [`LayerWriter::tar`](super::LayerWriter::tar)),
+/// with paths relative to `upper`. Symlinks are written as symlinks, never
+/// followed; sockets are skipped (tar cannot hold them); file contents are
+/// streamed.
+pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+    // (st_dev, st_ino) of multiply-linked inodes → the first path written.
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let walk = WalkDir::new(upper)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1);
+    for item in walk {
+        let item = item.map_err(|e| {
+            let path = e.path().unwrap_or(upper).to_owned();
+            io_err("walking", &path)(e.into())
+        })?;
+        let path = item.path();
+        let meta = item
+            .metadata()
+            .map_err(|e| io_err("inspecting", path)(e.into()))?;
+        let rel = path
+            .strip_prefix(upper)
+            .expect("walkdir yields paths below its root")
+            .as_os_str()
+            .as_bytes();
+        let kind = meta.file_type();
+
+        let mut header = Header::new_gnu();
+        header.set_mode(meta.mode() & 0o7777);
+        header.set_uid(meta.uid().into());
+        header.set_gid(meta.gid().into());
+        header.set_mtime(meta.mtime().max(0) as u64);
+        header.set_size(0);
+
+        // Whiteouts first: overlayfs may hardlink all its whiteouts to one
+        // inode, which must not turn them into link entries.
+        if kind.is_char_device() && meta.rdev() == 0 {
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0);
+            let name = sibling(rel, WHITEOUT_PREFIX.as_bytes());
+            append(out, &mut header, &name, None, &[], io::empty())?;
+            continue;
+        }
+        let xattrs = read_xattrs(path)?;
+
+        if kind.is_dir() {
+            header.set_entry_type(EntryType::Directory);
+            let mut name = rel.to_vec();
+            name.push(b'/');
+            append(out, &mut header, &name, None, &xattrs, io::empty())?;
+            if is_opaque(path) {
+                // Docker's form: a regular file with the folder's owner, mtime
+                // and permission bits.
+                let mut name = rel.to_vec();
+                name.push(b'/');
+                name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
+                header.set_entry_type(EntryType::Regular);
+                header.set_mode(meta.mode() & 0o777);
+                append(out, &mut header, &name, None, &[], io::empty())?;
+            }
+            continue;
+        }
+
+        if meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                header.set_entry_type(EntryType::Link);
+                append(out, &mut header, rel, Some(first), &xattrs, io::empty())?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), rel.to_vec());
+        }
+
+        if kind.is_file() {
+            header.set_entry_type(EntryType::Regular);
+            header.set_size(meta.len());
+            let file = File::open(path).map_err(io_err("opening", path))?;
+            let mut data = Counted {
+                inner: file.take(meta.len()),
+                count: 0,
+            };
+            append(out, &mut header, rel, None, &xattrs, &mut data)?;
+            // tar pads what it got, not what the header says: a file that
+            // shrank while we read it has made the archive invalid.
+            if data.count != meta.len() {
+                let source = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while read");
+                return Err(io_err("reading", path)(source));
+            }
+        } else if kind.is_symlink() {
+            header.set_entry_type(EntryType::Symlink);
+            let target = fs::read_link(path).map_err(io_err("reading link", path))?;
+            let target = target.as_os_str().as_bytes();
+            append(out, &mut header, rel, Some(target), &xattrs, io::empty())?;
+        } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+            header.set_entry_type(if kind.is_char_device() {
+                EntryType::Char
+            } else if kind.is_block_device() {
+                EntryType::Block
+            } else {
+                EntryType::Fifo
+            });
+            if !kind.is_fifo() {
+                let set = header
+                    .set_device_major(libc::major(meta.rdev()))
+                    .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
+                set.map_err(LayerError::Write)?;
+            }
+            append(out, &mut header, rel, None, &xattrs, io::empty())?;
+        }
+        // Sockets: skipped, as docker does.
+    }
+    Ok(())
+}
+
+/// `dir/name` → `dir/<prefix>name`.
+fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
+    let split = rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let mut name = rel[..split].to_vec();
+    name.extend_from_slice(prefix);
+    name.extend_from_slice(&rel[split..]);
+    name
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    OPAQUE_XATTRS
+        .iter()
+        .any(|name| matches!(xattr::get(dir, name), Ok(Some(v)) if v == b"y"))
+}
+
+/// The xattrs worth keeping, sorted by name: all but overlayfs's own. A
+/// filesystem without xattr support simply has none.
+fn read_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, LayerError> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("listing xattrs of", path)(e)),
+    };
+    let mut xattrs = Vec::new();
+    for name in names {
+        let bytes = name.as_bytes();
+        if OVERLAY_XATTR_PREFIXES.iter().any(|p| bytes.starts_with(p)) {
+            continue;
+        }
+        // An xattr removed since the listing is simply gone.
+        if let Some(value) = xattr::get(path, &name).map_err(io_err("reading xattrs of", path))? {
+            xattrs.push((name, value));
+        }
+    }
+    xattrs.sort();
+    Ok(xattrs)
+}
+
+/// Append one entry. Names (and link targets) longer than the header's 100
+/// bytes go into a PAX record, with a truncated copy in the header for old
+/// readers.
+fn append<W: Write>(
+    out: &mut tar::Builder<W>,
+    header: &mut Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    xattrs: &[(OsString, Vec<u8>)],
+    data: impl Read,
+) -> Result<(), LayerError> {
+    let mut pax: Vec<(String, &[u8])> = Vec::new();
+    if !set_field(&mut header.as_old_mut().name, name) {
+        pax.push(("path".into(), name));
+    }
+    if let Some(link) = link {
+        if !set_field(&mut header.as_old_mut().linkname, link) {
+            pax.push(("linkpath".into(), link));
+        }
+    }
+    for (key, value) in xattrs {
+        // PAX keys are UTF-8; Linux xattr names in practice are ASCII.
+        if let Some(key) = key.to_str() {
+            pax.push((format!("SCHILY.xattr.{key}"), value));
+        }
+    }
+    if !pax.is_empty() {
+        out.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(LayerError::Write)?;
+    }
+    header.set_cksum();
+    out.append(header, data).map_err(LayerError::Write)
+}
+
+/// Copy `value` into a NUL-padded header field; false when it had to be
+/// truncated.
+fn set_field(field: &mut [u8], value: &[u8]) -> bool {
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+    field[n..].fill(0);
+    n == value.len()
+}
+
+/// A reader that counts what it hands out.
+struct Counted<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::extract::{self, OPAQUE_XATTR};
+    use crate::layer::LayerWriter;
+    use crate::store::Store;
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    use std::os::unix::fs::symlink;
+
+    fn require_root() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes whiteout devices: run it as root \
+             (CI does; `sudo -E cargo test` locally)"
+        );
+    }
+
+    /// An upper folder as overlayfs leaves it after a RUN step.
+    fn upper(dir: &Path, long: &str) {
+        let w = |rel: &str, data: &str| fs::write(dir.join(rel), data).unwrap();
+        w("a.txt", "hello");
+        fs::create_dir(dir.join("bin")).unwrap();
+        w("bin/tool", "#!/bin/sh\n");
+        xattr::set(dir.join("bin/tool"), "user.keep", b"1").unwrap();
+        xattr::set(dir.join("bin"), "user.overlay.impure", b"y").unwrap();
+        let whiteout = dir.join("bin/old");
+        mknod(&whiteout, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).unwrap();
+        // overlayfs may share one inode among its whiteouts
+        fs::hard_link(&whiteout, dir.join("gone")).unwrap();
+        fs::create_dir(dir.join(long)).unwrap();
+        w(&format!("{long}/f"), "long");
+        w("h1", "linked");
+        fs::hard_link(dir.join("h1"), dir.join("h2")).unwrap();
+        symlink("a.txt", dir.join("link")).unwrap();
+        fs::create_dir(dir.join("opq")).unwrap();
+        xattr::set(dir.join("opq"), OPAQUE_XATTR, b"y").unwrap();
+        w("opq/new", "n");
+    }
+
+    #[test]
+    fn an_upper_folder_becomes_oci_entries_and_back() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let up = tmp.path().join("upper");
+        fs::create_dir(&up).unwrap();
+        let long = "d".repeat(120);
+        upper(&up, &long);
+
+        let mut writer = LayerWriter::new(&store).unwrap();
+        write_upper(&up, writer.tar()).unwrap();
+        let layer = writer.finish().unwrap();
+        let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(blob)
+            .read_to_end(&mut tar)
+            .unwrap();
+
+        let mut got = Vec::new();
+        let mut archive = tar::Archive::new(&tar[..]);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+            let mut xattrs = Vec::new();
+            if let Some(pax) = entry.pax_extensions().unwrap() {
+                for record in pax {
+                    let key = record.unwrap().key().unwrap().to_owned();
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        xattrs.push(name.to_owned());
+                    }
+                }
+            }
+            let kind = entry.header().entry_type();
+            got.push((path, kind, link, xattrs));
+        }
+        let (reg, dir) = (EntryType::Regular, EntryType::Directory);
+        let e = |p: &str, k: EntryType, l: Option<&str>, x: &[&str]| {
+            let x = x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            (p.to_owned(), k, l.map(str::to_owned), x)
+        };
+        let want = vec![
+            e("a.txt", reg, None, &[]),
+            e("bin/", dir, None, &[]),
+            e("bin/.wh.old", reg, None, &[]),
+            e("bin/tool", reg, None, &["user.keep"]),
+            e(&format!("{long}/"), dir, None, &[]),
+            e(&format!("{long}/f"), reg, None, &[]),
+            e(".wh.gone", reg, None, &[]),
+            e("h1", reg, None, &[]),
+            e("h2", EntryType::Link, Some("h1"), &[]),
+            e("link", EntryType::Symlink, Some("a.txt"), &[]),
+            e("opq/", dir, None, &[]),
+            e("opq/.wh..wh..opq", reg, None, &[]),
+            e("opq/new", reg, None, &[]),
+        ];
+        assert_eq!(got, want);
+
+        // Back into a snapshot folder: the overlay markers reappear.
+        let lower = tmp.path().join("lower");
+        fs::create_dir(&lower).unwrap();
+        extract::apply(&tar[..], &lower, "round-trip").unwrap();
+        for gone in ["gone", "bin/old"] {
+            let m = fs::symlink_metadata(lower.join(gone)).unwrap();
+            assert!(m.file_type().is_char_device() && m.rdev() == 0, "{gone}");
+        }
+        let opaque = xattr::get(lower.join("opq"), OPAQUE_XATTR).unwrap();
+        assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
+        assert_eq!(
+            xattr::get(lower.join("bin"), "user.overlay.impure").unwrap(),
+            None
+        );
+        let keep = xattr::get(lower.join("bin/tool"), "user.keep").unwrap();
+        assert_eq!(keep.as_deref(), Some(&b"1"[..]));
+        let ino = |p: &str| fs::metadata(lower.join(p)).unwrap().ino();
+        assert_eq!(ino("h1"), ino("h2"));
+        assert_eq!(fs::read(lower.join(format!("{long}/f"))).unwrap(), b"long");
+        assert_eq!(
+            fs::read_link(lower.join("link")).unwrap(),
+            Path::new("a.txt")
+        );
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode();
+        assert_eq!(mode(&lower.join("a.txt")), mode(&up.join("a.txt")));
+        let mtime = |p: &Path| fs::symlink_metadata(p).unwrap().mtime();
+        assert_eq!(mtime(&lower.join("bin")), mtime(&up.join("bin")));
+    }
+
+    #[test]
+    fn the_same_upper_gives_the_same_layer() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let up = tmp.path().join("upper");
+        fs::create_dir(&up).unwrap();
+        upper(&up, "long");
+        let write = || {
+            let mut writer = LayerWriter::new(&store).unwrap();
+            write_upper(&up, writer.tar()).unwrap();
+            writer.finish().unwrap()
+        };
+        assert_eq!(write(), write());
+    }
+}
