@@ -444,7 +444,7 @@ fn suggest(keyword: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
     for spec in SPECS {
         let d = edit_distance(keyword, spec.keyword);
-        if d <= 2 && d < spec.keyword.len() && best.is_none_or(|(b, _)| d < b) {
+        if d <= 2 && d < spec.keyword.len() && best.map_or(true, |(b, _)| d < b) {
             best = Some((d, spec.keyword));
         }
     }
@@ -460,8 +460,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
