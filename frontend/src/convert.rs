@@ -518,6 +518,21 @@ impl Lowering<'_> {
             .map(|w| self.expand(w, &get))
             .collect::<Result<Vec<_>, _>>()?;
         let dest = self.expand(&copy.dest, &get)?;
+        for (word, value) in copy
+            .sources
+            .iter()
+            .zip(&sources)
+            .chain([(&copy.dest, &dest)])
+        {
+            if value.is_empty() {
+                let what = if word == &copy.dest {
+                    "COPY destination"
+                } else {
+                    "COPY source"
+                };
+                return Err(Error::at(word.location, ConvertError::EmptyValue(what)));
+            }
+        }
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         if sources.len() > 1 && !is_dir {
             return Err(Error::at(

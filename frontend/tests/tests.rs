@@ -494,6 +494,8 @@ fn errors() {
         ("FROM scratch\nENV A=1 B=\"x", "Dockerfile:2:11: missing closing double quote"),
         ("FROM scratch\nWORKDIR ${A:?needs A}", "Dockerfile:2:9: A: needs A"),
         ("FROM scratch\nEXPOSE 80 80/icmp", "Dockerfile:2:11: invalid port \"80/icmp\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp"),
+        ("FROM scratch\nCOPY a $NOPE /", "Dockerfile:2:8: COPY source expands to nothing"),
+        ("FROM scratch\nCOPY a ${NOPE}", "Dockerfile:2:8: COPY destination expands to nothing"),
         ("FROM scratch\nUSER $NOBODY", "Dockerfile:2:6: USER expands to nothing"),
         ("FROM scratch\nRUN cat <<EOF\nhi\nEOF", "Dockerfile:2:9: heredocs are not supported yet"),
     ];
