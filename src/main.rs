@@ -1,3 +1,54 @@
+//! kiln: build OCI images from Dockerfiles, without a daemon and without root.
+
+mod cli;
+mod context;
+mod copy;
+mod engine;
+mod fsutil;
+mod image;
+mod image_io;
 mod layer;
+mod progress;
+mod sandbox;
+mod snapshot;
 mod store;
-fn main() {}
+
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+/// The PATH docker gives a container whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__sandbox") && args.len() == 3 {
+        sandbox::child_main(Path::new(&args[2]));
+    }
+    // Everything below runs before any thread exists: unshare needs that.
+    if let Err(msg) = enter_namespaces() {
+        eprintln!("error: {msg}");
+        std::process::exit(sandbox::exit::SETUP_FAILED);
+    }
+    std::process::exit(cli::main());
+}
+
+/// Give kiln a mount namespace of its own, so its overlay mounts can never leak
+/// (they vanish with the process), and, for an unprivileged user, a user
+/// namespace in which it is root (rootless mode; see `sandbox::userns`).
+fn enter_namespaces() -> Result<(), String> {
+    if sandbox::userns::is_child() {
+        sandbox::userns::enter_as_child()?;
+    } else if !nix::unistd::geteuid().is_root() {
+        if std::env::var_os("KILN_ROOT").is_none() {
+            // Computed here: inside the namespace this user looks like root.
+            std::env::set_var("KILN_ROOT", cli::default_root(false));
+        }
+        std::process::exit(sandbox::userns::run_in_userns()?);
+    } else {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("creating a mount namespace: {e}"))?;
+    }
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| format!("making kiln's mounts private: {e}"))
+}

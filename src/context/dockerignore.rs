@@ -50,10 +50,7 @@ struct Pattern {
 impl DockerIgnore {
     /// No rules: every file of the context is sent.
     pub fn none() -> Self {
-        DockerIgnore {
-            patterns: Vec::new(),
-            dockerfile: PathBuf::from("Dockerfile"),
-        }
+        DockerIgnore { patterns: Vec::new(), dockerfile: PathBuf::from("Dockerfile") }
     }
 
     /// Compile the text of an ignore file; `file_name` names it in errors.
@@ -116,13 +113,7 @@ impl DockerIgnore {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(ContextError::Io {
-                        action: "reading",
-                        path,
-                        source,
-                    })
-                }
+                Err(source) => return Err(ContextError::Io { action: "reading", path, source }),
             }
         }
         if let Ok(rel) = dockerfile.strip_prefix(context) {
@@ -148,9 +139,7 @@ impl DockerIgnore {
             return false;
         }
         let full: PathBuf = parts.iter().collect();
-        let parents: Vec<PathBuf> = (1..parts.len())
-            .map(|n| parts[..n].iter().collect())
-            .collect();
+        let parents: Vec<PathBuf> = (1..parts.len()).map(|n| parts[..n].iter().collect()).collect();
         let mut excluded = false;
         for pattern in &self.patterns {
             // Only a pattern that could change the verdict is evaluated: an
@@ -158,8 +147,7 @@ impl DockerIgnore {
             if pattern.exception != excluded {
                 continue;
             }
-            let hit = pattern.matcher.is_match(&full)
-                || parents.iter().any(|p| pattern.matcher.is_match(p));
+            let hit = pattern.matcher.is_match(&full) || parents.iter().any(|p| pattern.matcher.is_match(p));
             if hit {
                 excluded = !pattern.exception;
             }
@@ -346,10 +334,7 @@ mod tests {
         assert!(text.starts_with("ctx/.dockerignore:3: "), "{text}");
         assert!(text.contains("[unclosed"), "{text}");
         let err = DockerIgnore::parse("# c\n!\n", ".dockerignore").unwrap_err();
-        assert!(
-            matches!(err, ContextError::LoneExclusion { line: 2, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ContextError::LoneExclusion { line: 2, .. }), "{err}");
     }
 
     #[test]

@@ -19,11 +19,7 @@ pub enum ContextError {
         source: globset::Error,
     },
     #[error("{file}:{line}: illegal exclusion pattern {pattern:?} (a lone `!`)")]
-    LoneExclusion {
-        file: String,
-        line: usize,
-        pattern: String,
-    },
+    LoneExclusion { file: String, line: usize, pattern: String },
     #[error("{action} {path}")]
     Io {
         action: &'static str,

@@ -41,24 +41,15 @@ const OPAQUE_XATTRS: [&str; 2] = ["user.overlay.opaque", "trusted.overlay.opaque
 pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
     // (st_dev, st_ino) of multiply-linked inodes → the first path written.
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    let walk = WalkDir::new(upper)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1);
+    let walk = WalkDir::new(upper).follow_links(false).sort_by_file_name().min_depth(1);
     for item in walk {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(upper).to_owned();
             io_err("walking", &path)(e.into())
         })?;
         let path = item.path();
-        let meta = item
-            .metadata()
-            .map_err(|e| io_err("inspecting", path)(e.into()))?;
-        let rel = path
-            .strip_prefix(upper)
-            .expect("walkdir yields paths below its root")
-            .as_os_str()
-            .as_bytes();
+        let meta = item.metadata().map_err(|e| io_err("inspecting", path)(e.into()))?;
+        let rel = path.strip_prefix(upper).expect("walkdir yields paths below its root").as_os_str().as_bytes();
         let kind = meta.file_type();
 
         let mut header = Header::new_gnu();
@@ -110,10 +101,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
             header.set_entry_type(EntryType::Regular);
             header.set_size(meta.len());
             let file = File::open(path).map_err(io_err("opening", path))?;
-            let mut data = Counted {
-                inner: file.take(meta.len()),
-                count: 0,
-            };
+            let mut data = Counted { inner: file.take(meta.len()), count: 0 };
             append(out, &mut header, rel, None, &xattrs, &mut data)?;
             // tar pads what it got, not what the header says: a file that
             // shrank while we read it has made the archive invalid.
@@ -157,9 +145,7 @@ fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
 }
 
 fn is_opaque(dir: &Path) -> bool {
-    OPAQUE_XATTRS
-        .iter()
-        .any(|name| matches!(xattr::get(dir, name), Ok(Some(v)) if v == b"y"))
+    OPAQUE_XATTRS.iter().any(|name| matches!(xattr::get(dir, name), Ok(Some(v)) if v == b"y"))
 }
 
 /// The xattrs worth keeping, sorted by name: all but overlayfs's own. A
@@ -212,8 +198,7 @@ fn append<W: Write>(
         }
     }
     if !pax.is_empty() {
-        out.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
-            .map_err(LayerError::Write)?;
+        out.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v))).map_err(LayerError::Write)?;
     }
     header.set_cksum();
     out.append(header, data).map_err(LayerError::Write)
@@ -296,9 +281,7 @@ mod tests {
         let layer = writer.finish().unwrap();
         let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(blob)
-            .read_to_end(&mut tar)
-            .unwrap();
+        flate2::read::GzDecoder::new(blob).read_to_end(&mut tar).unwrap();
 
         let mut got = Vec::new();
         let mut archive = tar::Archive::new(&tar[..]);
@@ -350,19 +333,13 @@ mod tests {
         }
         let opaque = xattr::get(lower.join("opq"), OPAQUE_XATTR).unwrap();
         assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
-        assert_eq!(
-            xattr::get(lower.join("bin"), "user.overlay.impure").unwrap(),
-            None
-        );
+        assert_eq!(xattr::get(lower.join("bin"), "user.overlay.impure").unwrap(), None);
         let keep = xattr::get(lower.join("bin/tool"), "user.keep").unwrap();
         assert_eq!(keep.as_deref(), Some(&b"1"[..]));
         let ino = |p: &str| fs::metadata(lower.join(p)).unwrap().ino();
         assert_eq!(ino("h1"), ino("h2"));
         assert_eq!(fs::read(lower.join(format!("{long}/f"))).unwrap(), b"long");
-        assert_eq!(
-            fs::read_link(lower.join("link")).unwrap(),
-            Path::new("a.txt")
-        );
+        assert_eq!(fs::read_link(lower.join("link")).unwrap(), Path::new("a.txt"));
         let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode();
         assert_eq!(mode(&lower.join("a.txt")), mode(&up.join("a.txt")));
         let mtime = |p: &Path| fs::symlink_metadata(p).unwrap().mtime();

@@ -54,20 +54,12 @@ pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// Apply the layer blob at `path` (gzip-compressed or plain tar, told apart by
 /// the gzip magic bytes) to the empty folder `root`.
 pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), LayerError> {
-    let read_err = |source| LayerError::Read {
-        layer: layer_name.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(|source| LayerError::Io {
-        action: "opening",
-        path: path.to_owned(),
-        source,
-    })?;
+    let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
+    let file =
+        File::open(path).map_err(|source| LayerError::Io { action: "opening", path: path.to_owned(), source })?;
     let mut reader = BufReader::new(file);
     // Peek without consuming: the bytes stay in the buffer for the tar reader.
-    let gzip = std::io::BufRead::fill_buf(&mut reader)
-        .map_err(read_err)?
-        .starts_with(&[0x1f, 0x8b]);
+    let gzip = std::io::BufRead::fill_buf(&mut reader).map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
     if gzip {
         apply(GzDecoder::new(reader), root, layer_name)
     } else {
@@ -80,15 +72,8 @@ pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), Laye
 /// that would write outside `root`, leaving `root` partly written: callers
 /// extract into a temporary folder and discard it on error.
 pub fn apply(reader: impl Read, root: &Path, layer_name: &str) -> Result<(), LayerError> {
-    let mut applier = Applier {
-        root,
-        layer: layer_name,
-        dir_times: Vec::new(),
-    };
-    let read_err = |source| LayerError::Read {
-        layer: layer_name.to_owned(),
-        source,
-    };
+    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new() };
+    let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(read_err)? {
         let entry = entry.map_err(read_err)?;
@@ -137,8 +122,7 @@ impl Applier<'_> {
 
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             if base == WHITEOUT_OPAQUE.as_bytes() {
-                return xattr::set(&parent, OPAQUE_XATTR, b"y")
-                    .map_err(io_err("marking opaque", &parent));
+                return xattr::set(&parent, OPAQUE_XATTR, b"y").map_err(io_err("marking opaque", &parent));
             }
             if base.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
                 return Ok(());
@@ -169,10 +153,7 @@ impl Applier<'_> {
             }
             EntryType::Directory => {
                 if !kept_dir {
-                    fs::DirBuilder::new()
-                        .mode(0o700)
-                        .create(&path)
-                        .map_err(io_err("creating", &path))?;
+                    fs::DirBuilder::new().mode(0o700).create(&path).map_err(io_err("creating", &path))?;
                 }
             }
             EntryType::Symlink => {
@@ -221,8 +202,7 @@ impl Applier<'_> {
     /// Set directories' mtimes, deepest first, now that nothing more is
     /// written into them.
     fn finish(mut self) -> Result<(), LayerError> {
-        self.dir_times
-            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        self.dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (path, mtime) in &self.dir_times {
             // A directory replaced by a later entry is no longer ours to date.
             match fs::symlink_metadata(path) {
@@ -258,18 +238,15 @@ impl Applier<'_> {
         for part in parent.components() {
             dir.push(part);
             match fs::symlink_metadata(&dir) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(self.unsafe_entry(name, "goes through a symlink"))
-                }
+                Ok(m) if m.file_type().is_symlink() => return Err(self.unsafe_entry(name, "goes through a symlink")),
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
                     let source = io::Error::from_raw_os_error(libc::ENOTDIR);
                     return Err(io_err("writing below", &dir)(source));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-                    .mode(0o755)
-                    .create(&dir)
-                    .map_err(io_err("creating", &dir))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::DirBuilder::new().mode(0o755).create(&dir).map_err(io_err("creating", &dir))?
+                }
                 Err(e) => return Err(io_err("inspecting", &dir)(e)),
             }
         }
@@ -292,9 +269,7 @@ impl Applier<'_> {
                 Ok(m) if !last && m.file_type().is_symlink() => {
                     return Err(self.unsafe_entry(name, "links to a target through a symlink"))
                 }
-                Ok(m) if m.is_dir() && last => {
-                    return Err(self.unsafe_entry(name, "is a hardlink to a directory"))
-                }
+                Ok(m) if m.is_dir() && last => return Err(self.unsafe_entry(name, "is a hardlink to a directory")),
                 Ok(_) => {}
                 Err(e) => return Err(io_err("finding hardlink target", &path)(e)),
             }
@@ -311,12 +286,8 @@ impl Applier<'_> {
             Err(e) => Err(io_err("inspecting", path)(e)),
             Ok(m) if m.is_dir() && keep_dir => Ok(true),
             // remove_dir_all does not follow symlinks inside the tree.
-            Ok(m) if m.is_dir() => fs::remove_dir_all(path)
-                .map(|()| false)
-                .map_err(io_err("replacing", path)),
-            Ok(_) => fs::remove_file(path)
-                .map(|()| false)
-                .map_err(io_err("replacing", path)),
+            Ok(m) if m.is_dir() => fs::remove_dir_all(path).map(|()| false).map_err(io_err("replacing", path)),
+            Ok(_) => fs::remove_file(path).map(|()| false).map_err(io_err("replacing", path)),
         }
     }
 
@@ -327,10 +298,7 @@ impl Applier<'_> {
         let number = |value: io::Result<u64>, raw: &[u8], what: &str| match value {
             Ok(n) => Ok(n),
             Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
-            Err(_) => Err(self.read_err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad {what} field"),
-            ))),
+            Err(_) => Err(self.read_err(io::Error::new(io::ErrorKind::InvalidData, format!("bad {what} field")))),
         };
         let mut meta = Meta {
             mode: number(header.mode().map(u64::from), &old.mode, "mode")? as u32,
@@ -347,19 +315,14 @@ impl Applier<'_> {
             let record = record.map_err(|e| self.read_err(e))?;
             let key = record.key_bytes();
             if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                meta.xattrs
-                    .push((name.to_vec(), record.value_bytes().to_vec()));
+                meta.xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
             } else {
                 records.insert(key.to_vec(), record.value_bytes().to_vec());
             }
         }
         // PAX numbers override the header's (Go writes them for ids too large
         // for octal and for sub-second mtimes).
-        let text = |key: &[u8]| {
-            records
-                .get(key)
-                .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
-        };
+        let text = |key: &[u8]| records.get(key).and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned));
         if let Some(uid) = text(b"uid").and_then(|v| v.parse().ok()) {
             meta.uid = uid;
         }
@@ -375,17 +338,8 @@ impl Applier<'_> {
     /// Owner, mode, xattrs and (except for directories) mtime, in that order:
     /// chown clears setuid bits and file capabilities, so it goes first.
     fn set_meta(&self, path: &Path, meta: &Meta, kind: EntryType) -> Result<(), LayerError> {
-        let (uid, gid) = (
-            Uid::from_raw(meta.uid as u32),
-            Gid::from_raw(meta.gid as u32),
-        );
-        match fchownat(
-            None,
-            path,
-            Some(uid),
-            Some(gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
+        let (uid, gid) = (Uid::from_raw(meta.uid as u32), Gid::from_raw(meta.gid as u32));
+        match fchownat(None, path, Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW) {
             // EINVAL: the id is not mapped in our user namespace (rootless);
             // EPERM: we may not give files away. The files stay ours.
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::EPERM) => {}
@@ -411,11 +365,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn link_name<R: Read>(
-        &self,
-        entry: &tar::Entry<'_, R>,
-        name: &str,
-    ) -> Result<PathBuf, LayerError> {
+    fn link_name<R: Read>(&self, entry: &tar::Entry<'_, R>, name: &str) -> Result<PathBuf, LayerError> {
         match entry.link_name().map_err(|e| self.read_err(e))? {
             Some(target) => Ok(target.into_owned()),
             None => Err(self.unsafe_entry(name, "is a link without a target")),
@@ -423,18 +373,11 @@ impl Applier<'_> {
     }
 
     fn read_err(&self, source: io::Error) -> LayerError {
-        LayerError::Read {
-            layer: self.layer.to_owned(),
-            source,
-        }
+        LayerError::Read { layer: self.layer.to_owned(), source }
     }
 
     fn unsafe_entry(&self, entry: &str, why: &'static str) -> LayerError {
-        LayerError::Unsafe {
-            layer: self.layer.to_owned(),
-            entry: entry.to_owned(),
-            why,
-        }
+        LayerError::Unsafe { layer: self.layer.to_owned(), entry: entry.to_owned(), why }
     }
 }
 
@@ -449,21 +392,13 @@ fn parse_pax_time(value: &str) -> Option<TimeSpec> {
     let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
     let secs: i64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let nanos = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse().ok()?
-    };
+    let nanos = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
     Some(TimeSpec::new(secs, nanos))
 }
 
 pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
     let path = path.to_owned();
-    move |source| LayerError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| LayerError::Io { action, path, source }
 }
 
 #[cfg(test)]
@@ -518,9 +453,7 @@ mod tests {
             self
         }
         fn bytes(&mut self) -> Vec<u8> {
-            std::mem::replace(&mut self.0, tar::Builder::new(Vec::new()))
-                .into_inner()
-                .unwrap()
+            std::mem::replace(&mut self.0, tar::Builder::new(Vec::new())).into_inner().unwrap()
         }
     }
 
@@ -590,15 +523,9 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let target = outside.path().to_str().unwrap();
         let cases: [(&str, Vec<u8>); 3] = [
-            (
-                "a/f",
-                Tar::new().symlink("a", target).file("a/f", b"x").bytes(),
-            ),
+            ("a/f", Tar::new().symlink("a", target).file("a/f", b"x").bytes()),
             ("a/d/", Tar::new().symlink("a", target).dir("a/d/").bytes()),
-            (
-                "a/.wh.f",
-                Tar::new().symlink("a", target).file("a/.wh.f", b"").bytes(),
-            ),
+            ("a/.wh.f", Tar::new().symlink("a", target).file("a/.wh.f", b"").bytes()),
         ];
         for (entry, tar) in cases {
             let (_dir, result) = apply_to(&tar);
@@ -612,10 +539,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("victim");
         fs::write(&victim, b"safe").unwrap();
-        let tar = Tar::new()
-            .symlink("f", victim.to_str().unwrap())
-            .file("f", b"evil")
-            .bytes();
+        let tar = Tar::new().symlink("f", victim.to_str().unwrap()).file("f", b"evil").bytes();
         let (dir, result) = apply_to(&tar);
         result.unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"safe");
@@ -629,13 +553,7 @@ mod tests {
         let target = outside.path().to_str().unwrap();
         let cases: [(&str, Vec<u8>); 2] = [
             ("h", Tar::new().hardlink("h", "../secret").bytes()),
-            (
-                "h",
-                Tar::new()
-                    .symlink("s", target)
-                    .hardlink("h", "s/secret")
-                    .bytes(),
-            ),
+            ("h", Tar::new().symlink("s", target).hardlink("h", "s/secret").bytes()),
         ];
         for (entry, tar) in cases {
             let (dir, result) = apply_to(&tar);
@@ -643,17 +561,11 @@ mod tests {
             assert!(!dir.path().join("h").exists());
         }
         // An absolute target is inside the root, like any entry name.
-        let tar = Tar::new()
-            .file("etc/a", b"x")
-            .hardlink("b", "/etc/a")
-            .bytes();
+        let tar = Tar::new().file("etc/a", b"x").hardlink("b", "/etc/a").bytes();
         let (dir, result) = apply_to(&tar);
         result.unwrap();
         let (a, b) = (dir.path().join("etc/a"), dir.path().join("b"));
-        assert_eq!(
-            fs::metadata(a).unwrap().ino(),
-            fs::metadata(b).unwrap().ino()
-        );
+        assert_eq!(fs::metadata(a).unwrap().ino(), fs::metadata(b).unwrap().ino());
     }
 
     #[test]
@@ -674,8 +586,7 @@ mod tests {
         h.set_gid(5678);
         h.set_mtime(3_000_000);
         h.set_size(2);
-        t.0.append_pax_extensions([("SCHILY.xattr.user.note", &b"hi"[..])])
-            .unwrap();
+        t.0.append_pax_extensions([("SCHILY.xattr.user.note", &b"hi"[..])]).unwrap();
         t.0.append_data(&mut h, "tmp/suid", &b"#!"[..]).unwrap();
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Char);
@@ -720,8 +631,7 @@ mod tests {
         t.0.append_data(&mut h, &long_file, &b"g"[..]).unwrap();
         // PAX path (what Go writes)
         let pax_name = format!("{long_dir}/{}", "p".repeat(120));
-        t.0.append_pax_extensions([("path", pax_name.as_bytes())])
-            .unwrap();
+        t.0.append_pax_extensions([("path", pax_name.as_bytes())]).unwrap();
         t.raw(EntryType::Regular, "truncated", "", b"p", 0o644);
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Symlink);
@@ -731,10 +641,7 @@ mod tests {
         result.unwrap();
         assert_eq!(fs::read(dir.path().join(&long_file)).unwrap(), b"g");
         assert_eq!(fs::read(dir.path().join(&pax_name)).unwrap(), b"p");
-        assert_eq!(
-            fs::read_link(dir.path().join("sym")).unwrap(),
-            Path::new(&long_file)
-        );
+        assert_eq!(fs::read_link(dir.path().join("sym")).unwrap(), Path::new(&long_file));
         assert!(!dir.path().join("truncated").exists());
     }
 

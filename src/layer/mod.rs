@@ -3,6 +3,7 @@
 //! snapshot folder safely ([`extract`]); made from an overlay upper folder
 //! ([`diff`]).
 
+pub mod compress;
 pub mod diff;
 pub mod extract;
 mod writer;
@@ -28,11 +29,7 @@ pub enum LayerError {
         source: std::io::Error,
     },
     #[error("layer {layer}: entry {entry:?} {why}")]
-    Unsafe {
-        layer: String,
-        entry: String,
-        why: &'static str,
-    },
+    Unsafe { layer: String, entry: String, why: &'static str },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }

@@ -52,13 +52,8 @@ impl LayerWriter {
     /// Start a layer in `store`.
     pub fn new(store: &Store) -> Result<Self, LayerError> {
         // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
-        let gz = GzBuilder::new()
-            .mtime(0)
-            .write(store.blob_writer()?, Compression::new(6));
-        let mut tar = tar::Builder::new(DiffIdWriter {
-            inner: gz,
-            hasher: Sha256::new(),
-        });
+        let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
+        let mut tar = tar::Builder::new(DiffIdWriter { inner: gz, hasher: Sha256::new() });
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         Ok(Self { tar })
@@ -75,11 +70,7 @@ impl LayerWriter {
         let diff_id = Digest::from_hasher(hashed.hasher);
         let blob = hashed.inner.finish().map_err(LayerError::Write)?;
         let (digest, size) = blob.commit(None)?;
-        Ok(Layer {
-            digest,
-            diff_id,
-            size,
-        })
+        Ok(Layer { digest, diff_id, size })
     }
 }
 
@@ -107,9 +98,7 @@ mod tests {
         assert_eq!(Digest::of(&blob), layer.digest);
         assert_eq!(blob.len() as u64, layer.size);
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(&blob[..])
-            .read_to_end(&mut tar)
-            .unwrap();
+        flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut tar).unwrap();
         assert_eq!(Digest::of(&tar), layer.diff_id);
     }
 }

@@ -12,14 +12,11 @@ use tempfile::NamedTempFile;
 use super::{io_err, Store, StoreError};
 
 /// Write `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("creating a temp file in", dir))?;
-    tmp.write_all(bytes)
-        .map_err(io_err("writing", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err("syncing", tmp.path()))?;
+    tmp.write_all(bytes).map_err(io_err("writing", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err("syncing", tmp.path()))?;
     tmp.persist(path).map_err(|e| StoreError::Io {
         action: "renaming into",
         path: path.to_owned(),
@@ -52,24 +49,16 @@ impl BlobWriter {
     /// Finish the blob: check it against `expected` when given, and move it into place.
     /// A blob that is already stored counts as written.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
-        self.tmp
-            .flush()
-            .map_err(io_err("writing", self.tmp.path()))?;
+        self.tmp.flush().map_err(io_err("writing", self.tmp.path()))?;
         let digest = Digest::from_hasher(self.hasher);
         if let Some(expected) = expected {
             if *expected != digest {
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual: digest.to_string(),
-                });
+                return Err(StoreError::DigestMismatch { expected: expected.to_string(), actual: digest.to_string() });
             }
         }
         let path = self.blobs.join(digest.hex());
         if !path.exists() {
-            self.tmp
-                .as_file()
-                .sync_all()
-                .map_err(io_err("syncing", self.tmp.path()))?;
+            self.tmp.as_file().sync_all().map_err(io_err("syncing", self.tmp.path()))?;
             self.tmp.persist(&path).map_err(|e| StoreError::Io {
                 action: "renaming into",
                 path: path.clone(),
@@ -94,30 +83,19 @@ impl Store {
     /// Start writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         let ingest = self.root().join("ingest");
-        let tmp =
-            NamedTempFile::new_in(&ingest).map_err(io_err("creating a temp file in", &ingest))?;
-        Ok(BlobWriter {
-            tmp,
-            hasher: Sha256::new(),
-            size: 0,
-            blobs: self.layout().join("blobs/sha256"),
-        })
+        let tmp = NamedTempFile::new_in(&ingest).map_err(io_err("creating a temp file in", &ingest))?;
+        Ok(BlobWriter { tmp, hasher: Sha256::new(), size: 0, blobs: self.layout().join("blobs/sha256") })
     }
 
     /// Store `bytes` as a blob.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), StoreError> {
         let mut w = self.blob_writer()?;
-        w.write_all(bytes)
-            .map_err(io_err("writing", w.tmp.path()))?;
+        w.write_all(bytes).map_err(io_err("writing", w.tmp.path()))?;
         w.commit(None)
     }
 
     /// Copy a stream into the store, verifying it against `expected` when given.
-    pub fn copy_blob(
-        &self,
-        mut from: impl Read,
-        expected: Option<&Digest>,
-    ) -> Result<(Digest, u64), StoreError> {
+    pub fn copy_blob(&self, mut from: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
         let mut w = self.blob_writer()?;
         io::copy(&mut from, &mut w).map_err(io_err("writing", w.tmp.path()))?;
         w.commit(expected)
@@ -127,11 +105,7 @@ impl Store {
     pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
         File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => StoreError::Io {
-                action: "opening",
-                path: self.blob_path(digest),
-                source: e,
-            },
+            _ => StoreError::Io { action: "opening", path: self.blob_path(digest), source: e },
         })
     }
 
@@ -143,17 +117,9 @@ impl Store {
     ) -> Result<T, StoreError> {
         let bytes = fs::read(self.blob_path(digest)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => StoreError::Io {
-                action: "reading",
-                path: self.blob_path(digest),
-                source: e,
-            },
+            _ => StoreError::Io { action: "reading", path: self.blob_path(digest), source: e },
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-            what,
-            digest: digest.to_string(),
-            source,
-        })
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { what, digest: digest.to_string(), source })
     }
 }
 
@@ -176,11 +142,7 @@ mod tests {
         let err = store.copy_blob(&b"hello!"[..], Some(&wrong)).unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }));
         assert!(!store.has_blob(&wrong));
-        assert_eq!(
-            fs::read_dir(dir.path().join("ingest")).unwrap().count(),
-            0,
-            "ingest left dirty"
-        );
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0, "ingest left dirty");
 
         drop(store.blob_writer().unwrap());
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);

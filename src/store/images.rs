@@ -9,9 +9,7 @@ use std::path::Path;
 
 use fs2::FileExt;
 use kiln_solver::Digest;
-use oci_spec::image::{
-    Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
-};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 
 use super::{blobs::write_atomic, io_err, reference, Store, StoreError};
 
@@ -43,11 +41,7 @@ pub struct StoredImage {
 impl StoredImage {
     /// The manifest digest.
     pub fn digest(&self) -> Digest {
-        self.descriptor
-            .digest()
-            .to_string()
-            .parse()
-            .expect("the store writes sha256 digests")
+        self.descriptor.digest().to_string().parse().expect("the store writes sha256 digests")
     }
 }
 
@@ -78,8 +72,7 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(io_err("opening", &lock_path))?;
-        lock.lock_exclusive()
-            .map_err(io_err("locking", &lock_path))?;
+        lock.lock_exclusive().map_err(io_err("locking", &lock_path))?;
         let mut index = self.read_index()?;
         let mut manifests = index.manifests().clone();
         let out = change(&mut manifests)?;
@@ -96,10 +89,7 @@ impl Store {
             .iter()
             .filter_map(|d| {
                 let name = d.annotations().as_ref()?.get(REF_NAME)?.clone();
-                Some(StoredImage {
-                    name,
-                    descriptor: d.clone(),
-                })
+                Some(StoredImage { name, descriptor: d.clone() })
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -114,8 +104,7 @@ impl Store {
 
     /// The image with this name, or an error that says how to list them.
     pub fn get(&self, name: &str) -> Result<StoredImage, StoreError> {
-        self.find(name)?
-            .ok_or_else(|| StoreError::NoSuchImage(name.to_owned()))
+        self.find(name)?.ok_or_else(|| StoreError::NoSuchImage(name.to_owned()))
     }
 
     /// Point `name` at a manifest that is already stored, replacing what it named.
@@ -149,18 +138,12 @@ impl Store {
                 .position(|d| ref_name(d) == Some(&normal))
                 .ok_or_else(|| StoreError::NoSuchImage(name.to_owned()))?;
             let desc = manifests.remove(at);
-            Ok(StoredImage {
-                name: normal.clone(),
-                descriptor: desc,
-            })
+            Ok(StoredImage { name: normal.clone(), descriptor: desc })
         })
     }
 
     /// The manifest and config of a stored image.
-    pub fn image_parts(
-        &self,
-        image: &StoredImage,
-    ) -> Result<(ImageManifest, ImageConfiguration), StoreError> {
+    pub fn image_parts(&self, image: &StoredImage) -> Result<(ImageManifest, ImageConfiguration), StoreError> {
         let manifest: ImageManifest = self.read_json("manifest", &image.digest())?;
         let config_digest: Digest = manifest
             .config()
@@ -174,9 +157,7 @@ impl Store {
 }
 
 fn ref_name(d: &Descriptor) -> Option<&String> {
-    d.annotations()
-        .as_ref()
-        .and_then(|a: &HashMap<String, String>| a.get(REF_NAME))
+    d.annotations().as_ref().and_then(|a: &HashMap<String, String>| a.get(REF_NAME))
 }
 
 #[cfg(test)]
@@ -201,25 +182,11 @@ mod tests {
         store.tag("app", &desc(&d1, s1)).unwrap();
         store.tag("app:latest", &desc(&d2, s2)).unwrap();
         store.tag("other:v1", &desc(&d1, s1)).unwrap();
-        let names: Vec<_> = store
-            .images()
-            .unwrap()
-            .into_iter()
-            .map(|i| (i.name.clone(), i.digest()))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("app:latest".into(), d2.clone()),
-                ("other:v1".into(), d1.clone())
-            ]
-        );
+        let names: Vec<_> = store.images().unwrap().into_iter().map(|i| (i.name.clone(), i.digest())).collect();
+        assert_eq!(names, vec![("app:latest".into(), d2.clone()), ("other:v1".into(), d1.clone())]);
         store.untag("app").unwrap();
         assert!(store.find("app").unwrap().is_none());
-        assert!(matches!(
-            store.untag("app"),
-            Err(StoreError::NoSuchImage(_))
-        ));
+        assert!(matches!(store.untag("app"), Err(StoreError::NoSuchImage(_))));
         let missing = Digest::of(b"nope");
         assert!(store.tag("x", &desc(&missing, 1)).is_err());
     }

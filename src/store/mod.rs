@@ -17,6 +17,7 @@ pub mod reference;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub(crate) use blobs::write_atomic;
 pub use blobs::BlobWriter;
 pub use images::StoredImage;
 
@@ -47,16 +48,9 @@ pub enum StoreError {
     BadName(String, &'static str),
 }
 
-pub(crate) fn io_err(
-    action: &'static str,
-    path: &Path,
-) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_owned();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| StoreError::Io { action, path, source }
 }
 
 /// The store at one root.
@@ -68,9 +62,7 @@ pub struct Store {
 impl Store {
     /// Open the store at `root`, creating its folders when missing.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        let store = Store {
-            root: root.to_owned(),
-        };
+        let store = Store { root: root.to_owned() };
         for dir in ["oci/blobs/sha256", "ingest", "snapshots", "cache", "work"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;

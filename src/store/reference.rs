@@ -28,9 +28,7 @@ pub fn normalize(name: &str) -> Result<String, StoreError> {
     }
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         && !tag.starts_with(['.', '-']);
     if !tag_ok {
         return Err(bad("a tag is 1 to 128 letters, digits, '_', '.' or '-'"));

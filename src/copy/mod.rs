@@ -1,0 +1,191 @@
+//! COPY: the selected files are written straight into a layer tar — no sandbox,
+//! no diff. The filesystem copied into is only looked at (mounted read-only) to
+//! resolve the destination the way the container would see it: symlinks such as
+//! `/bin -> usr/bin` are followed, and an existing directory means "into it".
+
+mod select;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use kiln_frontend::CopyOp;
+
+use crate::fsutil::resolve_in_root;
+use crate::layer::LayerTar;
+
+pub use select::{checksum, select, Selected, SourceRoot};
+
+/// Why a COPY failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("COPY failed: file not found in build context or excluded by .dockerignore: {0}")]
+    NotInContext(String),
+    #[error("COPY failed: {0}: no such file or directory in the source stage or image")]
+    NotInSource(String),
+    #[error("COPY failed: forbidden path outside the build context: {0}")]
+    Outside(String),
+    #[error("COPY failed: no source files were specified")]
+    NoSources,
+    #[error("COPY failed: invalid --chown {0:?}: {1}")]
+    Chown(String, String),
+    #[error("COPY failed: invalid --chmod {0:?}: expected an octal mode such as 755")]
+    Chmod(String),
+    #[error("COPY failed: copying {0} into a non-directory")]
+    NotADirectory(String),
+    #[error("reading {0}")]
+    Read(PathBuf, #[source] io::Error),
+    #[error("writing the COPY layer")]
+    Write(#[source] io::Error),
+    #[error("bad .dockerignore")]
+    Ignore(#[source] crate::context::ContextError),
+}
+
+/// Ownership and mode overrides of a COPY.
+struct Overrides {
+    owner: Option<(u64, u64)>,
+    mode: Option<u32>,
+    keep_owner: bool,
+}
+
+/// Write the layer of `op` into `tar`. `base` is the filesystem copied into
+/// (mounted; `None` for scratch), `from` where the sources come from.
+pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mut LayerTar) -> Result<(), CopyError> {
+    let selected = select(from, &op.sources)?;
+    let overrides = Overrides {
+        owner: op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?,
+        mode: op
+            .chmod
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| CopyError::Chmod(m.to_owned()))
+            })
+            .transpose()?,
+        keep_owner: !matches!(from, SourceRoot::Context { .. }),
+    };
+    // The destination inside the image, with symlinks of the base resolved.
+    let dest = match base {
+        Some(root) => {
+            let host = resolve_in_root(root, Path::new(&op.dest));
+            host.strip_prefix(root).map(Path::to_owned).unwrap_or_default()
+        }
+        None => clean(&op.dest),
+    };
+    let exists_dir = |rel: &Path| base.is_some_and(|root| root.join(rel).is_dir());
+    let exists = |rel: &Path| base.is_some_and(|root| root.join(rel).symlink_metadata().is_ok());
+    let into_dir =
+        op.dest.ends_with('/') || selected.len() > 1 || selected.iter().any(|s| s.is_dir) || exists_dir(&dest);
+    if into_dir && exists(&dest) && !exists_dir(&dest) {
+        return Err(CopyError::NotADirectory(op.dest.clone()));
+    }
+
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    for sel in &selected {
+        let target = match (into_dir, sel.is_dir) {
+            (true, false) => dest.join(sel.host.file_name().unwrap_or_default()),
+            _ => dest.clone(),
+        };
+        // Parents the base does not have are created root-owned, 0755.
+        let mut parents: Vec<&Path> = target.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        if sel.is_dir {
+            parents.insert(0, &target);
+        }
+        for parent in parents.into_iter().rev() {
+            if !exists(parent) && made.insert(parent.to_owned()) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(overrides.mode.unwrap_or(0o755));
+                let (uid, gid) = overrides.owner.unwrap_or((0, 0));
+                h.set_uid(uid);
+                h.set_gid(gid);
+                h.set_mtime(0);
+                h.set_size(0);
+                tar.append_data(&mut h, parent, io::empty()).map_err(CopyError::Write)?;
+            }
+        }
+        if sel.is_dir {
+            for entry in sel.walk() {
+                let (host, rel) = entry?;
+                append(tar, &host, &target.join(rel), &overrides)?;
+            }
+        } else {
+            append(tar, &sel.host, &target, &overrides)?;
+        }
+    }
+    Ok(())
+}
+
+fn append(tar: &mut LayerTar, host: &Path, path: &Path, o: &Overrides) -> Result<(), CopyError> {
+    let meta = fs::symlink_metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    if !o.keep_owner {
+        h.set_uid(0);
+        h.set_gid(0);
+    }
+    if let Some((uid, gid)) = o.owner {
+        h.set_uid(uid);
+        h.set_gid(gid);
+    }
+    if let Some(mode) = o.mode {
+        if !meta.file_type().is_symlink() {
+            h.set_mode(mode);
+        }
+    }
+    let ft = meta.file_type();
+    let res = if ft.is_symlink() {
+        let target = fs::read_link(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        h.set_size(0);
+        tar.append_link(&mut h, path, target)
+    } else if ft.is_file() {
+        let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        tar.append_data(&mut h, path, f)
+    } else {
+        h.set_size(0);
+        tar.append_data(&mut h, path, io::empty())
+    };
+    res.map_err(CopyError::Write)
+}
+
+/// `--chown=user[:group]`: numbers, or names looked up in the base's /etc/passwd and /etc/group.
+fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u64, u64), CopyError> {
+    let bad = |why: &str| CopyError::Chown(spec.to_owned(), why.to_owned());
+    let (user, group) = spec.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((spec, None));
+    let lookup = |file: &str, name: &str| -> Option<(u64, u64)> {
+        let text = fs::read_to_string(resolve_in_root(base?, Path::new(file))).ok()?;
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && f[0] == name)
+            .map(|f| (f[2].parse().unwrap_or(0), f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0)))
+    };
+    let (uid, user_gid) = match user.parse::<u64>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => lookup("/etc/passwd", user).ok_or_else(|| bad("no such user in the image's /etc/passwd"))?,
+    };
+    let gid = match group {
+        None => user_gid,
+        Some(g) => match g.parse::<u64>() {
+            Ok(gid) => gid,
+            Err(_) => lookup("/etc/group", g)
+                .map(|(gid, _)| gid)
+                .ok_or_else(|| bad("no such group in the image's /etc/group"))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// A path made relative, with `.` and `..` resolved lexically (clamped at the root).
+pub(crate) fn clean(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}

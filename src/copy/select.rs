@@ -1,0 +1,214 @@
+//! Which files a COPY reads, and a checksum of them for the cache key.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_solver::Digest;
+use sha2::{Digest as _, Sha256};
+
+use super::{clean, CopyError};
+use crate::context::dockerignore::DockerIgnore;
+use crate::fsutil::resolve_in_root;
+
+/// Where COPY sources are looked up.
+#[derive(Clone)]
+pub enum SourceRoot {
+    /// The build context, with its .dockerignore.
+    Context { root: PathBuf, ignore: Arc<DockerIgnore> },
+    /// Another filesystem (a stage or image), mounted at `root`.
+    Fs { root: PathBuf },
+}
+
+impl SourceRoot {
+    fn root(&self) -> &Path {
+        match self {
+            SourceRoot::Context { root, .. } | SourceRoot::Fs { root } => root,
+        }
+    }
+    fn excluded(&self, rel: &Path) -> bool {
+        match self {
+            SourceRoot::Context { ignore, .. } => ignore.is_excluded(rel),
+            SourceRoot::Fs { .. } => false,
+        }
+    }
+}
+
+/// One file or directory a COPY source names.
+pub struct Selected {
+    /// Its path on the host.
+    pub host: PathBuf,
+    /// Its path relative to the source root.
+    pub rel: PathBuf,
+    /// Whether its contents (not itself) are copied.
+    pub is_dir: bool,
+    from: SourceRoot,
+}
+
+impl Selected {
+    /// Everything below a selected directory, sorted, without following symlinks,
+    /// excluded paths left out: `(host path, path relative to the directory)`.
+    pub fn walk(&self) -> impl Iterator<Item = Result<(PathBuf, PathBuf), CopyError>> + '_ {
+        walkdir::WalkDir::new(&self.host).min_depth(1).sort_by_file_name().into_iter().filter_map(move |e| {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    let path = err.path().unwrap_or(&self.host).to_owned();
+                    return Some(Err(CopyError::Read(path, err.into())));
+                }
+            };
+            let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
+            (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
+        })
+    }
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Whether a relative path climbs out of its root.
+fn escapes(path: &str) -> bool {
+    let mut depth = 0i32;
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore applied.
+pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, CopyError> {
+    if sources.is_empty() {
+        return Err(CopyError::NoSources);
+    }
+    let root = from.root();
+    let in_context = matches!(from, SourceRoot::Context { .. });
+    let missing =
+        |s: &str| if in_context { CopyError::NotInContext(s.to_owned()) } else { CopyError::NotInSource(s.to_owned()) };
+    let mut out = Vec::new();
+    for source in sources {
+        if in_context && escapes(source.trim_start_matches('/')) {
+            return Err(CopyError::Outside(source.clone()));
+        }
+        if is_glob(source) {
+            let glob = globset::GlobBuilder::new(&clean(source).to_string_lossy())
+                .literal_separator(true)
+                .build()
+                .map_err(|_| missing(source))?
+                .compile_matcher();
+            let before = out.len();
+            for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+                let e = e.map_err(|err| CopyError::Read(root.to_owned(), err.into()))?;
+                let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
+                if glob.is_match(&rel) && !from.excluded(&rel) {
+                    let is_dir = e.file_type().is_dir();
+                    out.push(Selected { host: e.path().to_owned(), rel, is_dir, from: from.clone() });
+                }
+            }
+            if out.len() == before {
+                return Err(missing(source));
+            }
+        } else {
+            let host = resolve_in_root(root, Path::new(source));
+            let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+            let meta = fs::metadata(&host).map_err(|_| missing(source))?;
+            if !rel.as_os_str().is_empty() && from.excluded(&rel) {
+                return Err(missing(source));
+            }
+            out.push(Selected { host, rel, is_dir: meta.is_dir(), from: from.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// A checksum of everything the sources select: names, types, modes, contents and
+/// link targets. Owners and times are left out, as BuildKit does, so a fresh
+/// checkout of the same files hits the same cache.
+pub fn checksum(from: &SourceRoot, sources: &[String]) -> Result<Digest, CopyError> {
+    let mut h = Sha256::new();
+    let field = |h: &mut Sha256, bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    for sel in select(from, sources)? {
+        field(&mut h, sel.rel.to_string_lossy().as_bytes());
+        let mut entries = vec![(sel.host.clone(), PathBuf::new())];
+        if sel.is_dir {
+            entries.extend(sel.walk().collect::<Result<Vec<_>, _>>()?);
+        }
+        for (host, rel) in entries {
+            use std::os::unix::fs::MetadataExt;
+            let meta = if rel.as_os_str().is_empty() { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
+                .map_err(|e| CopyError::Read(host.clone(), e))?;
+            field(&mut h, rel.to_string_lossy().as_bytes());
+            field(&mut h, &meta.mode().to_le_bytes());
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
+                field(&mut h, target.to_string_lossy().as_bytes());
+            } else if meta.is_file() {
+                h.update(meta.len().to_le_bytes());
+                let mut f = fs::File::open(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
+                io::copy(&mut f, &mut h).map_err(|e| CopyError::Read(host.clone(), e))?;
+            }
+        }
+    }
+    Ok(Digest::from_hasher(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(files: &[(&str, &str)], ignore: &str) -> (tempfile::TempDir, SourceRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, body) in files {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, body).unwrap();
+        }
+        let ignore = Arc::new(DockerIgnore::parse(ignore, ".dockerignore").unwrap());
+        let root = SourceRoot::Context { root: dir.path().to_owned(), ignore };
+        (dir, root)
+    }
+
+    #[test]
+    fn selects_with_wildcards_and_ignore_rules() {
+        let (_d, ctx) = context(&[("a.txt", "a"), ("b.txt", "b"), ("c.md", "c"), ("sub/x.txt", "x")], "b.txt");
+        let names = |s: &[&str]| -> Vec<String> {
+            select(&ctx, &s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .iter()
+                .map(|s| s.rel.display().to_string())
+                .collect()
+        };
+        assert_eq!(names(&["*.txt"]), ["a.txt"]);
+        assert_eq!(names(&["sub/*.txt", "c.md"]), ["sub/x.txt", "c.md"]);
+        assert_eq!(names(&["."]), [""]);
+        for (bad, outside) in
+            [("b.txt", false), ("nope", false), ("*.rs", false), ("../x", true), ("sub/../../x", true)]
+        {
+            let err = select(&ctx, &[bad.to_string()]).err().unwrap();
+            assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn checksum_follows_content_not_times() {
+        let (d, ctx) = context(&[("a.txt", "a"), ("sub/x.txt", "x")], "");
+        let all = vec![".".to_string()];
+        let one = checksum(&ctx, &all).unwrap();
+        assert_eq!(one, checksum(&ctx, &all).unwrap());
+        fs::write(d.path().join("sub/x.txt"), "y").unwrap();
+        let two = checksum(&ctx, &all).unwrap();
+        assert_ne!(one, two);
+        assert_eq!(checksum(&ctx, &["a.txt".into()]).unwrap(), checksum(&ctx, &["a.txt".into()]).unwrap());
+    }
+}

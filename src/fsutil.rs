@@ -1,0 +1,66 @@
+//! Path resolution inside a root folder that is not ours to trust (an image's
+//! filesystem mounted on the host): symlinks are followed as the container would
+//! see them, and nothing resolves outside the root.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+/// Resolve `path` (as seen inside the container) to a host path under `root`,
+/// following symlinks relative to `root` and clamping `..` at it. Components that
+/// do not exist are appended as they are.
+pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+    let mut hops = 0;
+    let mut todo: Vec<PathBuf> = path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
+    let mut current = PathBuf::new(); // relative to root
+    while let Some(part) = todo.pop() {
+        match part.components().next() {
+            None | Some(Component::RootDir) | Some(Component::CurDir) | Some(Component::Prefix(_)) => continue,
+            Some(Component::ParentDir) => {
+                current.pop();
+                continue;
+            }
+            Some(Component::Normal(_)) => {}
+        }
+        let candidate = current.join(&part);
+        match fs::symlink_metadata(root.join(&candidate)) {
+            Ok(m) if m.file_type().is_symlink() && hops < 40 => {
+                hops += 1;
+                let target = fs::read_link(root.join(&candidate)).unwrap_or_default();
+                if target.is_absolute() {
+                    current = PathBuf::new();
+                }
+                todo.extend(target.components().rev().map(|c| PathBuf::from(c.as_os_str())));
+            }
+            _ => current = candidate,
+        }
+    }
+    root.join(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        symlink("usr/bin", root.join("bin")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../../..", root.join("up")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        for (input, want) in [
+            ("/bin/x", "usr/bin/x"),
+            ("bin", "usr/bin"),
+            ("/abs/passwd", "etc/passwd"),
+            ("/up/etc", "etc"),
+            ("/../../x", "x"),
+            ("/new/dir/", "new/dir"),
+            ("/loop", "loop"),
+        ] {
+            assert_eq!(resolve_in_root(root, Path::new(input)), root.join(want), "{input}");
+        }
+    }
+}

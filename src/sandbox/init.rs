@@ -1,0 +1,305 @@
+//! The sandbox's side: runs as `kiln __sandbox SPEC`, single-threaded, already in
+//! the new namespaces (see the module doc of `sandbox`).
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{chdir, execvpe, fork, pivot_root, sethostname, ForkResult, Gid, Pid, Uid};
+
+use super::{exit, Spec};
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Entry point of `kiln __sandbox SPEC`. Never returns.
+pub fn child_main(spec_path: &Path) -> ! {
+    let code = match sandbox(spec_path) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("kiln: sandbox: {msg}");
+            exit::SETUP_FAILED
+        }
+    };
+    std::process::exit(code)
+}
+
+fn sandbox(spec_path: &Path) -> Result<i32> {
+    let spec: Spec = fs::read(spec_path)
+        .map_err(|e| format!("reading {}: {e}", spec_path.display()))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("parsing {}: {e}", spec_path.display())))?;
+    enter_namespaces()?;
+    // The first child forked after unshare(CLONE_NEWPID) is the namespace's PID 1.
+    // SAFETY: this process is single-threaded (a fresh exec that started no threads).
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            let code = match pid1(&spec) {
+                Ok(code) => code,
+                Err(msg) => {
+                    eprintln!("kiln: sandbox: {msg}");
+                    exit::SETUP_FAILED
+                }
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => wait_exit_code(child),
+    }
+}
+
+/// Unshare the namespaces, tell the launcher (fd 4) and wait (fd 3) until it has
+/// written our uid/gid maps: only then are we root in the new user namespace.
+fn enter_namespaces() -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the launcher dup2'ed the handshake pipes onto fds 3 and 4 for us alone.
+    let (mut go, mut ready) = unsafe { (fs::File::from_raw_fd(3), fs::File::from_raw_fd(4)) };
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    unshare(flags).map_err(|e| format!("creating namespaces (user, mount, pid, uts, ipc): {e}"))?;
+    ready.write_all(b"1").map_err(|e| format!("sandbox handshake: {e}"))?;
+    drop(ready);
+    let mut byte = [0u8; 1];
+    match go.read(&mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err("kiln could not map ids into the sandbox's user namespace".into()),
+    }
+}
+
+fn wait_exit_code(pid: Pid) -> Result<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waiting for the container: {e}")),
+        }
+    }
+}
+
+/// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit with its status.
+fn pid1(spec: &Spec) -> Result<i32> {
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    setup_root(spec)?;
+    sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    let user = resolve_user(&spec.user)?;
+    let cwd = Path::new(&spec.cwd);
+    if !cwd.is_dir() {
+        fs::create_dir_all(cwd).map_err(|e| format!("creating the working directory {}: {e}", spec.cwd))?;
+        let _ = nix::unistd::chown(cwd, Some(user.uid), Some(user.gid));
+    }
+    let args: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+    let env: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+    if args.is_empty() {
+        return Err("no command to run".into());
+    }
+    // SAFETY: PID 1 is single-threaded.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            let err = exec_command(spec, &user, cwd, &args, &env);
+            eprintln!("kiln: {}", err.0);
+            std::process::exit(err.1)
+        }
+        ForkResult::Parent { child } => reap_until(child),
+    }
+}
+
+/// Reap every process until `main` exits; return its exit code. Orphans in the
+/// pid namespace are re-parented to us, so we reap them too.
+fn reap_until(main: Pid) -> Result<i32> {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => return Ok(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waiting for the command: {e}")),
+        }
+    }
+}
+
+fn exec_command(spec: &Spec, user: &User, cwd: &Path, args: &[CString], env: &[CString]) -> (String, i32) {
+    let setup = || -> std::result::Result<(), String> {
+        nix::unistd::setgroups(&user.groups).map_err(|e| format!("setgroups: {e}"))?;
+        nix::unistd::setresgid(user.gid, user.gid, user.gid).map_err(|e| format!("setgid {}: {e}", user.gid))?;
+        nix::unistd::setresuid(user.uid, user.uid, user.uid).map_err(|e| format!("setuid {}: {e}", user.uid))?;
+        chdir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
+        // Signals PID 1 would otherwise keep blocked or ignored start at their defaults.
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGPIPE] {
+            // SAFETY: restoring the default disposition has no handler to race with.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        }
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        return (e, exit::SETUP_FAILED);
+    }
+    // execvpe searches the PATH of the calling process, so set ours to the command's.
+    let path = spec.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(crate::DEFAULT_PATH);
+    std::env::set_var("PATH", path);
+    let errno = match execvpe(&args[0], args, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let cmd = &spec.args[0];
+    match errno {
+        nix::errno::Errno::ENOENT => (format!("exec {cmd:?}: executable file not found in $PATH"), exit::NOT_FOUND),
+        nix::errno::Errno::EACCES | nix::errno::Errno::ENOEXEC | nix::errno::Errno::EISDIR => {
+            (format!("exec {cmd:?}: permission denied or not an executable ({errno})"), exit::CANNOT_EXECUTE)
+        }
+        e => (format!("exec {cmd:?}: {e}"), exit::CANNOT_EXECUTE),
+    }
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| format!("{s:?} holds a NUL byte"))
+}
+
+fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(src, target, fstype, flags, data)
+        .map_err(|e| format!("mounting {} on {}: {e}", src.or(fstype).unwrap_or("-"), target.display()))
+}
+
+/// Mount /proc, /dev, /sys and the host's resolv.conf and hosts into the rootfs and pivot into it.
+fn setup_root(spec: &Spec) -> Result<()> {
+    let root = &spec.rootfs;
+    mnt(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    // pivot_root wants the new root to be a mount point of this namespace.
+    mnt(Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+
+    let proc_dir = ensure_dir(root, "proc")?;
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(Some("proc"), &proc_dir, Some("proc"), nosuid, None)?;
+
+    let dev = ensure_dir(root, "dev")?;
+    mnt(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=755,size=65536k"))?;
+    // mknod is not allowed in a user namespace: bind the host's device nodes instead.
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        fs::write(&target, b"").map_err(|e| format!("creating {}: {e}", target.display()))?;
+        mnt(Some(&format!("/dev/{node}")), &target, None, MsFlags::MS_BIND, None)?;
+    }
+    let pts = ensure_dir(root, "dev/pts")?;
+    if mnt(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .is_ok()
+    {
+        let _ = symlink("pts/ptmx", dev.join("ptmx"));
+    }
+    let shm = ensure_dir(root, "dev/shm")?;
+    mnt(Some("shm"), &shm, Some("tmpfs"), nosuid, Some("mode=1777,size=65536k"))?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let _ = symlink(target, dev.join(name));
+    }
+    // sysfs cannot be mounted without owning the network namespace; a read-only
+    // bind of the host's is the next best thing, and optional.
+    if let Ok(sys) = ensure_dir(root, "sys") {
+        if mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).is_ok() {
+            let _ = mnt(None, &sys, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | nosuid, None);
+        }
+    }
+    for file in ["resolv.conf", "hosts"] {
+        let host = Path::new("/etc").join(file);
+        if !host.exists() {
+            continue;
+        }
+        let target = root.join("etc").join(file);
+        if target.symlink_metadata().is_err() {
+            let _ = fs::create_dir_all(root.join("etc"));
+            fs::write(&target, b"").map_err(|e| format!("creating {}: {e}", target.display()))?;
+        }
+        if target.symlink_metadata().map(|m| m.is_file()).unwrap_or(false) {
+            mnt(Some(&host.to_string_lossy()), &target, None, MsFlags::MS_BIND, None)?;
+            let _ = mnt(None, &target, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None);
+        }
+    }
+
+    // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the new.
+    chdir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
+    pivot_root(".", ".").map_err(|e| format!("pivot_root into {}: {e}", root.display()))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf> {
+    let p = root.join(rel);
+    match p.symlink_metadata() {
+        Ok(m) if m.is_dir() => Ok(p),
+        Ok(_) => Err(format!("/{rel} in the image is not a directory")),
+        Err(_) => fs::create_dir_all(&p).map(|_| p.clone()).map_err(|e| format!("creating /{rel}: {e}")),
+    }
+}
+
+/// A resolved USER.
+pub(crate) struct User {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+}
+
+/// Resolve `user[:group]` against the (already pivoted) root's /etc/passwd and /etc/group.
+fn resolve_user(spec: &str) -> Result<User> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == user || f[2] == user));
+    let (uid, mut gid, name) = match (entry, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().map_err(|_| format!("bad uid in /etc/passwd for {user}"))?,
+            f[3].parse().unwrap_or(0),
+            Some(f[0].to_owned()),
+        ),
+        (None, Ok(uid)) => (uid, 0, None),
+        (None, Err(_)) => return Err(format!("unable to find user {user}: no matching entries in passwd file")),
+    };
+    if let Some(group) = group {
+        let entry = groups
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && (f[0] == group || f[2] == group));
+        gid = match (entry, group.parse::<u32>()) {
+            (Some(f), _) => f[2].parse().map_err(|_| format!("bad gid in /etc/group for {group}"))?,
+            (None, Ok(gid)) => gid,
+            (None, Err(_)) => return Err(format!("unable to find group {group}: no matching entries in group file")),
+        };
+    }
+    // Supplementary groups: those listing the user by name, as docker does.
+    let mut extra: Vec<Gid> = vec![Gid::from_raw(gid)];
+    if let (Some(name), None) = (&name, group) {
+        for f in groups.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(g) = f[2].parse::<u32>() {
+                    extra.push(Gid::from_raw(g));
+                }
+            }
+        }
+    }
+    extra.dedup();
+    Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), groups: extra })
+}

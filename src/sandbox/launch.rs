@@ -1,0 +1,175 @@
+//! The engine's side of the sandbox: spawn `kiln __sandbox` in new namespaces,
+//! map its ids, stream its output, wait for it (or kill it when cancelled).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio as StdStdio};
+use std::thread;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+
+use super::Spec;
+
+/// Why a sandboxed process could not be run (not: why it failed).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("writing the sandbox spec to {0}")]
+    Spec(PathBuf, #[source] std::io::Error),
+    #[error("starting the sandbox (new user, mount, pid, uts and ipc namespaces)")]
+    Spawn(#[source] std::io::Error),
+    #[error("writing the uid/gid maps of the sandbox ({0})")]
+    IdMap(PathBuf, #[source] std::io::Error),
+    #[error("waiting for the sandbox")]
+    Wait(#[source] std::io::Error),
+}
+
+/// Where the sandboxed process's standard streams go.
+pub enum Stdio<'a> {
+    /// Shared with kiln (for `kiln run`).
+    Inherit,
+    /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
+    Capture(&'a mut (dyn FnMut(&str) + Send)),
+}
+
+/// Runs specs in sandboxes.
+pub struct Sandbox {
+    exe: PathBuf,
+    scratch: PathBuf,
+}
+
+impl Sandbox {
+    /// A sandbox launcher re-executing `exe`, with spec files under `scratch`.
+    pub fn new(exe: &Path, scratch: &Path) -> Self {
+        Self { exe: exe.to_owned(), scratch: scratch.to_owned() }
+    }
+
+    /// Run `spec` to completion and return its exit code (128+N for signal N).
+    /// `cancelled` is polled while the process runs; when it says yes, the whole
+    /// sandbox is killed.
+    pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<i32, SandboxError> {
+        let mut spec_file = tempfile::Builder::new()
+            .prefix("sandbox-")
+            .suffix(".json")
+            .tempfile_in(&self.scratch)
+            .map_err(|e| SandboxError::Spec(self.scratch.clone(), e))?;
+        serde_json::to_writer(&mut spec_file, spec)
+            .map_err(std::io::Error::from)
+            .and_then(|_| spec_file.flush())
+            .map_err(|e| SandboxError::Spec(spec_file.path().to_owned(), e))?;
+
+        // The handshake (see `init`): the child unshares, says so on `ready`, and
+        // waits on `go` until we have written its id maps. It must unshare after
+        // exec: exec'ing while unmapped would drop the capabilities it gets.
+        let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn(e.into()))?;
+        let (ready_read, ready_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn(e.into()))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("__sandbox").arg(spec_file.path()).env_clear();
+        let mut output = None;
+        match stdio {
+            Stdio::Inherit => {}
+            Stdio::Capture(sink) => {
+                let (reader, writer) = std::io::pipe().map_err(SandboxError::Spawn)?;
+                cmd.stdin(StdStdio::null()).stdout(writer.try_clone().map_err(SandboxError::Spawn)?).stderr(writer);
+                output = Some((reader, sink));
+            }
+        }
+        let (go_fd, ready_fd) = (go_read.as_raw_fd(), ready_write.as_raw_fd());
+        // SAFETY: between fork and exec the closure only makes raw syscalls
+        // (prctl, dup2), which are async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                    || libc::dup2(go_fd, 3) < 0
+                    || libc::dup2(ready_fd, 4) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        drop(cmd); // closes our copies of the output pipe's write end
+        drop((go_read, ready_write));
+        let mut ready = fs::File::from(ready_read);
+        let mapped = match ready.read(&mut [0u8; 1]) {
+            Ok(1) => write_id_maps(child.id()).and_then(|_| release(go_write)),
+            // The child failed before unsharing; its own message says why.
+            _ => Ok(()),
+        };
+        if let Err(e) = mapped {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+
+        let status = thread::scope(|s| {
+            if let Some((reader, sink)) = output {
+                s.spawn(move || {
+                    for line in BufReader::new(reader).split(b'\n') {
+                        let Ok(line) = line else { break };
+                        sink(&String::from_utf8_lossy(&line));
+                    }
+                });
+            }
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => return Ok(status),
+                    Ok(None) if cancelled() => {
+                        let _ = child.kill();
+                    }
+                    Ok(None) => thread::sleep(Duration::from_millis(20)),
+                    Err(e) => return Err(SandboxError::Wait(e)),
+                }
+            }
+        })?;
+        Ok(exit_code(status))
+    }
+}
+
+fn release(sync_write: OwnedFd) -> Result<(), SandboxError> {
+    let mut f = fs::File::from(sync_write);
+    f.write_all(b"1").map_err(|e| SandboxError::IdMap("the sync pipe".into(), e))
+}
+
+/// Map every id this process has to the same id in the sandbox's user namespace:
+/// as real root that is all of them; rootless, the range kiln's own namespace got.
+fn write_id_maps(pid: u32) -> Result<(), SandboxError> {
+    for (own, child) in [("/proc/self/uid_map", "uid_map"), ("/proc/self/gid_map", "gid_map")] {
+        let path = PathBuf::from(format!("/proc/{pid}/{child}"));
+        let count = fs::read_to_string(own).map(|m| id_count(&m)).map_err(|e| SandboxError::IdMap(own.into(), e))?;
+        fs::write(&path, format!("0 0 {count}\n")).map_err(|e| SandboxError::IdMap(path, e))?;
+    }
+    Ok(())
+}
+
+/// How many ids, counted from 0, a uid_map/gid_map makes usable inside.
+fn id_count(map: &str) -> u64 {
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| f[0] + f[2])
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_count;
+
+    #[test]
+    fn counts_ids_from_maps() {
+        assert_eq!(id_count("         0          0 4294967295\n"), 4294967295);
+        assert_eq!(id_count("0 1000 1\n1 100000 65536\n"), 65537);
+        assert_eq!(id_count("0 1000 1\n"), 1);
+    }
+}

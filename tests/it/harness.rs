@@ -1,0 +1,187 @@
+//! A kiln with its own store root, a busybox base image, and helpers to read
+//! what a build produced.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+
+/// The busybox rootfs tarball, made once per test run by the fixture script.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-it-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-busybox-rootfs.sh");
+        let out = Command::new("bash").arg(&script).arg(&tar).output().unwrap();
+        assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+        tar
+    })
+}
+
+/// The result of one kiln command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panic with the output unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "kiln failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panic unless the command failed; return it.
+    #[track_caller]
+    pub fn failed(self) -> Self {
+        assert_ne!(self.code, 0, "kiln unexpectedly succeeded\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A kiln with a fresh store and a context folder to write a build into.
+pub struct Kiln {
+    pub dir: tempfile::TempDir,
+}
+
+impl Kiln {
+    /// A store holding `busybox:latest`.
+    pub fn with_busybox() -> Self {
+        let k = Kiln::empty();
+        k.cmd(&["import", busybox_tar().to_str().unwrap(), "busybox"]).ok();
+        k
+    }
+
+    pub fn empty() -> Self {
+        let dir = tempfile::Builder::new().prefix("kiln-it-").tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("ctx")).unwrap();
+        Kiln { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    /// Write a file into the context (parents created).
+    pub fn write(&self, rel: &str, body: &str) -> &Self {
+        let p = self.ctx().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+        self
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        Run::from(Command::new(KILN).arg("--root").arg(self.root()).args(args).output().unwrap())
+    }
+
+    /// `kiln build` of the context with extra arguments.
+    pub fn build(&self, args: &[&str]) -> Run {
+        let ctx = self.ctx();
+        let mut all: Vec<&str> = vec!["build"];
+        all.extend_from_slice(args);
+        all.push(ctx.to_str().unwrap());
+        self.cmd(&all)
+    }
+
+    pub fn inspect(&self, image: &str) -> Value {
+        let out = self.cmd(&["inspect", image]).ok();
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    pub fn image_names(&self) -> Vec<String> {
+        let out = self.cmd(&["images"]).ok();
+        out.stdout
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{}:{}", f[0], f[1])
+            })
+            .collect()
+    }
+
+    /// Entries of each layer of `image`, as `path` plus `/` for directories and
+    /// ` -> target` for symlinks.
+    pub fn layers(&self, image: &str) -> Vec<Vec<String>> {
+        let v = self.inspect(image);
+        v["Manifest"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let digest = l["digest"].as_str().unwrap();
+                let blob = self.root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
+                let gz = flate2::read::GzDecoder::new(fs::File::open(blob).unwrap());
+                let mut archive = tar::Archive::new(gz);
+                archive
+                    .entries()
+                    .unwrap()
+                    .map(|e| {
+                        let e = e.unwrap();
+                        let mut p = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+                        match e.header().entry_type() {
+                            tar::EntryType::Directory => p.push('/'),
+                            tar::EntryType::Symlink => p = format!("{p} -> {}", e.link_name().unwrap().unwrap().display()),
+                            _ => {}
+                        }
+                        p
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The content of `path` in the last layer of `image`.
+    pub fn file_in_top_layer(&self, image: &str, path: &str) -> Option<String> {
+        let v = self.inspect(image);
+        let last = v["Manifest"]["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_owned();
+        let blob = self.root().join("oci/blobs/sha256").join(last.trim_start_matches("sha256:"));
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(blob).unwrap()));
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy() == path {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Nothing half-done is left in the store: no ingest files, no scratch folders.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        for dir in ["ingest", "work"] {
+            let p = self.root().join(dir);
+            let left: Vec<_> = fs::read_dir(&p).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+            assert!(left.is_empty(), "{} holds leftovers: {left:?}", p.display());
+        }
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = self.root().to_string_lossy().into_owned();
+        assert!(!mounts.contains(&root), "a mount under {root} leaked:\n{mounts}");
+        let procs = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        let procs = String::from_utf8_lossy(&procs.stdout);
+        assert!(!procs.lines().any(|l| l.contains("__sandbox") && l.contains(&root)), "a sandbox process leaked:\n{procs}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Rootless: an unprivileged user builds and runs images, with kiln mapping that
+//! user to root in a user namespace of its own.
+
+use std::process::Command;
+
+use super::harness::{busybox_tar, KILN};
+
+const USER: &str = "kiln-rootless";
+
+/// Create the test user (with /etc/subuid and /etc/subgid ranges, as Debian's
+/// useradd gives every new user) unless it exists.
+fn ensure_user() {
+    if Command::new("id").arg(USER).output().unwrap().status.success() {
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the rootless test creates the user {USER} and so must start as root (CI does)"
+    );
+    let out = Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]).output().unwrap();
+    assert!(out.status.success(), "useradd: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn as_user(home: &str, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", USER, "--", "env", &format!("HOME={home}"), "XDG_DATA_HOME=", KILN])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_unprivileged_user_builds_and_runs_an_image() {
+    ensure_user();
+    let home = format!("/home/{USER}");
+    let work = tempfile::Builder::new().prefix("kiln-rootless-").tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("msg.txt"), "rootless\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nRUN id -u > /uid && cat /msg.txt > /copy\nCMD [\"cat\", \"/copy\", \"/uid\"]\n").unwrap();
+    let tar = work.path().join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    // Let the user read what the test (root) wrote.
+    Command::new("chmod").args(["-R", "a+rX", work.path().to_str().unwrap()]).status().unwrap();
+
+    let check = |out: std::process::Output| {
+        assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    check(as_user(&home, &["import", tar.to_str().unwrap(), "busybox"]));
+    check(as_user(&home, &["build", "-t", "rootless:v1", ctx.to_str().unwrap()]));
+    let out = check(as_user(&home, &["run", "rootless:v1"]));
+    assert_eq!(out, "rootless\n0\n");
+    // The default store of an unprivileged user is under its home.
+    assert!(std::path::Path::new(&home).join(".local/share/kiln/oci/index.json").is_file());
+    let _ = as_user(&home, &["rmi", "rootless:v1"]);
+}
