@@ -1,0 +1,269 @@
+//! Getting base images into the store without a registry.
+//!
+//! - [`import_rootfs`]: a root filesystem tarball becomes a one-layer image,
+//!   like `docker import`.
+//! - [`load_archive`]: a `docker save` tarball or an OCI image layout tarball
+//!   (`skopeo copy … oci-archive:`, `docker save` from docker 25 on, `ctr
+//!   export`) is loaded with its names, like `docker load`.
+//!
+//! Both check what they read before they name it: every blob against its
+//! digest, every layer against the diffID its config lists. Names are written
+//! last, so an archive that fails half-way leaves at most unnamed blobs behind.
+
+mod docker_save;
+mod oci_layout;
+mod rootfs;
+mod spool;
+
+use std::io::{self, Cursor, Read};
+
+use flate2::read::MultiGzDecoder;
+use kiln_solver::Digest;
+use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifestBuilder, MediaType};
+
+use crate::layer::{Layer, LayerError, LAYER_MEDIA_TYPE};
+use crate::store::{reference, Store, StoreError};
+
+pub use rootfs::import_rootfs;
+pub use spool::load_archive;
+
+/// Errors while importing or loading images.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageIoError {
+    #[error("reading {what}")]
+    Read {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} is {compression}-compressed, which kiln cannot read")]
+    Compression { what: String, compression: &'static str },
+    #[error("not a docker save or OCI layout archive: no manifest.json or index.json found")]
+    NotAnArchive,
+    #[error("{what} {path} listed in {listed_in} is missing from the archive")]
+    Missing { what: &'static str, path: String, listed_in: String },
+    #[error("{path} in the archive is not a valid {what}")]
+    Json {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "image {image} in the archive has no name: tag it before saving it \
+         (`docker tag <image> name:tag`, or `skopeo copy … oci-archive:file.tar:name:tag`)"
+    )]
+    NoName { image: String },
+    #[error("image {image} lists {layers} layers but its config lists {diff_ids} diffIDs")]
+    LayerCount { image: String, layers: usize, diff_ids: usize },
+    #[error("layer {layer} does not match its image config: the config says diffID {expected}, the layer's content hashes to {actual}")]
+    DiffIdMismatch { layer: String, expected: String, actual: String },
+    #[error("blob {expected} failed verification: its content hashes to {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("unsupported digest {0}: kiln stores sha256 blobs only")]
+    Digest(String),
+    #[error("{digest} has media type {media_type}, which kiln cannot load")]
+    MediaType { digest: String, media_type: String },
+    #[error("image index {index} has no manifest for {platform}")]
+    NoPlatform { index: String, platform: String },
+    #[error("image index {0} nests indexes too deeply")]
+    TooDeep(String),
+    #[error("rootfs entry {entry:?} {why}")]
+    UnsafeEntry { entry: String, why: &'static str },
+    #[error("copying rootfs entry {entry:?} into the layer")]
+    Copy {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+/// How a stream is compressed, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Look at the first bytes of `r` without losing them.
+fn sniff<'a>(mut r: impl Read + 'a, what: &str) -> Result<(Compression, Box<dyn Read + 'a>), ImageIoError> {
+    let mut head = [0u8; 4];
+    let mut len = 0;
+    while len < head.len() {
+        match r.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(ImageIoError::Read { what: what.to_owned(), source }),
+        }
+    }
+    let head = &head[..len];
+    let compression = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    Ok((compression, Box::new(Cursor::new(head.to_vec()).chain(r))))
+}
+
+/// `r`, decompressed when it is gzip.
+fn decompressed<'a>(r: impl Read + 'a, what: &str) -> Result<Box<dyn Read + 'a>, ImageIoError> {
+    match sniff(r, what)? {
+        (Compression::None, r) => Ok(r),
+        (Compression::Gzip, r) => Ok(Box::new(MultiGzDecoder::new(r))),
+        (Compression::Zstd, _) => Err(ImageIoError::Compression { what: what.to_owned(), compression: "zstd" }),
+    }
+}
+
+/// The host's architecture, named the way Go (and so every image config) names it.
+fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        "mips64" if cfg!(target_endian = "little") => "mips64le",
+        "mips" if cfg!(target_endian = "little") => "mipsle",
+        other => other, // s390x, riscv64, mips64, mips
+    }
+}
+
+/// A digest as oci-spec types it.
+fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
+    d.as_str().parse().expect("a sha256 digest is a valid OCI digest")
+}
+
+/// A digest from an OCI document, as the store names blobs.
+fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
+    d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
+}
+
+/// The normalised store name for a name found in an archive: docker's full
+/// form (`docker.io/library/busybox:1.36`) is shortened to the familiar one
+/// (`busybox:1.36`) that `FROM busybox:1.36` looks up.
+fn store_name(name: &str) -> Result<String, ImageIoError> {
+    let familiar = match name.strip_prefix("docker.io/") {
+        Some(rest) => rest.strip_prefix("library/").unwrap_or(rest),
+        None => name,
+    };
+    Ok(reference::normalize(familiar)?)
+}
+
+/// Write `config` (the image config JSON, as is) and a fresh OCI manifest
+/// naming it and `layers`; return the manifest's descriptor.
+fn write_image(store: &Store, config: &[u8], layers: &[Layer]) -> Result<Descriptor, ImageIoError> {
+    let descriptor = |media_type: MediaType, digest: &Digest, size: u64| {
+        DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(oci_digest(digest))
+            .size(size)
+            .build()
+            .expect("a descriptor with every required field")
+    };
+    let (config_digest, config_size) = store.write_blob(config)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
+        .layers(
+            layers.iter().map(|l| descriptor(MediaType::from(LAYER_MEDIA_TYPE), &l.digest, l.size)).collect::<Vec<_>>(),
+        )
+        .build()
+        .expect("a manifest with every required field");
+    let bytes = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let (digest, size) = store.write_blob(&bytes)?;
+    Ok(descriptor(MediaType::ImageManifest, &digest, size))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use oci_spec::image::ImageConfiguration;
+
+    /// A tar of regular files.
+    pub(crate) fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Check a stored image all the way down: every blob hashes to its digest,
+    /// every layer's content to its diffID. Returns its config.
+    pub(crate) fn verify_image(store: &Store, name: &str) -> ImageConfiguration {
+        let image = store.get(name).unwrap();
+        let read = |d: &Digest| {
+            let bytes = std::fs::read(store.blob_path(d)).unwrap();
+            assert_eq!(&Digest::of(&bytes), d, "blob {d} of {name}");
+            bytes
+        };
+        read(&image.digest());
+        let (manifest, config) = store.image_parts(&image).unwrap();
+        read(&kiln_digest(manifest.config().digest()).unwrap());
+        assert_eq!(manifest.layers().len(), config.rootfs().diff_ids().len());
+        for (layer, diff_id) in manifest.layers().iter().zip(config.rootfs().diff_ids()) {
+            let blob = read(&kiln_digest(layer.digest()).unwrap());
+            assert_eq!(blob.len() as u64, layer.size());
+            let mut tar = Vec::new();
+            decompressed(&blob[..], "layer").unwrap().read_to_end(&mut tar).unwrap();
+            assert_eq!(Digest::of(&tar).as_str(), diff_id, "layer of {name}");
+        }
+        config
+    }
+
+    #[test]
+    fn sniffing_keeps_every_byte() {
+        for (input, want) in [
+            (&b""[..], Compression::None),
+            (&b"x"[..], Compression::None),
+            (&b"\x1f\x8b\x08\x00rest"[..], Compression::Gzip),
+            (&b"\x28\xb5\x2f\xfdrest"[..], Compression::Zstd),
+            (&b"ustar and more"[..], Compression::None),
+        ] {
+            let (got, mut r) = sniff(input, "test").unwrap();
+            assert_eq!(got, want, "{input:?}");
+            let mut back = Vec::new();
+            r.read_to_end(&mut back).unwrap();
+            assert_eq!(back, input);
+        }
+        let mut plain = Vec::new();
+        decompressed(&gzip(b"hello")[..], "test").unwrap().read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn archive_names_become_familiar_store_names() {
+        for (input, want) in [
+            ("busybox", Some("busybox:latest")),
+            ("docker.io/library/busybox:1.36", Some("busybox:1.36")),
+            ("docker.io/me/app:v1", Some("me/app:v1")),
+            ("quay.io/me/app", Some("quay.io/me/app:latest")),
+            ("localhost:5000/app:2", Some("localhost:5000/app:2")),
+            ("Bad Name", None),
+        ] {
+            assert_eq!(store_name(input).ok().as_deref(), want, "{input:?}");
+        }
+    }
+}

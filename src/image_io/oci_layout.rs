@@ -1,0 +1,294 @@
+//! OCI image layout archives: `oci-layout`, `index.json`, `blobs/sha256/…`.
+//! Blobs are copied into the store as they are (verified), so a loaded image
+//! keeps its manifest digest. An index entry that is itself an index (a
+//! multi-platform image) is followed to the host platform's manifest.
+
+use std::io;
+
+use kiln_solver::Digest;
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Os};
+use sha2::{Digest as _, Sha256};
+
+use super::spool::{LoadedImage, Spool};
+use super::{decompressed, host_architecture, kiln_digest, store_name, ImageIoError};
+use crate::store::Store;
+
+/// The name annotation of the OCI spec: a full name, or (as docker and
+/// containerd write it) only the tag of the name below.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The full name containerd and docker write beside [`REF_NAME`].
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// How many indexes deep a manifest may be found.
+const MAX_DEPTH: usize = 4;
+
+/// Store every image `index.json` names; name none of them (the caller does).
+pub(super) fn load(store: &Store, spool: &Spool) -> Result<Vec<LoadedImage>, ImageIoError> {
+    let bytes = spool.read("index.json", "index", "the archive")?;
+    let index: ImageIndex = parse(&bytes, "image index", "index.json")?;
+    // Check every name before storing anything.
+    let mut named = Vec::with_capacity(index.manifests().len());
+    for entry in index.manifests() {
+        let names = names_of(entry)?;
+        if names.is_empty() {
+            return Err(ImageIoError::NoName { image: entry.digest().to_string() });
+        }
+        named.push((names, entry));
+    }
+    named
+        .into_iter()
+        .map(|(names, entry)| {
+            let manifest = resolve(spool, entry, 0)?;
+            Ok((names, load_manifest(store, spool, &manifest)?))
+        })
+        .collect()
+}
+
+/// The store names of an `index.json` entry. A bare tag in [`REF_NAME`] next
+/// to a full [`CONTAINERD_NAME`] is that name's tag, not a name of its own.
+fn names_of(entry: &Descriptor) -> Result<Vec<String>, ImageIoError> {
+    let Some(annotations) = entry.annotations() else {
+        return Ok(Vec::new());
+    };
+    let full = annotations.get(CONTAINERD_NAME);
+    let mut names = Vec::new();
+    if let Some(name) = full {
+        names.push(store_name(name)?);
+    }
+    if let Some(name) = annotations.get(REF_NAME) {
+        let bare_tag = !name.contains(['/', ':', '@']);
+        if full.is_none() || !bare_tag {
+            let name = store_name(name)?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Follow `entry` through nested indexes to an image manifest's descriptor.
+fn resolve(spool: &Spool, entry: &Descriptor, depth: usize) -> Result<Descriptor, ImageIoError> {
+    match entry.media_type().as_ref() {
+        t if t == MediaType::ImageManifest.as_ref() || t == DOCKER_MANIFEST => Ok(entry.clone()),
+        t if t == MediaType::ImageIndex.as_ref() || t == DOCKER_MANIFEST_LIST => {
+            if depth >= MAX_DEPTH {
+                return Err(ImageIoError::TooDeep(entry.digest().to_string()));
+            }
+            let bytes = read_verified(spool, entry, "image index", "an image index")?;
+            let index: ImageIndex = parse(&bytes, "image index", &blob_path(entry)?)?;
+            let arch = host_architecture();
+            let manifests = index.manifests();
+            let for_host = manifests.iter().find(|m| {
+                m.platform().as_ref().is_some_and(|p| *p.os() == Os::Linux && p.architecture().to_string() == arch)
+            });
+            let chosen = match (for_host, manifests.as_slice()) {
+                (Some(m), _) | (None, [m]) => m,
+                (None, _) => {
+                    return Err(ImageIoError::NoPlatform {
+                        index: entry.digest().to_string(),
+                        platform: format!("linux/{arch}"),
+                    })
+                }
+            };
+            resolve(spool, chosen, depth + 1)
+        }
+        other => Err(ImageIoError::MediaType { digest: entry.digest().to_string(), media_type: other.to_owned() }),
+    }
+}
+
+/// Copy one image into the store: layers first (each checked against its
+/// digest and its diffID), then its config, then the manifest, so the store
+/// never holds a manifest without its parts. Returns the descriptor to name.
+fn load_manifest(store: &Store, spool: &Spool, entry: &Descriptor) -> Result<Descriptor, ImageIoError> {
+    let bytes = read_verified(spool, entry, "manifest", "index.json")?;
+    let manifest: ImageManifest = parse(&bytes, "image manifest", &blob_path(entry)?)?;
+    let listed_in = format!("manifest {}", entry.digest());
+    let config_bytes = read_verified(spool, manifest.config(), "image config", &listed_in)?;
+    let config: ImageConfiguration = parse(&config_bytes, "image config", &blob_path(manifest.config())?)?;
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(ImageIoError::LayerCount {
+            image: entry.digest().to_string(),
+            layers: manifest.layers().len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    for (layer, expected) in manifest.layers().iter().zip(diff_ids) {
+        let digest = kiln_digest(layer.digest())?;
+        let path = blob_path(layer)?;
+        let actual = diff_id(spool.open(&path, "layer", &listed_in)?, &digest)?;
+        if actual.as_str() != expected {
+            return Err(ImageIoError::DiffIdMismatch {
+                layer: digest.to_string(),
+                expected: expected.clone(),
+                actual: actual.to_string(),
+            });
+        }
+        store.copy_blob(spool.open(&path, "layer", &listed_in)?, Some(&digest))?;
+    }
+    store.write_blob(&config_bytes)?;
+    store.write_blob(&bytes)?;
+    let mut named = entry.clone();
+    named.set_annotations(None);
+    Ok(named)
+}
+
+/// The sha256 of a layer's uncompressed content.
+fn diff_id(layer: std::fs::File, digest: &Digest) -> Result<Digest, ImageIoError> {
+    let what = format!("layer {digest}");
+    let mut tar = decompressed(layer, &what)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut tar, &mut hasher).map_err(|source| ImageIoError::Read { what, source })?;
+    Ok(Digest::from_hasher(hasher))
+}
+
+/// Where a blob sits in the layout.
+fn blob_path(d: &Descriptor) -> Result<String, ImageIoError> {
+    Ok(format!("blobs/sha256/{}", kiln_digest(d.digest())?.hex()))
+}
+
+/// The blob `d` names, checked against its digest.
+fn read_verified(spool: &Spool, d: &Descriptor, what: &'static str, listed_in: &str) -> Result<Vec<u8>, ImageIoError> {
+    let expected = kiln_digest(d.digest())?;
+    let bytes = spool.read(&blob_path(d)?, what, listed_in)?;
+    let actual = Digest::of(&bytes);
+    if actual != expected {
+        return Err(ImageIoError::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
+    }
+    Ok(bytes)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str, path: &str) -> Result<T, ImageIoError> {
+    serde_json::from_slice(bytes).map_err(|source| ImageIoError::Json { what, path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_archive;
+    use super::super::tests::{gzip, tar_of, verify_image};
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// An OCI layout being put together: blobs by path, and the index.
+    #[derive(Default)]
+    struct Layout {
+        files: Vec<(String, Vec<u8>)>,
+    }
+
+    impl Layout {
+        /// Add a blob; return its descriptor JSON.
+        fn blob(&mut self, media_type: &str, bytes: Vec<u8>) -> Value {
+            let d = Digest::of(&bytes);
+            let desc = json!({"mediaType": media_type, "digest": d.as_str(), "size": bytes.len()});
+            self.files.push((format!("blobs/sha256/{}", d.hex()), bytes));
+            desc
+        }
+
+        fn image(&mut self, layer: &[u8]) -> Value {
+            let layer_desc = self.blob("application/vnd.oci.image.layer.v1.tar+gzip", gzip(layer));
+            let config = json!({
+                "architecture": host_architecture(), "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [Digest::of(layer).as_str()]},
+                "history": [{"created_by": "test"}],
+            });
+            let config_desc =
+                self.blob("application/vnd.oci.image.config.v1+json", serde_json::to_vec(&config).unwrap());
+            let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config_desc, "layers": [layer_desc]});
+            self.blob("application/vnd.oci.image.manifest.v1+json", serde_json::to_vec(&manifest).unwrap())
+        }
+
+        fn archive(mut self, index: Vec<Value>) -> Vec<u8> {
+            let index = json!({"schemaVersion": 2, "manifests": index});
+            self.files.push(("index.json".into(), serde_json::to_vec(&index).unwrap()));
+            self.files.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+            let refs: Vec<(&str, &[u8])> = self.files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+            tar_of(&refs)
+        }
+    }
+
+    fn annotated(mut desc: Value, annotations: Value) -> Value {
+        desc["annotations"] = annotations;
+        desc
+    }
+
+    #[test]
+    fn loads_an_oci_layout_archive_with_a_multi_platform_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut layout = Layout::default();
+        let layer_a = tar_of(&[("hello.txt", b"hello")]);
+        let layer_b = tar_of(&[("bin/sh", b"not really")]);
+        let app = layout.image(&layer_a);
+        let host = layout.image(&layer_b);
+        let mut host_entry = host.clone();
+        host_entry["platform"] = json!({"architecture": host_architecture(), "os": "linux"});
+        // Not in the archive: choosing it would fail.
+        let other = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": Digest::of(b"elsewhere").as_str(), "size": 9,
+            "platform": {"architecture": "mips64p32", "os": "linux"}});
+        let nested = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [other, host_entry]});
+        let nested = layout.blob("application/vnd.oci.image.index.v1+json", serde_json::to_vec(&nested).unwrap());
+        let archive = layout.archive(vec![
+            annotated(app, json!({REF_NAME: "app:v1"})),
+            annotated(nested, json!({REF_NAME: "latest", CONTAINERD_NAME: "docker.io/library/busybox:latest"})),
+        ]);
+
+        let names = load_archive(&store, &archive[..]).unwrap();
+        assert_eq!(names, ["app:v1", "busybox:latest"]);
+        let config = verify_image(&store, "app:v1");
+        assert_eq!(config.rootfs().diff_ids(), &[Digest::of(&layer_a).to_string()]);
+        let busybox = store.get("busybox").unwrap();
+        assert_eq!(busybox.descriptor.digest().to_string(), host["digest"].as_str().unwrap());
+        let config = verify_image(&store, "busybox");
+        assert_eq!(config.rootfs().diff_ids(), &[Digest::of(&layer_b).to_string()]);
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_its_digest_loads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut layout = Layout::default();
+        let good = layout.image(&tar_of(&[("a", b"a")]));
+        let bad_tar = tar_of(&[("b", b"b")]);
+        let bad = layout.image(&bad_tar);
+        // The same tar, gzipped differently: its diffID still matches, its digest no longer.
+        let hex = |v: &Value| v["digest"].as_str().unwrap()["sha256:".len()..].to_owned();
+        let manifest_path = format!("blobs/sha256/{}", hex(&bad));
+        let (_, manifest) = layout.files.iter().find(|(p, _)| *p == manifest_path).unwrap();
+        let manifest: Value = serde_json::from_slice(manifest).unwrap();
+        let layer_path = format!("blobs/sha256/{}", hex(&manifest["layers"][0]));
+        let mut regzipped = flate2::GzBuilder::new().filename("b.tar").write(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut regzipped, &bad_tar).unwrap();
+        let (_, blob) = layout.files.iter_mut().find(|(p, _)| *p == layer_path).unwrap();
+        *blob = regzipped.finish().unwrap();
+        let archive = layout
+            .archive(vec![annotated(good, json!({REF_NAME: "good:1"})), annotated(bad, json!({REF_NAME: "bad:1"}))]);
+        let err = load_archive(&store, &archive[..]).unwrap_err();
+        assert!(matches!(err, ImageIoError::Store(crate::store::StoreError::DigestMismatch { .. })), "{err:?}");
+        assert!(store.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_come_from_the_annotations() {
+        let d = |annotations: Value| -> Descriptor {
+            serde_json::from_value(annotated(
+                json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": Digest::of(b"m").as_str(), "size": 1}),
+                annotations,
+            ))
+            .unwrap()
+        };
+        for (annotations, want) in [
+            (json!({}), vec![]),
+            (json!({REF_NAME: "app:v1"}), vec!["app:v1"]),
+            (json!({REF_NAME: "1.36", CONTAINERD_NAME: "docker.io/library/busybox:1.36"}), vec!["busybox:1.36"]),
+            (json!({REF_NAME: "mine:2", CONTAINERD_NAME: "x:1"}), vec!["x:1", "mine:2"]),
+        ] {
+            assert_eq!(names_of(&d(annotations.clone())).unwrap(), want, "{annotations}");
+        }
+    }
+}
