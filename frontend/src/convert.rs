@@ -20,10 +20,7 @@ use kiln_solver::{Digest, Graph};
 use crate::instructions::{Command, Copy, Dockerfile, Instruction, Pair, Word};
 use crate::ops::{CopyFrom, CopyOp, ExecOp, Op};
 use crate::shell::Lexer;
-use crate::{
-    BuildGraph, BuildOptions, Error, ErrorKind, History, ImageConfig, ImageResolver, Location,
-    ResolvedImage,
-};
+use crate::{BuildGraph, BuildOptions, Error, ErrorKind, History, ImageConfig, ImageResolver, Location, ResolvedImage};
 
 /// Build args every Dockerfile may use without declaring them.
 const PROXY_ARGS: &[&str] = &[
@@ -60,9 +57,7 @@ pub enum ConvertError {
     CopyFromItself(String),
     #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
     CopyFromLater(String),
-    #[error(
-        "COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\""
-    )]
+    #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
     CopyDestNotDirectory(String),
     #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
     Chmod(String),
@@ -93,9 +88,7 @@ pub(crate) fn lower(
     lowering.global_args()?;
     let target = match &opts.target {
         None => file.stages.len() - 1,
-        Some(t) => lowering
-            .find_stage(t)
-            .ok_or_else(|| Error::whole(ConvertError::TargetNotFound(t.clone())))?,
+        Some(t) => lowering.find_stage(t).ok_or_else(|| Error::whole(ConvertError::TargetNotFound(t.clone())))?,
     };
     let built = lowering.stage(target)?;
     let warnings = opts
@@ -104,12 +97,7 @@ pub(crate) fn lower(
         .filter(|k| !lowering.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
         .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
         .collect();
-    Ok(BuildGraph {
-        graph: lowering.graph,
-        target: built.vertex,
-        config: built.config,
-        warnings,
-    })
+    Ok(BuildGraph { graph: lowering.graph, target: built.vertex, config: built.config, warnings })
 }
 
 /// A lowered stage: the vertex of its filesystem and its image config.
@@ -153,12 +141,7 @@ impl StageState {
     /// A variable as expansion sees it: ENV first, then ARG.
     fn get(&self, name: &str) -> Option<String> {
         env_get(&self.config.env, name)
-            .or_else(|| {
-                self.args
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            })
+            .or_else(|| self.args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
             .map(str::to_owned)
     }
 
@@ -176,25 +159,18 @@ impl StageState {
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
-        self.config.history.push(History {
-            created_by,
-            empty_layer,
-        });
+        self.config.history.push(History { created_by, empty_layer });
     }
 }
 
 fn env_get<'e>(env: &'e [String], name: &str) -> Option<&'e str> {
-    env.iter()
-        .find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+    env.iter().find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
 /// Set `name=value`, in place when the name is already there.
 fn env_set(env: &mut Vec<String>, name: &str, value: &str) {
     let entry = format!("{name}={value}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == name)
-    {
+    match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == name) {
         Some(e) => *e = entry,
         None => env.push(entry),
     }
@@ -202,15 +178,11 @@ fn env_set(env: &mut Vec<String>, name: &str, value: &str) {
 
 impl Lowering<'_> {
     fn add(&mut self, op: Op, inputs: Vec<Digest>, name: String) -> Result<Digest, Error> {
-        self.graph
-            .add(op, inputs, name)
-            .map_err(|e| Error::whole(ErrorKind::Graph(e)))
+        self.graph.add(op, inputs, name).map_err(|e| Error::whole(ErrorKind::Graph(e)))
     }
 
     fn expand(&self, word: &Word, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
-        self.lexer
-            .expand(&word.raw, get)
-            .map_err(|e| Error::at(word.location, e))
+        self.lexer.expand(&word.raw, get).map_err(|e| Error::at(word.location, e))
     }
 
     /// A build arg's value, noting that it was consumed.
@@ -292,11 +264,7 @@ impl Lowering<'_> {
             cmd_set: false,
             prefix,
             step: 0,
-            steps: 1 + stage
-                .commands
-                .iter()
-                .filter(|c| c.instruction.is_step())
-                .count(),
+            steps: 1 + stage.commands.iter().filter(|c| c.instruction.is_step()).count(),
         };
         let name = state.name(&stage.text);
 
@@ -305,16 +273,10 @@ impl Lowering<'_> {
         let base = self.expand(&stage.base, &|n| globals.get(n).cloned())?;
         let at = stage.base.location;
         if base.is_empty() {
-            return Err(Error::at(
-                at,
-                ConvertError::EmptyBase(stage.base.raw.clone()),
-            ));
+            return Err(Error::at(at, ConvertError::EmptyBase(stage.base.raw.clone())));
         }
-        let earlier = self
-            .file
-            .stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
+        let earlier =
+            self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
         (state.vertex, state.config) = match earlier {
             Some(i) if i == index => return Err(Error::at(at, ConvertError::FromItself(base))),
             Some(i) if i > index => return Err(Error::at(at, ConvertError::FromLater(base))),
@@ -322,17 +284,11 @@ impl Lowering<'_> {
                 let built = self.stage(i)?;
                 (built.vertex, built.config)
             }
-            None if base == "scratch" => {
-                (self.add(Op::Scratch, vec![], name)?, ImageConfig::default())
-            }
+            None if base == "scratch" => (self.add(Op::Scratch, vec![], name)?, ImageConfig::default()),
             None => {
-                let image = self
-                    .resolve(&base, at)?
-                    .ok_or_else(|| Error::at(at, ConvertError::ImageNotFound(base.clone())))?;
-                let op = Op::Image {
-                    name: image.name,
-                    digest: image.digest,
-                };
+                let image =
+                    self.resolve(&base, at)?.ok_or_else(|| Error::at(at, ConvertError::ImageNotFound(base.clone())))?;
+                let op = Op::Image { name: image.name, digest: image.digest };
                 (self.add(op, vec![], name)?, image.config)
             }
         };
@@ -340,10 +296,7 @@ impl Lowering<'_> {
         for command in &stage.commands {
             self.dispatch(index, &mut state, command)?;
         }
-        Ok(Built {
-            vertex: state.vertex,
-            config: state.config,
-        })
+        Ok(Built { vertex: state.vertex, config: state.config })
     }
 
     fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Error> {
@@ -378,10 +331,8 @@ impl Lowering<'_> {
                         Some(d) => format!("{}={d}", decl.name),
                         None => decl.name.clone(),
                     });
-                    let value = self
-                        .build_arg(&decl.name)
-                        .or(default)
-                        .or_else(|| self.global_args.get(&decl.name).cloned());
+                    let value =
+                        self.build_arg(&decl.name).or(default).or_else(|| self.global_args.get(&decl.name).cloned());
                     if let Some(v) = value {
                         match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
                             Some(arg) => arg.1 = v,
@@ -395,10 +346,7 @@ impl Lowering<'_> {
             Instruction::Workdir(word) => {
                 let dir = self.expand(word, &|n| st.get(n))?;
                 if dir.is_empty() {
-                    return Err(Error::at(
-                        word.location,
-                        ConvertError::EmptyValue("WORKDIR"),
-                    ));
+                    return Err(Error::at(word.location, ConvertError::EmptyValue("WORKDIR")));
                 }
                 st.config.working_dir = clean(&join(&st.workdir(), &dir));
                 st.history(format!("WORKDIR {}", st.config.working_dir), true);
@@ -416,13 +364,11 @@ impl Lowering<'_> {
             Instruction::Expose(words) => {
                 let mut ports = Vec::new();
                 for word in words {
-                    let expanded = self
-                        .lexer
-                        .expand_words(&word.raw, &|n| st.get(n))
-                        .map_err(|e| Error::at(word.location, e))?;
+                    let expanded =
+                        self.lexer.expand_words(&word.raw, &|n| st.get(n)).map_err(|e| Error::at(word.location, e))?;
                     for port in expanded {
-                        let port = normalize_port(&port)
-                            .ok_or_else(|| Error::at(word.location, ConvertError::Port(port)))?;
+                        let port =
+                            normalize_port(&port).ok_or_else(|| Error::at(word.location, ConvertError::Port(port)))?;
                         st.config.exposed_ports.insert(port.clone());
                         ports.push(port);
                     }
@@ -476,12 +422,7 @@ impl Lowering<'_> {
                 }
             }
         }
-        let op = Op::Exec(ExecOp {
-            args: args.to_vec(),
-            env,
-            cwd: st.workdir(),
-            user: st.config.user.clone(),
-        });
+        let op = Op::Exec(ExecOp { args: args.to_vec(), env, cwd: st.workdir(), user: st.config.user.clone() });
         let name = st.name(&cmd.text);
         st.vertex = self.add(op, vec![st.vertex.clone()], name)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
@@ -493,52 +434,28 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn copy(
-        &mut self,
-        index: usize,
-        st: &mut StageState,
-        cmd: &Command,
-        copy: &Copy,
-    ) -> Result<(), Error> {
+    fn copy(&mut self, index: usize, st: &mut StageState, cmd: &Command, copy: &Copy) -> Result<(), Error> {
         let get = |n: &str| st.get(n);
         let flag = |w: &Option<Word>| w.as_ref().map(|w| self.expand(w, &get)).transpose();
         let (from, chown, chmod) = (flag(&copy.from)?, flag(&copy.chown)?, flag(&copy.chmod)?);
         if let Some(mode) = &chmod {
-            let octal = !mode.is_empty()
-                && mode.len() <= 4
-                && mode.chars().all(|c| ('0'..='7').contains(&c));
+            let octal = !mode.is_empty() && mode.len() <= 4 && mode.chars().all(|c| ('0'..='7').contains(&c));
             if !octal {
                 let at = copy.chmod.as_ref().map_or(cmd.location, |w| w.location);
                 return Err(Error::at(at, ConvertError::Chmod(mode.clone())));
             }
         }
-        let sources = copy
-            .sources
-            .iter()
-            .map(|w| self.expand(w, &get))
-            .collect::<Result<Vec<_>, _>>()?;
+        let sources = copy.sources.iter().map(|w| self.expand(w, &get)).collect::<Result<Vec<_>, _>>()?;
         let dest = self.expand(&copy.dest, &get)?;
-        for (word, value) in copy
-            .sources
-            .iter()
-            .zip(&sources)
-            .chain([(&copy.dest, &dest)])
-        {
+        for (word, value) in copy.sources.iter().zip(&sources).chain([(&copy.dest, &dest)]) {
             if value.is_empty() {
-                let what = if word == &copy.dest {
-                    "COPY destination"
-                } else {
-                    "COPY source"
-                };
+                let what = if word == &copy.dest { "COPY destination" } else { "COPY source" };
                 return Err(Error::at(word.location, ConvertError::EmptyValue(what)));
             }
         }
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         if sources.len() > 1 && !is_dir {
-            return Err(Error::at(
-                copy.dest.location,
-                ConvertError::CopyDestNotDirectory(dest),
-            ));
+            return Err(Error::at(copy.dest.location, ConvertError::CopyDestNotDirectory(dest)));
         }
         let mut abs = clean(&join(&st.workdir(), &dest));
         if is_dir && abs != "/" {
@@ -557,11 +474,7 @@ impl Lowering<'_> {
         }
         shown += &format!("{} {dest}", sources.join(" "));
         let op = Op::Copy(CopyOp {
-            from: if from.is_some() {
-                CopyFrom::Input
-            } else {
-                CopyFrom::Context
-            },
+            from: if from.is_some() { CopyFrom::Input } else { CopyFrom::Context },
             sources,
             dest: abs,
             chown,
@@ -577,22 +490,15 @@ impl Lowering<'_> {
     /// or an image.
     fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Error> {
         match self.find_stage(from) {
-            Some(i) if i == index => {
-                Err(Error::at(at, ConvertError::CopyFromItself(from.to_owned())))
-            }
-            Some(i) if i > index => {
-                Err(Error::at(at, ConvertError::CopyFromLater(from.to_owned())))
-            }
+            Some(i) if i == index => Err(Error::at(at, ConvertError::CopyFromItself(from.to_owned()))),
+            Some(i) if i > index => Err(Error::at(at, ConvertError::CopyFromLater(from.to_owned()))),
             Some(i) => Ok(self.stage(i)?.vertex),
             None => {
-                let image = self.resolve(from, at)?.ok_or_else(|| {
-                    Error::at(at, ConvertError::CopyFromNotFound(from.to_owned()))
-                })?;
+                let image = self
+                    .resolve(from, at)?
+                    .ok_or_else(|| Error::at(at, ConvertError::CopyFromNotFound(from.to_owned())))?;
                 let name = format!("image {}", image.name);
-                let op = Op::Image {
-                    name: image.name,
-                    digest: image.digest,
-                };
+                let op = Op::Image { name: image.name, digest: image.digest };
                 self.add(op, vec![], name)
             }
         }
@@ -642,8 +548,7 @@ fn normalize_port(port: &str) -> Option<String> {
         Some((a, b)) => is_port(a) && is_port(b),
         None => is_port(number),
     };
-    (number_ok && ["tcp", "udp", "sctp"].contains(&proto.as_str()))
-        .then(|| format!("{number}/{proto}"))
+    (number_ok && ["tcp", "udp", "sctp"].contains(&proto.as_str())).then(|| format!("{number}/{proto}"))
 }
 
 #[cfg(test)]

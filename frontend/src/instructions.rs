@@ -15,9 +15,7 @@ pub enum InstructionError {
     NoArguments(&'static str),
     #[error("FROM takes an image and an optional \"AS name\", e.g. FROM alpine AS build")]
     FromSyntax,
-    #[error(
-        "invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter"
-    )]
+    #[error("invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter")]
     StageName(String),
     #[error("stage name \"{0}\" is already used by an earlier stage")]
     DuplicateStage(String),
@@ -124,10 +122,7 @@ pub(crate) struct Dockerfile {
 
 /// Type the nodes and group them into stages.
 pub(crate) fn parse(nodes: &[Node], lexer: &Lexer) -> Result<Dockerfile, Error> {
-    let mut file = Dockerfile {
-        global_args: Vec::new(),
-        stages: Vec::new(),
-    };
+    let mut file = Dockerfile { global_args: Vec::new(), stages: Vec::new() };
     for node in nodes {
         if node.keyword == "FROM" {
             let stage = from(node, lexer)?;
@@ -140,11 +135,8 @@ pub(crate) fn parse(nodes: &[Node], lexer: &Lexer) -> Result<Dockerfile, Error> 
             file.stages.push(stage);
             continue;
         }
-        let command = Command {
-            instruction: instruction(node, lexer)?,
-            location: node.location,
-            text: node.text.clone(),
-        };
+        let command =
+            Command { instruction: instruction(node, lexer)?, location: node.location, text: node.text.clone() };
         match file.stages.last_mut() {
             Some(stage) => stage.commands.push(command),
             None if matches!(command.instruction, Instruction::Arg(_)) => {
@@ -167,22 +159,14 @@ fn words(node: &Node, lexer: &Lexer) -> Vec<Word> {
     lexer
         .split(&node.rest)
         .into_iter()
-        .map(|(offset, raw)| Word {
-            raw: raw.to_owned(),
-            location: node.location_of(offset),
-        })
+        .map(|(offset, raw)| Word { raw: raw.to_owned(), location: node.location_of(offset) })
         .collect()
 }
 
 fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
     let mut words = words(node, lexer);
     let name = match words.len() {
-        0 => {
-            return Err(Error::at(
-                node.location,
-                InstructionError::NoArguments("FROM"),
-            ))
-        }
+        0 => return Err(Error::at(node.location, InstructionError::NoArguments("FROM"))),
         1 => None,
         3 if words[1].raw.eq_ignore_ascii_case("as") => {
             let w = words.pop().expect("three words");
@@ -209,10 +193,7 @@ fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
 fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
     let keyword = node.keyword;
     if node.rest.is_empty() {
-        return Err(Error::at(
-            node.location,
-            InstructionError::NoArguments(keyword),
-        ));
+        return Err(Error::at(node.location, InstructionError::NoArguments(keyword)));
     }
     // Exec form as given, shell form through /bin/sh, never expanded.
     let command = || match &node.json {
@@ -220,10 +201,7 @@ fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
         None => vec!["/bin/sh".to_owned(), "-c".to_owned(), node.rest.clone()],
     };
     let flag = |name: &str| {
-        node.flags.iter().find(|f| f.name == name).map(|f| Word {
-            raw: f.value.clone(),
-            location: f.location,
-        })
+        node.flags.iter().find(|f| f.name == name).map(|f| Word { raw: f.value.clone(), location: f.location })
     };
     Ok(match keyword {
         "RUN" => Instruction::Run(command()),
@@ -232,13 +210,7 @@ fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
         "COPY" => {
             let mut args = match &node.json {
                 // JSON words have no place of their own: use the instruction's.
-                Some(array) => array
-                    .iter()
-                    .map(|raw| Word {
-                        raw: raw.clone(),
-                        location: node.location,
-                    })
-                    .collect(),
+                Some(array) => array.iter().map(|raw| Word { raw: raw.clone(), location: node.location }).collect(),
                 None => words(node, lexer),
             };
             if args.len() < 2 {
@@ -265,10 +237,7 @@ fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
 
 /// The rest as one word (WORKDIR, USER).
 fn whole(node: &Node) -> Word {
-    Word {
-        raw: node.rest.clone(),
-        location: node.location_of(0),
-    }
+    Word { raw: node.rest.clone(), location: node.location_of(0) }
 }
 
 /// `k=v k2="v 2"`, or the legacy `K value with spaces` (one pair).
@@ -278,15 +247,11 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Vec<Pair>, Error> {
     if !words[0].raw.contains('=') {
         // Legacy form: the first word is the name, all the rest is the value.
         let key = words[0].clone();
-        let Some(value_start) = node.rest[key.raw.len()..].find(|c: char| !c.is_whitespace())
-        else {
+        let Some(value_start) = node.rest[key.raw.len()..].find(|c: char| !c.is_whitespace()) else {
             return Err(Error::at(key.location, InstructionError::EnvValue));
         };
         let offset = key.raw.len() + value_start;
-        let value = Word {
-            raw: node.rest[offset..].to_owned(),
-            location: node.location_of(offset),
-        };
+        let value = Word { raw: node.rest[offset..].to_owned(), location: node.location_of(offset) };
         return Ok(vec![Pair { key, value }]);
     }
     words
@@ -300,19 +265,10 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Vec<Pair>, Error> {
             if key.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName(keyword)));
             }
-            let value_location = Location {
-                column: w.location.column + key.chars().count() + 1,
-                ..w.location
-            };
+            let value_location = Location { column: w.location.column + key.chars().count() + 1, ..w.location };
             Ok(Pair {
-                key: Word {
-                    raw: key.to_owned(),
-                    location: w.location,
-                },
-                value: Word {
-                    raw: value.to_owned(),
-                    location: value_location,
-                },
+                key: Word { raw: key.to_owned(), location: w.location },
+                value: Word { raw: value.to_owned(), location: value_location },
             })
         })
         .collect()
@@ -325,10 +281,7 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Vec<ArgDecl>, Error> {
         .map(|w| {
             let (name, default) = match w.raw.split_once('=') {
                 Some((name, value)) => {
-                    let location = Location {
-                        column: w.location.column + name.chars().count() + 1,
-                        ..w.location
-                    };
+                    let location = Location { column: w.location.column + name.chars().count() + 1, ..w.location };
                     let raw = value.to_owned();
                     (name, Some(Word { raw, location }))
                 }
@@ -337,17 +290,11 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Vec<ArgDecl>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            if !name
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
-            {
+            if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') {
                 let e = InstructionError::ArgName(name.to_owned());
                 return Err(Error::at(w.location, e));
             }
-            Ok(ArgDecl {
-                name: name.to_owned(),
-                default,
-            })
+            Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
 }
@@ -375,10 +322,7 @@ mod tests {
         let w = |w: &Word| format!("{}@{}", w.raw, w.location);
         let ws = |v: &[Word]| v.iter().map(w).collect::<Vec<_>>().join(" ");
         let p = |v: &[Pair]| {
-            let v: Vec<_> = v
-                .iter()
-                .map(|p| format!("{}={}", w(&p.key), w(&p.value)))
-                .collect();
+            let v: Vec<_> = v.iter().map(|p| format!("{}={}", w(&p.key), w(&p.value))).collect();
             v.join(" ")
         };
         match &file.stages[0].commands[0].instruction {
@@ -399,14 +343,7 @@ mod tests {
                 let v: Vec<_> = v
                     .iter()
                     .map(|a| {
-                        format!(
-                            "{}{}",
-                            a.name,
-                            a.default
-                                .as_ref()
-                                .map(|d| format!("={}", w(d)))
-                                .unwrap_or_default()
-                        )
+                        format!("{}{}", a.name, a.default.as_ref().map(|d| format!("={}", w(d))).unwrap_or_default())
                     })
                     .collect();
                 format!("ARG {}", v.join(" "))
@@ -424,25 +361,16 @@ mod tests {
             (r#"RUN ["echo", "$HOME"]"#, r#"RUN ["echo", "$HOME"]"#),
             ("CMD  x  y", r#"CMD ["/bin/sh", "-c", "x  y"]"#),
             (r#"ENTRYPOINT ["a"]"#, r#"ENTRYPOINT ["a"]"#),
-            (
-                "COPY a b /c/",
-                "COPY from=None chown=None chmod=None a@2:6 b@2:8 -> /c/@2:10",
-            ),
+            ("COPY a b /c/", "COPY from=None chown=None chmod=None a@2:6 b@2:8 -> /c/@2:10"),
             (
                 "COPY --from=b --chown=u:g --chmod=600 \"a b\" .",
                 r#"COPY from=Some("b@2:6") chown=Some("u:g@2:15") chmod=Some("600@2:27") "a b"@2:39 -> .@2:45"#,
             ),
-            (
-                r#"COPY ["a", "/b"]"#,
-                "COPY from=None chown=None chmod=None a@2:1 -> /b@2:1",
-            ),
+            (r#"COPY ["a", "/b"]"#, "COPY from=None chown=None chmod=None a@2:1 -> /b@2:1"),
             ("ENV A=1 B=\"x y\"", "ENV A@2:5=1@2:7 B@2:9=\"x y\"@2:11"),
             ("ENV A  x y ", "ENV A@2:5=x y@2:8"),
             ("ENV A=", "ENV A@2:5=@2:7"),
-            (
-                "LABEL a.b=c \"d\"=e",
-                "LABEL a.b@2:7=c@2:11 \"d\"@2:13=e@2:17",
-            ),
+            ("LABEL a.b=c \"d\"=e", "LABEL a.b@2:7=c@2:11 \"d\"@2:13=e@2:17"),
             ("ARG A B=2 C=", "ARG A B=2@2:9 C=@2:13"),
             ("WORKDIR  /a b ", "WORKDIR /a b@2:10"),
             ("USER $U:g", "USER $U:g@2:6"),
@@ -457,19 +385,10 @@ mod tests {
     fn errors() {
         let cases: &[(&str, &str)] = &[
             ("RUN", "Dockerfile:2:1: RUN requires at least one argument"),
-            (
-                "COPY a",
-                "Dockerfile:2:1: COPY requires at least one source and a destination",
-            ),
-            (
-                r#"COPY ["a"]"#,
-                "Dockerfile:2:1: COPY requires at least one source and a destination",
-            ),
+            ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination"),
+            (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination"),
             ("ENV A", "Dockerfile:2:5: ENV requires a name and a value"),
-            (
-                "ENV A=1 B",
-                "Dockerfile:2:9: ENV expects name=value, found \"B\"",
-            ),
+            ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
             ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\""),
@@ -494,22 +413,10 @@ mod tests {
     fn stages() {
         let file = typed("ARG V=1\nFROM a:$V AS Build\nRUN x\nFROM build\nCMD y").unwrap();
         assert_eq!(file.global_args.len(), 1);
-        let names: Vec<_> = file
-            .stages
-            .iter()
-            .map(|s| (s.name.clone(), s.base.raw.clone(), s.commands.len()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                (Some("build".into()), "a:$V".into(), 1),
-                (None, "build".into(), 1)
-            ]
-        );
+        let names: Vec<_> =
+            file.stages.iter().map(|s| (s.name.clone(), s.base.raw.clone(), s.commands.len())).collect();
+        assert_eq!(names, [(Some("build".into()), "a:$V".into(), 1), (None, "build".into(), 1)]);
         assert_eq!(file.stages[0].text, "FROM a:$V AS Build");
-        assert_eq!(
-            file.stages[0].base.location,
-            Location { line: 2, column: 6 }
-        );
+        assert_eq!(file.stages[0].base.location, Location { line: 2, column: 6 });
     }
 }

@@ -101,11 +101,7 @@ pub struct BuildGraph {
 /// needs (and only those: a stage nobody needs is never resolved). Base images are
 /// looked up through `resolver`; nothing else is read. The same text, options and
 /// resolver answers always give the same vertex digests.
-pub fn build_graph(
-    dockerfile: &str,
-    opts: &BuildOptions,
-    resolver: &dyn ImageResolver,
-) -> Result<BuildGraph, Error> {
+pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<BuildGraph, Error> {
     let lower = || {
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
@@ -113,11 +109,7 @@ pub fn build_graph(
         convert::lower(&file, &lexer, opts, resolver)
     };
     lower().map_err(|mut e| {
-        e.file = if opts.dockerfile_name.is_empty() {
-            "Dockerfile".to_owned()
-        } else {
-            opts.dockerfile_name.clone()
-        };
+        e.file = if opts.dockerfile_name.is_empty() { "Dockerfile".to_owned() } else { opts.dockerfile_name.clone() };
         e
     })
 }
@@ -163,20 +155,12 @@ impl Error {
 
     /// An error at `location`; `build_graph` fills in the file name.
     pub(crate) fn at(location: Location, kind: impl Into<ErrorKind>) -> Self {
-        Error {
-            file: String::new(),
-            location: Some(location),
-            kind: kind.into(),
-        }
+        Error { file: String::new(), location: Some(location), kind: kind.into() }
     }
 
     /// An error about the whole file.
     pub(crate) fn whole(kind: impl Into<ErrorKind>) -> Self {
-        Error {
-            file: String::new(),
-            location: None,
-            kind: kind.into(),
-        }
+        Error { file: String::new(), location: None, kind: kind.into() }
     }
 }
 

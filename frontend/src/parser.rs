@@ -24,20 +24,13 @@ pub enum ParseError {
     #[error("no instructions (the file is empty or holds only comments)")]
     Empty,
     #[error("unknown instruction \"{keyword}\"{}", did_you_mean(suggestion))]
-    UnknownInstruction {
-        keyword: String,
-        suggestion: Option<&'static str>,
-    },
+    UnknownInstruction { keyword: String, suggestion: Option<&'static str> },
     #[error("{keyword} is not supported yet")]
     UnsupportedInstruction { keyword: &'static str },
     #[error("{keyword} --{flag} is not supported yet")]
     UnsupportedFlag { keyword: &'static str, flag: String },
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
-    UnknownFlag {
-        keyword: &'static str,
-        flag: String,
-        flags: &'static [&'static str],
-    },
+    UnknownFlag { keyword: &'static str, flag: String, flags: &'static [&'static str] },
     #[error("flag --{flag} needs a value: --{flag}=<value>")]
     FlagWithoutValue { flag: String },
     #[error("flag --{flag} is given twice")]
@@ -86,32 +79,17 @@ struct Spec {
 }
 
 const fn spec(keyword: &'static str, json: bool) -> Spec {
-    Spec {
-        keyword,
-        flags: &[],
-        unsupported_flags: &[],
-        json,
-        supported: true,
-    }
+    Spec { keyword, flags: &[], unsupported_flags: &[], json, supported: true }
 }
 
 const fn unsupported(keyword: &'static str) -> Spec {
-    Spec {
-        supported: false,
-        ..spec(keyword, false)
-    }
+    Spec { supported: false, ..spec(keyword, false) }
 }
 
 /// Every instruction Docker knows, in the order "did you mean" prefers on a tie.
 const SPECS: &[Spec] = &[
-    Spec {
-        unsupported_flags: &["platform"],
-        ..spec("FROM", false)
-    },
-    Spec {
-        unsupported_flags: &["mount", "network", "security"],
-        ..spec("RUN", true)
-    },
+    Spec { unsupported_flags: &["platform"], ..spec("FROM", false) },
+    Spec { unsupported_flags: &["mount", "network", "security"], ..spec("RUN", true) },
     Spec {
         flags: &["from", "chown", "chmod"],
         unsupported_flags: &["link", "parents", "exclude"],
@@ -182,17 +160,10 @@ impl Node {
 }
 
 fn locate(line: &str, segments: &[Segment], offset: usize) -> Location {
-    let seg = segments
-        .iter()
-        .rev()
-        .find(|s| s.offset <= offset)
-        .unwrap_or(&segments[0]);
+    let seg = segments.iter().rev().find(|s| s.offset <= offset).unwrap_or(&segments[0]);
     let end = offset.min(line.len());
     let chars = line.get(seg.offset..end).map_or(0, |s| s.chars().count());
-    Location {
-        line: seg.line,
-        column: seg.column + chars,
-    }
+    Location { line: seg.line, column: seg.column + chars }
 }
 
 /// The parse of a whole file.
@@ -206,19 +177,13 @@ pub(crate) struct Parsed {
 /// Parse a Dockerfile.
 pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
 
     let mut i = 0;
     let mut escape = DEFAULT_ESCAPE;
     let mut seen = BTreeSet::new();
     while let Some((name, value, column)) = lines.get(i).and_then(|l| directive(l)) {
-        let location = Location {
-            line: i + 1,
-            column,
-        };
+        let location = Location { line: i + 1, column };
         if !seen.insert(name.clone()) {
             return Err(Error::at(location, ParseError::DuplicateDirective(name)));
         }
@@ -243,11 +208,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
         if start.is_empty() || start.starts_with('#') {
             continue;
         }
-        let mut segments = vec![Segment {
-            offset: 0,
-            line: i,
-            column: raw[..raw.len() - start.len()].chars().count() + 1,
-        }];
+        let mut segments =
+            vec![Segment { offset: 0, line: i, column: raw[..raw.len() - start.len()].chars().count() + 1 }];
         let (content, mut continued) = strip_continuation(start, escape);
         let mut line = content.to_owned();
         while continued && i < lines.len() {
@@ -258,11 +220,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
                 continue;
             }
             let (content, more) = strip_continuation(raw, escape);
-            segments.push(Segment {
-                offset: line.len(),
-                line: i,
-                column: 1,
-            });
+            segments.push(Segment { offset: line.len(), line: i, column: 1 });
             line.push_str(content);
             continued = more;
         }
@@ -303,16 +261,11 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
     let written = &line[..word_end];
     let keyword = written.to_ascii_uppercase();
     let Some(spec) = SPECS.iter().find(|s| s.keyword == keyword) else {
-        let e = ParseError::UnknownInstruction {
-            suggestion: suggest(&keyword),
-            keyword: written.to_owned(),
-        };
+        let e = ParseError::UnknownInstruction { suggestion: suggest(&keyword), keyword: written.to_owned() };
         return Err(Error::at(at(0), e));
     };
     if !spec.supported {
-        let e = ParseError::UnsupportedInstruction {
-            keyword: spec.keyword,
-        };
+        let e = ParseError::UnsupportedInstruction { keyword: spec.keyword };
         return Err(Error::at(at(0), e));
     }
 
@@ -321,9 +274,7 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
     let mut pos = skip_blanks(word_end);
     let mut flags: Vec<Flag> = Vec::new();
     while line[pos..].starts_with("--") {
-        let end = line[pos..]
-            .find(char::is_whitespace)
-            .map_or(line.len(), |e| pos + e);
+        let end = line[pos..].find(char::is_whitespace).map_or(line.len(), |e| pos + e);
         let word = &line[pos + 2..end];
         let location = at(pos);
         pos = skip_blanks(end);
@@ -336,16 +287,9 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
         };
         if !spec.flags.contains(&name) {
             let e = if spec.unsupported_flags.contains(&name) {
-                ParseError::UnsupportedFlag {
-                    keyword: spec.keyword,
-                    flag: name.to_owned(),
-                }
+                ParseError::UnsupportedFlag { keyword: spec.keyword, flag: name.to_owned() }
             } else {
-                ParseError::UnknownFlag {
-                    keyword: spec.keyword,
-                    flag: name.to_owned(),
-                    flags: spec.flags,
-                }
+                ParseError::UnknownFlag { keyword: spec.keyword, flag: name.to_owned(), flags: spec.flags }
             };
             return Err(Error::at(location, e));
         }
@@ -357,19 +301,11 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
         if flags.iter().any(|f| f.name == name) {
             return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
         }
-        flags.push(Flag {
-            name: flag,
-            value,
-            location,
-        });
+        flags.push(Flag { name: flag, value, location });
     }
 
     let rest = line[pos..].trim_end().to_owned();
-    let json = if spec.json {
-        json_form(&rest).map_err(|e| Error::at(at(pos), e))?
-    } else {
-        None
-    };
+    let json = if spec.json { json_form(&rest).map_err(|e| Error::at(at(pos), e))? } else { None };
     if json.is_none() && matches!(spec.keyword, "RUN" | "COPY") {
         if let Some(offset) = heredoc(&rest, escape) {
             return Err(Error::at(at(pos + offset), ParseError::Heredoc));
@@ -418,19 +354,14 @@ fn heredoc(rest: &str, escape: char) -> Option<usize> {
         let w = word.trim_end();
         let start = offset;
         offset += word.len();
-        let Some(marker) = w
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .strip_prefix("<<")
-        else {
+        let Some(marker) = w.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<") else {
             continue;
         };
         let marker = marker.strip_prefix('-').unwrap_or(marker);
         let name = marker.trim_matches(|c| c == '"' || c == '\'');
         let name = name.strip_prefix(escape).unwrap_or(name);
         let mut chars = name.chars();
-        if chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        if chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return Some(start);
@@ -466,9 +397,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -513,25 +442,13 @@ mod tests {
     fn parses() {
         let cases: &[(&str, &str)] = &[
             ("FROM alpine", "1:1 FROM |alpine|"),
-            (
-                "from alpine AS b\r\nrun  make\r\n",
-                "1:1 FROM |alpine AS b|\n2:1 RUN |make|",
-            ),
+            ("from alpine AS b\r\nrun  make\r\n", "1:1 FROM |alpine AS b|\n2:1 RUN |make|"),
             ("\n\n  # c\n   RUN x  ", "4:4 RUN |x|"),
             ("RUN a \\\n  b", "1:1 RUN |a   b|"),
-            (
-                "RUN a \\  \n# comment\n\n  \n  b \\\n c",
-                "1:1 RUN |a   b  c|",
-            ),
+            ("RUN a \\  \n# comment\n\n  \n  b \\\n c", "1:1 RUN |a   b  c|"),
             ("RUN a \\", "1:1 RUN |a|"),
-            (
-                "# escape=`\nRUN a `\n b\nRUN c:\\",
-                "escape `\n2:1 RUN |a  b|\n4:1 RUN |c:\\|",
-            ),
-            (
-                "# syntax=docker/dockerfile:1\n#escape = \\\nRUN a",
-                "3:1 RUN |a|",
-            ),
+            ("# escape=`\nRUN a `\n b\nRUN c:\\", "escape `\n2:1 RUN |a  b|\n4:1 RUN |c:\\|"),
+            ("# syntax=docker/dockerfile:1\n#escape = \\\nRUN a", "3:1 RUN |a|"),
             ("# foo=bar\n# escape=`\nRUN a", "3:1 RUN |a|"),
             ("\n# escape=`\nRUN a `", "3:1 RUN |a `|"),
             ("CMD [\"a\", \"b c\"]", "1:1 CMD json[\"a\", \"b c\"]"),
@@ -544,10 +461,7 @@ mod tests {
                 "1:1 COPY --from=b@1:6 --chown=1:2@1:15 --chmod=755@1:27 |a /b|",
             ),
             ("COPY -- --from /x", "1:1 COPY |--from /x|"),
-            (
-                "COPY --from=b [\"a\",\"/b\"]",
-                "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]",
-            ),
+            ("COPY --from=b [\"a\",\"/b\"]", "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]"),
             ("RUN echo $((1<<2))", "1:1 RUN |echo $((1<<2))|"),
             ("\u{feff}FROM x", "1:1 FROM |x|"),
         ];
@@ -567,7 +481,10 @@ mod tests {
             ("FROM a\nRUN b\n\n\nADD x /y", "Dockerfile:5:1: ADD is not supported yet"),
             ("FROM a\n  healthcheck NONE", "Dockerfile:2:3: HEALTHCHECK is not supported yet"),
             ("FROM a\nCMD [\"a\", \"b\"", "Dockerfile:2:5: unterminated JSON array"),
-            ("FROM a\nCOPY [\"a\" \"b\"]", "Dockerfile:2:6: invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas"),
+            (
+                "FROM a\nCOPY [\"a\" \"b\"]",
+                "Dockerfile:2:6: invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas",
+            ),
             ("FROM a\nRUN [\"a\", 1]", "Dockerfile:2:5: a JSON array here must hold strings only"),
             ("RUN --mount=type=cache,target=/x make", "Dockerfile:1:5: RUN --mount is not supported yet"),
             ("FROM --platform=linux/amd64 a", "Dockerfile:1:6: FROM --platform is not supported yet"),

@@ -84,12 +84,7 @@ impl Lexer {
     }
 
     fn scanner<'a>(&self, text: &str, env: Env<'a>) -> Scanner<'a> {
-        Scanner {
-            chars: text.chars().collect(),
-            pos: 0,
-            escape: self.escape,
-            env,
-        }
+        Scanner { chars: text.chars().collect(), pos: 0, escape: self.escape, env }
     }
 }
 
@@ -166,11 +161,7 @@ impl Scanner<'_> {
                     result.push_str(&value);
                 }
                 '\'' | '"' => {
-                    let value = if c == '\'' {
-                        self.single_quoted()?
-                    } else {
-                        self.double_quoted()?
-                    };
+                    let value = if c == '\'' { self.single_quoted()? } else { self.double_quoted()? };
                     words.add_raw(&value);
                     result.push_str(&value);
                 }
@@ -244,11 +235,7 @@ impl Scanner<'_> {
         let mut name = String::new();
         let digits = self.peek().is_some_and(|c| c.is_ascii_digit());
         while let Some(c) = self.peek() {
-            let ok = if digits {
-                c.is_ascii_digit()
-            } else {
-                c.is_alphanumeric() || c == '_'
-            };
+            let ok = if digits { c.is_ascii_digit() } else { c.is_alphanumeric() || c == '_' };
             if !ok {
                 break;
             }
@@ -295,11 +282,7 @@ impl Scanner<'_> {
             _ if set => Ok(value.unwrap_or_default()),
             _ => Err(ShellError::Unset {
                 name,
-                message: if word.is_empty() {
-                    "is not allowed to be unset".to_owned()
-                } else {
-                    word
-                },
+                message: if word.is_empty() { "is not allowed to be unset".to_owned() } else { word },
             }),
         }
     }
@@ -393,12 +376,8 @@ mod tests {
     #[test]
     fn backtick_escape() {
         let lexer = Lexer::new('`');
-        for (input, want) in [
-            (r"c:\dir", r"c:\dir"),
-            ("a`$PWD", "a$PWD"),
-            ("\"a`\"b\"", "a\"b"),
-            ("\"a\\b\"", "a\\b"),
-        ] {
+        for (input, want) in [(r"c:\dir", r"c:\dir"), ("a`$PWD", "a$PWD"), ("\"a`\"b\"", "a\"b"), ("\"a\\b\"", "a\\b")]
+        {
             assert_eq!(lexer.expand(input, &env).unwrap(), want, "input: {input}");
         }
     }
@@ -415,11 +394,7 @@ mod tests {
             ("$EMPTY", vec![]),
             ("", vec![]),
         ] {
-            assert_eq!(
-                lexer.expand_words(input, &env).unwrap(),
-                want,
-                "input: {input}"
-            );
+            assert_eq!(lexer.expand_words(input, &env).unwrap(), want, "input: {input}");
         }
     }
 
@@ -428,10 +403,7 @@ mod tests {
         let lexer = Lexer::new('\\');
         for (input, want) in [
             ("a=b c=d", vec![(0, "a=b"), (4, "c=d")]),
-            (
-                "  A=\"x y\"   B='1 2' ",
-                vec![(2, "A=\"x y\""), (12, "B='1 2'")],
-            ),
+            ("  A=\"x y\"   B='1 2' ", vec![(2, "A=\"x y\""), (12, "B='1 2'")]),
             ("a\\ b c", vec![(0, "a\\ b"), (5, "c")]),
             ("a=\"q\\\" x\" y", vec![(0, "a=\"q\\\" x\""), (10, "y")]),
             ("'a\\' b", vec![(0, "'a\\'"), (5, "b")]),

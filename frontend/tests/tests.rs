@@ -4,8 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use kiln_frontend::{
-    build_graph, BuildGraph, BuildOptions, CopyFrom, Error, History, ImageConfig, ImageResolver,
-    Op, ResolvedImage,
+    build_graph, BuildGraph, BuildOptions, CopyFrom, Error, History, ImageConfig, ImageResolver, Op, ResolvedImage,
 };
 use kiln_solver::Digest;
 
@@ -17,18 +16,10 @@ struct FakeResolver {
 
 impl ImageResolver for FakeResolver {
     fn resolve(&self, reference: &str) -> Result<Option<ResolvedImage>, String> {
-        *self
-            .calls
-            .borrow_mut()
-            .entry(reference.to_owned())
-            .or_default() += 1;
+        *self.calls.borrow_mut().entry(reference.to_owned()).or_default() += 1;
         let (name, env, cmd): (&str, &[&str], &[&str]) = match reference {
             "busybox" | "busybox:latest" => ("busybox:latest", &["PATH=/bin"], &["sh"]),
-            "golang:1.22" => (
-                "golang:1.22",
-                &["PATH=/go/bin:/bin", "GOPATH=/go"],
-                &["bash"],
-            ),
+            "golang:1.22" => ("golang:1.22", &["PATH=/go/bin:/bin", "GOPATH=/go"], &["bash"]),
             "broken" | "broken:latest" => return Err("registry on fire".to_owned()),
             _ => return Ok(None),
         };
@@ -39,10 +30,7 @@ impl ImageResolver for FakeResolver {
                 env: env.iter().map(|s| s.to_string()).collect(),
                 cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
                 working_dir: String::new(),
-                history: vec![History {
-                    created_by: format!("base layer of {name}"),
-                    empty_layer: false,
-                }],
+                history: vec![History { created_by: format!("base layer of {name}"), empty_layer: false }],
                 ..ImageConfig::default()
             },
         }))
@@ -52,10 +40,7 @@ impl ImageResolver for FakeResolver {
 fn opts(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
     BuildOptions {
         dockerfile_name: "Dockerfile".to_owned(),
-        build_args: build_args
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        build_args: build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         target: target.map(str::to_owned),
     }
 }
@@ -88,61 +73,27 @@ fn render(bg: &BuildGraph) -> String {
             Op::Image { name, digest } => format!("image {name} {digest}"),
             Op::Copy(c) => format!(
                 "copy {} {:?} -> {}{}{}",
-                if c.from == CopyFrom::Context {
-                    "context"
-                } else {
-                    "input"
-                },
+                if c.from == CopyFrom::Context { "context" } else { "input" },
                 c.sources,
                 c.dest,
-                c.chown
-                    .as_ref()
-                    .map(|s| format!(" chown={s}"))
-                    .unwrap_or_default(),
-                c.chmod
-                    .as_ref()
-                    .map(|s| format!(" chmod={s}"))
-                    .unwrap_or_default(),
+                c.chown.as_ref().map(|s| format!(" chown={s}")).unwrap_or_default(),
+                c.chmod.as_ref().map(|s| format!(" chmod={s}")).unwrap_or_default(),
             ),
-            Op::Exec(e) => format!(
-                "exec {:?} env={:?} cwd={} user={}",
-                e.args, e.env, e.cwd, e.user
-            ),
+            Op::Exec(e) => format!("exec {:?} env={:?} cwd={} user={}", e.args, e.env, e.cwd, e.user),
         };
-        let inputs: Vec<String> = v
-            .inputs
-            .iter()
-            .map(|i| format!("#{}", seen.iter().position(|s| s == i).unwrap() + 1))
-            .collect();
-        let arrow = if inputs.is_empty() {
-            String::new()
-        } else {
-            format!(" <- {}", inputs.join(" "))
-        };
+        let inputs: Vec<String> =
+            v.inputs.iter().map(|i| format!("#{}", seen.iter().position(|s| s == i).unwrap() + 1)).collect();
+        let arrow = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(" ")) };
         out.push(format!("#{} {} | {op}{arrow}", seen.len(), v.name));
     }
     let (mut seen, mut out) = (Vec::new(), Vec::new());
     visit(bg, &bg.target, &mut seen, &mut out);
-    assert_eq!(
-        seen.len(),
-        bg.graph.len(),
-        "the graph holds only what the target needs"
-    );
+    assert_eq!(seen.len(), bg.graph.len(), "the graph holds only what the target needs");
     out.join("\n")
 }
 
 fn history(config: &ImageConfig) -> Vec<String> {
-    config
-        .history
-        .iter()
-        .map(|h| {
-            format!(
-                "{}{}",
-                if h.empty_layer { "  " } else { "L " },
-                h.created_by
-            )
-        })
-        .collect()
+    config.history.iter().map(|h| format!("{}{}", if h.empty_layer { "  " } else { "L " }, h.created_by)).collect()
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -172,15 +123,9 @@ fn single_stage() {
     assert_eq!(c.env, strings(&["PATH=/usr/bin:/bin", "A=x y"]));
     assert_eq!(c.cmd, Some(strings(&["./app"])));
     assert_eq!(c.entrypoint, None);
-    assert_eq!(
-        (c.working_dir.as_str(), c.user.as_str()),
-        ("/app", "nobody")
-    );
+    assert_eq!((c.working_dir.as_str(), c.user.as_str()), ("/app", "nobody"));
     assert_eq!(c.labels, BTreeMap::from([("a".to_owned(), "b".to_owned())]));
-    assert_eq!(
-        c.exposed_ports.iter().collect::<Vec<_>>(),
-        ["53/udp", "80/tcp"]
-    );
+    assert_eq!(c.exposed_ports.iter().collect::<Vec<_>>(), ["53/udp", "80/tcp"]);
     assert_eq!(
         history(c),
         [
@@ -219,14 +164,7 @@ ENTRYPOINT [\"/app\"]
 #[test]
 fn multi_stage() {
     let resolver = FakeResolver::default();
-    let o = opts(
-        &[
-            ("VERSION", "1.0"),
-            ("EXTRA", "x"),
-            ("HTTP_PROXY", "http://p"),
-        ],
-        None,
-    );
+    let o = opts(&[("VERSION", "1.0"), ("EXTRA", "x"), ("HTTP_PROXY", "http://p")], None);
     let bg = build_graph(MULTI, &o, &resolver).unwrap();
     assert_eq!(
         render(&bg),
@@ -241,23 +179,13 @@ fn multi_stage() {
     );
     assert_eq!(
         history(&bg.config),
-        [
-            "L COPY --from=build /out/app /app",
-            "L COPY --from=0 /src/go.mod /",
-            "  ENTRYPOINT [\"/app\"]",
-        ]
+        ["L COPY --from=build /out/app /app", "L COPY --from=0 /src/go.mod /", "  ENTRYPOINT [\"/app\"]",]
     );
     assert_eq!(bg.config.entrypoint, Some(strings(&["/app"])));
     assert_eq!((bg.config.cmd.clone(), bg.config.env.len()), (None, 0));
-    assert_eq!(
-        bg.warnings,
-        ["build-arg EXTRA was not consumed: no ARG EXTRA in the stages built"]
-    );
+    assert_eq!(bg.warnings, ["build-arg EXTRA was not consumed: no ARG EXTRA in the stages built"]);
     // The unused stage's base is never looked up; each reference once.
-    assert_eq!(
-        *resolver.calls.borrow(),
-        BTreeMap::from([("golang:1.22".to_owned(), 1)])
-    );
+    assert_eq!(*resolver.calls.borrow(), BTreeMap::from([("golang:1.22".to_owned(), 1)]));
 }
 
 #[test]
@@ -279,16 +207,10 @@ fn targets() {
             ]
         );
         // ARGs never reach the image config.
-        assert_eq!(
-            bg.config.env,
-            strings(&["PATH=/go/bin:/bin", "GOPATH=/go", "CGO_ENABLED=0"])
-        );
+        assert_eq!(bg.config.env, strings(&["PATH=/go/bin:/bin", "GOPATH=/go", "CGO_ENABLED=0"]));
     }
     let e = lower_err(MULTI, &opts(&[], Some("unused")));
-    assert_eq!(
-        e.to_string(),
-        "Dockerfile:10:6: cannot look up image \"broken\": registry on fire"
-    );
+    assert_eq!(e.to_string(), "Dockerfile:10:6: cannot look up image \"broken\": registry on fire");
     let e = lower_err(MULTI, &opts(&[], Some("nope")));
     assert_eq!(e.to_string(), "Dockerfile: target stage \"nope\" not found");
     assert_eq!(e.location, None);
@@ -309,46 +231,26 @@ FROM busybox AS four
 ENTRYPOINT [\"x\"]
 FROM busybox AS five
 ";
-    let config = |target: &str| {
-        build_graph(text, &opts(&[], Some(target)), &FakeResolver::default())
-            .unwrap()
-            .config
-    };
+    let config = |target: &str| build_graph(text, &opts(&[], Some(target)), &FakeResolver::default()).unwrap().config;
     let two = config("two");
     assert_eq!((two.cmd, two.entrypoint), (None, Some(strings(&["e"]))));
     assert_eq!(two.env, strings(&["PATH=/bin", "A=1"]));
     assert_eq!(
         history(&config("two")),
-        [
-            "L base layer of busybox:latest",
-            "  ENV A=1",
-            "  CMD [\"one\"]",
-            "  ENTRYPOINT [\"e\"]",
-        ]
+        ["L base layer of busybox:latest", "  ENV A=1", "  CMD [\"one\"]", "  ENTRYPOINT [\"e\"]",]
     );
     let three = config("three");
     assert_eq!(three.cmd, Some(strings(&["/bin/sh", "-c", "c"])));
     assert_eq!(config("four").cmd, None);
     let five = config("five");
-    assert_eq!(
-        (five.cmd, five.env),
-        (Some(strings(&["sh"])), strings(&["PATH=/bin"]))
-    );
+    assert_eq!((five.cmd, five.env), (Some(strings(&["sh"])), strings(&["PATH=/bin"])));
     // `two` builds on `one`: same vertex, no new one.
     let g = build_graph(text, &opts(&[], Some("two")), &FakeResolver::default()).unwrap();
-    assert_eq!(
-        render(&g),
-        "#1 [one 1/1] FROM busybox AS one | image busybox:latest sha256:busybox-latest"
-    );
+    assert_eq!(render(&g), "#1 [one 1/1] FROM busybox AS one | image busybox:latest sha256:busybox-latest");
 }
 
 /// Global lines, stage lines (after `FROM busybox`), build args, the value of label `v`.
-type ScopeCase = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-    &'static str,
-);
+type ScopeCase = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static str);
 
 #[test]
 fn arg_and_env_scoping() {
@@ -370,8 +272,8 @@ fn arg_and_env_scoping() {
     ];
     for (global, stage, args, want) in cases {
         let text = format!("{global}\nFROM busybox\n{stage}\n");
-        let bg = build_graph(&text, &opts(args, None), &FakeResolver::default())
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let bg =
+            build_graph(&text, &opts(args, None), &FakeResolver::default()).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(bg.config.labels["v"], *want, "Dockerfile:\n{text}");
     }
 }
@@ -385,21 +287,13 @@ fn run_environment() {
     )
     .unwrap();
     let run = bg.graph.get(&bg.target).unwrap();
-    let Op::Exec(exec) = &run.op else {
-        panic!("{:?}", run.op)
-    };
+    let Op::Exec(exec) = &run.op else { panic!("{:?}", run.op) };
     assert_eq!(exec.args, ["env"]);
-    assert_eq!(
-        exec.env,
-        strings(&["PATH=/bin", "Y=2", "X=env", "G=g", "no_proxy=local"])
-    );
+    assert_eq!(exec.env, strings(&["PATH=/bin", "Y=2", "X=env", "G=g", "no_proxy=local"]));
     assert_eq!((exec.cwd.as_str(), exec.user.as_str()), ("/", ""));
     assert_eq!(bg.config.user, "1:2");
     assert_eq!(bg.config.history[5].created_by, "RUN |1 G=g env");
-    assert_eq!(
-        bg.warnings,
-        ["build-arg UNUSED was not consumed: no ARG UNUSED in the stages built"]
-    );
+    assert_eq!(bg.warnings, ["build-arg UNUSED was not consumed: no ARG UNUSED in the stages built"]);
 }
 
 #[test]
@@ -414,10 +308,7 @@ fn copy_destinations_and_sources() {
          COPY [\"x y\", \"../up/\"]\n\
          COPY --chmod=0755 --from=busybox /bin/sh ./\n",
     );
-    let ops: Vec<String> = render(&bg)
-        .lines()
-        .map(|l| l.split(" | ").nth(1).unwrap().to_owned())
-        .collect();
+    let ops: Vec<String> = render(&bg).lines().map(|l| l.split(" | ").nth(1).unwrap().to_owned()).collect();
     assert_eq!(
         ops,
         [
@@ -431,10 +322,7 @@ fn copy_destinations_and_sources() {
             "copy input [\"/bin/sh\"] -> /app/ chmod=0755 <- #6 #7",
         ]
     );
-    assert_eq!(
-        bg.config.history.last().unwrap().created_by,
-        "COPY --from=busybox --chmod=0755 /bin/sh ./"
-    );
+    assert_eq!(bg.config.history.last().unwrap().created_by, "COPY --from=busybox --chmod=0755 /bin/sh ./");
 }
 
 #[test]
@@ -461,16 +349,10 @@ COPY --from=busybox / /c
     // sha256 of `{"op":"scratch","inputs":[]}`.
     let scratch = lower("FROM scratch\nCOPY a /");
     let copy = scratch.graph.get(&scratch.target).unwrap();
-    assert_eq!(
-        copy.inputs[0].as_str(),
-        "sha256:93572e4502834635e4089eeaf4c8d6f9f73f51d5d07e4fcd7d5462e86303422d"
-    );
+    assert_eq!(copy.inputs[0].as_str(), "sha256:93572e4502834635e4089eeaf4c8d6f9f73f51d5d07e4fcd7d5462e86303422d");
     // sha256 of `{"op":{"copy":{"from":"context","sources":["a"],"dest":"/",
     // "chown":null,"chmod":null}},"inputs":["sha256:9357…"]}`.
-    assert_eq!(
-        scratch.target.as_str(),
-        "sha256:8596a1199531900ccdbb2c5290ca5d084eccd97b0336033af967bbc8b836136d"
-    );
+    assert_eq!(scratch.target.as_str(), "sha256:8596a1199531900ccdbb2c5290ca5d084eccd97b0336033af967bbc8b836136d");
 }
 
 #[test]
@@ -481,19 +363,40 @@ fn errors() {
         ("FROM busybox\n\nRUNN make", "Dockerfile:3:1: unknown instruction \"RUNN\" (did you mean \"RUN\"?)"),
         ("FROM busybox\n\n\n\nADD . /", "Dockerfile:5:1: ADD is not supported yet"),
         ("FROM busybox\nCMD [\"a\"", "Dockerfile:2:5: unterminated JSON array"),
-        ("FROM nope:latest", "Dockerfile:1:6: base image \"nope:latest\" not found: build or load it first (kiln load / kiln import)"),
+        (
+            "FROM nope:latest",
+            "Dockerfile:1:6: base image \"nope:latest\" not found: build or load it first (kiln load / kiln import)",
+        ),
         ("FROM broken", "Dockerfile:1:6: cannot look up image \"broken\": registry on fire"),
         ("FROM  $NOPE", "Dockerfile:1:7: base image name \"$NOPE\" expands to nothing"),
-        ("FROM busybox\nRUN x\n\nCOPY --from=foo a /", "Dockerfile:4:1: COPY --from=foo: no stage or image named \"foo\""),
-        ("FROM y AS x\nFROM scratch AS y", "Dockerfile:1:6: FROM y: that stage comes later; a stage can only build on earlier ones"),
+        (
+            "FROM busybox\nRUN x\n\nCOPY --from=foo a /",
+            "Dockerfile:4:1: COPY --from=foo: no stage or image named \"foo\"",
+        ),
+        (
+            "FROM y AS x\nFROM scratch AS y",
+            "Dockerfile:1:6: FROM y: that stage comes later; a stage can only build on earlier ones",
+        ),
         ("FROM scratch\nFROM X AS x", "Dockerfile:2:6: FROM X: a stage cannot build on itself"),
         ("FROM scratch AS a\nCOPY --from=a x /", "Dockerfile:2:1: COPY --from=a: a stage cannot copy from itself"),
-        ("FROM scratch\nCOPY --from=1 x /\nFROM scratch\nCOPY --from=0 x /", "Dockerfile:2:1: COPY --from=1: that stage comes later; a stage can only copy from earlier ones"),
-        ("FROM scratch\nCOPY a b  c", "Dockerfile:2:11: COPY with more than one source needs a directory destination ending in \"/\", not \"c\""),
-        ("FROM scratch\nCOPY --chmod=u+x a /", "Dockerfile:2:6: invalid --chmod=u+x: expected an octal mode such as 0755"),
+        (
+            "FROM scratch\nCOPY --from=1 x /\nFROM scratch\nCOPY --from=0 x /",
+            "Dockerfile:2:1: COPY --from=1: that stage comes later; a stage can only copy from earlier ones",
+        ),
+        (
+            "FROM scratch\nCOPY a b  c",
+            "Dockerfile:2:11: COPY with more than one source needs a directory destination ending in \"/\", not \"c\"",
+        ),
+        (
+            "FROM scratch\nCOPY --chmod=u+x a /",
+            "Dockerfile:2:6: invalid --chmod=u+x: expected an octal mode such as 0755",
+        ),
         ("FROM scratch\nENV A=1 B=\"x", "Dockerfile:2:11: missing closing double quote"),
         ("FROM scratch\nWORKDIR ${A:?needs A}", "Dockerfile:2:9: A: needs A"),
-        ("FROM scratch\nEXPOSE 80 80/icmp", "Dockerfile:2:11: invalid port \"80/icmp\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp"),
+        (
+            "FROM scratch\nEXPOSE 80 80/icmp",
+            "Dockerfile:2:11: invalid port \"80/icmp\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp",
+        ),
         ("FROM scratch\nCOPY a $NOPE /", "Dockerfile:2:8: COPY source expands to nothing"),
         ("FROM scratch\nCOPY a ${NOPE}", "Dockerfile:2:8: COPY destination expands to nothing"),
         ("FROM scratch\nUSER $NOBODY", "Dockerfile:2:6: USER expands to nothing"),
@@ -502,11 +405,7 @@ fn errors() {
     for (text, want) in cases {
         // Stages after the target are not lowered: aim at the first stage.
         let target = (text.contains("--from=1") || text.starts_with("FROM y AS x")).then_some("0");
-        assert_eq!(
-            lower_err(text, &opts(&[], target)).to_string(),
-            *want,
-            "Dockerfile:\n{text}"
-        );
+        assert_eq!(lower_err(text, &opts(&[], target)).to_string(), *want, "Dockerfile:\n{text}");
     }
 }
 
@@ -517,9 +416,7 @@ fn error_fields() {
     let e = lower_err("FROM busybox\n  RUNN x", &o);
     assert_eq!((e.line(), e.column()), (Some(2), Some(3)));
     assert_eq!(e.file, "app/Containerfile");
-    assert!(e
-        .to_string()
-        .starts_with("app/Containerfile:2:3: unknown instruction"));
+    assert!(e.to_string().starts_with("app/Containerfile:2:3: unknown instruction"));
     assert!(matches!(e.kind, kiln_frontend::ErrorKind::Parse(_)));
     // No name given: "Dockerfile".
     let e = build_graph("", &BuildOptions::default(), &FakeResolver::default()).unwrap_err();

@@ -40,12 +40,7 @@ impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.strip_prefix("sha256:") {
-            Some(hex)
-                if hex.len() == 64
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
                 Ok(Digest(s.to_owned()))
             }
             _ => Err(DigestError(s.to_owned())),
@@ -118,13 +113,7 @@ mod tests {
     fn parses_only_well_formed_digests() {
         let good = Digest::of(b"x");
         assert_eq!(good.as_str().parse::<Digest>().unwrap(), good);
-        for bad in [
-            "",
-            "sha256:",
-            "sha512:00",
-            "sha256:ABC",
-            &format!("{good}0"),
-        ] {
+        for bad in ["", "sha256:", "sha512:00", "sha256:ABC", &format!("{good}0")] {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?} parsed");
         }
     }
@@ -136,10 +125,7 @@ mod tests {
         let c = Digest::of(b"c");
         let base = CacheKey::derive(&v, &[k.clone()], Some(&c));
         assert_eq!(base, CacheKey::derive(&v, &[k.clone()], Some(&c)));
-        assert_ne!(
-            base,
-            CacheKey::derive(&Digest::of(b"w"), &[k.clone()], Some(&c))
-        );
+        assert_ne!(base, CacheKey::derive(&Digest::of(b"w"), &[k.clone()], Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[], Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[k], None));
     }

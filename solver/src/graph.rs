@@ -37,9 +37,7 @@ pub struct Graph<O> {
 
 impl<O> Default for Graph<O> {
     fn default() -> Self {
-        Self {
-            vertices: BTreeMap::new(),
-        }
+        Self { vertices: BTreeMap::new() }
     }
 }
 
@@ -61,29 +59,18 @@ impl<O: Serialize> Graph<O> {
     /// The canonical encoding is the JSON of `{op, inputs}`: serde emits struct
     /// fields in declaration order, and ops must use ordered maps, so the bytes
     /// depend only on the definition.
-    pub fn add(
-        &mut self,
-        op: O,
-        inputs: Vec<Digest>,
-        name: impl Into<String>,
-    ) -> Result<Digest, GraphError> {
+    pub fn add(&mut self, op: O, inputs: Vec<Digest>, name: impl Into<String>) -> Result<Digest, GraphError> {
         if let Some(missing) = inputs.iter().find(|d| !self.vertices.contains_key(*d)) {
             return Err(GraphError::Missing(missing.clone()));
         }
-        let bytes = serde_json::to_vec(&Canonical {
-            op: &op,
-            inputs: &inputs,
-        })
-        .map_err(GraphError::Encode)?;
+        let bytes = serde_json::to_vec(&Canonical { op: &op, inputs: &inputs }).map_err(GraphError::Encode)?;
         let digest = Digest::of(&bytes);
-        self.vertices
-            .entry(digest.clone())
-            .or_insert_with(|| Vertex {
-                digest: digest.clone(),
-                op,
-                inputs,
-                name: name.into(),
-            });
+        self.vertices.entry(digest.clone()).or_insert_with(|| Vertex {
+            digest: digest.clone(),
+            op,
+            inputs,
+            name: name.into(),
+        });
         Ok(digest)
     }
 }
@@ -113,10 +100,7 @@ impl<O> Graph<O> {
             if nodes.contains_key(d) {
                 continue;
             }
-            let v = self
-                .vertices
-                .get(d)
-                .ok_or_else(|| GraphError::Missing(d.clone()))?;
+            let v = self.vertices.get(d).ok_or_else(|| GraphError::Missing(d.clone()))?;
             nodes.insert(d, dag.add_node(d));
             stack.extend(v.inputs.iter());
         }
@@ -156,12 +140,7 @@ mod tests {
         let c = g.add("c", vec![a.clone()], "c").unwrap();
         let d = g.add("d", vec![b.clone(), c.clone()], "d").unwrap();
         let _unused = g.add("e", vec![a.clone()], "e").unwrap();
-        let order: Vec<_> = g
-            .closure(&d)
-            .unwrap()
-            .iter()
-            .map(|v| v.digest.clone())
-            .collect();
+        let order: Vec<_> = g.closure(&d).unwrap().iter().map(|v| v.digest.clone()).collect();
         assert_eq!(order.len(), 4);
         let pos = |x: &Digest| order.iter().position(|y| y == x).unwrap();
         assert!(pos(&a) < pos(&b) && pos(&a) < pos(&c) && pos(&b) < pos(&d) && pos(&c) < pos(&d));
@@ -170,9 +149,6 @@ mod tests {
     #[test]
     fn unknown_inputs_are_refused() {
         let mut g: Graph<&str> = Graph::new();
-        assert!(matches!(
-            g.add("x", vec![Digest::of(b"nope")], "x"),
-            Err(GraphError::Missing(_))
-        ));
+        assert!(matches!(g.add("x", vec![Digest::of(b"nope")], "x"), Err(GraphError::Missing(_))));
     }
 }

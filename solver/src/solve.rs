@@ -28,12 +28,7 @@ pub trait Executor: Send + Sync + 'static {
     fn load(&self, key: &CacheKey, op: &Self::Op) -> Result<Option<Self::Output>, Self::Error>;
 
     /// Run the operation on its inputs' results (in the vertex's input order).
-    fn execute(
-        &self,
-        ctx: &ExecContext,
-        op: &Self::Op,
-        inputs: &[Self::Output],
-    ) -> Result<Self::Output, Self::Error>;
+    fn execute(&self, ctx: &ExecContext, op: &Self::Op, inputs: &[Self::Output]) -> Result<Self::Output, Self::Error>;
 
     /// Remember `output` as the result for `key`.
     fn save(&self, key: &CacheKey, output: &Self::Output) -> Result<(), Self::Error>;
@@ -77,11 +72,7 @@ pub struct ExecContext {
 impl ExecContext {
     /// Report a line of the operation's output.
     pub fn log(&self, line: impl Into<String>) {
-        (self.on_event)(Event {
-            index: self.index,
-            name: self.name.clone(),
-            kind: EventKind::Log(line.into()),
-        });
+        (self.on_event)(Event { index: self.index, name: self.name.clone(), kind: EventKind::Log(line.into()) });
     }
 
     /// Whether another vertex failed: a long operation should stop early.
@@ -133,12 +124,7 @@ struct Done<O> {
 impl<E: Executor> Solver<E> {
     /// A solver running at most `jobs` vertices at once (at least one).
     pub fn new(executor: Arc<E>, jobs: usize) -> Self {
-        Self {
-            executor,
-            jobs: jobs.max(1),
-            use_cache: true,
-            on_event: Arc::new(|_| {}),
-        }
+        Self { executor, jobs: jobs.max(1), use_cache: true, on_event: Arc::new(|_| {}) }
     }
 
     /// When false, every vertex runs even if a result is stored (results are still saved).
@@ -158,24 +144,12 @@ impl<E: Executor> Solver<E> {
     /// When a vertex fails no new vertex starts, the running ones are told to
     /// stop (see [`ExecContext::is_cancelled`]) and waited for, and the first
     /// failure is returned. Results that completed stay saved.
-    pub async fn solve(
-        &self,
-        graph: &Graph<E::Op>,
-        target: &Digest,
-    ) -> Result<E::Output, SolveError<E::Error>>
+    pub async fn solve(&self, graph: &Graph<E::Op>, target: &Digest) -> Result<E::Output, SolveError<E::Error>>
     where
         E::Op: Clone,
     {
-        let order: Vec<Arc<Vertex<E::Op>>> = graph
-            .closure(target)?
-            .into_iter()
-            .map(|v| Arc::new(v.clone()))
-            .collect();
-        let index: HashMap<Digest, usize> = order
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.digest.clone(), i))
-            .collect();
+        let order: Vec<Arc<Vertex<E::Op>>> = graph.closure(target)?.into_iter().map(|v| Arc::new(v.clone())).collect();
+        let index: HashMap<Digest, usize> = order.iter().enumerate().map(|(i, v)| (v.digest.clone(), i)).collect();
         let mut done: Vec<Option<Done<E::Output>>> = (0..order.len()).map(|_| None).collect();
         let mut started = vec![false; order.len()];
         let cancelled = Arc::new(AtomicBool::new(false));
@@ -189,18 +163,14 @@ impl<E: Executor> Solver<E> {
                     if running.len() >= self.jobs {
                         break;
                     }
-                    let inputs: Option<Vec<&Done<E::Output>>> = order[i]
-                        .inputs
-                        .iter()
-                        .map(|d| done[index[d]].as_ref())
-                        .collect();
+                    let inputs: Option<Vec<&Done<E::Output>>> =
+                        order[i].inputs.iter().map(|d| done[index[d]].as_ref()).collect();
                     let (false, Some(inputs)) = (started[i], inputs) else {
                         continue;
                     };
                     started[i] = true;
                     let input_keys: Vec<CacheKey> = inputs.iter().map(|d| d.key.clone()).collect();
-                    let input_outputs: Vec<E::Output> =
-                        inputs.iter().map(|d| d.output.clone()).collect();
+                    let input_outputs: Vec<E::Output> = inputs.iter().map(|d| d.output.clone()).collect();
                     let job = Job {
                         index: i,
                         vertex: order[i].clone(),
@@ -219,10 +189,7 @@ impl<E: Executor> Solver<E> {
                 Ok((i, Ok(d))) => done[i] = Some(d),
                 Ok((i, Err(source))) => {
                     cancelled.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(SolveError::Vertex {
-                        name: order[i].name.clone(),
-                        source,
-                    });
+                    failure.get_or_insert(SolveError::Vertex { name: order[i].name.clone(), source });
                 }
                 Err(e) => {
                     cancelled.store(true, Ordering::Relaxed);
@@ -234,9 +201,7 @@ impl<E: Executor> Solver<E> {
             return Err(f);
         }
         let last = done[index[target]].take();
-        Ok(last
-            .expect("the target is last in the closure and every vertex ran")
-            .output)
+        Ok(last.expect("the target is last in the closure and every vertex ran").output)
     }
 }
 
@@ -251,18 +216,10 @@ struct Job<E: Executor> {
 
 impl<E: Executor> Job<E> {
     fn emit(&self, kind: EventKind) {
-        (self.on_event)(Event {
-            index: self.index + 1,
-            name: self.vertex.name.clone(),
-            kind,
-        });
+        (self.on_event)(Event { index: self.index + 1, name: self.vertex.name.clone(), kind });
     }
 
-    fn run(
-        self,
-        input_keys: &[CacheKey],
-        inputs: &[E::Output],
-    ) -> Result<Done<E::Output>, E::Error> {
+    fn run(self, input_keys: &[CacheKey], inputs: &[E::Output]) -> Result<Done<E::Output>, E::Error> {
         let op = &self.vertex.op;
         self.emit(EventKind::Started);
         let start = Instant::now();

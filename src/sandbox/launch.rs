@@ -80,16 +80,14 @@ impl Sandbox {
         }
         let (go_fd, ready_fd) = (go_read.as_raw_fd(), ready_write.as_raw_fd());
         // SAFETY: between fork and exec the closure only makes raw syscalls
-        // (prctl, dup2), which are async-signal-safe, and allocates nothing.
+        // (prctl, dup2, fcntl), which are async-signal-safe, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                    || libc::dup2(go_fd, 3) < 0
-                    || libc::dup2(ready_fd, 4) < 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                super::inherit_as(go_fd, 3)?;
+                super::inherit_as(ready_fd, 4)
             });
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
@@ -137,25 +135,26 @@ fn release(sync_write: OwnedFd) -> Result<(), SandboxError> {
 }
 
 /// Map every id this process has to the same id in the sandbox's user namespace:
-/// as real root that is all of them; rootless, the range kiln's own namespace got.
+/// as real root that is all of them; rootless, the ranges kiln's own namespace got.
 fn write_id_maps(pid: u32) -> Result<(), SandboxError> {
     for (own, child) in [("/proc/self/uid_map", "uid_map"), ("/proc/self/gid_map", "gid_map")] {
         let path = PathBuf::from(format!("/proc/{pid}/{child}"));
-        let count = fs::read_to_string(own).map(|m| id_count(&m)).map_err(|e| SandboxError::IdMap(own.into(), e))?;
-        fs::write(&path, format!("0 0 {count}\n")).map_err(|e| SandboxError::IdMap(path, e))?;
+        let map = fs::read_to_string(own).map(|m| identity_map(&m)).map_err(|e| SandboxError::IdMap(own.into(), e))?;
+        fs::write(&path, map).map_err(|e| SandboxError::IdMap(path, e))?;
     }
     Ok(())
 }
 
-/// How many ids, counted from 0, a uid_map/gid_map makes usable inside.
-fn id_count(map: &str) -> u64 {
+/// One identity line per line of our own map. The kernel wants each line of a
+/// child's map to fall within a single line of its parent's, so a rootless map
+/// such as `0 1000 1` + `1 100000 65536` cannot become one `0 0 65537` line.
+fn identity_map(map: &str) -> String {
     map.lines()
         .filter_map(|l| {
             let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-            (f.len() == 3).then(|| f[0] + f[2])
+            (f.len() == 3).then(|| format!("{} {} {}\n", f[0], f[0], f[2]))
         })
-        .max()
-        .unwrap_or(1)
+        .collect()
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -164,12 +163,12 @@ fn exit_code(status: ExitStatus) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::id_count;
+    use super::identity_map;
 
     #[test]
-    fn counts_ids_from_maps() {
-        assert_eq!(id_count("         0          0 4294967295\n"), 4294967295);
-        assert_eq!(id_count("0 1000 1\n1 100000 65536\n"), 65537);
-        assert_eq!(id_count("0 1000 1\n"), 1);
+    fn maps_each_of_our_ranges_to_itself() {
+        assert_eq!(identity_map("         0          0 4294967295\n"), "0 0 4294967295\n");
+        assert_eq!(identity_map("0 1000 1\n1 100000 65536\n"), "0 0 1\n1 1 65536\n");
+        assert_eq!(identity_map("0 1000 1\n"), "0 0 1\n");
     }
 }

@@ -19,6 +19,25 @@ pub use init::child_main;
 pub use launch::{Sandbox, SandboxError, Stdio};
 pub use spec::Spec;
 
+/// In a forked child before exec: make `fd` available as `target` across exec.
+/// dup2 onto itself would keep close-on-exec set, so that case clears the flag.
+/// Only async-signal-safe calls: safe between fork and exec.
+fn inherit_as(fd: std::os::fd::RawFd, target: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on descriptors the caller owns.
+    let rc = unsafe {
+        if fd == target {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, target)
+        }
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Exit codes with docker's meanings, for failures of the sandbox itself.
 pub mod exit {
     /// kiln could not set the container up.

@@ -51,13 +51,11 @@ pub fn run_in_userns() -> Result<i32, String> {
     let (go_fd, ready_fd) = (go_r.as_raw_fd(), ready_w.as_raw_fd());
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(CHILD_ENV, "1");
-    // SAFETY: only dup2 between fork and exec.
+    // SAFETY: only dup2 and fcntl (async-signal-safe) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(go_fd, 3) < 0 || libc::dup2(ready_fd, 4) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            super::inherit_as(go_fd, 3)?;
+            super::inherit_as(ready_fd, 4)
         });
     }
     let mut child = cmd.spawn().map_err(|e| format!("re-executing kiln in a user namespace: {e}"))?;

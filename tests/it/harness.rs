@@ -142,7 +142,9 @@ impl Kiln {
                         let mut p = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
                         match e.header().entry_type() {
                             tar::EntryType::Directory => p.push('/'),
-                            tar::EntryType::Symlink => p = format!("{p} -> {}", e.link_name().unwrap().unwrap().display()),
+                            tar::EntryType::Symlink => {
+                                p = format!("{p} -> {}", e.link_name().unwrap().unwrap().display())
+                            }
                             _ => {}
                         }
                         p
@@ -174,7 +176,8 @@ impl Kiln {
     pub fn assert_clean(&self) {
         for dir in ["ingest", "work"] {
             let p = self.root().join(dir);
-            let left: Vec<_> = fs::read_dir(&p).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+            let left: Vec<_> =
+                fs::read_dir(&p).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
             assert!(left.is_empty(), "{} holds leftovers: {left:?}", p.display());
         }
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -182,6 +185,9 @@ impl Kiln {
         assert!(!mounts.contains(&root), "a mount under {root} leaked:\n{mounts}");
         let procs = Command::new("ps").args(["-eo", "args"]).output().unwrap();
         let procs = String::from_utf8_lossy(&procs.stdout);
-        assert!(!procs.lines().any(|l| l.contains("__sandbox") && l.contains(&root)), "a sandbox process leaked:\n{procs}");
+        assert!(
+            !procs.lines().any(|l| l.contains("__sandbox") && l.contains(&root)),
+            "a sandbox process leaked:\n{procs}"
+        );
     }
 }

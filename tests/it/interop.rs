@@ -6,7 +6,10 @@ use std::process::Command;
 use super::harness::Kiln;
 
 fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("{name} is needed for this test (apt-get install {name}): {e}"));
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed for this test (apt-get install {name}): {e}"));
     assert!(out.status.success(), "{name} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -15,7 +18,10 @@ fn tool(name: &str, args: &[&str]) -> String {
 fn skopeo_and_umoci_read_the_store_and_docker_save_archives_load() {
     let k = Kiln::with_busybox();
     k.write("hello.txt", "hello\n");
-    k.write("Dockerfile", "FROM busybox\nCOPY hello.txt /hello.txt\nRUN cp /hello.txt /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n");
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY hello.txt /hello.txt\nRUN cp /hello.txt /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n",
+    );
     k.build(&["-t", "interop:v1"]).ok();
     let layout = format!("oci:{}:interop:v1", k.root().join("oci").display());
 

@@ -44,7 +44,12 @@ fn an_unprivileged_user_builds_and_runs_an_image() {
     Command::new("chmod").args(["-R", "a+rX", work.path().to_str().unwrap()]).status().unwrap();
 
     let check = |out: std::process::Output| {
-        assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     check(as_user(&home, &["import", tar.to_str().unwrap(), "busybox"]));

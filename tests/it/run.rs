@@ -19,7 +19,22 @@ fn run_returns_the_container_exit_code_and_docker_codes_for_its_own_failures() {
 #[test]
 fn run_streams_output_and_applies_overrides() {
     let k = Kiln::with_busybox();
-    let out = k.cmd(&["run", "--rm", "-e", "X=1", "-w", "/tmp", "-u", "nobody", "busybox", "sh", "-c", "echo $X $(pwd) $(id -u); echo err >&2"]).ok();
+    let out = k
+        .cmd(&[
+            "run",
+            "--rm",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u); echo err >&2",
+        ])
+        .ok();
     assert_eq!(out.stdout, "1 /tmp 65534\n");
     assert_eq!(out.stderr, "err\n");
     let out = k.cmd(&["run", "--entrypoint", "echo", "busybox", "via", "entrypoint"]).ok();
