@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use kiln_frontend::{CopyFrom, ExecOp, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
@@ -75,7 +74,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: &Store, context: Option<SourceRoot>) -> Result<Self, EngineError> {
-        let exe = std::env::current_exe().map_err(|e| SandboxError::Spawn(e))?;
+        let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
         Ok(Self {
             store: store.clone(),
             snapshots: Snapshotter::new(store),

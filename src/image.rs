@@ -56,7 +56,7 @@ pub fn arch() -> Arch {
     }
 }
 
-fn spec<T>(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError {
+fn spec(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError {
     move |e| ImageError::Spec(what, e)
 }
 
@@ -89,27 +89,27 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
         .iter()
         .map(|h| HistoryBuilder::default().created_by(h.created_by.clone()).empty_layer(h.empty_layer).build())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(spec::<()>("history"))?;
+        .map_err(spec("history"))?;
     let rootfs = RootFsBuilder::default()
         .typ("layers")
         .diff_ids(fs.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
         .build()
-        .map_err(spec::<()>("rootfs"))?;
+        .map_err(spec("rootfs"))?;
     let mut b = ImageConfigurationBuilder::default()
         .architecture(arch())
         .os(Os::Linux)
-        .config(c.build().map_err(spec::<()>("config"))?)
+        .config(c.build().map_err(spec("config"))?)
         .rootfs(rootfs)
         .history(history);
     if let Some(created) = &fs.created {
         b = b.created(created.clone());
     }
-    b.build().map_err(spec::<()>("image config"))
+    b.build().map_err(spec("image config"))
 }
 
 fn descriptor(media: MediaType, digest: &kiln_solver::Digest, size: u64) -> Result<Descriptor, ImageError> {
-    let digest: oci_spec::image::Digest = digest.as_str().parse().map_err(spec::<()>("digest"))?;
-    DescriptorBuilder::default().media_type(media).digest(digest).size(size).build().map_err(spec::<()>("descriptor"))
+    let digest: oci_spec::image::Digest = digest.as_str().parse().map_err(spec("digest"))?;
+    DescriptorBuilder::default().media_type(media).digest(digest).size(size).build().map_err(spec("descriptor"))
 }
 
 /// Write config and manifest for `fs` to the store; return the manifest's descriptor
@@ -128,7 +128,7 @@ pub fn write(store: &Store, fs: &FsState, meta: &ImageConfig) -> Result<(Descrip
         .config(descriptor(MediaType::ImageConfig, &config_digest, config_size)?)
         .layers(layers)
         .build()
-        .map_err(spec::<()>("manifest"))?;
+        .map_err(spec("manifest"))?;
     let (digest, size) = store.write_blob(&serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
     Ok((descriptor(MediaType::ImageManifest, &digest, size)?, config_digest))
 }

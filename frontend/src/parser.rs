@@ -375,7 +375,7 @@ fn suggest(keyword: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
     for spec in SPECS {
         let d = edit_distance(keyword, spec.keyword);
-        if d <= 2 && d < spec.keyword.len() && best.map_or(true, |(b, _)| d < b) {
+        if d <= 2 && d < spec.keyword.len() && best.is_none_or(|(b, _)| d < b) {
             best = Some((d, spec.keyword));
         }
     }

@@ -123,9 +123,9 @@ mod tests {
         let v = Digest::of(b"v");
         let k = CacheKey(Digest::of(b"k"));
         let c = Digest::of(b"c");
-        let base = CacheKey::derive(&v, &[k.clone()], Some(&c));
-        assert_eq!(base, CacheKey::derive(&v, &[k.clone()], Some(&c)));
-        assert_ne!(base, CacheKey::derive(&Digest::of(b"w"), &[k.clone()], Some(&c)));
+        let base = CacheKey::derive(&v, std::slice::from_ref(&k), Some(&c));
+        assert_eq!(base, CacheKey::derive(&v, std::slice::from_ref(&k), Some(&c)));
+        assert_ne!(base, CacheKey::derive(&Digest::of(b"w"), std::slice::from_ref(&k), Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[], Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[k], None));
     }

@@ -36,8 +36,6 @@ pub const FILE_NAME: &str = ".dockerignore";
 #[derive(Debug, Clone)]
 pub struct DockerIgnore {
     patterns: Vec<Pattern>,
-    /// The Dockerfile's path relative to the context, kept even if excluded.
-    dockerfile: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +48,7 @@ struct Pattern {
 impl DockerIgnore {
     /// No rules: every file of the context is sent.
     pub fn none() -> Self {
-        DockerIgnore { patterns: Vec::new(), dockerfile: PathBuf::from("Dockerfile") }
+        DockerIgnore { patterns: Vec::new() }
     }
 
     /// Compile the text of an ignore file; `file_name` names it in errors.
@@ -116,19 +114,7 @@ impl DockerIgnore {
                 Err(source) => return Err(ContextError::Io { action: "reading", path, source }),
             }
         }
-        if let Ok(rel) = dockerfile.strip_prefix(context) {
-            ignore = ignore.with_dockerfile(rel);
-        }
         Ok(ignore)
-    }
-
-    /// Name the Dockerfile (relative to the context) that [`must_keep`]
-    /// protects; `Dockerfile` unless told otherwise.
-    ///
-    /// [`must_keep`]: DockerIgnore::must_keep
-    pub fn with_dockerfile(mut self, rel: &Path) -> Self {
-        self.dockerfile = components(rel).iter().collect();
-        self
     }
 
     /// Whether the rules exclude `rel`, a path relative to the context root
@@ -159,16 +145,6 @@ impl DockerIgnore {
     /// excluded folder whole; with one, something below it may be included.
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exception)
-    }
-
-    /// Whether `rel` is the Dockerfile or the ignore file itself, which Docker
-    /// always sends even when a pattern excludes them. [`is_excluded`] does not
-    /// look at this: callers that send a context check both.
-    ///
-    /// [`is_excluded`]: DockerIgnore::is_excluded
-    pub fn must_keep(&self, rel: &Path) -> bool {
-        let rel: PathBuf = components(rel).iter().collect();
-        rel == self.dockerfile || rel == Path::new(FILE_NAME)
     }
 }
 
@@ -338,18 +314,12 @@ mod tests {
     }
 
     #[test]
-    fn none_excludes_nothing_and_keeps_the_build_files() {
+    fn none_excludes_nothing() {
         let none = DockerIgnore::none();
         assert!(!none.is_excluded(Path::new("a/b")));
         assert!(!none.has_exceptions());
         let ignore = DockerIgnore::parse("*\n!x", "i").unwrap();
         assert!(ignore.has_exceptions());
-        assert!(ignore.must_keep(Path::new("Dockerfile")));
-        assert!(ignore.must_keep(Path::new("./.dockerignore")));
-        assert!(!ignore.must_keep(Path::new("src/Dockerfile")));
-        let ignore = ignore.with_dockerfile(Path::new("build/Dockerfile.dev"));
-        assert!(ignore.must_keep(Path::new("build/Dockerfile.dev")));
-        assert!(!ignore.must_keep(Path::new("Dockerfile")));
     }
 
     #[test]
@@ -360,7 +330,6 @@ mod tests {
         fs::write(ctx.join(FILE_NAME), "general\n").unwrap();
         let ignore = DockerIgnore::load(ctx, &dockerfile).unwrap();
         assert!(ignore.is_excluded(Path::new("general")));
-        assert!(ignore.must_keep(Path::new("app.Dockerfile")));
         fs::write(ctx.join("app.Dockerfile.dockerignore"), "specific\n").unwrap();
         let ignore = DockerIgnore::load(ctx, &dockerfile).unwrap();
         assert!(ignore.is_excluded(Path::new("specific")));

@@ -5,8 +5,6 @@ pub mod dockerignore;
 
 use std::path::PathBuf;
 
-pub use dockerignore::DockerIgnore;
-
 /// Errors about the build context.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {

@@ -15,7 +15,7 @@ use kiln_frontend::CopyOp;
 use crate::fsutil::resolve_in_root;
 use crate::layer::LayerTar;
 
-pub use select::{checksum, select, Selected, SourceRoot};
+pub use select::{checksum, select, SourceRoot};
 
 /// Why a COPY failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +38,6 @@ pub enum CopyError {
     Read(PathBuf, #[source] io::Error),
     #[error("writing the COPY layer")]
     Write(#[source] io::Error),
-    #[error("bad .dockerignore")]
-    Ignore(#[source] crate::context::ContextError),
 }
 
 /// Ownership and mode overrides of a COPY.

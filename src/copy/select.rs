@@ -50,17 +50,32 @@ impl Selected {
     /// Everything below a selected directory, sorted, without following symlinks,
     /// excluded paths left out: `(host path, path relative to the directory)`.
     pub fn walk(&self) -> impl Iterator<Item = Result<(PathBuf, PathBuf), CopyError>> + '_ {
-        walkdir::WalkDir::new(&self.host).min_depth(1).sort_by_file_name().into_iter().filter_map(move |e| {
-            let e = match e {
-                Ok(e) => e,
-                Err(err) => {
-                    let path = err.path().unwrap_or(&self.host).to_owned();
-                    return Some(Err(CopyError::Read(path, err.into())));
-                }
-            };
-            let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-            (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
-        })
+        // Without `!` rules nothing below an excluded folder can come back: skip it whole.
+        let prune = match &self.from {
+            SourceRoot::Context { ignore, .. } => !ignore.has_exceptions(),
+            SourceRoot::Fs { .. } => false,
+        };
+        let excluded_dir = move |e: &walkdir::DirEntry| {
+            prune
+                && e.file_type().is_dir()
+                && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.from.excluded(&self.rel.join(rel)))
+        };
+        walkdir::WalkDir::new(&self.host)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(move |e| !excluded_dir(e))
+            .filter_map(move |e| {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => {
+                        let path = err.path().unwrap_or(&self.host).to_owned();
+                        return Some(Err(CopyError::Read(path, err.into())));
+                    }
+                };
+                let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
+                (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
+            })
     }
 }
 

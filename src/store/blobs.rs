@@ -1,7 +1,7 @@
 //! Blobs: written to `ingest/`, hashed while written, verified, fsync'ed, then
 //! renamed into `oci/blobs/sha256/<hex>`, so a blob path never holds partial content.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -99,14 +99,6 @@ impl Store {
         let mut w = self.blob_writer()?;
         io::copy(&mut from, &mut w).map_err(io_err("writing", w.tmp.path()))?;
         w.commit(expected)
-    }
-
-    /// Open a stored blob for reading.
-    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
-        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => StoreError::Io { action: "opening", path: self.blob_path(digest), source: e },
-        })
     }
 
     /// Read a stored blob as JSON.

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use blobs::write_atomic;
 pub use blobs::BlobWriter;
-pub use images::StoredImage;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
