@@ -11,7 +11,9 @@ use oci_spec::image::{
 };
 
 use crate::engine::FsState;
+use crate::layer::Layer;
 use crate::store::{Store, StoreError};
+use kiln_solver::Digest;
 
 /// Errors assembling an image.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +49,19 @@ fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
-/// The OCI name of this machine's architecture.
-pub fn arch() -> Arch {
+/// The host's architecture, named the way Go (and so every image config) names it.
+pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
-        "x86_64" => Arch::Amd64,
-        "aarch64" => Arch::ARM64,
-        other => Arch::Other(other.to_owned()),
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        "mips64" if cfg!(target_endian = "little") => "mips64le",
+        "mips" if cfg!(target_endian = "little") => "mipsle",
+        other => other, // s390x, riscv64, mips64, mips
     }
 }
 
@@ -96,7 +105,7 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
         .build()
         .map_err(spec("rootfs"))?;
     let mut b = ImageConfigurationBuilder::default()
-        .architecture(arch())
+        .architecture(Arch::from(host_architecture()))
         .os(Os::Linux)
         .config(c.build().map_err(spec("config"))?)
         .rootfs(rootfs)
@@ -107,30 +116,38 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
     b.build().map_err(spec("image config"))
 }
 
-fn descriptor(media: MediaType, digest: &kiln_solver::Digest, size: u64) -> Result<Descriptor, ImageError> {
-    let digest: oci_spec::image::Digest = digest.as_str().parse().map_err(spec("digest"))?;
-    DescriptorBuilder::default().media_type(media).digest(digest).size(size).build().map_err(spec("descriptor"))
+fn descriptor(media: MediaType, digest: &Digest, size: u64) -> Descriptor {
+    let digest: oci_spec::image::Digest = digest.as_str().parse().expect("a sha256 digest is a valid OCI digest");
+    DescriptorBuilder::default()
+        .media_type(media)
+        .digest(digest)
+        .size(size)
+        .build()
+        .expect("every required field is set")
 }
 
 /// Write config and manifest for `fs` to the store; return the manifest's descriptor
 /// and the config digest (the image ID). Names nothing: tagging is the caller's last step.
-pub fn write(store: &Store, fs: &FsState, meta: &ImageConfig) -> Result<(Descriptor, kiln_solver::Digest), ImageError> {
+pub fn write(store: &Store, fs: &FsState, meta: &ImageConfig) -> Result<(Descriptor, Digest), ImageError> {
     let config = config(fs, meta)?;
-    let (config_digest, config_size) = store.write_blob(&serde_json::to_vec(&config).expect("a config serialises"))?;
-    let layers = fs
-        .layers
-        .iter()
-        .map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest, l.size))
-        .collect::<Result<Vec<_>, _>>()?;
+    Ok(write_manifest(store, &serde_json::to_vec(&config).expect("a config serialises"), &fs.layers)?)
+}
+
+/// Store `config` (image config JSON, as is) and an OCI manifest naming it and
+/// `layers`; return the manifest's descriptor and the config digest.
+pub fn write_manifest(store: &Store, config: &[u8], layers: &[Layer]) -> Result<(Descriptor, Digest), StoreError> {
+    let (config_digest, config_size) = store.write_blob(config)?;
+    let layers: Vec<Descriptor> =
+        layers.iter().map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest, l.size)).collect();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size)?)
+        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
         .layers(layers)
         .build()
-        .map_err(spec("manifest"))?;
+        .expect("every required field is set");
     let (digest, size) = store.write_blob(&serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
-    Ok((descriptor(MediaType::ImageManifest, &digest, size)?, config_digest))
+    Ok((descriptor(MediaType::ImageManifest, &digest, size), config_digest))
 }
 
 #[cfg(test)]

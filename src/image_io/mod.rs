@@ -19,9 +19,9 @@ use std::io::{self, Cursor, Read};
 
 use flate2::read::MultiGzDecoder;
 use kiln_solver::Digest;
-use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifestBuilder, MediaType};
+use oci_spec::image::Descriptor;
 
-use crate::layer::{Layer, LayerError, LAYER_MEDIA_TYPE};
+use crate::layer::{Layer, LayerError};
 use crate::store::{reference, Store, StoreError};
 
 pub use rootfs::import_rootfs;
@@ -122,27 +122,6 @@ fn decompressed<'a>(r: impl Read + 'a, what: &str) -> Result<Box<dyn Read + 'a>,
     }
 }
 
-/// The host's architecture, named the way Go (and so every image config) names it.
-fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "x86" => "386",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "powerpc64" => "ppc64",
-        "loongarch64" => "loong64",
-        "mips64" if cfg!(target_endian = "little") => "mips64le",
-        "mips" if cfg!(target_endian = "little") => "mipsle",
-        other => other, // s390x, riscv64, mips64, mips
-    }
-}
-
-/// A digest as oci-spec types it.
-fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
-    d.as_str().parse().expect("a sha256 digest is a valid OCI digest")
-}
-
 /// A digest from an OCI document, as the store names blobs.
 fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
     d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
@@ -162,27 +141,7 @@ fn store_name(name: &str) -> Result<String, ImageIoError> {
 /// Write `config` (the image config JSON, as is) and a fresh OCI manifest
 /// naming it and `layers`; return the manifest's descriptor.
 fn write_image(store: &Store, config: &[u8], layers: &[Layer]) -> Result<Descriptor, ImageIoError> {
-    let descriptor = |media_type: MediaType, digest: &Digest, size: u64| {
-        DescriptorBuilder::default()
-            .media_type(media_type)
-            .digest(oci_digest(digest))
-            .size(size)
-            .build()
-            .expect("a descriptor with every required field")
-    };
-    let (config_digest, config_size) = store.write_blob(config)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
-        .layers(
-            layers.iter().map(|l| descriptor(MediaType::from(LAYER_MEDIA_TYPE), &l.digest, l.size)).collect::<Vec<_>>(),
-        )
-        .build()
-        .expect("a manifest with every required field");
-    let bytes = serde_json::to_vec(&manifest).expect("a manifest serialises");
-    let (digest, size) = store.write_blob(&bytes)?;
-    Ok(descriptor(MediaType::ImageManifest, &digest, size))
+    Ok(crate::image::write_manifest(store, config, layers)?.0)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
-use super::{decompressed, host_architecture, kiln_digest, store_name, ImageIoError};
+use super::{decompressed, kiln_digest, store_name, ImageIoError};
 use crate::store::Store;
 
 /// The name annotation of the OCI spec: a full name, or (as docker and
@@ -78,7 +78,7 @@ fn resolve(spool: &Spool, entry: &Descriptor, depth: usize) -> Result<Descriptor
             }
             let bytes = read_verified(spool, entry, "image index", "an image index")?;
             let index: ImageIndex = parse(&bytes, "image index", &blob_path(entry)?)?;
-            let arch = host_architecture();
+            let arch = crate::image::host_architecture();
             let manifests = index.manifests();
             let for_host = manifests.iter().find(|m| {
                 m.platform().as_ref().is_some_and(|p| *p.os() == Os::Linux && p.architecture().to_string() == arch)
@@ -189,7 +189,7 @@ mod tests {
         fn image(&mut self, layer: &[u8]) -> Value {
             let layer_desc = self.blob("application/vnd.oci.image.layer.v1.tar+gzip", gzip(layer));
             let config = json!({
-                "architecture": host_architecture(), "os": "linux",
+                "architecture": crate::image::host_architecture(), "os": "linux",
                 "rootfs": {"type": "layers", "diff_ids": [Digest::of(layer).as_str()]},
                 "history": [{"created_by": "test"}],
             });
@@ -224,7 +224,7 @@ mod tests {
         let app = layout.image(&layer_a);
         let host = layout.image(&layer_b);
         let mut host_entry = host.clone();
-        host_entry["platform"] = json!({"architecture": host_architecture(), "os": "linux"});
+        host_entry["platform"] = json!({"architecture": crate::image::host_architecture(), "os": "linux"});
         // Not in the archive: choosing it would fail.
         let other = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": Digest::of(b"elsewhere").as_str(), "size": 9,

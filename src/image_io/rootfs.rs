@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 
-use super::{decompressed, host_architecture, write_image, ImageIoError};
+use super::{decompressed, write_image, ImageIoError};
 use crate::layer::{Layer, LayerWriter};
 use crate::store::{reference, Store};
 
@@ -121,7 +121,7 @@ fn image_config(layer: &Layer, created_by: &str) -> Vec<u8> {
         .expect("a rootfs with every required field");
     let config = ImageConfigurationBuilder::default()
         .created(created)
-        .architecture(Arch::from(host_architecture()))
+        .architecture(Arch::from(crate::image::host_architecture()))
         .os(Os::Linux)
         .config(ConfigBuilder::default().build().expect("an empty config is valid"))
         .rootfs(rootfs)
@@ -187,7 +187,7 @@ mod tests {
             let desc = import_rootfs(&store, &input[..], name, "kiln import busybox.tar").unwrap();
             assert_eq!(store.get(name).unwrap().descriptor.digest(), desc.digest());
             let config = verify_image(&store, name);
-            assert_eq!(config.architecture().to_string(), host_architecture());
+            assert_eq!(config.architecture().to_string(), crate::image::host_architecture());
             assert_eq!(*config.os(), Os::Linux);
             assert_eq!(config.config().as_ref().unwrap().env(), &None);
             assert_eq!(config.history().len(), 1);

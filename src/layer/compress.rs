@@ -6,20 +6,14 @@
 
 use std::io::{self, Read, Write};
 
-use flate2::{Compression, GzBuilder};
-use kiln_solver::Digest;
-use sha2::{Digest as _, Sha256};
-
-use super::{Layer, LayerError};
+use super::{Layer, LayerError, LayerSink};
 use crate::store::Store;
 
 /// Store the tar read from `tar` as a gzip layer: raw tar → sha256 (diffID) →
 /// gzip → blob writer (digest), in one pass. `name` says which layer this is in
 /// a read error (a corrupt gzip stream under `tar` surfaces there).
 pub fn compress_tar(store: &Store, name: &str, mut tar: impl Read) -> Result<Layer, LayerError> {
-    // Same gzip settings as LayerWriter, so equal tars are equal blobs either way.
-    let mut gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
-    let mut hasher = Sha256::new();
+    let mut sink = LayerSink::new(store)?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match tar.read(&mut buf) {
@@ -28,18 +22,15 @@ pub fn compress_tar(store: &Store, name: &str, mut tar: impl Read) -> Result<Lay
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => return Err(LayerError::Read { layer: name.to_owned(), source }),
         };
-        hasher.update(&buf[..n]);
-        gz.write_all(&buf[..n]).map_err(LayerError::Write)?;
+        sink.write_all(&buf[..n]).map_err(LayerError::Write)?;
     }
-    let diff_id = Digest::from_hasher(hasher);
-    let blob = gz.finish().map_err(LayerError::Write)?;
-    let (digest, size) = blob.commit(None)?;
-    Ok(Layer { digest, diff_id, size })
+    sink.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_solver::Digest;
 
     #[test]
     fn the_tar_bytes_pass_through_unchanged() {

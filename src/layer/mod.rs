@@ -8,7 +8,7 @@ pub mod diff;
 pub mod extract;
 mod writer;
 
-pub use writer::{Layer, LayerTar, LayerWriter, LAYER_MEDIA_TYPE};
+pub use writer::{Layer, LayerSink, LayerTar, LayerWriter};
 
 /// Errors while reading or writing layers.
 #[derive(Debug, thiserror::Error)]

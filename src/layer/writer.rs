@@ -8,9 +8,6 @@ use sha2::{Digest as _, Sha256};
 use super::LayerError;
 use crate::store::{BlobWriter, Store};
 
-/// The media type of every layer kiln writes.
-pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
 /// A stored layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
@@ -22,28 +19,46 @@ pub struct Layer {
     pub size: u64,
 }
 
-/// Hashes the uncompressed tar on its way to the compressor.
-pub struct DiffIdWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// Where a layer's uncompressed tar bytes go: hashed for the diffID, gzipped,
+/// and written to a blob that is hashed for the digest — one pass. Dropped before
+/// [`LayerSink::finish`], it leaves nothing in the store.
+pub struct LayerSink {
+    gz: GzEncoder<BlobWriter>,
+    diff_id: Sha256,
 }
 
-impl<W: Write> Write for DiffIdWriter<W> {
+impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let n = self.gz.write(buf)?;
+        self.diff_id.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.gz.flush()
     }
 }
 
-/// The sink a layer's tar entries go into.
-pub type LayerTar = tar::Builder<DiffIdWriter<GzEncoder<BlobWriter>>>;
+impl LayerSink {
+    /// Start a layer blob in `store`.
+    pub fn new(store: &Store) -> Result<Self, LayerError> {
+        // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
+        let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
+        Ok(Self { gz, diff_id: Sha256::new() })
+    }
 
-/// Writes one layer: tar → diffID hash → gzip → blob (digest hash) in one pass.
-/// Dropped before [`LayerWriter::finish`], it leaves nothing in the store.
+    /// Store the blob and return the layer.
+    pub fn finish(self) -> Result<Layer, LayerError> {
+        let diff_id = Digest::from_hasher(self.diff_id);
+        let blob = self.gz.finish().map_err(LayerError::Write)?;
+        let (digest, size) = blob.commit(None)?;
+        Ok(Layer { digest, diff_id, size })
+    }
+}
+
+/// The tar builder a layer's entries are appended to.
+pub type LayerTar = tar::Builder<LayerSink>;
+
+/// Writes one layer entry by entry into a [`LayerSink`].
 pub struct LayerWriter {
     tar: LayerTar,
 }
@@ -51,9 +66,7 @@ pub struct LayerWriter {
 impl LayerWriter {
     /// Start a layer in `store`.
     pub fn new(store: &Store) -> Result<Self, LayerError> {
-        // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
-        let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
-        let mut tar = tar::Builder::new(DiffIdWriter { inner: gz, hasher: Sha256::new() });
+        let mut tar = tar::Builder::new(LayerSink::new(store)?);
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         Ok(Self { tar })
@@ -66,11 +79,7 @@ impl LayerWriter {
 
     /// Close the tar, store the blob and return the layer.
     pub fn finish(self) -> Result<Layer, LayerError> {
-        let hashed = self.tar.into_inner().map_err(LayerError::Write)?;
-        let diff_id = Digest::from_hasher(hashed.hasher);
-        let blob = hashed.inner.finish().map_err(LayerError::Write)?;
-        let (digest, size) = blob.commit(None)?;
-        Ok(Layer { digest, diff_id, size })
+        self.tar.into_inner().map_err(LayerError::Write)?.finish()
     }
 }
 
