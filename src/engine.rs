@@ -190,14 +190,21 @@ fn stack(base: &FsState, layer: Layer) -> FsState {
 /// The files the sandbox bind-mounts over, and had to create when the image
 /// lacks them. Created only so something could be mounted there, they must not
 /// end up in the layer — nor the folders their creation copied up.
-struct MountPoints(Vec<&'static str>);
+struct MountPoints(Vec<PathBuf>);
 
 impl MountPoints {
-    const FILES: [&'static str; 2] = ["etc/resolv.conf", "etc/hosts"];
+    const FILES: [&'static str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
     const DIRS: [&'static str; 4] = ["etc", "proc", "dev", "sys"];
 
     fn before(root: &Path) -> Self {
-        Self(Self::FILES.into_iter().filter(|p| root.join(p).symlink_metadata().is_err()).collect())
+        // Resolved the way the sandbox resolves them (the image's /etc may be a link).
+        let missing = Self::FILES
+            .into_iter()
+            .filter_map(|p| crate::fsutil::resolve_in_root(root, Path::new(p)).ok())
+            .filter(|p| p.symlink_metadata().is_err())
+            .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
+            .collect();
+        Self(missing)
     }
 
     fn clean(&self, upper: &Path) {

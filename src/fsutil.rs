@@ -5,10 +5,15 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+/// How many symlinks one resolution may follow, as Linux's own limit.
+const MAX_HOPS: usize = 40;
+
 /// Resolve `path` (as seen inside the container) to a host path under `root`,
 /// following symlinks relative to `root` and clamping `..` at it. Components that
-/// do not exist are appended as they are.
-pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+/// do not exist are appended as they are. No component of the result is a
+/// symlink, so the host never follows one out of `root`: more than [`MAX_HOPS`]
+/// links is an error (ELOOP), never a path that still holds one.
+pub fn resolve_in_root(root: &Path, path: &Path) -> std::io::Result<PathBuf> {
     let mut hops = 0;
     let mut todo: Vec<PathBuf> = path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
     let mut current = PathBuf::new(); // relative to root
@@ -23,8 +28,11 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
         }
         let candidate = current.join(&part);
         match fs::symlink_metadata(root.join(&candidate)) {
-            Ok(m) if m.file_type().is_symlink() && hops < 40 => {
+            Ok(m) if m.file_type().is_symlink() => {
                 hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+                }
                 let target = fs::read_link(root.join(&candidate)).unwrap_or_default();
                 if target.is_absolute() {
                     current = PathBuf::new();
@@ -34,7 +42,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
             _ => current = candidate,
         }
     }
-    root.join(current)
+    Ok(root.join(current))
 }
 
 #[cfg(test)]
@@ -58,9 +66,16 @@ mod tests {
             ("/up/etc", "etc"),
             ("/../../x", "x"),
             ("/new/dir/", "new/dir"),
-            ("/loop", "loop"),
         ] {
-            assert_eq!(resolve_in_root(root, Path::new(input)), root.join(want), "{input}");
+            assert_eq!(resolve_in_root(root, Path::new(input)).unwrap(), root.join(want), "{input}");
         }
+        assert!(resolve_in_root(root, Path::new("/loop")).is_err());
+        // A chain one longer than the limit, ending outside the root, must not resolve.
+        for i in 0..=MAX_HOPS {
+            symlink(format!("l{}", i + 1), root.join(format!("l{i}"))).unwrap();
+        }
+        symlink("/tmp", root.join(format!("l{}", MAX_HOPS + 1))).unwrap();
+        let err = resolve_in_root(root, Path::new("/l0/x")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
     }
 }

@@ -86,8 +86,12 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
     for kv in &args.build_args {
         match kv.split_once('=') {
             Some((k, v)) => build_args.insert(k.to_owned(), v.to_owned()),
-            // docker: `--build-arg NAME` takes the value from the environment.
-            None => build_args.insert(kv.clone(), std::env::var(kv).unwrap_or_default()),
+            // docker: `--build-arg NAME` takes the value from the environment,
+            // and leaves the ARG's default alone when there is none.
+            None => match std::env::var(kv) {
+                Ok(v) => build_args.insert(kv.clone(), v),
+                Err(_) => None,
+            },
         };
     }
     let opts = BuildOptions { dockerfile_name: display_name(&dockerfile), build_args, target: args.target.clone() };

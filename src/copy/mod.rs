@@ -65,7 +65,8 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
     // The destination inside the image, with symlinks of the base resolved.
     let dest = match base {
         Some(root) => {
-            let host = resolve_in_root(root, Path::new(&op.dest));
+            let host =
+                resolve_in_root(root, Path::new(&op.dest)).map_err(|e| CopyError::Read(op.dest.clone().into(), e))?;
             host.strip_prefix(root).map(Path::to_owned).unwrap_or_default()
         }
         None => clean(&op.dest),
@@ -81,19 +82,28 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for sel in &selected {
         let target = match (into_dir, sel.is_dir) {
-            (true, false) => dest.join(sel.host.file_name().unwrap_or_default()),
+            (true, false) => dest.join(&sel.name),
             _ => dest.clone(),
         };
-        // Parents the base does not have are created root-owned, 0755.
-        let mut parents: Vec<&Path> = target.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        // Missing parents are created 0755 (and owned per --chown, as BuildKit
+        // does); a copied folder's own destination takes --chmod too. A parent
+        // that exists as a file is an error, as in docker.
+        let mut parents: Vec<&Path> = target.ancestors().skip(1).collect();
         if sel.is_dir {
             parents.insert(0, &target);
         }
-        for parent in parents.into_iter().rev() {
-            if !exists(parent) && made.insert(parent.to_owned()) {
+        for parent in parents.into_iter().rev().filter(|p| !p.as_os_str().is_empty()) {
+            if exists(parent) {
+                if !exists_dir(parent) {
+                    return Err(CopyError::NotADirectory(format!("/{}", parent.display())));
+                }
+                continue;
+            }
+            if made.insert(parent.to_owned()) {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(overrides.mode.unwrap_or(0o755));
+                let own_dir = sel.is_dir && parent == target;
+                h.set_mode(if own_dir { overrides.mode.unwrap_or(0o755) } else { 0o755 });
                 let (uid, gid) = overrides.owner.unwrap_or((0, 0));
                 h.set_uid(uid);
                 h.set_gid(gid);
@@ -101,6 +111,9 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
                 h.set_size(0);
                 tar.append_data(&mut h, parent, io::empty()).map_err(CopyError::Write)?;
             }
+        }
+        if target.as_os_str().is_empty() && !sel.is_dir {
+            return Err(CopyError::NotADirectory(op.dest.clone()));
         }
         if sel.is_dir {
             for entry in sel.walk() {
@@ -151,7 +164,7 @@ fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u64, u64), CopyError>
     let bad = |why: &str| CopyError::Chown(spec.to_owned(), why.to_owned());
     let (user, group) = spec.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((spec, None));
     let lookup = |file: &str, name: &str| -> Option<(u64, u64)> {
-        let text = fs::read_to_string(resolve_in_root(base?, Path::new(file))).ok()?;
+        let text = fs::read_to_string(resolve_in_root(base?, Path::new(file)).ok()?).ok()?;
         text.lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
             .find(|f| f.len() >= 3 && f[0] == name)

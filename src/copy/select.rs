@@ -39,8 +39,11 @@ impl SourceRoot {
 pub struct Selected {
     /// Its path on the host.
     pub host: PathBuf,
-    /// Its path relative to the source root.
+    /// Its path relative to the source root, symlinks resolved.
     pub rel: PathBuf,
+    /// The name it is copied under into a directory: the last component of the
+    /// source as written or matched, not of what a symlink there points to.
+    pub name: std::ffi::OsString,
     /// Whether its contents (not itself) are copied.
     pub is_dir: bool,
     from: SourceRoot,
@@ -124,21 +127,25 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
                 let e = e.map_err(|err| CopyError::Read(root.to_owned(), err.into()))?;
                 let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
                 if glob.is_match(&rel) && !from.excluded(&rel) {
-                    let is_dir = e.file_type().is_dir();
-                    out.push(Selected { host: e.path().to_owned(), rel, is_dir, from: from.clone() });
+                    // Matches are followed like named sources are (BuildKit does the same).
+                    let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
+                    let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+                    let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
+                    out.push(Selected { host, rel, name: e.file_name().to_owned(), is_dir, from: from.clone() });
                 }
             }
             if out.len() == before {
                 return Err(missing(source));
             }
         } else {
-            let host = resolve_in_root(root, Path::new(source));
+            let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
             let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
             let meta = fs::metadata(&host).map_err(|_| missing(source))?;
             if !rel.as_os_str().is_empty() && from.excluded(&rel) {
                 return Err(missing(source));
             }
-            out.push(Selected { host, rel, is_dir: meta.is_dir(), from: from.clone() });
+            let name = clean(source).file_name().map(|n| n.to_owned()).unwrap_or_default();
+            out.push(Selected { host, rel, name, is_dir: meta.is_dir(), from: from.clone() });
         }
     }
     Ok(out)

@@ -128,10 +128,19 @@ fn reap_until(main: Pid) -> Result<i32> {
 
 fn exec_command(spec: &Spec, user: &User, cwd: &Path, args: &[CString], env: &[CString]) -> (String, i32) {
     let setup = || -> std::result::Result<(), String> {
-        nix::unistd::setgroups(&user.groups).map_err(|e| format!("setgroups: {e}"))?;
+        // A user namespace with setgroups denied (rootless without subordinate
+        // ids) cannot change groups; the process keeps the one group it has.
+        let groups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+        if !groups_denied {
+            nix::unistd::setgroups(&user.groups).map_err(|e| format!("setgroups: {e}"))?;
+        }
+        drop_capabilities()?;
         nix::unistd::setresgid(user.gid, user.gid, user.gid).map_err(|e| format!("setgid {}: {e}", user.gid))?;
         nix::unistd::setresuid(user.uid, user.uid, user.uid).map_err(|e| format!("setuid {}: {e}", user.uid))?;
         chdir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
+        // Nothing kiln (or whoever started it) has open may reach the command.
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only marks descriptors.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
         // Signals PID 1 would otherwise keep blocked or ignored start at their defaults.
         for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGPIPE] {
             // SAFETY: restoring the default disposition has no handler to race with.
@@ -209,34 +218,142 @@ fn setup_root(spec: &Spec) -> Result<()> {
     ] {
         let _ = symlink(target, dev.join(name));
     }
-    // sysfs cannot be mounted without owning the network namespace; a read-only
-    // bind of the host's is the next best thing, and optional.
+    // sysfs cannot be mounted without owning the network namespace, and a user
+    // namespace may only bind it with its submounts (cgroups …): so a recursive
+    // bind, made read-only all the way down. Where that fails, no /sys at all.
     if let Ok(sys) = ensure_dir(root, "sys") {
-        if mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).is_ok() {
-            let _ = mnt(None, &sys, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | nosuid, None);
+        if mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).is_ok() && !read_only_tree(&sys) {
+            let _ = umount2(&sys, MntFlags::MNT_DETACH);
         }
     }
     for file in ["resolv.conf", "hosts"] {
         let host = Path::new("/etc").join(file);
-        if !host.exists() {
-            continue;
-        }
-        let target = root.join("etc").join(file);
-        if target.symlink_metadata().is_err() {
-            let _ = fs::create_dir_all(root.join("etc"));
-            fs::write(&target, b"").map_err(|e| format!("creating {}: {e}", target.display()))?;
-        }
-        if target.symlink_metadata().map(|m| m.is_file()).unwrap_or(false) {
-            mnt(Some(&host.to_string_lossy()), &target, None, MsFlags::MS_BIND, None)?;
-            let _ = mnt(None, &target, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None);
+        if host.exists() {
+            bind_host_file(root, &host)?;
         }
     }
+    protect_proc_and_sys(root);
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the new.
     chdir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
     pivot_root(".", ".").map_err(|e| format!("pivot_root into {}: {e}", root.display()))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+/// Make the mount at `path` and every mount below it read-only, nosuid, nodev and
+/// noexec (mount_setattr with AT_RECURSIVE, Linux 5.12).
+fn read_only_tree(path: &Path) -> bool {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let Ok(c_path) = cstring(&path.to_string_lossy()) else { return false };
+    // SAFETY: a valid C string and a properly sized, initialised mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    rc == 0
+}
+
+/// Bind the host's `file` read-only over the same path in the image. The path is
+/// resolved inside the image (its /etc may be a symlink), so nothing is ever
+/// created or mounted outside the root; an image whose path is not a regular
+/// file, or cannot have one, simply goes without.
+fn bind_host_file(root: &Path, file: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(target) = crate::fsutil::resolve_in_root(root, file) else { return Ok(()) };
+    if target.symlink_metadata().is_err() {
+        let Some(parent) = target.parent() else { return Ok(()) };
+        if fs::create_dir_all(parent).is_err() {
+            return Ok(());
+        }
+        // O_NOFOLLOW | O_EXCL: create exactly this file, never through a link.
+        let created = fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(&target);
+        if created.is_err() {
+            return Ok(());
+        }
+    }
+    if target.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        mnt(Some(&file.to_string_lossy()), &target, None, MsFlags::MS_BIND, None)?;
+        mnt(None, &target, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None)?;
+    }
+    Ok(())
+}
+
+/// docker's read-only and masked paths. The command runs without CAP_SYS_ADMIN
+/// (see [`drop_capabilities`]), so it cannot undo any of this.
+fn protect_proc_and_sys(root: &Path) {
+    let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    for p in ["proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus", "proc/fs"] {
+        let path = root.join(p);
+        if path.exists()
+            && mnt(Some(&path.to_string_lossy()), &path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).is_ok()
+        {
+            let _ = mnt(None, &path, None, ro, None);
+        }
+    }
+    for p in
+        ["proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug"]
+    {
+        let path = root.join(p);
+        if path.is_file() {
+            let _ = mnt(Some("/dev/null"), &path, None, MsFlags::MS_BIND, None);
+        }
+    }
+    for p in ["proc/acpi", "proc/scsi", "sys/firmware"] {
+        let path = root.join(p);
+        if path.is_dir() {
+            let _ = mnt(Some("tmpfs"), &path, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"));
+        }
+    }
+}
+
+/// Capabilities a RUN step or container keeps: docker's default set (numbers
+/// from linux/capability.h: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
+/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE,
+/// SETFCAP).
+const KEPT_CAPABILITIES: [i32; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+
+/// Drop every other capability from the bounding set, so the command (even as
+/// uid 0, which as real root is the host's uid 0) can never mount, remount, load
+/// modules or reach the host kernel's knobs.
+fn drop_capabilities() -> std::result::Result<(), String> {
+    for cap in 0..64 {
+        if KEPT_CAPABILITIES.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl with plain integer arguments.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                break; // past the kernel's last capability
+            }
+            return Err(format!("dropping capability {cap}: {err}"));
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 mod bad_input;
 mod build;
 mod cache;
+mod copy;
 mod harness;
 mod interop;
 mod rootless;
 mod run;
+mod security;
