@@ -60,3 +60,41 @@ fn an_unprivileged_user_builds_and_runs_an_image() {
     assert!(std::path::Path::new(&home).join(".local/share/kiln/oci/index.json").is_file());
     let _ = as_user(&home, &["rmi", "rootless:v1"]);
 }
+
+#[test]
+fn a_user_without_subordinate_ids_builds_and_runs_with_a_single_id_map() {
+    // nobody has no /etc/subuid range: kiln maps it alone to root.
+    let work = tempfile::Builder::new().prefix("kiln-nosub-").tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo made > /made && id -u > /uid\nCMD [\"cat\", \"/made\", \"/uid\"]\n",
+    )
+    .unwrap();
+    let tar = work.path().join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    Command::new("chown").args(["-R", "65534:65534", work.path().to_str().unwrap()]).status().unwrap();
+    let root = work.path().join("root");
+    let kiln = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "env",
+                &format!("HOME={}", work.path().display()),
+                KILN,
+                "--root",
+            ])
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kiln {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    kiln(&["import", tar.to_str().unwrap(), "busybox"]);
+    kiln(&["build", "-t", "nosub:v1", ctx.to_str().unwrap()]);
+    assert_eq!(kiln(&["run", "nosub:v1"]), "made\n0\n");
+}
