@@ -52,7 +52,7 @@ impl Sandbox {
     /// sandbox is killed.
     pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<i32, SandboxError> {
         let mut spec_file = tempfile::Builder::new()
-            .prefix("sandbox-")
+            .prefix(&crate::store::temp_prefix("sandbox"))
             .suffix(".json")
             .tempfile_in(&self.scratch)
             .map_err(|e| SandboxError::Spec(self.scratch.clone(), e))?;

@@ -83,7 +83,10 @@ impl Store {
     /// Start writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         let ingest = self.root().join("ingest");
-        let tmp = NamedTempFile::new_in(&ingest).map_err(io_err("creating a temp file in", &ingest))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&super::temp_prefix("blob"))
+            .tempfile_in(&ingest)
+            .map_err(io_err("creating a temp file in", &ingest))?;
         Ok(BlobWriter { tmp, hasher: Sha256::new(), size: 0, blobs: self.layout().join("blobs/sha256") })
     }
 

@@ -52,6 +52,31 @@ pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::
     move |source| StoreError::Io { action, path, source }
 }
 
+/// The name prefix of a temporary file or folder owned by this process:
+/// `<kind>.<pid>.`, so a later kiln can tell what a killed one left behind.
+pub fn temp_prefix(kind: &str) -> String {
+    format!("{kind}.{}.", std::process::id())
+}
+
+/// Remove what processes that are gone left in `dir` (see [`temp_prefix`]).
+/// Their mounts went with them (kiln mounts in a private namespace), so only
+/// files and folders remain, and nothing in use is touched.
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.trim_start_matches('.').split('.').nth(1)?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let path = entry.path();
+            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        }
+    }
+}
+
 /// The store at one root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -73,6 +98,9 @@ impl Store {
         let index = store.layout().join("index.json");
         if !index.exists() {
             images::write_index(&index, &images::empty_index())?;
+        }
+        for dir in ["ingest", "work", "snapshots"] {
+            sweep_stale(&root.join(dir));
         }
         Ok(store)
     }
@@ -100,5 +128,30 @@ impl Store {
     /// Build cache entries.
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_sweeps_what_dead_processes_left_but_not_what_live_ones_use() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("work/mnt.{dead}.abc"));
+        let live = dir.path().join(format!("work/{}x", temp_prefix("mnt")));
+        let stale_blob = dir.path().join(format!("ingest/blob.{dead}.x"));
+        let stale_extract = dir.path().join(format!("snapshots/.extract.{dead}.x"));
+        for d in [&stale, &live, &stale_extract] {
+            fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        fs::write(&stale_blob, b"half").unwrap();
+        Store::open(dir.path()).unwrap();
+        assert!(!stale.exists() && !stale_blob.exists() && !stale_extract.exists());
+        assert!(live.exists());
     }
 }
