@@ -5,6 +5,15 @@
 //!
 //! Mounts are made in kiln's private mount namespace (see `main`), so one that is
 //! not unmounted (a crash, a kill) vanishes with the process instead of leaking.
+//!
+//! The mount options (`lowerdir=a:b:…`) must fit in one page (the kernel copies
+//! the mount data into a single page and cuts it there), and a snapshot's own
+//! path, `<root>/snapshots/<64 hex>`, is ~90 bytes: ~41 layers would fill it.
+//! So, like docker's overlay2 (`l/<short id>`), every snapshot also gets a short
+//! symlink `snapshots/l/<12 hex of its diffID>` → `../<diffID hex>`, and mounts
+//! list those: ~40 bytes a layer with `/var/lib/kiln`, so ~100 layers (~70 for a
+//! rootless `/home/<user>/.local/share/kiln`; docker allows 127). A stack that
+//! still does not fit fails with an error saying so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +36,14 @@ pub enum SnapshotError {
     },
     #[error("extracting layer {0}")]
     Extract(String, #[source] LayerError),
+    #[error(
+        "cannot mount {layers} layers: their overlay mount options take {len} bytes, more than the \
+         kernel's limit of {limit} (one page); with the store at {root} about {fit} layers fit \
+         (use fewer layers, or a store root with a shorter path)"
+    )]
+    TooManyLayers { layers: usize, len: usize, limit: usize, fit: usize, root: PathBuf },
+    #[error("the short link {link} of snapshot {snapshot} points to {target} instead")]
+    LinkCollision { link: PathBuf, snapshot: String, target: PathBuf },
     #[error("mounting an overlay of {layers} layer(s) on {target}")]
     Mount {
         layers: usize,
@@ -92,9 +109,18 @@ impl Snapshotter {
         Ok(dir)
     }
 
+    /// The short path of `layer`'s snapshot (see [`short_link`]), extracting it
+    /// the first time. Snapshots extracted before links existed get theirs here,
+    /// when first mounted.
+    fn short_path(&self, layer: &Layer) -> Result<PathBuf, SnapshotError> {
+        self.ensure(layer)?;
+        short_link(&self.store.snapshots_dir(), layer.diff_id.hex())
+    }
+
     /// Mount `layers` (bottom first). Writable mounts get an upper dir.
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
-        let mut lowers = layers.iter().map(|l| self.ensure(l)).collect::<Result<Vec<_>, _>>()?;
+        // The short links, not the snapshot folders: the options must fit in a page.
+        let mut lowers = layers.iter().map(|l| self.short_path(l)).collect::<Result<Vec<_>, _>>()?;
         lowers.reverse(); // overlayfs lists the top layer first
         let dir = tempfile::Builder::new()
             .prefix("mnt-")
@@ -108,7 +134,8 @@ impl Snapshotter {
         // An empty bottom layer: overlayfs needs two lower dirs when it has no upper
         // dir, and one when the stack is empty (FROM scratch).
         lowers.push(empty);
-        let lowerdir = lowers.iter().map(|p| escape(p)).collect::<Vec<_>>().join(":");
+        let lowers: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
+        let lowerdir = lowers.join(":");
         // userxattr: opaque-dir markers live in user.overlay.* xattrs, the only ones
         // an overlay mounted inside a user namespace (rootless) can use, so every
         // mount — and every extracted snapshot — agrees on one format.
@@ -122,6 +149,22 @@ impl Snapshotter {
             data.push_str(&format!(",upperdir={},workdir={}", escape(&u), escape(&w)));
             upper = Some(u);
         }
+        // The kernel copies the options into one page and cuts them at its last
+        // byte (it must hold the NUL), so longer options would reach overlayfs cut
+        // short: a bare EINVAL, or a mount of fewer layers. Say what is wrong instead.
+        let limit = page_size() - 1;
+        if data.len() > limit {
+            let layer_bytes: usize = lowers[..layers.len()].iter().map(|l| l.len() + 1).sum();
+            let widest = lowers[..layers.len()].iter().map(|l| l.len() + 1).max().unwrap_or(1);
+            let fixed = data.len() - layer_bytes;
+            return Err(SnapshotError::TooManyLayers {
+                layers: layers.len(),
+                len: data.len(),
+                limit,
+                fit: limit.saturating_sub(fixed) / widest,
+                root: self.store.root().to_owned(),
+            });
+        }
         let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
         mount(Some("overlay"), &root, Some("overlay"), flags, Some(data.as_str()))
             .map_err(|source| SnapshotError::Mount { layers: layers.len(), target: root.clone(), source })?;
@@ -129,7 +172,84 @@ impl Snapshotter {
     }
 }
 
+/// Lengths of the short ids a snapshot's link may have, tried in order: 12 hex
+/// digits of its diffID (48 bits, as docker's short image ids), and the whole
+/// diffID when another snapshot already holds that prefix — so a collision costs
+/// a longer name, never a wrong layer.
+const SHORT_ID_LENGTHS: [usize; 2] = [12, 64];
+
+/// The link `<snapshots>/l/<short id>` → `../<hex>` of the snapshot `<hex>`,
+/// made when missing. symlink(2) either creates the whole link or fails because
+/// the name exists, so concurrent builds (and processes) need no lock: whoever
+/// loses the race reads what the winner wrote. The target is relative, so a
+/// store that is moved keeps working. Links are never removed while their
+/// snapshot exists (whatever removes snapshots must remove their links too).
+fn short_link(snapshots: &Path, hex: &str) -> Result<PathBuf, SnapshotError> {
+    let dir = snapshots.join("l");
+    let target = Path::new("..").join(hex);
+    for len in SHORT_ID_LENGTHS {
+        let link = dir.join(hex.get(..len).unwrap_or(hex));
+        for attempt in 0..2 {
+            match fs::read_link(&link) {
+                Ok(t) if t == target => return Ok(link),
+                Ok(_) => break, // another snapshot's: try a longer id
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => {}
+                Err(e) => return Err(io("reading the link", &link)(e)),
+            }
+            fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+            match std::os::unix::fs::symlink(&target, &link) {
+                Ok(()) => return Ok(link),
+                // Made meanwhile by someone else: read it again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("creating the link", &link)(e)),
+            }
+        }
+    }
+    let link = dir.join(hex);
+    let target = fs::read_link(&link).unwrap_or_default();
+    Err(SnapshotError::LinkCollision { link, snapshot: hex.to_owned(), target })
+}
+
+/// The size of a memory page: the most mount options the kernel takes, NUL included.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; it only reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 /// overlayfs separates options with `,` and lower dirs with `:`; escape both.
 fn escape(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_links_point_at_their_snapshot_and_collisions_get_longer_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = dir.path();
+        let a = "ab".repeat(32);
+        let b = format!("{}{}", &a[..12], "cd".repeat(26)); // same first 12 digits
+        for hex in [&a, &b] {
+            fs::create_dir(snapshots.join(hex)).unwrap();
+            fs::write(snapshots.join(hex).join("who"), hex).unwrap();
+        }
+        let la = short_link(snapshots, &a).unwrap();
+        assert_eq!(la, snapshots.join("l").join(&a[..12]));
+        assert_eq!(short_link(snapshots, &a).unwrap(), la, "made once, then found");
+        let lb = short_link(snapshots, &b).unwrap();
+        assert_eq!(lb, snapshots.join("l").join(&b), "the short name is taken: the whole diffID");
+        assert_eq!(fs::read_to_string(la.join("who")).unwrap(), a);
+        assert_eq!(fs::read_to_string(lb.join("who")).unwrap(), b);
+        assert_eq!(fs::read_link(&lb).unwrap(), Path::new("..").join(&b), "relative, so the store can move");
+
+        // A full-length name that points elsewhere is an error, not a wrong layer.
+        let c = "ef".repeat(32);
+        std::os::unix::fs::symlink(Path::new("..").join(&a), snapshots.join("l").join(&c[..12])).unwrap();
+        std::os::unix::fs::symlink(Path::new("..").join(&b), snapshots.join("l").join(&c)).unwrap();
+        let err = short_link(snapshots, &c).unwrap_err();
+        assert!(matches!(err, SnapshotError::LinkCollision { .. }), "{err:?}");
+    }
 }

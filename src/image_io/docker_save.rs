@@ -4,7 +4,7 @@
 //! and the config is kept byte for byte, so the image ID stays docker's.
 
 use kiln_solver::Digest;
-use oci_spec::image::{Descriptor, ImageConfiguration};
+use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::spool::{LoadedImage, Spool};
@@ -50,7 +50,7 @@ fn load_image(store: &Store, spool: &Spool, image: &SavedImage) -> Result<Descri
             return Err(ImageIoError::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
         }
     }
-    let parsed: ImageConfiguration = serde_json::from_slice(&config).map_err(|source| ImageIoError::Json {
+    let parsed = Store::parse_image_config(&config).map_err(|source| ImageIoError::Json {
         what: "image config",
         path: image.config.clone(),
         source,
@@ -149,6 +149,31 @@ mod tests {
         assert_eq!(config.rootfs().diff_ids(), &[Digest::of(&layer_b).to_string()]);
         assert_eq!(config.config().as_ref().unwrap().cmd().as_deref(), Some(&["sh".to_owned()][..]));
         assert_eq!(std::fs::read_dir(store.work_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn loads_an_image_whose_config_has_no_history() {
+        // The OCI spec makes `history` optional; oci-spec 0.7 alone would refuse it.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = tar_of(&[("hello.txt", b"hello")]);
+        let mut config: serde_json::Value = serde_json::from_slice(&config_for(&[&Digest::of(&layer)])).unwrap();
+        config.as_object_mut().unwrap().remove("history");
+        let config = serde_json::to_vec(&config).unwrap();
+        let config_path = format!("{}.json", Digest::of(&config).hex());
+        let manifest = json!([{"Config": config_path, "RepoTags": ["nohistory:v1"], "Layers": ["0/layer.tar"]}]);
+        let archive = tar_of(&[
+            ("manifest.json", &serde_json::to_vec(&manifest).unwrap()),
+            (&config_path, &config),
+            ("0/layer.tar", &layer),
+        ]);
+        assert_eq!(load_archive(&store, &archive[..]).unwrap(), ["nohistory:v1"]);
+        let loaded = verify_image(&store, "nohistory:v1");
+        assert!(loaded.history().is_empty());
+        assert_eq!(loaded.rootfs().diff_ids(), &[Digest::of(&layer).to_string()]);
+        // The config is kept byte for byte, so the image ID stays docker's.
+        let (manifest, _) = store.image_parts(&store.get("nohistory:v1").unwrap()).unwrap();
+        assert_eq!(manifest.config().digest().to_string(), Digest::of(&config).to_string());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::io;
 
 use kiln_solver::Digest;
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Os};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Os};
 use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
@@ -106,7 +106,11 @@ fn load_manifest(store: &Store, spool: &Spool, entry: &Descriptor) -> Result<Des
     let manifest: ImageManifest = parse(&bytes, "image manifest", &blob_path(entry)?)?;
     let listed_in = format!("manifest {}", entry.digest());
     let config_bytes = read_verified(spool, manifest.config(), "image config", &listed_in)?;
-    let config: ImageConfiguration = parse(&config_bytes, "image config", &blob_path(manifest.config())?)?;
+    let config = Store::parse_image_config(&config_bytes).map_err(|source| ImageIoError::Json {
+        what: "image config",
+        path: blob_path(manifest.config()).unwrap_or_else(|_| manifest.config().digest().to_string()),
+        source,
+    })?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(ImageIoError::LayerCount {
@@ -187,12 +191,18 @@ mod tests {
         }
 
         fn image(&mut self, layer: &[u8]) -> Value {
+            self.image_with(layer, |_| {})
+        }
+
+        /// An image whose config `edit` changes first.
+        fn image_with(&mut self, layer: &[u8], edit: impl FnOnce(&mut Value)) -> Value {
             let layer_desc = self.blob("application/vnd.oci.image.layer.v1.tar+gzip", gzip(layer));
-            let config = json!({
+            let mut config = json!({
                 "architecture": crate::image::host_architecture(), "os": "linux",
                 "rootfs": {"type": "layers", "diff_ids": [Digest::of(layer).as_str()]},
                 "history": [{"created_by": "test"}],
             });
+            edit(&mut config);
             let config_desc =
                 self.blob("application/vnd.oci.image.config.v1+json", serde_json::to_vec(&config).unwrap());
             let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -245,6 +255,25 @@ mod tests {
         assert_eq!(busybox.descriptor.digest().to_string(), host["digest"].as_str().unwrap());
         let config = verify_image(&store, "busybox");
         assert_eq!(config.rootfs().diff_ids(), &[Digest::of(&layer_b).to_string()]);
+    }
+
+    #[test]
+    fn loads_an_image_whose_config_has_no_history() {
+        // The OCI spec makes `history` optional; oci-spec 0.7 alone would refuse it.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut layout = Layout::default();
+        let layer = tar_of(&[("hello.txt", b"hello")]);
+        let image = layout.image_with(&layer, |c| {
+            c.as_object_mut().unwrap().remove("history");
+        });
+        let archive = layout.archive(vec![annotated(image.clone(), json!({REF_NAME: "nohistory:v1"}))]);
+        assert_eq!(load_archive(&store, &archive[..]).unwrap(), ["nohistory:v1"]);
+        let config = verify_image(&store, "nohistory:v1");
+        assert!(config.history().is_empty());
+        assert_eq!(config.rootfs().diff_ids(), &[Digest::of(&layer).to_string()]);
+        // Stored as it came: the manifest digest is the archive's.
+        assert_eq!(store.get("nohistory:v1").unwrap().descriptor.digest().to_string(), image["digest"]);
     }
 
     #[test]

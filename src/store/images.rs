@@ -151,8 +151,38 @@ impl Store {
             .to_string()
             .parse()
             .map_err(|_| StoreError::MissingBlob(manifest.config().digest().to_string()))?;
-        let config: ImageConfiguration = self.read_json("image config", &config_digest)?;
+        let config = self.read_image_config(&config_digest)?;
         Ok((manifest, config))
+    }
+
+    /// Read a stored image config (see [`Store::parse_image_config`]).
+    pub fn read_image_config(&self, digest: &Digest) -> Result<ImageConfiguration, StoreError> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
+            _ => StoreError::Io { action: "reading", path, source: e },
+        })?;
+        Self::parse_image_config(&bytes).map_err(|source| StoreError::Json {
+            what: "image config",
+            digest: digest.to_string(),
+            source,
+        })
+    }
+
+    /// Parse an image config. Every config kiln reads goes through here, not
+    /// through `serde_json` straight into [`ImageConfiguration`]: oci-spec 0.7
+    /// requires `history`, which the OCI image spec makes optional (and which
+    /// images made by other tools may leave out), so a missing or `null`
+    /// `history` is read as an empty one. Only the parsed value changes: a
+    /// config is always stored as the bytes it came as, so its digest stays.
+    pub fn parse_image_config(bytes: &[u8]) -> Result<ImageConfiguration, serde_json::Error> {
+        let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+        if let Some(config) = value.as_object_mut() {
+            if config.get("history").is_none_or(serde_json::Value::is_null) {
+                config.insert("history".to_owned(), serde_json::Value::Array(Vec::new()));
+            }
+        }
+        serde_json::from_value(value)
     }
 }
 
@@ -189,5 +219,25 @@ mod tests {
         assert!(matches!(store.untag("app"), Err(StoreError::NoSuchImage(_))));
         let missing = Digest::of(b"nope");
         assert!(store.tag("x", &desc(&missing, 1)).is_err());
+    }
+
+    #[test]
+    fn configs_without_history_parse() {
+        let config = |history: Option<serde_json::Value>| {
+            let mut c = serde_json::json!({"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []}});
+            if let Some(h) = history {
+                c["history"] = h;
+            }
+            serde_json::to_vec(&c).unwrap()
+        };
+        for history in [None, Some(serde_json::Value::Null), Some(serde_json::json!([]))] {
+            let parsed = Store::parse_image_config(&config(history.clone())).unwrap();
+            assert!(parsed.history().is_empty(), "{history:?}");
+        }
+        let parsed = Store::parse_image_config(&config(Some(serde_json::json!([{"created_by": "x"}])))).unwrap();
+        assert_eq!(parsed.history()[0].created_by().as_deref(), Some("x"));
+        assert!(Store::parse_image_config(b"[]").is_err());
+        assert!(Store::parse_image_config(b"{\"os\": \"linux\"}").is_err());
     }
 }

@@ -4,6 +4,7 @@ mod cache;
 mod copy;
 mod harness;
 mod interop;
+mod layers;
 mod rootless;
 mod run;
 mod security;
