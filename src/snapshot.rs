@@ -93,7 +93,7 @@ impl Snapshotter {
         // Extract beside it and rename, so a snapshot folder is always complete;
         // a concurrent extraction of the same layer loses the rename harmlessly.
         let tmp = tempfile::Builder::new()
-            .prefix(".extract-")
+            .prefix(&format!(".{}", crate::store::temp_prefix("extract")))
             .tempdir_in(self.store.snapshots_dir())
             .map_err(io("creating a folder in", &self.store.snapshots_dir()))?;
         let blob = self.store.blob_path(&layer.digest);
@@ -123,7 +123,7 @@ impl Snapshotter {
         let mut lowers = layers.iter().map(|l| self.short_path(l)).collect::<Result<Vec<_>, _>>()?;
         lowers.reverse(); // overlayfs lists the top layer first
         let dir = tempfile::Builder::new()
-            .prefix("mnt-")
+            .prefix(&crate::store::temp_prefix("mnt"))
             .tempdir_in(self.store.work_dir())
             .map_err(io("creating a folder in", &self.store.work_dir()))?;
         let root = dir.path().join("merged");

@@ -58,7 +58,7 @@ impl Spool {
     fn from_archive(store: &Store, archive: impl Read) -> Result<Self, ImageIoError> {
         let work = store.work_dir();
         let dir = tempfile::Builder::new()
-            .prefix("load-")
+            .prefix(&crate::store::temp_prefix("load"))
             .tempdir_in(&work)
             .map_err(io_err("creating a temp folder in", &work))?;
         let mut spool = Spool { dir, files: HashMap::new(), links: HashMap::new() };
