@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_frontend::{CopyFrom, ExecOp, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::ImageManifest;
 use serde::{Deserialize, Serialize};
 
 use crate::copy::{self, CopyError, SourceRoot};
@@ -161,7 +161,7 @@ pub fn image_state(store: &Store, name: &str, digest: &str) -> Result<FsState, E
     let manifest: ImageManifest = store.read_json("manifest", &digest)?;
     let config_digest: Digest =
         manifest.config().digest().to_string().parse().map_err(|e: kiln_solver::DigestError| bad(e.to_string()))?;
-    let config: ImageConfiguration = store.read_json("image config", &config_digest)?;
+    let config = store.read_image_config(&config_digest)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(bad(format!("{} layers but {} diff_ids", manifest.layers().len(), diff_ids.len())));

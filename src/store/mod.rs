@@ -6,6 +6,7 @@
 //! <root>/oci/{oci-layout,index.json,blobs/sha256/…}   the OCI image layout
 //! <root>/ingest/                                      blobs being written
 //! <root>/snapshots/<diffID hex>/                      layers extracted once
+//! <root>/snapshots/l/<short id>                       short links to them, for overlay's lowerdir
 //! <root>/cache/<cache key hex>.json                   build cache: key → result
 //! <root>/work/                                        scratch space of running steps
 //! ```
