@@ -84,6 +84,7 @@ pub(crate) fn lower(
         consumed: BTreeSet::new(),
         images: BTreeMap::new(),
         done: vec![None; file.stages.len()],
+        sources: BTreeMap::new(),
     };
     lowering.global_args()?;
     let target = match &opts.target {
@@ -97,7 +98,13 @@ pub(crate) fn lower(
         .filter(|k| !lowering.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
         .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
         .collect();
-    Ok(BuildGraph { graph: lowering.graph, target: built.vertex, config: built.config, warnings })
+    Ok(BuildGraph {
+        graph: lowering.graph,
+        target: built.vertex,
+        config: built.config,
+        warnings,
+        sources: lowering.sources,
+    })
 }
 
 /// A lowered stage: the vertex of its filesystem and its image config.
@@ -121,6 +128,8 @@ struct Lowering<'a> {
     images: BTreeMap<String, Option<ResolvedImage>>,
     /// Stages lowered so far, by index.
     done: Vec<Option<Built>>,
+    /// Where in the Dockerfile each vertex comes from.
+    sources: BTreeMap<Digest, Location>,
 }
 
 /// The state of the stage being lowered.
@@ -177,8 +186,12 @@ fn env_set(env: &mut Vec<String>, name: &str, value: &str) {
 }
 
 impl Lowering<'_> {
-    fn add(&mut self, op: Op, inputs: Vec<Digest>, name: String) -> Result<Digest, Error> {
-        self.graph.add(op, inputs, name).map_err(|e| Error::whole(ErrorKind::Graph(e)))
+    /// Add a vertex made by the instruction at `at` (the first place wins when
+    /// equal steps dedupe into one vertex).
+    fn add(&mut self, op: Op, inputs: Vec<Digest>, name: String, at: Location) -> Result<Digest, Error> {
+        let digest = self.graph.add(op, inputs, name).map_err(|e| Error::whole(ErrorKind::Graph(e)))?;
+        self.sources.entry(digest.clone()).or_insert(at);
+        Ok(digest)
     }
 
     fn expand(&self, word: &Word, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
@@ -284,12 +297,12 @@ impl Lowering<'_> {
                 let built = self.stage(i)?;
                 (built.vertex, built.config)
             }
-            None if base == "scratch" => (self.add(Op::Scratch, vec![], name)?, ImageConfig::default()),
+            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
             None => {
                 let image =
                     self.resolve(&base, at)?.ok_or_else(|| Error::at(at, ConvertError::ImageNotFound(base.clone())))?;
                 let op = Op::Image { name: image.name, digest: image.digest };
-                (self.add(op, vec![], name)?, image.config)
+                (self.add(op, vec![], name, at)?, image.config)
             }
         };
 
@@ -424,7 +437,7 @@ impl Lowering<'_> {
         }
         let op = Op::Exec(ExecOp { args: args.to_vec(), env, cwd: st.workdir(), user: st.config.user.clone() });
         let name = st.name(&cmd.text);
-        st.vertex = self.add(op, vec![st.vertex.clone()], name)?;
+        st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
         let args_note = match shown_args.len() {
             0 => String::new(),
@@ -481,7 +494,7 @@ impl Lowering<'_> {
             chmod,
         });
         let name = st.name(&cmd.text);
-        st.vertex = self.add(op, inputs, name)?;
+        st.vertex = self.add(op, inputs, name, cmd.location)?;
         st.history(shown, false);
         Ok(())
     }
@@ -499,7 +512,7 @@ impl Lowering<'_> {
                     .ok_or_else(|| Error::at(at, ConvertError::CopyFromNotFound(from.to_owned())))?;
                 let name = format!("image {}", image.name);
                 let op = Op::Image { name: image.name, digest: image.digest };
-                self.add(op, vec![], name)
+                self.add(op, vec![], name, at)
             }
         }
     }

@@ -93,6 +93,9 @@ pub struct BuildGraph {
     pub config: ImageConfig,
     /// Things worth telling the user that do not stop the build (unused build args…).
     pub warnings: Vec<String>,
+    /// The Dockerfile instruction each vertex comes from, so a failing step can be
+    /// named by its line.
+    pub sources: BTreeMap<Digest, Location>,
 }
 
 /// Lower a Dockerfile to the build graph of its target stage.

@@ -96,6 +96,9 @@ impl ExecContext {
 pub enum SolveError<E: std::error::Error + 'static> {
     #[error("{name}")]
     Vertex {
+        /// The failing vertex.
+        vertex: Digest,
+        /// Its display name.
         name: String,
         #[source]
         source: E,
@@ -189,7 +192,11 @@ impl<E: Executor> Solver<E> {
                 Ok((i, Ok(d))) => done[i] = Some(d),
                 Ok((i, Err(source))) => {
                     cancelled.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(SolveError::Vertex { name: order[i].name.clone(), source });
+                    failure.get_or_insert(SolveError::Vertex {
+                        vertex: order[i].digest.clone(),
+                        name: order[i].name.clone(),
+                        source,
+                    });
                 }
                 Err(e) => {
                     cancelled.store(true, Ordering::Relaxed);

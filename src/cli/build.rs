@@ -110,7 +110,16 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
     let p = progress.clone();
     let solver = Solver::new(engine, jobs).use_cache(!args.no_cache).on_event(move |e| p.event(&e));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let fs = runtime.block_on(solver.solve(&graph.graph, &graph.target)).context("build failed")?;
+    let fs = runtime.block_on(solver.solve(&graph.graph, &graph.target)).map_err(|e| {
+        // Name the failing step by its place in the Dockerfile, like every other error.
+        let place = match &e {
+            kiln_solver::SolveError::Vertex { vertex, .. } => {
+                graph.sources.get(vertex).map(|at| format!("{}:{}: ", opts.dockerfile_name, at.line))
+            }
+            _ => None,
+        };
+        anyhow::Error::new(e).context(format!("{}build failed", place.unwrap_or_default()))
+    })?;
 
     let (manifest, id) = crate::image::write(store, &fs, &graph.config)?;
     eprintln!("writing image {id}");

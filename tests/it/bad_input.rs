@@ -37,8 +37,12 @@ fn unknown_instruction_suggests_the_right_one() {
 #[test]
 fn copy_source_missing_or_outside_the_context() {
     let k = Kiln::with_busybox();
-    fails_with(&k, Some("FROM busybox\nCOPY nope.txt /x\n"), &["nope.txt", "not found"]);
-    fails_with(&k, Some("FROM busybox\nCOPY ../escape /x\n"), &["../escape", "outside the build context"]);
+    fails_with(&k, Some("FROM busybox\nCOPY nope.txt /x\n"), &["Dockerfile:2:", "nope.txt", "not found"]);
+    fails_with(
+        &k,
+        Some("FROM busybox\nCOPY ../escape /x\n"),
+        &["Dockerfile:2:", "../escape", "outside the build context"],
+    );
 }
 
 #[test]

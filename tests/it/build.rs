@@ -61,6 +61,7 @@ fn a_failing_run_fails_the_build_and_names_the_command() {
     let out = k.build(&["-t", "fail:v1"]).failed();
     assert!(out.stderr.contains("echo first line && echo oops >&2 && exit 3"), "{}", out.stderr);
     assert!(out.stderr.contains("exit code: 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("Dockerfile:2: build failed"), "the step's line is named: {}", out.stderr);
     assert!(out.stderr.contains("| oops"), "the output tail is shown: {}", out.stderr);
     assert!(!out.stderr.contains("never"), "{}", out.stderr);
     assert!(!k.image_names().contains(&"fail:v1".to_string()));
