@@ -21,9 +21,17 @@ fn ensure_user() {
     assert!(out.status.success(), "useradd: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn as_user(home: &str, args: &[&str]) -> std::process::Output {
+/// A copy of the kiln binary the test user can run wherever the checkout lives
+/// (CI's clone may sit under a folder only root can enter).
+fn user_visible_kiln(dir: &std::path::Path) -> String {
+    let exe = dir.join("kiln");
+    std::fs::copy(KILN, &exe).unwrap();
+    exe.to_string_lossy().into_owned()
+}
+
+fn as_user(kiln: &str, home: &str, args: &[&str]) -> std::process::Output {
     Command::new("runuser")
-        .args(["-u", USER, "--", "env", &format!("HOME={home}"), "XDG_DATA_HOME=", KILN])
+        .args(["-u", USER, "--", "env", &format!("HOME={home}"), "XDG_DATA_HOME=", kiln])
         .args(args)
         .output()
         .unwrap()
@@ -40,6 +48,7 @@ fn an_unprivileged_user_builds_and_runs_an_image() {
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nRUN id -u > /uid && cat /msg.txt > /copy\nCMD [\"cat\", \"/copy\", \"/uid\"]\n").unwrap();
     let tar = work.path().join("busybox.tar");
     std::fs::copy(busybox_tar(), &tar).unwrap();
+    let kiln = user_visible_kiln(work.path());
     // Let the user read what the test (root) wrote.
     Command::new("chmod").args(["-R", "a+rX", work.path().to_str().unwrap()]).status().unwrap();
 
@@ -52,13 +61,13 @@ fn an_unprivileged_user_builds_and_runs_an_image() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    check(as_user(&home, &["import", tar.to_str().unwrap(), "busybox"]));
-    check(as_user(&home, &["build", "-t", "rootless:v1", ctx.to_str().unwrap()]));
-    let out = check(as_user(&home, &["run", "rootless:v1"]));
+    check(as_user(&kiln, &home, &["import", tar.to_str().unwrap(), "busybox"]));
+    check(as_user(&kiln, &home, &["build", "-t", "rootless:v1", ctx.to_str().unwrap()]));
+    let out = check(as_user(&kiln, &home, &["run", "rootless:v1"]));
     assert_eq!(out, "rootless\n0\n");
     // The default store of an unprivileged user is under its home.
     assert!(std::path::Path::new(&home).join(".local/share/kiln/oci/index.json").is_file());
-    let _ = as_user(&home, &["rmi", "rootless:v1"]);
+    let _ = as_user(&kiln, &home, &["rmi", "rootless:v1"]);
 }
 
 #[test]
@@ -74,6 +83,7 @@ fn a_user_without_subordinate_ids_builds_and_runs_with_a_single_id_map() {
     .unwrap();
     let tar = work.path().join("busybox.tar");
     std::fs::copy(busybox_tar(), &tar).unwrap();
+    let exe = user_visible_kiln(work.path());
     Command::new("chown").args(["-R", "65534:65534", work.path().to_str().unwrap()]).status().unwrap();
     let root = work.path().join("root");
     let kiln = |args: &[&str]| {
@@ -84,7 +94,7 @@ fn a_user_without_subordinate_ids_builds_and_runs_with_a_single_id_map() {
                 "--clear-groups",
                 "env",
                 &format!("HOME={}", work.path().display()),
-                KILN,
+                &exe,
                 "--root",
             ])
             .arg(&root)
