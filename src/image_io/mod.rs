@@ -127,15 +127,10 @@ fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
     d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
 }
 
-/// The normalised store name for a name found in an archive: docker's full
-/// form (`docker.io/library/busybox:1.36`) is shortened to the familiar one
-/// (`busybox:1.36`) that `FROM busybox:1.36` looks up.
+/// The normalised store name for a name found in an archive (docker's full
+/// form `docker.io/library/busybox:1.36` becomes `busybox:1.36`).
 fn store_name(name: &str) -> Result<String, ImageIoError> {
-    let familiar = match name.strip_prefix("docker.io/") {
-        Some(rest) => rest.strip_prefix("library/").unwrap_or(rest),
-        None => name,
-    };
-    Ok(reference::normalize(familiar)?)
+    Ok(reference::normalize(name)?)
 }
 
 /// Write `config` (the image config JSON, as is) and a fresh OCI manifest

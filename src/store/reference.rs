@@ -1,5 +1,6 @@
 //! Image names as the user writes them, normalised the way docker does for the
-//! local store: a missing tag means `:latest`.
+//! local store: a missing tag means `:latest`, and docker's default registry is
+//! implied (`docker.io/library/busybox` is `busybox`).
 
 use super::StoreError;
 
@@ -12,6 +13,10 @@ pub fn normalize(name: &str) -> Result<String, StoreError> {
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it holds white space"));
     }
+    let name = match name.strip_prefix("docker.io/") {
+        Some(rest) => rest.strip_prefix("library/").unwrap_or(rest),
+        None => name,
+    };
     if name.contains('@') {
         return Ok(name.to_owned());
     }
@@ -46,6 +51,8 @@ mod tests {
             ("busybox", Some("busybox:latest")),
             ("forcast:v1", Some("forcast:v1")),
             ("localhost:5000/app", Some("localhost:5000/app:latest")),
+            ("docker.io/library/busybox:1.36", Some("busybox:1.36")),
+            ("docker.io/someone/tool", Some("someone/tool:latest")),
             ("localhost:5000/app:2", Some("localhost:5000/app:2")),
             ("a/b/c:1.0-rc_1", Some("a/b/c:1.0-rc_1")),
             ("", None),
