@@ -5,6 +5,24 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+/// An I/O failure on a path: what kiln was doing, where, and the OS's reason.
+/// Every module's error enum wraps it, so messages read alike everywhere.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}")]
+pub struct PathError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// `map_err` adapter to any error that wraps a [`PathError`]; modules pin `E`
+/// in a one-line helper of their own (`io_err`).
+pub fn io_at<E: From<PathError>>(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> E {
+    let path = path.to_owned();
+    move |source| PathError { action, path, source }.into()
+}
+
 /// How many symlinks one resolution may follow, as Linux's own limit.
 const MAX_HOPS: usize = 40;
 

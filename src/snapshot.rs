@@ -27,13 +27,8 @@ use crate::store::Store;
 /// Errors of snapshots and mounts.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
     #[error("extracting layer {0}")]
     Extract(String, #[source] LayerError),
     #[error(
@@ -54,8 +49,7 @@ pub enum SnapshotError {
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError {
-    let path = path.to_owned();
-    move |source| SnapshotError::Io { action, path, source }
+    crate::fsutil::io_at(action, path)
 }
 
 /// Extracts layers and mounts them.

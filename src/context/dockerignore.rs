@@ -111,7 +111,7 @@ impl DockerIgnore {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ContextError::Io { action: "reading", path, source }),
+                Err(source) => return Err(crate::fsutil::PathError { action: "reading", path, source }.into()),
             }
         }
         Ok(ignore)

@@ -3,8 +3,6 @@
 
 pub mod dockerignore;
 
-use std::path::PathBuf;
-
 /// Errors about the build context.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -18,11 +16,6 @@ pub enum ContextError {
     },
     #[error("{file}:{line}: illegal exclusion pattern {pattern:?} (a lone `!`)")]
     LoneExclusion { file: String, line: usize, pattern: String },
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
 }

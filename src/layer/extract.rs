@@ -55,8 +55,7 @@ pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// the gzip magic bytes) to the empty folder `root`.
 pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
-    let file =
-        File::open(path).map_err(|source| LayerError::Io { action: "opening", path: path.to_owned(), source })?;
+    let file = File::open(path).map_err(io_err("opening", path))?;
     let mut reader = BufReader::new(file);
     // Peek without consuming: the bytes stay in the buffer for the tar reader.
     let gzip = std::io::BufRead::fill_buf(&mut reader).map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
@@ -397,8 +396,7 @@ fn parse_pax_time(value: &str) -> Option<TimeSpec> {
 }
 
 pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
-    let path = path.to_owned();
-    move |source| LayerError::Io { action, path, source }
+    crate::fsutil::io_at(action, path)
 }
 
 #[cfg(test)]

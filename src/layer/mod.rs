@@ -13,13 +13,8 @@ pub use writer::{Layer, LayerSink, LayerTar, LayerWriter};
 /// Errors while reading or writing layers.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
     #[error("writing the layer")]
     Write(#[source] std::io::Error),
     #[error("reading layer {layer}")]

@@ -17,11 +17,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("creating a temp file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("writing", tmp.path()))?;
     tmp.as_file().sync_all().map_err(io_err("syncing", tmp.path()))?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        action: "renaming into",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
+    tmp.persist(path).map_err(|e| io_err("renaming into", path)(e.error))?;
     Ok(())
 }
 
@@ -59,11 +55,7 @@ impl BlobWriter {
         let path = self.blobs.join(digest.hex());
         if !path.exists() {
             self.tmp.as_file().sync_all().map_err(io_err("syncing", self.tmp.path()))?;
-            self.tmp.persist(&path).map_err(|e| StoreError::Io {
-                action: "renaming into",
-                path: path.clone(),
-                source: e.error,
-            })?;
+            self.tmp.persist(&path).map_err(|e| io_err("renaming into", &path)(e.error))?;
         }
         Ok((digest, self.size))
     }
@@ -112,7 +104,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let bytes = fs::read(self.blob_path(digest)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => StoreError::Io { action: "reading", path: self.blob_path(digest), source: e },
+            _ => crate::fsutil::PathError { action: "reading", path: self.blob_path(digest), source: e }.into(),
         })?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { what, digest: digest.to_string(), source })
     }

@@ -160,7 +160,7 @@ impl Store {
         let path = self.blob_path(digest);
         let bytes = fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => StoreError::Io { action: "reading", path, source: e },
+            _ => crate::fsutil::PathError { action: "reading", path, source: e }.into(),
         })?;
         Self::parse_image_config(&bytes).map_err(|source| StoreError::Json {
             what: "image config",

@@ -24,13 +24,8 @@ pub use blobs::BlobWriter;
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
     #[error("blob {expected} failed verification: its content hashes to {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("blob {0} is not in the store")]
@@ -49,8 +44,7 @@ pub enum StoreError {
 }
 
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_owned();
-    move |source| StoreError::Io { action, path, source }
+    crate::fsutil::io_at(action, path)
 }
 
 /// The name prefix of a temporary file or folder owned by this process:
