@@ -114,8 +114,17 @@ impl Snapshotter {
     /// Mount `layers` (bottom first). Writable mounts get an upper dir.
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
         // The short links, not the snapshot folders: the options must fit in a page.
-        let mut lowers = layers.iter().map(|l| self.short_path(l)).collect::<Result<Vec<_>, _>>()?;
-        lowers.reverse(); // overlayfs lists the top layer first
+        // overlayfs lists the top layer first, and refuses a folder listed twice
+        // (ELOOP) — which a stack holds whenever two steps made the same layer,
+        // e.g. two RUNs that changed nothing. Keeping only the topmost copy gives
+        // the same view: everything the lower copy holds, the upper one holds too.
+        let mut seen = std::collections::HashSet::new();
+        let mut lowers = layers
+            .iter()
+            .rev()
+            .filter(|l| seen.insert(&l.diff_id))
+            .map(|l| self.short_path(l))
+            .collect::<Result<Vec<_>, _>>()?;
         let dir = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("mnt"))
             .tempdir_in(self.store.work_dir())
@@ -148,8 +157,9 @@ impl Snapshotter {
         // short: a bare EINVAL, or a mount of fewer layers. Say what is wrong instead.
         let limit = page_size() - 1;
         if data.len() > limit {
-            let layer_bytes: usize = lowers[..layers.len()].iter().map(|l| l.len() + 1).sum();
-            let widest = lowers[..layers.len()].iter().map(|l| l.len() + 1).max().unwrap_or(1);
+            let stacked = &lowers[..lowers.len() - 1]; // all but the empty bottom
+            let layer_bytes: usize = stacked.iter().map(|l| l.len() + 1).sum();
+            let widest = stacked.iter().map(|l| l.len() + 1).max().unwrap_or(1);
             let fixed = data.len() - layer_bytes;
             return Err(SnapshotError::TooManyLayers {
                 layers: layers.len(),

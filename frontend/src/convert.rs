@@ -172,6 +172,9 @@ impl StageState {
     }
 }
 
+/// The PATH docker gives a stage whose base image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn env_get<'e>(env: &'e [String], name: &str) -> Option<&'e str> {
     env.iter().find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
@@ -208,6 +211,19 @@ impl Lowering<'_> {
     }
 
     fn global_args(&mut self) -> Result<(), Error> {
+        // BuildKit's automatic platform ARGs: in scope for FROM lines, and in a
+        // stage once it declares them (`ARG TARGETARCH`).
+        if let Some(platform) = &self.opts.platform {
+            let mut parts = platform.splitn(3, '/');
+            let (os, arch, variant) =
+                (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            for side in ["TARGET", "BUILD"] {
+                for (key, value) in [("PLATFORM", platform.as_str()), ("OS", os), ("ARCH", arch), ("VARIANT", variant)]
+                {
+                    self.global_args.insert(format!("{side}{key}"), value.to_owned());
+                }
+            }
+        }
         for command in &self.file.global_args {
             let Instruction::Arg(decls) = &command.instruction else {
                 continue;
@@ -305,6 +321,11 @@ impl Lowering<'_> {
                 (self.add(op, vec![], name, at)?, image.config)
             }
         };
+        // Like BuildKit: a stage whose base sets no PATH gets the default one, so
+        // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
+        if env_get(&state.config.env, "PATH").is_none() {
+            state.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
 
         for command in &stage.commands {
             self.dispatch(index, &mut state, command)?;

@@ -80,6 +80,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (default: the last).
     pub target: Option<String>,
+    /// The platform built for and on, `os/arch[/variant]` (e.g. `linux/amd64`):
+    /// the source of the predefined TARGET* and BUILD* ARGs. None: not predefined.
+    pub platform: Option<String>,
 }
 
 /// The result of lowering a Dockerfile.

@@ -42,6 +42,7 @@ fn opts(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
         dockerfile_name: "Dockerfile".to_owned(),
         build_args: build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         target: target.map(str::to_owned),
+        platform: Some("linux/arm64/v8".to_owned()),
     }
 }
 
@@ -182,7 +183,9 @@ fn multi_stage() {
         ["L COPY --from=build /out/app /app", "L COPY --from=0 /src/go.mod /", "  ENTRYPOINT [\"/app\"]",]
     );
     assert_eq!(bg.config.entrypoint, Some(strings(&["/app"])));
-    assert_eq!((bg.config.cmd.clone(), bg.config.env.len()), (None, 0));
+    // FROM scratch sets no PATH, so the stage gets docker's default.
+    assert_eq!(bg.config.cmd, None);
+    assert_eq!(bg.config.env, ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
     assert_eq!(bg.warnings, ["build-arg EXTRA was not consumed: no ARG EXTRA in the stages built"]);
     // The unused stage's base is never looked up; each reference once.
     assert_eq!(*resolver.calls.borrow(), BTreeMap::from([("golang:1.22".to_owned(), 1)]));
@@ -421,4 +424,23 @@ fn error_fields() {
     // No name given: "Dockerfile".
     let e = build_graph("", &BuildOptions::default(), &FakeResolver::default()).unwrap_err();
     assert!(e.to_string().starts_with("Dockerfile: "), "{e}");
+}
+
+#[test]
+fn platform_args_are_predefined_for_declared_stage_args() {
+    let text = "FROM scratch AS base\nARG TARGETARCH\nARG BUILDPLATFORM\nRUN echo $TARGETARCH\n";
+    let bg = build_graph(text, &opts(&[], None), &FakeResolver::default()).unwrap();
+    let exec = bg
+        .graph
+        .closure(&bg.target)
+        .unwrap()
+        .into_iter()
+        .find_map(|v| match &v.op {
+            Op::Exec(e) => Some(e.env.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(exec.contains(&"TARGETARCH=arm64".to_string()), "{exec:?}");
+    assert!(exec.contains(&"BUILDPLATFORM=linux/arm64/v8".to_string()), "{exec:?}");
+    assert!(!exec.iter().any(|e| e.starts_with("TARGETOS=")), "undeclared platform ARGs stay out: {exec:?}");
 }

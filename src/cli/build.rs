@@ -94,7 +94,12 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
             },
         };
     }
-    let opts = BuildOptions { dockerfile_name: display_name(&dockerfile), build_args, target: args.target.clone() };
+    let opts = BuildOptions {
+        dockerfile_name: display_name(&dockerfile),
+        build_args,
+        target: args.target.clone(),
+        platform: Some(format!("linux/{}", crate::image::host_architecture())),
+    };
     let graph = kiln_frontend::build_graph(&text, &opts, &StoreResolver(store))?;
     for w in &graph.warnings {
         eprintln!("warning: {w}");

@@ -120,7 +120,11 @@ fn image_config_carries_the_stage_metadata() {
     k.build(&["-t", "meta:v1", "--build-arg", "V=2"]).ok();
     let v = k.inspect("meta:v1");
     let c = &v["Config"]["config"];
-    assert_eq!(c["Env"], serde_json::json!(["A=x", "B=y z"]));
+    // The imported base sets no PATH: the stage gets docker's default first.
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=x", "B=y z"])
+    );
     assert_eq!(c["WorkingDir"], "/srv");
     assert_eq!(c["User"], "nobody");
     assert_eq!(c["Labels"]["version"], "2");
@@ -131,4 +135,34 @@ fn image_config_carries_the_stage_metadata() {
     assert!(history.iter().any(|h| h["created_by"].as_str().unwrap_or("").starts_with("ENV")), "{history:?}");
     assert_eq!(k.cmd(&["run", "meta:v1"]).ok().stdout, "hi\n");
     assert_eq!(k.cmd(&["run", "meta:v1", "a", "b"]).ok().stdout, "a b\n");
+}
+
+#[test]
+fn steps_that_make_the_same_layer_stack_fine() {
+    // Two RUNs that change nothing make equal (empty) layers; so do the two
+    // writes of the same content: the overlay must not list a snapshot twice.
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nRUN true\nRUN true\nRUN echo 1 > /f\nRUN echo 2 > /f\nRUN echo 1 > /f\nRUN cat /f > /g\n",
+    );
+    k.build(&["-t", "same:v1"]).ok();
+    assert_eq!(k.cmd(&["run", "same:v1", "cat", "/f", "/g"]).ok().stdout, "1\n1\n");
+}
+
+#[test]
+fn platform_args_reach_run() {
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nARG TARGETARCH\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM $TARGETARCH > /p\n",
+    );
+    k.build(&["-t", "plat:v1"]).ok();
+    let out = k.cmd(&["run", "plat:v1", "cat", "/p"]).ok().stdout;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(out, format!("linux/{arch} {arch}\n"));
 }
