@@ -93,6 +93,12 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
     if !meta.exposed_ports.is_empty() {
         c = c.exposed_ports(meta.exposed_ports.iter().cloned().collect::<Vec<_>>());
     }
+    if !meta.volumes.is_empty() {
+        c = c.volumes(meta.volumes.iter().cloned().collect::<Vec<_>>());
+    }
+    if let Some(signal) = &meta.stop_signal {
+        c = c.stop_signal(signal.clone());
+    }
     let history = meta
         .history
         .iter()

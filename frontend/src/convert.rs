@@ -401,10 +401,12 @@ impl Lowering<'_> {
                     let expanded =
                         self.lexer.expand_words(&word.raw, &|n| st.get(n)).map_err(|e| Error::at(word.location, e))?;
                     for port in expanded {
-                        let port =
+                        let expanded =
                             normalize_port(&port).ok_or_else(|| Error::at(word.location, ConvertError::Port(port)))?;
-                        st.config.exposed_ports.insert(port.clone());
-                        ports.push(port);
+                        for port in expanded {
+                            st.config.exposed_ports.insert(port.clone());
+                            ports.push(port);
+                        }
                     }
                 }
                 st.history(format!("EXPOSE {}", ports.join(" ")), true);
@@ -574,15 +576,22 @@ fn clean(path: &str) -> String {
 }
 
 /// `80` → `80/tcp`; `53/UDP` → `53/udp`; `None` when it is no port.
-fn normalize_port(port: &str) -> Option<String> {
+/// EXPOSE's `port[/proto]` as docker's port parser reads it: a range stands for
+/// each of its ports, and of `host:container` only the container port counts
+/// (publishing is `docker run`'s business).
+fn normalize_port(port: &str) -> Option<Vec<String>> {
     let (number, proto) = port.split_once('/').unwrap_or((port, "tcp"));
+    let number = number.rsplit(':').next().unwrap_or(number);
     let proto = proto.to_ascii_lowercase();
-    let is_port = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
-    let number_ok = match number.split_once('-') {
-        Some((a, b)) => is_port(a) && is_port(b),
-        None => is_port(number),
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return None;
+    }
+    let parse = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0);
+    let (first, last) = match number.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(number)?, parse(number)?),
     };
-    (number_ok && ["tcp", "udp", "sctp"].contains(&proto.as_str())).then(|| format!("{number}/{proto}"))
+    (first <= last).then(|| (first..=last).map(|n| format!("{n}/{proto}")).collect())
 }
 
 #[cfg(test)]
@@ -606,15 +615,19 @@ mod tests {
     #[test]
     fn ports() {
         for (input, want) in [
-            ("80", Some("80/tcp")),
-            ("53/UDP", Some("53/udp")),
-            ("8000-8010/sctp", Some("8000-8010/sctp")),
+            ("80", Some(vec!["80/tcp"])),
+            ("53/UDP", Some(vec!["53/udp"])),
+            ("8000-8002/sctp", Some(vec!["8000/sctp", "8001/sctp", "8002/sctp"])),
+            ("8080:80", Some(vec!["80/tcp"])),
+            ("127.0.0.1:8080:80/udp", Some(vec!["80/udp"])),
+            ("9-8", None),
             ("0", None),
             ("http", None),
             ("80/icmp", None),
             ("70000", None),
         ] {
-            assert_eq!(normalize_port(input).as_deref(), want, "{input}");
+            let want = want.map(|w| w.into_iter().map(str::to_owned).collect::<Vec<_>>());
+            assert_eq!(normalize_port(input), want, "{input}");
         }
     }
 

@@ -40,6 +40,10 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// `80/tcp`, `53/udp`: a bare port gets `/tcp`.
     pub exposed_ports: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets them yet).
+    pub volumes: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets it yet).
+    pub stop_signal: Option<String>,
     /// One entry per instruction, oldest first; base image history included.
     pub history: Vec<History>,
 }

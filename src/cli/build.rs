@@ -55,6 +55,8 @@ impl ImageResolver for StoreResolver<'_> {
             user: c.user().clone().unwrap_or_default(),
             labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
             exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
+            volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
+            stop_signal: c.stop_signal().clone(),
             history: config
                 .history()
                 .iter()

@@ -60,3 +60,47 @@ fn skopeo_and_umoci_read_the_store_and_docker_save_archives_load() {
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     assert_eq!(third.cmd(&["run", "ociname:v2"]).ok().stdout, "hello\n");
 }
+
+/// A `docker save` archive of busybox whose config sets what no kiln
+/// instruction sets yet (Volumes, StopSignal), written by hand.
+fn rich_docker_save(dir: &std::path::Path) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    let layer = std::fs::read(super::harness::busybox_tar()).unwrap();
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
+    let config = serde_json::json!({
+        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Volumes": {"/data": {}}, "StopSignal": "SIGINT", "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": ["richbase:1"], "Layers": ["layer/layer.tar"]}
+    ]))
+    .unwrap();
+    let path = dir.join("rich.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for (name, bytes) in [("manifest.json", &manifest), ("config.json", &config), ("layer/layer.tar", &layer)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, &bytes[..]).unwrap();
+    }
+    tar.finish().unwrap();
+    path
+}
+
+#[test]
+fn a_base_images_volumes_and_stop_signal_are_inherited_and_ports_expand() {
+    let k = Kiln::empty();
+    let archive = rich_docker_save(k.dir.path());
+    k.cmd(&["load", "-i", archive.to_str().unwrap()]).ok();
+    k.write("Dockerfile", "FROM richbase:1\nEXPOSE 8000-8001 9090:80/udp\nENV X=1\n");
+    k.build(&["-t", "rich:v1"]).ok();
+    let c = k.inspect("rich:v1")["Config"]["config"].clone();
+    assert!(c["Volumes"].get("/data").is_some(), "{c}");
+    assert_eq!(c["StopSignal"], "SIGINT");
+    let ports: Vec<&String> = c["ExposedPorts"].as_object().unwrap().keys().collect();
+    assert_eq!(ports, ["80/udp", "8000/tcp", "8001/tcp"]);
+    assert_eq!(c["Env"], serde_json::json!(["PATH=/bin", "X=1"]));
+}
