@@ -8,7 +8,7 @@ use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::spool::{LoadedImage, Spool};
-use super::{decompressed, store_name, write_image, ImageIoError};
+use super::{decompressed, write_image, ImageIoError};
 use crate::layer::compress::compress_tar;
 use crate::store::Store;
 
@@ -33,7 +33,12 @@ pub(super) fn load(store: &Store, spool: &Spool) -> Result<Vec<LoadedImage>, Ima
     // Check every name before storing anything.
     let mut names = Vec::with_capacity(saved.len());
     for image in &saved {
-        let tags = image.repo_tags.iter().flatten().map(|tag| store_name(tag)).collect::<Result<Vec<_>, _>>()?;
+        let tags = image
+            .repo_tags
+            .iter()
+            .flatten()
+            .map(|tag| crate::store::reference::normalize(tag))
+            .collect::<Result<Vec<_>, _>>()?;
         if tags.is_empty() {
             return Err(ImageIoError::NoName { image: image.config.clone() });
         }

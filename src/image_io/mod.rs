@@ -22,7 +22,7 @@ use kiln_solver::Digest;
 use oci_spec::image::Descriptor;
 
 use crate::layer::{Layer, LayerError};
-use crate::store::{reference, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use rootfs::import_rootfs;
 pub use spool::load_archive;
@@ -127,12 +127,6 @@ fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
     d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
 }
 
-/// The normalised store name for a name found in an archive (docker's full
-/// form `docker.io/library/busybox:1.36` becomes `busybox:1.36`).
-fn store_name(name: &str) -> Result<String, ImageIoError> {
-    Ok(reference::normalize(name)?)
-}
-
 /// Write `config` (the image config JSON, as is) and a fresh OCI manifest
 /// naming it and `layers`; return the manifest's descriptor.
 fn write_image(store: &Store, config: &[u8], layers: &[Layer]) -> Result<Descriptor, ImageIoError> {
@@ -205,19 +199,5 @@ pub(crate) mod tests {
         let mut plain = Vec::new();
         decompressed(&gzip(b"hello")[..], "test").unwrap().read_to_end(&mut plain).unwrap();
         assert_eq!(plain, b"hello");
-    }
-
-    #[test]
-    fn archive_names_become_familiar_store_names() {
-        for (input, want) in [
-            ("busybox", Some("busybox:latest")),
-            ("docker.io/library/busybox:1.36", Some("busybox:1.36")),
-            ("docker.io/me/app:v1", Some("me/app:v1")),
-            ("quay.io/me/app", Some("quay.io/me/app:latest")),
-            ("localhost:5000/app:2", Some("localhost:5000/app:2")),
-            ("Bad Name", None),
-        ] {
-            assert_eq!(store_name(input).ok().as_deref(), want, "{input:?}");
-        }
     }
 }

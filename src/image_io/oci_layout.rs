@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Os};
 use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
-use super::{decompressed, kiln_digest, store_name, ImageIoError};
+use super::{decompressed, kiln_digest, ImageIoError};
 use crate::store::Store;
 
 /// The name annotation of the OCI spec: a full name, or (as docker and
@@ -54,12 +54,12 @@ fn names_of(entry: &Descriptor) -> Result<Vec<String>, ImageIoError> {
     let full = annotations.get(CONTAINERD_NAME);
     let mut names = Vec::new();
     if let Some(name) = full {
-        names.push(store_name(name)?);
+        names.push(crate::store::reference::normalize(name)?);
     }
     if let Some(name) = annotations.get(REF_NAME) {
         let bare_tag = !name.contains(['/', ':', '@']);
         if full.is_none() || !bare_tag {
-            let name = store_name(name)?;
+            let name = crate::store::reference::normalize(name)?;
             if !names.contains(&name) {
                 names.push(name);
             }

@@ -53,6 +53,7 @@ mod tests {
             ("localhost:5000/app", Some("localhost:5000/app:latest")),
             ("docker.io/library/busybox:1.36", Some("busybox:1.36")),
             ("docker.io/someone/tool", Some("someone/tool:latest")),
+            ("quay.io/me/app", Some("quay.io/me/app:latest")),
             ("localhost:5000/app:2", Some("localhost:5000/app:2")),
             ("a/b/c:1.0-rc_1", Some("a/b/c:1.0-rc_1")),
             ("", None),
