@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use super::harness::{Kiln, KILN};
+use super::super::harness::{Kiln, KILN};
 
 #[test]
 fn run_cannot_remount_or_write_host_files_and_kernel_knobs() {

@@ -1,0 +1,6 @@
+//! The security group: what a hostile Dockerfile, context, base image or
+//! archive must never be able to do to the host. One file per escape class;
+//! each test names the class it holds shut (see docs/ARCHITECTURE.md, "Threat
+//! model").
+
+mod sandbox;
