@@ -53,8 +53,9 @@ pub fn tag(store: &Store, source: &str, target: &str) -> anyhow::Result<()> {
 
 pub fn remove(store: &Store, names: &[String]) -> anyhow::Result<()> {
     for name in names {
-        let image = store.untag(name)?;
-        println!("Untagged: {}", image.name);
+        for image in store.untag(name)? {
+            println!("Untagged: {}", image.name);
+        }
     }
     Ok(())
 }

@@ -38,7 +38,8 @@ pub(super) fn load(store: &Store, spool: &Spool) -> Result<Vec<LoadedImage>, Ima
             .iter()
             .flatten()
             .map(|tag| crate::store::reference::normalize(tag))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| ImageIoError::Name { listed_in: "manifest.json", source })?;
         if tags.is_empty() {
             return Err(ImageIoError::NoName { image: image.config.clone() });
         }

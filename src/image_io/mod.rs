@@ -54,6 +54,12 @@ pub enum ImageIoError {
          (`docker tag <image> name:tag`, or `skopeo copy … oci-archive:file.tar:name:tag`)"
     )]
     NoName { image: String },
+    #[error("a name of an image in {listed_in}")]
+    Name {
+        listed_in: &'static str,
+        #[source]
+        source: StoreError,
+    },
     #[error("image {image} lists {layers} layers but its config lists {diff_ids} diffIDs")]
     LayerCount { image: String, layers: usize, diff_ids: usize },
     #[error("layer {layer} does not match its image config: the config says diffID {expected}, the layer's content hashes to {actual}")]

@@ -51,15 +51,19 @@ fn names_of(entry: &Descriptor) -> Result<Vec<String>, ImageIoError> {
     let Some(annotations) = entry.annotations() else {
         return Ok(Vec::new());
     };
+    let normalize = |name: &str| {
+        crate::store::reference::normalize(name)
+            .map_err(|source| ImageIoError::Name { listed_in: "index.json", source })
+    };
     let full = annotations.get(CONTAINERD_NAME);
     let mut names = Vec::new();
     if let Some(name) = full {
-        names.push(crate::store::reference::normalize(name)?);
+        names.push(normalize(name)?);
     }
     if let Some(name) = annotations.get(REF_NAME) {
         let bare_tag = !name.contains(['/', ':', '@']);
         if full.is_none() || !bare_tag {
-            let name = crate::store::reference::normalize(name)?;
+            let name = normalize(name)?;
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -318,6 +322,18 @@ mod tests {
             (json!({REF_NAME: "mine:2", CONTAINERD_NAME: "x:1"}), vec!["x:1", "mine:2"]),
         ] {
             assert_eq!(names_of(&d(annotations.clone())).unwrap(), want, "{annotations}");
+        }
+        // A name that is not a reference refuses the archive, whichever annotation holds it.
+        for annotations in [
+            json!({REF_NAME: "../../etc:1"}),
+            json!({REF_NAME: "../../x@y"}),
+            json!({REF_NAME: "@"}),
+            json!({REF_NAME: format!("app@{}", Digest::of(b"m"))}),
+            json!({REF_NAME: "../../etc:1", CONTAINERD_NAME: "docker.io/library/busybox:1.36"}),
+            json!({REF_NAME: "1.36", CONTAINERD_NAME: "../../etc:1"}),
+        ] {
+            let err = names_of(&d(annotations.clone())).unwrap_err();
+            assert!(matches!(err, ImageIoError::Name { listed_in: "index.json", .. }), "{annotations}: {err:?}");
         }
     }
 }

@@ -11,7 +11,8 @@ use fs2::FileExt;
 use kiln_solver::Digest;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 
-use super::{blobs::write_atomic, io_err, reference, Store, StoreError};
+use super::reference::{self, Reference};
+use super::{blobs::write_atomic, io_err, Store, StoreError};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -96,10 +97,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The image with this name (normalised), if any.
+    /// The image this reference names (`name[:tag]`, or `name[:tag]@sha256:…`), if any.
     pub fn find(&self, name: &str) -> Result<Option<StoredImage>, StoreError> {
-        let name = reference::normalize(name)?;
-        Ok(self.images()?.into_iter().find(|i| i.name == name))
+        let wanted = Reference::parse(name)?;
+        Ok(self.images()?.into_iter().find(|i| wanted.matches(&i.name, i.descriptor.digest().as_ref())))
     }
 
     /// The image with this name, or an error that says how to list them.
@@ -129,16 +130,24 @@ impl Store {
         })
     }
 
-    /// Remove a name. The blobs stay (shared with other images and the cache).
-    pub fn untag(&self, name: &str) -> Result<StoredImage, StoreError> {
-        let normal = reference::normalize(name)?;
+    /// Remove the names a reference matches: one name, or with a digest
+    /// (`app@sha256:…`) every tag of that repository on that manifest. The
+    /// blobs stay (shared with other images and the cache).
+    pub fn untag(&self, name: &str) -> Result<Vec<StoredImage>, StoreError> {
+        let wanted = Reference::parse(name)?;
         self.update_index(|manifests| {
-            let at = manifests
-                .iter()
-                .position(|d| ref_name(d) == Some(&normal))
-                .ok_or_else(|| StoreError::NoSuchImage(name.to_owned()))?;
-            let desc = manifests.remove(at);
-            Ok(StoredImage { name: normal.clone(), descriptor: desc })
+            let mut removed = Vec::new();
+            manifests.retain(|d| match ref_name(d) {
+                Some(stored) if wanted.matches(stored, d.digest().as_ref()) => {
+                    removed.push(StoredImage { name: stored.clone(), descriptor: d.clone() });
+                    false
+                }
+                _ => true,
+            });
+            if removed.is_empty() {
+                return Err(StoreError::NoSuchImage(name.to_owned()));
+            }
+            Ok(removed)
         })
     }
 
@@ -216,6 +225,15 @@ mod tests {
         assert_eq!(names, vec![("app:latest".into(), d2.clone()), ("other:v1".into(), d1.clone())]);
         store.untag("app").unwrap();
         assert!(store.find("app").unwrap().is_none());
+        // By digest: any tag of the repository on that manifest.
+        store.tag("other:v2", &desc(&d1, s1)).unwrap();
+        assert_eq!(store.find(&format!("other@{d1}")).unwrap().unwrap().digest(), d1);
+        assert!(store.find(&format!("other@{d2}")).unwrap().is_none());
+        assert!(store.find(&format!("app@{d1}")).unwrap().is_none());
+        let removed: Vec<_> = store.untag(&format!("other@{d1}")).unwrap().into_iter().map(|i| i.name).collect();
+        assert_eq!(removed, ["other:v1", "other:v2"]);
+        assert!(store.images().unwrap().is_empty());
+        assert!(matches!(store.find("../../etc:1"), Err(StoreError::BadName(..))));
         assert!(matches!(store.untag("app"), Err(StoreError::NoSuchImage(_))));
         let missing = Digest::of(b"nope");
         assert!(store.tag("x", &desc(&missing, 1)).is_err());

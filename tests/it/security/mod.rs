@@ -3,4 +3,6 @@
 //! each test names the class it holds shut (see docs/ARCHITECTURE.md, "Threat
 //! model").
 
+mod archives;
+mod names;
 mod sandbox;
