@@ -1,9 +1,11 @@
 //! Stages → a [`BuildGraph`]: one dispatch function per instruction.
 //!
 //! Lowering starts at the target stage and pulls in the stages it needs
-//! (through `FROM <stage>` and `COPY --from=<stage>`) recursively, each once, so
-//! a stage nobody needs is never lowered and its base image never resolved. A
-//! stage can only depend on earlier stages, so the recursion always ends.
+//! (through `FROM <stage>` and `COPY --from=<stage>`), each once, so a stage
+//! nobody needs is never lowered and its base image never resolved. A stage can
+//! only depend on earlier stages, so this always ends. The stages being lowered
+//! wait on an explicit stack, not the call stack: a chain of thousands of
+//! stages, each `FROM` the one before, must not overflow the thread's stack.
 //!
 //! Variable scopes, as in Docker:
 //! * global ARGs (before the first FROM) expand FROM lines only, unless a stage
@@ -91,7 +93,7 @@ pub(crate) fn lower(
         None => file.stages.len() - 1,
         Some(t) => lowering.find_stage(t).ok_or_else(|| Error::whole(ConvertError::TargetNotFound(t.clone())))?,
     };
-    let built = lowering.stage(target)?;
+    let built = lowering.lower(target)?;
     let warnings = opts
         .build_args
         .keys()
@@ -112,6 +114,29 @@ pub(crate) fn lower(
 struct Built {
     vertex: Digest,
     config: ImageConfig,
+}
+
+/// Why lowering a stage stopped before its end.
+enum Halt {
+    /// It needs stage `.0`, which is not lowered yet: lower that one, then
+    /// resume this one at the same instruction (which changed nothing yet).
+    Need(usize),
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+/// A stage on the lowering stack.
+struct Frame {
+    index: usize,
+    /// `None` until its FROM is lowered.
+    state: Option<StageState>,
+    /// The next of its commands to dispatch.
+    next: usize,
 }
 
 struct Lowering<'a> {
@@ -268,17 +293,50 @@ impl Lowering<'_> {
         Ok(image)
     }
 
-    /// The lowered stage `index`, lowering it (and what it needs) on first use.
-    fn stage(&mut self, index: usize) -> Result<Built, Error> {
-        if let Some(built) = &self.done[index] {
-            return Ok(built.clone());
-        }
-        let built = self.lower_stage(index)?;
-        self.done[index] = Some(built.clone());
-        Ok(built)
+    /// The stage `index` if it is lowered already; else halt to lower it first.
+    fn stage(&self, index: usize) -> Result<&Built, Halt> {
+        self.done[index].as_ref().ok_or(Halt::Need(index))
     }
 
-    fn lower_stage(&mut self, index: usize) -> Result<Built, Error> {
+    /// Lower the stage `target` and every stage it needs, each once.
+    fn lower(&mut self, target: usize) -> Result<Built, Error> {
+        let mut stack = vec![Frame { index: target, state: None, next: 0 }];
+        loop {
+            let depth = stack.len();
+            let frame = stack.last_mut().expect("the target stays on the stack until it is lowered");
+            match self.resume(frame) {
+                // The target is never kept in `done`: no other stage needs it
+                // (stages depend on earlier ones only), and its config can be big.
+                Ok(built) if depth == 1 => return Ok(built),
+                Ok(built) => {
+                    self.done[frame.index] = Some(built);
+                    stack.pop();
+                }
+                // Needed stages come earlier, so none of them is on the stack yet.
+                Err(Halt::Need(index)) => stack.push(Frame { index, state: None, next: 0 }),
+                Err(Halt::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Lower the rest of a stage, from where it halted last.
+    fn resume(&mut self, frame: &mut Frame) -> Result<Built, Halt> {
+        let file = self.file;
+        let commands = &file.stages[frame.index].commands;
+        let st = match &mut frame.state {
+            Some(st) => st,
+            None => frame.state.insert(self.lower_from(frame.index)?),
+        };
+        while let Some(command) = commands.get(frame.next) {
+            self.dispatch(frame.index, st, command)?;
+            frame.next += 1;
+        }
+        let st = frame.state.take().expect("set above");
+        Ok(Built { vertex: st.vertex, config: st.config })
+    }
+
+    /// The state of stage `index` after its FROM.
+    fn lower_from(&mut self, index: usize) -> Result<StageState, Halt> {
         let file = self.file;
         let stage = &file.stages[index];
         let prefix = match (&stage.name, self.file.stages.len()) {
@@ -302,16 +360,16 @@ impl Lowering<'_> {
         let base = self.expand(&stage.base, &|n| globals.get(n).cloned())?;
         let at = stage.base.location;
         if base.is_empty() {
-            return Err(Error::at(at, ConvertError::EmptyBase(stage.base.raw.clone())));
+            return Err(Error::at(at, ConvertError::EmptyBase(stage.base.raw.clone())).into());
         }
         let earlier =
             self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
         (state.vertex, state.config) = match earlier {
-            Some(i) if i == index => return Err(Error::at(at, ConvertError::FromItself(base))),
-            Some(i) if i > index => return Err(Error::at(at, ConvertError::FromLater(base))),
+            Some(i) if i == index => return Err(Error::at(at, ConvertError::FromItself(base)).into()),
+            Some(i) if i > index => return Err(Error::at(at, ConvertError::FromLater(base)).into()),
             Some(i) => {
                 let built = self.stage(i)?;
-                (built.vertex, built.config)
+                (built.vertex.clone(), built.config.clone())
             }
             None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
             None => {
@@ -326,17 +384,15 @@ impl Lowering<'_> {
         if env_get(&state.config.env, "PATH").is_none() {
             state.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
-
-        for command in &stage.commands {
-            self.dispatch(index, &mut state, command)?;
-        }
-        Ok(Built { vertex: state.vertex, config: state.config })
+        Ok(state)
     }
 
-    fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Error> {
+    /// Apply one instruction. It halts, if it must, before it changes anything,
+    /// so it can be dispatched again once the stage it needs is lowered.
+    fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Halt> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
-            Instruction::Run(args) => self.run(st, cmd, args),
+            Instruction::Run(args) => Ok(self.run(st, cmd, args)?),
             Instruction::Env(pairs) => {
                 // Every value expands with the environment before this line.
                 let pairs = self.pairs(st, pairs)?;
@@ -380,7 +436,7 @@ impl Lowering<'_> {
             Instruction::Workdir(word) => {
                 let dir = self.expand(word, &|n| st.get(n))?;
                 if dir.is_empty() {
-                    return Err(Error::at(word.location, ConvertError::EmptyValue("WORKDIR")));
+                    return Err(Error::at(word.location, ConvertError::EmptyValue("WORKDIR")).into());
                 }
                 st.config.working_dir = clean(&join(&st.workdir(), &dir));
                 st.history(format!("WORKDIR {}", st.config.working_dir), true);
@@ -389,7 +445,7 @@ impl Lowering<'_> {
             Instruction::User(word) => {
                 let user = self.expand(word, &|n| st.get(n))?;
                 if user.is_empty() {
-                    return Err(Error::at(word.location, ConvertError::EmptyValue("USER")));
+                    return Err(Error::at(word.location, ConvertError::EmptyValue("USER")).into());
                 }
                 st.history(format!("USER {user}"), true);
                 st.config.user = user;
@@ -470,7 +526,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn copy(&mut self, index: usize, st: &mut StageState, cmd: &Command, copy: &Copy) -> Result<(), Error> {
+    fn copy(&mut self, index: usize, st: &mut StageState, cmd: &Command, copy: &Copy) -> Result<(), Halt> {
         let get = |n: &str| st.get(n);
         let flag = |w: &Option<Word>| w.as_ref().map(|w| self.expand(w, &get)).transpose();
         let (from, chown, chmod) = (flag(&copy.from)?, flag(&copy.chown)?, flag(&copy.chmod)?);
@@ -478,7 +534,7 @@ impl Lowering<'_> {
             let octal = !mode.is_empty() && mode.len() <= 4 && mode.chars().all(|c| ('0'..='7').contains(&c));
             if !octal {
                 let at = copy.chmod.as_ref().map_or(cmd.location, |w| w.location);
-                return Err(Error::at(at, ConvertError::Chmod(mode.clone())));
+                return Err(Error::at(at, ConvertError::Chmod(mode.clone())).into());
             }
         }
         let sources = copy.sources.iter().map(|w| self.expand(w, &get)).collect::<Result<Vec<_>, _>>()?;
@@ -486,12 +542,12 @@ impl Lowering<'_> {
         for (word, value) in copy.sources.iter().zip(&sources).chain([(&copy.dest, &dest)]) {
             if value.is_empty() {
                 let what = if word == &copy.dest { "COPY destination" } else { "COPY source" };
-                return Err(Error::at(word.location, ConvertError::EmptyValue(what)));
+                return Err(Error::at(word.location, ConvertError::EmptyValue(what)).into());
             }
         }
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         if sources.len() > 1 && !is_dir {
-            return Err(Error::at(copy.dest.location, ConvertError::CopyDestNotDirectory(dest)));
+            return Err(Error::at(copy.dest.location, ConvertError::CopyDestNotDirectory(dest)).into());
         }
         let mut abs = clean(&join(&st.workdir(), &dest));
         if is_dir && abs != "/" {
@@ -524,18 +580,18 @@ impl Lowering<'_> {
 
     /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
     /// or an image.
-    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Error> {
+    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
         match self.find_stage(from) {
-            Some(i) if i == index => Err(Error::at(at, ConvertError::CopyFromItself(from.to_owned()))),
-            Some(i) if i > index => Err(Error::at(at, ConvertError::CopyFromLater(from.to_owned()))),
-            Some(i) => Ok(self.stage(i)?.vertex),
+            Some(i) if i == index => Err(Error::at(at, ConvertError::CopyFromItself(from.to_owned())).into()),
+            Some(i) if i > index => Err(Error::at(at, ConvertError::CopyFromLater(from.to_owned())).into()),
+            Some(i) => Ok(self.stage(i)?.vertex.clone()),
             None => {
                 let image = self
                     .resolve(from, at)?
                     .ok_or_else(|| Error::at(at, ConvertError::CopyFromNotFound(from.to_owned())))?;
                 let name = format!("image {}", image.name);
                 let op = Op::Image { name: image.name, digest: image.digest };
-                self.add(op, vec![], name, at)
+                Ok(self.add(op, vec![], name, at)?)
             }
         }
     }

@@ -20,7 +20,14 @@ pub enum ShellError {
     UnsupportedModifier(char),
     #[error("{name}: {message}")]
     Unset { name: String, message: String },
+    #[error("variable expansion nests deeper than {MAX_NESTING} levels: flatten the ${{…:-…}} chain")]
+    TooDeep,
 }
+
+/// How deep `${a:-${b:-…}}` may nest. Expansion recurses once per level, so
+/// without a bound a hostile word overflows the stack and kills the process;
+/// real Dockerfiles nest a handful of levels at most.
+pub(crate) const MAX_NESTING: usize = 100;
 
 /// Variables in scope: a name → its value, `None` when unset.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -84,7 +91,7 @@ impl Lexer {
     }
 
     fn scanner<'a>(&self, text: &str, env: Env<'a>) -> Scanner<'a> {
-        Scanner { chars: text.chars().collect(), pos: 0, escape: self.escape, env }
+        Scanner { chars: text.chars().collect(), pos: 0, depth: 0, escape: self.escape, env }
     }
 }
 
@@ -130,6 +137,8 @@ impl Words {
 struct Scanner<'a> {
     chars: Vec<char>,
     pos: usize,
+    /// How many `${…}` the scanner is inside: bounded by [`MAX_NESTING`].
+    depth: usize,
     escape: char,
     env: Env<'a>,
 }
@@ -270,7 +279,15 @@ impl Scanner<'_> {
             Some(c) => (Some(c), value.is_some()),
         };
         let word = match modifier {
-            Some('-' | '+' | '?') => self.process(Some('}'))?.0,
+            Some('-' | '+' | '?') => {
+                if self.depth == MAX_NESTING {
+                    return Err(ShellError::TooDeep);
+                }
+                self.depth += 1;
+                let word = self.process(Some('}'))?.0;
+                self.depth -= 1;
+                word
+            }
             Some(c) => return Err(ShellError::UnsupportedModifier(c)),
             None => return Err(ShellError::MissingBrace),
         };
@@ -371,6 +388,27 @@ mod tests {
             };
             assert_eq!(got, want, "input: {input}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let lexer = Lexer::new('\\');
+        let nested = |n: usize| format!("{}x{}", "${NOPE:-".repeat(n), "}".repeat(n));
+        for (depth, want) in [
+            (1, Ok("x".to_owned())),
+            (MAX_NESTING, Ok("x".to_owned())),
+            (MAX_NESTING + 1, Err(ShellError::TooDeep)),
+            // Deep enough to overflow the stack if nothing stopped it.
+            (20_000, Err(ShellError::TooDeep)),
+        ] {
+            assert_eq!(lexer.expand(&nested(depth), &env), want, "depth {depth}");
+            assert_eq!(lexer.expand_words(&nested(depth), &env).map(|w| w.join(" ")), want, "depth {depth}");
+        }
+        // Inside double quotes too, and siblings do not add up.
+        let quoted = format!("\"{}\"", nested(MAX_NESTING + 1));
+        assert_eq!(lexer.expand(&quoted, &env), Err(ShellError::TooDeep));
+        let siblings = nested(MAX_NESTING).repeat(3);
+        assert_eq!(lexer.expand(&siblings, &env).unwrap(), "xxx");
     }
 
     #[test]

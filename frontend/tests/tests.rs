@@ -444,3 +444,28 @@ fn platform_args_are_predefined_for_declared_stage_args() {
     assert!(exec.contains(&"BUILDPLATFORM=linux/arm64/v8".to_string()), "{exec:?}");
     assert!(!exec.iter().any(|e| e.starts_with("TARGETOS=")), "undeclared platform ARGs stay out: {exec:?}");
 }
+
+/// Hostile nesting is an error or just works; it never overflows the stack.
+/// Test threads have small stacks, so these would crash if anything recursed
+/// once per level.
+#[test]
+fn deep_nesting_does_not_overflow_the_stack() {
+    let deep = 20_000;
+    let word = format!("{}x{}", "${A:-".repeat(deep), "}".repeat(deep));
+    let e = lower_err(&format!("FROM scratch\n\nLABEL a={word}\n"), &opts(&[], None));
+    assert_eq!(
+        e.to_string(),
+        "Dockerfile:3:9: variable expansion nests deeper than 100 levels: flatten the ${…:-…} chain"
+    );
+
+    // A chain of stages, each FROM the one before and copying from the one
+    // before that: every stage is needed, and each is lowered once.
+    let mut text = String::from("FROM busybox AS s0\nFROM s0 AS s1\n");
+    for i in 2..2_000 {
+        text += &format!("FROM s{} AS s{i}\nCOPY --from=s{} /x /x{i}\n", i - 1, i - 2);
+    }
+    let resolver = FakeResolver::default();
+    let bg = build_graph(&text, &opts(&[], None), &resolver).unwrap();
+    assert_eq!(bg.graph.closure(&bg.target).unwrap().len(), 1 + 1_998);
+    assert_eq!(resolver.calls.borrow()["busybox"], 1);
+}

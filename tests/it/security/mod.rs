@@ -5,4 +5,5 @@
 
 mod archives;
 mod names;
+mod limits;
 mod sandbox;
