@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::spool::{LoadedImage, Spool};
 use super::{decompressed, write_image, ImageIoError};
 use crate::layer::compress::compress_tar;
+use crate::layer::Layer;
 use crate::store::Store;
 
 /// One image in `manifest.json`.
@@ -45,10 +46,22 @@ pub(super) fn load(store: &Store, spool: &Spool) -> Result<Vec<LoadedImage>, Ima
         }
         names.push(tags);
     }
-    saved.iter().zip(names).map(|(image, names)| Ok((names, load_image(store, spool, image)?))).collect()
+    saved
+        .iter()
+        .zip(names)
+        .map(|(image, names)| {
+            let (descriptor, layers) = load_image(store, spool, image)?;
+            Ok(LoadedImage { names, descriptor, layers })
+        })
+        .collect()
 }
 
-fn load_image(store: &Store, spool: &Spool, image: &SavedImage) -> Result<Descriptor, ImageIoError> {
+/// Store one image; its manifest, and its layers with their paths in the archive.
+fn load_image(
+    store: &Store,
+    spool: &Spool,
+    image: &SavedImage,
+) -> Result<(Descriptor, Vec<(String, Layer)>), ImageIoError> {
     let config = spool.read(&image.config, "image config", "manifest.json")?;
     if let Some(expected) = digest_in_path(&image.config) {
         let actual = Digest::of(&config);
@@ -83,7 +96,8 @@ fn load_image(store: &Store, spool: &Spool, image: &SavedImage) -> Result<Descri
         }
         layers.push(layer);
     }
-    write_image(store, &config, &layers)
+    let descriptor = write_image(store, &config, &layers)?;
+    Ok((descriptor, image.layers.iter().cloned().zip(layers).collect()))
 }
 
 /// The digest a file is named by: `<hex>.json` (docker before 25) or
@@ -96,7 +110,7 @@ fn digest_in_path(path: &str) -> Option<Digest> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{gzip, tar_of, verify_image};
+    use super::super::tests::{gzip, raw_tar, tar_of, verify_image};
     use super::super::{load_archive, ImageIoError};
     use super::*;
     use serde_json::json;
@@ -193,6 +207,24 @@ mod tests {
         let err = load_archive(&store, &archive[..]).unwrap_err();
         assert!(matches!(&err, ImageIoError::DiffIdMismatch { layer, .. } if layer == "1/layer.tar"), "{err:?}");
         assert!(store.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_layer_that_cannot_be_extracted_loads_nothing() {
+        use tar::EntryType::{Link, Regular};
+        let good = tar_of(&[("a", b"a")]);
+        for (case, bad) in [
+            ("an entry that climbs out", raw_tar(&[("ok", Regular, "", b"ok"), ("../x", Regular, "", b"x")])),
+            ("a hard link to a file not in the layer", raw_tar(&[("h", Link, "/etc/passwd", b"")])),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let archive = docker_save(&[(&["good:1"], &good, false, None), (&["bad:1"], &bad, false, None)]);
+            let err = load_archive(&store, &archive[..]).unwrap_err();
+            assert!(matches!(&err, ImageIoError::Unusable { layer, .. } if layer == "1/layer.tar"), "{case}: {err:?}");
+            assert!(store.images().unwrap().is_empty(), "{case}");
+            assert!(!dir.path().join("snapshots/x").exists() && !dir.path().join("x").exists(), "{case}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!   export`) is loaded with its names, like `docker load`.
 //!
 //! Both check what they read before they name it: every blob against its
-//! digest, every layer against the diffID its config lists. Names are written
-//! last, so an archive that fails half-way leaves at most unnamed blobs behind.
+//! digest, every layer against the diffID its config lists, every layer by
+//! extracting it into its snapshot. Names are written last, so an archive that
+//! fails half-way leaves at most unnamed blobs (and snapshots) behind.
 
 mod docker_save;
 mod oci_layout;
@@ -22,6 +23,7 @@ use kiln_solver::Digest;
 use oci_spec::image::Descriptor;
 
 use crate::layer::{Layer, LayerError};
+use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::store::{Store, StoreError};
 
 pub use rootfs::import_rootfs;
@@ -74,6 +76,17 @@ pub enum ImageIoError {
     NoPlatform { index: String, platform: String },
     #[error("image index {0} nests indexes too deeply")]
     TooDeep(String),
+    #[error(
+        "the rootfs tarball holds no files: make one of a root filesystem folder with \
+         `tar -C <folder> -cf rootfs.tar .`"
+    )]
+    EmptyRootfs,
+    #[error("layer {layer} cannot be extracted, so no container could use it")]
+    Unusable {
+        layer: String,
+        #[source]
+        source: SnapshotError,
+    },
     #[error("rootfs entry {entry:?} {why}")]
     UnsafeEntry { entry: String, why: &'static str },
     #[error("copying rootfs entry {entry:?} into the layer")]
@@ -139,6 +152,18 @@ fn write_image(store: &Store, config: &[u8], layers: &[Layer]) -> Result<Descrip
     Ok(crate::image::write_manifest(store, config, layers)?.0)
 }
 
+/// Extract `layer` into its snapshot now (see [`Snapshotter::ensure`]), so a
+/// layer that cannot be extracted (an entry that climbs out, a hard link to a
+/// file it does not hold) is refused before anything names it, instead of
+/// failing at first use. The snapshot is then ready for that use. `name` says
+/// which layer this is in the error.
+fn check_layer(store: &Store, layer: &Layer, name: &str) -> Result<(), ImageIoError> {
+    Snapshotter::new(store)
+        .ensure(layer)
+        .map(drop)
+        .map_err(|source| ImageIoError::Unusable { layer: name.to_owned(), source })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -153,6 +178,24 @@ pub(crate) mod tests {
             h.set_mode(0o644);
             h.set_mtime(0);
             b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// A tar whose names are written exactly as given (tar::Builder would drop
+    /// `./` and refuse `..`): name, kind, link target, data.
+    pub(crate) fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_mtime(1_700_000_000);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
     }

@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
 use super::{decompressed, kiln_digest, ImageIoError};
+use crate::layer::Layer;
 use crate::store::Store;
 
 /// The name annotation of the OCI spec: a full name, or (as docker and
@@ -40,7 +41,8 @@ pub(super) fn load(store: &Store, spool: &Spool) -> Result<Vec<LoadedImage>, Ima
         .into_iter()
         .map(|(names, entry)| {
             let manifest = resolve(spool, entry, 0)?;
-            Ok((names, load_manifest(store, spool, &manifest)?))
+            let (descriptor, layers) = load_manifest(store, spool, &manifest)?;
+            Ok(LoadedImage { names, descriptor, layers })
         })
         .collect()
 }
@@ -104,8 +106,13 @@ fn resolve(spool: &Spool, entry: &Descriptor, depth: usize) -> Result<Descriptor
 
 /// Copy one image into the store: layers first (each checked against its
 /// digest and its diffID), then its config, then the manifest, so the store
-/// never holds a manifest without its parts. Returns the descriptor to name.
-fn load_manifest(store: &Store, spool: &Spool, entry: &Descriptor) -> Result<Descriptor, ImageIoError> {
+/// never holds a manifest without its parts. Returns the descriptor to name,
+/// and the layers with their paths in the archive.
+fn load_manifest(
+    store: &Store,
+    spool: &Spool,
+    entry: &Descriptor,
+) -> Result<(Descriptor, Vec<(String, Layer)>), ImageIoError> {
     let bytes = read_verified(spool, entry, "manifest", "index.json")?;
     let manifest: ImageManifest = parse(&bytes, "image manifest", &blob_path(entry)?)?;
     let listed_in = format!("manifest {}", entry.digest());
@@ -123,6 +130,7 @@ fn load_manifest(store: &Store, spool: &Spool, entry: &Descriptor) -> Result<Des
             diff_ids: diff_ids.len(),
         });
     }
+    let mut layers = Vec::with_capacity(diff_ids.len());
     for (layer, expected) in manifest.layers().iter().zip(diff_ids) {
         let digest = kiln_digest(layer.digest())?;
         let path = blob_path(layer)?;
@@ -134,13 +142,14 @@ fn load_manifest(store: &Store, spool: &Spool, entry: &Descriptor) -> Result<Des
                 actual: actual.to_string(),
             });
         }
-        store.copy_blob(spool.open(&path, "layer", &listed_in)?, Some(&digest))?;
+        let (_, size) = store.copy_blob(spool.open(&path, "layer", &listed_in)?, Some(&digest))?;
+        layers.push((path, Layer { digest, diff_id: actual, size }));
     }
     store.write_blob(&config_bytes)?;
     store.write_blob(&bytes)?;
     let mut named = entry.clone();
     named.set_annotations(None);
-    Ok(named)
+    Ok((named, layers))
 }
 
 /// The sha256 of a layer's uncompressed content.

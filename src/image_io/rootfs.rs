@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 
-use super::{decompressed, write_image, ImageIoError};
+use super::{check_layer, decompressed, write_image, ImageIoError};
 use crate::layer::{Layer, LayerWriter};
 use crate::store::{reference, Store};
 
@@ -24,10 +24,17 @@ pub fn import_rootfs(
     let name = reference::normalize(name)?;
     let mut writer = LayerWriter::new(store)?;
     let mut archive = tar::Archive::new(decompressed(rootfs, "the rootfs tarball")?);
+    let mut copied = 0;
     for entry in archive.entries().map_err(read_err)? {
-        copy_entry(writer.tar(), &mut entry.map_err(read_err)?)?;
+        copied += usize::from(copy_entry(writer.tar(), &mut entry.map_err(read_err)?)?);
+    }
+    // An empty file (`/dev/null`, a failed download) reads as a tar of no
+    // entries; an image of nothing is never what was meant.
+    if copied == 0 {
+        return Err(ImageIoError::EmptyRootfs);
     }
     let layer = writer.finish()?;
+    check_layer(store, &layer, "of the rootfs tarball")?;
     let descriptor = write_image(store, &image_config(&layer, created_by), &[layer])?;
     store.tag(&name, &descriptor)?;
     Ok(descriptor)
@@ -38,18 +45,19 @@ fn read_err(source: std::io::Error) -> ImageIoError {
 }
 
 /// Append `entry` to `tar` under its plain path; the root entry is dropped.
-fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageIoError> {
+/// Returns whether the entry was copied.
+fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl Read>) -> Result<bool, ImageIoError> {
     let raw = entry.path().map_err(read_err)?.into_owned();
     let shown = raw.display().to_string();
     let unsafe_entry = |why| ImageIoError::UnsafeEntry { entry: shown.clone(), why };
     let kind = entry.header().entry_type();
     match kind {
-        tar::EntryType::XGlobalHeader => return Ok(()),
+        tar::EntryType::XGlobalHeader => return Ok(false),
         tar::EntryType::GNUSparse => return Err(unsafe_entry("is a sparse file, which kiln cannot import")),
         _ => {}
     }
     let Some(path) = plain_path(&raw).map_err(unsafe_entry)? else {
-        return Ok(());
+        return Ok(false);
     };
     let mut header = entry.header().clone();
     // Keep the PAX records (xattrs, large ids and sizes, precise times) except
@@ -89,7 +97,8 @@ fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl R
             tar.append_data(&mut header, &path, entry)
         }
     }
-    .map_err(copy_err)
+    .map_err(copy_err)?;
+    Ok(true)
 }
 
 /// `path` without leading `/` or `./` (or `.` anywhere); `None` for the root.
@@ -133,26 +142,10 @@ fn image_config(layer: &Layer, created_by: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{gzip, verify_image};
+    use super::super::tests::{gzip, raw_tar, verify_image};
     use super::*;
     use kiln_solver::Digest;
-
-    /// A tar whose names are written exactly as given (tar::Builder would drop `./`).
-    fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, kind, link, data) in entries {
-            let mut h = tar::Header::new_ustar();
-            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-            h.set_entry_type(*kind);
-            h.set_size(data.len() as u64);
-            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-            h.set_mtime(1_700_000_000);
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
+    use std::fs;
 
     fn layer_entries(store: &Store, name: &str) -> Vec<(String, String)> {
         let (manifest, _) = store.image_parts(&store.get(name).unwrap()).unwrap();
@@ -216,6 +209,36 @@ mod tests {
         let err = import_rootfs(&store, &rootfs[..], "bad", "test").unwrap_err();
         assert_eq!(err.to_string(), r#"rootfs entry "./../escape" climbs out of the root with `..`"#);
         assert!(store.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_a_tarball_of_no_files() {
+        use tar::EntryType::{Directory, XGlobalHeader};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (case, input) in [
+            ("empty file", Vec::new()),
+            ("empty gzip", gzip(b"")),
+            ("end-of-archive blocks only", raw_tar(&[])),
+            ("the root only", raw_tar(&[("./", Directory, "", b""), ("pax_global_header", XGlobalHeader, "", b"")])),
+        ] {
+            let err = import_rootfs(&store, &input[..], "empty", "test").unwrap_err();
+            assert!(matches!(err, ImageIoError::EmptyRootfs), "{case}: {err:?}");
+            assert!(err.to_string().contains("holds no files"), "{case}");
+        }
+        assert!(store.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_a_layer_that_cannot_be_extracted() {
+        // The entry is made plain (`etc/passwd`), but nothing in the layer is there.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rootfs = raw_tar(&[("./etc/copy", tar::EntryType::Link, "/etc/passwd", b"")]);
+        let err = import_rootfs(&store, &rootfs[..], "bad", "test").unwrap_err();
+        assert!(matches!(err, ImageIoError::Unusable { .. }), "{err:?}");
+        assert!(store.images().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.snapshots_dir()).unwrap().count(), 0, "a refused layer left a snapshot");
     }
 
     #[test]

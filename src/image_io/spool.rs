@@ -10,7 +10,8 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::image::Descriptor;
 use tempfile::TempDir;
 
-use super::{decompressed, docker_save, oci_layout, ImageIoError};
+use super::{check_layer, decompressed, docker_save, oci_layout, ImageIoError};
+use crate::layer::Layer;
 use crate::store::{io_err, Store};
 
 /// Load a `docker save` or OCI image layout tarball (plain or gzip) into the
@@ -26,9 +27,16 @@ pub fn load_archive(store: &Store, archive: impl Read) -> Result<Vec<String>, Im
     } else {
         return Err(ImageIoError::NotAnArchive);
     };
-    // Every blob is in the store: only now point names at them.
+    // Every blob is in the store; every layer must also extract, or the image
+    // would be named and fail at first use.
+    for image in &images {
+        for (name, layer) in &image.layers {
+            check_layer(store, layer, name)?;
+        }
+    }
+    // Only now point names at them.
     let mut tagged: Vec<String> = Vec::new();
-    for (names, descriptor) in images {
+    for LoadedImage { names, descriptor, .. } in images {
         for name in names {
             store.tag(&name, &descriptor)?;
             if !tagged.contains(&name) {
@@ -39,8 +47,15 @@ pub fn load_archive(store: &Store, archive: impl Read) -> Result<Vec<String>, Im
     Ok(tagged)
 }
 
-/// An image found in an archive and stored: its names (normalised) and manifest.
-pub(super) type LoadedImage = (Vec<String>, Descriptor);
+/// An image found in an archive and stored.
+pub(super) struct LoadedImage {
+    /// Its names, normalised.
+    pub names: Vec<String>,
+    /// Its manifest.
+    pub descriptor: Descriptor,
+    /// Its layers, each with where it was in the archive (for errors).
+    pub layers: Vec<(String, Layer)>,
+}
 
 /// The files of an archive, spooled to disk and looked up by their path inside it.
 pub(super) struct Spool {

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use sha2::Digest as _;
 
+use super::super::harness::Kiln;
+
 /// Write a `docker save` archive of one image to `path`: named `repo_tags`,
 /// its one layer the tar `layer`, its config listing that layer's diffID.
 pub(super) fn docker_save(path: &Path, repo_tags: &[&str], layer: &[u8]) {
@@ -45,4 +47,52 @@ pub(super) fn raw_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
         b.append(&h, *data).unwrap();
     }
     b.into_inner().unwrap()
+}
+
+/// A tar of one hard link `name` → `target`, written as given.
+fn raw_link(name: &str, target: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &[][..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn importing_an_empty_file_fails_and_tags_nothing() {
+    let k = Kiln::empty();
+    let out = k.cmd(&["import", "/dev/null", "empty:1"]).failed();
+    for want in ["/dev/null", "holds no files", "tar -C"] {
+        assert!(out.stderr.contains(want), "expected {want:?} in:\n{}", out.stderr);
+    }
+    assert!(k.image_names().is_empty(), "tagged {:?}", k.image_names());
+}
+
+#[test]
+fn a_layer_that_cannot_be_extracted_is_refused_at_load_and_nothing_is_tagged_or_written_outside() {
+    let k = Kiln::empty();
+    // Enough `..` to reach `/` from any snapshot folder, then back down to here.
+    let escape = format!("{}{}/escaped", "../".repeat(16), k.dir.path().display().to_string().trim_start_matches('/'));
+    for (case, layer) in [
+        ("a `..` entry", raw_tar(&[("ok.txt", b"ok"), ("../x", b"x"), (&escape, b"escaped")])),
+        ("a hardlink to a file not in the layer", raw_link("etc/shadow-copy", "/etc/shadow")),
+    ] {
+        let archive = k.dir.path().join("bad-layer.tar");
+        docker_save(&archive, &["bad:1"], &layer);
+        let out = k.cmd(&["load", "-i", archive.to_str().unwrap()]).failed();
+        assert!(out.stderr.contains("bad-layer.tar"), "{case}:\n{}", out.stderr);
+        assert!(k.image_names().is_empty(), "{case}: tagged {:?}", k.image_names());
+    }
+    for outside in [k.dir.path().join("escaped"), k.root().join("snapshots/x"), k.root().join("x")] {
+        assert!(!outside.exists(), "the layer wrote {}", outside.display());
+    }
+    let snapshots: Vec<_> =
+        std::fs::read_dir(k.root().join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(snapshots.is_empty(), "a refused layer left snapshots: {snapshots:?}");
+    k.assert_clean();
 }
