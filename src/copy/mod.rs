@@ -42,7 +42,7 @@ pub enum CopyError {
 
 /// Ownership and mode overrides of a COPY.
 struct Overrides {
-    owner: Option<(u64, u64)>,
+    owner: Option<(u32, u32)>,
     mode: Option<u32>,
     keep_owner: bool,
 }
@@ -105,8 +105,8 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
                 let own_dir = sel.is_dir && parent == target;
                 h.set_mode(if own_dir { overrides.mode.unwrap_or(0o755) } else { 0o755 });
                 let (uid, gid) = overrides.owner.unwrap_or((0, 0));
-                h.set_uid(uid);
-                h.set_gid(gid);
+                h.set_uid(uid.into());
+                h.set_gid(gid.into());
                 h.set_mtime(0);
                 h.set_size(0);
                 tar.append_data(&mut h, parent, io::empty()).map_err(CopyError::Write)?;
@@ -136,8 +136,8 @@ fn append(tar: &mut LayerTar, host: &Path, path: &Path, o: &Overrides) -> Result
         h.set_gid(0);
     }
     if let Some((uid, gid)) = o.owner {
-        h.set_uid(uid);
-        h.set_gid(gid);
+        h.set_uid(uid.into());
+        h.set_gid(gid.into());
     }
     if let Some(mode) = o.mode {
         if !meta.file_type().is_symlink() {
@@ -159,29 +159,68 @@ fn append(tar: &mut LayerTar, host: &Path, path: &Path, o: &Overrides) -> Result
     res.map_err(CopyError::Write)
 }
 
+/// The largest id `--chown` takes. Ids are 32 bits, and the all-ones one is
+/// `(uid_t)-1`, which chown(2) and setresuid(2) read as "leave unchanged".
+const MAX_ID: u32 = u32::MAX - 1;
+
+/// A uid or gid as written.
+enum Id {
+    Valid(u32),
+    /// A number that does not fit: parsing it into a wider type and truncating
+    /// would silently make it some other user.
+    OutOfRange,
+    /// Not a number: a name to look up.
+    Name,
+}
+
+fn id(text: &str) -> Id {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Id::Name;
+    }
+    match text.parse::<u32>() {
+        Ok(id) if id <= MAX_ID => Id::Valid(id),
+        _ => Id::OutOfRange,
+    }
+}
+
 /// `--chown=user[:group]`: numbers, or names looked up in the base's /etc/passwd and /etc/group.
-fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u64, u64), CopyError> {
-    let bad = |why: &str| CopyError::Chown(spec.to_owned(), why.to_owned());
+fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError> {
+    let bad = |why: String| CopyError::Chown(spec.to_owned(), why);
+    let out_of_range =
+        |what: &str, value: &str| bad(format!("{what} {value} is out of range: ids go from 0 to {MAX_ID}"));
     let (user, group) = spec.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((spec, None));
-    let lookup = |file: &str, name: &str| -> Option<(u64, u64)> {
+    // The fields of the entry named `name` in the image's `file`.
+    let lookup = |file: &str, name: &str| -> Option<Vec<String>> {
         let text = fs::read_to_string(resolve_in_root(base?, Path::new(file)).ok()?).ok()?;
-        text.lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() >= 3 && f[0] == name)
-            .map(|f| (f[2].parse().unwrap_or(0), f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0)))
+        let fields = text.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == name)?;
+        Some(fields.into_iter().map(str::to_owned).collect())
     };
-    let (uid, user_gid) = match user.parse::<u64>() {
-        Ok(uid) => (uid, uid),
-        Err(_) => lookup("/etc/passwd", user).ok_or_else(|| bad("no such user in the image's /etc/passwd"))?,
+    // An id from the image's own files is held to the same rule: a bad one is
+    // an error, not root.
+    let field = |file: &str, fields: &[String], i: usize, what: &str| {
+        let value = fields.get(i).map_or("", String::as_str);
+        match id(value) {
+            Id::Valid(id) => Ok(id),
+            Id::OutOfRange => Err(out_of_range(&format!("the image's {file} gives {} the {what}", fields[0]), value)),
+            Id::Name => Err(bad(format!("the image's {file} gives {} no numeric {what}", fields[0]))),
+        }
     };
-    let gid = match group {
+    let (uid, user_gid) = match id(user) {
+        Id::Valid(uid) => (uid, uid),
+        Id::OutOfRange => return Err(out_of_range("uid", user)),
+        Id::Name => {
+            let f = lookup("/etc/passwd", user).ok_or_else(|| bad("no such user in the image's /etc/passwd".into()))?;
+            (field("/etc/passwd", &f, 2, "uid")?, field("/etc/passwd", &f, 3, "gid")?)
+        }
+    };
+    let gid = match group.map(|g| (g, id(g))) {
         None => user_gid,
-        Some(g) => match g.parse::<u64>() {
-            Ok(gid) => gid,
-            Err(_) => lookup("/etc/group", g)
-                .map(|(gid, _)| gid)
-                .ok_or_else(|| bad("no such group in the image's /etc/group"))?,
-        },
+        Some((_, Id::Valid(gid))) => gid,
+        Some((g, Id::OutOfRange)) => return Err(out_of_range("gid", g)),
+        Some((g, Id::Name)) => {
+            let f = lookup("/etc/group", g).ok_or_else(|| bad("no such group in the image's /etc/group".into()))?;
+            field("/etc/group", &f, 2, "gid")?
+        }
     };
     Ok((uid, gid))
 }
@@ -199,4 +238,45 @@ pub(crate) fn clean(path: &str) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chown_ids() {
+        let base = tempfile::tempdir().unwrap();
+        fs::create_dir(base.path().join("etc")).unwrap();
+        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\nhuge:x:99999999999:1::/:/bin/sh\n\
+                      minus:x:4294967295:1::/:/bin/sh\nnogid:x:7\n";
+        fs::write(base.path().join("etc/passwd"), passwd).unwrap();
+        fs::write(base.path().join("etc/group"), "wheel:x:10:\nbig:x:4294967296:\n").unwrap();
+        let e = |why: &str| Err(why.to_owned());
+        for (spec, want) in [
+            ("0", Ok((0, 0))),
+            ("1000:50", Ok((1000, 50))),
+            ("4294967294:4294967294", Ok((4294967294, 4294967294))),
+            ("app", Ok((1000, 1001))),
+            ("app:wheel", Ok((1000, 10))),
+            ("7:wheel", Ok((7, 10))),
+            ("99999999999:1", e("uid 99999999999 is out of range: ids go from 0 to 4294967294")),
+            ("1:99999999999", e("gid 99999999999 is out of range: ids go from 0 to 4294967294")),
+            ("4294967295", e("uid 4294967295 is out of range: ids go from 0 to 4294967294")),
+            ("0:4294967295", e("gid 4294967295 is out of range: ids go from 0 to 4294967294")),
+            ("18446744073709551617", e("uid 18446744073709551617 is out of range: ids go from 0 to 4294967294")),
+            ("huge", e("the image's /etc/passwd gives huge the uid 99999999999 is out of range: ids go from 0 to 4294967294")),
+            ("minus", e("the image's /etc/passwd gives minus the uid 4294967295 is out of range: ids go from 0 to 4294967294")),
+            ("nogid", e("the image's /etc/passwd gives nogid no numeric gid")),
+            ("0:big", e("the image's /etc/group gives big the gid 4294967296 is out of range: ids go from 0 to 4294967294")),
+            ("-1", e("no such user in the image's /etc/passwd")),
+            ("app:nobody", e("no such group in the image's /etc/group")),
+        ] {
+            let got = parse_chown(spec, Some(base.path())).map_err(|err| match err {
+                CopyError::Chown(s, why) if s == spec => why,
+                other => panic!("{spec}: {other}"),
+            });
+            assert_eq!(got, want, "--chown={spec}");
+        }
+    }
 }

@@ -13,7 +13,8 @@ fn refused(k: &Kiln, dockerfile: &str, args: &[&str], expect: &[&str]) -> Run {
     let mut all = vec!["-t", "limits:v1"];
     all.extend_from_slice(args);
     let out = k.build(&all);
-    assert_eq!(out.code, 1, "kiln did not fail cleanly (134 is an abort, -1 a signal):\n{}", out.stderr);
+    // 1 is kiln's own error exit; 134 would be an abort, -1 a signal.
+    assert_eq!(out.code, 1, "expected kiln to refuse the build with exit code 1:\n{}", out.stderr);
     for e in expect {
         assert!(out.stderr.contains(e), "expected {e:?} in:\n{}", out.stderr);
     }
@@ -43,4 +44,21 @@ fn a_long_chain_of_stages_builds_without_a_stack_overflow() {
     }
     k.write("Dockerfile", &text);
     k.build(&["-t", "chain:v1"]).ok();
+}
+
+#[test]
+fn chown_ids_that_do_not_fit_in_32_bits_are_refused() {
+    let k = Kiln::with_busybox();
+    k.write("a.txt", "a");
+    for (spec, what) in [
+        // Truncated to 32 bits this was uid 1215752191: another user, silently.
+        ("99999999999:1", "uid 99999999999 is out of range"),
+        ("1:4294967296", "gid 4294967296 is out of range"),
+        // (uid_t)-1: "leave the owner unchanged" to chown(2).
+        ("4294967295", "uid 4294967295 is out of range"),
+    ] {
+        let dockerfile = format!("FROM busybox\nCOPY --chown={spec} a.txt /a\n");
+        refused(&k, &dockerfile, &[], &["Dockerfile:2:", &format!("--chown \"{spec}\""), what]);
+    }
+    k.assert_clean();
 }
