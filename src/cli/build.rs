@@ -104,7 +104,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
     };
     let graph = kiln_frontend::build_graph(&text, &opts, &StoreResolver(store))?;
     for w in &graph.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", super::output::escape(w));
     }
 
     let context = context.canonicalize().with_context(|| format!("reading the build context {}", context.display()))?;

@@ -4,6 +4,7 @@
 mod build;
 mod images;
 mod load;
+mod output;
 mod run;
 
 use std::path::PathBuf;
@@ -99,9 +100,9 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", output::escape(&e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", output::escape(&cause.to_string()));
             }
             // docker run's convention: 125 when the failure is the tool's, not the container's.
             if is_run {

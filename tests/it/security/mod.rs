@@ -4,6 +4,7 @@
 //! model").
 
 mod archives;
+mod messages;
 mod names;
 mod limits;
 mod sandbox;
