@@ -26,6 +26,7 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "__sandbox") && args.len() == 3 {
         sandbox::child_main(Path::new(&args[2]));
     }
+    sandbox::cloexec_inherited();
     // Everything below runs before any thread exists: unshare needs that.
     if let Err(msg) = enter_namespaces() {
         eprintln!("error: {msg}");

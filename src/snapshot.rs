@@ -169,7 +169,11 @@ impl Snapshotter {
                 root: self.store.root().to_owned(),
             });
         }
-        let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+        // nodev: a layer may hold device nodes (a block node 7:0 is the host's
+        // /dev/loop0); they stay files to list and copy, never devices to open.
+        // The sandbox's bind mount of this root keeps the flag, locked, since
+        // it is made in a user namespace.
+        let flags = if writable { MsFlags::MS_NODEV } else { MsFlags::MS_RDONLY | MsFlags::MS_NODEV };
         mount(Some("overlay"), &root, Some("overlay"), flags, Some(data.as_str()))
             .map_err(|source| SnapshotError::Mount { layers: layers.len(), target: root.clone(), source })?;
         Ok(Mount { root, upper, _dir: dir })

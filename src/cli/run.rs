@@ -12,6 +12,11 @@ pub struct Args {
     /// Remove the container when it exits (always the case: kiln keeps no containers).
     #[arg(long)]
     rm: bool,
+    /// Keep stdin open even when it is a terminal (it is passed on through a
+    /// pipe, never as kiln's own descriptor). Without it, a terminal stdin is
+    /// not passed on; piped input always is.
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// Set an environment variable, KEY=VALUE, or KEY to pass kiln's own (repeatable).
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
@@ -75,6 +80,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()?;
     let hostname: String = hex::encode(std::process::id().to_be_bytes()) + &image.digest().hex()[..4];
     let spec = Spec { rootfs: mount.root.clone(), args: argv, env, cwd, user, hostname };
-    let code = Sandbox::new(&exe, &store.work_dir()).run(&spec, Stdio::Inherit, &|| false)?;
+    let stdin = args.interactive || !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let code = Sandbox::new(&exe, &store.work_dir()).run(&spec, Stdio::Proxy { stdin }, &|| false)?;
     Ok(code)
 }

@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pivot_root, sethostname, ForkResult, Gid, Pid, Uid};
 
-use super::{exit, Spec};
+use super::{exit, workdir, Spec};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -33,7 +34,12 @@ fn sandbox(spec_path: &Path) -> Result<i32> {
     let spec: Spec = fs::read(spec_path)
         .map_err(|e| format!("reading {}: {e}", spec_path.display()))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("parsing {}: {e}", spec_path.display())))?;
+    // The launcher closed everything above the handshake's fds 3 and 4; make
+    // sure, then close those too once the handshake is over: from here on no
+    // descriptor but stdio exists, so none can be reached via /proc/self/fd.
+    super::close_from(5).map_err(|e| format!("closing inherited descriptors: {e}"))?;
     enter_namespaces()?;
+    super::close_from(3).map_err(|e| format!("closing inherited descriptors: {e}"))?;
     // The first child forked after unshare(CLONE_NEWPID) is the namespace's PID 1.
     // SAFETY: this process is single-threaded (a fresh exec that started no threads).
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
@@ -92,11 +98,7 @@ fn pid1(spec: &Spec) -> Result<i32> {
     setup_root(spec)?;
     sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
     let user = resolve_user(&spec.user)?;
-    let cwd = Path::new(&spec.cwd);
-    if !cwd.is_dir() {
-        fs::create_dir_all(cwd).map_err(|e| format!("creating the working directory {}: {e}", spec.cwd))?;
-        let _ = nix::unistd::chown(cwd, Some(user.uid), Some(user.gid));
-    }
+    let cwd = workdir::open(&spec.cwd, user.uid, user.gid)?;
     let args: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
     let env: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
     if args.is_empty() {
@@ -105,7 +107,7 @@ fn pid1(spec: &Spec) -> Result<i32> {
     // SAFETY: PID 1 is single-threaded.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let err = exec_command(spec, &user, cwd, &args, &env);
+            let err = exec_command(spec, &user, &cwd, &args, &env);
             eprintln!("kiln: {}", err.0);
             std::process::exit(err.1)
         }
@@ -126,8 +128,10 @@ fn reap_until(main: Pid) -> Result<i32> {
     }
 }
 
-fn exec_command(spec: &Spec, user: &User, cwd: &Path, args: &[CString], env: &[CString]) -> (String, i32) {
+fn exec_command(spec: &Spec, user: &User, cwd: &OwnedFd, args: &[CString], env: &[CString]) -> (String, i32) {
     let setup = || -> std::result::Result<(), String> {
+        // A session of its own, as the command's process group leader.
+        let _ = nix::unistd::setsid();
         // A user namespace with setgroups denied (rootless without subordinate
         // ids) cannot change groups; the process keeps the one group it has.
         let groups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
@@ -137,10 +141,11 @@ fn exec_command(spec: &Spec, user: &User, cwd: &Path, args: &[CString], env: &[C
         drop_capabilities()?;
         nix::unistd::setresgid(user.gid, user.gid, user.gid).map_err(|e| format!("setgid {}: {e}", user.gid))?;
         nix::unistd::setresuid(user.uid, user.uid, user.uid).map_err(|e| format!("setuid {}: {e}", user.uid))?;
-        chdir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
+        // As the user, so a folder it may not enter fails here, as in docker.
+        nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|e| format!("chdir {}: {e}", spec.cwd))?;
+        workdir::check_inside_root(&spec.cwd)?;
         // Nothing kiln (or whoever started it) has open may reach the command.
-        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only marks descriptors.
-        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+        super::close_from(3).map_err(|e| format!("closing descriptors: {e}"))?;
         // Signals PID 1 would otherwise keep blocked or ignored start at their defaults.
         for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGPIPE] {
             // SAFETY: restoring the default disposition has no handler to race with.
@@ -189,7 +194,11 @@ fn setup_root(spec: &Spec) -> Result<()> {
     mnt(Some("proc"), &proc_dir, Some("proc"), nosuid, None)?;
 
     let dev = ensure_dir(root, "dev")?;
-    mnt(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=755,size=65536k"))?;
+    // nodev, like every other filesystem the command can write to: a node it
+    // makes with mknod (CAP_MKNOD is docker's default) cannot be opened. The
+    // host nodes bound below are mounts of their own, from the host's /dev,
+    // and so stay usable: this is the sandbox's device allow-list.
+    mnt(Some("tmpfs"), &dev, Some("tmpfs"), nosuid, Some("mode=755,size=65536k"))?;
     // mknod is not allowed in a user namespace: bind the host's device nodes instead.
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);

@@ -27,10 +27,13 @@ pub enum SandboxError {
     Wait(#[source] std::io::Error),
 }
 
-/// Where the sandboxed process's standard streams go.
+/// Where the sandboxed process's standard streams go. Never kiln's own
+/// descriptors: a terminal, a directory or a file kiln was handed could be
+/// reopened through /proc/self/fd, and a terminal takes TIOCSTI keystrokes.
 pub enum Stdio<'a> {
-    /// Shared with kiln (for `kiln run`).
-    Inherit,
+    /// Copied through pipes to and from kiln's own streams (for `kiln run`).
+    /// stdin is /dev/null unless `stdin` is set.
+    Proxy { stdin: bool },
     /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
     Capture(&'a mut (dyn FnMut(&str) + Send)),
 }
@@ -70,8 +73,22 @@ impl Sandbox {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__sandbox").arg(spec_file.path()).env_clear();
         let mut output = None;
+        let mut proxy = None;
         match stdio {
-            Stdio::Inherit => {}
+            Stdio::Proxy { stdin } => {
+                let (out_read, out_write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+                let (err_read, err_write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+                let input = if stdin {
+                    let (in_read, in_write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+                    cmd.stdin(in_read);
+                    Some(in_write)
+                } else {
+                    cmd.stdin(StdStdio::null());
+                    None
+                };
+                cmd.stdout(out_write).stderr(err_write);
+                proxy = Some((input, out_read, err_read));
+            }
             Stdio::Capture(sink) => {
                 let (reader, writer) = std::io::pipe().map_err(SandboxError::Spawn)?;
                 cmd.stdin(StdStdio::null()).stdout(writer.try_clone().map_err(SandboxError::Spawn)?).stderr(writer);
@@ -80,14 +97,20 @@ impl Sandbox {
         }
         let (go_fd, ready_fd) = (go_read.as_raw_fd(), ready_write.as_raw_fd());
         // SAFETY: between fork and exec the closure only makes raw syscalls
-        // (prctl, dup2, fcntl), which are async-signal-safe, and allocates nothing.
+        // (prctl, setsid, fcntl, dup2, close_range), which are
+        // async-signal-safe, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                super::inherit_as(go_fd, 3)?;
-                super::inherit_as(ready_fd, 4)
+                // A session of its own: the sandbox has no controlling
+                // terminal, so nothing in it can push keystrokes (TIOCSTI)
+                // into the caller's shell or take the terminal over.
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                super::inherit_handshake(go_fd, ready_fd)
             });
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
@@ -106,6 +129,15 @@ impl Sandbox {
         }
 
         let status = thread::scope(|s| {
+            if let Some((input, out, err)) = proxy {
+                if let Some(mut input) = input {
+                    // Not scoped: it may sit in a read of kiln's stdin long
+                    // after the container is gone, and must not hold us up.
+                    thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut input));
+                }
+                s.spawn(move || copy_out(out, std::io::stdout()));
+                s.spawn(move || copy_out(err, std::io::stderr()));
+            }
             if let Some((reader, sink)) = output {
                 s.spawn(move || {
                     for line in BufReader::new(reader).split(b'\n') {
@@ -126,6 +158,24 @@ impl Sandbox {
             }
         })?;
         Ok(exit_code(status))
+    }
+}
+
+/// Copy a container's output to one of kiln's streams until every writer is
+/// gone, flushing as it goes so interleaved output keeps its order.
+fn copy_out(mut from: std::io::PipeReader, mut to: impl Write) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 

@@ -14,28 +14,48 @@ mod init;
 mod launch;
 mod spec;
 pub mod userns;
+mod workdir;
 
 pub use init::child_main;
 pub use launch::{Sandbox, SandboxError, Stdio};
 pub use spec::Spec;
 
-/// In a forked child before exec: make `fd` available as `target` across exec.
-/// dup2 onto itself would keep close-on-exec set, so that case clears the flag.
-/// Only async-signal-safe calls: safe between fork and exec.
-fn inherit_as(fd: std::os::fd::RawFd, target: std::os::fd::RawFd) -> std::io::Result<()> {
-    // SAFETY: plain syscalls on descriptors the caller owns.
-    let rc = unsafe {
-        if fd == target {
-            libc::fcntl(fd, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(fd, target)
-        }
-    };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
+/// In a forked child before exec: hand `go` and `ready` (the two ends of a
+/// handshake) over as fds 3 and 4, and close every other descriptor above 2,
+/// so nothing kiln (or whoever started kiln) has open reaches the child.
+/// Both are first copied above 9, so neither dup2 can clobber the other's
+/// source whatever numbers they had. Only async-signal-safe calls: safe between
+/// fork and exec.
+fn inherit_handshake(go: std::os::fd::RawFd, ready: std::os::fd::RawFd) -> std::io::Result<()> {
+    let check = |rc: libc::c_long| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) };
+    // SAFETY: plain syscalls on descriptors the caller owns; the copies made
+    // here are closed by the close_range below.
+    unsafe {
+        let go_high = check(libc::fcntl(go, libc::F_DUPFD_CLOEXEC, 10).into())?;
+        let ready_high = check(libc::fcntl(ready, libc::F_DUPFD_CLOEXEC, 10).into())?;
+        // dup2 clears close-on-exec on the new descriptor.
+        check(libc::dup2(go_high as i32, 3).into())?;
+        check(libc::dup2(ready_high as i32, 4).into())?;
+        check(libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32))?;
     }
+    Ok(())
+}
+
+/// Close every descriptor above `from - 1` (not merely mark it close-on-exec:
+/// a descriptor that is open at all can be reached through /proc/self/fd).
+fn close_from(from: u32) -> std::io::Result<()> {
+    // SAFETY: close_range only closes descriptors; callers own them all.
+    if unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Mark every descriptor above 2 close-on-exec. kiln calls this first thing:
+/// descriptors its caller left open (`kiln build 7</dir`) must reach no child.
+pub fn cloexec_inherited() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
 }
 
 /// Exit codes with docker's meanings, for failures of the sandbox itself.

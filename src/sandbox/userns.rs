@@ -51,12 +51,9 @@ pub fn run_in_userns() -> Result<i32, String> {
     let (go_fd, ready_fd) = (go_r.as_raw_fd(), ready_w.as_raw_fd());
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(CHILD_ENV, "1");
-    // SAFETY: only dup2 and fcntl (async-signal-safe) between fork and exec.
+    // SAFETY: only fcntl, dup2 and close_range (async-signal-safe) between fork and exec.
     unsafe {
-        cmd.pre_exec(move || {
-            super::inherit_as(go_fd, 3)?;
-            super::inherit_as(ready_fd, 4)
-        });
+        cmd.pre_exec(move || super::inherit_handshake(go_fd, ready_fd));
     }
     let mut child = cmd.spawn().map_err(|e| format!("re-executing kiln in a user namespace: {e}"))?;
     drop((go_r, ready_w));

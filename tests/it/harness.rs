@@ -56,23 +56,107 @@ impl Run {
     }
 }
 
+/// The unprivileged user the rootless tests run kiln as.
+pub const ROOTLESS_USER: &str = "kiln-rootless";
+
+/// Create [`ROOTLESS_USER`] (with /etc/subuid and /etc/subgid ranges, as
+/// Debian's useradd gives every new user) unless it exists.
+pub fn ensure_rootless_user() {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        if Command::new("id").arg(ROOTLESS_USER).output().unwrap().status.success() {
+            return;
+        }
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the rootless tests create the user {ROOTLESS_USER} and so must start as root (CI does)"
+        );
+        let out =
+            Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", ROOTLESS_USER]).output().unwrap();
+        // Another test binary may have made it meanwhile.
+        let exists = Command::new("id").arg(ROOTLESS_USER).output().unwrap().status.success();
+        assert!(out.status.success() || exists, "useradd: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+/// A copy of the kiln binary any user can run, wherever the checkout lives
+/// (CI's clone may sit under a folder only root can enter).
+pub fn shared_kiln() -> &'static str {
+    static EXE: OnceLock<String> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-it-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("kiln");
+        fs::copy(kiln_bin(), &exe).unwrap();
+        exe.to_string_lossy().into_owned()
+    })
+}
+
+/// The kiln under test: `KILN_TEST_BIN` when set (to show a regression test
+/// fails on an older build), else the one cargo built.
+pub fn kiln_bin() -> String {
+    std::env::var("KILN_TEST_BIN").unwrap_or_else(|_| KILN.to_owned())
+}
+
+/// Who runs kiln in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The test's own user, root in CI.
+    Root,
+    /// [`ROOTLESS_USER`], through runuser: kiln's rootless mode.
+    Rootless,
+}
+
 /// A kiln with a fresh store and a context folder to write a build into.
 pub struct Kiln {
     pub dir: tempfile::TempDir,
+    pub mode: Mode,
 }
 
 impl Kiln {
     /// A store holding `busybox:latest`.
     pub fn with_busybox() -> Self {
-        let k = Kiln::empty();
-        k.cmd(&["import", busybox_tar().to_str().unwrap(), "busybox"]).ok();
+        Self::in_mode(Mode::Root)
+    }
+
+    /// A store holding `busybox:latest`, run as `mode` says.
+    pub fn in_mode(mode: Mode) -> Self {
+        let k = Kiln::empty_in(mode);
+        let tar = k.dir.path().join("busybox.tar");
+        fs::copy(busybox_tar(), &tar).unwrap();
+        k.cmd(&["import", tar.to_str().unwrap(), "busybox"]).ok();
         k
     }
 
+    /// One store of each mode, each holding `busybox:latest`: the security
+    /// tests hold for root and rootless kiln alike.
+    pub fn each_mode() -> [Kiln; 2] {
+        [Self::in_mode(Mode::Root), Self::in_mode(Mode::Rootless)]
+    }
+
     pub fn empty() -> Self {
+        Self::empty_in(Mode::Root)
+    }
+
+    fn empty_in(mode: Mode) -> Self {
         let dir = tempfile::Builder::new().prefix("kiln-it-").tempdir().unwrap();
         fs::create_dir_all(dir.path().join("ctx")).unwrap();
-        Kiln { dir }
+        let k = Kiln { dir, mode };
+        if mode == Mode::Rootless {
+            ensure_rootless_user();
+            k.give(k.dir.path());
+        }
+        k
+    }
+
+    /// Hand `path` to the user kiln runs as (a no-op for root), so that what a
+    /// test checks is kiln's confinement, not the file's permissions.
+    pub fn give(&self, path: &Path) {
+        if self.mode == Mode::Rootless {
+            let owner = format!("{ROOTLESS_USER}:{ROOTLESS_USER}");
+            let ok = Command::new("chown").args(["-R", &owner]).arg(path).status().unwrap().success();
+            assert!(ok, "chown {owner} {}", path.display());
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -91,8 +175,24 @@ impl Kiln {
         self
     }
 
+    /// A command running kiln on this store, as this kiln's user; add the
+    /// subcommand and its arguments.
+    pub fn command(&self) -> Command {
+        let mut cmd = match self.mode {
+            Mode::Root => Command::new(kiln_bin()),
+            Mode::Rootless => {
+                let mut c = Command::new("runuser");
+                let home = format!("HOME=/home/{ROOTLESS_USER}");
+                c.args(["-u", ROOTLESS_USER, "--", "env", &home, "XDG_DATA_HOME=", shared_kiln()]);
+                c
+            }
+        };
+        cmd.arg("--root").arg(self.root());
+        cmd
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Run {
-        Run::from(Command::new(KILN).arg("--root").arg(self.root()).args(args).output().unwrap())
+        Run::from(self.command().args(args).output().unwrap())
     }
 
     /// `kiln build` of the context with extra arguments.

@@ -3,30 +3,17 @@
 
 use std::process::Command;
 
-use super::harness::{busybox_tar, KILN};
+use super::harness::busybox_tar;
 
-const USER: &str = "kiln-rootless";
+const USER: &str = super::harness::ROOTLESS_USER;
 
-/// Create the test user (with /etc/subuid and /etc/subgid ranges, as Debian's
-/// useradd gives every new user) unless it exists.
 fn ensure_user() {
-    if Command::new("id").arg(USER).output().unwrap().status.success() {
-        return;
-    }
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the rootless test creates the user {USER} and so must start as root (CI does)"
-    );
-    let out = Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]).output().unwrap();
-    assert!(out.status.success(), "useradd: {}", String::from_utf8_lossy(&out.stderr));
+    super::harness::ensure_rootless_user();
 }
 
-/// A copy of the kiln binary the test user can run wherever the checkout lives
-/// (CI's clone may sit under a folder only root can enter).
-fn user_visible_kiln(dir: &std::path::Path) -> String {
-    let exe = dir.join("kiln");
-    std::fs::copy(KILN, &exe).unwrap();
-    exe.to_string_lossy().into_owned()
+/// A copy of the kiln binary the test user can run.
+fn user_visible_kiln(_dir: &std::path::Path) -> String {
+    super::harness::shared_kiln().to_owned()
 }
 
 fn as_user(kiln: &str, home: &str, args: &[&str]) -> std::process::Output {

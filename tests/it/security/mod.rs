@@ -4,7 +4,13 @@
 //! model").
 
 mod archives;
+mod cleanup;
+mod devices;
+mod fds;
+mod limits;
 mod messages;
 mod names;
-mod limits;
 mod sandbox;
+mod store;
+mod terminal;
+mod whiteouts;

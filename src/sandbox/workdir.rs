@@ -1,0 +1,120 @@
+//! The working directory of a sandboxed command, resolved inside the new root
+//! only (the class of CVE-2024-21626).
+//!
+//! The path comes from the image or the Dockerfile (`WORKDIR`, `-w`), so it is
+//! hostile: `/proc/self/fd/N` is a magic link to whatever descriptor N is, and
+//! a plain `chdir` would follow it out of the root. So the folder is opened
+//! with openat2 from a descriptor of the root, with RESOLVE_IN_ROOT (symlinks
+//! and `..` stay inside it) and RESOLVE_NO_MAGICLINKS (no /proc jumps), missing
+//! folders are made with mkdirat below the folder already opened, and the
+//! command enters it with fchdir. Afterwards `getcwd` must name a path inside
+//! the root, or the command does not run.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{mkdirat, Mode};
+use nix::unistd::{Gid, Uid};
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Open the working directory `path` (absolute, as the container sees it)
+/// below the current root, creating missing folders owned by `uid`:`gid`, as
+/// docker does. Runs after pivot_root, so `/` is the container's root.
+pub fn open(path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd> {
+    let refuse = |why: String| format!("the working directory {path:?} {why}");
+    let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| refuse(format!("cannot be resolved: opening the root: {e}")))?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    let root = unsafe { OwnedFd::from_raw_fd(root) };
+    let mut dir = open_in(&root, Path::new(".")).map_err(|e| refuse(format!("cannot be resolved: {e}")))?;
+    let mut sofar = PathBuf::new();
+    for name in lexically_clean(path) {
+        sofar.push(&name);
+        dir = match open_in(&root, &sofar) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                // Below the folder the prefix resolved to, so a symlinked
+                // prefix creates the folder where the container will see it.
+                match mkdirat(Some(dir.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(refuse(format!("cannot be created: {e}"))),
+                }
+                let made = open_in(&root, &sofar).map_err(|e| refuse(format!("cannot be opened: {e}")))?;
+                chown(&made, uid, gid);
+                made
+            }
+            Err(Errno::ELOOP) | Err(Errno::EXDEV) => {
+                return Err(refuse("leads outside the container (through a /proc magic link)".into()))
+            }
+            Err(Errno::ENOTDIR) => return Err(refuse("is not a directory".into())),
+            Err(e) => return Err(refuse(format!("cannot be opened: {e}"))),
+        };
+    }
+    Ok(dir)
+}
+
+/// The names of `path` after `..` and `.` are applied as text, as docker
+/// cleans a working directory (Go's filepath.Clean): `/a/../b` is `/b`, and
+/// `..` stops at the root.
+fn lexically_clean(path: &str) -> Vec<std::ffi::OsString> {
+    let mut names = Vec::new();
+    for part in Path::new(path).components() {
+        match part {
+            Component::Normal(name) => names.push(name.to_owned()),
+            Component::ParentDir => {
+                names.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    names
+}
+
+/// Open the folder `rel` (relative) with `root` as the root of the lookup:
+/// neither `..` nor a symlink, absolute or relative, can leave it, and magic
+/// links are refused outright.
+fn open_in(root: &OwnedFd, rel: &Path) -> std::result::Result<OwnedFd, Errno> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(root.as_raw_fd(), rel, how)?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn chown(dir: &OwnedFd, uid: Uid, gid: Gid) {
+    // SAFETY: fchownat on a descriptor we own, with an empty path (AT_EMPTY_PATH).
+    unsafe { libc::fchownat(dir.as_raw_fd(), c"".as_ptr(), uid.as_raw(), gid.as_raw(), libc::AT_EMPTY_PATH) };
+}
+
+/// After fchdir: the kernel must see the process's cwd inside its root.
+/// getcwd fails (or, raw, starts with "(unreachable)") for a folder outside.
+pub fn check_inside_root(path: &str) -> Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(cwd) if cwd.is_absolute() => Ok(()),
+        _ => Err(format!("the working directory {path:?} is outside the container's root")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lexically_clean;
+
+    #[test]
+    fn paths_are_cleaned_like_docker() {
+        for (input, want) in [
+            ("/", ""),
+            ("/a/b", "a/b"),
+            ("/a/../b", "b"),
+            ("/../../x", "x"),
+            ("/a/./b/", "a/b"),
+            ("/proc/self/fd/7/..", "proc/self/fd"),
+        ] {
+            let got: Vec<String> = lexically_clean(input).iter().map(|n| n.to_string_lossy().into_owned()).collect();
+            assert_eq!(got.join("/"), want, "{input}");
+        }
+    }
+}
