@@ -72,6 +72,28 @@ fn sweep_stale(dir: &Path) {
     }
 }
 
+/// Create the store's root folder 0700, or tighten an existing one to it.
+/// Snapshots hold image files as the layers made them — setuid binaries,
+/// device nodes, folders of any mode — so nobody but the store's owner may
+/// reach anything below the root, whatever modes the layers carry.
+fn private_root(root: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && root.is_dir() => {}
+        Err(e) => return Err(io_err("creating", root)(e)),
+    }
+    // The mode asked of mkdir passes through the umask; set it outright.
+    let mode = fs::metadata(root).map_err(io_err("inspecting", root))?.permissions().mode();
+    if mode & 0o7777 != 0o700 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err("making private", root))?;
+    }
+    Ok(())
+}
+
 /// The store at one root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -82,6 +104,7 @@ impl Store {
     /// Open the store at `root`, creating its folders when missing.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let store = Store { root: root.to_owned() };
+        private_root(root)?;
         for dir in ["oci/blobs/sha256", "ingest", "snapshots", "cache", "work"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
