@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
@@ -60,7 +60,9 @@ pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), Laye
     // Peek without consuming: the bytes stay in the buffer for the tar reader.
     let gzip = std::io::BufRead::fill_buf(&mut reader).map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
     if gzip {
-        apply(GzDecoder::new(reader), root, layer_name)
+        // Multi-member: pigz and eStargz write a layer as many gzip members,
+        // and a single-member decoder would stop silently after the first.
+        apply(MultiGzDecoder::new(reader), root, layer_name)
     } else {
         apply(reader, root, layer_name)
     }
@@ -126,8 +128,10 @@ impl Applier<'_> {
             if base.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
                 return Ok(());
             }
-            if hidden.is_empty() {
-                return Err(self.unsafe_entry(&name, "is a whiteout of nothing"));
+            // `.wh..` would delete the folder above the one being extracted
+            // (with every snapshot in it), `.wh..` the parent folder itself.
+            if matches!(hidden, b"" | b"." | b"..") || hidden.contains(&b'/') {
+                return Err(self.unsafe_entry(&name, "is a whiteout of no valid name"));
             }
             let path = parent.join(OsStr::from_bytes(hidden));
             self.remove(&path, false)?;
@@ -270,6 +274,14 @@ impl Applier<'_> {
                 }
                 Ok(m) if m.is_dir() && last => return Err(self.unsafe_entry(name, "is a hardlink to a directory")),
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(self.unsafe_entry(
+                        name,
+                        "is a hardlink to a file that is not in this layer (a hardlink must name an \
+                         earlier entry of the same layer; it can never reach a file of the host or of \
+                         another layer)",
+                    ))
+                }
                 Err(e) => return Err(io_err("finding hardlink target", &path)(e)),
             }
         }
@@ -280,6 +292,13 @@ impl Applier<'_> {
     /// existing directory stays when `keep_dir` (a directory entry over a
     /// directory only updates its metadata); returns whether it stayed.
     fn remove(&self, path: &Path, keep_dir: bool) -> Result<bool, LayerError> {
+        // Entry names are checked before they get here; this is the last line:
+        // nothing outside the folder being extracted, nor the folder itself,
+        // is ever removed.
+        if !path.starts_with(self.root) || path == self.root || path.components().any(|c| c == Component::ParentDir) {
+            let source = io::Error::new(io::ErrorKind::PermissionDenied, "outside the folder being extracted");
+            return Err(io_err("refusing to replace", path)(source));
+        }
         match fs::symlink_metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err("inspecting", path)(e)),
@@ -674,5 +693,53 @@ mod tests {
             apply_blob(&path, root.path(), name).unwrap();
             assert_eq!(fs::read(root.path().join("a")).unwrap(), b"plain", "{name}");
         }
+    }
+    #[test]
+    fn whiteouts_of_no_valid_name_are_refused_and_remove_nothing() {
+        // The store's other snapshots sit beside the folder being extracted.
+        let store = tempfile::tempdir().unwrap();
+        let sibling = store.path().join("other-snapshot");
+        fs::create_dir(&sibling).unwrap();
+        fs::write(sibling.join("bin"), b"kept").unwrap();
+        let root = store.path().join("extracting");
+        for name in [".wh..", ".wh.", "./.wh..", "dir/.wh..", "dir/.wh."] {
+            fs::create_dir_all(root.join("dir")).unwrap();
+            fs::write(root.join("dir/kept"), b"k").unwrap();
+            let tar = Tar::new().file(name, b"").bytes();
+            let result = apply(&tar[..], &root, "l");
+            assert!(matches!(result, Err(LayerError::Unsafe { .. })), "{name}: {result:?}");
+            assert_eq!(fs::read(sibling.join("bin")).unwrap(), b"kept", "{name}");
+            assert_eq!(fs::read(root.join("dir/kept")).unwrap(), b"k", "{name}");
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_layers_are_read_to_the_end() {
+        // pigz and eStargz: the layer is several gzip members back to back.
+        let tar = Tar::new().file("first", b"1").file("second", b"2").bytes();
+        let (head, tail) = tar.split_at(1024); // the first entry's header and data
+        let mut blob = Vec::new();
+        for part in [head, tail] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut gz, part).unwrap();
+            blob.extend(gz.finish().unwrap());
+        }
+        let blobs = tempfile::tempdir().unwrap();
+        let path = blobs.path().join("multi");
+        fs::write(&path, &blob).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        apply_blob(&path, root.path(), "multi").unwrap();
+        assert_eq!(fs::read(root.path().join("first")).unwrap(), b"1");
+        assert_eq!(fs::read(root.path().join("second")).unwrap(), b"2");
+    }
+
+    #[test]
+    fn a_hardlink_to_a_file_outside_the_layer_says_so() {
+        let tar = Tar::new().hardlink("h", "/etc/passwd").bytes();
+        let (_dir, result) = apply_to(&tar);
+        let msg = result.unwrap_err().to_string();
+        assert!(msg.contains("not in this layer"), "{msg}");
+        assert!(!msg.contains("No such file"), "{msg}");
     }
 }
