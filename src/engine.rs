@@ -3,7 +3,10 @@
 
 use std::collections::VecDeque;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
 
 use kiln_frontend::{CopyFrom, ExecOp, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
@@ -207,23 +210,49 @@ impl MountPoints {
         Self(missing)
     }
 
+    /// Remove the mount points the sandbox made, and the folders made only to
+    /// hold them, from `upper`. The step could have replaced any of these
+    /// paths with a symlink to a host folder, so every lookup goes from a
+    /// descriptor of `upper` and follows no symlink: such a path is left alone.
     fn clean(&self, upper: &Path) {
+        use nix::sys::stat::{fstatat, SFlag};
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        use std::os::fd::AsFd;
+        use xattr::FileExt;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        let Ok(root) = open_beneath_path(upper, flags) else { return };
         for p in &self.0 {
-            let path = upper.join(p);
-            if path.symlink_metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
-                let _ = fs::remove_file(&path);
+            let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { continue };
+            let Ok(dir) = crate::fsutil::open_beneath(root.as_fd(), parent, flags) else { continue };
+            let st = fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+            if st.is_ok_and(|st| {
+                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG && st.st_size == 0
+            }) {
+                let _ = unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir);
             }
         }
         for d in Self::DIRS {
-            let path = upper.join(d);
+            let Ok(dir) = crate::fsutil::open_beneath(root.as_fd(), Path::new(d), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            else {
+                continue;
+            };
+            let dir = fs::File::from(dir);
             let opaque = ["user.overlay.opaque", "trusted.overlay.opaque"]
                 .iter()
-                .any(|a| xattr::get(&path, a).ok().flatten().is_some());
+                .any(|a| dir.get_xattr(a).ok().flatten().is_some());
             if !opaque {
-                let _ = fs::remove_dir(&path); // fails, as it should, unless empty
+                // Fails, as it should, unless empty.
+                let _ = unlinkat(Some(root.as_raw_fd()), d, UnlinkatFlags::RemoveDir);
             }
         }
     }
+}
+
+/// Open the folder `path` itself, refusing a symlink.
+fn open_beneath_path(path: &Path, flags: OFlag) -> nix::Result<std::os::fd::OwnedFd> {
+    let fd = nix::fcntl::open(path, flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 impl Executor for Engine {

@@ -3,7 +3,10 @@
 //! see them, and nothing resolves outside the root.
 
 use std::fs;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 
 /// An I/O failure on a path: what kiln was doing, where, and the OS's reason.
 /// Every module's error enum wraps it, so messages read alike everywhere.
@@ -21,6 +24,24 @@ pub struct PathError {
 pub fn io_at<E: From<PathError>>(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> E {
     let path = path.to_owned();
     move |source| PathError { action, path, source }.into()
+}
+
+/// Open `rel` below the folder `dir` without ever leaving it: no symlink is
+/// followed (not even one inside), nor `..` above it, nor a mount crossed.
+/// For cleaning up a tree a hostile step wrote (the class of CVE-2024-23652):
+/// a symlink where a folder was expected fails with ELOOP instead of
+/// redirecting the cleanup to the host.
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlag) -> std::io::Result<OwnedFd> {
+    let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS
+            | ResolveFlag::RESOLVE_NO_XDEV,
+    );
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let fd = openat2(dir.as_raw_fd(), rel, how)?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// How many symlinks one resolution may follow, as Linux's own limit.
