@@ -86,15 +86,21 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
     let tags = args.tags.iter().map(|t| reference::normalize(t)).collect::<Result<Vec<_>, _>>()?;
     let mut build_args = BTreeMap::new();
     for kv in &args.build_args {
-        match kv.split_once('=') {
-            Some((k, v)) => build_args.insert(k.to_owned(), v.to_owned()),
+        let (name, value) = kv.split_once('=').map_or((kv.as_str(), None), |(k, v)| (k, Some(v)));
+        // No ARG has an empty name: it is a typo, not something to ignore.
+        if name.is_empty() {
+            bail!("invalid --build-arg {kv:?}: the name is empty; write --build-arg NAME=VALUE");
+        }
+        let value = match value {
+            Some(v) => v.to_owned(),
             // docker: `--build-arg NAME` takes the value from the environment,
             // and leaves the ARG's default alone when there is none.
-            None => match std::env::var(kv) {
-                Ok(v) => build_args.insert(kv.clone(), v),
-                Err(_) => None,
+            None => match std::env::var(name) {
+                Ok(v) => v,
+                Err(_) => continue,
             },
         };
+        build_args.insert(name.to_owned(), value);
     }
     let opts = BuildOptions {
         dockerfile_name: display_name(&dockerfile),

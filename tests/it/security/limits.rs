@@ -62,3 +62,12 @@ fn chown_ids_that_do_not_fit_in_32_bits_are_refused() {
     }
     k.assert_clean();
 }
+
+#[test]
+fn an_empty_build_arg_name_is_refused() {
+    let k = Kiln::with_busybox();
+    for arg in ["=x", "=", ""] {
+        let out = refused(&k, "FROM busybox\nRUN touch /x\n", &["--build-arg", arg], &["--build-arg", "name is empty"]);
+        assert!(!out.stderr.contains("RUN touch"), "nothing should have run:\n{}", out.stderr);
+    }
+}
