@@ -8,7 +8,7 @@ use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::spool::{LoadedImage, Spool};
-use super::{decompressed, write_image, ImageIoError};
+use super::{decompressed, layer_err, write_image, ImageIoError};
 use crate::layer::compress::compress_tar;
 use crate::layer::Layer;
 use crate::store::Store;
@@ -86,7 +86,7 @@ fn load_image(
     for (path, expected) in image.layers.iter().zip(diff_ids) {
         let file = spool.open(path, "layer", "manifest.json")?;
         let tar = decompressed(file, &format!("layer {path}"))?;
-        let layer = compress_tar(store, path, tar)?;
+        let layer = compress_tar(store, path, tar).map_err(layer_err(store))?;
         if layer.diff_id.as_str() != expected {
             return Err(ImageIoError::DiffIdMismatch {
                 layer: path.clone(),

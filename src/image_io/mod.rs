@@ -16,7 +16,8 @@ mod oci_layout;
 mod rootfs;
 mod spool;
 
-use std::io::{self, Cursor, Read};
+use std::io::{self, Cursor, Read, Write};
+use std::path::PathBuf;
 
 use flate2::read::MultiGzDecoder;
 use kiln_solver::Digest;
@@ -89,9 +90,10 @@ pub enum ImageIoError {
     },
     #[error("rootfs entry {entry:?} {why}")]
     UnsafeEntry { entry: String, why: &'static str },
-    #[error("copying rootfs entry {entry:?} into the layer")]
+    #[error("writing rootfs entry {entry:?} to a new layer in {ingest}")]
     Copy {
         entry: String,
+        ingest: PathBuf,
         #[source]
         source: io::Error,
     },
@@ -150,6 +152,80 @@ fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
 /// naming it and `layers`; return the manifest's descriptor.
 fn write_image(store: &Store, config: &[u8], layers: &[Layer]) -> Result<Descriptor, ImageIoError> {
     Ok(crate::image::write_manifest(store, config, layers)?.0)
+}
+
+/// Copy `from` to `to`. `io::copy` returns one error for both sides, and a
+/// full disk would then read as a broken archive; here a failed read is
+/// `what` that could not be read, a failed write goes through `write_err`,
+/// which names where it went.
+fn copy(
+    from: &mut impl Read,
+    what: &str,
+    to: &mut impl Write,
+    write_err: impl Fn(io::Error) -> ImageIoError,
+) -> Result<u64, ImageIoError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ImageIoError::Read { what: what.to_owned(), source }),
+        };
+        to.write_all(&buf[..n]).map_err(&write_err)?;
+        total += n as u64;
+    }
+}
+
+/// Where blobs are written before they are verified. A failed write into a
+/// [`crate::store::BlobWriter`] is named by this folder: the writer does not
+/// say which of its files it was.
+fn ingest_dir(store: &Store) -> PathBuf {
+    store.root().join("ingest")
+}
+
+/// A failed write of a blob into the store, named by where it went.
+fn blob_write_err(store: &Store, source: io::Error) -> ImageIoError {
+    StoreError::from(crate::fsutil::PathError { action: "writing a blob in", path: ingest_dir(store), source }).into()
+}
+
+/// A layer error whose failed writes (a bare "writing the layer" from the
+/// layer writer) are named by where they went.
+fn layer_err(store: &Store) -> impl FnOnce(LayerError) -> ImageIoError + '_ {
+    move |e| match e {
+        LayerError::Write(source) => blob_write_err(store, source),
+        e => e.into(),
+    }
+}
+
+/// A reader that keeps its own failure, for copies made by an API that takes a
+/// reader and returns one error for both sides (`tar::Builder::append_data`):
+/// when the copy fails, [`ReadSide::failure`] says whether reading did.
+struct ReadSide<R> {
+    inner: R,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> ReadSide<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, failed: None }
+    }
+
+    /// The read failure, if the copy failed because of one.
+    fn failure(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+}
+
+impl<R: Read> Read for ReadSide<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 /// Extract `layer` into its snapshot now (see [`Snapshotter::ensure`]), so a
@@ -228,6 +304,64 @@ pub(crate) mod tests {
             assert_eq!(Digest::of(&tar).as_str(), diff_id, "layer of {name}");
         }
         config
+    }
+
+    /// A reader or writer that fails with ENOSPC or EIO after `ok` bytes.
+    struct Failing {
+        ok: usize,
+        errno: i32,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.ok.min(buf.len());
+            self.ok -= n;
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(self.errno));
+            }
+            buf[..n].fill(b'x');
+            Ok(n)
+        }
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Read::read(self, &mut buf.to_vec())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn copies_tell_a_failed_read_from_a_failed_write() {
+        let write_err = |e| ImageIoError::Copy { entry: "to".into(), ingest: "/store/ingest".into(), source: e };
+        for (from_ok, to_ok, want) in [(10, usize::MAX, "read"), (usize::MAX, 10, "write"), (3, 10, "read")] {
+            let mut from: Box<dyn Read> = if from_ok == usize::MAX {
+                Box::new(&[7u8; 20][..])
+            } else {
+                Box::new(Failing { ok: from_ok, errno: 5 })
+            };
+            let mut to = Failing { ok: to_ok, errno: 28 };
+            let err = copy(&mut from, "the input", &mut to, write_err).unwrap_err();
+            let got = match err {
+                ImageIoError::Read { source, .. } if source.raw_os_error() == Some(5) => "read",
+                ImageIoError::Copy { source, .. } if source.raw_os_error() == Some(28) => "write",
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, want, "from {from_ok}, to {to_ok}");
+        }
+        let mut out = Vec::new();
+        assert_eq!(copy(&mut &b"all of it"[..], "in", &mut out, write_err).unwrap(), 9);
+        assert_eq!(out, b"all of it");
+
+        // Through an API that mixes both sides, the read side keeps its own failure.
+        let mut read_side = ReadSide::new(Failing { ok: 2, errno: 5 });
+        assert!(io::copy(&mut read_side, &mut io::sink()).is_err());
+        assert_eq!(read_side.failure().map(|e| e.kind()), Some(io::Error::from_raw_os_error(5).kind()));
+        let mut read_side = ReadSide::new(&b"fine"[..]);
+        assert!(io::copy(&mut read_side, &mut Failing { ok: 1, errno: 28 }).is_err());
+        assert!(read_side.failure().is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Os};
 use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
-use super::{decompressed, kiln_digest, ImageIoError};
+use super::{blob_write_err, copy, decompressed, kiln_digest, ImageIoError};
 use crate::layer::Layer;
 use crate::store::Store;
 
@@ -142,7 +142,10 @@ fn load_manifest(
                 actual: actual.to_string(),
             });
         }
-        let (_, size) = store.copy_blob(spool.open(&path, "layer", &listed_in)?, Some(&digest))?;
+        let mut blob = store.blob_writer()?;
+        let what = format!("layer {path} in the archive");
+        copy(&mut spool.open(&path, "layer", &listed_in)?, &what, &mut blob, |e| blob_write_err(store, e))?;
+        let (_, size) = blob.commit(Some(&digest))?;
         layers.push((path, Layer { digest, diff_id: actual, size }));
     }
     store.write_blob(&config_bytes)?;

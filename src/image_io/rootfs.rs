@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 
-use super::{check_layer, decompressed, write_image, ImageIoError};
+use super::{check_layer, decompressed, ingest_dir, layer_err, write_image, ImageIoError, ReadSide};
 use crate::layer::{Layer, LayerWriter};
 use crate::store::{reference, Store};
 
@@ -25,15 +25,16 @@ pub fn import_rootfs(
     let mut writer = LayerWriter::new(store)?;
     let mut archive = tar::Archive::new(decompressed(rootfs, "the rootfs tarball")?);
     let mut copied = 0;
+    let ingest = ingest_dir(store);
     for entry in archive.entries().map_err(read_err)? {
-        copied += usize::from(copy_entry(writer.tar(), &mut entry.map_err(read_err)?)?);
+        copied += usize::from(copy_entry(writer.tar(), &mut entry.map_err(read_err)?, &ingest)?);
     }
     // An empty file (`/dev/null`, a failed download) reads as a tar of no
     // entries; an image of nothing is never what was meant.
     if copied == 0 {
         return Err(ImageIoError::EmptyRootfs);
     }
-    let layer = writer.finish()?;
+    let layer = writer.finish().map_err(layer_err(store))?;
     check_layer(store, &layer, "of the rootfs tarball")?;
     let descriptor = write_image(store, &image_config(&layer, created_by), &[layer])?;
     store.tag(&name, &descriptor)?;
@@ -46,7 +47,11 @@ fn read_err(source: std::io::Error) -> ImageIoError {
 
 /// Append `entry` to `tar` under its plain path; the root entry is dropped.
 /// Returns whether the entry was copied.
-fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl Read>) -> Result<bool, ImageIoError> {
+fn copy_entry<W: Write>(
+    tar: &mut tar::Builder<W>,
+    entry: &mut tar::Entry<impl Read>,
+    ingest: &Path,
+) -> Result<bool, ImageIoError> {
     let raw = entry.path().map_err(read_err)?.into_owned();
     let shown = raw.display().to_string();
     let unsafe_entry = |why| ImageIoError::UnsafeEntry { entry: shown.clone(), why };
@@ -72,7 +77,7 @@ fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl R
             }
         }
     }
-    let copy_err = |source| ImageIoError::Copy { entry: shown.clone(), source };
+    let copy_err = |source| ImageIoError::Copy { entry: shown.clone(), ingest: ingest.to_owned(), source };
     tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(copy_err)?;
     match kind {
         tar::EntryType::Link | tar::EntryType::Symlink => {
@@ -94,7 +99,13 @@ fn copy_entry<W: Write>(tar: &mut tar::Builder<W>, entry: &mut tar::Entry<impl R
             if kind.is_file() || kind == tar::EntryType::Continuous {
                 header.set_size(entry.size());
             }
-            tar.append_data(&mut header, &path, entry)
+            // The builder reads the entry and writes the layer, and fails the
+            // same way for both: keep the read side's failure apart.
+            let mut data = ReadSide::new(entry);
+            return match tar.append_data(&mut header, &path, &mut data) {
+                Ok(()) => Ok(true),
+                Err(e) => Err(data.failure().map_or_else(|| copy_err(e), read_err)),
+            };
         }
     }
     .map_err(copy_err)?;

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::Descriptor;
 use tempfile::TempDir;
 
-use super::{check_layer, decompressed, docker_save, oci_layout, ImageIoError};
+use super::{check_layer, copy, decompressed, docker_save, oci_layout, ImageIoError};
 use crate::layer::Layer;
 use crate::store::{io_err, Store};
 
@@ -88,7 +88,7 @@ impl Spool {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let file = spool.dir.path().join(spool.files.len().to_string());
                     let mut out = File::create(&file).map_err(io_err("creating", &file))?;
-                    io::copy(&mut entry, &mut out).map_err(read_err)?;
+                    copy(&mut entry, "the archive", &mut out, |e| io_err("writing", &file)(e).into())?;
                     spool.files.insert(path, file);
                 }
                 kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {

@@ -2,7 +2,7 @@
 //! renamed into `oci/blobs/sha256/<hex>`, so a blob path never holds partial content.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use kiln_solver::Digest;
@@ -89,13 +89,6 @@ impl Store {
         w.commit(None)
     }
 
-    /// Copy a stream into the store, verifying it against `expected` when given.
-    pub fn copy_blob(&self, mut from: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
-        let mut w = self.blob_writer()?;
-        io::copy(&mut from, &mut w).map_err(io_err("writing", w.tmp.path()))?;
-        w.commit(expected)
-    }
-
     /// Read a stored blob as JSON.
     pub fn read_json<T: serde::de::DeserializeOwned>(
         &self,
@@ -126,7 +119,9 @@ mod tests {
         store.write_blob(b"hello").unwrap();
 
         let wrong = Digest::of(b"other");
-        let err = store.copy_blob(&b"hello!"[..], Some(&wrong)).unwrap_err();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"hello!").unwrap();
+        let err = w.commit(Some(&wrong)).unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }));
         assert!(!store.has_blob(&wrong));
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0, "ingest left dirty");

@@ -96,3 +96,36 @@ fn a_layer_that_cannot_be_extracted_is_refused_at_load_and_nothing_is_tagged_or_
     assert!(snapshots.is_empty(), "a refused layer left snapshots: {snapshots:?}");
     k.assert_clean();
 }
+
+#[test]
+fn a_full_disk_while_loading_names_the_write_and_its_path() {
+    // A 4 MB tmpfs as the store, in a mount namespace of the test's own (so
+    // nothing leaks), and an archive that cannot fit: random, so no
+    // compression saves it. Needs root (CI runs as root) to mount.
+    let k = Kiln::empty();
+    let mut data = vec![0u8; 6 << 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut data).unwrap();
+    let archive = k.dir.path().join("big.tar");
+    docker_save(&archive, &["big:1"], &raw_tar(&[("random.bin", &data)]));
+    std::fs::create_dir_all(k.root()).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o size=4m tmpfs "$ROOT" && exec "$KILN" --root "$ROOT" load -i "$ARCHIVE""#,
+        ])
+        .env("ROOT", k.root())
+        .env("KILN", super::super::harness::KILN)
+        .env("ARCHIVE", &archive)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the archive fit:\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("writing {}/", k.root().display())),
+        "the write and its path are not named:\n{stderr}"
+    );
+    assert!(!stderr.contains("reading the archive"), "a failed write is blamed on the archive:\n{stderr}");
+}
