@@ -44,6 +44,30 @@ pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlag) -> std::io::R
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Which end of a [`copy`] failed: a full disk is a write, a truncated
+/// archive a read, and errors must say which.
+#[derive(Debug)]
+pub enum CopyFailure {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// `io::copy`, telling a failed read from a failed write.
+pub fn copy(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> Result<u64, CopyFailure> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyFailure::Read(e)),
+        };
+        to.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
+        total += n as u64;
+    }
+}
+
 /// How many symlinks one resolution may follow, as Linux's own limit.
 const MAX_HOPS: usize = 40;
 
@@ -116,5 +140,28 @@ mod tests {
         symlink("/tmp", root.join(format!("l{}", MAX_HOPS + 1))).unwrap();
         let err = resolve_in_root(root, Path::new("/l0/x")).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn copy_tells_a_failed_read_from_a_failed_write() {
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("read side"))
+            }
+        }
+        impl std::io::Write for Failing {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(matches!(copy(&mut Failing, &mut Vec::new()), Err(CopyFailure::Read(_))));
+        assert!(matches!(copy(&mut &b"data"[..], &mut Failing), Err(CopyFailure::Write(_))));
+        let mut out = Vec::new();
+        assert_eq!(copy(&mut &b"data"[..], &mut out).unwrap(), 4);
+        assert_eq!(out, b"data");
     }
 }

@@ -164,18 +164,10 @@ fn copy(
     to: &mut impl Write,
     write_err: impl Fn(io::Error) -> ImageIoError,
 ) -> Result<u64, ImageIoError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(ImageIoError::Read { what: what.to_owned(), source }),
-        };
-        to.write_all(&buf[..n]).map_err(&write_err)?;
-        total += n as u64;
-    }
+    crate::fsutil::copy(from, to).map_err(|e| match e {
+        crate::fsutil::CopyFailure::Read(source) => ImageIoError::Read { what: what.to_owned(), source },
+        crate::fsutil::CopyFailure::Write(source) => write_err(source),
+    })
 }
 
 /// Where blobs are written before they are verified. A failed write into a

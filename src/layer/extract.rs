@@ -152,7 +152,10 @@ impl Applier<'_> {
                     .open(&path)
                     .map_err(io_err("creating", &path))?;
                 // The tar reader expands sparse entries and streams the rest.
-                io::copy(&mut entry, &mut file).map_err(|e| self.read_err(e))?;
+                crate::fsutil::copy(&mut entry, &mut file).map_err(|e| match e {
+                    crate::fsutil::CopyFailure::Read(e) => self.read_err(e),
+                    crate::fsutil::CopyFailure::Write(e) => io_err("writing", &path)(e),
+                })?;
             }
             EntryType::Directory => {
                 if !kept_dir {
