@@ -134,6 +134,11 @@ impl Kiln {
         [Self::in_mode(Mode::Root), Self::in_mode(Mode::Rootless)]
     }
 
+    /// One empty store of each mode.
+    pub fn each_mode_empty() -> [Kiln; 2] {
+        [Self::empty_in(Mode::Root), Self::empty_in(Mode::Rootless)]
+    }
+
     pub fn empty() -> Self {
         Self::empty_in(Mode::Root)
     }
