@@ -1,25 +1,12 @@
-//! kiln: build OCI images from Dockerfiles, without a daemon and without root.
+//! The kiln command: what must happen before any thread starts (the sandbox
+//! entry, kiln's own namespaces), then the CLI. Everything else is the library.
 
-mod cli;
-mod context;
-mod copy;
-mod engine;
-mod fsutil;
-mod image;
-mod image_io;
-mod layer;
-mod progress;
-mod sandbox;
-mod snapshot;
-mod store;
+use kiln::{cli, sandbox};
 
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-
-/// The PATH docker gives a container whose image sets none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

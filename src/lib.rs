@@ -1,0 +1,21 @@
+//! kiln: build OCI images from Dockerfiles, without a daemon and without root.
+//!
+//! The library behind the `kiln` command: the store, snapshots, layers, the
+//! sandbox, the build engine, image import and export. The command (`main.rs`)
+//! only enters kiln's namespaces and dispatches to [`cli`].
+
+pub mod cli;
+pub mod context;
+pub mod copy;
+pub mod engine;
+pub mod fsutil;
+pub mod image;
+pub mod image_io;
+pub mod layer;
+pub mod progress;
+pub mod sandbox;
+pub mod snapshot;
+pub mod store;
+
+/// The PATH docker gives a container whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
