@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
-use kiln_frontend::{CopyFrom, ExecOp, Op};
+use kiln_frontend::{CopyFrom, ExecOp, Op, Shortened};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
 use oci_spec::image::ImageManifest;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,8 @@ pub struct FsState {
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("process {command:?} did not complete successfully: exit code: {code}{}", tail_text(.tail))]
+    /// `command` is quoted, and shortened when long (see [`Shortened::quoted`]).
+    #[error("process {command} did not complete successfully: exit code: {code}{}", tail_text(.tail))]
     RunFailed { command: String, code: i32, tail: Vec<String> },
     #[error("the step was cancelled because another step failed")]
     Cancelled,
@@ -145,7 +146,8 @@ impl Engine {
             return Err(EngineError::Cancelled);
         }
         if code != 0 {
-            return Err(EngineError::RunFailed { command: op.args.join(" "), code, tail: tail.into() });
+            let command = Shortened::new(&op.args.join(" ")).quoted();
+            return Err(EngineError::RunFailed { command, code, tail: tail.into() });
         }
         let upper = mount.upper.clone().expect("a writable mount has an upper dir");
         made.clean(&upper);

@@ -2,6 +2,7 @@
 //! and manifest, written to the store with `oci-spec`.
 
 use std::collections::HashMap;
+use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kiln_frontend::ImageConfig;
@@ -22,6 +23,8 @@ pub enum ImageError {
     Spec(&'static str, #[source] oci_spec::OciSpecError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("writing the image config into the store")]
+    WriteConfig(#[source] io::Error),
 }
 
 /// The current time, or `SOURCE_DATE_EPOCH` when set, as RFC 3339 UTC.
@@ -70,39 +73,40 @@ fn spec(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError
 }
 
 /// Build the image config for `fs` with `meta` (Env, Cmd, … and history).
-pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, ImageError> {
+/// `meta` is taken, not copied: with many labels or much history it is big.
+pub fn config(fs: &FsState, meta: ImageConfig) -> Result<ImageConfiguration, ImageError> {
     let mut c = ConfigBuilder::default();
     if !meta.env.is_empty() {
-        c = c.env(meta.env.clone());
+        c = c.env(meta.env);
     }
-    if let Some(cmd) = &meta.cmd {
-        c = c.cmd(cmd.clone());
+    if let Some(cmd) = meta.cmd {
+        c = c.cmd(cmd);
     }
-    if let Some(ep) = &meta.entrypoint {
-        c = c.entrypoint(ep.clone());
+    if let Some(ep) = meta.entrypoint {
+        c = c.entrypoint(ep);
     }
     if !meta.working_dir.is_empty() {
-        c = c.working_dir(meta.working_dir.clone());
+        c = c.working_dir(meta.working_dir);
     }
     if !meta.user.is_empty() {
-        c = c.user(meta.user.clone());
+        c = c.user(meta.user);
     }
     if !meta.labels.is_empty() {
-        c = c.labels(meta.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>());
+        c = c.labels(meta.labels.into_iter().collect::<HashMap<_, _>>());
     }
     if !meta.exposed_ports.is_empty() {
-        c = c.exposed_ports(meta.exposed_ports.iter().cloned().collect::<Vec<_>>());
+        c = c.exposed_ports(meta.exposed_ports.into_iter().collect::<Vec<_>>());
     }
     if !meta.volumes.is_empty() {
-        c = c.volumes(meta.volumes.iter().cloned().collect::<Vec<_>>());
+        c = c.volumes(meta.volumes.into_iter().collect::<Vec<_>>());
     }
-    if let Some(signal) = &meta.stop_signal {
-        c = c.stop_signal(signal.clone());
+    if let Some(signal) = meta.stop_signal {
+        c = c.stop_signal(signal);
     }
     let history = meta
         .history
-        .iter()
-        .map(|h| HistoryBuilder::default().created_by(h.created_by.clone()).empty_layer(h.empty_layer).build())
+        .into_iter()
+        .map(|h| HistoryBuilder::default().created_by(h.created_by).empty_layer(h.empty_layer).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec("history"))?;
     let rootfs = RootFsBuilder::default()
@@ -134,15 +138,31 @@ fn descriptor(media: MediaType, digest: &Digest, size: u64) -> Descriptor {
 
 /// Write config and manifest for `fs` to the store; return the manifest's descriptor
 /// and the config digest (the image ID). Names nothing: tagging is the caller's last step.
-pub fn write(store: &Store, fs: &FsState, meta: &ImageConfig) -> Result<(Descriptor, Digest), ImageError> {
+pub fn write(store: &Store, fs: &FsState, meta: ImageConfig) -> Result<(Descriptor, Digest), ImageError> {
     let config = config(fs, meta)?;
-    Ok(write_manifest(store, &serde_json::to_vec(&config).expect("a config serialises"), &fs.layers)?)
+    // Streamed into the store: a config with many labels or much history is
+    // big enough that a second copy of it, as bytes, counts.
+    let mut blob = io::BufWriter::new(store.blob_writer()?);
+    serde_json::to_writer(&mut blob, &config).map_err(|e| ImageError::WriteConfig(e.into()))?;
+    let blob = blob.into_inner().map_err(|e| ImageError::WriteConfig(e.into_error()))?;
+    let (config_digest, config_size) = blob.commit(None)?;
+    Ok(store_manifest(store, config_digest, config_size, &fs.layers)?)
 }
 
 /// Store `config` (image config JSON, as is) and an OCI manifest naming it and
 /// `layers`; return the manifest's descriptor and the config digest.
 pub fn write_manifest(store: &Store, config: &[u8], layers: &[Layer]) -> Result<(Descriptor, Digest), StoreError> {
     let (config_digest, config_size) = store.write_blob(config)?;
+    store_manifest(store, config_digest, config_size, layers)
+}
+
+/// Store an OCI manifest naming the stored config and `layers`.
+fn store_manifest(
+    store: &Store,
+    config_digest: Digest,
+    config_size: u64,
+    layers: &[Layer],
+) -> Result<(Descriptor, Digest), StoreError> {
     let layers: Vec<Descriptor> =
         layers.iter().map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest, l.size)).collect();
     let manifest = ImageManifestBuilder::default()

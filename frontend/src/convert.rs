@@ -22,7 +22,9 @@ use kiln_solver::{Digest, Graph};
 use crate::instructions::{Command, Copy, Dockerfile, Instruction, Pair, Word};
 use crate::ops::{CopyFrom, CopyOp, ExecOp, Op};
 use crate::shell::Lexer;
-use crate::{BuildGraph, BuildOptions, Error, ErrorKind, History, ImageConfig, ImageResolver, Location, ResolvedImage};
+use crate::{
+    BuildGraph, BuildOptions, Error, ErrorKind, History, ImageConfig, ImageResolver, Location, ResolvedImage, Shortened,
+};
 
 /// Build args every Dockerfile may use without declaring them.
 const PROXY_ARGS: &[&str] = &[
@@ -71,13 +73,19 @@ pub enum ConvertError {
 
 /// Lower the stages of `file` that the target needs.
 pub(crate) fn lower(
-    file: &Dockerfile,
+    mut file: Dockerfile,
     lexer: &Lexer,
     opts: &BuildOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<BuildGraph, Error> {
+    // Each stage's commands are handed out once, when it is lowered, and each
+    // is dropped once applied: a big Dockerfile's memory goes to the image
+    // config it becomes instead of being held twice.
+    let commands = file.stages.iter_mut().map(|s| std::mem::take(&mut s.commands)).collect();
+    let file = &file;
     let mut lowering = Lowering {
         file,
+        commands,
         lexer,
         opts,
         resolver,
@@ -135,12 +143,15 @@ struct Frame {
     index: usize,
     /// `None` until its FROM is lowered.
     state: Option<StageState>,
-    /// The next of its commands to dispatch.
-    next: usize,
+    /// Its commands not applied yet.
+    commands: std::vec::IntoIter<Command>,
 }
 
 struct Lowering<'a> {
+    /// The stages, without their commands.
     file: &'a Dockerfile,
+    /// The commands of each stage not lowered yet (empty once it is).
+    commands: Vec<Vec<Command>>,
     lexer: &'a Lexer,
     opts: &'a BuildOptions,
     resolver: &'a dyn ImageResolver,
@@ -189,7 +200,9 @@ impl StageState {
     /// The next vertex name: `[build 2/4] RUN make`.
     fn name(&mut self, text: &str) -> String {
         self.step += 1;
-        format!("{}{}/{}] {text}", self.prefix, self.step, self.steps)
+        // Shortened: the name is shown on every progress line and error about
+        // the step, and copied into each of its events.
+        format!("{}{}/{}] {}", self.prefix, self.step, self.steps, Shortened::new(text))
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
@@ -300,7 +313,7 @@ impl Lowering<'_> {
 
     /// Lower the stage `target` and every stage it needs, each once.
     fn lower(&mut self, target: usize) -> Result<Built, Error> {
-        let mut stack = vec![Frame { index: target, state: None, next: 0 }];
+        let mut stack = vec![self.frame(target)];
         loop {
             let depth = stack.len();
             let frame = stack.last_mut().expect("the target stays on the stack until it is lowered");
@@ -313,30 +326,33 @@ impl Lowering<'_> {
                     stack.pop();
                 }
                 // Needed stages come earlier, so none of them is on the stack yet.
-                Err(Halt::Need(index)) => stack.push(Frame { index, state: None, next: 0 }),
+                Err(Halt::Need(index)) => stack.push(self.frame(index)),
                 Err(Halt::Failed(e)) => return Err(e),
             }
         }
     }
 
+    /// A frame to lower stage `index`, handed that stage's commands.
+    fn frame(&mut self, index: usize) -> Frame {
+        Frame { index, state: None, commands: std::mem::take(&mut self.commands[index]).into_iter() }
+    }
+
     /// Lower the rest of a stage, from where it halted last.
     fn resume(&mut self, frame: &mut Frame) -> Result<Built, Halt> {
-        let file = self.file;
-        let commands = &file.stages[frame.index].commands;
         let st = match &mut frame.state {
             Some(st) => st,
-            None => frame.state.insert(self.lower_from(frame.index)?),
+            None => frame.state.insert(self.lower_from(frame.index, frame.commands.as_slice())?),
         };
-        while let Some(command) = commands.get(frame.next) {
+        while let Some(command) = frame.commands.as_slice().first() {
             self.dispatch(frame.index, st, command)?;
-            frame.next += 1;
+            frame.commands.next(); // applied: dropped
         }
         let st = frame.state.take().expect("set above");
         Ok(Built { vertex: st.vertex, config: st.config })
     }
 
-    /// The state of stage `index` after its FROM.
-    fn lower_from(&mut self, index: usize) -> Result<StageState, Halt> {
+    /// The state of stage `index`, whose commands are `commands`, after its FROM.
+    fn lower_from(&mut self, index: usize, commands: &[Command]) -> Result<StageState, Halt> {
         let file = self.file;
         let stage = &file.stages[index];
         let prefix = match (&stage.name, self.file.stages.len()) {
@@ -351,7 +367,7 @@ impl Lowering<'_> {
             cmd_set: false,
             prefix,
             step: 0,
-            steps: 1 + stage.commands.iter().filter(|c| c.instruction.is_step()).count(),
+            steps: 1 + commands.iter().filter(|c| c.instruction.is_step()).count(),
         };
         let name = state.name(&stage.text);
 

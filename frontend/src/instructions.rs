@@ -67,16 +67,20 @@ pub(crate) struct Copy {
 }
 
 /// One typed instruction (FROM is [`Stage`]'s).
+///
+/// A whole file's instructions are held at once, so they are kept small: COPY,
+/// the biggest, is boxed, and lists are boxed slices, exactly as long as
+/// written (a collected `Vec` may keep room for four).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Instruction {
-    Copy(Copy),
+    Copy(Box<Copy>),
     /// The command, shell form already wrapped in `/bin/sh -c`; never expanded.
     Run(Vec<String>),
-    Env(Vec<Pair>),
-    Arg(Vec<ArgDecl>),
+    Env(Box<[Pair]>),
+    Arg(Box<[ArgDecl]>),
     Workdir(Word),
     User(Word),
-    Label(Vec<Pair>),
+    Label(Box<[Pair]>),
     /// Each word may expand to several ports.
     Expose(Vec<Word>),
     Cmd(Vec<String>),
@@ -121,9 +125,10 @@ pub(crate) struct Dockerfile {
 }
 
 /// Type the nodes and group them into stages.
-pub(crate) fn parse(nodes: &[Node], lexer: &Lexer) -> Result<Dockerfile, Error> {
+pub(crate) fn parse(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Lexer) -> Result<Dockerfile, Error> {
     let mut file = Dockerfile { global_args: Vec::new(), stages: Vec::new() };
     for node in nodes {
+        let node = &node?;
         if node.keyword == "FROM" {
             let stage = from(node, lexer)?;
             if let Some(name) = &stage.name {
@@ -217,13 +222,13 @@ fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
                 return Err(Error::at(node.location, InstructionError::CopyArguments));
             }
             let dest = args.pop().expect("two words");
-            Instruction::Copy(Copy {
+            Instruction::Copy(Box::new(Copy {
                 from: flag("from"),
                 chown: flag("chown"),
                 chmod: flag("chmod"),
                 sources: args,
                 dest,
-            })
+            }))
         }
         "ENV" => Instruction::Env(pairs(node, lexer)?),
         "LABEL" => Instruction::Label(pairs(node, lexer)?),
@@ -241,7 +246,7 @@ fn whole(node: &Node) -> Word {
 }
 
 /// `k=v k2="v 2"`, or the legacy `K value with spaces` (one pair).
-fn pairs(node: &Node, lexer: &Lexer) -> Result<Vec<Pair>, Error> {
+fn pairs(node: &Node, lexer: &Lexer) -> Result<Box<[Pair]>, Error> {
     let keyword = node.keyword;
     let words = words(node, lexer);
     if !words[0].raw.contains('=') {
@@ -252,7 +257,7 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Vec<Pair>, Error> {
         };
         let offset = key.raw.len() + value_start;
         let value = Word { raw: node.rest[offset..].to_owned(), location: node.location_of(offset) };
-        return Ok(vec![Pair { key, value }]);
+        return Ok(Box::new([Pair { key, value }]));
     }
     words
         .into_iter()
@@ -275,7 +280,7 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Vec<Pair>, Error> {
 }
 
 /// `ARG a b=1 c="x y"`.
-fn args(node: &Node, lexer: &Lexer) -> Result<Vec<ArgDecl>, Error> {
+fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
     words(node, lexer)
         .into_iter()
         .map(|w| {
@@ -307,7 +312,7 @@ mod tests {
     fn typed(text: &str) -> Result<Dockerfile, String> {
         let parsed = parser::parse(text).map_err(|e| e.to_string())?;
         let lexer = Lexer::new(parsed.escape);
-        parse(&parsed.nodes, &lexer).map_err(|mut e| {
+        parse(parsed.nodes, &lexer).map_err(|mut e| {
             e.file = "Dockerfile".into();
             e.to_string()
         })

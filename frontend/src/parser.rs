@@ -166,29 +166,101 @@ fn locate(line: &str, segments: &[Segment], offset: usize) -> Location {
     Location { line: seg.line, column: seg.column + chars }
 }
 
-/// The parse of a whole file.
+/// The parse of a whole file: its directives, and its instructions to be
+/// read one at a time.
 #[derive(Debug)]
-pub(crate) struct Parsed {
-    pub(crate) nodes: Vec<Node>,
+pub(crate) struct Parsed<'t> {
+    pub(crate) nodes: Nodes<'t>,
     /// From the `# escape=` directive.
     pub(crate) escape: char,
 }
 
-/// Parse a Dockerfile.
-pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+/// The instructions of a file, parsed as they are read: a big Dockerfile
+/// never has all of its nodes (each a few copies of its line) in memory at
+/// once. The first error ends it; a file without instructions yields
+/// [`ParseError::Empty`].
+#[derive(Debug)]
+pub(crate) struct Nodes<'t> {
+    lines: std::str::Split<'t, char>,
+    /// The 1-based number of the line last read.
+    number: usize,
+    /// A line read ahead (the one that ended the directives), `\r` stripped.
+    pending: Option<&'t str>,
+    escape: char,
+    /// Whether a node (or an error) came out yet.
+    any: bool,
+    done: bool,
+}
 
-    let mut i = 0;
-    let mut escape = DEFAULT_ESCAPE;
+impl<'t> Nodes<'t> {
+    /// The next line, without its `\r`; its number is then `self.number`.
+    fn next_line(&mut self) -> Option<&'t str> {
+        if let Some(line) = self.pending.take() {
+            return Some(line);
+        }
+        let line = self.lines.next()?;
+        self.number += 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+impl Iterator for Nodes<'_> {
+    type Item = Result<Node, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let node = loop {
+            let Some(raw) = self.next_line() else {
+                self.done = true;
+                return (!self.any).then(|| Err(Error::whole(ParseError::Empty)));
+            };
+            let start = raw.trim_start();
+            if start.is_empty() || start.starts_with('#') {
+                continue;
+            }
+            let column = raw[..raw.len() - start.len()].chars().count() + 1;
+            let mut segments = vec![Segment { offset: 0, line: self.number, column }];
+            let (content, mut continued) = strip_continuation(start, self.escape);
+            let mut line = content.to_owned();
+            while continued {
+                let Some(raw) = self.next_line() else { break };
+                let start = raw.trim_start();
+                if start.is_empty() || start.starts_with('#') {
+                    continue;
+                }
+                let (content, more) = strip_continuation(raw, self.escape);
+                segments.push(Segment { offset: line.len(), line: self.number, column: 1 });
+                line.push_str(content);
+                continued = more;
+            }
+            break node(line, segments, self.escape);
+        };
+        self.any = true;
+        self.done = node.is_err();
+        Some(node)
+    }
+}
+
+/// Parse a Dockerfile's directives; its instructions come from the returned
+/// [`Nodes`] as they are read.
+pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut nodes =
+        Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut seen = BTreeSet::new();
-    while let Some((name, value, column)) = lines.get(i).and_then(|l| directive(l)) {
-        let location = Location { line: i + 1, column };
+    while let Some(line) = nodes.next_line() {
+        let Some((name, value, column)) = directive(line) else {
+            nodes.pending = Some(line);
+            break;
+        };
+        let location = Location { line: nodes.number, column };
         if !seen.insert(name.clone()) {
             return Err(Error::at(location, ParseError::DuplicateDirective(name)));
         }
         if name == "escape" {
-            escape = match value {
+            nodes.escape = match value {
                 "\\" => '\\',
                 "`" => '`',
                 _ => {
@@ -197,39 +269,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, Error> {
                 }
             };
         }
-        i += 1;
     }
-
-    let mut nodes = Vec::new();
-    while i < lines.len() {
-        let raw = lines[i];
-        i += 1;
-        let start = raw.trim_start();
-        if start.is_empty() || start.starts_with('#') {
-            continue;
-        }
-        let mut segments =
-            vec![Segment { offset: 0, line: i, column: raw[..raw.len() - start.len()].chars().count() + 1 }];
-        let (content, mut continued) = strip_continuation(start, escape);
-        let mut line = content.to_owned();
-        while continued && i < lines.len() {
-            let raw = lines[i];
-            i += 1;
-            let start = raw.trim_start();
-            if start.is_empty() || start.starts_with('#') {
-                continue;
-            }
-            let (content, more) = strip_continuation(raw, escape);
-            segments.push(Segment { offset: line.len(), line: i, column: 1 });
-            line.push_str(content);
-            continued = more;
-        }
-        nodes.push(node(line, segments, escape)?);
-    }
-    if nodes.is_empty() {
-        return Err(Error::whole(ParseError::Empty));
-    }
-    Ok(Parsed { nodes, escape })
+    Ok(Parsed { escape: nodes.escape, nodes })
 }
 
 /// `# name=value` at the top of the file: the lowercased name, the value and
@@ -413,7 +454,8 @@ mod tests {
 
     /// One line per node: `line:col KEYWORD [--flag=v@l:c] rest-or-json`.
     fn render(text: &str) -> String {
-        let parsed = match parse(text) {
+        let parsed = parse(text).and_then(|p| Ok((p.escape, p.nodes.collect::<Result<Vec<_>, _>>()?)));
+        let (escape, nodes) = match parsed {
             Ok(p) => p,
             Err(mut e) => {
                 e.file = "Dockerfile".into();
@@ -421,10 +463,10 @@ mod tests {
             }
         };
         let mut out = Vec::new();
-        if parsed.escape != DEFAULT_ESCAPE {
-            out.push(format!("escape {}", parsed.escape));
+        if escape != DEFAULT_ESCAPE {
+            out.push(format!("escape {escape}"));
         }
-        for n in parsed.nodes {
+        for n in nodes {
             let mut s = format!("{} {}", n.location, n.keyword);
             for f in &n.flags {
                 s += &format!(" --{}={}@{}", f.name, f.value, f.location);
@@ -518,8 +560,7 @@ mod tests {
 
     #[test]
     fn locations_follow_continuations() {
-        let parsed = parse("RUN a \\\n   bcd \\\n\n\tef").unwrap();
-        let n = &parsed.nodes[0];
+        let n = &parse("RUN a \\\n   bcd \\\n\n\tef").unwrap().nodes.next().unwrap().unwrap();
         assert_eq!(n.rest, "a    bcd \tef");
         let at = |s: &str| n.location_of(n.rest.find(s).unwrap()).to_string();
         assert_eq!(at("a"), "1:5");

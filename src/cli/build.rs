@@ -134,7 +134,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
         anyhow::Error::new(e).context(format!("{}build failed", place.unwrap_or_default()))
     })?;
 
-    let (manifest, id) = crate::image::write(store, &fs, &graph.config)?;
+    let (manifest, id) = crate::image::write(store, &fs, graph.config)?;
     eprintln!("writing image {id}");
     for tag in &tags {
         store.tag(tag, &manifest)?;
