@@ -427,5 +427,10 @@ fn resolve_user(spec: &str) -> Result<User> {
         }
     }
     extra.dedup();
+    // 4294967295 is (uid_t)-1, which setresuid and friends take as "leave
+    // unchanged": the command would go on running as root.
+    if uid == u32::MAX || gid == u32::MAX {
+        return Err(format!("user {spec:?}: id 4294967295 is out of range: ids go from 0 to 4294967294"));
+    }
     Ok(User { uid: Uid::from_raw(uid), gid: Gid::from_raw(gid), groups: extra })
 }

@@ -137,3 +137,23 @@ fn a_failing_run_of_10_mb_is_shown_shortened_not_three_times_whole() {
     assert!(!out.stderr.contains(&filler[10_000..10_100]), "the command is shown whole:\n{}", out.stderr);
     k.assert_clean();
 }
+
+#[test]
+fn the_user_id_that_means_unchanged_is_refused_not_run_as_root() {
+    // (uid_t)-1 tells setresuid to leave the id alone: the step would run as root.
+    for k in Kiln::each_mode() {
+        for user in ["4294967295", "0:4294967295"] {
+            k.write("Dockerfile", &format!("FROM busybox\nUSER {user}\nRUN id -u > /uid\n"));
+            let out = k.build(&["-t", "minus-one:v1"]).failed();
+            assert!(
+                out.stderr.contains("4294967295") && out.stderr.contains("out of range"),
+                "{:?}: {}",
+                k.mode,
+                out.stderr
+            );
+            let out = k.cmd(&["run", "-u", user, "busybox", "id", "-u"]);
+            assert_eq!(out.code, 125, "{:?} {user}: {}{}", k.mode, out.stdout, out.stderr);
+        }
+        assert!(!k.image_names().contains(&"minus-one:v1".to_string()));
+    }
+}
