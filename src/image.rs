@@ -1,19 +1,19 @@
-//! Turning a built filesystem and a stage's metadata into an OCI image: config
-//! and manifest, written to the store with `oci-spec`.
+//! OCI images in the store, with `oci-spec`: the one builder of image configs
+//! (a build's, an import's) and of manifests, and the one reader of a stored
+//! image's layers (manifest + config → [`Layer`]s).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_frontend::ImageConfig;
+use kiln_frontend::{History, ImageConfig};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
-    ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+    ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-use crate::engine::FsState;
+use crate::digest::{self, Digest, DigestError};
 use crate::layer::Layer;
 use crate::store::{Store, StoreError};
-use kiln_solver::Digest;
 
 /// Errors assembling an image.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,10 @@ pub enum ImageError {
     Spec(&'static str, #[source] oci_spec::OciSpecError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("its manifest lists {layers} layers but its config {diff_ids} diff_ids")]
+    LayerCount { layers: usize, diff_ids: usize },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
 }
 
 /// The current time, or `SOURCE_DATE_EPOCH` when set, as RFC 3339 UTC.
@@ -69,8 +73,12 @@ fn spec(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError
     move |e| ImageError::Spec(what, e)
 }
 
-/// Build the image config for `fs` with `meta` (Env, Cmd, … and history).
-pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, ImageError> {
+/// Build the image config of a filesystem of `layers` made at `created` (RFC
+/// 3339), with `meta` (Env, Cmd, … and history). A history entry without a
+/// time of its own (one this build added) gets `created`, or the current time
+/// when the filesystem has none (scratch and metadata only): docker shows a
+/// missing time as 292 years ago.
+pub fn config(layers: &[Layer], created: Option<&str>, meta: &ImageConfig) -> Result<ImageConfiguration, ImageError> {
     let mut c = ConfigBuilder::default();
     if !meta.env.is_empty() {
         c = c.env(meta.env.clone());
@@ -99,15 +107,25 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
     if let Some(signal) = &meta.stop_signal {
         c = c.stop_signal(signal.clone());
     }
+    let now = created.map_or_else(now_rfc3339, str::to_owned);
     let history = meta
         .history
         .iter()
-        .map(|h| HistoryBuilder::default().created_by(h.created_by.clone()).empty_layer(h.empty_layer).build())
+        .map(|h| {
+            let mut b = HistoryBuilder::default()
+                .created(h.created.clone().unwrap_or_else(|| now.clone()))
+                .created_by(h.created_by.clone())
+                .empty_layer(h.empty_layer);
+            if let Some(comment) = &h.comment {
+                b = b.comment(comment.clone());
+            }
+            b.build()
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec("history"))?;
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(fs.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+        .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(spec("rootfs"))?;
     let mut b = ImageConfigurationBuilder::default()
@@ -116,27 +134,83 @@ pub fn config(fs: &FsState, meta: &ImageConfig) -> Result<ImageConfiguration, Im
         .config(c.build().map_err(spec("config"))?)
         .rootfs(rootfs)
         .history(history);
-    if let Some(created) = &fs.created {
-        b = b.created(created.clone());
+    if let Some(created) = created {
+        b = b.created(created.to_owned());
     }
     b.build().map_err(spec("image config"))
 }
 
+/// The metadata a stage built on the image `config` inherits: Env, Cmd, … and
+/// its history, each entry with its own time and comment.
+pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
+    let c = config.config().clone().unwrap_or_default();
+    ImageConfig {
+        env: c.env().clone().unwrap_or_default(),
+        cmd: c.cmd().clone(),
+        entrypoint: c.entrypoint().clone(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        user: c.user().clone().unwrap_or_default(),
+        labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
+        exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
+        volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
+        stop_signal: c.stop_signal().clone(),
+        history: config
+            .history()
+            .iter()
+            .map(|h| History {
+                created: h.created().clone(),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                comment: h.comment().clone(),
+                empty_layer: h.empty_layer().unwrap_or(false),
+            })
+            .collect(),
+    }
+}
+
+/// The layers of an image: the manifest's blobs paired with the config's diffIDs.
+pub fn layers(manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Vec<Layer>, ImageError> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(ImageError::LayerCount { layers: manifest.layers().len(), diff_ids: diff_ids.len() });
+    }
+    manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| {
+            Ok(Layer { digest: digest::from_oci(l.digest())?, diff_id: diff_id.parse()?, size: l.size() })
+        })
+        .collect()
+}
+
+/// The config and layers of the stored image whose manifest is `manifest`.
+pub fn read(store: &Store, manifest: &Digest) -> Result<(ImageConfiguration, Vec<Layer>), ImageError> {
+    let manifest: ImageManifest = store.read_json("manifest", manifest)?;
+    let config = store.read_image_config(&digest::from_oci(manifest.config().digest())?)?;
+    let layers = layers(&manifest, &config)?;
+    Ok((config, layers))
+}
+
 fn descriptor(media: MediaType, digest: &Digest, size: u64) -> Descriptor {
-    let digest: oci_spec::image::Digest = digest.as_str().parse().expect("a sha256 digest is a valid OCI digest");
     DescriptorBuilder::default()
         .media_type(media)
-        .digest(digest)
+        .digest(digest::to_oci(digest))
         .size(size)
         .build()
         .expect("every required field is set")
 }
 
-/// Write config and manifest for `fs` to the store; return the manifest's descriptor
-/// and the config digest (the image ID). Names nothing: tagging is the caller's last step.
-pub fn write(store: &Store, fs: &FsState, meta: &ImageConfig) -> Result<(Descriptor, Digest), ImageError> {
-    let config = config(fs, meta)?;
-    Ok(write_manifest(store, &serde_json::to_vec(&config).expect("a config serialises"), &fs.layers)?)
+/// Write config (see [`config`]) and manifest of a filesystem of `layers` made
+/// at `created` to the store; return the manifest's descriptor and the config
+/// digest (the image ID). Names nothing: tagging is the caller's last step.
+pub fn write(
+    store: &Store,
+    layers: &[Layer],
+    created: Option<&str>,
+    meta: &ImageConfig,
+) -> Result<(Descriptor, Digest), ImageError> {
+    let config = config(layers, created, meta)?;
+    Ok(write_manifest(store, &serde_json::to_vec(&config).expect("a config serialises"), layers)?)
 }
 
 /// Store `config` (image config JSON, as is) and an OCI manifest naming it and
