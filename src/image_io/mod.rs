@@ -191,35 +191,6 @@ fn layer_err(store: &Store) -> impl FnOnce(LayerError) -> ImageIoError + '_ {
     }
 }
 
-/// A reader that keeps its own failure, for copies made by an API that takes a
-/// reader and returns one error for both sides (`tar::Builder::append_data`):
-/// when the copy fails, [`ReadSide::failure`] says whether reading did.
-struct ReadSide<R> {
-    inner: R,
-    failed: Option<io::Error>,
-}
-
-impl<R: Read> ReadSide<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, failed: None }
-    }
-
-    /// The read failure, if the copy failed because of one.
-    fn failure(&mut self) -> Option<io::Error> {
-        self.failed.take()
-    }
-}
-
-impl<R: Read> Read for ReadSide<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
-            }
-        })
-    }
-}
-
 /// Extract `layer` into its snapshot now (see [`Snapshotter::ensure`]), so a
 /// layer that cannot be extracted (an entry that climbs out, a hard link to a
 /// file it does not hold) is refused before anything names it, instead of
@@ -346,14 +317,6 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         assert_eq!(copy(&mut &b"all of it"[..], "in", &mut out, write_err).unwrap(), 9);
         assert_eq!(out, b"all of it");
-
-        // Through an API that mixes both sides, the read side keeps its own failure.
-        let mut read_side = ReadSide::new(Failing { ok: 2, errno: 5 });
-        assert!(io::copy(&mut read_side, &mut io::sink()).is_err());
-        assert_eq!(read_side.failure().map(|e| e.kind()), Some(io::Error::from_raw_os_error(5).kind()));
-        let mut read_side = ReadSide::new(&b"fine"[..]);
-        assert!(io::copy(&mut read_side, &mut Failing { ok: 1, errno: 28 }).is_err());
-        assert!(read_side.failure().is_none());
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! kept, only the paths made plain (`./bin/sh` and `/bin/sh` → `bin/sh`).
 
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 
-use super::{check_layer, decompressed, ingest_dir, layer_err, write_image, ImageIoError, ReadSide};
+use super::{check_layer, decompressed, ingest_dir, layer_err, write_image, ImageIoError};
+use crate::fsutil::CopyFailure;
+use crate::layer::entry;
 use crate::layer::{Layer, LayerWriter};
 use crate::store::{reference, Store};
 
@@ -66,7 +69,7 @@ fn copy_entry<W: Write>(
     };
     let mut header = entry.header().clone();
     // Keep the PAX records (xattrs, large ids and sizes, precise times) except
-    // the path and link target, which are written again below.
+    // the path and link target, which the entry writer writes again.
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(records) = entry.pax_extensions().map_err(read_err)? {
         for record in records {
@@ -78,8 +81,7 @@ fn copy_entry<W: Write>(
         }
     }
     let copy_err = |source| ImageIoError::Copy { entry: shown.clone(), ingest: ingest.to_owned(), source };
-    tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(copy_err)?;
-    match kind {
+    let link = match kind {
         tar::EntryType::Link | tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
@@ -88,27 +90,24 @@ fn copy_entry<W: Write>(
                 .into_owned();
             // A hard link names another entry, so its target is made plain too;
             // a symlink's target is the link's own business.
-            let target = if kind == tar::EntryType::Link {
+            Some(if kind == tar::EntryType::Link {
                 plain_path(&target).map_err(unsafe_entry)?.ok_or_else(|| unsafe_entry("is a hard link to the root"))?
             } else {
                 target
-            };
-            tar.append_link(&mut header, &path, &target)
+            })
         }
-        _ => {
-            if kind.is_file() || kind == tar::EntryType::Continuous {
-                header.set_size(entry.size());
-            }
-            // The builder reads the entry and writes the layer, and fails the
-            // same way for both: keep the read side's failure apart.
-            let mut data = ReadSide::new(entry);
-            return match tar.append_data(&mut header, &path, &mut data) {
-                Ok(()) => Ok(true),
-                Err(e) => Err(data.failure().map_or_else(|| copy_err(e), read_err)),
-            };
-        }
+        _ => None,
+    };
+    if kind.is_file() || kind == tar::EntryType::Continuous {
+        header.set_size(entry.size());
+    } else if link.is_some() {
+        header.set_size(0);
     }
-    .map_err(copy_err)?;
+    let link = link.as_ref().map(|l| l.as_os_str().as_bytes());
+    entry::append(tar, &mut header, path.as_os_str().as_bytes(), link, &pax, entry).map_err(|e| match e {
+        CopyFailure::Read(e) => read_err(e),
+        CopyFailure::Write(e) => copy_err(e),
+    })?;
     Ok(true)
 }
 

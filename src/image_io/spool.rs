@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::Descriptor;
 use tempfile::TempDir;
@@ -143,19 +143,14 @@ impl Spool {
 }
 
 /// `path` as a plain relative path (`./a//b/` → `a/b`, `.`/`..` resolved
-/// lexically); `None` for the root and for paths that climb out of it.
+/// lexically); `None` for the root, for paths that climb out of it, and for
+/// names that are not UTF-8 (no archive kiln reads has them).
 fn normalize(path: &Path) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_str()?),
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
+    let path = crate::fsutil::lexical(path);
+    if path.climbs > 0 || path.names.is_empty() {
+        return None;
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    path.names.iter().map(|n| n.to_str()).collect::<Option<Vec<_>>>().map(|n| n.join("/"))
 }
 
 #[cfg(test)]

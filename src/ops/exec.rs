@@ -119,9 +119,7 @@ impl MountPoints {
                 continue;
             };
             let dir = fs::File::from(dir);
-            let opaque = ["user.overlay.opaque", "trusted.overlay.opaque"]
-                .iter()
-                .any(|a| dir.get_xattr(a).ok().flatten().is_some());
+            let opaque = crate::layer::overlay::OPAQUE_XATTRS.iter().any(|a| dir.get_xattr(a).ok().flatten().is_some());
             if !opaque {
                 // Fails, as it should, unless empty.
                 let _ = unlinkat(Some(root.as_raw_fd()), d, UnlinkatFlags::RemoveDir);
