@@ -121,7 +121,7 @@ impl Executor for Engine {
         match op {
             Op::Scratch => Ok(FsState::default()),
             Op::Image { name, digest } => source::image(&self.store, name, digest),
-            Op::Copy(c) => self.copy(c, inputs),
+            Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
         }
     }
