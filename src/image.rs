@@ -114,8 +114,11 @@ pub fn config(layers: &[Layer], created: Option<&str>, meta: &ImageConfig) -> Re
         .map(|h| {
             let mut b = HistoryBuilder::default()
                 .created(h.created.clone().unwrap_or_else(|| now.clone()))
-                .created_by(h.created_by.clone())
-                .empty_layer(h.empty_layer);
+                .created_by(h.created_by.clone());
+            // Left out when false, as docker writes it (Go's omitempty).
+            if h.empty_layer {
+                b = b.empty_layer(true);
+            }
             if let Some(comment) = &h.comment {
                 b = b.comment(comment.clone());
             }

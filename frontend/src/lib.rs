@@ -49,7 +49,7 @@ pub struct ImageConfig {
 }
 
 /// One line of an image's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// When the entry was made (RFC 3339): kept from a base image's history;
     /// `None` for an entry of this build, which gets the image's time when the

@@ -12,6 +12,7 @@
 //! fails half-way leaves at most unnamed blobs (and snapshots) behind.
 
 mod docker_save;
+mod load;
 mod oci_layout;
 mod rootfs;
 mod spool;
@@ -27,8 +28,8 @@ use crate::layer::{Layer, LayerError};
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::store::{Store, StoreError};
 
+pub use load::load_archive;
 pub use rootfs::import_rootfs;
-pub use spool::load_archive;
 
 /// Errors while importing or loading images.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,8 @@ pub enum ImageIoError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 /// How a stream is compressed, told by its first bytes.
@@ -145,7 +148,7 @@ fn decompressed<'a>(r: impl Read + 'a, what: &str) -> Result<Box<dyn Read + 'a>,
 
 /// A digest from an OCI document, as the store names blobs.
 fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
-    d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
+    crate::digest::from_oci(d).map_err(|_| ImageIoError::Digest(d.to_string()))
 }
 
 /// Write `config` (the image config JSON, as is) and a fresh OCI manifest
