@@ -2,6 +2,7 @@
 //! filesystem mounted on the host): symlinks are followed as the container would
 //! see them, and nothing resolves outside the root.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -66,6 +67,49 @@ pub fn copy(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> Resu
         to.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
         total += n as u64;
     }
+}
+
+/// A path resolved lexically, without looking at the filesystem: the one
+/// lexical normaliser of the kiln package (copy sources and destinations,
+/// .dockerignore patterns, archive entry names, the sandbox's working
+/// directory all go through it).
+///
+/// The frontend keeps its own (`kiln_frontend`'s `convert::clean`): it is a
+/// pure crate that cannot depend on this one, and it normalises Dockerfile
+/// strings (always UTF-8, always `/`), where this works on host `Path`s whose
+/// names may be any bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lexical<'a> {
+    /// The names left, in order: `.`, empty names and a leading `/` dropped,
+    /// each `..` taking the name before it away.
+    pub names: Vec<&'a OsStr>,
+    /// How many `..` found no name before them to take away: they climb
+    /// above where the path starts (or, for an absolute path, stay at `/`).
+    pub climbs: usize,
+}
+
+impl Lexical<'_> {
+    /// The names as a relative path, `..` clamped at the start (`a/../../b` → `b`).
+    pub fn clamped(&self) -> PathBuf {
+        self.names.iter().collect()
+    }
+}
+
+/// Resolve `path` lexically (see [`Lexical`]).
+pub fn lexical(path: &Path) -> Lexical<'_> {
+    let mut out = Lexical { names: Vec::new(), climbs: 0 };
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.names.push(n),
+            Component::ParentDir => {
+                if out.names.pop().is_none() {
+                    out.climbs += 1;
+                }
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// How many symlinks one resolution may follow, as Linux's own limit.
@@ -140,6 +184,23 @@ mod tests {
         symlink("/tmp", root.join(format!("l{}", MAX_HOPS + 1))).unwrap();
         let err = resolve_in_root(root, Path::new("/l0/x")).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn paths_resolve_lexically() {
+        for (input, names, climbs) in [
+            ("a/b", "a/b", 0),
+            ("./a//b/", "a/b", 0),
+            ("/a/../b", "b", 0),
+            ("a/../../b", "b", 1),
+            ("/..", "", 1),
+            ("../../x/./y/..", "x", 2),
+            (".", "", 0),
+            ("", "", 0),
+        ] {
+            let got = lexical(Path::new(input));
+            assert_eq!((got.clamped(), got.climbs), (PathBuf::from(names), climbs), "{input:?}");
+        }
     }
 
     #[test]

@@ -1,20 +1,20 @@
-//! Turning a built filesystem and a stage's metadata into an OCI image: config
-//! and manifest, written to the store with `oci-spec`.
+//! OCI images in the store, with `oci-spec`: the one builder of image configs
+//! (a build's, an import's) and of manifests, and the one reader of a stored
+//! image's layers (manifest + config → [`Layer`]s).
 
 use std::collections::HashMap;
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_frontend::ImageConfig;
+use kiln_frontend::{History, ImageConfig};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
-    ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+    ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-use crate::engine::FsState;
+use crate::digest::{self, Digest, DigestError};
 use crate::layer::Layer;
 use crate::store::{Store, StoreError};
-use kiln_solver::Digest;
 
 /// Errors assembling an image.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,10 @@ pub enum ImageError {
     Store(#[from] StoreError),
     #[error("writing the image config into the store")]
     WriteConfig(#[source] io::Error),
+    #[error("its manifest lists {layers} layers but its config {diff_ids} diff_ids")]
+    LayerCount { layers: usize, diff_ids: usize },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
 }
 
 /// The current time, or `SOURCE_DATE_EPOCH` when set, as RFC 3339 UTC.
@@ -72,9 +76,50 @@ fn spec(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError
     move |e| ImageError::Spec(what, e)
 }
 
-/// Build the image config for `fs` with `meta` (Env, Cmd, … and history).
+/// Build the image config of a filesystem of `layers` made at `created` (RFC
+/// 3339), with `meta` (Env, Cmd, … and history). A history entry without a
+/// time of its own (one this build added) gets `created`, or the current time
+/// when the filesystem has none (scratch and metadata only): docker shows a
+/// missing time as 292 years ago.
 /// `meta` is taken, not copied: with many labels or much history it is big.
-pub fn config(fs: &FsState, meta: ImageConfig) -> Result<ImageConfiguration, ImageError> {
+pub fn config(layers: &[Layer], created: Option<&str>, meta: ImageConfig) -> Result<ImageConfiguration, ImageError> {
+    let Parts { mut image, mut config, labels } = parts(layers, created, meta)?;
+    if !labels.is_empty() {
+        config.set_labels(Some(labels.into_iter().collect::<HashMap<_, _>>()));
+    }
+    image.set_config(Some(config));
+    Ok(image)
+}
+
+/// An image config in pieces: oci-spec keeps labels in a HashMap, whose order
+/// changes from process to process, so they are kept aside, sorted, and
+/// written in place by [`Sorted`]: the same build must give the same image ID.
+struct Parts {
+    /// Without its `config`.
+    image: ImageConfiguration,
+    /// Without its labels.
+    config: oci_spec::image::Config,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The JSON of [`Parts`]: the image config with its `config` and the labels
+/// in it, labels sorted.
+#[derive(serde::Serialize)]
+struct Sorted<'a> {
+    #[serde(flatten)]
+    image: &'a ImageConfiguration,
+    config: SortedConfig<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct SortedConfig<'a> {
+    #[serde(flatten)]
+    config: &'a oci_spec::image::Config,
+    #[serde(rename = "Labels", skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    labels: &'a std::collections::BTreeMap<String, String>,
+}
+
+fn parts(layers: &[Layer], created: Option<&str>, meta: ImageConfig) -> Result<Parts, ImageError> {
     let mut c = ConfigBuilder::default();
     if !meta.env.is_empty() {
         c = c.env(meta.env);
@@ -91,9 +136,6 @@ pub fn config(fs: &FsState, meta: ImageConfig) -> Result<ImageConfiguration, Ima
     if !meta.user.is_empty() {
         c = c.user(meta.user);
     }
-    if !meta.labels.is_empty() {
-        c = c.labels(meta.labels.into_iter().collect::<HashMap<_, _>>());
-    }
     if !meta.exposed_ports.is_empty() {
         c = c.exposed_ports(meta.exposed_ports.into_iter().collect::<Vec<_>>());
     }
@@ -103,50 +145,119 @@ pub fn config(fs: &FsState, meta: ImageConfig) -> Result<ImageConfiguration, Ima
     if let Some(signal) = meta.stop_signal {
         c = c.stop_signal(signal);
     }
+    let now = created.map_or_else(now_rfc3339, str::to_owned);
     let history = meta
         .history
         .into_iter()
-        .map(|h| HistoryBuilder::default().created_by(h.created_by).empty_layer(h.empty_layer).build())
+        .map(|h| {
+            let mut b =
+                HistoryBuilder::default().created(h.created.unwrap_or_else(|| now.clone())).created_by(h.created_by);
+            // Left out when false, as docker writes it (Go's omitempty).
+            if h.empty_layer {
+                b = b.empty_layer(true);
+            }
+            if let Some(comment) = h.comment {
+                b = b.comment(comment);
+            }
+            b.build()
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec("history"))?;
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(fs.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+        .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(spec("rootfs"))?;
     let mut b = ImageConfigurationBuilder::default()
         .architecture(Arch::from(host_architecture()))
         .os(Os::Linux)
-        .config(c.build().map_err(spec("config"))?)
         .rootfs(rootfs)
         .history(history);
-    if let Some(created) = &fs.created {
-        b = b.created(created.clone());
+    if let Some(created) = created {
+        b = b.created(created.to_owned());
     }
-    b.build().map_err(spec("image config"))
+    let image = b.build().map_err(spec("image config"))?;
+    Ok(Parts { image, config: c.build().map_err(spec("config"))?, labels: meta.labels })
+}
+
+/// The metadata a stage built on the image `config` inherits: Env, Cmd, … and
+/// its history, each entry with its own time and comment.
+pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
+    let c = config.config().clone().unwrap_or_default();
+    ImageConfig {
+        env: c.env().clone().unwrap_or_default(),
+        cmd: c.cmd().clone(),
+        entrypoint: c.entrypoint().clone(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        user: c.user().clone().unwrap_or_default(),
+        labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
+        exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
+        volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
+        stop_signal: c.stop_signal().clone(),
+        history: config
+            .history()
+            .iter()
+            .map(|h| History {
+                created: h.created().clone(),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                comment: h.comment().clone(),
+                empty_layer: h.empty_layer().unwrap_or(false),
+            })
+            .collect(),
+    }
+}
+
+/// The layers of an image: the manifest's blobs paired with the config's diffIDs.
+pub fn layers(manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Vec<Layer>, ImageError> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(ImageError::LayerCount { layers: manifest.layers().len(), diff_ids: diff_ids.len() });
+    }
+    manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| {
+            Ok(Layer { digest: digest::from_oci(l.digest())?, diff_id: diff_id.parse()?, size: l.size() })
+        })
+        .collect()
+}
+
+/// The config and layers of the stored image whose manifest is `manifest`.
+pub fn read(store: &Store, manifest: &Digest) -> Result<(ImageConfiguration, Vec<Layer>), ImageError> {
+    let manifest: ImageManifest = store.read_json("manifest", manifest)?;
+    let config = store.read_image_config(&digest::from_oci(manifest.config().digest())?)?;
+    let layers = layers(&manifest, &config)?;
+    Ok((config, layers))
 }
 
 fn descriptor(media: MediaType, digest: &Digest, size: u64) -> Descriptor {
-    let digest: oci_spec::image::Digest = digest.as_str().parse().expect("a sha256 digest is a valid OCI digest");
     DescriptorBuilder::default()
         .media_type(media)
-        .digest(digest)
+        .digest(digest::to_oci(digest))
         .size(size)
         .build()
         .expect("every required field is set")
 }
 
-/// Write config and manifest for `fs` to the store; return the manifest's descriptor
-/// and the config digest (the image ID). Names nothing: tagging is the caller's last step.
-pub fn write(store: &Store, fs: &FsState, meta: ImageConfig) -> Result<(Descriptor, Digest), ImageError> {
-    let config = config(fs, meta)?;
+/// Write config (see [`config`]) and manifest of a filesystem of `layers` made
+/// at `created` to the store; return the manifest's descriptor and the config
+/// digest (the image ID). Names nothing: tagging is the caller's last step.
+pub fn write(
+    store: &Store,
+    layers: &[Layer],
+    created: Option<&str>,
+    meta: ImageConfig,
+) -> Result<(Descriptor, Digest), ImageError> {
+    let parts = parts(layers, created, meta)?;
+    let config = Sorted { image: &parts.image, config: SortedConfig { config: &parts.config, labels: &parts.labels } };
     // Streamed into the store: a config with many labels or much history is
     // big enough that a second copy of it, as bytes, counts.
     let mut blob = io::BufWriter::new(store.blob_writer()?);
     serde_json::to_writer(&mut blob, &config).map_err(|e| ImageError::WriteConfig(e.into()))?;
     let blob = blob.into_inner().map_err(|e| ImageError::WriteConfig(e.into_error()))?;
     let (config_digest, config_size) = blob.commit(None)?;
-    Ok(store_manifest(store, config_digest, config_size, &fs.layers)?)
+    Ok(store_manifest(store, config_digest, config_size, layers)?)
 }
 
 /// Store `config` (image config JSON, as is) and an OCI manifest naming it and

@@ -4,14 +4,16 @@
 //! sandbox, the build engine, image import and export. The command (`main.rs`)
 //! only enters kiln's namespaces and dispatches to [`cli`].
 
+pub mod cache;
 pub mod cli;
 pub mod context;
 pub mod copy;
-pub mod engine;
+pub mod digest;
 pub mod fsutil;
 pub mod image;
 pub mod image_io;
 pub mod layer;
+pub mod ops;
 pub mod progress;
 pub mod sandbox;
 pub mod snapshot;

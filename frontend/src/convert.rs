@@ -206,7 +206,7 @@ impl StageState {
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
-        self.config.history.push(History { created_by, empty_layer });
+        self.config.history.push(History { created: None, created_by, comment: None, empty_layer });
     }
 }
 

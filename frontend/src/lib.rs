@@ -49,10 +49,18 @@ pub struct ImageConfig {
 }
 
 /// One line of an image's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
+    /// When the entry was made (RFC 3339): kept from a base image's history;
+    /// `None` for an entry of this build, which gets the image's time when the
+    /// image is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     /// Like docker: `RUN /bin/sh -c make`, `COPY app /app`, `ENV A=b`, `CMD ["x"]`.
     pub created_by: String,
+    /// A base image's comment on the entry (`docker import` writes one); kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// True for instructions that add no layer (everything but COPY and RUN).
     pub empty_layer: bool,
 }

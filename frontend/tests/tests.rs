@@ -30,7 +30,12 @@ impl ImageResolver for FakeResolver {
                 env: env.iter().map(|s| s.to_string()).collect(),
                 cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
                 working_dir: String::new(),
-                history: vec![History { created_by: format!("base layer of {name}"), empty_layer: false }],
+                history: vec![History {
+                    created: None,
+                    created_by: format!("base layer of {name}"),
+                    comment: None,
+                    empty_layer: false,
+                }],
                 ..ImageConfig::default()
             },
         }))

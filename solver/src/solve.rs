@@ -65,6 +65,7 @@ pub struct ExecContext {
     index: usize,
     name: String,
     key: CacheKey,
+    content: Option<Digest>,
     cancelled: Arc<AtomicBool>,
     on_event: EventSink,
 }
@@ -83,6 +84,14 @@ impl ExecContext {
     /// The cache key the result will be saved under.
     pub fn key(&self) -> &CacheKey {
         &self.key
+    }
+
+    /// The content checksum [`Executor::content_checksum`] gave for this
+    /// operation, which is part of [`ExecContext::key`]. An operation that
+    /// reads that content again must check it still has this checksum, or its
+    /// result would not be what the key says.
+    pub fn content_checksum(&self) -> Option<&Digest> {
+        self.content.as_ref()
     }
 
     /// The vertex's display name.
@@ -242,6 +251,7 @@ impl<E: Executor> Job<E> {
                 index: self.index + 1,
                 name: self.vertex.name.clone(),
                 key: key.clone(),
+                content,
                 cancelled: self.cancelled.clone(),
                 on_event: self.on_event.clone(),
             };

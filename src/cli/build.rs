@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use kiln_frontend::{BuildOptions, History, ImageConfig, ImageResolver, ResolvedImage};
+use kiln_frontend::{BuildOptions, ImageResolver, ResolvedImage};
 use kiln_solver::Solver;
 
 use crate::context::dockerignore::DockerIgnore;
 use crate::copy::SourceRoot;
-use crate::engine::Engine;
+use crate::ops::Engine;
 use crate::progress::Plain;
 use crate::store::{reference, Store};
 
@@ -46,26 +46,7 @@ impl ImageResolver for StoreResolver<'_> {
         let found = self.0.find(reference).map_err(|e| e.to_string())?;
         let Some(image) = found else { return Ok(None) };
         let (_, config) = self.0.image_parts(&image).map_err(|e| e.to_string())?;
-        let c = config.config().clone().unwrap_or_default();
-        let meta = ImageConfig {
-            env: c.env().clone().unwrap_or_default(),
-            cmd: c.cmd().clone(),
-            entrypoint: c.entrypoint().clone(),
-            working_dir: c.working_dir().clone().unwrap_or_default(),
-            user: c.user().clone().unwrap_or_default(),
-            labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
-            exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
-            volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
-            stop_signal: c.stop_signal().clone(),
-            history: config
-                .history()
-                .iter()
-                .map(|h| History {
-                    created_by: h.created_by().clone().unwrap_or_default(),
-                    empty_layer: h.empty_layer().unwrap_or(false),
-                })
-                .collect(),
-        };
+        let meta = crate::image::inherited(&config);
         Ok(Some(ResolvedImage { name: image.name.clone(), digest: image.digest().to_string(), config: meta }))
     }
 }
@@ -134,7 +115,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<()> {
         anyhow::Error::new(e).context(format!("{}build failed", place.unwrap_or_default()))
     })?;
 
-    let (manifest, id) = crate::image::write(store, &fs, graph.config)?;
+    let (manifest, id) = crate::image::write(store, &fs.layers, fs.created.as_deref(), graph.config)?;
     eprintln!("writing image {id}");
     for tag in &tags {
         store.tag(tag, &manifest)?;

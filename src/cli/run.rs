@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Context};
 
-use crate::engine::image_state;
 use crate::sandbox::{Sandbox, Spec, Stdio};
 use crate::snapshot::Snapshotter;
 use crate::store::Store;
@@ -75,8 +74,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<i32> {
     }
     let user = args.user.clone().or(c.user().clone()).unwrap_or_default();
 
-    let state = image_state(store, &image.name, &image.digest().to_string())?;
-    let mount = Snapshotter::new(store).mount(&state.layers, true).context("preparing the container's filesystem")?;
+    let (_, layers) = crate::image::read(store, &image.digest())?;
+    let mount = Snapshotter::new(store).mount(&layers, true).context("preparing the container's filesystem")?;
     let exe = std::env::current_exe()?;
     let hostname: String = hex::encode(std::process::id().to_be_bytes()) + &image.digest().hex()[..4];
     let spec = Spec { rootfs: mount.root.clone(), args: argv, env, cwd, user, hostname };

@@ -159,26 +159,19 @@ fn components(rel: &Path) -> Vec<&OsStr> {
 }
 
 /// Go's `filepath.Clean`: drop empty and `.` elements, resolve `..` against
-/// the element before it, and say `.` for nothing.
+/// the element before it (at the root, `..` is the root), and say `.` for
+/// nothing.
 fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if out.last().is_some_and(|last| *last != "..") => {
-                out.pop();
-            }
-            // `..` at the root is the root.
-            ".." if rooted => {}
-            _ => out.push(part),
-        }
+    let lexical = crate::fsutil::lexical(Path::new(path));
+    let names = lexical.names.iter().map(|n| n.to_string_lossy());
+    if path.starts_with('/') {
+        return format!("/{}", names.collect::<Vec<_>>().join("/"));
     }
-    let body = out.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => body,
+    let parts: Vec<_> = std::iter::repeat_n("..".into(), lexical.climbs).chain(names).collect();
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
     }
 }
 

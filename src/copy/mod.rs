@@ -3,19 +3,25 @@
 //! resolve the destination the way the container would see it: symlinks such as
 //! `/bin -> usr/bin` are followed, and an existing directory means "into it".
 
+mod checksum;
 mod select;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use kiln_frontend::CopyOp;
+use kiln_solver::Digest;
 
-use crate::fsutil::resolve_in_root;
-use crate::layer::LayerTar;
+use crate::fsutil::{resolve_in_root, CopyFailure};
+use crate::layer::{entry, LayerTar};
 
-pub use select::{checksum, select, SourceRoot};
+pub use checksum::checksum;
+use checksum::Checksum;
+pub use select::{select, SourceRoot};
 
 /// Why a COPY failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,11 @@ pub enum CopyError {
     Read(PathBuf, #[source] io::Error),
     #[error("writing the COPY layer")]
     Write(#[source] io::Error),
+    #[error(
+        "COPY failed: the build context changed while it was read: its files no longer match the \
+         checksum of the step's cache key (build again once they stop changing)"
+    )]
+    Changed,
 }
 
 /// Ownership and mode overrides of a COPY.
@@ -48,8 +59,16 @@ struct Overrides {
 }
 
 /// Write the layer of `op` into `tar`. `base` is the filesystem copied into
-/// (mounted; `None` for scratch), `from` where the sources come from.
-pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mut LayerTar) -> Result<(), CopyError> {
+/// (mounted; `None` for scratch), `from` where the sources come from. Returns
+/// the [`checksum`] of what was written, computed from the very bytes that
+/// went into the layer: the caller compares it with the checksum the step's
+/// cache key was made of.
+pub fn write_layer(
+    op: &CopyOp,
+    base: Option<&Path>,
+    from: &SourceRoot,
+    tar: &mut LayerTar,
+) -> Result<Digest, CopyError> {
     let selected = select(from, &op.sources)?;
     let overrides = Overrides {
         owner: op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?,
@@ -69,7 +88,7 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
                 resolve_in_root(root, Path::new(&op.dest)).map_err(|e| CopyError::Read(op.dest.clone().into(), e))?;
             host.strip_prefix(root).map(Path::to_owned).unwrap_or_default()
         }
-        None => clean(&op.dest),
+        None => crate::fsutil::lexical(Path::new(&op.dest)).clamped(),
     };
     let exists_dir = |rel: &Path| base.is_some_and(|root| root.join(rel).is_dir());
     let exists = |rel: &Path| base.is_some_and(|root| root.join(rel).symlink_metadata().is_ok());
@@ -80,7 +99,9 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
     }
 
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut checksum = Checksum::new();
     for sel in &selected {
+        checksum.source(&sel.rel);
         let target = match (into_dir, sel.is_dir) {
             (true, false) => dest.join(&sel.name),
             _ => dest.clone(),
@@ -109,25 +130,38 @@ pub fn write_layer(op: &CopyOp, base: Option<&Path>, from: &SourceRoot, tar: &mu
                 h.set_gid(gid.into());
                 h.set_mtime(0);
                 h.set_size(0);
-                tar.append_data(&mut h, parent, io::empty()).map_err(CopyError::Write)?;
+                append_entry(tar, &mut h, parent, None, io::empty(), parent)?;
             }
         }
         if target.as_os_str().is_empty() && !sel.is_dir {
             return Err(CopyError::NotADirectory(op.dest.clone()));
         }
         if sel.is_dir {
+            // The folder itself is not written (its destination is), but it is
+            // part of the checksum: as the first pass saw it.
+            let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
+            checksum.entry(Path::new(""), &meta, None);
             for entry in sel.walk() {
                 let (host, rel) = entry?;
-                append(tar, &host, &target.join(rel), &overrides)?;
+                append(tar, &host, &target.join(&rel), &rel, &overrides, &mut checksum)?;
             }
         } else {
-            append(tar, &sel.host, &target, &overrides)?;
+            append(tar, &sel.host, &target, Path::new(""), &overrides, &mut checksum)?;
         }
     }
-    Ok(())
+    Ok(checksum.finish())
 }
 
-fn append(tar: &mut LayerTar, host: &Path, path: &Path, o: &Overrides) -> Result<(), CopyError> {
+/// Append the file `host` as `path`; `rel` is its path below its source, as
+/// the checksum names it.
+fn append(
+    tar: &mut LayerTar,
+    host: &Path,
+    path: &Path,
+    rel: &Path,
+    o: &Overrides,
+    checksum: &mut Checksum,
+) -> Result<(), CopyError> {
     let meta = fs::symlink_metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
@@ -145,18 +179,38 @@ fn append(tar: &mut LayerTar, host: &Path, path: &Path, o: &Overrides) -> Result
         }
     }
     let ft = meta.file_type();
-    let res = if ft.is_symlink() {
+    if ft.is_symlink() {
         let target = fs::read_link(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        checksum.entry(rel, &meta, Some(&target));
         h.set_size(0);
-        tar.append_link(&mut h, path, target)
+        append_entry(tar, &mut h, path, Some(&target), io::empty(), host)
     } else if ft.is_file() {
+        checksum.entry(rel, &meta, None);
         let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        tar.append_data(&mut h, path, f)
+        // The size the header says, from the same stat as the checksum's.
+        h.set_size(meta.size());
+        append_entry(tar, &mut h, path, None, checksum.reader(f), host)
     } else {
+        checksum.entry(rel, &meta, None);
         h.set_size(0);
-        tar.append_data(&mut h, path, io::empty())
-    };
-    res.map_err(CopyError::Write)
+        append_entry(tar, &mut h, path, None, io::empty(), host)
+    }
+}
+
+/// Append one entry through the layer entry writer; a failed read is named by `host`.
+fn append_entry(
+    tar: &mut LayerTar,
+    h: &mut tar::Header,
+    path: &Path,
+    link: Option<&Path>,
+    data: impl io::Read,
+    host: &Path,
+) -> Result<(), CopyError> {
+    let link = link.map(|l| l.as_os_str().as_bytes());
+    entry::append(tar, h, path.as_os_str().as_bytes(), link, &[], data).map_err(|e| match e {
+        CopyFailure::Read(e) => CopyError::Read(host.to_owned(), e),
+        CopyFailure::Write(e) => CopyError::Write(e),
+    })
 }
 
 /// The largest id `--chown` takes. Ids are 32 bits, and the all-ones one is
@@ -223,21 +277,6 @@ fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError>
         }
     };
     Ok((uid, gid))
-}
-
-/// A path made relative, with `.` and `..` resolved lexically (clamped at the root).
-pub(crate) fn clean(path: &str) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,15 +1,12 @@
-//! Which files a COPY reads, and a checksum of them for the cache key.
+//! Which files a COPY reads.
 
 use std::fs;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use kiln_solver::Digest;
-use sha2::{Digest as _, Sha256};
-
-use super::{clean, CopyError};
+use super::CopyError;
 use crate::context::dockerignore::DockerIgnore;
+use crate::fsutil::lexical;
 use crate::fsutil::resolve_in_root;
 
 /// Where COPY sources are looked up.
@@ -117,7 +114,7 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             return Err(CopyError::Outside(source.clone()));
         }
         if is_glob(source) {
-            let glob = globset::GlobBuilder::new(&clean(source).to_string_lossy())
+            let glob = globset::GlobBuilder::new(&lexical(Path::new(source)).clamped().to_string_lossy())
                 .literal_separator(true)
                 .build()
                 .map_err(|_| missing(source))?
@@ -144,52 +141,18 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             if !rel.as_os_str().is_empty() && from.excluded(&rel) {
                 return Err(missing(source));
             }
-            let name = clean(source).file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let name = lexical(Path::new(source)).clamped().file_name().map(|n| n.to_owned()).unwrap_or_default();
             out.push(Selected { host, rel, name, is_dir: meta.is_dir(), from: from.clone() });
         }
     }
     Ok(out)
 }
 
-/// A checksum of everything the sources select: names, types, modes, contents and
-/// link targets. Owners and times are left out, as BuildKit does, so a fresh
-/// checkout of the same files hits the same cache.
-pub fn checksum(from: &SourceRoot, sources: &[String]) -> Result<Digest, CopyError> {
-    let mut h = Sha256::new();
-    let field = |h: &mut Sha256, bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    for sel in select(from, sources)? {
-        field(&mut h, sel.rel.to_string_lossy().as_bytes());
-        let mut entries = vec![(sel.host.clone(), PathBuf::new())];
-        if sel.is_dir {
-            entries.extend(sel.walk().collect::<Result<Vec<_>, _>>()?);
-        }
-        for (host, rel) in entries {
-            use std::os::unix::fs::MetadataExt;
-            let meta = if rel.as_os_str().is_empty() { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
-                .map_err(|e| CopyError::Read(host.clone(), e))?;
-            field(&mut h, rel.to_string_lossy().as_bytes());
-            field(&mut h, &meta.mode().to_le_bytes());
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
-                field(&mut h, target.to_string_lossy().as_bytes());
-            } else if meta.is_file() {
-                h.update(meta.len().to_le_bytes());
-                let mut f = fs::File::open(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
-                io::copy(&mut f, &mut h).map_err(|e| CopyError::Read(host.clone(), e))?;
-            }
-        }
-    }
-    Ok(Digest::from_hasher(h))
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn context(files: &[(&str, &str)], ignore: &str) -> (tempfile::TempDir, SourceRoot) {
+    pub(in crate::copy) fn context(files: &[(&str, &str)], ignore: &str) -> (tempfile::TempDir, SourceRoot) {
         let dir = tempfile::tempdir().unwrap();
         for (path, body) in files {
             let p = dir.path().join(path);
@@ -220,17 +183,5 @@ mod tests {
             let err = select(&ctx, &[bad.to_string()]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn checksum_follows_content_not_times() {
-        let (d, ctx) = context(&[("a.txt", "a"), ("sub/x.txt", "x")], "");
-        let all = vec![".".to_string()];
-        let one = checksum(&ctx, &all).unwrap();
-        assert_eq!(one, checksum(&ctx, &all).unwrap());
-        fs::write(d.path().join("sub/x.txt"), "y").unwrap();
-        let two = checksum(&ctx, &all).unwrap();
-        assert_ne!(one, two);
-        assert_eq!(checksum(&ctx, &["a.txt".into()]).unwrap(), checksum(&ctx, &["a.txt".into()]).unwrap());
     }
 }

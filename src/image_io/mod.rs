@@ -12,6 +12,7 @@
 //! fails half-way leaves at most unnamed blobs (and snapshots) behind.
 
 mod docker_save;
+mod load;
 mod oci_layout;
 mod rootfs;
 mod spool;
@@ -27,8 +28,8 @@ use crate::layer::{Layer, LayerError};
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::store::{Store, StoreError};
 
+pub use load::load_archive;
 pub use rootfs::import_rootfs;
-pub use spool::load_archive;
 
 /// Errors while importing or loading images.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,8 @@ pub enum ImageIoError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 /// How a stream is compressed, told by its first bytes.
@@ -145,7 +148,7 @@ fn decompressed<'a>(r: impl Read + 'a, what: &str) -> Result<Box<dyn Read + 'a>,
 
 /// A digest from an OCI document, as the store names blobs.
 fn kiln_digest(d: &oci_spec::image::Digest) -> Result<Digest, ImageIoError> {
-    d.to_string().parse().map_err(|_| ImageIoError::Digest(d.to_string()))
+    crate::digest::from_oci(d).map_err(|_| ImageIoError::Digest(d.to_string()))
 }
 
 /// Write `config` (the image config JSON, as is) and a fresh OCI manifest
@@ -188,35 +191,6 @@ fn layer_err(store: &Store) -> impl FnOnce(LayerError) -> ImageIoError + '_ {
     move |e| match e {
         LayerError::Write(source) => blob_write_err(store, source),
         e => e.into(),
-    }
-}
-
-/// A reader that keeps its own failure, for copies made by an API that takes a
-/// reader and returns one error for both sides (`tar::Builder::append_data`):
-/// when the copy fails, [`ReadSide::failure`] says whether reading did.
-struct ReadSide<R> {
-    inner: R,
-    failed: Option<io::Error>,
-}
-
-impl<R: Read> ReadSide<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, failed: None }
-    }
-
-    /// The read failure, if the copy failed because of one.
-    fn failure(&mut self) -> Option<io::Error> {
-        self.failed.take()
-    }
-}
-
-impl<R: Read> Read for ReadSide<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
-            }
-        })
     }
 }
 
@@ -346,14 +320,6 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         assert_eq!(copy(&mut &b"all of it"[..], "in", &mut out, write_err).unwrap(), 9);
         assert_eq!(out, b"all of it");
-
-        // Through an API that mixes both sides, the read side keeps its own failure.
-        let mut read_side = ReadSide::new(Failing { ok: 2, errno: 5 });
-        assert!(io::copy(&mut read_side, &mut io::sink()).is_err());
-        assert_eq!(read_side.failure().map(|e| e.kind()), Some(io::Error::from_raw_os_error(5).kind()));
-        let mut read_side = ReadSide::new(&b"fine"[..]);
-        assert!(io::copy(&mut read_side, &mut Failing { ok: 1, errno: 28 }).is_err());
-        assert!(read_side.failure().is_none());
     }
 
     #[test]

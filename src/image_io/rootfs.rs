@@ -3,11 +3,15 @@
 //! kept, only the paths made plain (`./bin/sh` and `/bin/sh` → `bin/sh`).
 
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::image::{Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
+use kiln_frontend::{History, ImageConfig};
+use oci_spec::image::Descriptor;
 
-use super::{check_layer, decompressed, ingest_dir, layer_err, write_image, ImageIoError, ReadSide};
+use super::{check_layer, decompressed, ingest_dir, layer_err, write_image, ImageIoError};
+use crate::fsutil::CopyFailure;
+use crate::layer::entry;
 use crate::layer::{Layer, LayerWriter};
 use crate::store::{reference, Store};
 
@@ -36,7 +40,7 @@ pub fn import_rootfs(
     }
     let layer = writer.finish().map_err(layer_err(store))?;
     check_layer(store, &layer, "of the rootfs tarball")?;
-    let descriptor = write_image(store, &image_config(&layer, created_by), &[layer])?;
+    let descriptor = write_image(store, &image_config(&layer, created_by)?, &[layer])?;
     store.tag(&name, &descriptor)?;
     Ok(descriptor)
 }
@@ -66,7 +70,7 @@ fn copy_entry<W: Write>(
     };
     let mut header = entry.header().clone();
     // Keep the PAX records (xattrs, large ids and sizes, precise times) except
-    // the path and link target, which are written again below.
+    // the path and link target, which the entry writer writes again.
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(records) = entry.pax_extensions().map_err(read_err)? {
         for record in records {
@@ -78,8 +82,7 @@ fn copy_entry<W: Write>(
         }
     }
     let copy_err = |source| ImageIoError::Copy { entry: shown.clone(), ingest: ingest.to_owned(), source };
-    tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(copy_err)?;
-    match kind {
+    let link = match kind {
         tar::EntryType::Link | tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
@@ -88,27 +91,24 @@ fn copy_entry<W: Write>(
                 .into_owned();
             // A hard link names another entry, so its target is made plain too;
             // a symlink's target is the link's own business.
-            let target = if kind == tar::EntryType::Link {
+            Some(if kind == tar::EntryType::Link {
                 plain_path(&target).map_err(unsafe_entry)?.ok_or_else(|| unsafe_entry("is a hard link to the root"))?
             } else {
                 target
-            };
-            tar.append_link(&mut header, &path, &target)
+            })
         }
-        _ => {
-            if kind.is_file() || kind == tar::EntryType::Continuous {
-                header.set_size(entry.size());
-            }
-            // The builder reads the entry and writes the layer, and fails the
-            // same way for both: keep the read side's failure apart.
-            let mut data = ReadSide::new(entry);
-            return match tar.append_data(&mut header, &path, &mut data) {
-                Ok(()) => Ok(true),
-                Err(e) => Err(data.failure().map_or_else(|| copy_err(e), read_err)),
-            };
-        }
+        _ => None,
+    };
+    if kind.is_file() || kind == tar::EntryType::Continuous {
+        header.set_size(entry.size());
+    } else if link.is_some() {
+        header.set_size(0);
     }
-    .map_err(copy_err)?;
+    let link = link.as_ref().map(|l| l.as_os_str().as_bytes());
+    entry::append(tar, &mut header, path.as_os_str().as_bytes(), link, &pax, entry).map_err(|e| match e {
+        CopyFailure::Read(e) => read_err(e),
+        CopyFailure::Write(e) => copy_err(e),
+    })?;
     Ok(true)
 }
 
@@ -126,42 +126,26 @@ fn plain_path(path: &Path) -> Result<Option<PathBuf>, &'static str> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// The config of an imported image: platform, the one layer, one history entry.
-fn image_config(layer: &Layer, created_by: &str) -> Vec<u8> {
+/// The config of an imported image: platform, the one layer, one history
+/// entry, nothing else set (like `docker import`).
+fn image_config(layer: &Layer, created_by: &str) -> Result<Vec<u8>, ImageIoError> {
     let created = crate::image::now_rfc3339();
-    let history = HistoryBuilder::default()
-        .created(created.clone())
-        .created_by(created_by)
-        .build()
-        .expect("a history entry with every required field");
-    let rootfs = RootFsBuilder::default()
-        .typ("layers")
-        .diff_ids(vec![layer.diff_id.to_string()])
-        .build()
-        .expect("a rootfs with every required field");
-    let config = ImageConfigurationBuilder::default()
-        .created(created)
-        .architecture(Arch::from(crate::image::host_architecture()))
-        .os(Os::Linux)
-        .config(ConfigBuilder::default().build().expect("an empty config is valid"))
-        .rootfs(rootfs)
-        .history(vec![history])
-        .build()
-        .expect("an image config with every required field");
-    serde_json::to_vec(&config).expect("an image config serialises")
+    let history = History { created: Some(created.clone()), created_by: created_by.to_owned(), ..History::default() };
+    let meta = ImageConfig { history: vec![history], ..ImageConfig::default() };
+    let config = crate::image::config(std::slice::from_ref(layer), Some(&created), meta)?;
+    Ok(serde_json::to_vec(&config).expect("an image config serialises"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{gzip, raw_tar, verify_image};
     use super::*;
-    use kiln_solver::Digest;
     use std::fs;
 
     fn layer_entries(store: &Store, name: &str) -> Vec<(String, String)> {
         let (manifest, _) = store.image_parts(&store.get(name).unwrap()).unwrap();
         assert_eq!(manifest.layers().len(), 1);
-        let digest: Digest = manifest.layers()[0].digest().to_string().parse().unwrap();
+        let digest = crate::digest::from_oci(manifest.layers()[0].digest()).unwrap();
         let blob = std::fs::File::open(store.blob_path(&digest)).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
         tar.entries()
@@ -192,7 +176,7 @@ mod tests {
             assert_eq!(store.get(name).unwrap().descriptor.digest(), desc.digest());
             let config = verify_image(&store, name);
             assert_eq!(config.architecture().to_string(), crate::image::host_architecture());
-            assert_eq!(*config.os(), Os::Linux);
+            assert_eq!(*config.os(), oci_spec::image::Os::Linux);
             assert_eq!(config.config().as_ref().unwrap().env(), &None);
             assert_eq!(config.history().len(), 1);
             assert_eq!(config.history()[0].created_by().as_deref(), Some("kiln import busybox.tar"));

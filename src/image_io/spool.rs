@@ -1,51 +1,20 @@
-//! Loading an archive: it is read once, as a stream (it may come from a pipe),
-//! and its files are spooled to a scratch folder, because which file is which
-//! is only known from `manifest.json` or `index.json`, which may come last.
+//! An archive's files, spooled: it is read once, as a stream (it may come from
+//! a pipe), and its files are spooled to a scratch folder, because which file
+//! is which is only known from `manifest.json` or `index.json`, which may come
+//! last. The formats ([`super::docker_save`], [`super::oci_layout`]) read
+//! their files from here.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::Descriptor;
 use tempfile::TempDir;
 
-use super::{check_layer, copy, decompressed, docker_save, oci_layout, ImageIoError};
+use super::{copy, decompressed, ImageIoError};
 use crate::layer::Layer;
 use crate::store::{io_err, Store};
-
-/// Load a `docker save` or OCI image layout tarball (plain or gzip) into the
-/// store and name its images; returns the names, normalised. When the archive
-/// has both (docker 25 on writes both), `manifest.json` is used. Nothing is
-/// named unless every image in the archive was stored and verified.
-pub fn load_archive(store: &Store, archive: impl Read) -> Result<Vec<String>, ImageIoError> {
-    let spool = Spool::from_archive(store, archive)?;
-    let images = if spool.contains("manifest.json") {
-        docker_save::load(store, &spool)?
-    } else if spool.contains("index.json") {
-        oci_layout::load(store, &spool)?
-    } else {
-        return Err(ImageIoError::NotAnArchive);
-    };
-    // Every blob is in the store; every layer must also extract, or the image
-    // would be named and fail at first use.
-    for image in &images {
-        for (name, layer) in &image.layers {
-            check_layer(store, layer, name)?;
-        }
-    }
-    // Only now point names at them.
-    let mut tagged: Vec<String> = Vec::new();
-    for LoadedImage { names, descriptor, .. } in images {
-        for name in names {
-            store.tag(&name, &descriptor)?;
-            if !tagged.contains(&name) {
-                tagged.push(name);
-            }
-        }
-    }
-    Ok(tagged)
-}
 
 /// An image found in an archive and stored.
 pub(super) struct LoadedImage {
@@ -70,7 +39,7 @@ pub(super) struct Spool {
 }
 
 impl Spool {
-    fn from_archive(store: &Store, archive: impl Read) -> Result<Self, ImageIoError> {
+    pub(super) fn from_archive(store: &Store, archive: impl Read) -> Result<Self, ImageIoError> {
         let work = store.work_dir();
         let dir = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("load"))
@@ -123,6 +92,7 @@ impl Spool {
         None
     }
 
+    /// Whether the archive holds a file at `path`.
     pub(super) fn contains(&self, path: &str) -> bool {
         self.find(path).is_some()
     }
@@ -143,19 +113,14 @@ impl Spool {
 }
 
 /// `path` as a plain relative path (`./a//b/` → `a/b`, `.`/`..` resolved
-/// lexically); `None` for the root and for paths that climb out of it.
+/// lexically); `None` for the root, for paths that climb out of it, and for
+/// names that are not UTF-8 (no archive kiln reads has them).
 fn normalize(path: &Path) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_str()?),
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
+    let path = crate::fsutil::lexical(path);
+    if path.climbs > 0 || path.names.is_empty() {
+        return None;
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    path.names.iter().map(|n| n.to_str()).collect::<Option<Vec<_>>>().map(|n| n.join("/"))
 }
 
 #[cfg(test)]

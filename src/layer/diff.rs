@@ -9,12 +9,10 @@
 //!
 //! Entries come in a fixed order (sorted by name, depth first) with full
 //! headers and no user or group names, so the same upper folder always gives
-//! the same tar bytes. Names too long for the header go into PAX `path` /
-//! `linkpath` records, and xattrs into PAX `SCHILY.xattr.*` records, as Go's
-//! archive/tar (docker, containerd, BuildKit) writes and reads them.
+//! the same tar bytes, written by [`entry::append`] (long names and xattrs in
+//! PAX records).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -22,16 +20,14 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use tar::{EntryType, Header};
+
+use crate::fsutil::CopyFailure;
 use walkdir::WalkDir;
 
+use super::entry::{self, xattr_record};
 use super::extract::{io_err, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use super::overlay::{is_opaque, is_overlay_xattr};
 use super::LayerError;
-
-/// The xattrs overlayfs keeps for itself: `user.overlay.*` with the `userxattr`
-/// mount option kiln uses, `trusted.overlay.*` for an overlay mounted without
-/// it. They describe the upper folder, not the image, and never go in a layer.
-const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"user.overlay.", b"trusted.overlay."];
-const OPAQUE_XATTRS: [&str; 2] = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
 /// Append the changeset in the overlay upper folder `upper` to `out` (usually a
 /// [`LayerTar`](super::LayerTar) from [`LayerWriter::tar`](super::LayerWriter::tar)),
@@ -65,7 +61,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
             header.set_entry_type(EntryType::Regular);
             header.set_mode(0);
             let name = sibling(rel, WHITEOUT_PREFIX.as_bytes());
-            append(out, &mut header, &name, None, &[], io::empty())?;
+            append_read(out, &mut header, &name, None, &[], io::empty(), path)?;
             continue;
         }
         let xattrs = read_xattrs(path)?;
@@ -74,7 +70,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
             header.set_entry_type(EntryType::Directory);
             let mut name = rel.to_vec();
             name.push(b'/');
-            append(out, &mut header, &name, None, &xattrs, io::empty())?;
+            append_read(out, &mut header, &name, None, &xattrs, io::empty(), path)?;
             if is_opaque(path) {
                 // Docker's form: a regular file with the folder's owner, mtime
                 // and permission bits.
@@ -83,7 +79,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
                 name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
                 header.set_entry_type(EntryType::Regular);
                 header.set_mode(meta.mode() & 0o777);
-                append(out, &mut header, &name, None, &[], io::empty())?;
+                append_read(out, &mut header, &name, None, &[], io::empty(), path)?;
             }
             continue;
         }
@@ -91,7 +87,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
         if meta.nlink() > 1 {
             if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
                 header.set_entry_type(EntryType::Link);
-                append(out, &mut header, rel, Some(first), &xattrs, io::empty())?;
+                append_read(out, &mut header, rel, Some(first), &xattrs, io::empty(), path)?;
                 continue;
             }
             links.insert((meta.dev(), meta.ino()), rel.to_vec());
@@ -101,19 +97,12 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
             header.set_entry_type(EntryType::Regular);
             header.set_size(meta.len());
             let file = File::open(path).map_err(io_err("opening", path))?;
-            let mut data = Counted { inner: file.take(meta.len()), count: 0 };
-            append(out, &mut header, rel, None, &xattrs, &mut data)?;
-            // tar pads what it got, not what the header says: a file that
-            // shrank while we read it has made the archive invalid.
-            if data.count != meta.len() {
-                let source = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while read");
-                return Err(io_err("reading", path)(source));
-            }
+            append_read(out, &mut header, rel, None, &xattrs, file, path)?;
         } else if kind.is_symlink() {
             header.set_entry_type(EntryType::Symlink);
             let target = fs::read_link(path).map_err(io_err("reading link", path))?;
             let target = target.as_os_str().as_bytes();
-            append(out, &mut header, rel, Some(target), &xattrs, io::empty())?;
+            append_read(out, &mut header, rel, Some(target), &xattrs, io::empty(), path)?;
         } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
             header.set_entry_type(if kind.is_char_device() {
                 EntryType::Char
@@ -128,7 +117,7 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
                     .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
                 set.map_err(LayerError::Write)?;
             }
-            append(out, &mut header, rel, None, &xattrs, io::empty())?;
+            append_read(out, &mut header, rel, None, &xattrs, io::empty(), path)?;
         }
         // Sockets: skipped, as docker does.
     }
@@ -144,13 +133,9 @@ fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
     name
 }
 
-fn is_opaque(dir: &Path) -> bool {
-    OPAQUE_XATTRS.iter().any(|name| matches!(xattr::get(dir, name), Ok(Some(v)) if v == b"y"))
-}
-
 /// The xattrs worth keeping, sorted by name: all but overlayfs's own. A
 /// filesystem without xattr support simply has none.
-fn read_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, LayerError> {
+fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
     let names = match xattr::list(path) {
         Ok(names) => names,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
@@ -158,79 +143,40 @@ fn read_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, LayerError> {
     };
     let mut xattrs = Vec::new();
     for name in names {
-        let bytes = name.as_bytes();
-        if OVERLAY_XATTR_PREFIXES.iter().any(|p| bytes.starts_with(p)) {
+        if is_overlay_xattr(name.as_bytes()) {
             continue;
         }
         // An xattr removed since the listing is simply gone.
         if let Some(value) = xattr::get(path, &name).map_err(io_err("reading xattrs of", path))? {
-            xattrs.push((name, value));
+            xattrs.extend(xattr_record(&name, value));
         }
     }
     xattrs.sort();
     Ok(xattrs)
 }
 
-/// Append one entry. Names (and link targets) longer than the header's 100
-/// bytes go into a PAX record, with a truncated copy in the header for old
-/// readers.
-fn append<W: Write>(
+/// Append one entry through [`entry::append`]; a failed read of `data` is
+/// named by `path`.
+fn append_read<W: Write>(
     out: &mut tar::Builder<W>,
     header: &mut Header,
     name: &[u8],
     link: Option<&[u8]>,
-    xattrs: &[(OsString, Vec<u8>)],
+    records: &[(String, Vec<u8>)],
     data: impl Read,
+    path: &Path,
 ) -> Result<(), LayerError> {
-    let mut pax: Vec<(String, &[u8])> = Vec::new();
-    if !set_field(&mut header.as_old_mut().name, name) {
-        pax.push(("path".into(), name));
-    }
-    if let Some(link) = link {
-        if !set_field(&mut header.as_old_mut().linkname, link) {
-            pax.push(("linkpath".into(), link));
-        }
-    }
-    for (key, value) in xattrs {
-        // PAX keys are UTF-8; Linux xattr names in practice are ASCII.
-        if let Some(key) = key.to_str() {
-            pax.push((format!("SCHILY.xattr.{key}"), value));
-        }
-    }
-    if !pax.is_empty() {
-        out.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v))).map_err(LayerError::Write)?;
-    }
-    header.set_cksum();
-    out.append(header, data).map_err(LayerError::Write)
-}
-
-/// Copy `value` into a NUL-padded header field; false when it had to be
-/// truncated.
-fn set_field(field: &mut [u8], value: &[u8]) -> bool {
-    let n = value.len().min(field.len());
-    field[..n].copy_from_slice(&value[..n]);
-    field[n..].fill(0);
-    n == value.len()
-}
-
-/// A reader that counts what it hands out.
-struct Counted<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
+    entry::append(out, header, name, link, records, data).map_err(|e| match e {
+        CopyFailure::Read(source) => io_err("reading", path)(source),
+        CopyFailure::Write(source) => LayerError::Write(source),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::extract::{self, OPAQUE_XATTR};
+    use crate::layer::extract;
+    use crate::layer::overlay::OPAQUE_XATTR;
     use crate::layer::LayerWriter;
     use crate::store::Store;
     use nix::sys::stat::{makedev, mknod, Mode, SFlag};

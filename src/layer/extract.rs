@@ -35,6 +35,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
+use super::overlay::{is_overlay_xattr, OPAQUE_XATTR};
 use super::LayerError;
 
 /// The OCI whiteout prefix: `dir/.wh.name` deletes `dir/name`.
@@ -45,11 +46,6 @@ pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 /// Names starting with this are aufs metadata (`.wh..wh.plnk`, …); only the
 /// opaque marker among them means anything to us.
 const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
-/// The xattr that marks a directory opaque for overlayfs.
-// why `user.`: kiln mounts its overlays with `userxattr`, so that the same
-// snapshots work rootless (an unprivileged user namespace cannot write
-// `trusted.*` xattrs). With that option overlayfs reads `user.overlay.*`.
-pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// Apply the layer blob at `path` (gzip-compressed or plain tar, told apart by
 /// the gzip magic bytes) to the empty folder `root`.
@@ -373,7 +369,7 @@ impl Applier<'_> {
         for (name, value) in &meta.xattrs {
             // A layer must not steer overlayfs (redirects, origins, opaque
             // dirs) through xattrs; whiteout markers are the only way in.
-            if name.starts_with(b"user.overlay.") || name.starts_with(b"trusted.overlay.") {
+            if is_overlay_xattr(name) {
                 continue;
             }
             // Unsupported namespaces (ENOTSUP), trusted.* without privilege

@@ -5,7 +5,9 @@
 
 pub mod compress;
 pub mod diff;
+pub mod entry;
 pub mod extract;
+pub mod overlay;
 mod writer;
 
 pub use writer::{Layer, LayerSink, LayerTar, LayerWriter};

@@ -42,7 +42,7 @@ pub struct StoredImage {
 impl StoredImage {
     /// The manifest digest.
     pub fn digest(&self) -> Digest {
-        self.descriptor.digest().to_string().parse().expect("the store writes sha256 digests")
+        crate::digest::from_oci(self.descriptor.digest()).expect("the store writes sha256 digests")
     }
 }
 
@@ -111,10 +111,7 @@ impl Store {
     /// Point `name` at a manifest that is already stored, replacing what it named.
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
         let name = reference::normalize(name)?;
-        let digest: Digest = manifest
-            .digest()
-            .to_string()
-            .parse()
+        let digest = crate::digest::from_oci(manifest.digest())
             .map_err(|_| StoreError::MissingBlob(manifest.digest().to_string()))?;
         if !self.has_blob(&digest) {
             return Err(StoreError::MissingBlob(digest.to_string()));
@@ -154,11 +151,7 @@ impl Store {
     /// The manifest and config of a stored image.
     pub fn image_parts(&self, image: &StoredImage) -> Result<(ImageManifest, ImageConfiguration), StoreError> {
         let manifest: ImageManifest = self.read_json("manifest", &image.digest())?;
-        let config_digest: Digest = manifest
-            .config()
-            .digest()
-            .to_string()
-            .parse()
+        let config_digest = crate::digest::from_oci(manifest.config().digest())
             .map_err(|_| StoreError::MissingBlob(manifest.config().digest().to_string()))?;
         let config = self.read_image_config(&config_digest)?;
         Ok((manifest, config))
@@ -213,7 +206,7 @@ mod tests {
         let desc = |d: &Digest, s| {
             DescriptorBuilder::default()
                 .media_type(MediaType::ImageManifest)
-                .digest(d.as_str().parse::<oci_spec::image::Digest>().unwrap())
+                .digest(crate::digest::to_oci(d))
                 .size(s)
                 .build()
                 .unwrap()

@@ -24,7 +24,16 @@ const NAME_MAX: usize = 255;
 /// The longest tag.
 const TAG_MAX: usize = 128;
 
-/// A parsed image reference, its repository normalised.
+/// The registry a name without one is pulled from.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// A parsed image reference, its repository normalised: the typed value kiln
+/// passes around. [`Reference::registry`], [`Reference::path`],
+/// [`Reference::tag`] and [`Reference::digest`] are its parts as a registry
+/// client needs them; [`Display`](std::fmt::Display) writes it fully
+/// normalised (`docker.io/library/busybox:1.36`), and
+/// [`Reference::tagged_name`] is the local store's short form
+/// (`busybox:1.36`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
     /// The repository as the store names it (`busybox`, `localhost:5000/app`).
@@ -39,6 +48,45 @@ impl Reference {
     /// Parse a reference that may name a tag, a digest or both (a name to look up).
     pub fn parse(name: &str) -> Result<Self, StoreError> {
         parse(name).map_err(|why| StoreError::BadName(name.to_owned(), why))
+    }
+
+    /// The registry host (and port): [`DEFAULT_REGISTRY`] when the name has
+    /// none. As docker decides it: the first part is a registry when more
+    /// parts follow and it holds a `.` or a `:`, is `localhost`, or is not
+    /// lowercase.
+    pub fn registry(&self) -> &str {
+        self.split().0
+    }
+
+    /// The repository at its registry: `library/busybox` for `busybox` on
+    /// docker's registry, `me/app` for `quay.io/me/app`.
+    pub fn path(&self) -> String {
+        match self.split() {
+            (DEFAULT_REGISTRY, rest) if !rest.contains('/') => format!("library/{rest}"),
+            (_, rest) => rest.to_owned(),
+        }
+    }
+
+    /// The tag as written, if one was.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The manifest digest as written, if one was.
+    pub fn digest(&self) -> Option<kiln_solver::Digest> {
+        self.digest.as_deref().map(|d| d.parse().expect("parse checked the digest"))
+    }
+
+    /// (registry, the rest of the store's repository name).
+    fn split(&self) -> (&str, &str) {
+        match self.repository.split_once('/') {
+            Some((first, rest))
+                if first.contains(['.', ':']) || first == "localhost" || first != first.to_ascii_lowercase() =>
+            {
+                (first, rest)
+            }
+            _ => (DEFAULT_REGISTRY, &self.repository),
+        }
     }
 
     /// `repository:tag`, the tag `latest` when none was written: how the store names images.
@@ -57,6 +105,20 @@ impl Reference {
                 d == digest && repository == self.repository && self.tag.as_deref().is_none_or(|t| t == tag)
             }
         }
+    }
+}
+
+impl std::fmt::Display for Reference {
+    /// The fully normalised form: `registry/path[:tag][@digest]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry(), self.path())?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
     }
 }
 
@@ -266,6 +328,28 @@ mod tests {
         ] {
             assert_eq!(normalize(input).ok().as_deref(), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn parts_for_a_registry_client() {
+        let d = format!("sha256:{HEX}");
+        for (input, registry, path, shown) in [
+            ("busybox", "docker.io", "library/busybox", "docker.io/library/busybox"),
+            ("docker.io/library/busybox:1.36", "docker.io", "library/busybox", "docker.io/library/busybox:1.36"),
+            ("someone/tool:v1", "docker.io", "someone/tool", "docker.io/someone/tool:v1"),
+            ("quay.io/me/app", "quay.io", "me/app", "quay.io/me/app"),
+            ("localhost/app", "localhost", "app", "localhost/app"),
+            ("localhost:5000/a/b:2", "localhost:5000", "a/b", "localhost:5000/a/b:2"),
+            ("My-Registry.io/app", "My-Registry.io", "app", "My-Registry.io/app"),
+            ("[::1]:5000/app", "[::1]:5000", "app", "[::1]:5000/app"),
+            (&format!("app:v1@{d}"), "docker.io", "library/app", &format!("docker.io/library/app:v1@{d}")),
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!((r.registry(), r.path().as_str(), r.to_string().as_str()), (registry, path, shown), "{input}");
+        }
+        let r = Reference::parse(&format!("app@{d}")).unwrap();
+        assert_eq!((r.tag(), r.digest().map(|d| d.to_string())), (None, Some(d.clone())));
+        assert_eq!(Reference::parse("app:v1").unwrap().tag(), Some("v1"));
     }
 
     #[test]

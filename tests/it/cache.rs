@@ -32,3 +32,16 @@ fn a_second_build_runs_nothing_and_gives_the_same_image() {
     let fourth = k.build(&["-t", "c:v4", "--no-cache"]).ok();
     assert_eq!(steps(&fourth.stderr).0, 0, "{}", fourth.stderr);
 }
+
+#[test]
+fn labels_do_not_change_the_image_id_from_build_to_build() {
+    // oci-spec keeps labels in a HashMap, whose order differs per process:
+    // the config must still come out byte for byte the same.
+    let k = Kiln::with_busybox();
+    let labels: String = (0..12).map(|i| format!("LABEL label{i}=value{i}\n")).collect();
+    k.write("Dockerfile", &format!("FROM busybox\n{labels}RUN true\n"));
+    let first = k.build(&[]).ok().stdout;
+    for _ in 0..3 {
+        assert_eq!(k.build(&[]).ok().stdout, first);
+    }
+}

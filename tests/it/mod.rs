@@ -3,6 +3,7 @@ mod build;
 mod cache;
 mod copy;
 mod harness;
+mod history;
 mod interop;
 mod layers;
 mod rootless;

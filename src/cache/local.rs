@@ -1,0 +1,65 @@
+//! The build cache in the local store: `<root>/cache/<key hex>.json`, one
+//! record per file, each written atomically (temp file, fsync, rename), so
+//! concurrent builds never read half a record.
+
+use std::fs;
+use std::path::PathBuf;
+
+use kiln_solver::CacheKey;
+
+use super::{CacheError, CacheRecord, CacheStorage};
+use crate::store::Store;
+
+/// Cache records kept in the store, beside the blobs they name.
+#[derive(Debug, Clone)]
+pub struct LocalCache {
+    store: Store,
+}
+
+impl LocalCache {
+    /// The cache of `store`.
+    pub fn new(store: &Store) -> Self {
+        Self { store: store.clone() }
+    }
+
+    fn path(&self, key: &CacheKey) -> PathBuf {
+        self.store.cache_dir().join(format!("{}.json", key.0.hex()))
+    }
+}
+
+impl CacheStorage for LocalCache {
+    fn load(&self, key: &CacheKey) -> Option<CacheRecord> {
+        let record = CacheRecord::decode(&fs::read(self.path(key)).ok()?)?;
+        // Blobs may have been removed since; the record is then of no use.
+        record.layers.iter().all(|l| self.store.has_blob(&l.digest)).then_some(record)
+    }
+
+    fn save(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
+        crate::store::write_atomic(&self.path(key), &record.encode())
+            .map_err(|source| CacheError::Save { key: key.to_string(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Layer;
+    use kiln_solver::Digest;
+
+    #[test]
+    fn saved_records_load_until_their_blobs_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = LocalCache::new(&store);
+        let key = CacheKey(Digest::of(b"key"));
+        assert_eq!(cache.load(&key), None);
+        let (digest, size) = store.write_blob(b"layer").unwrap();
+        let record = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: Digest::of(b"t"), size }], None);
+        cache.save(&key, &record).unwrap();
+        assert_eq!(cache.load(&key), Some(record));
+        fs::remove_file(store.blob_path(&digest)).unwrap();
+        assert_eq!(cache.load(&key), None);
+        fs::write(cache.path(&key), b"{").unwrap();
+        assert_eq!(cache.load(&key), None);
+    }
+}

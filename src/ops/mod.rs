@@ -1,0 +1,133 @@
+//! The engine: kiln's implementation of the solver's `Executor` — what each
+//! operation of the build graph does, over the store, snapshots and the
+//! sandbox. One file per operation: [`source`] (FROM: scratch and images),
+//! [`copy`] (COPY), [`exec`] (RUN). Results are remembered in the build
+//! [`cache`](crate::cache).
+
+mod copy;
+mod exec;
+mod source;
+
+use kiln_frontend::{CopyFrom, Op};
+use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
+
+use crate::cache::{CacheError, CacheRecord, CacheStorage, LocalCache};
+use crate::copy::{CopyError, SourceRoot};
+use crate::image::ImageError;
+use crate::layer::{Layer, LayerError};
+use crate::sandbox::{Sandbox, SandboxError};
+use crate::snapshot::{SnapshotError, Snapshotter};
+use crate::store::{Store, StoreError};
+
+/// The result of a vertex: a filesystem as a stack of layers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsState {
+    /// Bottom first.
+    pub layers: Vec<Layer>,
+    /// When the newest layer was made (RFC 3339). Kept in the cache, so an image
+    /// rebuilt from cache gets the same config, and the same digest.
+    pub created: Option<String>,
+}
+
+impl FsState {
+    /// This filesystem with `layer` on top, made now.
+    fn with(&self, layer: Layer) -> FsState {
+        let mut layers = self.layers.clone();
+        layers.push(layer);
+        FsState { layers, created: Some(crate::image::now_rfc3339()) }
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// `command` is quoted, and shortened when long (see [`kiln_frontend::Shortened::quoted`]).
+    #[error("process {command} did not complete successfully: exit code: {code}{}", exec::tail_text(.tail))]
+    RunFailed { command: String, code: i32, tail: Vec<String> },
+    #[error("the step was cancelled because another step failed")]
+    Cancelled,
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("image {name}")]
+    BadImage {
+        name: String,
+        #[source]
+        source: ImageError,
+    },
+    #[error("COPY from the build context, but this build has no context")]
+    NoContext,
+}
+
+/// What the engine needs to run a build's steps.
+pub struct Engine {
+    store: Store,
+    snapshots: Snapshotter,
+    sandbox: Sandbox,
+    cache: Box<dyn CacheStorage>,
+    context: Option<SourceRoot>,
+}
+
+impl Engine {
+    /// An engine over `store`, its build cache in the store; `context` is where
+    /// COPY reads from (`None` for a build without a context).
+    pub fn new(store: &Store, context: Option<SourceRoot>) -> Result<Self, EngineError> {
+        let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+        Ok(Self {
+            store: store.clone(),
+            snapshots: Snapshotter::new(store),
+            sandbox: Sandbox::new(&exe, &store.work_dir()),
+            cache: Box::new(LocalCache::new(store)),
+            context,
+        })
+    }
+
+    /// Keep the build cache in `cache` instead of the store.
+    pub fn with_cache(mut self, cache: impl CacheStorage + 'static) -> Self {
+        self.cache = Box::new(cache);
+        self
+    }
+
+    fn context(&self) -> Result<&SourceRoot, EngineError> {
+        self.context.as_ref().ok_or(EngineError::NoContext)
+    }
+}
+
+impl Executor for Engine {
+    type Op = Op;
+    type Output = FsState;
+    type Error = EngineError;
+
+    fn content_checksum(&self, op: &Op) -> Result<Option<Digest>, EngineError> {
+        match op {
+            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, &c.sources)?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn load(&self, key: &CacheKey, _op: &Op) -> Result<Option<FsState>, EngineError> {
+        Ok(self.cache.load(key).map(|r| FsState { layers: r.layers, created: r.created }))
+    }
+
+    fn execute(&self, ctx: &ExecContext, op: &Op, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        match op {
+            Op::Scratch => Ok(FsState::default()),
+            Op::Image { name, digest } => source::image(&self.store, name, digest),
+            Op::Copy(c) => self.copy(ctx, c, inputs),
+            Op::Exec(e) => self.exec(ctx, e, inputs),
+        }
+    }
+
+    fn save(&self, key: &CacheKey, output: &FsState) -> Result<(), EngineError> {
+        Ok(self.cache.save(key, &CacheRecord::new(output.layers.clone(), output.created.clone()))?)
+    }
+}
