@@ -8,3 +8,4 @@ mod layers;
 mod rootless;
 mod run;
 mod security;
+mod signals;
