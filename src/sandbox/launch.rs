@@ -222,7 +222,8 @@ fn identity_map(map: &str) -> String {
         .collect()
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
+/// A child's exit code, or 128+N when signal N killed it, as a shell reports it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 

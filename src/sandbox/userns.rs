@@ -11,7 +11,7 @@
 //! [`super::signals`]), so that `kill` reaches a `kiln run`'s command.
 
 use std::fs;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -106,7 +106,7 @@ pub fn run_in_userns() -> Result<i32> {
     }
     let status = child.wait().map_err(UsernsError::Wait)?;
     mapped?;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(super::launch::exit_code(status))
 }
 
 fn map_ids(pid: u32) -> Result<()> {
