@@ -18,6 +18,7 @@ pub mod progress;
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;
+pub mod users;
 
 /// The PATH docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

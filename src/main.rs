@@ -15,8 +15,8 @@ fn main() {
     }
     sandbox::cloexec_inherited();
     // Everything below runs before any thread exists: unshare needs that.
-    if let Err(msg) = enter_namespaces() {
-        eprintln!("error: {msg}");
+    if let Err(e) = enter_namespaces() {
+        eprintln!("error: {e:#}");
         std::process::exit(sandbox::exit::SETUP_FAILED);
     }
     std::process::exit(cli::main());
@@ -25,7 +25,8 @@ fn main() {
 /// Give kiln a mount namespace of its own, so its overlay mounts can never leak
 /// (they vanish with the process), and, for an unprivileged user, a user
 /// namespace in which it is root (rootless mode; see `sandbox::userns`).
-fn enter_namespaces() -> Result<(), String> {
+fn enter_namespaces() -> anyhow::Result<()> {
+    use anyhow::Context;
     if sandbox::userns::is_child() {
         sandbox::userns::enter_as_child()?;
     } else if !nix::unistd::geteuid().is_root() {
@@ -35,8 +36,8 @@ fn enter_namespaces() -> Result<(), String> {
         }
         std::process::exit(sandbox::userns::run_in_userns()?);
     } else {
-        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("creating a mount namespace: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWNS).context("creating a mount namespace")?;
     }
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("making kiln's mounts private: {e}"))
+        .context("making kiln's mounts private")
 }

@@ -65,9 +65,6 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<i32> {
         env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
         env.push(format!("{key}={value}"));
     }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, format!("PATH={}", crate::DEFAULT_PATH));
-    }
     let cwd = args.workdir.clone().or(c.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
         bail!("the working directory {cwd:?} is not an absolute path");

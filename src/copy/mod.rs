@@ -18,6 +18,7 @@ use kiln_solver::Digest;
 
 use crate::fsutil::{resolve_in_root, CopyFailure};
 use crate::layer::{entry, LayerTar};
+use crate::users::{Accounts, UserError};
 
 pub use checksum::checksum;
 use checksum::Checksum;
@@ -213,70 +214,17 @@ fn append_entry(
     })
 }
 
-/// The largest id `--chown` takes. Ids are 32 bits, and the all-ones one is
-/// `(uid_t)-1`, which chown(2) and setresuid(2) read as "leave unchanged".
-const MAX_ID: u32 = u32::MAX - 1;
-
-/// A uid or gid as written.
-enum Id {
-    Valid(u32),
-    /// A number that does not fit: parsing it into a wider type and truncating
-    /// would silently make it some other user.
-    OutOfRange,
-    /// Not a number: a name to look up.
-    Name,
-}
-
-fn id(text: &str) -> Id {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Id::Name;
-    }
-    match text.parse::<u32>() {
-        Ok(id) if id <= MAX_ID => Id::Valid(id),
-        _ => Id::OutOfRange,
-    }
-}
-
 /// `--chown=user[:group]`: numbers, or names looked up in the base's /etc/passwd and /etc/group.
 fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError> {
-    let bad = |why: String| CopyError::Chown(spec.to_owned(), why);
-    let out_of_range =
-        |what: &str, value: &str| bad(format!("{what} {value} is out of range: ids go from 0 to {MAX_ID}"));
-    let (user, group) = spec.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((spec, None));
-    // The fields of the entry named `name` in the image's `file`.
-    let lookup = |file: &str, name: &str| -> Option<Vec<String>> {
-        let text = fs::read_to_string(resolve_in_root(base?, Path::new(file)).ok()?).ok()?;
-        let fields = text.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == name)?;
-        Some(fields.into_iter().map(str::to_owned).collect())
-    };
-    // An id from the image's own files is held to the same rule: a bad one is
-    // an error, not root.
-    let field = |file: &str, fields: &[String], i: usize, what: &str| {
-        let value = fields.get(i).map_or("", String::as_str);
-        match id(value) {
-            Id::Valid(id) => Ok(id),
-            Id::OutOfRange => Err(out_of_range(&format!("the image's {file} gives {} the {what}", fields[0]), value)),
-            Id::Name => Err(bad(format!("the image's {file} gives {} no numeric {what}", fields[0]))),
-        }
-    };
-    let (uid, user_gid) = match id(user) {
-        Id::Valid(uid) => (uid, uid),
-        Id::OutOfRange => return Err(out_of_range("uid", user)),
-        Id::Name => {
-            let f = lookup("/etc/passwd", user).ok_or_else(|| bad("no such user in the image's /etc/passwd".into()))?;
-            (field("/etc/passwd", &f, 2, "uid")?, field("/etc/passwd", &f, 3, "gid")?)
-        }
-    };
-    let gid = match group.map(|g| (g, id(g))) {
-        None => user_gid,
-        Some((_, Id::Valid(gid))) => gid,
-        Some((g, Id::OutOfRange)) => return Err(out_of_range("gid", g)),
-        Some((g, Id::Name)) => {
-            let f = lookup("/etc/group", g).ok_or_else(|| bad("no such group in the image's /etc/group".into()))?;
-            field("/etc/group", &f, 2, "gid")?
-        }
-    };
-    Ok((uid, gid))
+    let accounts = base.map(Accounts::read).unwrap_or_default();
+    accounts.owner(spec).map_err(|e| {
+        let why = match e {
+            UserError::NoUser(_) => "no such user in the image's /etc/passwd".to_owned(),
+            UserError::NoGroup(_) => "no such group in the image's /etc/group".to_owned(),
+            e => e.to_string(),
+        };
+        CopyError::Chown(spec.to_owned(), why)
+    })
 }
 
 #[cfg(test)]

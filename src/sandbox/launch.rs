@@ -1,28 +1,33 @@
-//! The engine's side of the sandbox: spawn `kiln __sandbox` in new namespaces,
-//! map its ids, stream its output, wait for it (or kill it when cancelled).
+//! The engine's side of the sandbox: check the spec, spawn `kiln __sandbox`
+//! (which enters new namespaces), map its ids, stream its output, forward
+//! signals to it (`kiln run`), wait for it (or kill it when cancelled).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio as StdStdio};
 use std::thread;
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
-
-use super::Spec;
+use super::channel::{self, ChannelError};
+use super::{signals, Spec, SpecError};
 
 /// Why a sandboxed process could not be run (not: why it failed).
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    #[error("invalid sandbox spec")]
+    Invalid(#[from] SpecError),
     #[error("writing the sandbox spec to {0}")]
     Spec(PathBuf, #[source] std::io::Error),
     #[error("starting the sandbox (new user, mount, pid, uts and ipc namespaces)")]
     Spawn(#[source] std::io::Error),
     #[error("writing the uid/gid maps of the sandbox ({0})")]
     IdMap(PathBuf, #[source] std::io::Error),
+    #[error("the sandbox handshake")]
+    Handshake(#[source] ChannelError),
+    #[error("forwarding signals to the sandbox")]
+    Signals(#[source] nix::errno::Errno),
     #[error("waiting for the sandbox")]
     Wait(#[source] std::io::Error),
 }
@@ -32,7 +37,9 @@ pub enum SandboxError {
 /// reopened through /proc/self/fd, and a terminal takes TIOCSTI keystrokes.
 pub enum Stdio<'a> {
     /// Copied through pipes to and from kiln's own streams (for `kiln run`).
-    /// stdin is /dev/null unless `stdin` is set.
+    /// stdin is /dev/null unless `stdin` is set. SIGTERM, SIGINT, SIGHUP,
+    /// SIGUSR1 and SIGUSR2 sent to kiln meanwhile are forwarded to the
+    /// command, as docker's `--sig-proxy` does.
     Proxy { stdin: bool },
     /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
     Capture(&'a mut (dyn FnMut(&str) + Send)),
@@ -51,25 +58,25 @@ impl Sandbox {
     }
 
     /// Run `spec` to completion and return its exit code (128+N for signal N).
-    /// `cancelled` is polled while the process runs; when it says yes, the whole
-    /// sandbox is killed.
+    /// The spec is checked whole (and given its default PATH, see
+    /// [`Spec::validated`]) before anything is spawned. `cancelled` is polled
+    /// while the process runs; when it says yes, the whole sandbox is killed.
     pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<i32, SandboxError> {
+        let spec = spec.validated()?;
         let mut spec_file = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("sandbox"))
             .suffix(".json")
             .tempfile_in(&self.scratch)
             .map_err(|e| SandboxError::Spec(self.scratch.clone(), e))?;
-        serde_json::to_writer(&mut spec_file, spec)
+        serde_json::to_writer(&mut spec_file, &spec)
             .map_err(std::io::Error::from)
             .and_then(|_| spec_file.flush())
             .map_err(|e| SandboxError::Spec(spec_file.path().to_owned(), e))?;
 
-        // The handshake (see `init`): the child unshares, says so on `ready`, and
-        // waits on `go` until we have written its id maps. It must unshare after
-        // exec: exec'ing while unmapped would drop the capabilities it gets.
-        let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn(e.into()))?;
-        let (ready_read, ready_write) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn(e.into()))?;
+        // The handshake (see `channel`): the child unshares, asks, and waits
+        // until we have written its id maps.
+        let (mut launcher, child_end) = channel::pair().map_err(SandboxError::Handshake)?;
+        let forward_signals = matches!(stdio, Stdio::Proxy { .. });
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__sandbox").arg(spec_file.path()).env_clear();
         let mut output = None;
@@ -95,7 +102,7 @@ impl Sandbox {
                 output = Some((reader, sink));
             }
         }
-        let (go_fd, ready_fd) = (go_read.as_raw_fd(), ready_write.as_raw_fd());
+        let child_fd = child_end.raw_fd();
         // SAFETY: between fork and exec the closure only makes raw syscalls
         // (prctl, setsid, fcntl, dup2, close_range), which are
         // async-signal-safe, and allocates nothing.
@@ -110,23 +117,36 @@ impl Sandbox {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                super::inherit_handshake(go_fd, ready_fd)
+                super::inherit_channel(child_fd)
             });
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
         drop(cmd); // closes our copies of the output pipe's write end
-        drop((go_read, ready_write));
-        let mut ready = fs::File::from(ready_read);
-        let mapped = match ready.read(&mut [0u8; 1]) {
-            Ok(1) => write_id_maps(child.id()).and_then(|_| release(go_write)),
+        drop(child_end);
+        let mapped = match launcher.wait_for_mapping_request() {
+            Ok(()) => {
+                write_id_maps(child.id()).and_then(|_| launcher.mapping_written().map_err(SandboxError::Handshake))
+            }
             // The child failed before unsharing; its own message says why.
-            _ => Ok(()),
+            Err(ChannelError::Closed(_)) => Ok(()),
+            Err(e) => Err(SandboxError::Handshake(e)),
         };
         if let Err(e) = mapped {
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
         }
+        // Installed only now that there is a child to forward to: a signal
+        // before this kills kiln, and the child with it (its death signal).
+        let _forwarding = match forward_signals.then(|| signals::install(false)).transpose() {
+            Ok(forwarding) => forwarding,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SandboxError::Signals(e));
+            }
+        };
+        signals::forward_to(nix::unistd::Pid::from_raw(child.id() as i32));
 
         let status = thread::scope(|s| {
             if let Some((input, out, err)) = proxy {
@@ -179,11 +199,6 @@ fn copy_out(mut from: std::io::PipeReader, mut to: impl Write) {
     }
 }
 
-fn release(sync_write: OwnedFd) -> Result<(), SandboxError> {
-    let mut f = fs::File::from(sync_write);
-    f.write_all(b"1").map_err(|e| SandboxError::IdMap("the sync pipe".into(), e))
-}
-
 /// Map every id this process has to the same id in the sandbox's user namespace:
 /// as real root that is all of them; rootless, the ranges kiln's own namespace got.
 fn write_id_maps(pid: u32) -> Result<(), SandboxError> {
@@ -207,7 +222,8 @@ fn identity_map(map: &str) -> String {
         .collect()
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
+/// A child's exit code, or 128+N when signal N killed it, as a shell reports it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 

@@ -1,3 +1,5 @@
+//! What to run in a sandbox, checked whole before anything is spawned.
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +11,8 @@ pub struct Spec {
     pub rootfs: PathBuf,
     /// The command and its arguments; `args[0]` is looked up in the PATH of `env`.
     pub args: Vec<String>,
-    /// `KEY=value`.
+    /// `KEY=value`. Without a PATH, the command gets [`crate::DEFAULT_PATH`]
+    /// (see [`Spec::validated`]).
     pub env: Vec<String>,
     /// Absolute working directory inside the rootfs, created when missing.
     pub cwd: String,
@@ -17,4 +20,105 @@ pub struct Spec {
     pub user: String,
     /// The UTS namespace's hostname.
     pub hostname: String,
+}
+
+/// Why a spec cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("no command to run")]
+    NoCommand,
+    #[error("the working directory {0:?} is not an absolute path")]
+    RelativeCwd(String),
+    #[error("the root filesystem {0} is not an absolute path")]
+    RelativeRoot(PathBuf),
+    #[error("the {what} {value:?} holds a NUL byte")]
+    Nul { what: &'static str, value: String },
+    #[error("the environment entry {0:?} is not KEY=value")]
+    BadEnv(String),
+}
+
+impl Spec {
+    /// The spec as the sandbox runs it: checked whole (no empty command, an
+    /// absolute working directory, no NUL byte anywhere, every environment
+    /// entry `KEY=value`), with a PATH (docker's default when none is given).
+    /// [`super::Sandbox::run`] calls this before it spawns anything.
+    pub fn validated(&self) -> Result<Spec, SpecError> {
+        if self.args.is_empty() {
+            return Err(SpecError::NoCommand);
+        }
+        if !self.rootfs.is_absolute() {
+            return Err(SpecError::RelativeRoot(self.rootfs.clone()));
+        }
+        let texts = self.args.iter().map(|a| ("argument", a)).chain(self.env.iter().map(|e| ("environment entry", e)));
+        let fields = [("working directory", &self.cwd), ("user", &self.user), ("hostname", &self.hostname)];
+        if let Some((what, value)) = texts.chain(fields).find(|(_, v)| v.contains('\0')) {
+            return Err(SpecError::Nul { what, value: value.clone() });
+        }
+        if !self.cwd.starts_with('/') {
+            return Err(SpecError::RelativeCwd(self.cwd.clone()));
+        }
+        if let Some(bad) = self.env.iter().find(|e| e.split_once('=').is_none_or(|(k, _)| k.is_empty())) {
+            return Err(SpecError::BadEnv(bad.clone()));
+        }
+        let mut spec = self.clone();
+        if spec.path().is_none() {
+            spec.env.insert(0, format!("PATH={}", crate::DEFAULT_PATH));
+        }
+        Ok(spec)
+    }
+
+    /// The PATH the command's environment sets, if any.
+    pub(crate) fn path(&self) -> Option<&str> {
+        self.env.iter().find_map(|e| e.strip_prefix("PATH="))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(args: &[&str], env: &[&str], cwd: &str) -> Spec {
+        Spec {
+            rootfs: "/work/root".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|s| s.to_string()).collect(),
+            cwd: cwd.into(),
+            user: String::new(),
+            hostname: "h".into(),
+        }
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let nul = |what, value: &str| Err(SpecError::Nul { what, value: value.into() });
+        for (spec, want) in [
+            (spec(&["sh"], &["A=1"], "/"), Ok(())),
+            (spec(&["sh"], &["A="], "/srv"), Ok(())),
+            (spec(&[], &[], "/"), Err(SpecError::NoCommand)),
+            (spec(&["sh"], &[], "srv"), Err(SpecError::RelativeCwd("srv".into()))),
+            (spec(&["sh"], &[], ""), Err(SpecError::RelativeCwd("".into()))),
+            (spec(&["sh", "a\0b"], &[], "/"), nul("argument", "a\0b")),
+            (spec(&["sh"], &["A=\0"], "/"), nul("environment entry", "A=\0")),
+            (spec(&["sh"], &[], "/a\0"), nul("working directory", "/a\0")),
+            (spec(&["sh"], &["JUSTAKEY"], "/"), Err(SpecError::BadEnv("JUSTAKEY".into()))),
+            (spec(&["sh"], &["=value"], "/"), Err(SpecError::BadEnv("=value".into()))),
+            (Spec { rootfs: "root".into(), ..spec(&["sh"], &[], "/") }, Err(SpecError::RelativeRoot("root".into()))),
+            (Spec { user: "u\0".into(), ..spec(&["sh"], &[], "/") }, nul("user", "u\0")),
+        ] {
+            assert_eq!(spec.validated().map(drop), want, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_path_is_added_only_when_none_is_set() {
+        let default = format!("PATH={}", crate::DEFAULT_PATH);
+        for (env, want) in [
+            (&[][..], vec![default.as_str()]),
+            (&["A=1"][..], vec![default.as_str(), "A=1"]),
+            (&["A=1", "PATH=/bin"][..], vec!["A=1", "PATH=/bin"]),
+            (&["PATH="][..], vec!["PATH="]),
+        ] {
+            assert_eq!(spec(&["sh"], env, "/").validated().unwrap().env, want, "{env:?}");
+        }
+    }
 }

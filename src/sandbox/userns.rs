@@ -3,23 +3,55 @@
 //! Everything the engine does (extracting layers with their owners, overlay
 //! mounts, the sandbox) then works as it does for real root.
 //!
-//! The handshake: the parent starts the child with two pipes on fds 3 (parent →
-//! child) and 4 (child → parent). The child unshares, says so on fd 4 and waits
-//! on fd 3; the parent writes the child's uid/gid maps — with `newuidmap` and
-//! `newgidmap` over the user's /etc/subuid and /etc/subgid ranges when both
-//! exist, else a map of the user alone — and then lets the child go on.
+//! The handshake is the one of [`super::channel`]: the child unshares and asks
+//! for its maps; the parent writes them — with `newuidmap` and `newgidmap`
+//! over the user's /etc/subuid and /etc/subgid ranges when both exist, else a
+//! map of the user alone — and then lets the child go on. Meanwhile and
+//! afterwards the parent forwards signals to the child (see
+//! [`super::signals`]), so that `kill` reaches a `kiln run`'s command.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Pid, Uid, User};
+
+use super::channel::{self, ChannelError};
+use super::signals;
 
 const CHILD_ENV: &str = "_KILN_USERNS_CHILD";
+
+/// Why kiln could not enter its user namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("finding kiln's own binary")]
+    Exe(#[source] std::io::Error),
+    #[error("re-executing kiln in a user namespace")]
+    Spawn(#[source] std::io::Error),
+    #[error("the user namespace handshake")]
+    Channel(#[source] ChannelError),
+    #[error("creating a user namespace (are unprivileged user namespaces enabled?)")]
+    Unshare(#[source] Errno),
+    #[error("the parent kiln could not map ids into the user namespace")]
+    NotMapped(#[source] ChannelError),
+    #[error("the child kiln did not enter its user namespace")]
+    ChildGone(#[source] ChannelError),
+    #[error("running {0}")]
+    Tool(PathBuf, #[source] std::io::Error),
+    #[error("{0} failed: {1}")]
+    ToolFailed(PathBuf, String),
+    #[error("writing {0}")]
+    WriteMap(PathBuf, #[source] std::io::Error),
+    #[error("forwarding signals to kiln in the user namespace")]
+    Signals(#[source] Errno),
+    #[error("waiting for kiln")]
+    Wait(#[source] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, UsernsError>;
 
 /// Whether this process is the re-executed child (and must finish the handshake).
 pub fn is_child() -> bool {
@@ -28,54 +60,56 @@ pub fn is_child() -> bool {
 
 /// Child side: enter the new namespaces and wait until the parent mapped us.
 /// Must run before any thread starts: unshare(CLONE_NEWUSER) refuses threaded callers.
-pub fn enter_as_child() -> Result<(), String> {
+pub fn enter_as_child() -> Result<()> {
     std::env::remove_var(CHILD_ENV);
-    // SAFETY: the parent dup2'ed the pipe ends onto fds 3 and 4 for us alone.
-    let (mut go, mut ready) = unsafe { (fs::File::from_raw_fd(3), fs::File::from_raw_fd(4)) };
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("creating a user namespace: {e} (are unprivileged user namespaces enabled?)"))?;
-    ready.write_all(b"1").map_err(|e| format!("user namespace handshake: {e}"))?;
-    drop(ready);
-    let mut byte = [0u8; 1];
-    match go.read(&mut byte) {
-        Ok(1) if byte[0] == b'1' => Ok(()),
-        _ => Err("the parent kiln could not map ids into the user namespace".into()),
-    }
+    // SAFETY: the parent handed us the channel on fd 3, and nothing here has touched it.
+    let mut channel = unsafe { channel::Child::inherited() };
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(UsernsError::Unshare)?;
+    channel.request_mapping().map_err(UsernsError::Channel)?;
+    // Consumes the channel: fd 3 is closed before kiln goes on.
+    channel.wait_for_mapping().map_err(UsernsError::NotMapped)
 }
 
 /// Parent side: run this same command again inside a user namespace and return its exit code.
-pub fn run_in_userns() -> Result<i32, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("finding kiln's own binary: {e}"))?;
-    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    let (go_fd, ready_fd) = (go_r.as_raw_fd(), ready_w.as_raw_fd());
+pub fn run_in_userns() -> Result<i32> {
+    let exe = std::env::current_exe().map_err(UsernsError::Exe)?;
+    let (mut parent, child_end) = channel::pair().map_err(UsernsError::Channel)?;
+    let child_fd = child_end.raw_fd();
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(CHILD_ENV, "1");
     // SAFETY: only fcntl, dup2 and close_range (async-signal-safe) between fork and exec.
     unsafe {
-        cmd.pre_exec(move || super::inherit_handshake(go_fd, ready_fd));
+        cmd.pre_exec(move || super::inherit_channel(child_fd));
     }
-    let mut child = cmd.spawn().map_err(|e| format!("re-executing kiln in a user namespace: {e}"))?;
-    drop((go_r, ready_w));
-    let mut ready = fs::File::from(ready_r);
-    let mut go = fs::File::from(go_w);
-    let mut byte = [0u8; 1];
-    let mapped = match ready.read(&mut byte) {
-        Ok(1) => map_ids(child.id()),
-        _ => Err("the child kiln did not enter its user namespace".into()),
-    };
-    match &mapped {
-        Ok(()) => {
-            let _ = go.write_all(b"1");
+    let mut child = cmd.spawn().map_err(UsernsError::Spawn)?;
+    drop(child_end);
+    // A terminal's signals reach the child directly (same process group):
+    // only those sent to this process alone (kill) are passed on.
+    let _forwarding = match signals::install(true) {
+        Ok(forwarding) => forwarding,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(UsernsError::Signals(e));
         }
-        Err(_) => drop(go),
+    };
+    signals::forward_to(Pid::from_raw(child.id() as i32));
+    let mapped = match parent.wait_for_mapping_request() {
+        Ok(()) => map_ids(child.id()),
+        Err(e) => Err(UsernsError::ChildGone(e)),
+    };
+    if mapped.is_ok() {
+        // A failure here is the child's to report: it sees the channel closed.
+        let _ = parent.mapping_written();
+    } else {
+        drop(parent);
     }
-    let status = child.wait().map_err(|e| format!("waiting for kiln: {e}"))?;
+    let status = child.wait().map_err(UsernsError::Wait)?;
     mapped?;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(super::launch::exit_code(status))
 }
 
-fn map_ids(pid: u32) -> Result<(), String> {
+fn map_ids(pid: u32) -> Result<()> {
     let uid = Uid::current();
     let gid = Gid::current();
     let name = User::from_uid(uid).ok().flatten().map(|u| u.name);
@@ -91,7 +125,7 @@ fn map_ids(pid: u32) -> Result<(), String> {
     let ranges = (sub("/etc/subuid", uid.as_raw()), sub("/etc/subgid", gid.as_raw()));
     let tools = which("newuidmap").zip(which("newgidmap"));
     if let ((Some(su), Some(sg)), Some((newuidmap, newgidmap))) = (ranges, tools) {
-        let run = |tool: &std::path::Path, id: u32, (start, count): (u64, u64)| -> Result<(), String> {
+        let run = |tool: &Path, id: u32, (start, count): (u64, u64)| -> Result<()> {
             let out = Command::new(tool)
                 .args([
                     pid.to_string(),
@@ -103,11 +137,11 @@ fn map_ids(pid: u32) -> Result<(), String> {
                     count.to_string(),
                 ])
                 .output()
-                .map_err(|e| format!("running {}: {e}", tool.display()))?;
+                .map_err(|e| UsernsError::Tool(tool.to_owned(), e))?;
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("{} failed: {}", tool.display(), String::from_utf8_lossy(&out.stderr).trim()))
+                Err(UsernsError::ToolFailed(tool.to_owned(), String::from_utf8_lossy(&out.stderr).trim().to_owned()))
             }
         };
         run(&newuidmap, uid.as_raw(), su)?;
@@ -116,18 +150,19 @@ fn map_ids(pid: u32) -> Result<(), String> {
     // No subordinate ids: the user alone becomes root. Files owned by other ids
     // cannot be created then; extraction ignores such chown failures.
     let write = |file: &str, text: String| {
-        fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("writing /proc/{pid}/{file}: {e}"))
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        fs::write(&path, text).map_err(|e| UsernsError::WriteMap(path, e))
     };
     write("setgroups", "deny".into())?;
     write("uid_map", format!("0 {} 1\n", uid.as_raw()))?;
     write("gid_map", format!("0 {} 1\n", gid.as_raw()))
 }
 
-fn which(tool: &str) -> Option<std::path::PathBuf> {
+fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(tool)).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .chain(["/usr/bin", "/usr/sbin", "/bin"].map(|d| std::path::Path::new(d).join(tool)))
+        .chain(["/usr/bin", "/usr/sbin", "/bin"].map(|d| Path::new(d).join(tool)))
         .find(|p| p.is_file())
 }

@@ -11,66 +11,66 @@
 //! the root, or the command does not run.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{Gid, Uid};
 
-type Result<T> = std::result::Result<T, String>;
+/// Why the working directory cannot be entered. Each names the path as the
+/// image or the command line wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkdirError {
+    #[error("the working directory {0:?} cannot be resolved")]
+    Resolve(String, #[source] Errno),
+    #[error("the working directory {0:?} cannot be created")]
+    Create(String, #[source] Errno),
+    #[error("the working directory {0:?} cannot be opened")]
+    Open(String, #[source] Errno),
+    #[error("the working directory {0:?} leads outside the container (through a /proc magic link)")]
+    Escapes(String),
+    #[error("the working directory {0:?} is not a directory")]
+    NotADirectory(String),
+    #[error("the working directory {0:?} is outside the container's root")]
+    OutsideRoot(String),
+}
+
+type Result<T> = std::result::Result<T, WorkdirError>;
 
 /// Open the working directory `path` (absolute, as the container sees it)
 /// below the current root, creating missing folders owned by `uid`:`gid`, as
 /// docker does. Runs after pivot_root, so `/` is the container's root.
 pub fn open(path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd> {
-    let refuse = |why: String| format!("the working directory {path:?} {why}");
     let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| refuse(format!("cannot be resolved: opening the root: {e}")))?;
+        .map_err(|e| WorkdirError::Resolve(path.to_owned(), e))?;
     // SAFETY: open returned a new descriptor that nothing else owns.
     let root = unsafe { OwnedFd::from_raw_fd(root) };
-    let mut dir = open_in(&root, Path::new(".")).map_err(|e| refuse(format!("cannot be resolved: {e}")))?;
+    let mut dir = open_in(&root, Path::new(".")).map_err(|e| WorkdirError::Resolve(path.to_owned(), e))?;
     let mut sofar = PathBuf::new();
-    for name in lexically_clean(path) {
-        sofar.push(&name);
+    // Cleaned as text first, as docker cleans a working directory (Go's
+    // filepath.Clean): `/a/../b` is `/b`, and `..` stops at the root.
+    for name in crate::fsutil::lexical(Path::new(path)).names {
+        sofar.push(name);
         dir = match open_in(&root, &sofar) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 // Below the folder the prefix resolved to, so a symlinked
                 // prefix creates the folder where the container will see it.
-                match mkdirat(Some(dir.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                match mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(refuse(format!("cannot be created: {e}"))),
+                    Err(e) => return Err(WorkdirError::Create(path.to_owned(), e)),
                 }
-                let made = open_in(&root, &sofar).map_err(|e| refuse(format!("cannot be opened: {e}")))?;
+                let made = open_in(&root, &sofar).map_err(|e| WorkdirError::Open(path.to_owned(), e))?;
                 chown(&made, uid, gid);
                 made
             }
-            Err(Errno::ELOOP) | Err(Errno::EXDEV) => {
-                return Err(refuse("leads outside the container (through a /proc magic link)".into()))
-            }
-            Err(Errno::ENOTDIR) => return Err(refuse("is not a directory".into())),
-            Err(e) => return Err(refuse(format!("cannot be opened: {e}"))),
+            Err(Errno::ELOOP) | Err(Errno::EXDEV) => return Err(WorkdirError::Escapes(path.to_owned())),
+            Err(Errno::ENOTDIR) => return Err(WorkdirError::NotADirectory(path.to_owned())),
+            Err(e) => return Err(WorkdirError::Open(path.to_owned(), e)),
         };
     }
     Ok(dir)
-}
-
-/// The names of `path` after `..` and `.` are applied as text, as docker
-/// cleans a working directory (Go's filepath.Clean): `/a/../b` is `/b`, and
-/// `..` stops at the root.
-fn lexically_clean(path: &str) -> Vec<std::ffi::OsString> {
-    let mut names = Vec::new();
-    for part in Path::new(path).components() {
-        match part {
-            Component::Normal(name) => names.push(name.to_owned()),
-            Component::ParentDir => {
-                names.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    names
 }
 
 /// Open the folder `rel` (relative) with `root` as the root of the lookup:
@@ -95,26 +95,6 @@ fn chown(dir: &OwnedFd, uid: Uid, gid: Gid) {
 pub fn check_inside_root(path: &str) -> Result<()> {
     match nix::unistd::getcwd() {
         Ok(cwd) if cwd.is_absolute() => Ok(()),
-        _ => Err(format!("the working directory {path:?} is outside the container's root")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lexically_clean;
-
-    #[test]
-    fn paths_are_cleaned_like_docker() {
-        for (input, want) in [
-            ("/", ""),
-            ("/a/b", "a/b"),
-            ("/a/../b", "b"),
-            ("/../../x", "x"),
-            ("/a/./b/", "a/b"),
-            ("/proc/self/fd/7/..", "proc/self/fd"),
-        ] {
-            let got: Vec<String> = lexically_clean(input).iter().map(|n| n.to_string_lossy().into_owned()).collect();
-            assert_eq!(got.join("/"), want, "{input}");
-        }
+        _ => Err(WorkdirError::OutsideRoot(path.to_owned())),
     }
 }

@@ -9,3 +9,4 @@ mod layers;
 mod rootless;
 mod run;
 mod security;
+mod signals;

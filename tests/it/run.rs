@@ -17,6 +17,18 @@ fn run_returns_the_container_exit_code_and_docker_codes_for_its_own_failures() {
 }
 
 #[test]
+fn a_user_id_setuid_reads_as_unchanged_is_refused_not_root() {
+    // setresuid(4294967295) is setresuid(-1): "leave the uid as it is", root.
+    let k = Kiln::with_busybox();
+    for user in ["4294967295", "0:4294967295", "99999999999"] {
+        let out = k.cmd(&["run", "-u", user, "busybox", "id", "-u"]);
+        assert_eq!(out.code, 125, "-u {user}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("out of range"), "-u {user}: {}", out.stderr);
+    }
+    k.assert_clean();
+}
+
+#[test]
 fn run_streams_output_and_applies_overrides() {
     let k = Kiln::with_busybox();
     let out = k

@@ -1,0 +1,164 @@
+//! The uid/gid map handshake across an exec, as typed messages.
+//!
+//! A process that unshares a user namespace is nobody in it until someone
+//! outside writes its uid_map and gid_map, and it cannot do that itself. So
+//! it asks, and waits: the child sends [`Message::Unshared`], the parent
+//! writes the maps and answers [`Message::Mapped`]. When the parent cannot
+//! map, it hangs up instead, and the child sees [`ChannelError::Closed`].
+//! Both `kiln __sandbox` (launched by [`super::launch`]) and the rootless
+//! kiln (re-executed by [`super::userns`]) do this, over one socketpair whose
+//! child end becomes the child's fd 3 ([`CHILD_FD`]). The child closes it as
+//! soon as the handshake is over, before anything it runs can see it.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// The descriptor the child end of the channel has in the child.
+pub(crate) const CHILD_FD: RawFd = 3;
+
+/// What one side tells the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// Child → parent: I am in my new user namespace; please map my ids.
+    Unshared,
+    /// Parent → child: your uid_map and gid_map are written.
+    Mapped,
+}
+
+impl Message {
+    fn byte(self) -> u8 {
+        match self {
+            Message::Unshared => b'u',
+            Message::Mapped => b'm',
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        [Message::Unshared, Message::Mapped].into_iter().find(|m| m.byte() == byte)
+    }
+}
+
+/// Why the handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("creating the handshake's socket pair")]
+    Create(#[source] std::io::Error),
+    #[error("sending {0:?} across the handshake")]
+    Send(Message, #[source] std::io::Error),
+    #[error("waiting for {0:?} across the handshake")]
+    Receive(Message, #[source] std::io::Error),
+    #[error("the other side hung up before sending {0:?}")]
+    Closed(Message),
+    #[error("expected {expected:?} across the handshake, got byte {got:#04x}")]
+    Unexpected { expected: Message, got: u8 },
+}
+
+type Result<T> = std::result::Result<T, ChannelError>;
+
+/// A new channel: the parent's end, and the end to hand to the child (see
+/// [`Child::raw_fd`] and [`super::inherit_channel`]). Both close on exec.
+pub(crate) fn pair() -> Result<(Parent, Child)> {
+    let (parent, child) = UnixStream::pair().map_err(ChannelError::Create)?;
+    Ok((Parent(Endpoint(parent)), Child(Endpoint(child))))
+}
+
+struct Endpoint(UnixStream);
+
+impl Endpoint {
+    fn send(&mut self, message: Message) -> Result<()> {
+        self.0.write_all(&[message.byte()]).map_err(|e| ChannelError::Send(message, e))
+    }
+
+    fn receive(&mut self, expected: Message) -> Result<()> {
+        let mut byte = [0u8; 1];
+        loop {
+            return match self.0.read(&mut byte) {
+                Ok(0) => Err(ChannelError::Closed(expected)),
+                Ok(_) if Message::from_byte(byte[0]) == Some(expected) => Ok(()),
+                Ok(_) => Err(ChannelError::Unexpected { expected, got: byte[0] }),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(ChannelError::Receive(expected, e)),
+            };
+        }
+    }
+}
+
+/// The end of the process that writes the maps.
+pub(crate) struct Parent(Endpoint);
+
+impl Parent {
+    /// Wait until the child has unshared its user namespace.
+    /// [`ChannelError::Closed`] means it died (or gave up) before that.
+    pub(crate) fn wait_for_mapping_request(&mut self) -> Result<()> {
+        self.0.receive(Message::Unshared)
+    }
+
+    /// Tell the child its maps are written. To refuse, drop the channel.
+    pub(crate) fn mapping_written(mut self) -> Result<()> {
+        self.0.send(Message::Mapped)
+    }
+}
+
+/// The end of the process whose ids get mapped.
+pub(crate) struct Child(Endpoint);
+
+impl Child {
+    /// The child's end as inherited on [`CHILD_FD`].
+    ///
+    /// # Safety
+    /// [`CHILD_FD`] must be the channel the parent handed over, owned by
+    /// nothing else in this process.
+    pub(crate) unsafe fn inherited() -> Self {
+        // SAFETY: the caller guarantees the descriptor is ours alone.
+        Child(Endpoint(unsafe { UnixStream::from_raw_fd(CHILD_FD) }))
+    }
+
+    /// The descriptor to hand to the child (in the parent, before spawning).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.0 .0.as_raw_fd()
+    }
+
+    /// Ask for the maps: this process has just unshared its user namespace.
+    pub(crate) fn request_mapping(&mut self) -> Result<()> {
+        self.0.send(Message::Unshared)
+    }
+
+    /// Wait until the parent has written the maps; the channel is closed
+    /// (consumed) either way, so nothing started later inherits it.
+    pub(crate) fn wait_for_mapping(mut self) -> Result<()> {
+        self.0.receive(Message::Mapped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_hang_ups_are_told_apart() {
+        let (mut parent, mut child) = pair().unwrap();
+        child.request_mapping().unwrap();
+        parent.wait_for_mapping_request().unwrap();
+        parent.mapping_written().unwrap();
+        child.wait_for_mapping().unwrap();
+
+        let (mut parent, mut child) = pair().unwrap();
+        child.request_mapping().unwrap();
+        parent.wait_for_mapping_request().unwrap();
+        drop(parent); // the parent could not map
+        assert!(matches!(child.wait_for_mapping(), Err(ChannelError::Closed(Message::Mapped))));
+
+        let (mut parent, child) = pair().unwrap();
+        drop(child); // the child died before unsharing
+        assert!(matches!(parent.wait_for_mapping_request(), Err(ChannelError::Closed(Message::Unshared))));
+    }
+
+    #[test]
+    fn a_message_out_of_turn_is_an_error() {
+        let (parent, mut child) = pair().unwrap();
+        parent.mapping_written().unwrap();
+        let got = child.0.receive(Message::Unshared);
+        assert!(matches!(got, Err(ChannelError::Unexpected { expected: Message::Unshared, got: b'm' })), "{got:?}");
+    }
+}
