@@ -86,6 +86,13 @@ impl Engine {
         })
     }
 
+    /// Re-execute `exe` as the sandbox (`kiln __sandbox`) instead of this
+    /// process's own executable, which is not kiln when kiln is a library.
+    pub fn with_sandbox_exe(mut self, exe: &Path) -> Self {
+        self.sandbox = Sandbox::new(exe, &self.store.work_dir());
+        self
+    }
+
     fn cache_path(&self, key: &CacheKey) -> PathBuf {
         self.store.cache_dir().join(format!("{}.json", key.0.hex()))
     }
