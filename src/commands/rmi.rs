@@ -9,7 +9,7 @@ pub fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<()> {
         for image in store.untag(name)? {
             match &image.name {
                 Some(name) => crate::outln!("Untagged: {name}")?,
-                None => crate::outln!("Removed: {}", image.digest())?,
+                None => crate::outln!("Removed: {}", store.image_id(&image)?)?,
             }
         }
     }

@@ -1,10 +1,12 @@
 mod bad_input;
 mod build;
 mod cache;
+mod cli;
 mod copy;
 mod harness;
 mod interop;
 mod layers;
+mod library;
 mod rootless;
 mod run;
 mod security;
