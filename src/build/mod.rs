@@ -57,7 +57,7 @@ pub enum BuildError {
     Solve {
         place: String,
         #[source]
-        source: SolveError<EngineError>,
+        source: Box<SolveError<EngineError>>,
     },
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -212,7 +212,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
             }
             _ => None,
         };
-        BuildError::Solve { place: place.unwrap_or_default(), source }
+        BuildError::Solve { place: place.unwrap_or_default(), source: Box::new(source) }
     })?;
 
     let (manifest, id) = crate::image::write(store, &fs, &graph.config)?;
