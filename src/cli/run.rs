@@ -24,9 +24,10 @@ pub struct Args {
     /// Override the image's ENTRYPOINT.
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// The image (a name or an ID), then the command and its arguments (which
-    /// replace the image's CMD). One argument, so that clap's options end where
-    /// it starts: everything from the image on is a value.
+    // One argument, not two: clap's options end where the last positional
+    // starts, and that must be the image, not the command after it.
+    /// The image (a name or an ID), then the command and its arguments (they
+    /// replace the image's CMD).
     #[arg(value_name = "IMAGE [COMMAND [ARG...]]", required = true, num_args = 1.., trailing_var_arg = true)]
     pub image_and_command: Vec<String>,
 }

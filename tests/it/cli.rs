@@ -95,3 +95,45 @@ fn an_image_id_names_the_image_everywhere() {
     assert_eq!(k.cmd(&["rmi", &id]).ok().stdout, format!("Removed: {id}\n"));
     assert!(!k.cmd(&["images"]).ok().stdout.contains("<none>"));
 }
+
+#[test]
+fn the_store_root_comes_from_the_config_file_for_root_and_rootless_users() {
+    let k = Kiln::empty();
+    let config = k.dir.path().join("config.toml");
+    let configured = k.dir.path().join("configured");
+    std::fs::write(&config, format!("# kiln's settings\nroot = {:?}\n", configured.to_str().unwrap())).unwrap();
+    let kiln = || {
+        let mut c = Command::new(super::harness::kiln_bin());
+        c.env_remove("KILN_ROOT").env("KILN_CONFIG", &config);
+        c
+    };
+    let out = kiln().arg("images").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(configured.join("oci/index.json").is_file());
+    // The flag and the environment come first.
+    let flagged = k.dir.path().join("flagged");
+    assert!(kiln().arg("--root").arg(&flagged).arg("images").status().unwrap().success());
+    assert!(kiln().env("KILN_ROOT", &flagged).arg("images").status().unwrap().success());
+    assert!(flagged.join("oci/index.json").is_file());
+    // A config file that is named must exist, and hold only what kiln knows.
+    std::fs::write(&config, "rooot = \"/typo\"\n").unwrap();
+    let out = kiln().arg("images").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Rootless: the user's own config file applies in kiln's user namespace too.
+    let r = Kiln::each_mode_empty().into_iter().nth(1).unwrap();
+    let home = r.dir.path().join("home");
+    let user_root = r.dir.path().join("user-root");
+    std::fs::create_dir_all(home.join(".config/kiln")).unwrap();
+    std::fs::write(home.join(".config/kiln/config.toml"), format!("root = {:?}\n", user_root.to_str().unwrap()))
+        .unwrap();
+    r.give(r.dir.path());
+    let out = Command::new("runuser")
+        .args(["-u", super::harness::ROOTLESS_USER, "--", "env", &format!("HOME={}", home.display())])
+        .args(["XDG_CONFIG_HOME=", "XDG_DATA_HOME=", super::harness::shared_kiln(), "images"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(user_root.join("oci/index.json").is_file(), "the rootless store is not where the user's config puts it");
+}
