@@ -1,11 +1,14 @@
 //! kiln: build OCI images from Dockerfiles, without a daemon and without root.
 //!
 //! The library behind the `kiln` command: the store, snapshots, layers, the
-//! sandbox, the build engine, image import and export. The command (`main.rs`)
-//! only enters kiln's namespaces and dispatches to [`cli`].
+//! sandbox, the build engine, image import and export. A build is one call,
+//! [`build()`]; running an image is [`container::run`]. The command (`main.rs`,
+//! with its `cli/` flags and `commands/`) only enters kiln's namespaces, reads
+//! its settings and calls these.
 
+pub mod build;
 pub mod cache;
-pub mod cli;
+pub mod container;
 pub mod context;
 pub mod copy;
 pub mod digest;
@@ -19,6 +22,8 @@ pub mod sandbox;
 pub mod snapshot;
 pub mod store;
 pub mod users;
+
+pub use build::{build, BuildError, BuildRequest, BuildResult};
 
 /// The PATH docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

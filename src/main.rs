@@ -1,7 +1,12 @@
 //! The kiln command: what must happen before any thread starts (the sandbox
-//! entry, kiln's own namespaces), then the CLI. Everything else is the library.
+//! entry, kiln's own namespaces), then the command line: its flags (`cli/`)
+//! and one short function per subcommand (`commands/`). Everything else is the
+//! library.
 
-use kiln::{cli, sandbox};
+mod cli;
+mod commands;
+
+use kiln::sandbox;
 
 use std::path::Path;
 
@@ -19,7 +24,7 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(sandbox::exit::SETUP_FAILED);
     }
-    std::process::exit(cli::main());
+    std::process::exit(commands::main());
 }
 
 /// Give kiln a mount namespace of its own, so its overlay mounts can never leak
@@ -30,10 +35,8 @@ fn enter_namespaces() -> anyhow::Result<()> {
     if sandbox::userns::is_child() {
         sandbox::userns::enter_as_child()?;
     } else if !nix::unistd::geteuid().is_root() {
-        if std::env::var_os("KILN_ROOT").is_none() {
-            // Computed here: inside the namespace this user looks like root.
-            std::env::set_var("KILN_ROOT", cli::default_root(false));
-        }
+        // Inside the namespace this user looks like root; its defaults must stay its own.
+        cli::settings::mark_rootless();
         std::process::exit(sandbox::userns::run_in_userns()?);
     } else {
         unshare(CloneFlags::CLONE_NEWNS).context("creating a mount namespace")?;

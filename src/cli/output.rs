@@ -3,8 +3,39 @@
 //! on control characters: `\x1b[2J` clears the screen, `\r` rewrites the line,
 //! `\x1b]0;…\x07` retitles the window. Everything kiln prints about its input
 //! goes through [`escape`], so the user sees those bytes instead of obeying them.
+//!
+//! Results go to stdout through [`print`]: when the reader has gone
+//! (`kiln images | head -1`), the command stops and kiln exits 0, quietly, as
+//! `ls | head -1` does. kiln keeps SIGPIPE ignored (Rust's default) rather than
+//! dying of it: `kiln run` copies a container's output to stdout, and there a
+//! closed stdout must end the copy, so the container gets its own SIGPIPE and
+//! kiln reports the container's exit status, not kill everything with kiln.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+
+/// Standard output was closed by its reader: the command ends, kiln exits 0.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct StdoutClosed;
+
+/// Write `text` to stdout. A reader that went away is [`StdoutClosed`].
+pub fn print(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// `println!` through [`print`]: `outln!("{x}")?`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 /// `text` with every control character shown as an escape (`\r`, `\t`,
 /// `\x1b`, `\u{9b}`) except the newline, which multi-line messages (the tail

@@ -91,6 +91,13 @@ impl Engine {
         })
     }
 
+    /// Re-execute `exe` as the sandbox (`kiln __sandbox`) instead of this
+    /// process's own executable, which is not kiln when kiln is a library.
+    pub fn with_sandbox_exe(mut self, exe: &std::path::Path) -> Self {
+        self.sandbox = Sandbox::new(exe, &self.store.work_dir());
+        self
+    }
+
     /// Keep the build cache in `cache` instead of the store.
     pub fn with_cache(mut self, cache: impl CacheStorage + 'static) -> Self {
         self.cache = Box::new(cache);

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use blobs::write_atomic;
 pub use blobs::BlobWriter;
+pub use images::StoredImage;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,10 @@ pub enum StoreError {
     },
     #[error("no image named {0:?} (see `kiln images`)")]
     NoSuchImage(String),
+    #[error("the image ID {id:?} is ambiguous: it starts the IDs of {}; write more of it", .matches.join(", "))]
+    AmbiguousId { id: String, matches: Vec<String> },
+    #[error("the image {id:?} has several names ({}): remove them by name", .names.join(", "))]
+    ManyNames { id: String, names: Vec<String> },
     #[error("invalid image name {0:?}: {1}")]
     BadName(String, &'static str),
 }

@@ -12,6 +12,11 @@
 //! digest     := "sha256:" 64 lowercase hex digits               (the only kind kiln stores)
 //! ```
 //!
+//! Where a name is looked up, an image ID may stand instead ([`IdPrefix`]): the
+//! image's config digest (what `kiln build` prints and `kiln images` shows, as
+//! docker does), whole or a prefix of at least [`ID_PREFIX_MIN`] hex digits,
+//! with or without `sha256:`.
+//!
 //! Every name kiln takes — `-t`, `kiln tag`, lookups, `kiln import`, names in
 //! loaded archives — goes through here, because names end up in the store's
 //! index and in messages; one that is not a reference (`../../etc:1`, `@`,
@@ -23,6 +28,37 @@ use super::StoreError;
 const NAME_MAX: usize = 255;
 /// The longest tag.
 const TAG_MAX: usize = 128;
+
+/// The fewest hex digits an image ID prefix may have.
+pub const ID_PREFIX_MIN: usize = 4;
+
+/// An image ID, whole or its start, as written where a name is accepted:
+/// lowercase hex digits of the image's config digest, with or without `sha256:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPrefix(String);
+
+impl IdPrefix {
+    /// `input` as an ID prefix, if it is one (it may be a name too: `cafe`).
+    pub fn parse(input: &str) -> Option<Self> {
+        let hex = input.strip_prefix("sha256:").unwrap_or(input);
+        let ok = (ID_PREFIX_MIN..=64).contains(&hex.len()) && hex.bytes().all(is_lower_hex);
+        ok.then(|| Self(hex.to_owned()))
+    }
+
+    /// Whether all 64 digits were written: then it can only be an ID.
+    pub fn is_whole(&self) -> bool {
+        self.0.len() == 64
+    }
+
+    /// Whether the image whose ID (config digest, `sha256:…`) is `id` starts so.
+    pub fn matches(&self, id: &str) -> bool {
+        id.strip_prefix("sha256:").is_some_and(|hex| hex.starts_with(&self.0))
+    }
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'f')
+}
 
 /// The registry a name without one is pulled from.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -141,7 +177,7 @@ fn parse(input: &str) -> Result<Reference, &'static str> {
         return Err("it holds white space or control characters");
     }
     // docker refuses these so that a name is never taken for an image ID.
-    if input.len() == 64 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if IdPrefix::parse(input).is_some_and(|id| id.is_whole()) {
         return Err("a name of 64 hex digits would read as an image ID");
     }
     // A name holds no `@`, a digest no `@` either: split at the first one.
@@ -151,7 +187,7 @@ fn parse(input: &str) -> Result<Reference, &'static str> {
     };
     if let Some(d) = digest {
         let hex = d.strip_prefix("sha256:").ok_or(DIGEST)?;
-        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex.len() != 64 || !hex.bytes().all(is_lower_hex) {
             return Err(DIGEST);
         }
     }
@@ -266,7 +302,7 @@ fn is_domain(domain: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, Reference};
+    use super::{normalize, IdPrefix, Reference};
 
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -321,6 +357,7 @@ mod tests {
             ("app@sha256:abc", None),
             ("app\u{202e}", None),
             (HEX, None),
+            (&format!("sha256:{HEX}"), None),
             (&long_name, None),
             (&format!("app:{}", "t".repeat(129)), None),
             // A name to tag cannot hold a digest, valid or not.
@@ -387,5 +424,28 @@ mod tests {
         ] {
             assert_eq!(reference.matches(stored, digest), want, "{reference:?} {stored}");
         }
+    }
+
+    #[test]
+    fn ids_are_hex_prefixes_of_the_config_digest() {
+        let id = format!("sha256:{HEX}");
+        for (input, whole, matches) in [
+            ("0123", Some(false), true),
+            ("sha256:0123", Some(false), true),
+            (HEX, Some(true), true),
+            (id.as_str(), Some(true), true),
+            ("0124", Some(false), false),
+            ("012", None, false),
+            ("sha256:012", None, false),
+            ("0123X", None, false),
+            ("ABCD", None, false),
+            ("app", None, false),
+            ("", None, false),
+        ] {
+            let parsed = IdPrefix::parse(input);
+            assert_eq!(parsed.as_ref().map(IdPrefix::is_whole), whole, "{input:?}");
+            assert_eq!(parsed.is_some_and(|p| p.matches(&id)), matches, "{input:?}");
+        }
+        assert!(IdPrefix::parse(&format!("{HEX}0")).is_none());
     }
 }

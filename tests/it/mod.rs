@@ -1,11 +1,13 @@
 mod bad_input;
 mod build;
 mod cache;
+mod cli;
 mod copy;
 mod harness;
 mod history;
 mod interop;
 mod layers;
+mod library;
 mod rootless;
 mod run;
 mod security;

@@ -1,0 +1,274 @@
+//! A build as one library call: [`build`] takes a [`BuildRequest`] (what
+//! `kiln build` takes on its command line) and returns a [`BuildResult`].
+//!
+//! The path: Dockerfile → graph (the frontend, with base images looked up in
+//! the store by [`resolver::StoreResolver`]) → solve (the solver over the
+//! [`Engine`]) → image (config and manifest written to the store) → names.
+//!
+//! Mounts: the kiln command lives in a private mount namespace of its own, so
+//! none of its mounts can outlive it. A library caller need not: every overlay
+//! a build mounts is a [`crate::snapshot::Mount`], unmounted when dropped,
+//! whether the step succeeded, failed or was cancelled. A caller killed in the
+//! middle of a build can leave mounts behind, which a private namespace would
+//! have taken away with it. A caller that is not root must itself be root in a
+//! user namespace first (as the kiln command is, see [`crate::sandbox::userns`]):
+//! overlay mounts and the sandbox's id maps need it.
+
+mod resolver;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kiln_frontend::BuildOptions;
+use kiln_solver::{Digest, Event, SolveError, Solver};
+use oci_spec::image::Descriptor;
+
+use crate::context::dockerignore::DockerIgnore;
+use crate::context::ContextError;
+use crate::copy::SourceRoot;
+use crate::image::ImageError;
+use crate::ops::{Engine, EngineError};
+use crate::store::{reference, Store, StoreError};
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("build context {0} is not a directory")]
+    NoContext(PathBuf),
+    #[error("reading the build context {0}")]
+    Context(PathBuf, #[source] std::io::Error),
+    #[error("cannot read the Dockerfile {0}: name one with -f, or add a Dockerfile to the context")]
+    Dockerfile(PathBuf, #[source] std::io::Error),
+    #[error("invalid --build-arg {0:?}: the name is empty; write --build-arg NAME=VALUE")]
+    BuildArg(String),
+    #[error(transparent)]
+    Name(StoreError),
+    #[error(transparent)]
+    Frontend(#[from] kiln_frontend::Error),
+    #[error(transparent)]
+    Ignore(#[from] ContextError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("starting the build's threads")]
+    Runtime(#[source] std::io::Error),
+    /// `place` is `Dockerfile:LINE: ` when the failing step is known.
+    #[error("{place}build failed")]
+    Solve {
+        place: String,
+        #[source]
+        source: Box<SolveError<EngineError>>,
+    },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the Dockerfile comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Dockerfile {
+    /// `Dockerfile` in the context folder.
+    #[default]
+    InContext,
+    /// A file.
+    Path(PathBuf),
+    /// Text in memory; `name` is what messages call it (`Dockerfile:3: …`).
+    Text {
+        /// The name in messages.
+        name: String,
+        /// The Dockerfile itself.
+        text: String,
+    },
+}
+
+/// What a build reports while it runs. Called from many threads; every
+/// method does nothing unless implemented.
+pub trait Progress: Send + Sync {
+    /// A step started, was cached, printed a line, finished or failed.
+    fn event(&self, _event: &Event) {}
+    /// The Dockerfile has something worth a warning (given before any step runs).
+    fn warning(&self, _message: &str) {}
+    /// The image was written; `id` is its ID (config digest).
+    fn image_written(&self, _id: &Digest) {}
+    /// The image now has the name `name`.
+    fn named(&self, _name: &str) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// Everything a build takes: what `kiln build` takes on its command line.
+pub struct BuildRequest {
+    /// The build context folder: COPY's sources, `.dockerignore`.
+    pub context: PathBuf,
+    /// The Dockerfile.
+    pub dockerfile: Dockerfile,
+    /// `ARG` values (see [`build_args_from_flags`] for docker's `--build-arg`).
+    pub build_args: BTreeMap<String, String>,
+    /// The stage to build instead of the last one.
+    pub target: Option<String>,
+    /// Names for the image (`NAME[:TAG]`), checked before any work. Without
+    /// one, the image is kept without a name, reachable by its ID.
+    pub tags: Vec<String>,
+    /// Run every step, even those with a cached result.
+    pub no_cache: bool,
+    /// How many steps may run at once; `None` for the number of CPUs.
+    pub jobs: Option<usize>,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+    /// The kiln binary the sandbox re-executes as `kiln __sandbox`; `None`
+    /// for this process's own executable. A program that links kiln as a
+    /// library (a test binary, say) must name the kiln binary here.
+    pub sandbox_exe: Option<PathBuf>,
+}
+
+impl BuildRequest {
+    /// A build of `context`'s Dockerfile with every option at its default.
+    pub fn new(context: impl Into<PathBuf>) -> Self {
+        Self {
+            context: context.into(),
+            dockerfile: Dockerfile::InContext,
+            build_args: BTreeMap::new(),
+            target: None,
+            tags: Vec::new(),
+            no_cache: false,
+            jobs: None,
+            progress: Arc::new(Silent),
+            sandbox_exe: None,
+        }
+    }
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The image ID: its config digest, as docker's image ID is.
+    pub id: Digest,
+    /// The manifest's descriptor (its digest is what `name@sha256:…` names).
+    pub manifest: Descriptor,
+    /// The names given, normalised (`app` → `app:latest`).
+    pub tags: Vec<String>,
+    /// The frontend's warnings (also given to [`Progress::warning`]).
+    pub warnings: Vec<String>,
+}
+
+/// Build an image into `store`. Creates a runtime of its own: not to be
+/// called from inside an async runtime.
+pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildError> {
+    let context = &request.context;
+    if !context.is_dir() {
+        return Err(BuildError::NoContext(context.clone()));
+    }
+    let (dockerfile_path, text, dockerfile_name) = match &request.dockerfile {
+        Dockerfile::Text { name, text } => (context.join("Dockerfile"), text.clone(), name.clone()),
+        Dockerfile::InContext | Dockerfile::Path(_) => {
+            let path = match &request.dockerfile {
+                Dockerfile::Path(p) => p.clone(),
+                _ => context.join("Dockerfile"),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
+            let name = path.display().to_string();
+            (path, text, name)
+        }
+    };
+    // Check every name first: a bad name must fail before any work, not after it.
+    let tags = request.tags.iter().map(|t| reference::normalize(t)).collect::<Result<Vec<_>, _>>();
+    let tags = tags.map_err(BuildError::Name)?;
+    let opts = BuildOptions {
+        dockerfile_name,
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        platform: Some(format!("linux/{}", crate::image::host_architecture())),
+    };
+    let graph = kiln_frontend::build_graph(&text, &opts, &resolver::StoreResolver(store))?;
+    for w in &graph.warnings {
+        request.progress.warning(w);
+    }
+
+    let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
+    let dockerfile_path = dockerfile_path.canonicalize().unwrap_or(dockerfile_path);
+    let ignore = DockerIgnore::load(&context, &dockerfile_path)?;
+    let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
+    let mut engine = Engine::new(store, Some(root))?;
+    if let Some(exe) = &request.sandbox_exe {
+        engine = engine.with_sandbox_exe(exe);
+    }
+    let jobs = request.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let progress = request.progress.clone();
+    let solver = Solver::new(Arc::new(engine), jobs).use_cache(!request.no_cache).on_event(move |e| progress.event(&e));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(BuildError::Runtime)?;
+    let fs = runtime.block_on(solver.solve(&graph.graph, &graph.target)).map_err(|source| {
+        // Name the failing step by its place in the Dockerfile, like every other error.
+        let place = match &source {
+            SolveError::Vertex { vertex, .. } => {
+                graph.sources.get(vertex).map(|at| format!("{}:{}: ", opts.dockerfile_name, at.line))
+            }
+            _ => None,
+        };
+        BuildError::Solve { place: place.unwrap_or_default(), source: Box::new(source) }
+    })?;
+
+    let (manifest, id) = crate::image::write(store, &fs.layers, fs.created.as_deref(), graph.config)?;
+    request.progress.image_written(&id);
+    if tags.is_empty() {
+        store.keep_unnamed(&manifest)?;
+    }
+    for tag in &tags {
+        store.tag(tag, &manifest)?;
+        request.progress.named(tag);
+    }
+    Ok(BuildResult { id, manifest, tags, warnings: graph.warnings })
+}
+
+/// `--build-arg` values as docker reads them: `NAME=VALUE`, or `NAME` alone
+/// for the value of the environment variable `NAME` (and, when there is none,
+/// the ARG's default: the name is left out).
+pub fn build_args_from_flags(
+    flags: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut build_args = BTreeMap::new();
+    for kv in flags {
+        let (name, value) = kv.split_once('=').map_or((kv.as_str(), None), |(k, v)| (k, Some(v)));
+        // No ARG has an empty name: it is a typo, not something to ignore.
+        if name.is_empty() {
+            return Err(BuildError::BuildArg(kv.clone()));
+        }
+        if let Some(value) = value.map(str::to_owned).or_else(|| env(name)) {
+            build_args.insert(name.to_owned(), value);
+        }
+    }
+    Ok(build_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_args_from_flags;
+
+    #[test]
+    fn build_args_read_like_docker() {
+        let env = |name: &str| (name == "FROM_ENV").then(|| "env value".to_owned());
+        for (flags, want) in [
+            (&["A=1"][..], Some(&[("A", "1")][..])),
+            (&["A=1", "A=2"], Some(&[("A", "2")])),
+            (&["A="], Some(&[("A", "")])),
+            (&["A=b=c"], Some(&[("A", "b=c")])),
+            (&["FROM_ENV"], Some(&[("FROM_ENV", "env value")])),
+            (&["NOT_SET"], Some(&[])),
+            (&["=x"], None),
+            (&[""], None),
+        ] {
+            let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+            let got = build_args_from_flags(&flags, env).ok();
+            let want = want.map(|w| w.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            assert_eq!(got, want, "{flags:?}");
+        }
+    }
+}

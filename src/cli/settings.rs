@@ -1,0 +1,191 @@
+//! kiln's settings, each from the first place that has it: a flag, then the
+//! environment, then the config file, then a default.
+//!
+//! | setting | flag     | environment | config file | default |
+//! |---------|----------|-------------|-------------|---------|
+//! | store   | `--root` | `KILN_ROOT` | `root`      | `/var/lib/kiln` (root); `$XDG_DATA_HOME/kiln` or `~/.local/share/kiln` |
+//!
+//! The config file is TOML: `$KILN_CONFIG` (which must then exist), else
+//! `/etc/kiln/config.toml` for root and `$XDG_CONFIG_HOME/kiln/config.toml`
+//! or `~/.config/kiln/config.toml` for other users (either may be missing).
+//! It is where later settings go too — registries, mirrors, credentials,
+//! cache size: a key in [`ConfigFile`], a field in [`Settings`], a row above.
+//!
+//! Rootless, kiln re-executes itself in a user namespace where it is root; the
+//! user's defaults (not root's) must still apply there, so the parent leaves
+//! [`ROOTLESS_MARK`] in the environment ([`mark_rootless`]).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Set by a rootless kiln for the copy of itself it starts in a user namespace.
+pub const ROOTLESS_MARK: &str = "_KILN_ROOTLESS";
+
+/// Errors reading the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading the config file {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("the config file {0} is not valid")]
+    Parse(PathBuf, #[source] toml::de::Error),
+}
+
+/// The config file's keys. Unknown keys are refused: a typo must not pass for
+/// a setting.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The store root; a relative path is taken from the config file's folder.
+    pub root: Option<PathBuf>,
+}
+
+/// What kiln runs with, resolved.
+#[derive(Debug, PartialEq)]
+pub struct Settings {
+    /// The store root.
+    pub root: PathBuf,
+}
+
+/// What the defaults depend on: who kiln runs as, and its environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Real root (not a rootless kiln in its user namespace).
+    pub is_root: bool,
+    vars: Vec<(String, OsString)>,
+}
+
+impl Environment {
+    /// This process's.
+    pub fn current() -> Self {
+        let vars: Vec<(String, OsString)> =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect();
+        let rootless = vars.iter().any(|(k, _)| k == ROOTLESS_MARK);
+        Self { is_root: nix::unistd::geteuid().is_root() && !rootless, vars }
+    }
+
+    /// A variable's value; empty counts as unset.
+    fn var(&self, name: &str) -> Option<PathBuf> {
+        self.vars.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| PathBuf::from(v))
+    }
+
+    fn home(&self) -> PathBuf {
+        self.var("HOME").unwrap_or_else(|| "/tmp".into())
+    }
+
+    /// The store root when nothing names one.
+    pub fn default_root(&self) -> PathBuf {
+        if self.is_root {
+            return PathBuf::from("/var/lib/kiln");
+        }
+        self.var("XDG_DATA_HOME").unwrap_or_else(|| self.home().join(".local/share")).join("kiln")
+    }
+
+    /// The config file, and whether it must exist (it must when named).
+    pub fn config_path(&self) -> (PathBuf, bool) {
+        if let Some(path) = self.var("KILN_CONFIG") {
+            return (path, true);
+        }
+        if self.is_root {
+            return (PathBuf::from("/etc/kiln/config.toml"), false);
+        }
+        (self.var("XDG_CONFIG_HOME").unwrap_or_else(|| self.home().join(".config")).join("kiln/config.toml"), false)
+    }
+}
+
+/// Before a rootless kiln re-executes itself: let the copy apply this user's defaults.
+pub fn mark_rootless() {
+    std::env::set_var(ROOTLESS_MARK, "1");
+}
+
+/// Read the config file at `path`; a missing one that need not exist is empty.
+pub fn read_config(path: &Path, required: bool) -> Result<ConfigFile, SettingsError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| SettingsError::Parse(path.to_owned(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(ConfigFile::default()),
+        Err(e) => Err(SettingsError::Read(path.to_owned(), e)),
+    }
+}
+
+/// The settings from the flags, the environment and the config file.
+pub fn resolve(flag_root: Option<PathBuf>, env: &Environment) -> Result<Settings, SettingsError> {
+    let (path, required) = env.config_path();
+    let config = read_config(&path, required)?;
+    Ok(merge(flag_root, env, config, &path))
+}
+
+/// The precedence table above, without I/O.
+fn merge(flag_root: Option<PathBuf>, env: &Environment, config: ConfigFile, config_path: &Path) -> Settings {
+    let from_config = config.root.map(|r| config_path.parent().unwrap_or(Path::new("/")).join(r));
+    let root = flag_root.or_else(|| env.var("KILN_ROOT")).or(from_config).unwrap_or_else(|| env.default_root());
+    Settings { root }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(is_root: bool, vars: &[(&str, &str)]) -> Environment {
+        Environment { is_root, vars: vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect() }
+    }
+
+    #[test]
+    fn the_store_root_comes_from_flag_then_env_then_config_then_default() {
+        let user = [("HOME", "/home/u")];
+        for (flag, is_root, vars, config, want) in [
+            (Some("/flag"), true, &[("KILN_ROOT", "/env")][..], Some("/config"), "/flag"),
+            (None, true, &[("KILN_ROOT", "/env")], Some("/config"), "/env"),
+            (None, true, &[("KILN_ROOT", "")], Some("/config"), "/config"),
+            (None, true, &[], Some("/config"), "/config"),
+            (None, true, &[], Some("rel"), "/etc/kiln/rel"),
+            (None, true, &[], None, "/var/lib/kiln"),
+            (None, true, &user, None, "/var/lib/kiln"),
+            (None, false, &user, None, "/home/u/.local/share/kiln"),
+            (None, false, &[("HOME", "/home/u"), ("XDG_DATA_HOME", "/data")], None, "/data/kiln"),
+            (None, false, &[("HOME", "/home/u"), ("XDG_DATA_HOME", "")], None, "/home/u/.local/share/kiln"),
+            (None, false, &user, Some("/config"), "/config"),
+            (Some("/flag"), false, &user, None, "/flag"),
+        ] {
+            let env = env(is_root, vars);
+            let config = ConfigFile { root: config.map(PathBuf::from) };
+            let got = merge(flag.map(PathBuf::from), &env, config, Path::new("/etc/kiln/config.toml"));
+            assert_eq!(got.root, Path::new(want), "{flag:?} {is_root} {vars:?}");
+        }
+    }
+
+    #[test]
+    fn the_config_file_is_found_by_env_then_by_user() {
+        for (is_root, vars, want, required) in [
+            (true, &[("KILN_CONFIG", "/my.toml")][..], "/my.toml", true),
+            (false, &[("KILN_CONFIG", "/my.toml"), ("HOME", "/home/u")], "/my.toml", true),
+            (true, &[("HOME", "/root")], "/etc/kiln/config.toml", false),
+            (false, &[("HOME", "/home/u")], "/home/u/.config/kiln/config.toml", false),
+            (false, &[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/cfg")], "/cfg/kiln/config.toml", false),
+            (false, &[("HOME", "/home/u"), ("KILN_CONFIG", "")], "/home/u/.config/kiln/config.toml", false),
+        ] {
+            assert_eq!(env(is_root, vars).config_path(), (PathBuf::from(want), required), "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn config_files_parse_and_missing_ones_are_empty_unless_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        for (text, want) in [
+            ("root = \"/srv/kiln\"\n", Some(Some("/srv/kiln"))),
+            ("# nothing yet\n", Some(None)),
+            ("", Some(None)),
+            ("root = 3\n", None),
+            ("rot = \"/typo\"\n", None),
+            ("root = \"/a\"\nroot = \"/b\"\n", None),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let got = read_config(&file, true).ok().map(|c| c.root);
+            assert_eq!(got, want.map(|w| w.map(PathBuf::from)), "{text:?}");
+        }
+        let missing = dir.path().join("missing.toml");
+        assert_eq!(read_config(&missing, false).unwrap(), ConfigFile::default());
+        assert!(matches!(read_config(&missing, true), Err(SettingsError::Read(..))));
+    }
+}

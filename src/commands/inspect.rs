@@ -1,0 +1,18 @@
+//! `kiln inspect`: an image's name, digests, manifest and config as JSON.
+
+use kiln::store::Store;
+
+use crate::cli::images::InspectArgs;
+
+pub fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<()> {
+    let image = store.get(&args.image)?;
+    let (manifest, config) = store.image_parts(&image)?;
+    let out = serde_json::json!({
+        "Name": image.name,
+        "Digest": image.digest().to_string(),
+        "Id": manifest.config().digest().to_string(),
+        "Manifest": manifest,
+        "Config": config,
+    });
+    crate::outln!("{}", serde_json::to_string_pretty(&out)?)
+}

@@ -1,0 +1,54 @@
+//! One function per subcommand, each a short call into the library, and the
+//! one error path: `error: …` and its causes, escaped, then the exit code.
+
+mod build;
+mod images;
+mod import;
+mod inspect;
+mod load;
+mod rmi;
+mod run;
+mod tag;
+
+use clap::Parser;
+
+use crate::cli::output::{escape, StdoutClosed};
+use crate::cli::{settings, Cli, Command};
+use kiln::store::Store;
+
+/// Parse the command line, run it, print any error with its causes; the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let is_run = matches!(cli.command, Command::Run(_));
+    let result = (|| -> anyhow::Result<i32> {
+        let settings = settings::resolve(cli.root, &settings::Environment::current())?;
+        let store = Store::open(&settings.root)?;
+        match cli.command {
+            Command::Build(args) => build::build(&store, args).map(|()| 0),
+            Command::Run(args) => run::run(&store, args),
+            Command::Images => images::images(&store).map(|()| 0),
+            Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),
+            Command::Tag(args) => tag::tag(&store, args).map(|()| 0),
+            Command::Rmi(args) => rmi::rmi(&store, args).map(|()| 0),
+            Command::Load(args) => load::load(&store, args).map(|()| 0),
+            Command::Import(args) => import::import(&store, args).map(|()| 0),
+        }
+    })();
+    match result {
+        Ok(code) => code,
+        // Whoever read the output has all they wanted (`kiln images | head -1`).
+        Err(e) if e.chain().any(|c| c.is::<StdoutClosed>()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", escape(&e.to_string()));
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {}", escape(&cause.to_string()));
+            }
+            // docker run's convention: 125 when the failure is the tool's, not the container's.
+            if is_run {
+                kiln::sandbox::exit::SETUP_FAILED
+            } else {
+                1
+            }
+        }
+    }
+}
