@@ -4,33 +4,49 @@
 //! environment expands them is the lowering's business (`convert`). This module
 //! only checks shape: argument counts, `name=value` pairs, stage names.
 
+use crate::error::{Error, Location};
 use crate::parser::Node;
 use crate::shell::Lexer;
-use crate::{Error, Location};
 
 /// An instruction with the wrong arguments.
 #[derive(Debug, thiserror::Error)]
 pub enum InstructionError {
+    /// The instruction (named) was given nothing to work on.
     #[error("{0} requires at least one argument")]
     NoArguments(&'static str),
+    /// FROM with words other than `image [AS name]`.
     #[error("FROM takes an image and an optional \"AS name\", e.g. FROM alpine AS build")]
     FromSyntax,
+    /// `AS name` with a name docker would refuse.
     #[error("invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter")]
     StageName(String),
+    /// Two stages share a name (compared case-insensitively).
     #[error("stage name \"{0}\" is already used by an earlier stage")]
     DuplicateStage(String),
+    /// COPY with fewer than two words.
     #[error("COPY requires at least one source and a destination")]
     CopyArguments,
+    /// A word without `=` in the `name=value` form of ENV or LABEL.
     #[error("{keyword} expects name=value, found \"{word}\"")]
-    MissingEquals { keyword: &'static str, word: String },
+    MissingEquals {
+        /// ENV or LABEL.
+        keyword: &'static str,
+        /// The word as written.
+        word: String,
+    },
+    /// The legacy `ENV name value` form without a value.
     #[error("ENV requires a name and a value")]
     EnvValue,
+    /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
+    /// An ARG name with characters docker does not allow.
     #[error("invalid ARG name \"{0}\"")]
     ArgName(String),
+    /// An instruction other than ARG (named) before the first FROM.
     #[error("{0} before the first FROM: only ARG may come before it")]
     BeforeFrom(&'static str),
+    /// The file has instructions but no FROM.
     #[error("no FROM instruction")]
     NoFrom,
 }

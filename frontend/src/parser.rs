@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{Error, Location};
+use crate::error::{Error, Location};
 
 /// The escape character when no `# escape=` directive is given.
 pub(crate) const DEFAULT_ESCAPE: char = '\\';
@@ -21,30 +21,69 @@ pub(crate) const DEFAULT_ESCAPE: char = '\\';
 /// A file that is not a well-formed Dockerfile.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
+    /// Nothing but blank lines, comments and directives.
     #[error("no instructions (the file is empty or holds only comments)")]
     Empty,
+    /// A first word that is no Dockerfile instruction.
     #[error("unknown instruction \"{keyword}\"{}", did_you_mean(suggestion))]
-    UnknownInstruction { keyword: String, suggestion: Option<&'static str> },
+    UnknownInstruction {
+        /// The word as written.
+        keyword: String,
+        /// The instruction it is a likely typo of.
+        suggestion: Option<&'static str>,
+    },
+    /// An instruction Docker knows and kiln does not implement yet.
     #[error("{keyword} is not supported yet")]
-    UnsupportedInstruction { keyword: &'static str },
+    UnsupportedInstruction {
+        /// The instruction, uppercased.
+        keyword: &'static str,
+    },
+    /// A flag Docker knows for this instruction and kiln does not implement yet.
     #[error("{keyword} --{flag} is not supported yet")]
-    UnsupportedFlag { keyword: &'static str, flag: String },
+    UnsupportedFlag {
+        /// The instruction, uppercased.
+        keyword: &'static str,
+        /// The flag's name, without `--`.
+        flag: String,
+    },
+    /// A flag the instruction does not take at all.
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
-    UnknownFlag { keyword: &'static str, flag: String, flags: &'static [&'static str] },
+    UnknownFlag {
+        /// The instruction, uppercased.
+        keyword: &'static str,
+        /// The flag's name as written, without `--`.
+        flag: String,
+        /// The flags it does take, for the message.
+        flags: &'static [&'static str],
+    },
+    /// `--flag` or `--flag=` without a value.
     #[error("flag --{flag} needs a value: --{flag}=<value>")]
-    FlagWithoutValue { flag: String },
+    FlagWithoutValue {
+        /// The flag's name, without `--`.
+        flag: String,
+    },
+    /// The same flag twice on one instruction.
     #[error("flag --{flag} is given twice")]
-    DuplicateFlag { flag: String },
+    DuplicateFlag {
+        /// The flag's name, without `--`.
+        flag: String,
+    },
+    /// Exec form that starts with `["` and never closes.
     #[error("unterminated JSON array")]
     UnterminatedJson,
+    /// Exec form that starts with `["` and is not valid JSON.
     #[error("invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas")]
     InvalidJson,
+    /// Exec form with something other than strings in the array.
     #[error("a JSON array here must hold strings only")]
     NotStringArray,
+    /// A `<<EOF` heredoc in RUN or COPY.
     #[error("heredocs are not supported yet")]
     Heredoc,
+    /// `# escape=` with something other than `\` or a backtick.
     #[error("invalid escape directive \"{0}\": it must be \\ or `")]
     InvalidEscape(String),
+    /// A parser directive (named) given twice.
     #[error("the {0} directive is given twice")]
     DuplicateDirective(String),
 }

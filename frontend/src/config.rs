@@ -1,0 +1,41 @@
+//! The image metadata a stage carries beside its filesystem: what ENV, CMD,
+//! LABEL, … set, inherited through FROM, and the history docker shows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The image metadata a stage carries (the `config` of an OCI image config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// `KEY=value`, in order, each key once.
+    pub env: Vec<String>,
+    /// The default command (CMD), exec form; shell form already wrapped in
+    /// `/bin/sh -c`. `None` when unset, which differs from an empty list.
+    pub cmd: Option<Vec<String>>,
+    /// The ENTRYPOINT, in the same form as `cmd`; `None` when unset.
+    pub entrypoint: Option<Vec<String>>,
+    /// Empty when unset.
+    pub working_dir: String,
+    /// Empty when unset.
+    pub user: String,
+    /// LABELs, later ones replacing earlier ones of the same key.
+    pub labels: BTreeMap<String, String>,
+    /// `80/tcp`, `53/udp`: a bare port gets `/tcp`.
+    pub exposed_ports: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets them yet).
+    pub volumes: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets it yet).
+    pub stop_signal: Option<String>,
+    /// One entry per instruction, oldest first; base image history included.
+    pub history: Vec<History>,
+}
+
+/// One line of an image's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Like docker: `RUN /bin/sh -c make`, `COPY app /app`, `ENV A=b`, `CMD ["x"]`.
+    pub created_by: String,
+    /// True for instructions that add no layer (everything but COPY and RUN).
+    pub empty_layer: bool,
+}
