@@ -552,38 +552,6 @@ mod tests {
     }
 
     #[test]
-    fn errors() {
-        let cases: &[(&str, &str)] = &[
-            ("", "Dockerfile: no instructions (the file is empty or holds only comments)"),
-            ("# just a comment\n\n", "Dockerfile: no instructions (the file is empty or holds only comments)"),
-            ("FROM a\n\nRUNN x", "Dockerfile:3:1: unknown instruction \"RUNN\" (did you mean \"RUN\"?)"),
-            ("  form a", "Dockerfile:1:3: unknown instruction \"form\" (did you mean \"FROM\"?)"),
-            ("XYZZY a", "Dockerfile:1:1: unknown instruction \"XYZZY\""),
-            ("FROM a\nRUN b\n\n\nADD x /y", "Dockerfile:5:1: ADD is not supported yet"),
-            ("FROM a\n  healthcheck NONE", "Dockerfile:2:3: HEALTHCHECK is not supported yet"),
-            ("FROM a\nCMD [\"a\", \"b\"", "Dockerfile:2:5: unterminated JSON array"),
-            (
-                "FROM a\nCOPY [\"a\" \"b\"]",
-                "Dockerfile:2:6: invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas",
-            ),
-            ("FROM a\nRUN [\"a\", 1]", "Dockerfile:2:5: a JSON array here must hold strings only"),
-            ("RUN --mount=type=cache,target=/x make", "Dockerfile:1:5: RUN --mount is not supported yet"),
-            ("FROM --platform=linux/amd64 a", "Dockerfile:1:6: FROM --platform is not supported yet"),
-            ("RUN --from=a make", "Dockerfile:1:5: RUN does not take --from (it takes no flags)"),
-            ("COPY --form=a b c", "Dockerfile:1:6: COPY does not take --form (it takes --from, --chown, --chmod)"),
-            ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
-            ("COPY --chown=a --chown=b c d", "Dockerfile:1:16: flag --chown is given twice"),
-            ("RUN cat <<EOF\nx\nEOF", "Dockerfile:1:9: heredocs are not supported yet"),
-            ("COPY <<-\"EOF\" /x", "Dockerfile:1:6: heredocs are not supported yet"),
-            ("# escape=x\nRUN a", "Dockerfile:1:1: invalid escape directive \"x\": it must be \\ or `"),
-            ("# escape=`\n# Escape=\\\nRUN a", "Dockerfile:2:1: the escape directive is given twice"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(render(input), *want, "input: {input:?}");
-        }
-    }
-
-    #[test]
     fn edit_distances() {
         for (a, b, d) in [
             ("RUN", "RUN", 0),
