@@ -1,7 +1,7 @@
 //! [`Node`]s → typed [`Instruction`]s, grouped into [`Stage`]s.
 //!
 //! Words stay raw (unexpanded) here, each with the place it was written: which
-//! environment expands them is the lowering's business (`convert`). This module
+//! environment expands them is the lowering's business (`lower`). This module
 //! only checks shape: argument counts, `name=value` pairs, stage names.
 
 use crate::error::{Error, Location};
