@@ -10,16 +10,27 @@
 /// A word that cannot be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShellError {
+    /// A quote (named: single or double) that is never closed.
     #[error("missing closing {0} quote")]
     UnterminatedQuote(&'static str),
+    /// `${` without its `}`.
     #[error("missing '}}' in variable substitution")]
     MissingBrace,
+    /// `${}` or a name that is not one.
     #[error("bad substitution")]
     BadSubstitution,
+    /// A `${VAR<op>…}` operator the Dockerfile language does not have.
     #[error("unsupported modifier '{0}' in variable substitution")]
     UnsupportedModifier(char),
+    /// `${VAR:?message}` with VAR unset (or empty).
     #[error("{name}: {message}")]
-    Unset { name: String, message: String },
+    Unset {
+        /// The variable.
+        name: String,
+        /// The word after `:?`, or a default message.
+        message: String,
+    },
+    /// Substitutions nest deeper than `MAX_NESTING` (100) levels.
     #[error("variable expansion nests deeper than {MAX_NESTING} levels: flatten the ${{…:-…}} chain")]
     TooDeep,
 }

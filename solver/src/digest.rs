@@ -1,3 +1,6 @@
+//! Identity from canonical bytes: the [`Digest`] of content, and the
+//! [`CacheKey`] of a result.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,6 @@
+//! The content-addressed DAG: [`Vertex`]es named by the digest of their
+//! definition, and the closure of a target in dependency order.
+
 use std::collections::BTreeMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -22,8 +25,10 @@ pub struct Vertex<O> {
 /// A graph that cannot be solved.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
+    /// A vertex (an input, or the target) that was never added.
     #[error("vertex {0} is not in the graph")]
     Missing(Digest),
+    /// The operation's canonical JSON failed (a map with non-string keys, …).
     #[error("the operation of a vertex cannot be encoded")]
     Encode(#[source] serde_json::Error),
 }

@@ -13,12 +13,18 @@
 //!   executor for a stored result before it runs anything.
 //! * The [`Solver`] runs every vertex whose inputs are ready at once, bounded by a
 //!   job limit, calling the [`Executor`] the engine implements on blocking
-//!   threads. Progress is a stream of [`Event`]s; rendering them is the caller's job.
+//!   threads. A ready set (`schedule`: counts of unfinished inputs, readers of
+//!   each vertex) finds what may start in time linear in the graph. Progress is
+//!   a stream of [`Event`]s, each naming its vertex by digest and position
+//!   (`index` of `total`); rendering them is the caller's job.
 //!
 //! The solver knows nothing of Dockerfiles, images or Linux.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod digest;
 mod graph;
+mod schedule;
 mod solve;
 
 pub use digest::{CacheKey, Digest, DigestError};

@@ -1,3 +1,6 @@
+//! The [`Solver`]: runs the closure of a target through an [`Executor`], as
+//! many vertices at once as the job limit allows, and reports [`Event`]s.
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -5,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::schedule::Schedule;
 use crate::{CacheKey, Digest, Graph, GraphError, Vertex};
 
 /// What the engine implements so the solver can run its operations.
@@ -39,6 +43,10 @@ pub trait Executor: Send + Sync + 'static {
 pub struct Event {
     /// 1-based position of the vertex in the solve order: the `#N` of plain progress.
     pub index: usize,
+    /// How many vertices this solve runs (the target's closure): `index` of `total`.
+    pub total: usize,
+    /// The vertex's digest, which names it across solves (unlike `index`).
+    pub digest: Digest,
     /// The vertex's display name.
     pub name: String,
     /// What happened.
@@ -63,6 +71,8 @@ pub enum EventKind {
 /// What a running operation may use from the solver.
 pub struct ExecContext {
     index: usize,
+    total: usize,
+    digest: Digest,
     name: String,
     key: CacheKey,
     content: Option<Digest>,
@@ -73,7 +83,13 @@ pub struct ExecContext {
 impl ExecContext {
     /// Report a line of the operation's output.
     pub fn log(&self, line: impl Into<String>) {
-        (self.on_event)(Event { index: self.index, name: self.name.clone(), kind: EventKind::Log(line.into()) });
+        (self.on_event)(Event {
+            index: self.index,
+            total: self.total,
+            digest: self.digest.clone(),
+            name: self.name.clone(),
+            kind: EventKind::Log(line.into()),
+        });
     }
 
     /// Whether another vertex failed: a long operation should stop early.
@@ -103,17 +119,21 @@ impl ExecContext {
 /// Why a solve failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SolveError<E: std::error::Error + 'static> {
+    /// A vertex's operation failed (its cache lookup, run or save).
     #[error("{name}")]
     Vertex {
         /// The failing vertex.
         vertex: Digest,
         /// Its display name.
         name: String,
+        /// The executor's error.
         #[source]
         source: E,
     },
+    /// The target or an input is not in the graph.
     #[error(transparent)]
     Graph(#[from] GraphError),
+    /// An executor call panicked; the text is the panic's.
     #[error("a build step panicked: {0}")]
     Panicked(String),
 }
@@ -161,44 +181,40 @@ impl<E: Executor> Solver<E> {
         E::Op: Clone,
     {
         let order: Vec<Arc<Vertex<E::Op>>> = graph.closure(target)?.into_iter().map(|v| Arc::new(v.clone())).collect();
-        let index: HashMap<Digest, usize> = order.iter().enumerate().map(|(i, v)| (v.digest.clone(), i)).collect();
+        let index: HashMap<&Digest, usize> = order.iter().enumerate().map(|(i, v)| (&v.digest, i)).collect();
+        let mut schedule = Schedule::new(order.iter().map(|v| v.inputs.iter().map(|d| index[d]).collect()).collect());
         let mut done: Vec<Option<Done<E::Output>>> = (0..order.len()).map(|_| None).collect();
-        let mut started = vec![false; order.len()];
         let cancelled = Arc::new(AtomicBool::new(false));
         let mut running = JoinSet::new();
         let mut failure: Option<SolveError<E::Error>> = None;
 
         loop {
-            if failure.is_none() {
-                // Start every vertex whose inputs are done, up to the job limit.
-                for i in 0..order.len() {
-                    if running.len() >= self.jobs {
-                        break;
-                    }
-                    let inputs: Option<Vec<&Done<E::Output>>> =
-                        order[i].inputs.iter().map(|d| done[index[d]].as_ref()).collect();
-                    let (false, Some(inputs)) = (started[i], inputs) else {
-                        continue;
-                    };
-                    started[i] = true;
-                    let input_keys: Vec<CacheKey> = inputs.iter().map(|d| d.key.clone()).collect();
-                    let input_outputs: Vec<E::Output> = inputs.iter().map(|d| d.output.clone()).collect();
-                    let job = Job {
-                        index: i,
-                        vertex: order[i].clone(),
-                        executor: self.executor.clone(),
-                        use_cache: self.use_cache,
-                        cancelled: cancelled.clone(),
-                        on_event: self.on_event.clone(),
-                    };
-                    running.spawn_blocking(move || (i, job.run(&input_keys, &input_outputs)));
-                }
+            // Start ready vertices up to the job limit; after a failure, none.
+            while failure.is_none() && running.len() < self.jobs {
+                let Some(i) = schedule.next_ready() else { break };
+                // Ready means every input is done, so these are all there.
+                let inputs = order[i].inputs.iter().map(|d| done[index[d]].as_ref().expect("a ready vertex's inputs"));
+                let (input_keys, input_outputs): (Vec<CacheKey>, Vec<E::Output>) =
+                    inputs.map(|d| (d.key.clone(), d.output.clone())).unzip();
+                let job = Job {
+                    index: i,
+                    total: order.len(),
+                    vertex: order[i].clone(),
+                    executor: self.executor.clone(),
+                    use_cache: self.use_cache,
+                    cancelled: cancelled.clone(),
+                    on_event: self.on_event.clone(),
+                };
+                running.spawn_blocking(move || (i, job.run(&input_keys, &input_outputs)));
             }
             let Some(joined) = running.join_next().await else {
                 break;
             };
             match joined {
-                Ok((i, Ok(d))) => done[i] = Some(d),
+                Ok((i, Ok(d))) => {
+                    done[i] = Some(d);
+                    schedule.finished(i);
+                }
                 Ok((i, Err(source))) => {
                     cancelled.store(true, Ordering::Relaxed);
                     failure.get_or_insert(SolveError::Vertex {
@@ -222,7 +238,9 @@ impl<E: Executor> Solver<E> {
 }
 
 struct Job<E: Executor> {
+    /// 0-based position in the solve order.
     index: usize,
+    total: usize,
     vertex: Arc<Vertex<E::Op>>,
     executor: Arc<E>,
     use_cache: bool,
@@ -232,7 +250,13 @@ struct Job<E: Executor> {
 
 impl<E: Executor> Job<E> {
     fn emit(&self, kind: EventKind) {
-        (self.on_event)(Event { index: self.index + 1, name: self.vertex.name.clone(), kind });
+        (self.on_event)(Event {
+            index: self.index + 1,
+            total: self.total,
+            digest: self.vertex.digest.clone(),
+            name: self.vertex.name.clone(),
+            kind,
+        });
     }
 
     fn run(self, input_keys: &[CacheKey], inputs: &[E::Output]) -> Result<Done<E::Output>, E::Error> {
@@ -249,6 +273,8 @@ impl<E: Executor> Job<E> {
             }
             let ctx = ExecContext {
                 index: self.index + 1,
+                total: self.total,
+                digest: self.vertex.digest.clone(),
                 name: self.vertex.name.clone(),
                 key: key.clone(),
                 content,

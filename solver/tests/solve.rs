@@ -149,3 +149,42 @@ fn a_failure_stops_dependents_keeps_finished_work_and_names_the_vertex() {
     assert!(events.iter().any(|e| e.name == "fail-left" && matches!(e.kind, EventKind::Failed(_))));
     assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Log(l) if l == "running fail-left")));
 }
+
+#[test]
+fn events_carry_the_vertex_digest_and_the_number_of_steps() {
+    let fake = Arc::new(Fake::default());
+    let (g, top) = diamond("left", "right");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    rt.block_on(Solver::new(fake.clone(), 2).on_event(move |e| sink.lock().unwrap().push(e)).solve(&g, &top)).unwrap();
+    let events = events.lock().unwrap();
+    assert!(events.iter().all(|e| e.total == 4), "{events:?}");
+    for e in events.iter() {
+        assert_eq!(g.get(&e.digest).unwrap().name, e.name, "the digest names the event's vertex");
+    }
+    let top_events: Vec<_> = events.iter().filter(|e| e.digest == top).collect();
+    assert!(top_events.iter().all(|e| e.index == 4), "the target is last: {top_events:?}");
+    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Log(l) if l == "running left")));
+}
+
+/// A chain and many leaves, all read by one top vertex: every vertex runs once,
+/// after its inputs (the scheduler's step count is checked in `schedule.rs`).
+#[test]
+fn a_wide_and_deep_graph_runs_every_vertex_once() {
+    let mut g = Graph::new();
+    let mut chain = g.add("c0".to_string(), vec![], "c0").unwrap();
+    for i in 1..300 {
+        chain = g.add(format!("c{i}"), vec![chain], format!("c{i}")).unwrap();
+    }
+    let mut inputs = vec![chain];
+    for i in 0..300 {
+        inputs.push(g.add(format!("leaf{i}"), vec![], format!("leaf{i}")).unwrap());
+    }
+    let top = g.add("top".to_string(), inputs, "top").unwrap();
+    let fake = Arc::new(Fake::default());
+    let out = solve(&fake, 8, &g, &top).unwrap();
+    assert!(out.starts_with("top(c299(c298("), "{}", &out[..40]);
+    assert_eq!(fake.total_runs(), 601);
+    assert!(fake.runs.lock().unwrap().values().all(|&n| n == 1));
+}

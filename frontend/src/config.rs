@@ -1,0 +1,49 @@
+//! The image metadata a stage carries beside its filesystem: what ENV, CMD,
+//! LABEL, … set, inherited through FROM, and the history docker shows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The image metadata a stage carries (the `config` of an OCI image config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// `KEY=value`, in order, each key once.
+    pub env: Vec<String>,
+    /// The default command (CMD), exec form; shell form already wrapped in
+    /// `/bin/sh -c`. `None` when unset, which differs from an empty list.
+    pub cmd: Option<Vec<String>>,
+    /// The ENTRYPOINT, in the same form as `cmd`; `None` when unset.
+    pub entrypoint: Option<Vec<String>>,
+    /// Empty when unset.
+    pub working_dir: String,
+    /// Empty when unset.
+    pub user: String,
+    /// LABELs, later ones replacing earlier ones of the same key.
+    pub labels: BTreeMap<String, String>,
+    /// `80/tcp`, `53/udp`: a bare port gets `/tcp`.
+    pub exposed_ports: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets them yet).
+    pub volumes: BTreeSet<String>,
+    /// Inherited from the base image (no instruction sets it yet).
+    pub stop_signal: Option<String>,
+    /// One entry per instruction, oldest first; base image history included.
+    pub history: Vec<History>,
+}
+
+/// One line of an image's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// When the entry was made (RFC 3339): kept from a base image's history;
+    /// `None` for an entry of this build, which gets the image's time when the
+    /// image is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Like docker: `RUN /bin/sh -c make`, `COPY app /app`, `ENV A=b`, `CMD ["x"]`.
+    pub created_by: String,
+    /// A base image's comment on the entry (`docker import` writes one); kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// True for instructions that add no layer (everything but COPY and RUN).
+    pub empty_layer: bool,
+}

@@ -1,0 +1,108 @@
+//! ARG and build args. The scopes, as in Docker:
+//! * global ARGs (before the first FROM) expand FROM lines only, unless a stage
+//!   redeclares them (`ARG NAME` then takes the global value);
+//! * `--build-arg` overrides an ARG's default; ENV overrides an ARG of the same
+//!   name; ARGs reach RUN's environment but never the image config;
+//! * the proxy ARGs (`HTTP_PROXY`, …) given as build args reach RUN without a
+//!   declaration (see `run`);
+//! * with a platform, BuildKit's TARGET* and BUILD* ARGs are predefined globals.
+
+use super::stage::StageState;
+use super::Lowering;
+use crate::error::Error;
+use crate::instructions::{ArgDecl, Instruction};
+
+/// Build args every Dockerfile may use without declaring them.
+pub(super) const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+impl Lowering<'_> {
+    /// A build arg's value, noting that it was consumed.
+    fn build_arg(&mut self, name: &str) -> Option<String> {
+        let value = self.opts.build_args.get(name).cloned();
+        if value.is_some() {
+            self.consumed.insert(name.to_owned());
+        }
+        value
+    }
+
+    /// Evaluate the ARGs before the first FROM (and the platform ARGs).
+    pub(super) fn global_args(&mut self) -> Result<(), Error> {
+        // BuildKit's automatic platform ARGs: in scope for FROM lines, and in a
+        // stage once it declares them (`ARG TARGETARCH`).
+        if let Some(platform) = &self.opts.platform {
+            let mut parts = platform.splitn(3, '/');
+            let (os, arch, variant) =
+                (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            for side in ["TARGET", "BUILD"] {
+                for (key, value) in [("PLATFORM", platform.as_str()), ("OS", os), ("ARCH", arch), ("VARIANT", variant)]
+                {
+                    self.global_args.insert(format!("{side}{key}"), value.to_owned());
+                }
+            }
+        }
+        for command in &self.file.global_args {
+            let Instruction::Arg(decls) = &command.instruction else {
+                continue;
+            };
+            for decl in decls {
+                let value = match (self.build_arg(&decl.name), &decl.default) {
+                    (Some(v), _) => Some(v),
+                    (None, Some(default)) => {
+                        let globals = &self.global_args;
+                        Some(self.expand(default, &|n| globals.get(n).cloned())?)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(v) = value {
+                    self.global_args.insert(decl.name.clone(), v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// ARG inside a stage: the build arg, else the default, else the global value.
+    pub(super) fn arg(&mut self, st: &mut StageState, decls: &[ArgDecl]) -> Result<(), Error> {
+        let mut shown = Vec::new();
+        for decl in decls {
+            let default = match &decl.default {
+                Some(w) => Some(self.expand(w, &|n| st.get(n))?),
+                None => None,
+            };
+            shown.push(match &default {
+                Some(d) => format!("{}={d}", decl.name),
+                None => decl.name.clone(),
+            });
+            let value = self.build_arg(&decl.name).or(default).or_else(|| self.global_args.get(&decl.name).cloned());
+            if let Some(v) = value {
+                match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
+                    Some(arg) => arg.1 = v,
+                    None => st.args.push((decl.name.clone(), v)),
+                }
+            }
+        }
+        st.history(format!("ARG {}", shown.join(" ")), true);
+        Ok(())
+    }
+
+    /// A warning for each build arg no lowered ARG declared (proxies excepted).
+    pub(super) fn unconsumed_warnings(&self) -> Vec<String> {
+        self.opts
+            .build_args
+            .keys()
+            .filter(|k| !self.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
+            .collect()
+    }
+}

@@ -1,0 +1,366 @@
+//! Stages → a [`BuildGraph`]: one dispatch function per instruction, one file
+//! per instruction family.
+//!
+//! Lowering starts at the target stage and pulls in the stages it needs
+//! (through `FROM <stage>` and `COPY --from=<stage>`), each once, so a stage
+//! nobody needs is never lowered and its base image never resolved. A stage can
+//! only depend on earlier stages, so this always ends. The stages being lowered
+//! wait on an explicit stack, not the call stack: a chain of thousands of
+//! stages, each `FROM` the one before, must not overflow the thread's stack.
+//!
+//! * `mod.rs` (here): the driver — the stack of stages, dispatch, shared helpers;
+//! * `stage`: FROM, and the state of the stage being lowered;
+//! * `args`: ARG and build args, global and per stage (the scoping rules);
+//! * `run`: RUN, and the environment it sees;
+//! * `copy`: COPY and `--from`;
+//! * `meta`: the instructions that only change the image config (ENV, LABEL,
+//!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT).
+
+mod args;
+mod copy;
+mod meta;
+mod run;
+mod stage;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_solver::{Digest, Graph};
+
+use crate::config::ImageConfig;
+use crate::error::{Error, ErrorKind, Location};
+use crate::instructions::{Command, Dockerfile, Instruction, Word};
+use crate::ops::Op;
+use crate::options::{BuildOptions, ImageResolver, ResolvedImage};
+use crate::shell::Lexer;
+use stage::StageState;
+
+/// Stages that cannot be lowered.
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    /// `--target` names no stage.
+    #[error("target stage \"{0}\" not found")]
+    TargetNotFound(String),
+    /// FROM names neither an earlier stage nor an image the resolver knows.
+    #[error("base image \"{0}\" not found: build or load it first (kiln load / kiln import)")]
+    ImageNotFound(String),
+    /// The resolver failed (as opposed to not knowing the image).
+    #[error("cannot look up image \"{reference}\": {message}")]
+    Resolve {
+        /// The reference looked up, expanded.
+        reference: String,
+        /// The resolver's own message.
+        message: String,
+    },
+    /// FROM's image expands to the empty string (an unset ARG).
+    #[error("base image name \"{0}\" expands to nothing")]
+    EmptyBase(String),
+    /// `FROM x AS x`.
+    #[error("FROM {0}: a stage cannot build on itself")]
+    FromItself(String),
+    /// FROM names a stage defined further down.
+    #[error("FROM {0}: that stage comes later; a stage can only build on earlier ones")]
+    FromLater(String),
+    /// `COPY --from` names neither a stage nor an image the resolver knows.
+    #[error("COPY --from={0}: no stage or image named \"{0}\"")]
+    CopyFromNotFound(String),
+    /// `COPY --from` names the stage it is in.
+    #[error("COPY --from={0}: a stage cannot copy from itself")]
+    CopyFromItself(String),
+    /// `COPY --from` names a stage defined further down.
+    #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
+    CopyFromLater(String),
+    /// Several COPY sources into something that is not a directory.
+    #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
+    CopyDestNotDirectory(String),
+    /// `--chmod` is not an octal mode.
+    #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
+    Chmod(String),
+    /// A value that must not be empty expands to nothing; names what it is.
+    #[error("{0} expands to nothing")]
+    EmptyValue(&'static str),
+    /// EXPOSE of something that is not a port or a port range.
+    #[error("invalid port \"{0}\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp")]
+    Port(String),
+}
+
+/// The result of lowering a Dockerfile.
+#[derive(Debug, Clone)]
+pub struct BuildGraph {
+    /// Every vertex the target stage needs (and nothing else).
+    pub graph: Graph<Op>,
+    /// The vertex whose result is the image's filesystem.
+    pub target: Digest,
+    /// The image config of the target stage, history included.
+    pub config: ImageConfig,
+    /// Things worth telling the user that do not stop the build (unused build args…).
+    pub warnings: Vec<String>,
+    /// The Dockerfile instruction each vertex comes from, so a failing step can be
+    /// named by its line.
+    pub sources: BTreeMap<Digest, Location>,
+}
+
+/// Lower the stages of `file` that the target needs.
+pub(crate) fn lower(
+    mut file: Dockerfile,
+    lexer: &Lexer,
+    opts: &BuildOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<BuildGraph, Error> {
+    // Each stage's commands are handed out once, when it is lowered, and each
+    // is dropped once applied: a big Dockerfile's memory goes to the image
+    // config it becomes instead of being held twice.
+    let commands = file.stages.iter_mut().map(|s| std::mem::take(&mut s.commands)).collect();
+    let file = &file;
+    let mut lowering = Lowering {
+        file,
+        commands,
+        lexer,
+        opts,
+        resolver,
+        graph: Graph::new(),
+        global_args: BTreeMap::new(),
+        consumed: BTreeSet::new(),
+        images: BTreeMap::new(),
+        done: vec![None; file.stages.len()],
+        sources: BTreeMap::new(),
+    };
+    lowering.global_args()?;
+    let target = match &opts.target {
+        None => file.stages.len() - 1,
+        Some(t) => lowering.find_stage(t).ok_or_else(|| Error::whole(LowerError::TargetNotFound(t.clone())))?,
+    };
+    let built = lowering.lower(target)?;
+    let warnings = lowering.unconsumed_warnings();
+    Ok(BuildGraph {
+        graph: lowering.graph,
+        target: built.vertex,
+        config: built.config,
+        warnings,
+        sources: lowering.sources,
+    })
+}
+
+/// A lowered stage: the vertex of its filesystem and its image config.
+#[derive(Debug, Clone)]
+struct Built {
+    vertex: Digest,
+    config: ImageConfig,
+}
+
+/// Why lowering a stage stopped before its end.
+enum Halt {
+    /// It needs stage `.0`, which is not lowered yet: lower that one, then
+    /// resume this one at the same instruction (which changed nothing yet).
+    Need(usize),
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+/// A stage on the lowering stack.
+struct Frame {
+    index: usize,
+    /// `None` until its FROM is lowered.
+    state: Option<StageState>,
+    /// Its commands not applied yet.
+    commands: std::vec::IntoIter<Command>,
+}
+
+struct Lowering<'a> {
+    /// The stages, without their commands.
+    file: &'a Dockerfile,
+    /// The commands of each stage not lowered yet (empty once it is).
+    commands: Vec<Vec<Command>>,
+    lexer: &'a Lexer,
+    opts: &'a BuildOptions,
+    resolver: &'a dyn ImageResolver,
+    graph: Graph<Op>,
+    /// Values of the global ARGs that have one.
+    global_args: BTreeMap<String, String>,
+    /// Build args some lowered ARG declared.
+    consumed: BTreeSet<String>,
+    /// Resolver answers, so each reference is looked up once per build.
+    images: BTreeMap<String, Option<ResolvedImage>>,
+    /// Stages lowered so far, by index.
+    done: Vec<Option<Built>>,
+    /// Where in the Dockerfile each vertex comes from.
+    sources: BTreeMap<Digest, Location>,
+}
+
+impl Lowering<'_> {
+    /// Lower the stage `target` and every stage it needs, each once.
+    fn lower(&mut self, target: usize) -> Result<Built, Error> {
+        let mut stack = vec![self.frame(target)];
+        loop {
+            let depth = stack.len();
+            let frame = stack.last_mut().expect("the target stays on the stack until it is lowered");
+            match self.resume(frame) {
+                // The target is never kept in `done`: no other stage needs it
+                // (stages depend on earlier ones only), and its config can be big.
+                Ok(built) if depth == 1 => return Ok(built),
+                Ok(built) => {
+                    self.done[frame.index] = Some(built);
+                    stack.pop();
+                }
+                // Needed stages come earlier, so none of them is on the stack yet.
+                Err(Halt::Need(index)) => stack.push(self.frame(index)),
+                Err(Halt::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// A frame to lower stage `index`, handed that stage's commands.
+    fn frame(&mut self, index: usize) -> Frame {
+        Frame { index, state: None, commands: std::mem::take(&mut self.commands[index]).into_iter() }
+    }
+
+    /// Lower the rest of a stage, from where it halted last.
+    fn resume(&mut self, frame: &mut Frame) -> Result<Built, Halt> {
+        let st = match &mut frame.state {
+            Some(st) => st,
+            None => frame.state.insert(self.lower_from(frame.index, frame.commands.as_slice())?),
+        };
+        while let Some(command) = frame.commands.as_slice().first() {
+            self.dispatch(frame.index, st, command)?;
+            frame.commands.next(); // applied: dropped
+        }
+        let st = frame.state.take().expect("set above");
+        Ok(Built { vertex: st.vertex, config: st.config })
+    }
+
+    /// Apply one instruction. It halts, if it must, before it changes anything,
+    /// so it can be dispatched again once the stage it needs is lowered.
+    fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Halt> {
+        match &cmd.instruction {
+            Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
+            Instruction::Run(args) => Ok(self.run(st, cmd, args)?),
+            Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
+            Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
+            Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
+            Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
+            Instruction::User(word) => Ok(self.user(st, word)?),
+            Instruction::Expose(words) => Ok(self.expose(st, words)?),
+            Instruction::Cmd(args) => {
+                meta::cmd(st, args);
+                Ok(())
+            }
+            Instruction::Entrypoint(args) => {
+                meta::entrypoint(st, args);
+                Ok(())
+            }
+        }
+    }
+
+    /// Add a vertex made by the instruction at `at` (the first place wins when
+    /// equal steps dedupe into one vertex).
+    fn add(&mut self, op: Op, inputs: Vec<Digest>, name: String, at: Location) -> Result<Digest, Error> {
+        let digest = self.graph.add(op, inputs, name).map_err(|e| Error::whole(ErrorKind::Graph(e)))?;
+        self.sources.entry(digest.clone()).or_insert(at);
+        Ok(digest)
+    }
+
+    fn expand(&self, word: &Word, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+        self.lexer.expand(&word.raw, get).map_err(|e| Error::at(word.location, e))
+    }
+
+    /// A stage by name (case-insensitive) or index.
+    fn find_stage(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.file
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| name.parse().ok().filter(|&i| i < self.file.stages.len()))
+    }
+
+    /// Look an image up once per build.
+    fn resolve(&mut self, reference: &str, at: Location) -> Result<Option<ResolvedImage>, Error> {
+        if let Some(known) = self.images.get(reference) {
+            return Ok(known.clone());
+        }
+        let image = self.resolver.resolve(reference).map_err(|message| {
+            let reference = reference.to_owned();
+            Error::at(at, LowerError::Resolve { reference, message })
+        })?;
+        self.images.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    /// The stage `index` if it is lowered already; else halt to lower it first.
+    fn stage(&self, index: usize) -> Result<&Built, Halt> {
+        self.done[index].as_ref().ok_or(Halt::Need(index))
+    }
+}
+
+fn env_get<'e>(env: &'e [String], name: &str) -> Option<&'e str> {
+    env.iter().find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
+/// Set `name=value`, in place when the name is already there.
+fn env_set(env: &mut Vec<String>, name: &str, value: &str) {
+    let entry = format!("{name}={value}");
+    match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == name) {
+        Some(e) => *e = entry,
+        None => env.push(entry),
+    }
+}
+
+/// `path` made absolute against `dir`.
+fn join(dir: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{dir}/{path}")
+    }
+}
+
+/// An absolute path with `.`, `..` and repeated `/` resolved (Go's `path.Clean`);
+/// no trailing `/` except for the root.
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for (dir, path, want) in [
+            ("/", "a", "/a"),
+            ("/app", "src/../lib", "/app/lib"),
+            ("/app", "/abs//x/", "/abs/x"),
+            ("/app", ".", "/app"),
+            ("/a/b", "../../..", "/"),
+            ("/", "./x/./y", "/x/y"),
+        ] {
+            assert_eq!(clean(&join(dir, path)), want, "{dir} {path}");
+        }
+    }
+
+    #[test]
+    fn env_entries_replace_in_place() {
+        let mut env = vec!["A=1".to_owned(), "AB=2".to_owned()];
+        env_set(&mut env, "A", "3");
+        env_set(&mut env, "C", "4");
+        env_set(&mut env, "AB", "");
+        assert_eq!(env, ["A=3", "AB=", "C=4"]);
+        assert_eq!(env_get(&env, "A"), Some("3"));
+        assert_eq!(env_get(&env, "AB"), Some(""));
+        assert_eq!(env_get(&env, "B"), None);
+    }
+}

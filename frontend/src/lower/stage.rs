@@ -1,0 +1,112 @@
+//! FROM, and the state of the stage being lowered: its current vertex, its
+//! image config, its ARGs in scope and the step counter that names vertices.
+
+use kiln_solver::Digest;
+
+use super::{env_get, Halt, LowerError, Lowering};
+use crate::config::{History, ImageConfig};
+use crate::error::Error;
+use crate::instructions::Command;
+use crate::ops::Op;
+use crate::shorten::Shortened;
+
+/// The PATH docker gives a stage whose base image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The state of the stage being lowered.
+pub(super) struct StageState {
+    /// The vertex of the stage's filesystem so far.
+    pub(super) vertex: Digest,
+    pub(super) config: ImageConfig,
+    /// ARGs in scope with a value, in declaration order.
+    pub(super) args: Vec<(String, String)>,
+    /// Whether this stage set CMD (then ENTRYPOINT keeps it).
+    pub(super) cmd_set: bool,
+    /// `[build ` / `[1 ` / `[`, for vertex names.
+    prefix: String,
+    step: usize,
+    steps: usize,
+}
+
+impl StageState {
+    /// A variable as expansion sees it: ENV first, then ARG.
+    pub(super) fn get(&self, name: &str) -> Option<String> {
+        env_get(&self.config.env, name)
+            .or_else(|| self.args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
+            .map(str::to_owned)
+    }
+
+    /// The working directory, `/` when none is set.
+    pub(super) fn workdir(&self) -> String {
+        match self.config.working_dir.as_str() {
+            "" => "/".to_owned(),
+            wd => wd.to_owned(),
+        }
+    }
+
+    /// The next vertex name: `[build 2/4] RUN make`.
+    pub(super) fn name(&mut self, text: &str) -> String {
+        self.step += 1;
+        // Shortened: the name is shown on every progress line and error about
+        // the step, and copied into each of its events.
+        format!("{}{}/{}] {}", self.prefix, self.step, self.steps, Shortened::new(text))
+    }
+
+    pub(super) fn history(&mut self, created_by: String, empty_layer: bool) {
+        self.config.history.push(History { created: None, created_by, comment: None, empty_layer });
+    }
+}
+
+impl Lowering<'_> {
+    /// The state of stage `index`, whose commands are `commands`, after its FROM.
+    pub(super) fn lower_from(&mut self, index: usize, commands: &[Command]) -> Result<StageState, Halt> {
+        let file = self.file;
+        let stage = &file.stages[index];
+        let prefix = match (&stage.name, self.file.stages.len()) {
+            (Some(name), _) => format!("[{name} "),
+            (None, 1) => "[".to_owned(),
+            (None, _) => format!("[{index} "),
+        };
+        let mut state = StageState {
+            vertex: Digest::of(b""),
+            config: ImageConfig::default(),
+            args: Vec::new(),
+            cmd_set: false,
+            prefix,
+            step: 0,
+            steps: 1 + commands.iter().filter(|c| c.instruction.is_step()).count(),
+        };
+        let name = state.name(&stage.text);
+
+        // FROM: expanded with the global ARGs only.
+        let globals = &self.global_args;
+        let base = self.expand(&stage.base, &|n| globals.get(n).cloned())?;
+        let at = stage.base.location;
+        if base.is_empty() {
+            return Err(Error::at(at, LowerError::EmptyBase(stage.base.raw.clone())).into());
+        }
+        let earlier =
+            self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
+        (state.vertex, state.config) = match earlier {
+            Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
+            Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
+            Some(i) => {
+                let built = self.stage(i)?;
+                (built.vertex.clone(), built.config.clone())
+            }
+            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
+            None => {
+                let image =
+                    self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?;
+                let op = Op::Image { name: image.name, digest: image.digest };
+                (self.add(op, vec![], name, at)?, image.config)
+            }
+        };
+        // Like BuildKit: a stage whose base sets no PATH gets the default one, so
+        // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
+        if env_get(&state.config.env, "PATH").is_none() {
+            state.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,53 @@
+//! What the frontend's test binaries share: a fake image resolver and the
+//! options every case starts from.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use kiln_frontend::{BuildOptions, History, ImageConfig, ImageResolver, ResolvedImage};
+
+/// Knows a few images and counts lookups: `busybox`, `golang:1.22`;
+/// `broken` fails to resolve; anything else is not found.
+#[derive(Default)]
+pub struct FakeResolver {
+    /// How many times each reference was looked up.
+    pub calls: RefCell<BTreeMap<String, usize>>,
+}
+
+impl ImageResolver for FakeResolver {
+    fn resolve(&self, reference: &str) -> Result<Option<ResolvedImage>, String> {
+        *self.calls.borrow_mut().entry(reference.to_owned()).or_default() += 1;
+        let (name, env, cmd): (&str, &[&str], &[&str]) = match reference {
+            "busybox" | "busybox:latest" => ("busybox:latest", &["PATH=/bin"], &["sh"]),
+            "golang:1.22" => ("golang:1.22", &["PATH=/go/bin:/bin", "GOPATH=/go"], &["bash"]),
+            "broken" | "broken:latest" => return Err("registry on fire".to_owned()),
+            _ => return Ok(None),
+        };
+        Ok(Some(ResolvedImage {
+            name: name.to_owned(),
+            digest: format!("sha256:{}", name.replace(':', "-")),
+            config: ImageConfig {
+                env: env.iter().map(|s| s.to_string()).collect(),
+                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                working_dir: String::new(),
+                history: vec![History {
+                    created: None,
+                    created_by: format!("base layer of {name}"),
+                    comment: None,
+                    empty_layer: false,
+                }],
+                ..ImageConfig::default()
+            },
+        }))
+    }
+}
+
+/// Options for a Dockerfile named `Dockerfile`, built for linux/arm64/v8.
+pub fn opts(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
+    BuildOptions {
+        dockerfile_name: "Dockerfile".to_owned(),
+        build_args: build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        target: target.map(str::to_owned),
+        platform: Some("linux/arm64/v8".to_owned()),
+    }
+}
