@@ -71,14 +71,8 @@ pub fn run(store: &Store, request: &RunRequest) -> Result<i32, RunError> {
     }
     let mut env = c.env().clone().unwrap_or_default();
     for e in &request.env {
-        let (key, value) = match e.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => match std::env::var(e) {
-                Ok(v) => (e.clone(), v),
-                Err(_) => continue,
-            },
-        };
-        env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
+        let Some((key, value)) = crate::flags::name_value(e, crate::flags::process_env) else { continue };
+        env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
         env.push(format!("{key}={value}"));
     }
     let cwd =

@@ -12,6 +12,7 @@ pub mod container;
 pub mod context;
 pub mod copy;
 pub mod digest;
+pub mod flags;
 pub mod fsutil;
 pub mod image;
 pub mod image_io;
@@ -25,5 +26,4 @@ pub mod users;
 
 pub use build::{build, BuildError, BuildRequest, BuildResult};
 
-/// The PATH docker gives a container whose image sets none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use kiln_frontend::DEFAULT_PATH;

@@ -31,6 +31,10 @@ pub struct ImageConfig {
     pub history: Vec<History>,
 }
 
+/// The PATH docker gives a stage, a RUN step or a container whose image sets
+/// none. The one copy in the workspace: the engine and the sandbox use it too.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// One line of an image's history.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {

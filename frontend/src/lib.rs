@@ -25,7 +25,7 @@ mod parser;
 mod shell;
 mod shorten;
 
-pub use config::{History, ImageConfig};
+pub use config::{History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError};

@@ -236,12 +236,11 @@ pub fn build_args_from_flags(
 ) -> Result<BTreeMap<String, String>, BuildError> {
     let mut build_args = BTreeMap::new();
     for kv in flags {
-        let (name, value) = kv.split_once('=').map_or((kv.as_str(), None), |(k, v)| (k, Some(v)));
         // No ARG has an empty name: it is a typo, not something to ignore.
-        if name.is_empty() {
+        if kv.is_empty() || kv.starts_with('=') {
             return Err(BuildError::BuildArg(kv.clone()));
         }
-        if let Some(value) = value.map(str::to_owned).or_else(|| env(name)) {
+        if let Some((name, value)) = crate::flags::name_value(kv, &env) {
             build_args.insert(name.to_owned(), value);
         }
     }

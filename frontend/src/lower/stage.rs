@@ -4,14 +4,11 @@
 use kiln_solver::Digest;
 
 use super::{env_get, Halt, LowerError, Lowering};
-use crate::config::{History, ImageConfig};
+use crate::config::{History, ImageConfig, DEFAULT_PATH};
 use crate::error::Error;
 use crate::instructions::Command;
 use crate::ops::Op;
 use crate::shorten::Shortened;
-
-/// The PATH docker gives a stage whose base image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The state of the stage being lowered.
 pub(super) struct StageState {
