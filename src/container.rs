@@ -16,8 +16,6 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("no command specified: the image {0} has no CMD or ENTRYPOINT; give one after the image name")]
     NoCommand(String),
-    #[error("the working directory {0:?} is not an absolute path")]
-    Workdir(String),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("preparing the container's filesystem")]
@@ -77,9 +75,6 @@ pub fn run(store: &Store, request: &RunRequest) -> Result<i32, RunError> {
     }
     let cwd =
         request.workdir.clone().or(c.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
-    if !cwd.starts_with('/') {
-        return Err(RunError::Workdir(cwd));
-    }
     let user = request.user.clone().or(c.user().clone()).unwrap_or_default();
 
     let (_, layers) = crate::image::read(store, &image.digest())?;
