@@ -2,6 +2,11 @@
 //! no diff. The filesystem copied into is only looked at (mounted read-only) to
 //! resolve the destination the way the container would see it: symlinks such as
 //! `/bin -> usr/bin` are followed, and an existing directory means "into it".
+//!
+//! Entries follow the rules of the layer entry writer ([`entry`]), as RUN's
+//! do: xattrs are kept (but overlayfs's), and the later names of an inode
+//! among the files one COPY writes become hard links to the first, as
+//! BuildKit copies them.
 
 mod checksum;
 mod select;
@@ -16,12 +21,13 @@ use std::path::{Path, PathBuf};
 use kiln_frontend::CopyOp;
 use kiln_solver::Digest;
 
-use crate::fsutil::{resolve_in_root, CopyFailure};
-use crate::layer::{entry, LayerTar};
+use crate::fsutil::{resolve_in_root, CopyFailure, PathError};
+use crate::layer::entry::{self, read_xattrs, HardLinks};
+use crate::layer::LayerTar;
 use crate::users::{Accounts, UserError};
 
 pub use checksum::checksum;
-use checksum::Checksum;
+use checksum::{Body, Checksum};
 pub use select::{select, SourceRoot};
 
 /// Why a COPY failed.
@@ -45,12 +51,19 @@ pub enum CopyError {
     Read(PathBuf, #[source] io::Error),
     #[error("writing the COPY layer")]
     Write(#[source] io::Error),
+    #[error(transparent)]
+    Io(#[from] PathError),
     #[error(
         "COPY failed: the build context changed while it was read: its files no longer match the \
          checksum of the step's cache key (build again once they stop changing)"
     )]
     Changed,
 }
+
+/// The first name an inode with several was written under: its path in the
+/// layer (what a link entry names) and below the source root (what the
+/// checksum names).
+type FirstName = (PathBuf, PathBuf);
 
 /// Ownership and mode overrides of a COPY.
 struct Overrides {
@@ -101,6 +114,7 @@ pub fn write_layer(
 
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     let mut checksum = Checksum::new();
+    let mut links = HardLinks::default();
     for sel in &selected {
         checksum.source(&sel.rel);
         let target = match (into_dir, sel.is_dir) {
@@ -131,7 +145,7 @@ pub fn write_layer(
                 h.set_gid(gid.into());
                 h.set_mtime(0);
                 h.set_size(0);
-                append_entry(tar, &mut h, parent, None, io::empty(), parent)?;
+                append_entry(tar, &mut h, parent, None, &[], io::empty(), parent)?;
             }
         }
         if target.as_os_str().is_empty() && !sel.is_dir {
@@ -141,29 +155,44 @@ pub fn write_layer(
             // The folder itself is not written (its destination is), but it is
             // part of the checksum: as the first pass saw it.
             let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
-            checksum.entry(Path::new(""), &meta, None);
+            checksum.entry(Path::new(""), &meta, &[], Body::Own);
             for entry in sel.walk() {
                 let (host, rel) = entry?;
-                append(tar, &host, &target.join(&rel), &rel, &overrides, &mut checksum)?;
+                let file = File { host: &host, path: &target.join(&rel), source: &sel.rel, rel: &rel };
+                append(tar, file, &overrides, &mut links, &mut checksum)?;
             }
         } else {
-            append(tar, &sel.host, &target, Path::new(""), &overrides, &mut checksum)?;
+            let file = File { host: &sel.host, path: &target, source: &sel.rel, rel: Path::new("") };
+            append(tar, file, &overrides, &mut links, &mut checksum)?;
         }
     }
     Ok(checksum.finish())
 }
 
-/// Append the file `host` as `path`; `rel` is its path below its source, as
-/// the checksum names it.
+/// One file a COPY writes.
+struct File<'a> {
+    /// Its path on the host.
+    host: &'a Path,
+    /// Its path in the layer.
+    path: &'a Path,
+    /// The selected source it is part of, relative to the source root.
+    source: &'a Path,
+    /// Its path below that source, as the checksum names it.
+    rel: &'a Path,
+}
+
+/// Append `file`; a later name of an inode already written becomes a hard
+/// link to the first.
 fn append(
     tar: &mut LayerTar,
-    host: &Path,
-    path: &Path,
-    rel: &Path,
+    file: File<'_>,
     o: &Overrides,
+    links: &mut HardLinks<FirstName>,
     checksum: &mut Checksum,
 ) -> Result<(), CopyError> {
+    let File { host, path, source, rel } = file;
     let meta = fs::symlink_metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+    let xattrs = read_xattrs(host)?;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
     if !o.keep_owner {
@@ -179,22 +208,36 @@ fn append(
             h.set_mode(mode);
         }
     }
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = fs::read_link(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        checksum.entry(rel, &meta, Some(&target));
-        h.set_size(0);
-        append_entry(tar, &mut h, path, Some(&target), io::empty(), host)
-    } else if ft.is_file() {
-        checksum.entry(rel, &meta, None);
-        let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        // The size the header says, from the same stat as the checksum's.
-        h.set_size(meta.size());
-        append_entry(tar, &mut h, path, None, checksum.reader(f), host)
-    } else {
-        checksum.entry(rel, &meta, None);
-        h.set_size(0);
-        append_entry(tar, &mut h, path, None, io::empty(), host)
+    let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
+    let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
+    let first = links.first(&meta, || (path.to_owned(), source.join(rel)));
+    match first {
+        Some((_, first_source)) => checksum.entry(rel, &meta, &xattrs, Body::HardLink(first_source)),
+        None => checksum.entry(rel, &meta, &xattrs, target.as_deref().map_or(Body::Own, Body::Symlink)),
+    }
+    match first {
+        Some((first, _)) if first != path => {
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            append_entry(tar, &mut h, path, Some(first), &xattrs, io::empty(), host)
+        }
+        _ if target.is_some() || !meta.is_file() => {
+            h.set_size(0);
+            append_entry(tar, &mut h, path, target.as_deref(), &xattrs, io::empty(), host)
+        }
+        _ => {
+            let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+            // The size the header says, from the same stat as the checksum's.
+            h.set_size(meta.size());
+            if first.is_none() {
+                append_entry(tar, &mut h, path, None, &xattrs, checksum.reader(f), host)
+            } else {
+                // Two sources landing on one path: the inode again under its
+                // own first name, written whole (a link to itself would not
+                // extract), its bytes hashed once, as the first pass does.
+                append_entry(tar, &mut h, path, None, &xattrs, f, host)
+            }
+        }
     }
 }
 
@@ -204,11 +247,12 @@ fn append_entry(
     h: &mut tar::Header,
     path: &Path,
     link: Option<&Path>,
+    xattrs: &[(String, Vec<u8>)],
     data: impl io::Read,
     host: &Path,
 ) -> Result<(), CopyError> {
     let link = link.map(|l| l.as_os_str().as_bytes());
-    entry::append(tar, h, path.as_os_str().as_bytes(), link, &[], data).map_err(|e| match e {
+    entry::append(tar, h, path.as_os_str().as_bytes(), link, xattrs, data).map_err(|e| match e {
         CopyFailure::Read(e) => CopyError::Read(host.to_owned(), e),
         CopyFailure::Write(e) => CopyError::Write(e),
     })

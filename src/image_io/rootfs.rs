@@ -1,6 +1,8 @@
 //! `kiln import`: a root filesystem tarball becomes a one-layer image, as with
 //! `docker import`. The tar is copied entry by entry, headers and PAX records
-//! kept, only the paths made plain (`./bin/sh` and `/bin/sh` → `bin/sh`).
+//! kept, only the paths made plain (`./bin/sh` and `/bin/sh` → `bin/sh`):
+//! its hard links stay links (to the plain path of their target) and its
+//! xattrs stay, but for overlayfs's own, by the rules of [`entry`].
 
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -69,15 +71,15 @@ fn copy_entry<W: Write>(
         return Ok(false);
     };
     let mut header = entry.header().clone();
-    // Keep the PAX records (xattrs, large ids and sizes, precise times) except
-    // the path and link target, which the entry writer writes again.
+    // Keep the PAX records (xattrs, large ids and sizes, precise times): the
+    // entry writer leaves out those it writes itself (path, link target) and
+    // those no layer holds (overlayfs's xattrs), as for COPY and RUN layers.
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(records) = entry.pax_extensions().map_err(read_err)? {
         for record in records {
             let record = record.map_err(read_err)?;
-            match record.key() {
-                Ok("path" | "linkpath") | Err(_) => {}
-                Ok(key) => pax.push((key.to_owned(), record.value_bytes().to_vec())),
+            if let Ok(key) = record.key() {
+                pax.push((key.to_owned(), record.value_bytes().to_vec()));
             }
         }
     }
@@ -142,7 +144,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn layer_entries(store: &Store, name: &str) -> Vec<(String, String)> {
+    /// Each entry of the image's one layer: path, link target, PAX keys.
+    fn layer_entries(store: &Store, name: &str) -> Vec<(String, String, Vec<String>)> {
         let (manifest, _) = store.image_parts(&store.get(name).unwrap()).unwrap();
         assert_eq!(manifest.layers().len(), 1);
         let digest = crate::digest::from_oci(manifest.layers()[0].digest()).unwrap();
@@ -151,9 +154,11 @@ mod tests {
         tar.entries()
             .unwrap()
             .map(|e| {
-                let e = e.unwrap();
+                let mut e = e.unwrap();
                 let link = e.link_name().unwrap().map(|l| l.display().to_string());
-                (e.path().unwrap().display().to_string(), link.unwrap_or_default())
+                let keys = e.pax_extensions().unwrap().into_iter().flatten();
+                let keys = keys.map(|r| r.unwrap().key().unwrap().to_owned()).collect();
+                (e.path().unwrap().display().to_string(), link.unwrap_or_default(), keys)
             })
             .collect()
     }
@@ -188,9 +193,40 @@ mod tests {
                 ("bin/ls", "bin/busybox"),
                 ("etc/passwd", ""),
             ];
-            let got: Vec<(&str, &str)> = entries.iter().map(|(p, l)| (p.as_str(), l.as_str())).collect();
+            let got: Vec<(&str, &str)> = entries.iter().map(|(p, l, _)| (p.as_str(), l.as_str())).collect();
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn keeps_hard_links_and_xattrs_but_overlayfs_own() {
+        use tar::EntryType::{Link, Regular};
+        let mut b = tar::Builder::new(Vec::new());
+        let xattrs = [
+            ("SCHILY.xattr.user.note", &b"kept"[..]),
+            ("SCHILY.xattr.user.overlay.redirect", b"/elsewhere"),
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+        ];
+        b.append_pax_extensions(xattrs).unwrap();
+        let mut file = tar::Header::new_ustar();
+        file.set_entry_type(Regular);
+        file.set_mode(0o755);
+        file.set_size(2);
+        b.append_data(&mut file, "./tool", &b"hi"[..]).unwrap();
+        let mut link = tar::Header::new_ustar();
+        link.set_entry_type(Link);
+        link.set_size(0);
+        b.append_link(&mut link, "./alias", "./tool").unwrap();
+        let rootfs = b.into_inner().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        import_rootfs(&store, &rootfs[..], "linked", "test").unwrap();
+        let want = [
+            ("tool".to_owned(), String::new(), vec!["SCHILY.xattr.user.note".to_owned()]),
+            ("alias".to_owned(), "tool".to_owned(), vec![]),
+        ];
+        assert_eq!(layer_entries(&store, "linked"), want);
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! the same tar bytes, written by [`entry::append`] (long names and xattrs in
 //! PAX records).
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -24,9 +23,9 @@ use tar::{EntryType, Header};
 use crate::fsutil::CopyFailure;
 use walkdir::WalkDir;
 
-use super::entry::{self, xattr_record};
+use super::entry::{self, read_xattrs, HardLinks};
 use super::extract::{io_err, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
-use super::overlay::{is_opaque, is_overlay_xattr};
+use super::overlay::is_opaque;
 use super::LayerError;
 
 /// Append the changeset in the overlay upper folder `upper` to `out` (usually a
@@ -35,8 +34,7 @@ use super::LayerError;
 /// followed; sockets are skipped (tar cannot hold them); file contents are
 /// streamed.
 pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
-    // (st_dev, st_ino) of multiply-linked inodes → the first path written.
-    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut links = HardLinks::default();
     let walk = WalkDir::new(upper).follow_links(false).sort_by_file_name().min_depth(1);
     for item in walk {
         let item = item.map_err(|e| {
@@ -84,13 +82,10 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
             continue;
         }
 
-        if meta.nlink() > 1 {
-            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                header.set_entry_type(EntryType::Link);
-                append_read(out, &mut header, rel, Some(first), &xattrs, io::empty(), path)?;
-                continue;
-            }
-            links.insert((meta.dev(), meta.ino()), rel.to_vec());
+        if let Some(first) = links.first(&meta, || rel.to_vec()) {
+            header.set_entry_type(EntryType::Link);
+            append_read(out, &mut header, rel, Some(first), &xattrs, io::empty(), path)?;
+            continue;
         }
 
         if kind.is_file() {
@@ -131,28 +126,6 @@ fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
     name.extend_from_slice(prefix);
     name.extend_from_slice(&rel[split..]);
     name
-}
-
-/// The xattrs worth keeping, sorted by name: all but overlayfs's own. A
-/// filesystem without xattr support simply has none.
-fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
-    let names = match xattr::list(path) {
-        Ok(names) => names,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("listing xattrs of", path)(e)),
-    };
-    let mut xattrs = Vec::new();
-    for name in names {
-        if is_overlay_xattr(name.as_bytes()) {
-            continue;
-        }
-        // An xattr removed since the listing is simply gone.
-        if let Some(value) = xattr::get(path, &name).map_err(io_err("reading xattrs of", path))? {
-            xattrs.extend(xattr_record(&name, value));
-        }
-    }
-    xattrs.sort();
-    Ok(xattrs)
 }
 
 /// Append one entry through [`entry::append`]; a failed read of `data` is

@@ -8,21 +8,34 @@
 //!   readers), as Go's archive/tar — docker, containerd, BuildKit — writes
 //!   and reads them; never GNU `././@LongLink` entries, never a ustar prefix;
 //! - extra PAX records (xattrs as `SCHILY.xattr.<name>`, records kept from an
-//!   imported entry) share that one PAX header;
+//!   imported entry) share that one PAX header; overlayfs's own xattrs
+//!   ([`super::overlay`]) never go in, whoever passes them;
 //! - an entry's data is exactly the size its header says: a file that grew
 //!   while read is cut at that size, one that shrank fails the entry (tar
 //!   pads what it got, not what the header says, which would corrupt the
 //!   archive).
 //!
 //! Hard links and whiteouts are entries like any other here: the caller sets
-//! the header's type and the link target ([`super::diff`] finds hard links and
-//! whiteouts in an upper folder).
+//! the header's type and the link target. Writers that read files from a
+//! folder (RUN's upper folder, COPY's sources) share two more rules, kept
+//! here: [`read_xattrs`] (which xattrs a file brings along) and [`HardLinks`]
+//! (the second and later names of an inode become links to the first name
+//! written). An imported tar brings its own link entries and xattr records.
 
+use std::collections::hash_map::{Entry, HashMap};
+use std::fs::Metadata;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use tar::Header;
 
-use crate::fsutil::CopyFailure;
+use super::overlay::is_overlay_xattr;
+use crate::fsutil::{io_at, CopyFailure, PathError};
+
+/// The PAX record key prefix of an xattr, as Go's archive/tar names it.
+const XATTR: &str = "SCHILY.xattr.";
 
 /// Append one entry to `out`: `header` (type, mode, owner, times, size) for
 /// the entry `name`, a hard link's or symlink's target `link`, extra PAX
@@ -50,7 +63,7 @@ pub fn append<W: Write>(
             pax.push(("linkpath", link));
         }
     }
-    pax.extend(records.iter().filter(|(k, _)| k != "path" && k != "linkpath").map(|(k, v)| (k.as_str(), &v[..])));
+    pax.extend(records.iter().filter(|(k, _)| written(k)).map(|(k, v)| (k.as_str(), &v[..])));
     if !pax.is_empty() {
         out.append_pax_extensions(pax).map_err(CopyFailure::Write)?;
     }
@@ -70,7 +83,69 @@ pub fn append<W: Write>(
 /// name that is not UTF-8 (PAX keys are; Linux xattr names in practice are
 /// ASCII).
 pub fn xattr_record(name: &std::ffi::OsStr, value: Vec<u8>) -> Option<(String, Vec<u8>)> {
-    Some((format!("SCHILY.xattr.{}", name.to_str()?), value))
+    Some((format!("{XATTR}{}", name.to_str()?), value))
+}
+
+/// Whether [`append`] writes a record it is given: `path` and `linkpath` are
+/// written from its name and link arguments instead, and overlayfs's xattrs
+/// describe a snapshot, not the image.
+fn written(key: &str) -> bool {
+    match key.strip_prefix(XATTR) {
+        Some(name) => !is_overlay_xattr(name.as_bytes()),
+        None => key != "path" && key != "linkpath",
+    }
+}
+
+/// The xattrs of `path` (not followed if a symlink) that go into a layer, as
+/// PAX records sorted by name: all but overlayfs's own. A filesystem without
+/// xattr support simply has none.
+pub fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, PathError> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(io_at("listing xattrs of", path)(e)),
+    };
+    let mut xattrs = Vec::new();
+    for name in names {
+        if is_overlay_xattr(name.as_bytes()) {
+            continue;
+        }
+        // An xattr removed since the listing is simply gone.
+        if let Some(value) = xattr::get(path, &name).map_err(io_at("reading xattrs of", path))? {
+            xattrs.extend(xattr_record(&name, value));
+        }
+    }
+    xattrs.sort();
+    Ok(xattrs)
+}
+
+/// The first name written of each inode that has several, so that its later
+/// names become hard links to it, as docker and BuildKit write them. `T` is
+/// whatever the writer needs to name that first entry by.
+pub struct HardLinks<T>(HashMap<(u64, u64), T>);
+
+impl<T> Default for HardLinks<T> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<T> HardLinks<T> {
+    /// The first name of the inode `meta` describes, if this is a later name
+    /// of it; otherwise `None`, and `name()` is kept as that first name when
+    /// the inode has other names (`st_nlink > 1`). Folders are never links.
+    pub fn first(&mut self, meta: &Metadata, name: impl FnOnce() -> T) -> Option<&T> {
+        if meta.nlink() < 2 || meta.is_dir() {
+            return None;
+        }
+        match self.0.entry((meta.dev(), meta.ino())) {
+            Entry::Occupied(first) => Some(first.into_mut()),
+            Entry::Vacant(slot) => {
+                slot.insert(name());
+                None
+            }
+        }
+    }
 }
 
 /// Copy `value` into a NUL-padded header field; false when it had to be
@@ -145,7 +220,13 @@ mod tests {
         let xattr = xattr_record("user.k".as_ref(), b"v".to_vec()).unwrap();
         let mut b = tar::Builder::new(Vec::new());
         append(&mut b, &mut file(3), b"short", None, &[], &b"abc"[..]).unwrap();
-        append(&mut b, &mut file(2), long.as_bytes(), None, &[xattr], &b"grown"[..]).unwrap();
+        // Records the writer writes itself or never writes are left out.
+        let records = [
+            ("path".to_owned(), b"other".to_vec()),
+            xattr,
+            xattr_record("user.overlay.opaque".as_ref(), b"y".to_vec()).unwrap(),
+        ];
+        append(&mut b, &mut file(2), long.as_bytes(), None, &records, &b"grown"[..]).unwrap();
         let mut link = Header::new_ustar();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
@@ -161,5 +242,26 @@ mod tests {
             ("l".to_owned(), Some(long.clone()), vec!["linkpath".to_owned()], vec![]),
         ];
         assert_eq!(got[..3], want[..]);
+    }
+
+    #[test]
+    fn later_names_of_an_inode_link_to_the_first_and_xattrs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name);
+        std::fs::write(p("a"), "x").unwrap();
+        std::fs::hard_link(p("a"), p("b")).unwrap();
+        std::fs::write(p("c"), "y").unwrap();
+        std::fs::create_dir(p("d")).unwrap();
+        let mut links = HardLinks::default();
+        let got = ["a", "c", "b", "d", "b"].map(|n| links.first(&std::fs::metadata(p(n)).unwrap(), || n).copied());
+        assert_eq!(got, [None, None, Some("a"), None, Some("a")]);
+
+        for (name, value) in [("user.z", "2"), ("user.a", "1"), ("user.overlay.opaque", "y")] {
+            xattr::set(p("c"), name, value.as_bytes()).unwrap();
+        }
+        let want = [("SCHILY.xattr.user.a", "1"), ("SCHILY.xattr.user.z", "2")];
+        let want: Vec<_> = want.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        assert_eq!(read_xattrs(&p("c")).unwrap(), want);
+        assert_eq!(read_xattrs(&p("a")).unwrap(), []);
     }
 }

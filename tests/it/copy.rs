@@ -1,6 +1,7 @@
 //! COPY semantics, as `docker build` has them.
 
-use super::harness::Kiln;
+use super::harness::{Entry, Kiln};
+use tar::EntryType;
 
 #[test]
 fn copy_into_scratch_root_and_through_symlinks_keeps_docker_names() {
@@ -44,4 +45,42 @@ fn copy_onto_an_existing_directory_goes_into_it() {
     );
     k.build(&["-t", "into:v1"]).ok();
     assert_eq!(k.cmd(&["run", "into:v1"]).ok().stdout, "tool\n");
+}
+
+#[test]
+fn copy_keeps_hard_links_and_xattrs() {
+    let k = Kiln::with_busybox();
+    k.write("a", "one inode\n")
+        .write("tagged", "t")
+        .write("Dockerfile", "FROM busybox\nCOPY . /dst/\nCOPY --chown=nobody --chmod=640 a b /owned/\n");
+    std::fs::hard_link(k.ctx().join("a"), k.ctx().join("b")).unwrap();
+    xattr::set(k.ctx().join("tagged"), "user.note", b"kept").unwrap();
+    k.build(&["-t", "links:v1"]).ok();
+
+    let entry = |path: &str, kind, link: Option<&str>, xattrs: &[(&str, &[u8])]| Entry {
+        path: path.to_owned(),
+        kind,
+        link: link.map(str::to_owned),
+        xattrs: xattrs.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+    };
+    let want = [
+        entry("dst", EntryType::Directory, None, &[]),
+        entry("dst/Dockerfile", EntryType::Regular, None, &[]),
+        entry("dst/a", EntryType::Regular, None, &[]),
+        entry("dst/b", EntryType::Link, Some("dst/a"), &[]),
+        entry("dst/tagged", EntryType::Regular, None, &[("user.note", b"kept")]),
+    ];
+    let layers = k.layer_entries("links:v1");
+    assert_eq!(layers[layers.len() - 2][..], want[..]);
+    let out = k.cmd(&["run", "links:v1", "sh", "-c", "stat -c %i /dst/a /dst/b"]).ok();
+    let inodes: Vec<&str> = out.stdout.lines().collect();
+    assert!(inodes.len() == 2 && inodes[0] == inodes[1], "{inodes:?}");
+    // --chown and --chmod hold for every name of the inode.
+    let out = k.cmd(&["run", "links:v1", "stat", "-c", "%a %U %h", "/owned/a", "/owned/b"]).ok();
+    assert_eq!(out.stdout, "640 nobody 2\n640 nobody 2\n");
+
+    // Both reads of the context agree, so the step is cached from then on.
+    let again = k.build(&["-t", "links:v2"]).ok();
+    assert!(again.stderr.contains("CACHED"), "{}", again.stderr);
+    assert_eq!(k.inspect("links:v1")["Digest"], k.inspect("links:v2")["Digest"]);
 }

@@ -229,6 +229,17 @@ impl Kiln {
     /// Entries of each layer of `image`, as `path` plus `/` for directories and
     /// ` -> target` for symlinks.
     pub fn layers(&self, image: &str) -> Vec<Vec<String>> {
+        let show = |e: Entry| match e.kind {
+            tar::EntryType::Directory => format!("{}/", e.path),
+            tar::EntryType::Symlink => format!("{} -> {}", e.path, e.link.unwrap_or_default()),
+            _ => e.path,
+        };
+        self.layer_entries(image).into_iter().map(|l| l.into_iter().map(show).collect()).collect()
+    }
+
+    /// Entries of each layer of `image`, with their type, link target and
+    /// xattrs (PAX `SCHILY.xattr.` records).
+    pub fn layer_entries(&self, image: &str) -> Vec<Vec<Entry>> {
         let v = self.inspect(image);
         v["Manifest"]["layers"]
             .as_array()
@@ -239,22 +250,7 @@ impl Kiln {
                 let blob = self.root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
                 let gz = flate2::read::GzDecoder::new(fs::File::open(blob).unwrap());
                 let mut archive = tar::Archive::new(gz);
-                archive
-                    .entries()
-                    .unwrap()
-                    .map(|e| {
-                        let e = e.unwrap();
-                        let mut p = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
-                        match e.header().entry_type() {
-                            tar::EntryType::Directory => p.push('/'),
-                            tar::EntryType::Symlink => {
-                                p = format!("{p} -> {}", e.link_name().unwrap().unwrap().display())
-                            }
-                            _ => {}
-                        }
-                        p
-                    })
-                    .collect()
+                archive.entries().unwrap().map(|e| Entry::read(&mut e.unwrap())).collect()
             })
             .collect()
     }
@@ -294,5 +290,32 @@ impl Kiln {
             !procs.lines().any(|l| l.contains("__sandbox") && l.contains(&root)),
             "a sandbox process leaked:\n{procs}"
         );
+    }
+}
+
+/// One layer entry as a test looks at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The path, without a trailing `/`.
+    pub path: String,
+    pub kind: tar::EntryType,
+    /// A symlink's or hard link's target.
+    pub link: Option<String>,
+    /// `(name, value)` of each `SCHILY.xattr.<name>` PAX record.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Entry {
+    fn read(e: &mut tar::Entry<impl Read>) -> Self {
+        let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        let link = e.link_name().unwrap().map(|l| l.display().to_string());
+        let mut xattrs = Vec::new();
+        for record in e.pax_extensions().unwrap().into_iter().flatten() {
+            let record = record.unwrap();
+            if let Some(name) = record.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                xattrs.push((name.to_owned(), record.value_bytes().to_vec()));
+            }
+        }
+        Entry { path, kind: e.header().entry_type(), link, xattrs }
     }
 }
