@@ -97,7 +97,8 @@ fn written(key: &str) -> bool {
 }
 
 /// The xattrs of `path` (not followed if a symlink) that go into a layer, as
-/// PAX records sorted by name: all but overlayfs's own. A filesystem without
+/// PAX records sorted by name: all but overlayfs's own and the host's SELinux
+/// label. A filesystem without
 /// xattr support simply has none.
 pub fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, PathError> {
     let names = match xattr::list(path) {
@@ -107,7 +108,9 @@ pub fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, PathError> {
     };
     let mut xattrs = Vec::new();
     for name in names {
-        if is_overlay_xattr(name.as_bytes()) {
+        // security.selinux is the label of the host the file sits on, not part
+        // of the image (docker and containerd leave it out too).
+        if is_overlay_xattr(name.as_bytes()) || name == "security.selinux" {
             continue;
         }
         // An xattr removed since the listing is simply gone.
