@@ -6,6 +6,8 @@
 //! with its `cli/` flags and `commands/`) only enters kiln's namespaces, reads
 //! its settings and calls these.
 
+#![warn(unreachable_pub)]
+
 pub mod build;
 pub mod cache;
 pub mod container;

@@ -41,7 +41,7 @@ type Result<T> = std::result::Result<T, WorkdirError>;
 /// Open the working directory `path` (absolute, as the container sees it)
 /// below the current root, creating missing folders owned by `uid`:`gid`, as
 /// docker does. Runs after pivot_root, so `/` is the container's root.
-pub fn open(path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd> {
+pub(super) fn open(path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd> {
     let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| WorkdirError::Resolve(path.to_owned(), e))?;
     // SAFETY: open returned a new descriptor that nothing else owns.
@@ -92,7 +92,7 @@ fn chown(dir: &OwnedFd, uid: Uid, gid: Gid) {
 
 /// After fchdir: the kernel must see the process's cwd inside its root.
 /// getcwd fails (or, raw, starts with "(unreachable)") for a folder outside.
-pub fn check_inside_root(path: &str) -> Result<()> {
+pub(super) fn check_inside_root(path: &str) -> Result<()> {
     match nix::unistd::getcwd() {
         Ok(cwd) if cwd.is_absolute() => Ok(()),
         _ => Err(WorkdirError::OutsideRoot(path.to_owned())),

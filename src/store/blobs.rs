@@ -12,7 +12,7 @@ use tempfile::NamedTempFile;
 use super::{io_err, Store, StoreError};
 
 /// Write `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("creating a temp file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("writing", tmp.path()))?;
