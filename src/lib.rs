@@ -9,6 +9,7 @@
 pub mod build;
 pub mod cache;
 pub mod container;
+pub mod content;
 pub mod context;
 pub mod copy;
 pub mod digest;

@@ -101,6 +101,8 @@ pub enum ImageIoError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
