@@ -15,6 +15,7 @@ pub mod copy;
 pub mod digest;
 pub mod flags;
 pub mod fsutil;
+pub mod history;
 pub mod image;
 pub mod image_io;
 pub mod layer;
