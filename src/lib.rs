@@ -11,11 +11,13 @@
 pub mod build;
 pub mod cache;
 pub mod container;
+pub mod content;
 pub mod context;
 pub mod copy;
 pub mod digest;
 pub mod flags;
 pub mod fsutil;
+pub mod history;
 pub mod image;
 pub mod image_io;
 pub mod layer;

@@ -3,7 +3,9 @@
 //!
 //! The path: Dockerfile → graph (the frontend, with base images looked up in
 //! the store by [`resolver::StoreResolver`]) → solve (the solver over the
-//! [`Engine`]) → image (config and manifest written to the store) → names.
+//! [`Engine`]) → image (config and manifest written to the store) → outputs
+//! (archives, folders: [`Output`]) → names, last, so a build that fails
+//! anywhere names nothing.
 //!
 //! Mounts: the kiln command lives in a private mount namespace of its own, so
 //! none of its mounts can outlive it. A library caller need not: every overlay
@@ -14,6 +16,7 @@
 //! user namespace first (as the kiln command is, see [`crate::sandbox::userns`]):
 //! overlay mounts and the sandbox's id maps need it.
 
+mod metadata;
 mod resolver;
 
 use std::collections::BTreeMap;
@@ -28,6 +31,7 @@ use crate::context::dockerignore::DockerIgnore;
 use crate::context::ContextError;
 use crate::copy::SourceRoot;
 use crate::image::ImageError;
+use crate::image_io::{ImageIoError, Named, Output};
 use crate::ops::{Engine, EngineError};
 use crate::store::{reference, Store, StoreError};
 
@@ -63,6 +67,12 @@ pub enum BuildError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("exporting the image to {dest}")]
+    Output {
+        dest: String,
+        #[source]
+        source: Box<ImageIoError>,
+    },
 }
 
 /// Where the Dockerfile comes from.
@@ -113,6 +123,10 @@ pub struct BuildRequest {
     /// Names for the image (`NAME[:TAG]`), checked before any work. Without
     /// one, the image is kept without a name, reachable by its ID.
     pub tags: Vec<String>,
+    /// Where the image goes (`-o`), each checked before any work: with
+    /// [`Output::Image`] (the default) it is named `tags` in the store;
+    /// without, it is kept there unnamed and `tags` name it in the archives.
+    pub outputs: Vec<Output>,
     /// Run every step, even those with a cached result.
     pub no_cache: bool,
     /// How many steps may run at once; `None` for the number of CPUs.
@@ -134,6 +148,7 @@ impl BuildRequest {
             build_args: BTreeMap::new(),
             target: None,
             tags: Vec::new(),
+            outputs: vec![Output::Image],
             no_cache: false,
             jobs: None,
             progress: Arc::new(Silent),
@@ -177,6 +192,9 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     // Check every name first: a bad name must fail before any work, not after it.
     let tags = request.tags.iter().map(|t| reference::normalize(t)).collect::<Result<Vec<_>, _>>();
     let tags = tags.map_err(BuildError::Name)?;
+    for output in &request.outputs {
+        output.check().map_err(output_err(output))?;
+    }
     let opts = BuildOptions {
         dockerfile_name,
         build_args: request.build_args.clone(),
@@ -217,14 +235,29 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
 
     let (manifest, id) = crate::image::write(store, &fs.layers, fs.created.as_deref(), graph.config)?;
     request.progress.image_written(&id);
-    if tags.is_empty() {
+    let image = Named { manifest: manifest.clone(), names: tags.clone() };
+    for output in &request.outputs {
+        output.export(store, &image).map_err(output_err(output))?;
+    }
+    let in_store = request.outputs.contains(&Output::Image);
+    if tags.is_empty() || !in_store {
         store.keep_unnamed(&manifest)?;
     }
-    for tag in &tags {
-        store.tag(tag, &manifest)?;
-        request.progress.named(tag);
+    if in_store {
+        for tag in &tags {
+            store.tag(tag, &manifest)?;
+            request.progress.named(tag);
+        }
     }
     Ok(BuildResult { id, manifest, tags, warnings: graph.warnings })
+}
+
+/// An output's error, named by where it was going.
+fn output_err(output: &Output) -> impl FnOnce(ImageIoError) -> BuildError + '_ {
+    move |source| BuildError::Output {
+        dest: output.dest().map_or_else(|| "type=image".to_owned(), |d| d.display().to_string()),
+        source: Box::new(source),
+    }
 }
 
 /// `--build-arg` values as docker reads them: `NAME=VALUE`, or `NAME` alone

@@ -23,6 +23,16 @@ pub struct Args {
     /// How many steps may run at once [default: the number of CPUs].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Where the image goes (repeatable): type=image (the default: named in
+    /// the store), type=oci|docker|tar,dest=FILE, type=local,dest=DIR.
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write what the build made (digests, descriptor, names) to this file as JSON.
+    #[arg(long)]
+    pub metadata_file: Option<PathBuf>,
     /// The build context folder.
     pub context: PathBuf,
 }

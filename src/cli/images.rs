@@ -24,3 +24,16 @@ pub struct RmiArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
 }
+
+/// `kiln history [--no-trunc] [--format json] IMAGE`.
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// Show whole IDs and commands instead of shortening them.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// `table` (the default), or `json`: one JSON object per line.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// The image: a name or an ID.
+    pub image: String,
+}

@@ -1,4 +1,4 @@
-//! The flags of `kiln load` and `kiln import`.
+//! The flags of `kiln load`, `kiln save` and `kiln import`.
 
 use std::path::PathBuf;
 
@@ -17,4 +17,27 @@ pub struct ImportArgs {
     pub file: PathBuf,
     /// The image name.
     pub name: String,
+}
+
+/// `kiln save [-o FILE] [--format docker|oci] IMAGE…`.
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The archive's format: a `docker save` archive, or an OCI image layout.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    pub format: SaveFormat,
+    /// The images: names, or IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `kiln save --format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SaveFormat {
+    /// A `docker save` archive (`docker load` reads it).
+    Docker,
+    /// An OCI image layout tar.
+    Oci,
 }

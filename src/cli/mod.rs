@@ -44,6 +44,10 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Load images from a `docker save` or OCI layout tar archive.
     Load(load::LoadArgs),
+    /// Save images to a `docker save` (default) or OCI layout tar archive.
+    Save(load::SaveArgs),
+    /// Show the history of an image: one row per step that made it.
+    History(images::HistoryArgs),
     /// Make a one-layer image from a root filesystem tarball.
     Import(load::ImportArgs),
 }

@@ -67,9 +67,25 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Sizes as docker shows them: powers of 1000, one decimal.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, human_size};
 
     #[test]
     fn controls_are_shown_not_obeyed() {
@@ -87,6 +103,14 @@ mod tests {
             ("a backslash \\x1b stays as typed", "a backslash \\x1b stays as typed"),
         ] {
             assert_eq!(escape(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_like_docker() {
+        for (bytes, want) in [(0, "0B"), (999, "999B"), (1000, "1.0kB"), (1_234_567, "1.2MB"), (5_000_000_000, "5.0GB")]
+        {
+            assert_eq!(human_size(bytes), want);
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use kiln::build::{build_args_from_flags, BuildRequest, Dockerfile, Progress};
+use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
 use kiln::store::Store;
 use kiln_solver::{Digest, Event};
@@ -41,6 +42,23 @@ pub fn build(store: &Store, args: Args) -> anyhow::Result<()> {
     request.no_cache = args.no_cache;
     request.jobs = args.jobs;
     request.progress = Arc::new(Stderr::default());
+    if !args.outputs.is_empty() {
+        request.outputs = args.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
+    }
     let built = kiln::build(store, request)?;
+    if let Some(path) = &args.iidfile {
+        write_file(path, built.id.as_str().as_bytes())?;
+    }
+    if let Some(path) = &args.metadata_file {
+        write_file(path, &serde_json::to_vec_pretty(&built.metadata())?)?;
+    }
     crate::outln!("{}", built.id)
+}
+
+/// Write a small file whole, atomically.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes).map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
+    Ok(file.commit()?)
 }

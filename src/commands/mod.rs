@@ -2,12 +2,14 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod history;
 mod images;
 mod import;
 mod inspect;
 mod load;
 mod rmi;
 mod run;
+mod save;
 mod tag;
 
 use clap::Parser;
@@ -31,6 +33,8 @@ pub fn main() -> i32 {
             Command::Tag(args) => tag::tag(&store, args).map(|()| 0),
             Command::Rmi(args) => rmi::rmi(&store, args).map(|()| 0),
             Command::Load(args) => load::load(&store, args).map(|()| 0),
+            Command::Save(args) => save::save(&store, args).map(|()| 0),
+            Command::History(args) => history::history(&store, args).map(|()| 0),
             Command::Import(args) => import::import(&store, args).map(|()| 0),
         }
     })();

@@ -1,17 +1,23 @@
-//! Getting base images into the store without a registry.
+//! Images in and out of the store without a registry.
 //!
 //! - [`import_rootfs`]: a root filesystem tarball becomes a one-layer image,
 //!   like `docker import`.
 //! - [`load_archive`]: a `docker save` tarball or an OCI image layout tarball
 //!   (`skopeo copy … oci-archive:`, `docker save` from docker 25 on, `ctr
 //!   export`) is loaded with its names, like `docker load`.
+//! - [`write_archive`] / [`save_to_file`]: images written as either kind of
+//!   archive (`kiln save`), and [`Output`]: where a build's image goes
+//!   (`kiln build -o type=image|oci|docker|local|tar`).
 //!
 //! Both check what they read before they name it: every blob against its
 //! digest, every layer against the diffID its config lists, every layer by
 //! extracting it into its snapshot. Names are written last, so an archive that
 //! fails half-way leaves at most unnamed blobs (and snapshots) behind.
 
+mod archive;
 mod docker_save;
+mod export;
+mod filesystem;
 mod load;
 mod oci_layout;
 mod rootfs;
@@ -28,6 +34,9 @@ use crate::layer::{Layer, LayerError};
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::store::{Store, StoreError};
 
+pub use archive::{save_to_file, write_archive, AtomicFile, Format, Named, OciArchive};
+pub use export::Output;
+pub use filesystem::{check_local_dest, export_local, export_tar};
 pub use load::load_archive;
 pub use rootfs::import_rootfs;
 
@@ -98,8 +107,22 @@ pub enum ImageIoError {
         #[source]
         source: io::Error,
     },
+    #[error("writing {path}")]
+    Dest {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing the archive")]
+    Write(#[source] io::Error),
+    #[error("{0} is not empty: a local export writes into a new or empty folder")]
+    NotEmpty(PathBuf),
+    #[error("invalid output {spec:?}: {why} (write type=image, type=oci|docker|tar,dest=FILE or type=local,dest=DIR)")]
+    BadOutput { spec: String, why: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]

@@ -6,11 +6,12 @@
 use std::io;
 
 use kiln_solver::Digest;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Os};
+use oci_spec::image::{Descriptor, ImageIndex, MediaType, Os};
 use sha2::{Digest as _, Sha256};
 
 use super::spool::{LoadedImage, Spool};
-use super::{blob_write_err, copy, decompressed, kiln_digest, ImageIoError};
+use super::{decompressed, kiln_digest, ImageIoError};
+use crate::content::{self, ContentError, Provider};
 use crate::layer::Layer;
 use crate::store::Store;
 
@@ -82,7 +83,7 @@ fn resolve(spool: &Spool, entry: &Descriptor, depth: usize) -> Result<Descriptor
             if depth >= MAX_DEPTH {
                 return Err(ImageIoError::TooDeep(entry.digest().to_string()));
             }
-            let bytes = read_verified(spool, entry, "image index", "an image index")?;
+            let bytes = ArchiveBlobs(spool).read_verified(&kiln_digest(entry.digest())?)?;
             let index: ImageIndex = parse(&bytes, "image index", &blob_path(entry)?)?;
             let arch = crate::image::host_architecture();
             let manifests = index.manifests();
@@ -104,19 +105,35 @@ fn resolve(spool: &Spool, entry: &Descriptor, depth: usize) -> Result<Descriptor
     }
 }
 
-/// Copy one image into the store: layers first (each checked against its
-/// digest and its diffID), then its config, then the manifest, so the store
-/// never holds a manifest without its parts. Returns the descriptor to name,
-/// and the layers with their paths in the archive.
+/// The archive's blobs, by digest (`blobs/sha256/<hex>`): the archive as a
+/// content [`Provider`].
+struct ArchiveBlobs<'a>(&'a Spool);
+
+impl Provider for ArchiveBlobs<'_> {
+    fn open(&self, digest: &Digest) -> Result<Box<dyn io::Read + '_>, ContentError> {
+        let path = format!("blobs/sha256/{}", digest.hex());
+        match self.0.find(&path) {
+            Some(file) => Ok(Box::new(io::BufReader::new(
+                std::fs::File::open(file)
+                    .map_err(|source| ContentError::Read { digest: digest.to_string(), source })?,
+            ))),
+            None => Err(ContentError::NotFound { digest: digest.to_string(), place: "the archive".to_owned() }),
+        }
+    }
+}
+
+/// Copy one image from the archive into the store (see
+/// [`content::copy_image`]: every blob checked against its digest, the
+/// manifest last), then check every layer against the diffID its config
+/// lists. Returns the descriptor to name, and the layers with their paths in
+/// the archive.
 fn load_manifest(
     store: &Store,
     spool: &Spool,
     entry: &Descriptor,
 ) -> Result<(Descriptor, Vec<(String, Layer)>), ImageIoError> {
-    let bytes = read_verified(spool, entry, "manifest", "index.json")?;
-    let manifest: ImageManifest = parse(&bytes, "image manifest", &blob_path(entry)?)?;
-    let listed_in = format!("manifest {}", entry.digest());
-    let config_bytes = read_verified(spool, manifest.config(), "image config", &listed_in)?;
+    let manifest = content::copy_image(&ArchiveBlobs(spool), store, entry)?;
+    let config_bytes = store.read_verified(&kiln_digest(manifest.config().digest())?)?;
     let config = Store::parse_image_config(&config_bytes).map_err(|source| ImageIoError::Json {
         what: "image config",
         path: blob_path(manifest.config()).unwrap_or_else(|_| manifest.config().digest().to_string()),
@@ -133,8 +150,7 @@ fn load_manifest(
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (layer, expected) in manifest.layers().iter().zip(diff_ids) {
         let digest = kiln_digest(layer.digest())?;
-        let path = blob_path(layer)?;
-        let actual = diff_id(spool.open(&path, "layer", &listed_in)?, &digest)?;
+        let actual = diff_id(Provider::open(store, &digest)?, &digest)?;
         if actual.as_str() != expected {
             return Err(ImageIoError::DiffIdMismatch {
                 layer: digest.to_string(),
@@ -142,21 +158,15 @@ fn load_manifest(
                 actual: actual.to_string(),
             });
         }
-        let mut blob = store.blob_writer()?;
-        let what = format!("layer {path} in the archive");
-        copy(&mut spool.open(&path, "layer", &listed_in)?, &what, &mut blob, |e| blob_write_err(store, e))?;
-        let (_, size) = blob.commit(Some(&digest))?;
-        layers.push((path, Layer { digest, diff_id: actual, size }));
+        layers.push((blob_path(layer)?, Layer { digest, diff_id: actual, size: layer.size() }));
     }
-    store.write_blob(&config_bytes)?;
-    store.write_blob(&bytes)?;
     let mut named = entry.clone();
     named.set_annotations(None);
     Ok((named, layers))
 }
 
 /// The sha256 of a layer's uncompressed content.
-fn diff_id(layer: std::fs::File, digest: &Digest) -> Result<Digest, ImageIoError> {
+fn diff_id(layer: impl io::Read, digest: &Digest) -> Result<Digest, ImageIoError> {
     let what = format!("layer {digest}");
     let mut tar = decompressed(layer, &what)?;
     let mut hasher = Sha256::new();
@@ -167,17 +177,6 @@ fn diff_id(layer: std::fs::File, digest: &Digest) -> Result<Digest, ImageIoError
 /// Where a blob sits in the layout.
 fn blob_path(d: &Descriptor) -> Result<String, ImageIoError> {
     Ok(format!("blobs/sha256/{}", kiln_digest(d.digest())?.hex()))
-}
-
-/// The blob `d` names, checked against its digest.
-fn read_verified(spool: &Spool, d: &Descriptor, what: &'static str, listed_in: &str) -> Result<Vec<u8>, ImageIoError> {
-    let expected = kiln_digest(d.digest())?;
-    let bytes = spool.read(&blob_path(d)?, what, listed_in)?;
-    let actual = Digest::of(&bytes);
-    if actual != expected {
-        return Err(ImageIoError::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
-    }
-    Ok(bytes)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str, path: &str) -> Result<T, ImageIoError> {
@@ -313,7 +312,14 @@ mod tests {
         let archive = layout
             .archive(vec![annotated(good, json!({REF_NAME: "good:1"})), annotated(bad, json!({REF_NAME: "bad:1"}))]);
         let err = load_archive(&store, &archive[..]).unwrap_err();
-        assert!(matches!(err, ImageIoError::Store(crate::store::StoreError::DigestMismatch { .. })), "{err:?}");
+        // Its size gives it away first here; either way it is refused.
+        assert!(
+            matches!(
+                err,
+                ImageIoError::Content(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. })
+            ),
+            "{err:?}"
+        );
         assert!(store.images().unwrap().is_empty());
     }
 

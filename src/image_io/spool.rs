@@ -81,7 +81,7 @@ impl Spool {
     }
 
     /// The spooled file at `path` in the archive, following links.
-    fn find(&self, path: &str) -> Option<&Path> {
+    pub(super) fn find(&self, path: &str) -> Option<&Path> {
         let mut path = normalize(Path::new(path))?;
         for _ in 0..16 {
             if let Some(file) = self.files.get(&path) {

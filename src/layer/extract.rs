@@ -17,9 +17,12 @@
 //!
 //! OCI whiteouts become overlayfs whiteouts as they are written: `dir/.wh.name`
 //! becomes a 0:0 character device `dir/name`, and `dir/.wh..wh..opq` becomes the
-//! opaque xattr on `dir`.
+//! opaque xattr on `dir`. Flattening an image into one folder (`kiln build -o
+//! type=local`) applies its layers one over the other with [`Stack::Flatten`]
+//! instead: there a whiteout deletes what it hides in the layers below, under
+//! the same rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
@@ -47,9 +50,26 @@ pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 /// opaque marker among them means anything to us.
 const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
 
+/// How a layer meets what is below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// Into an empty snapshot folder that overlayfs stacks: whiteouts are kept
+    /// as overlay whiteouts.
+    Overlay,
+    /// Onto the folder the layers below were applied to: whiteouts delete
+    /// what they hide (an opaque marker, every entry of its folder that this
+    /// layer did not write).
+    Flatten,
+}
+
 /// Apply the layer blob at `path` (gzip-compressed or plain tar, told apart by
 /// the gzip magic bytes) to the empty folder `root`.
 pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), LayerError> {
+    apply_blob_as(path, root, layer_name, Stack::Overlay)
+}
+
+/// [`apply_blob`], the layer meeting what `root` holds as `stack` says.
+pub fn apply_blob_as(path: &Path, root: &Path, layer_name: &str, stack: Stack) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     let file = File::open(path).map_err(io_err("opening", path))?;
     let mut reader = BufReader::new(file);
@@ -58,9 +78,9 @@ pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), Laye
     if gzip {
         // Multi-member: pigz and eStargz write a layer as many gzip members,
         // and a single-member decoder would stop silently after the first.
-        apply(MultiGzDecoder::new(reader), root, layer_name)
+        apply_as(MultiGzDecoder::new(reader), root, layer_name, stack)
     } else {
-        apply(reader, root, layer_name)
+        apply_as(reader, root, layer_name, stack)
     }
 }
 
@@ -69,7 +89,12 @@ pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), Laye
 /// that would write outside `root`, leaving `root` partly written: callers
 /// extract into a temporary folder and discard it on error.
 pub fn apply(reader: impl Read, root: &Path, layer_name: &str) -> Result<(), LayerError> {
-    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new() };
+    apply_as(reader, root, layer_name, Stack::Overlay)
+}
+
+fn apply_as(reader: impl Read, root: &Path, layer_name: &str, stack: Stack) -> Result<(), LayerError> {
+    let written = (stack == Stack::Flatten).then(HashSet::new);
+    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new(), written };
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(read_err)? {
@@ -93,6 +118,9 @@ struct Applier<'a> {
     layer: &'a str,
     /// Directories whose mtime is set once everything below them is written.
     dir_times: Vec<(PathBuf, TimeSpec)>,
+    /// With [`Stack::Flatten`], every path this layer wrote: what an opaque
+    /// marker keeps.
+    written: Option<HashSet<PathBuf>>,
 }
 
 impl Applier<'_> {
@@ -119,6 +147,9 @@ impl Applier<'_> {
 
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             if base == WHITEOUT_OPAQUE.as_bytes() {
+                if self.written.is_some() {
+                    return self.remove_lower(&parent);
+                }
                 return xattr::set(&parent, OPAQUE_XATTR, b"y").map_err(io_err("marking opaque", &parent));
             }
             if base.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
@@ -131,6 +162,9 @@ impl Applier<'_> {
             }
             let path = parent.join(OsStr::from_bytes(hidden));
             self.remove(&path, false)?;
+            if self.written.is_some() {
+                return Ok(());
+            }
             // A whiteout is never skipped: losing one would resurrect a deleted file.
             return mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
                 .map_err(|e| io_err("creating whiteout", &path)(e.into()));
@@ -169,7 +203,9 @@ impl Applier<'_> {
                 let target = self.link_target(&target, &name)?;
                 // link(2) does not follow a symlink target on Linux, so the
                 // new name shares the symlink's inode, not its referent's.
-                return fs::hard_link(&target, &path).map_err(io_err("hardlinking", &path));
+                fs::hard_link(&target, &path).map_err(io_err("hardlinking", &path))?;
+                self.wrote(path);
+                return Ok(());
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let flag = match kind {
@@ -196,7 +232,30 @@ impl Applier<'_> {
         }
         self.set_meta(&path, &meta, kind)?;
         if is_dir {
-            self.dir_times.push((path, meta.mtime));
+            self.dir_times.push((path.clone(), meta.mtime));
+        }
+        self.wrote(path);
+        Ok(())
+    }
+
+    /// Note that this layer wrote `path` (only [`Stack::Flatten`] asks).
+    fn wrote(&mut self, path: PathBuf) {
+        if let Some(written) = &mut self.written {
+            written.insert(path);
+        }
+    }
+
+    /// Remove what the layers below left in `dir`: every entry this layer did
+    /// not write, and below the folders it did, the same.
+    fn remove_lower(&self, dir: &Path) -> Result<(), LayerError> {
+        let written = self.written.as_ref().expect("only flattening removes lower entries");
+        for entry in fs::read_dir(dir).map_err(io_err("reading", dir))? {
+            let path = entry.map_err(io_err("reading", dir))?.path();
+            if !written.contains(&path) {
+                self.remove(&path, false)?;
+            } else if fs::symlink_metadata(&path).map_err(io_err("inspecting", &path))?.is_dir() {
+                self.remove_lower(&path)?;
+            }
         }
         Ok(())
     }
@@ -232,7 +291,7 @@ impl Applier<'_> {
     /// Make the missing parent folders of `rel` (mode 0755, as tar does) after
     /// checking that none of the existing ones is a symlink. Returns the
     /// absolute parent folder.
-    fn make_parents(&self, rel: &Path, name: &str) -> Result<PathBuf, LayerError> {
+    fn make_parents(&mut self, rel: &Path, name: &str) -> Result<PathBuf, LayerError> {
         let mut dir = self.root.to_owned();
         let Some(parent) = rel.parent() else {
             return Ok(dir);
@@ -247,7 +306,8 @@ impl Applier<'_> {
                     return Err(io_err("writing below", &dir)(source));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::DirBuilder::new().mode(0o755).create(&dir).map_err(io_err("creating", &dir))?
+                    fs::DirBuilder::new().mode(0o755).create(&dir).map_err(io_err("creating", &dir))?;
+                    self.wrote(dir.clone());
                 }
                 Err(e) => return Err(io_err("inspecting", &dir)(e)),
             }
@@ -417,328 +477,7 @@ pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error
     crate::fsutil::io_at(action, path)
 }
 
+// The tests are long enough to need their own file, kept beside this one.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    use tar::Header;
-
-    fn require_root() {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test makes devices, whiteouts and chowns: run it as root \
-             (CI does; `sudo -E cargo test` locally)"
-        );
-    }
-
-    /// A tar built entry by entry, names written raw so that hostile names
-    /// (`..`, absolute) get through the tar crate's own checks.
-    struct Tar(tar::Builder<Vec<u8>>);
-
-    impl Tar {
-        fn new() -> Self {
-            Tar(tar::Builder::new(Vec::new()))
-        }
-        fn raw(&mut self, kind: EntryType, name: &str, link: &str, data: &[u8], mode: u32) {
-            let mut h = Header::new_gnu();
-            h.set_entry_type(kind);
-            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-            h.set_size(data.len() as u64);
-            h.set_mode(mode);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(1_000_000);
-            h.set_cksum();
-            self.0.append(&h, data).unwrap();
-        }
-        fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
-            self.raw(EntryType::Regular, name, "", data, 0o644);
-            self
-        }
-        fn dir(&mut self, name: &str) -> &mut Self {
-            self.raw(EntryType::Directory, name, "", b"", 0o755);
-            self
-        }
-        fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
-            self.raw(EntryType::Symlink, name, target, b"", 0o777);
-            self
-        }
-        fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
-            self.raw(EntryType::Link, name, target, b"", 0o644);
-            self
-        }
-        fn bytes(&mut self) -> Vec<u8> {
-            std::mem::replace(&mut self.0, tar::Builder::new(Vec::new())).into_inner().unwrap()
-        }
-    }
-
-    fn apply_to(tar: &[u8]) -> (tempfile::TempDir, Result<(), LayerError>) {
-        let dir = tempfile::tempdir().unwrap();
-        let result = apply(tar, dir.path(), "test-layer");
-        (dir, result)
-    }
-
-    fn assert_unsafe(result: Result<(), LayerError>, entry: &str) {
-        match result {
-            Err(LayerError::Unsafe { entry: e, .. }) => assert_eq!(e, entry),
-            other => panic!("want Unsafe for {entry:?}, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn whiteouts_become_devices_and_opaque_markers_xattrs() {
-        require_root();
-        let tar = Tar::new()
-            .dir("dir/")
-            .file("dir/.wh.gone", b"")
-            .file(".wh.top", b"")
-            .file("opaque/.wh..wh..opq", b"")
-            .file("opaque/kept", b"k")
-            .file("dir/.wh..wh.plnk", b"")
-            .bytes();
-        let (dir, result) = apply_to(&tar);
-        result.unwrap();
-        for gone in ["dir/gone", "top"] {
-            let m = fs::symlink_metadata(dir.path().join(gone)).unwrap();
-            assert!(m.file_type().is_char_device(), "{gone}");
-            assert_eq!(m.rdev(), 0, "{gone}");
-        }
-        let opaque = xattr::get(dir.path().join("opaque"), OPAQUE_XATTR).unwrap();
-        assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
-        assert_eq!(fs::read(dir.path().join("opaque/kept")).unwrap(), b"k");
-        assert!(!dir.path().join("dir/.wh..wh.plnk").exists());
-        assert!(!dir.path().join("dir/.wh.gone").exists());
-    }
-
-    #[test]
-    fn parent_components_are_refused() {
-        let outside = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let nested = root.path().join("root");
-        fs::create_dir(&nested).unwrap();
-        for name in ["../evil", "a/../../evil", "/../evil"] {
-            let tar = Tar::new().file(name, b"x").bytes();
-            assert_unsafe(apply(&tar[..], &nested, "l"), name);
-        }
-        assert!(!root.path().join("evil").exists());
-        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn leading_slash_and_dot_are_stripped() {
-        let tar = Tar::new().file("/abs", b"1").file("./rel", b"2").bytes();
-        let (dir, result) = apply_to(&tar);
-        result.unwrap();
-        assert_eq!(fs::read(dir.path().join("abs")).unwrap(), b"1");
-        assert_eq!(fs::read(dir.path().join("rel")).unwrap(), b"2");
-    }
-
-    #[test]
-    fn symlinked_parents_are_refused_and_nothing_escapes() {
-        let outside = tempfile::tempdir().unwrap();
-        let target = outside.path().to_str().unwrap();
-        let cases: [(&str, Vec<u8>); 3] = [
-            ("a/f", Tar::new().symlink("a", target).file("a/f", b"x").bytes()),
-            ("a/d/", Tar::new().symlink("a", target).dir("a/d/").bytes()),
-            ("a/.wh.f", Tar::new().symlink("a", target).file("a/.wh.f", b"").bytes()),
-        ];
-        for (entry, tar) in cases {
-            let (_dir, result) = apply_to(&tar);
-            assert_unsafe(result, entry);
-            assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "{entry}");
-        }
-    }
-
-    #[test]
-    fn a_symlink_is_replaced_not_followed() {
-        let outside = tempfile::tempdir().unwrap();
-        let victim = outside.path().join("victim");
-        fs::write(&victim, b"safe").unwrap();
-        let tar = Tar::new().symlink("f", victim.to_str().unwrap()).file("f", b"evil").bytes();
-        let (dir, result) = apply_to(&tar);
-        result.unwrap();
-        assert_eq!(fs::read(&victim).unwrap(), b"safe");
-        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"evil");
-    }
-
-    #[test]
-    fn hardlink_escapes_are_refused() {
-        let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("secret"), b"s").unwrap();
-        let target = outside.path().to_str().unwrap();
-        let cases: [(&str, Vec<u8>); 2] = [
-            ("h", Tar::new().hardlink("h", "../secret").bytes()),
-            ("h", Tar::new().symlink("s", target).hardlink("h", "s/secret").bytes()),
-        ];
-        for (entry, tar) in cases {
-            let (dir, result) = apply_to(&tar);
-            assert_unsafe(result, entry);
-            assert!(!dir.path().join("h").exists());
-        }
-        // An absolute target is inside the root, like any entry name.
-        let tar = Tar::new().file("etc/a", b"x").hardlink("b", "/etc/a").bytes();
-        let (dir, result) = apply_to(&tar);
-        result.unwrap();
-        let (a, b) = (dir.path().join("etc/a"), dir.path().join("b"));
-        assert_eq!(fs::metadata(a).unwrap().ino(), fs::metadata(b).unwrap().ino());
-    }
-
-    #[test]
-    fn metadata_is_kept() {
-        require_root();
-        let mut t = Tar::new();
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Directory);
-        h.set_mode(0o1777);
-        h.set_uid(1234);
-        h.set_gid(5678);
-        h.set_mtime(2_000_000);
-        h.set_size(0);
-        t.0.append_data(&mut h, "tmp/", io::empty()).unwrap();
-        let mut h = Header::new_gnu();
-        h.set_mode(0o4755);
-        h.set_uid(1234);
-        h.set_gid(5678);
-        h.set_mtime(3_000_000);
-        h.set_size(2);
-        t.0.append_pax_extensions([("SCHILY.xattr.user.note", &b"hi"[..])]).unwrap();
-        t.0.append_data(&mut h, "tmp/suid", &b"#!"[..]).unwrap();
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Char);
-        h.set_mode(0o666);
-        h.set_size(0);
-        h.set_device_major(1).unwrap();
-        h.set_device_minor(3).unwrap();
-        t.0.append_data(&mut h, "null", io::empty()).unwrap();
-        t.raw(EntryType::Fifo, "fifo", "", b"", 0o600);
-        t.symlink("link", "tmp/suid");
-        let (dir, result) = apply_to(&t.bytes());
-        result.unwrap();
-
-        let d = fs::symlink_metadata(dir.path().join("tmp")).unwrap();
-        assert_eq!(d.mode() & 0o7777, 0o1777);
-        assert_eq!((d.uid(), d.gid(), d.mtime()), (1234, 5678, 2_000_000));
-        let f = fs::symlink_metadata(dir.path().join("tmp/suid")).unwrap();
-        assert_eq!(f.mode() & 0o7777, 0o4755);
-        assert_eq!((f.uid(), f.gid(), f.mtime()), (1234, 5678, 3_000_000));
-        let note = xattr::get(dir.path().join("tmp/suid"), "user.note").unwrap();
-        assert_eq!(note.as_deref(), Some(&b"hi"[..]));
-        let n = fs::symlink_metadata(dir.path().join("null")).unwrap();
-        assert!(n.file_type().is_char_device());
-        assert_eq!(n.rdev(), makedev(1, 3));
-        let fifo = fs::symlink_metadata(dir.path().join("fifo")).unwrap();
-        assert!(fifo.file_type().is_fifo());
-        let link = fs::read_link(dir.path().join("link")).unwrap();
-        assert_eq!(link, Path::new("tmp/suid"));
-        let l = fs::symlink_metadata(dir.path().join("link")).unwrap();
-        assert_eq!(l.mtime(), 1_000_000);
-    }
-
-    #[test]
-    fn long_names_and_targets() {
-        let long_dir = "d".repeat(150);
-        let long_file = format!("{long_dir}/{}", "f".repeat(120));
-        let mut t = Tar::new();
-        let mut h = Header::new_gnu();
-        h.set_size(1);
-        h.set_mode(0o644);
-        // GNU long name (what the tar crate writes)
-        t.0.append_data(&mut h, &long_file, &b"g"[..]).unwrap();
-        // PAX path (what Go writes)
-        let pax_name = format!("{long_dir}/{}", "p".repeat(120));
-        t.0.append_pax_extensions([("path", pax_name.as_bytes())]).unwrap();
-        t.raw(EntryType::Regular, "truncated", "", b"p", 0o644);
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Symlink);
-        h.set_size(0);
-        t.0.append_link(&mut h, "sym", &long_file).unwrap();
-        let (dir, result) = apply_to(&t.bytes());
-        result.unwrap();
-        assert_eq!(fs::read(dir.path().join(&long_file)).unwrap(), b"g");
-        assert_eq!(fs::read(dir.path().join(&pax_name)).unwrap(), b"p");
-        assert_eq!(fs::read_link(dir.path().join("sym")).unwrap(), Path::new(&long_file));
-        assert!(!dir.path().join("truncated").exists());
-    }
-
-    #[test]
-    fn later_entries_replace_earlier_ones() {
-        let tar = Tar::new()
-            .file("x/old", b"1")
-            .file("x/keep", b"k")
-            .dir("x/") // a dir over a dir keeps its content
-            .dir("x/old/") // a dir over a file replaces it
-            .file("y/z", b"2")
-            .file("y", b"file over dir")
-            .bytes();
-        let (dir, result) = apply_to(&tar);
-        result.unwrap();
-        assert_eq!(fs::read(dir.path().join("x/keep")).unwrap(), b"k");
-        assert!(dir.path().join("x/old").is_dir());
-        assert_eq!(fs::read(dir.path().join("y")).unwrap(), b"file over dir");
-    }
-
-    #[test]
-    fn apply_blob_reads_gzip_and_plain() {
-        let tar = Tar::new().file("a", b"plain").bytes();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        io::Write::write_all(&mut gz, &tar).unwrap();
-        let gz = gz.finish().unwrap();
-        let blobs = tempfile::tempdir().unwrap();
-        for (name, bytes) in [("plain", &tar), ("gzip", &gz)] {
-            let path = blobs.path().join(name);
-            fs::write(&path, bytes).unwrap();
-            let root = tempfile::tempdir().unwrap();
-            apply_blob(&path, root.path(), name).unwrap();
-            assert_eq!(fs::read(root.path().join("a")).unwrap(), b"plain", "{name}");
-        }
-    }
-    #[test]
-    fn whiteouts_of_no_valid_name_are_refused_and_remove_nothing() {
-        // The store's other snapshots sit beside the folder being extracted.
-        let store = tempfile::tempdir().unwrap();
-        let sibling = store.path().join("other-snapshot");
-        fs::create_dir(&sibling).unwrap();
-        fs::write(sibling.join("bin"), b"kept").unwrap();
-        let root = store.path().join("extracting");
-        for name in [".wh..", ".wh.", "./.wh..", "dir/.wh..", "dir/.wh."] {
-            fs::create_dir_all(root.join("dir")).unwrap();
-            fs::write(root.join("dir/kept"), b"k").unwrap();
-            let tar = Tar::new().file(name, b"").bytes();
-            let result = apply(&tar[..], &root, "l");
-            assert!(matches!(result, Err(LayerError::Unsafe { .. })), "{name}: {result:?}");
-            assert_eq!(fs::read(sibling.join("bin")).unwrap(), b"kept", "{name}");
-            assert_eq!(fs::read(root.join("dir/kept")).unwrap(), b"k", "{name}");
-            fs::remove_dir_all(&root).unwrap();
-        }
-    }
-
-    #[test]
-    fn multi_member_gzip_layers_are_read_to_the_end() {
-        // pigz and eStargz: the layer is several gzip members back to back.
-        let tar = Tar::new().file("first", b"1").file("second", b"2").bytes();
-        let (head, tail) = tar.split_at(1024); // the first entry's header and data
-        let mut blob = Vec::new();
-        for part in [head, tail] {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            io::Write::write_all(&mut gz, part).unwrap();
-            blob.extend(gz.finish().unwrap());
-        }
-        let blobs = tempfile::tempdir().unwrap();
-        let path = blobs.path().join("multi");
-        fs::write(&path, &blob).unwrap();
-        let root = tempfile::tempdir().unwrap();
-        apply_blob(&path, root.path(), "multi").unwrap();
-        assert_eq!(fs::read(root.path().join("first")).unwrap(), b"1");
-        assert_eq!(fs::read(root.path().join("second")).unwrap(), b"2");
-    }
-
-    #[test]
-    fn a_hardlink_to_a_file_outside_the_layer_says_so() {
-        let tar = Tar::new().hardlink("h", "/etc/passwd").bytes();
-        let (_dir, result) = apply_to(&tar);
-        let msg = result.unwrap_err().to_string();
-        assert!(msg.contains("not in this layer"), "{msg}");
-        assert!(!msg.contains("No such file"), "{msg}");
-    }
-}
+#[path = "extract_tests.rs"]
+mod tests;

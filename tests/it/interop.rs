@@ -5,7 +5,7 @@ use std::process::Command;
 
 use super::harness::Kiln;
 
-fn tool(name: &str, args: &[&str]) -> String {
+pub(super) fn tool(name: &str, args: &[&str]) -> String {
     let out = Command::new(name)
         .args(args)
         .output()

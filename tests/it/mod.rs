@@ -8,6 +8,7 @@ mod history;
 mod interop;
 mod layers;
 mod library;
+mod outputs;
 mod registry;
 mod rootless;
 mod run;
