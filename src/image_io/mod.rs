@@ -29,6 +29,7 @@ use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::store::{Store, StoreError};
 
 pub use load::load_archive;
+pub(crate) use oci_layout::diff_id;
 pub use rootfs::import_rootfs;
 
 /// Errors while importing or loading images.

@@ -156,7 +156,7 @@ fn load_manifest(
 }
 
 /// The sha256 of a layer's uncompressed content.
-fn diff_id(layer: std::fs::File, digest: &Digest) -> Result<Digest, ImageIoError> {
+pub(crate) fn diff_id(layer: std::fs::File, digest: &Digest) -> Result<Digest, ImageIoError> {
     let what = format!("layer {digest}");
     let mut tar = decompressed(layer, &what)?;
     let mut hasher = Sha256::new();
