@@ -9,6 +9,8 @@ mod interop;
 mod layers;
 mod library;
 mod registry;
+mod registry_faults;
+mod registry_push_pull;
 mod rootless;
 mod run;
 mod security;
