@@ -23,6 +23,7 @@ pub mod image_io;
 pub mod layer;
 pub mod ops;
 pub mod progress;
+pub mod registry;
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;

@@ -103,6 +103,8 @@ pub trait Progress: Send + Sync {
     fn image_written(&self, _id: &Digest) {}
     /// The image now has the name `name`.
     fn named(&self, _name: &str) {}
+    /// A base image's blob is being pulled.
+    fn transfer(&self, _event: &crate::registry::Transfer) {}
 }
 
 /// A [`Progress`] that reports nothing.
@@ -137,6 +139,10 @@ pub struct BuildRequest {
     /// for this process's own executable. A program that links kiln as a
     /// library (a test binary, say) must name the kiln binary here.
     pub sandbox_exe: Option<PathBuf>,
+    /// When base images are pulled from their registry.
+    pub pull: crate::registry::PullPolicy,
+    /// Registries, mirrors and credentials for those pulls.
+    pub registry: crate::registry::RegistryConfig,
 }
 
 impl BuildRequest {
@@ -153,6 +159,8 @@ impl BuildRequest {
             jobs: None,
             progress: Arc::new(Silent),
             sandbox_exe: None,
+            pull: crate::registry::PullPolicy::Missing,
+            registry: crate::registry::RegistryConfig::default(),
         }
     }
 }
@@ -201,7 +209,13 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         target: request.target.clone(),
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
     };
-    let graph = kiln_frontend::build_graph(&text, &opts, &resolver::StoreResolver(store))?;
+    let resolver = resolver::StoreResolver {
+        store,
+        pull: request.pull,
+        registry: &request.registry,
+        progress: request.progress.clone(),
+    };
+    let graph = kiln_frontend::build_graph(&text, &opts, &resolver)?;
     for w in &graph.warnings {
         request.progress.warning(w);
     }

@@ -33,6 +33,24 @@ pub struct Args {
     /// Write what the build made (digests, descriptor, names) to this file as JSON.
     #[arg(long)]
     pub metadata_file: Option<PathBuf>,
+    /// When to pull base images: missing (when the store lacks them), always, never.
+    /// (`--pull` alone is `always`, as in docker.)
+    #[arg(long, value_enum, default_value = "missing", num_args = 0..=1, default_missing_value = "always", require_equals = true)]
+    pub pull: Pull,
+    /// Push the image to its registry under each -t name once built.
+    #[arg(long)]
+    pub push: bool,
     /// The build context folder.
     pub context: PathBuf,
+}
+
+/// `--pull`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Pull {
+    /// When the store lacks the image.
+    Missing,
+    /// Every build.
+    Always,
+    /// Never: the store must have it.
+    Never,
 }

@@ -6,6 +6,7 @@ pub mod build;
 pub mod images;
 pub mod load;
 pub mod output;
+pub mod registry;
 pub mod run;
 pub mod settings;
 
@@ -50,4 +51,14 @@ pub enum Command {
     History(images::HistoryArgs),
     /// Make a one-layer image from a root filesystem tarball.
     Import(load::ImportArgs),
+    /// Pull an image from a registry.
+    Pull(registry::PullArgs),
+    /// Push an image to a registry.
+    Push(registry::PushArgs),
+    /// Keep a registry's credentials (in docker's config.json).
+    Login(registry::LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(registry::LogoutArgs),
+    /// Search a registry's catalog.
+    Search(registry::SearchArgs),
 }

@@ -4,6 +4,8 @@
 //! | setting | flag     | environment | config file | default |
 //! |---------|----------|-------------|-------------|---------|
 //! | store   | `--root` | `KILN_ROOT` | `root`      | `/var/lib/kiln` (root); `$XDG_DATA_HOME/kiln` or `~/.local/share/kiln` |
+//! | registries |       |             | `[registries."host:port"]`: `insecure`, `ca`, `mirrors` | https, the system's CAs and `/etc/kiln/certs.d/<host>/ca.crt`, no mirror |
+//! | credentials |      | `DOCKER_CONFIG`, `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR` | | `~/.docker/config.json`, then podman's auth files |
 //!
 //! The config file is TOML: `$KILN_CONFIG` (which must then exist), else
 //! `/etc/kiln/config.toml` for root and `$XDG_CONFIG_HOME/kiln/config.toml`
@@ -15,8 +17,11 @@
 //! user's defaults (not root's) must still apply there, so the parent leaves
 //! [`ROOTLESS_MARK`] in the environment ([`mark_rootless`]).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use kiln::registry::{auth::AuthFiles, HostConfig, RegistryConfig};
 
 use serde::Deserialize;
 
@@ -39,6 +44,23 @@ pub enum SettingsError {
 pub struct ConfigFile {
     /// The store root; a relative path is taken from the config file's folder.
     pub root: Option<PathBuf>,
+    /// Per registry host (`docker.io`, `127.0.0.1:5000`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+}
+
+/// `[registries."host:port"]`.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// Plain http allowed (loopback hosts always are).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra CA certificates (PEM); relative to the config file's folder.
+    pub ca: Option<PathBuf>,
+    /// Registries to pull from first (`http://127.0.0.1:5000`).
+    #[serde(default)]
+    pub mirrors: Vec<String>,
 }
 
 /// What kiln runs with, resolved.
@@ -46,6 +68,8 @@ pub struct ConfigFile {
 pub struct Settings {
     /// The store root.
     pub root: PathBuf,
+    /// Registries: hosts' settings, credentials' files.
+    pub registry: RegistryConfig,
 }
 
 /// What the defaults depend on: who kiln runs as, and its environment.
@@ -80,6 +104,16 @@ impl Environment {
             return PathBuf::from("/var/lib/kiln");
         }
         self.var("XDG_DATA_HOME").unwrap_or_else(|| self.home().join(".local/share")).join("kiln")
+    }
+
+    /// Where credentials are: docker's config (`$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json`), then `$REGISTRY_AUTH_FILE` and
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`.
+    pub fn auth_files(&self) -> AuthFiles {
+        let docker = self.var("DOCKER_CONFIG").unwrap_or_else(|| self.home().join(".docker")).join("config.json");
+        let mut extra: Vec<PathBuf> = self.var("REGISTRY_AUTH_FILE").into_iter().collect();
+        extra.extend(self.var("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
+        AuthFiles { docker_config: Some(docker), extra }
     }
 
     /// The config file, and whether it must exist (it must when named).
@@ -119,7 +153,16 @@ pub fn resolve(flag_root: Option<PathBuf>, env: &Environment) -> Result<Settings
 fn merge(flag_root: Option<PathBuf>, env: &Environment, config: ConfigFile, config_path: &Path) -> Settings {
     let from_config = config.root.map(|r| config_path.parent().unwrap_or(Path::new("/")).join(r));
     let root = flag_root.or_else(|| env.var("KILN_ROOT")).or(from_config).unwrap_or_else(|| env.default_root());
-    Settings { root }
+    let base = config_path.parent().unwrap_or(Path::new("/"));
+    let hosts = config
+        .registries
+        .into_iter()
+        .map(|(host, e)| {
+            (host, HostConfig { insecure: e.insecure, ca: e.ca.map(|c| base.join(c)), mirrors: e.mirrors })
+        })
+        .collect();
+    let registry = RegistryConfig { hosts, auth: env.auth_files(), ..RegistryConfig::default() };
+    Settings { root, registry }
 }
 
 #[cfg(test)]
@@ -148,7 +191,7 @@ mod tests {
             (Some("/flag"), false, &user, None, "/flag"),
         ] {
             let env = env(is_root, vars);
-            let config = ConfigFile { root: config.map(PathBuf::from) };
+            let config = ConfigFile { root: config.map(PathBuf::from), ..ConfigFile::default() };
             let got = merge(flag.map(PathBuf::from), &env, config, Path::new("/etc/kiln/config.toml"));
             assert_eq!(got.root, Path::new(want), "{flag:?} {is_root} {vars:?}");
         }
@@ -184,6 +227,21 @@ mod tests {
             let got = read_config(&file, true).ok().map(|c| c.root);
             assert_eq!(got, want.map(|w| w.map(PathBuf::from)), "{text:?}");
         }
+        std::fs::write(
+            &file,
+            "[registries.\"127.0.0.1:5000\"]\ninsecure = true\nca = \"ca.crt\"\n\
+             [registries.\"docker.io\"]\nmirrors = [\"http://127.0.0.1:5000\"]\n",
+        )
+        .unwrap();
+        let config = read_config(&file, true).unwrap();
+        let settings = merge(None, &env(true, &[("HOME", "/root")]), config, &file);
+        let local = settings.registry.host("127.0.0.1:5000");
+        assert!(local.insecure);
+        assert_eq!(local.ca, Some(dir.path().join("ca.crt")));
+        assert_eq!(settings.registry.host("docker.io").mirrors, ["http://127.0.0.1:5000"]);
+        assert_eq!(settings.registry.auth.docker_config, Some(PathBuf::from("/root/.docker/config.json")));
+        std::fs::write(&file, "[registries.\"x\"]\ninsecur = true\n").unwrap();
+        assert!(read_config(&file, true).is_err(), "a typo in a registry's keys");
         let missing = dir.path().join("missing.toml");
         assert_eq!(read_config(&missing, false).unwrap(), ConfigFile::default());
         assert!(matches!(read_config(&missing, true), Err(SettingsError::Read(..))));

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use kiln::build::{build_args_from_flags, BuildRequest, Dockerfile, Progress};
 use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
+use kiln::registry::{PullPolicy, RegistryConfig, Transfer, TransferProgress};
 use kiln::store::Store;
 use kiln_solver::{Digest, Event};
 
-use crate::cli::build::Args;
+use crate::cli::build::{Args, Pull};
 use crate::cli::output::escape;
 
 /// Plain progress, and what the build says besides its steps, on stderr.
@@ -31,9 +32,16 @@ impl Progress for Stderr {
     fn named(&self, name: &str) {
         eprintln!("naming to {name}");
     }
+
+    fn transfer(&self, event: &Transfer) {
+        super::pull::Transfers.transfer(event);
+    }
 }
 
-pub fn build(store: &Store, args: Args) -> anyhow::Result<()> {
+pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result<()> {
+    if args.push && args.tags.is_empty() {
+        anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
+    }
     let mut request = BuildRequest::new(args.context);
     request.dockerfile = args.file.map_or(Dockerfile::InContext, Dockerfile::Path);
     request.build_args = build_args_from_flags(&args.build_args, |name| std::env::var(name).ok())?;
@@ -45,6 +53,12 @@ pub fn build(store: &Store, args: Args) -> anyhow::Result<()> {
     if !args.outputs.is_empty() {
         request.outputs = args.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     }
+    request.pull = match args.pull {
+        Pull::Missing => PullPolicy::Missing,
+        Pull::Always => PullPolicy::Always,
+        Pull::Never => PullPolicy::Never,
+    };
+    request.registry = config.clone();
     let built = kiln::build(store, request)?;
     if let Some(path) = &args.iidfile {
         write_file(path, built.id.as_str().as_bytes())?;
@@ -52,7 +66,16 @@ pub fn build(store: &Store, args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
         write_file(path, &serde_json::to_vec_pretty(&built.metadata())?)?;
     }
-    crate::outln!("{}", built.id)
+    crate::outln!("{}", built.id)?;
+    if args.push {
+        // Each name after the build: the image is complete and named locally
+        // before any registry sees it.
+        for tag in &built.tags {
+            eprintln!("pushing {tag}");
+            super::push::push_one(store, config, tag, None)?;
+        }
+    }
+    Ok(())
 }
 
 /// Write a small file whole, atomically.

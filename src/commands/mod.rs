@@ -7,9 +7,13 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod login;
+mod pull;
+mod push;
 mod rmi;
 mod run;
 mod save;
+mod search;
 mod tag;
 
 use clap::Parser;
@@ -26,8 +30,8 @@ pub fn main() -> i32 {
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
         let store = Store::open(&settings.root)?;
         match cli.command {
-            Command::Build(args) => build::build(&store, args).map(|()| 0),
-            Command::Run(args) => run::run(&store, args),
+            Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
+            Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
             Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),
             Command::Tag(args) => tag::tag(&store, args).map(|()| 0),
@@ -36,6 +40,11 @@ pub fn main() -> i32 {
             Command::Save(args) => save::save(&store, args).map(|()| 0),
             Command::History(args) => history::history(&store, args).map(|()| 0),
             Command::Import(args) => import::import(&store, args).map(|()| 0),
+            Command::Pull(args) => pull::pull(&store, &settings.registry, args).map(|()| 0),
+            Command::Push(args) => push::push(&store, &settings.registry, args).map(|()| 0),
+            Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
+            Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
+            Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
         }
     })();
     match result {

@@ -3,11 +3,15 @@
 use std::io::IsTerminal;
 
 use kiln::container::RunRequest;
+use kiln::registry::{Platform, PullPolicy, RegistryConfig};
 use kiln::store::Store;
 
 use crate::cli::run::Args;
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<i32> {
+pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result<i32> {
+    // An image the store lacks is pulled first, as docker run does.
+    let platform = Platform::host();
+    kiln::registry::ensure(store, args.image(), PullPolicy::Missing, &super::pull::options(config, &platform))?;
     let request = RunRequest {
         image: args.image().to_owned(),
         command: args.command().to_vec(),

@@ -38,6 +38,7 @@ pub use archive::{save_to_file, write_archive, AtomicFile, Format, Named, OciArc
 pub use export::Output;
 pub use filesystem::{check_local_dest, export_local, export_tar};
 pub use load::load_archive;
+pub(crate) use oci_layout::diff_id;
 pub use rootfs::import_rootfs;
 
 /// Errors while importing or loading images.

@@ -166,7 +166,7 @@ fn load_manifest(
 }
 
 /// The sha256 of a layer's uncompressed content.
-fn diff_id(layer: impl io::Read, digest: &Digest) -> Result<Digest, ImageIoError> {
+pub(crate) fn diff_id(layer: impl io::Read, digest: &Digest) -> Result<Digest, ImageIoError> {
     let what = format!("layer {digest}");
     let mut tar = decompressed(layer, &what)?;
     let mut hasher = Sha256::new();

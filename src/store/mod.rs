@@ -8,6 +8,7 @@
 //! <root>/snapshots/<diffID hex>/                      layers extracted once
 //! <root>/snapshots/l/<short id>                       short links to them, for overlay's lowerdir
 //! <root>/cache/<cache key hex>.json                   build cache: key → result
+//! <root>/registry/sources/<blob hex>                  where a blob was seen on registries (mounts)
 //! <root>/work/                                        scratch space of running steps
 //! ```
 

@@ -10,6 +10,8 @@ mod layers;
 mod library;
 mod outputs;
 mod registry;
+mod registry_faults;
+mod registry_push_pull;
 mod rootless;
 mod run;
 mod security;

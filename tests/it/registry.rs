@@ -193,3 +193,56 @@ fn the_test_registry_starts_answers_and_logs_requests() {
     let tls = Registry::tls_htpasswd();
     assert!(tls.ca().is_file());
 }
+
+/// A kiln command against registries: its own docker config folder (so the
+/// host's ~/.docker never leaks in or gets written) and, when given, a kiln
+/// config file.
+pub struct Session {
+    /// Holds `docker/config.json` and `config.toml`.
+    pub dir: tempfile::TempDir,
+}
+
+impl Session {
+    /// No credentials, no kiln config.
+    pub fn new() -> Self {
+        Session { dir: tempfile::Builder::new().prefix("kiln-reg-session-").tempdir().unwrap() }
+    }
+
+    /// With this kiln config file.
+    pub fn with_config(toml: &str) -> Self {
+        let s = Self::new();
+        std::fs::write(s.dir.path().join("config.toml"), toml).unwrap();
+        s
+    }
+
+    /// docker's config.json of this session.
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker/config.json")
+    }
+
+    /// Run kiln on `k`'s store with `args` (and `stdin`).
+    pub fn run(&self, k: &super::harness::Kiln, args: &[&str], stdin: Option<&str>) -> super::harness::Run {
+        let mut cmd = k.command();
+        cmd.args(args).env("DOCKER_CONFIG", self.dir.path().join("docker"));
+        let config = self.dir.path().join("config.toml");
+        if config.exists() {
+            cmd.env("KILN_CONFIG", config);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        super::harness::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// How many requests of `method` to paths holding `part` the registry answered with `status`.
+pub fn count(r: &Registry, method: &str, part: &str, status: u16) -> usize {
+    r.requests().iter().filter(|(m, p, s)| m == method && p.contains(part) && *s == status).count()
+}

@@ -1,0 +1,19 @@
+//! `kiln push`: [`kiln::registry::push`], a progress line per blob on stderr.
+
+use std::sync::Arc;
+
+use kiln::registry::{self, PushOptions, RegistryConfig};
+use kiln::store::Store;
+
+use crate::cli::registry::PushArgs;
+
+/// Push `name` to `dest`; prints `reference@digest`.
+pub fn push_one(store: &Store, config: &RegistryConfig, name: &str, dest: Option<&str>) -> anyhow::Result<()> {
+    let options = PushOptions { config, progress: Arc::new(super::pull::Transfers) };
+    let pushed = registry::push(store, name, dest, &options)?;
+    crate::outln!("{}@{}", pushed.reference, pushed.digest)
+}
+
+pub fn push(store: &Store, config: &RegistryConfig, args: PushArgs) -> anyhow::Result<()> {
+    push_one(store, config, &args.name, args.dest.as_deref())
+}

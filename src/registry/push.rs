@@ -1,0 +1,105 @@
+//! `kiln push`: an image from the store to a registry.
+//!
+//! Each blob (config, layers) in parallel: skipped when the repository has it
+//! (HEAD); mounted when [`super::sources`] knows another repository of the
+//! same registry that has it; uploaded otherwise. The manifest goes last, so
+//! a push that fails never leaves a tag pointing at missing blobs.
+//!
+//! Layers leave as the store keeps them, gzip-compressed: that is what the
+//! registry is sent by default.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use kiln_solver::Digest;
+use oci_spec::image::ImageManifest;
+use serde_json::Value;
+
+use super::client::Client;
+use super::pull::OCI_MANIFEST;
+use super::{sources, RegistryConfig, RegistryError, Transfer, TransferProgress};
+use crate::store::reference::Reference;
+use crate::store::Store;
+
+/// Blobs uploaded at once.
+const PARALLEL: usize = 4;
+
+/// What to push with.
+pub struct PushOptions<'a> {
+    /// Registries, credentials.
+    pub config: &'a RegistryConfig,
+    /// Per-blob progress.
+    pub progress: Arc<dyn TransferProgress>,
+}
+
+/// What a push wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The full name pushed to (`127.0.0.1:5000/app:v1`).
+    pub reference: String,
+    /// The manifest's digest, the same in the store and on the registry.
+    pub digest: Digest,
+}
+
+/// Push the stored image `name` to `dest` (to its own name when `None`).
+pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions<'_>) -> Result<Pushed, RegistryError> {
+    let image = store.get(name)?;
+    let digest = image.digest();
+    let bytes = std::fs::read(store.blob_path(&digest))
+        .map_err(|_| crate::store::StoreError::MissingBlob(digest.to_string()))?;
+    let manifest: ImageManifest = store.read_json("manifest", &digest)?;
+    let target = Reference::parse(dest.unwrap_or(name))?;
+    let tag = target.tag().unwrap_or("latest").to_owned();
+    let path = target.path();
+    let media = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| OCI_MANIFEST.to_owned());
+    let mut blobs = vec![crate::digest::from_oci(manifest.config().digest()).map_err(crate::image::ImageError::from)?];
+    for layer in manifest.layers() {
+        blobs.push(crate::digest::from_oci(layer.digest()).map_err(crate::image::ImageError::from)?);
+    }
+    let endpoint = super::block_on(async {
+        let client = Client::for_host(options.config, target.registry()).await?;
+        // Futures made in a loop, not a closure (see pull's fetch_blobs).
+        let mut jobs = Vec::new();
+        for blob in &blobs {
+            jobs.push(send_blob(store, &client, &path, blob, &options.progress));
+        }
+        futures_util::stream::iter(jobs).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+        // Last: only now may the tag name the image.
+        client.put_manifest(&path, &tag, bytes.into(), &media).await?;
+        Ok::<_, RegistryError>(client.endpoint().to_owned())
+    })??;
+    for blob in &blobs {
+        sources::record(store, blob, &endpoint, &path);
+    }
+    Ok(Pushed { reference: format!("{}/{path}:{tag}", target.registry()), digest })
+}
+
+/// One blob to `path`: skipped, mounted or uploaded.
+async fn send_blob(
+    store: &Store,
+    client: &Client,
+    path: &str,
+    digest: &Digest,
+    progress: &Arc<dyn TransferProgress>,
+) -> Result<(), RegistryError> {
+    if client.has_blob(path, digest.as_str()).await? {
+        progress.transfer(&Transfer::Exists { digest: digest.to_string() });
+        return Ok(());
+    }
+    for from in sources::repositories(store, digest, client.endpoint()) {
+        if from != path && client.mount(path, &from, digest.as_str()).await? {
+            progress.transfer(&Transfer::Mounted { digest: digest.to_string(), from });
+            return Ok(());
+        }
+    }
+    let file = store.blob_path(digest);
+    let data = tokio::fs::read(&file).await.map_err(|_| crate::store::StoreError::MissingBlob(digest.to_string()))?;
+    let size = data.len() as u64;
+    progress.transfer(&Transfer::Started { digest: digest.to_string(), size });
+    client.upload(path, data.into(), digest.as_str()).await?;
+    progress.transfer(&Transfer::Done { digest: digest.to_string(), size });
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Registries that fail: a tampered blob, an unreachable host, TLS with
+//! htpasswd auth and a wrong password, an offline `FROM busybox` through a
+//! mirror.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::harness::Kiln;
+use super::registry::{count, Registry, Session, PASSWORD, USER};
+
+#[test]
+fn a_tampered_blob_is_refused_and_nothing_is_named() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::with_busybox();
+    let name = format!("{}/t/busybox:1", r.host);
+    s.run(&a, &["push", "busybox", &name], None).ok();
+    let manifest: serde_json::Value = a.inspect("busybox")["Manifest"].clone();
+    let digest = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let hex = &digest[7..];
+    let data = r.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let b = Kiln::empty();
+    let out = s.run(&b, &["pull", &name], None).failed();
+    assert!(out.stderr.contains(&digest[..19]), "{}", out.stderr);
+    assert!(!b.root().join(format!("oci/blobs/sha256/{hex}")).exists(), "the tampered blob was stored");
+    assert!(b.image_names().is_empty(), "{:?}", b.image_names());
+}
+
+#[test]
+fn an_unreachable_registry_is_named_with_the_cause() {
+    let s = Session::new();
+    let b = Kiln::empty();
+    let out = s.run(&b, &["pull", "127.0.0.1:1/nothing/here:1"], None).failed();
+    assert!(out.stderr.contains("cannot reach the registry 127.0.0.1:1"), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("connection refused"), "{}", out.stderr);
+}
+
+#[test]
+fn tls_and_htpasswd_login_push_and_pull_and_a_wrong_password_is_not_echoed() {
+    let r = Registry::tls_htpasswd();
+    let config = format!("[registries.\"{}\"]\nca = \"{}\"\n", r.host, r.ca().display());
+    let s = Session::with_config(&config);
+    let a = Kiln::with_busybox();
+    let name = format!("{}/secure/busybox:1", r.host);
+
+    let out = s.run(&a, &["push", "busybox", &name], None).failed();
+    assert!(out.stderr.contains(&format!("log in to {} with kiln login", r.host)), "{}", out.stderr);
+
+    let wrong = "not-the-Passw0rd-xyz";
+    let out = s.run(&a, &["login", "-u", USER, "--password-stdin", &r.host], Some(&format!("{wrong}\n"))).failed();
+    assert!(out.stderr.contains("log in to"), "{}", out.stderr);
+    assert!(!out.stderr.contains(wrong) && !out.stdout.contains(wrong), "{}{}", out.stdout, out.stderr);
+    assert!(!s.docker_config().exists(), "a refused login keeps nothing");
+
+    let out = s.run(&a, &["login", "-u", USER, "--password-stdin", &r.host], Some(&format!("{PASSWORD}\n"))).ok();
+    assert!(!out.stderr.contains(PASSWORD) && !out.stdout.contains(PASSWORD));
+    let mode = std::fs::metadata(s.docker_config()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = s.run(&a, &["push", "busybox", &name], None).ok();
+    assert!(!out.stderr.contains(PASSWORD));
+    let b = Kiln::empty();
+    s.run(&b, &["pull", &name], None).ok();
+    assert_eq!(b.inspect(&name)["Digest"], a.inspect("busybox")["Digest"]);
+    for k in [&a, &b] {
+        let leaked = std::process::Command::new("grep").args(["-r", "-l", PASSWORD]).arg(k.root()).output().unwrap();
+        assert!(leaked.stdout.is_empty(), "the password is in the store: {}", String::from_utf8_lossy(&leaked.stdout));
+    }
+
+    s.run(&a, &["logout", &r.host], None).ok();
+    s.run(&Kiln::empty(), &["pull", &name], None).failed();
+}
+
+#[test]
+fn from_busybox_builds_offline_through_a_configured_mirror() {
+    let r = Registry::start();
+    let a = Kiln::with_busybox();
+    Session::new().run(&a, &["push", "busybox", &format!("{}/library/busybox:latest", r.host)], None).ok();
+    let s = Session::with_config(&format!("[registries.\"docker.io\"]\nmirrors = [\"http://{}\"]\n", r.host));
+    let c = Kiln::empty();
+    c.write("Dockerfile", "FROM busybox\nRUN echo mirrored > /m\n");
+    s.run(&c, &["build", "-t", "m", c.ctx().to_str().unwrap()], None).ok();
+    assert_eq!(s.run(&c, &["run", "m", "cat", "/m"], None).ok().stdout, "mirrored\n");
+    assert_eq!(count(&r, "GET", "/v2/library/busybox/manifests/latest", 200), 1, "{:?}", r.requests());
+    assert!(c.image_names().contains(&"busybox:latest".to_owned()), "{:?}", c.image_names());
+}

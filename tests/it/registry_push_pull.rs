@@ -1,0 +1,86 @@
+//! Push and pull against a real registry: a round trip with equal digests,
+//! blobs the registry has skipped, blobs of another repository mounted, a
+//! second pull that moves nothing, `kiln run` and `FROM` pulling what the
+//! store lacks.
+
+use super::harness::Kiln;
+use super::registry::{count, Registry, Session};
+
+#[test]
+fn a_pushed_image_pulls_into_an_empty_store_with_the_same_digest_and_runs() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::with_busybox();
+    let name = format!("{}/team/app:v1", r.host);
+    a.write("Dockerfile", "FROM busybox\nRUN echo hello > /greeting\nCMD [\"cat\", \"/greeting\"]\n");
+    a.build(&["-t", &name]).ok();
+    let pushed = s.run(&a, &["push", &name], None).ok();
+    let digest = a.inspect(&name)["Digest"].as_str().unwrap().to_owned();
+    assert_eq!(pushed.stdout.trim(), format!("{name}@{digest}"));
+
+    let b = Kiln::empty();
+    let pulled = s.run(&b, &["pull", &name], None).ok();
+    assert_eq!(pulled.stdout.trim(), name);
+    assert_eq!(b.inspect(&name)["Digest"], digest.as_str(), "the same manifest on both sides");
+    assert_eq!(b.inspect(&name)["Id"], a.inspect(&name)["Id"]);
+    assert_eq!(s.run(&b, &["run", &name], None).ok().stdout, "hello\n");
+
+    // A second pull moves no blob.
+    let blob_gets = count(&r, "GET", "/blobs/sha256:", 200);
+    let again = s.run(&b, &["pull", &name], None).ok();
+    assert_eq!(count(&r, "GET", "/blobs/sha256:", 200), blob_gets, "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+
+    // A second push uploads nothing: every blob is there (HEAD).
+    let uploads = count(&r, "POST", "/blobs/uploads/", 202);
+    s.run(&a, &["push", &name], None).ok();
+    assert_eq!(count(&r, "POST", "/blobs/uploads/", 202), uploads, "{:?}", r.requests());
+
+    // Another repository of the same registry: mounted, not uploaded.
+    let other = format!("{}/elsewhere/app:v2", r.host);
+    let out = s.run(&a, &["push", &name, &other], None).ok();
+    assert!(out.stderr.contains("mounted from team/app"), "{}", out.stderr);
+    assert_eq!(count(&r, "POST", "mount=sha256", 201), 2 + 1, "config and both layers:\n{:?}", r.requests());
+    assert_eq!(count(&r, "POST", "/blobs/uploads/", 202), uploads, "nothing uploaded");
+    assert_eq!(s.run(&b, &["pull", &other], None).ok().stdout.trim(), other);
+}
+
+#[test]
+fn run_and_from_pull_what_the_store_lacks_unless_told_not_to() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::with_busybox();
+    let base = format!("{}/base/busybox:1", r.host);
+    s.run(&a, &["push", "busybox", &base], None).ok();
+
+    let b = Kiln::empty();
+    assert_eq!(s.run(&b, &["run", &base, "echo", "ran"], None).ok().stdout, "ran\n");
+
+    let c = Kiln::empty();
+    c.write("Dockerfile", &format!("FROM {base}\nRUN echo built > /b\n"));
+    let out = s.run(&c, &["build", "--pull=never", "-t", "x", c.ctx().to_str().unwrap()], None).failed();
+    assert!(out.stderr.contains(&base), "{}", out.stderr);
+    s.run(&c, &["build", "-t", "x", c.ctx().to_str().unwrap()], None).ok();
+    assert_eq!(s.run(&c, &["run", "x", "cat", "/b"], None).ok().stdout, "built\n");
+    // --pull=always asks the registry again (for the manifest; blobs are there).
+    let manifests = count(&r, "GET", "/base/busybox/manifests/1", 200);
+    s.run(&c, &["build", "--pull=always", "-t", "x", c.ctx().to_str().unwrap()], None).ok();
+    assert_eq!(count(&r, "GET", "/base/busybox/manifests/1", 200), manifests + 1);
+}
+
+#[test]
+fn build_push_names_then_pushes_and_search_lists_the_catalog() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::with_busybox();
+    let name = format!("{}/ci/app:v3", r.host);
+    a.write("Dockerfile", "FROM busybox\nRUN echo x > /x\n");
+    let out = s.run(&a, &["build", "-t", &name, "--push", a.ctx().to_str().unwrap()], None).ok();
+    assert!(out.stdout.contains(&format!("{name}@sha256:")), "{}", out.stdout);
+    assert_eq!(count(&r, "PUT", "/ci/app/manifests/v3", 201), 1);
+
+    let out = s.run(&a, &["search", "app", "--registry", &r.host, "--tags"], None).ok();
+    assert_eq!(out.stdout, format!("{}/ci/app\tv3\n", r.host));
+    let none = s.run(&a, &["search", "nothing-like-it", "--registry", &r.host], None).ok();
+    assert_eq!(none.stdout, "");
+}
