@@ -3,7 +3,7 @@
 //! second pull that moves nothing, `kiln run` and `FROM` pulling what the
 //! store lacks.
 
-use super::harness::Kiln;
+use super::harness::{Kiln, Mode};
 use super::registry::{count, Registry, Session};
 
 #[test]
@@ -83,4 +83,20 @@ fn build_push_names_then_pushes_and_search_lists_the_catalog() {
     assert_eq!(out.stdout, format!("{}/ci/app\tv3\n", r.host));
     let none = s.run(&a, &["search", "nothing-like-it", "--registry", &r.host], None).ok();
     assert_eq!(none.stdout, "");
+}
+
+#[test]
+fn a_rootless_kiln_pushes_and_pulls_the_same_image() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::in_mode(Mode::Rootless);
+    a.give(s.dir.path());
+    let name = format!("{}/rootless/app:v1", r.host);
+    a.write("Dockerfile", "FROM busybox\nRUN id -u > /uid\nCMD [\"cat\", \"/uid\"]\n");
+    a.build(&["-t", &name]).ok();
+    s.run(&a, &["push", &name], None).ok();
+    let b = Kiln::in_mode(Mode::Rootless);
+    s.run(&b, &["pull", &name], None).ok();
+    assert_eq!(b.inspect(&name)["Digest"], a.inspect(&name)["Digest"]);
+    assert_eq!(s.run(&b, &["run", &name], None).ok().stdout, "0\n");
 }
