@@ -319,3 +319,35 @@ impl Entry {
         Entry { path, kind: e.header().entry_type(), link, xattrs }
     }
 }
+
+/// Write a `docker save` archive of one image to `path`: named `repo_tags`,
+/// its one layer the tar `layer`, its config `config` (JSON) with the layer's
+/// diffID filled into `rootfs`, and the host's architecture and linux unless
+/// `config` says otherwise.
+pub fn write_docker_save(path: &Path, mut config: Value, repo_tags: &[&str], layer: &[u8]) {
+    use sha2::Digest as _;
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(layer)));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let object = config.as_object_mut().expect("a config is a JSON object");
+    object.entry("architecture").or_insert(arch.into());
+    object.entry("os").or_insert("linux".into());
+    object.insert("rootfs".into(), serde_json::json!({"type": "layers", "diff_ids": [diff_id]}));
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": repo_tags, "Layers": ["layer/layer.tar"]}
+    ]))
+    .unwrap();
+    let mut tar = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, bytes) in [("manifest.json", &manifest), ("config.json", &config), ("layer/layer.tar", &layer.to_vec())]
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, &bytes[..]).unwrap();
+    }
+    tar.finish().unwrap();
+}

@@ -6,34 +6,17 @@ use super::harness::Kiln;
 /// A `docker save` archive of busybox whose two history entries have a time
 /// and a comment of their own.
 fn dated_base(dir: &std::path::Path) -> std::path::PathBuf {
-    use sha2::Digest as _;
-    let layer = std::fs::read(super::harness::busybox_tar()).unwrap();
-    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
     let config = serde_json::json!({
-        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
-        "os": "linux",
         "created": "2001-02-03T04:05:06Z",
         "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [
             {"created": "2001-02-03T04:05:06Z", "created_by": "ADD rootfs", "comment": "imported"},
             {"created": "2001-02-03T04:05:07Z", "created_by": "CMD [\"sh\"]", "empty_layer": true},
         ],
     });
-    let config = serde_json::to_vec(&config).unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!([
-        {"Config": "config.json", "RepoTags": ["dated:1"], "Layers": ["layer/layer.tar"]}
-    ]))
-    .unwrap();
     let path = dir.join("dated.tar");
-    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    for (name, bytes) in [("manifest.json", &manifest), ("config.json", &config), ("layer/layer.tar", &layer)] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, name, &bytes[..]).unwrap();
-    }
-    tar.finish().unwrap();
+    let layer = std::fs::read(super::harness::busybox_tar()).unwrap();
+    super::harness::write_docker_save(&path, config, &["dated:1"], &layer);
     path
 }
 

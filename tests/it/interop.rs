@@ -64,29 +64,12 @@ fn skopeo_and_umoci_read_the_store_and_docker_save_archives_load() {
 /// A `docker save` archive of busybox whose config sets what no kiln
 /// instruction sets yet (Volumes, StopSignal), written by hand.
 fn rich_docker_save(dir: &std::path::Path) -> std::path::PathBuf {
-    use sha2::Digest as _;
-    let layer = std::fs::read(super::harness::busybox_tar()).unwrap();
-    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
     let config = serde_json::json!({
-        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
-        "os": "linux",
         "config": {"Env": ["PATH=/bin"], "Volumes": {"/data": {}}, "StopSignal": "SIGINT", "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     });
-    let config = serde_json::to_vec(&config).unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!([
-        {"Config": "config.json", "RepoTags": ["richbase:1"], "Layers": ["layer/layer.tar"]}
-    ]))
-    .unwrap();
     let path = dir.join("rich.tar");
-    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    for (name, bytes) in [("manifest.json", &manifest), ("config.json", &config), ("layer/layer.tar", &layer)] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, name, &bytes[..]).unwrap();
-    }
-    tar.finish().unwrap();
+    let layer = std::fs::read(super::harness::busybox_tar()).unwrap();
+    super::harness::write_docker_save(&path, config, &["richbase:1"], &layer);
     path
 }
 

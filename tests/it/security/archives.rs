@@ -10,27 +10,8 @@ use super::super::harness::Kiln;
 /// Write a `docker save` archive of one image to `path`: named `repo_tags`,
 /// its one layer the tar `layer`, its config listing that layer's diffID.
 pub(super) fn docker_save(path: &Path, repo_tags: &[&str], layer: &[u8]) {
-    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(layer)));
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
-        "os": "linux",
-        "config": {"Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!([
-        {"Config": "config.json", "RepoTags": repo_tags, "Layers": ["layer/layer.tar"]}
-    ]))
-    .unwrap();
-    let mut tar = tar::Builder::new(std::fs::File::create(path).unwrap());
-    for (name, bytes) in [("manifest.json", &manifest), ("config.json", &config), ("layer/layer.tar", &layer.to_vec())]
-    {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, name, &bytes[..]).unwrap();
-    }
-    tar.finish().unwrap();
+    let config = serde_json::json!({"config": {"Cmd": ["sh"]}});
+    super::super::harness::write_docker_save(path, config, repo_tags, layer);
 }
 
 /// A tar of regular files whose names are written exactly as given: the tar
