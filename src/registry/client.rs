@@ -109,6 +109,20 @@ pub enum RegistryError {
     DiffId { layer: String, expected: String, actual: String },
 }
 
+/// Whether `host` answers plain http only to say it wants TLS (Go's servers
+/// answer 400 "Client sent an HTTP request to an HTTPS server"), or does not
+/// answer plain http at all: then an https failure (an untrusted certificate,
+/// say) is the error worth reporting, not a confusing plain-http one.
+async fn speaks_only_tls(http: &reqwest::Client, host: &str) -> bool {
+    match http.get(format!("http://{host}/v2/")).timeout(Duration::from_secs(5)).send().await {
+        Ok(answer) if answer.status() == reqwest::StatusCode::BAD_REQUEST => {
+            answer.text().await.is_ok_and(|body| body.contains("HTTPS server"))
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
 /// Whether `host` is this machine: plain http is allowed there.
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
@@ -178,7 +192,7 @@ impl Client {
             Some(s) => s,
             None if settings.insecure || is_loopback(&bare) => {
                 let probe = http.get(format!("https://{bare}/v2/")).timeout(Duration::from_secs(5)).send().await;
-                if probe.is_ok() {
+                if probe.is_ok() || speaks_only_tls(&http, &bare).await {
                     "https"
                 } else {
                     "http"

@@ -88,3 +88,16 @@ fn from_busybox_builds_offline_through_a_configured_mirror() {
     assert_eq!(count(&r, "GET", "/v2/library/busybox/manifests/latest", 200), 1, "{:?}", r.requests());
     assert!(c.image_names().contains(&"busybox:latest".to_owned()), "{:?}", c.image_names());
 }
+
+#[test]
+fn a_tls_registry_whose_ca_is_not_trusted_says_so() {
+    // On loopback kiln may fall back to plain http, but not for a registry
+    // that speaks only TLS: the certificate is the problem worth naming.
+    let r = Registry::tls_htpasswd();
+    let s = Session::new();
+    let k = Kiln::empty();
+    let out = s.run(&k, &["pull", &format!("{}/any/image:1", r.host)], None).failed();
+    let text = out.stderr.to_lowercase();
+    assert!(text.contains("certificate"), "{}", out.stderr);
+    assert!(!text.contains("http request to an https server"), "{}", out.stderr);
+}
