@@ -143,6 +143,13 @@ impl CacheStorage for ImportedCache {
         for layer in &record.layers {
             // A blob that is gone or fails verification makes the record useless: a miss.
             copy_blob(&*self.blobs, &self.store, &layer_descriptor(&layer.digest, layer.size)).ok()?;
+            // The digest proves the blob, not the diffID the record pairs it
+            // with: snapshots are kept by diffID, so a lie there would put
+            // this blob's files under another layer's name. Checked as pulls do.
+            let blob = std::fs::File::open(self.store.blob_path(&layer.digest)).ok()?;
+            if crate::image_io::diff_id(blob, &layer.digest).ok()? != layer.diff_id {
+                return None;
+            }
         }
         Some(record.clone())
     }

@@ -164,7 +164,8 @@ mod tests {
         let to = Store::open(b.path()).unwrap();
         let (digest, size) = from.write_blob(b"layer").unwrap();
         let key = CacheKey(Digest::of(b"key"));
-        let record = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: Digest::of(b"t"), size }], None);
+        // Not gzip: a plain tar's diffID is its digest.
+        let record = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: digest.clone(), size }], None);
         let cache = dir.path().join("cache");
         assert!(import(&to, &cache).unwrap().is_none());
         export(&from, &CacheArtifact::new([(key.clone(), record.clone())].into()), &cache).unwrap();
@@ -180,5 +181,11 @@ mod tests {
         let imported = import(&other, &cache).unwrap().unwrap();
         assert_eq!(imported.load(&key), None);
         assert!(!other.has_blob(&digest));
+        // A record whose diffID is not its blob's (the blob itself sound): a miss.
+        fs::remove_file(cache.join("blobs/sha256").join(digest.hex())).unwrap();
+        let lie = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: Digest::of(b"t"), size }], None);
+        export(&from, &CacheArtifact::new([(key.clone(), lie)].into()), &cache).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(import(&Store::open(d.path()).unwrap(), &cache).unwrap().unwrap().load(&key), None);
     }
 }

@@ -112,6 +112,7 @@ mod tests {
 
     #[test]
     fn min_keeps_the_records_the_image_is_built_on() {
+        // Plain (not gzip) blobs: each one's diffID is its digest.
         let layer = |b: &[u8]| Layer { digest: Digest::of(b), diff_id: Digest::of(b), size: b.len() as u64 };
         let image = [layer(b"base"), layer(b"run")];
         let stacks: [(&[u8], Vec<Layer>, bool); 4] = [
