@@ -67,6 +67,8 @@ pub enum BuildError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     #[error("exporting the image to {dest}")]
     Output {
         dest: String,
@@ -141,8 +143,15 @@ pub struct BuildRequest {
     pub sandbox_exe: Option<PathBuf>,
     /// When base images are pulled from their registry.
     pub pull: crate::registry::PullPolicy,
-    /// Registries, mirrors and credentials for those pulls.
+    /// Registries, mirrors and credentials for those pulls (and for registry caches).
     pub registry: crate::registry::RegistryConfig,
+    /// Caches other builds exported (`--cache-from`), consulted in order on a
+    /// miss in the store's own. One that cannot be read is warned about and
+    /// skipped: a cache is never needed for a build to succeed.
+    pub cache_from: Vec<crate::cache::CacheLocation>,
+    /// Where to export the records this build used (`--cache-to`), before
+    /// the image is named.
+    pub cache_to: Vec<crate::cache::CacheExport>,
 }
 
 impl BuildRequest {
@@ -161,6 +170,8 @@ impl BuildRequest {
             sandbox_exe: None,
             pull: crate::registry::PullPolicy::Missing,
             registry: crate::registry::RegistryConfig::default(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
@@ -224,7 +235,16 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     let dockerfile_path = dockerfile_path.canonicalize().unwrap_or(dockerfile_path);
     let ignore = DockerIgnore::load(&context, &dockerfile_path)?;
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
-    let mut engine = Engine::new(store, Some(root))?;
+    let mut imports = Vec::new();
+    for from in &request.cache_from {
+        match crate::cache::import(store, &request.registry, from) {
+            Ok(Some(cache)) => imports.push(cache),
+            Ok(None) => {}
+            Err(e) => request.progress.warning(&format!("cache {} is not used: {}", describe(from), error_chain(&e))),
+        }
+    }
+    let cache = Arc::new(crate::cache::Layered::new(store, imports));
+    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone());
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
@@ -249,6 +269,10 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
 
     let (manifest, id) = crate::image::write(store, &fs.layers, fs.created.as_deref(), graph.config)?;
     request.progress.image_written(&id);
+    let used = cache.used();
+    for to in &request.cache_to {
+        crate::cache::export(store, &request.registry, &used, &fs.layers, to)?;
+    }
     let image = Named { manifest: manifest.clone(), names: tags.clone() };
     for output in &request.outputs {
         output.export(store, &image).map_err(output_err(output))?;
@@ -272,6 +296,25 @@ fn output_err(output: &Output) -> impl FnOnce(ImageIoError) -> BuildError + '_ {
         dest: output.dest().map_or_else(|| "type=image".to_owned(), |d| d.display().to_string()),
         source: Box::new(source),
     }
+}
+
+/// Where a cache is, as a message names it.
+fn describe(location: &crate::cache::CacheLocation) -> String {
+    match location {
+        crate::cache::CacheLocation::Local(dir) => dir.display().to_string(),
+        crate::cache::CacheLocation::Registry(reference) => reference.to_string(),
+    }
+}
+
+/// An error and its causes on one line, for a warning.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// `--build-arg` values as docker reads them: `NAME=VALUE`, or `NAME` alone

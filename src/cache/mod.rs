@@ -3,8 +3,16 @@
 //! the step again.
 //!
 //! Where records live is behind [`CacheStorage`]: [`LocalCache`] keeps them in
-//! the store (`cache/<key hex>.json`); a registry cache will be a second
-//! implementation. The engine only loads and saves [`CacheRecord`]s.
+//! the store (`cache/<key hex>.json`); an [`ImportedCache`] is one another
+//! build exported (`--cache-from`: a folder, [`dir`], or a registry,
+//! [`registry`]), consulted by [`Layered`] on a local miss. The engine only
+//! loads and saves [`CacheRecord`]s; [`Layered`] remembers which it used, and
+//! [`export`] writes those (`--cache-to`) as an OCI artifact ([`artifact`]).
+//!
+//! Keys are content only (the solver's `CacheKey`: a vertex's digest, its
+//! inputs' keys, and for COPY the checksum of the files' contents and
+//! modes), so a hit does not depend on the store root or context path of the
+//! build that wrote the record.
 //!
 //! # Record format, version 1
 //!
@@ -28,14 +36,22 @@
 //!   version 1. A record of any other version is a miss, never an error: an
 //!   older kiln must not misread what a newer one wrote.
 
+pub mod artifact;
+pub mod dir;
+mod layered;
 mod local;
+pub mod registry;
+pub mod spec;
 
 use kiln_solver::CacheKey;
 use serde::{Deserialize, Serialize};
 
 use crate::layer::Layer;
 
+pub use artifact::{CacheArtifact, ImportedCache};
+pub use layered::{export, import, Layered};
 pub use local::LocalCache;
+pub use spec::{CacheExport, CacheLocation, Mode};
 
 /// The record version this kiln writes and reads.
 pub const RECORD_VERSION: u32 = 1;
@@ -49,6 +65,38 @@ pub enum CacheError {
         #[source]
         source: crate::store::StoreError,
     },
+    #[error("invalid cache spec {spec:?}: {why}")]
+    Spec { spec: String, why: &'static str },
+    #[error("invalid cache spec {spec:?}")]
+    Reference {
+        spec: String,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error("cache {place} is not a kiln cache: its config is {media_type}")]
+    NotACache { place: String, media_type: String },
+    #[error("reading the cache in {place}")]
+    Format {
+        place: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing the cache to {place}")]
+    Io {
+        place: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cache {reference}")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<crate::registry::RegistryError>,
+    },
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What the cache keeps of one step's result (see the module docs for the format).

@@ -37,6 +37,15 @@ pub struct Args {
     /// (`--pull` alone is `always`, as in docker.)
     #[arg(long, value_enum, default_value = "missing", num_args = 0..=1, default_missing_value = "always", require_equals = true)]
     pub pull: Pull,
+    /// Also look for cached steps here (repeatable): type=local,src=DIR or
+    /// type=registry,ref=REPOSITORY:TAG. A cache that is missing is skipped.
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Export the cache of this build (repeatable): type=local,dest=DIR or
+    /// type=registry,ref=REPOSITORY:TAG, with mode=min (the final stage's
+    /// steps, the default) or mode=max (every stage's).
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
     /// Push the image to its registry under each -t name once built.
     #[arg(long)]
     pub push: bool,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use kiln::build::{build_args_from_flags, BuildRequest, Dockerfile, Progress};
+use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
 use kiln::registry::{PullPolicy, RegistryConfig, Transfer, TransferProgress};
@@ -59,6 +60,8 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         Pull::Never => PullPolicy::Never,
     };
     request.registry = config.clone();
+    request.cache_from = args.cache_from.iter().map(|c| CacheLocation::parse_from(c)).collect::<Result<_, _>>()?;
+    request.cache_to = args.cache_to.iter().map(|c| CacheExport::parse(c)).collect::<Result<_, _>>()?;
     let built = kiln::build(store, request)?;
     if let Some(path) = &args.iidfile {
         write_file(path, built.id.as_str().as_bytes())?;

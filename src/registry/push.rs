@@ -78,7 +78,7 @@ pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions
 }
 
 /// One blob to `path`: skipped, mounted or uploaded.
-async fn send_blob(
+pub(crate) async fn send_blob(
     store: &Store,
     client: &Client,
     path: &str,

@@ -15,4 +15,5 @@ mod registry_push_pull;
 mod rootless;
 mod run;
 mod security;
+mod shared_cache;
 mod signals;
