@@ -75,9 +75,16 @@ fn build_push_names_then_pushes_and_search_lists_the_catalog() {
     let a = Kiln::with_busybox();
     let name = format!("{}/ci/app:v3", r.host);
     a.write("Dockerfile", "FROM busybox\nRUN echo x > /x\n");
-    let out = s.run(&a, &["build", "-t", &name, "--push", a.ctx().to_str().unwrap()], None).ok();
+    let meta = a.root().join("meta.json");
+    let ctx = a.ctx();
+    let args = ["build", "-t", &name, "--push", "--metadata-file", meta.to_str().unwrap(), ctx.to_str().unwrap()];
+    let out = s.run(&a, &args, None).ok();
     assert!(out.stdout.contains(&format!("{name}@sha256:")), "{}", out.stdout);
     assert_eq!(count(&r, "PUT", "/ci/app/manifests/v3", 201), 1);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let digest = a.inspect(&name)["Digest"].as_str().unwrap().to_owned();
+    assert_eq!(meta["image.name"], name.as_str());
+    assert_eq!(meta["image.pushed"], serde_json::json!([format!("{name}@{digest}")]), "{meta}");
 
     let out = s.run(&a, &["search", "app", "--registry", &r.host, "--tags"], None).ok();
     assert_eq!(out.stdout, format!("{}/ci/app\tv3\n", r.host));
