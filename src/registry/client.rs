@@ -14,6 +14,10 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 
+mod upload;
+
+pub use upload::CHUNK;
+
 use super::auth::Credential;
 use super::RegistryConfig;
 use crate::store::StoreError;
@@ -67,6 +71,16 @@ pub enum RegistryError {
     Protocol {
         host: String,
         what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the upload of blob {digest} to {host} broke off at byte {offset} of {size} and could not resume ({attempts} attempts)")]
+    UploadBroke {
+        host: String,
+        digest: String,
+        offset: u64,
+        size: u64,
+        attempts: u32,
         #[source]
         source: BoxError,
     },
@@ -307,14 +321,14 @@ impl Client {
         self.retry(|| format!("to say whether it has blob {digest}"), || self.oci.blob_exists(&reference, digest)).await
     }
 
-    /// Ask for a push token first, so uploads and mounts carry push scope.
-    async fn authorize(&self, reference: &oci_client::Reference) -> Result<(), RegistryError> {
+    /// Ask for a push token first, so uploads and mounts carry push scope;
+    /// the bearer token, when the registry gives one.
+    async fn authorize(&self, reference: &oci_client::Reference) -> Result<Option<String>, RegistryError> {
         self.retry(
             || format!("to authorize a push to {}", reference.repository()),
             || self.oci.auth(reference, &self.auth, RegistryOperation::Push),
         )
         .await
-        .map(drop)
     }
 
     /// Mount `digest` from the repository `from` into `path`; false when the
@@ -332,15 +346,6 @@ impl Client {
             // upload as if no other repository had it.
             Err(_) => Ok(false),
         }
-    }
-
-    /// Upload a blob to `path`.
-    pub async fn upload(&self, path: &str, data: bytes::Bytes, digest: &str) -> Result<(), RegistryError> {
-        let reference = self.reference(path, None, None);
-        self.authorize(&reference).await?;
-        self.retry(|| format!("to take blob {digest}"), || self.oci.push_blob(&reference, data.clone(), digest))
-            .await
-            .map(drop)
     }
 
     /// Put a manifest under `path:tag`.
