@@ -1,4 +1,5 @@
-//! Registries that fail: a tampered blob, an unreachable host, TLS with
+//! Registries that fail: a tampered blob, an unreachable host, a manifest of
+//! a media type kiln cannot read, TLS with
 //! htpasswd auth and a wrong password, an offline `FROM busybox` through a
 //! mirror.
 
@@ -87,4 +88,56 @@ fn from_busybox_builds_offline_through_a_configured_mirror() {
     assert_eq!(s.run(&c, &["run", "m", "cat", "/m"], None).ok().stdout, "mirrored\n");
     assert_eq!(count(&r, "GET", "/v2/library/busybox/manifests/latest", 200), 1, "{:?}", r.requests());
     assert!(c.image_names().contains(&"busybox:latest".to_owned()), "{:?}", c.image_names());
+}
+
+/// A stand-in registry for what the real one refuses to hold: distribution
+/// 2.8 takes no manifest of a type it does not know, and no schema 1
+/// manifest, which old registries still serve. It answers every request on
+/// its own thread with `manifest` (and its `Content-Type`) for manifests,
+/// `{}` for the rest.
+fn serve_manifests(manifests: Vec<(&'static str, &'static str, String)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let found = manifests.iter().find(|(repo, _, _)| path.starts_with(&format!("/v2/{repo}/manifests/")));
+            let (kind, body) = found.map_or(("application/json", "{}".to_owned()), |(_, k, b)| (*k, b.clone()));
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = (&conn).write_all(answer.as_bytes());
+        }
+    });
+    host
+}
+
+#[test]
+fn a_manifest_of_an_unknown_media_type_is_named_and_nothing_is_kept() {
+    let odd = "application/vnd.example.thing.v1+json";
+    let schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    let host = serve_manifests(vec![
+        ("odd/thing", odd, format!(r#"{{"schemaVersion": 2, "mediaType": "{odd}"}}"#)),
+        ("old/schema1", schema1, r#"{"schemaVersion": 1, "name": "old/schema1", "fsLayers": []}"#.to_owned()),
+    ]);
+    let s = Session::new();
+    let b = Kiln::empty();
+    for (repo, media) in [("odd/thing", odd), ("old/schema1", schema1)] {
+        let out = s.run(&b, &["pull", &format!("{host}/{repo}:1")], None).failed();
+        assert!(out.stderr.contains(&format!("media type \"{media}\"")), "{}", out.stderr);
+    }
+    assert!(b.image_names().is_empty(), "{:?}", b.image_names());
+    let blobs = b.root().join("oci/blobs/sha256");
+    assert!(std::fs::read_dir(&blobs).map_or(true, |d| d.count() == 0), "blobs were kept");
 }
