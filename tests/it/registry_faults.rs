@@ -1,5 +1,5 @@
 //! Registries that fail: a tampered blob, an unreachable host, a manifest of
-//! a media type kiln cannot read, TLS with
+//! a media type kiln cannot read, a disk that fills during a pull, TLS with
 //! htpasswd auth and a wrong password, an offline `FROM busybox` through a
 //! mirror.
 
@@ -140,4 +140,48 @@ fn a_manifest_of_an_unknown_media_type_is_named_and_nothing_is_kept() {
     assert!(b.image_names().is_empty(), "{:?}", b.image_names());
     let blobs = b.root().join("oci/blobs/sha256");
     assert!(std::fs::read_dir(&blobs).map_or(true, |d| d.count() == 0), "blobs were kept");
+}
+
+#[test]
+fn a_disk_that_fills_during_a_pull_names_the_write_and_keeps_nothing() {
+    // A 4 MB tmpfs as the store, in a mount namespace of the test's own (so
+    // nothing leaks), and an image whose 20 MB random layer cannot fit. What
+    // the store holds afterwards is listed before the namespace (and the
+    // tmpfs) goes. Needs root to mount, as CI has.
+    let r = Registry::start();
+    let s = Session::new();
+    let name = format!("{}/big/image:1", r.host);
+    let a = super::registry_upload::big_image(&name);
+    s.run(&a, &["push", &name], None).ok();
+    let layer = a.inspect(&name)["Manifest"]["layers"][1]["digest"].as_str().unwrap().to_owned();
+
+    let b = Kiln::empty();
+    std::fs::create_dir_all(b.root()).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o size=4m tmpfs "$ROOT" && "$KILN" --root "$ROOT" pull "$NAME"; code=$?;
+               echo "--- images"; "$KILN" --root "$ROOT" images; echo "--- files"; find "$ROOT" -type f; exit $code"#,
+        ])
+        .env("ROOT", b.root())
+        .env("KILN", super::harness::KILN)
+        .env("NAME", &name)
+        .env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the image fit:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(&format!("writing blob {}", &layer[..19])), "the write is not named:\n{stderr}");
+    let (images, files) = stdout.split_once("--- files").unwrap();
+    assert!(!images.contains("big/image"), "the image was named:\n{stdout}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(!files.contains(&layer[7..]), "the layer's blob was kept:\n{files}");
+    let partial: Vec<&str> = files.lines().filter(|l| l.contains("ingest") || l.contains(".tmp")).collect();
+    assert!(partial.is_empty(), "a partial blob was left: {partial:?}\n{files}");
+    assert!(files.contains("oci/blobs/sha256/"), "the listing is empty, so it proves nothing:\n{files}");
 }

@@ -91,7 +91,7 @@ fn copy(mut from: TcpStream, mut to: TcpStream, mut cut: impl FnMut(&[u8]) -> bo
 }
 
 /// An image with a 20 MB layer of random bytes (gzip cannot shrink it), named `name`.
-fn big_image(name: &str) -> Kiln {
+pub(super) fn big_image(name: &str) -> Kiln {
     let k = Kiln::with_busybox();
     k.write("Dockerfile", "FROM busybox\nRUN head -c 20000000 /dev/urandom > /big\n");
     k.build(&["-t", name]).ok();
