@@ -70,7 +70,7 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         // before any registry sees it.
         for tag in &built.tags {
             eprintln!("pushing {tag}");
-            pushed.push(super::push::push_one(store, config, tag, None)?);
+            pushed.push(super::push::push_one(store, config, tag, None, args.compression.into())?);
         }
     }
     // After the push, so it can name what the registry has.

@@ -13,13 +13,14 @@ pub fn push_one(
     config: &RegistryConfig,
     name: &str,
     dest: Option<&str>,
+    compression: registry::Compression,
 ) -> anyhow::Result<registry::Pushed> {
-    let options = PushOptions { config, progress: Arc::new(super::pull::Transfers) };
+    let options = PushOptions { config, progress: Arc::new(super::pull::Transfers), compression };
     let pushed = registry::push(store, name, dest, &options)?;
     crate::outln!("{}@{}", pushed.reference, pushed.digest)?;
     Ok(pushed)
 }
 
 pub fn push(store: &Store, config: &RegistryConfig, args: PushArgs) -> anyhow::Result<()> {
-    push_one(store, config, &args.name, args.dest.as_deref()).map(drop)
+    push_one(store, config, &args.name, args.dest.as_deref(), args.compression.into()).map(drop)
 }

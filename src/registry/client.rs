@@ -119,6 +119,13 @@ pub enum RegistryError {
         #[source]
         source: crate::snapshot::SnapshotError,
     },
+    #[error("compressing layer {layer} with {compression} for the push")]
+    Compress {
+        layer: String,
+        compression: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("layer {layer}: its content hashes to {actual}, its image config says {expected}")]
     DiffId { layer: String, expected: String, actual: String },
 }
