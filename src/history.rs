@@ -2,8 +2,6 @@
 //! first, each with the size of the layer it made (none for a step that
 //! changed only metadata, docker's `empty_layer`).
 
-use std::io::Read;
-
 use kiln_solver::Digest;
 
 use crate::image::ImageError;
@@ -61,10 +59,7 @@ fn content_size(store: &Store, layer: &Digest) -> Result<u64, ImageError> {
     let path = store.blob_path(layer);
     let io_err = |e| ImageError::Store(crate::store::io_err("reading", &path)(e));
     let file = std::fs::File::open(&path).map_err(io_err)?;
-    let mut reader = std::io::BufReader::new(file);
-    let gzip = std::io::BufRead::fill_buf(&mut reader).map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read> =
-        if gzip { Box::new(flate2::read::MultiGzDecoder::new(reader)) } else { Box::new(reader) };
+    let reader = crate::layer::compress::tar_stream(std::io::BufReader::new(file)).map_err(io_err)?;
     let mut total = 0;
     for entry in tar::Archive::new(reader).entries().map_err(io_err)? {
         let entry = entry.map_err(io_err)?;

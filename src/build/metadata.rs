@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::BuildResult;
+use crate::registry::Pushed;
 use crate::store::reference::Reference;
 
 impl BuildResult {
@@ -20,6 +21,21 @@ impl BuildResult {
             self.tags.iter().map(|t| Reference::parse(t).map_or_else(|_| t.clone(), |r| r.to_string())).collect();
         if !names.is_empty() {
             out.insert("image.name".into(), json!(names.join(",")));
+        }
+        out
+    }
+
+    /// [`BuildResult::metadata`] after `--push`: `image.name` names what was
+    /// pushed (as BuildKit's does), and `image.pushed` lists each
+    /// `name@digest` — the digest the registry has, which differs from the
+    /// local one when the layers left recompressed.
+    pub fn pushed_metadata(&self, pushed: &[Pushed]) -> Map<String, Value> {
+        let mut out = self.metadata();
+        if !pushed.is_empty() {
+            let names: Vec<&str> = pushed.iter().map(|p| p.reference.as_str()).collect();
+            out.insert("image.name".into(), json!(names.join(",")));
+            let refs: Vec<String> = pushed.iter().map(|p| format!("{}@{}", p.reference, p.digest)).collect();
+            out.insert("image.pushed".into(), json!(refs));
         }
         out
     }
@@ -55,6 +71,34 @@ mod tests {
             assert_eq!(m["containerimage.descriptor"]["size"], 42);
             assert_eq!(m["containerimage.descriptor"]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
             assert_eq!(m.get("image.name").and_then(Value::as_str), name);
+            assert!(m.get("image.pushed").is_none());
+        }
+    }
+
+    #[test]
+    fn pushed_metadata_names_what_the_registry_has() {
+        let manifest = DescriptorBuilder::default()
+            .media_type(MediaType::ImageManifest)
+            .digest(crate::digest::to_oci(&Digest::of(b"manifest")))
+            .size(42u64)
+            .build()
+            .unwrap();
+        let result =
+            BuildResult { id: Digest::of(b"config"), manifest, tags: vec!["h:5000/a:1".into()], warnings: vec![] };
+        let remote = Digest::of(b"remote");
+        for (pushed, name, refs) in [
+            (vec![], Some("h:5000/a:1"), None),
+            (
+                vec![Pushed { reference: "h:5000/a:1".into(), digest: remote.clone() }],
+                Some("h:5000/a:1"),
+                Some(vec![format!("h:5000/a:1@{remote}")]),
+            ),
+        ] {
+            let m = result.pushed_metadata(&pushed);
+            assert_eq!(m.get("image.name").and_then(Value::as_str), name);
+            let got: Option<Vec<String>> = m.get("image.pushed").map(|v| serde_json::from_value(v.clone()).unwrap());
+            assert_eq!(got, refs);
+            assert_eq!(m["containerimage.digest"], Digest::of(b"manifest").as_str());
         }
     }
 }

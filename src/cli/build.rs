@@ -49,6 +49,9 @@ pub struct Args {
     /// Push the image to its registry under each -t name once built.
     #[arg(long)]
     pub push: bool,
+    /// With --push: how layers are compressed on the way.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: super::registry::Compression,
     /// The build context folder.
     pub context: PathBuf,
 }

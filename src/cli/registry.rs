@@ -17,6 +17,27 @@ pub struct PushArgs {
     pub name: String,
     /// Where to push it [default: its own name].
     pub dest: Option<String>,
+    /// How layers are compressed on the way, whatever form the store keeps.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: Compression,
+}
+
+/// `--compression` of `push` and `build --push`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Compression {
+    /// What every registry and runtime reads.
+    Gzip,
+    /// Smaller, faster to unpack; containerd 1.5+, podman, kiln.
+    Zstd,
+}
+
+impl From<Compression> for kiln::registry::Compression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Gzip => Self::Gzip,
+            Compression::Zstd => Self::Zstd,
+        }
+    }
 }
 
 /// `kiln login [-u USER] [--password-stdin] HOST`.

@@ -66,17 +66,19 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if let Some(path) = &args.iidfile {
         write_file(path, built.id.as_str().as_bytes())?;
     }
-    if let Some(path) = &args.metadata_file {
-        write_file(path, &serde_json::to_vec_pretty(&built.metadata())?)?;
-    }
     crate::outln!("{}", built.id)?;
+    let mut pushed = Vec::new();
     if args.push {
         // Each name after the build: the image is complete and named locally
         // before any registry sees it.
         for tag in &built.tags {
             eprintln!("pushing {tag}");
-            super::push::push_one(store, config, tag, None)?;
+            pushed.push(super::push::push_one(store, config, tag, None, args.compression.into())?);
         }
+    }
+    // After the push, so it can name what the registry has.
+    if let Some(path) = &args.metadata_file {
+        write_file(path, &serde_json::to_vec_pretty(&built.pushed_metadata(&pushed))?)?;
     }
     Ok(())
 }

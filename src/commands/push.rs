@@ -8,12 +8,19 @@ use kiln::store::Store;
 use crate::cli::registry::PushArgs;
 
 /// Push `name` to `dest`; prints `reference@digest`.
-pub fn push_one(store: &Store, config: &RegistryConfig, name: &str, dest: Option<&str>) -> anyhow::Result<()> {
-    let options = PushOptions { config, progress: Arc::new(super::pull::Transfers) };
+pub fn push_one(
+    store: &Store,
+    config: &RegistryConfig,
+    name: &str,
+    dest: Option<&str>,
+    compression: registry::Compression,
+) -> anyhow::Result<registry::Pushed> {
+    let options = PushOptions { config, progress: Arc::new(super::pull::Transfers), compression };
     let pushed = registry::push(store, name, dest, &options)?;
-    crate::outln!("{}@{}", pushed.reference, pushed.digest)
+    crate::outln!("{}@{}", pushed.reference, pushed.digest)?;
+    Ok(pushed)
 }
 
 pub fn push(store: &Store, config: &RegistryConfig, args: PushArgs) -> anyhow::Result<()> {
-    push_one(store, config, &args.name, args.dest.as_deref())
+    push_one(store, config, &args.name, args.dest.as_deref(), args.compression.into()).map(drop)
 }

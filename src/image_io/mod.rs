@@ -161,12 +161,14 @@ fn sniff<'a>(mut r: impl Read + 'a, what: &str) -> Result<(Compression, Box<dyn 
     Ok((compression, Box::new(Cursor::new(head.to_vec()).chain(r))))
 }
 
-/// `r`, decompressed when it is gzip.
+/// `r`, decompressed when it is gzip or zstd.
 fn decompressed<'a>(r: impl Read + 'a, what: &str) -> Result<Box<dyn Read + 'a>, ImageIoError> {
     match sniff(r, what)? {
         (Compression::None, r) => Ok(r),
         (Compression::Gzip, r) => Ok(Box::new(MultiGzDecoder::new(r))),
-        (Compression::Zstd, _) => Err(ImageIoError::Compression { what: what.to_owned(), compression: "zstd" }),
+        (Compression::Zstd, r) => zstd::stream::read::Decoder::new(r)
+            .map(|d| Box::new(d) as Box<dyn Read>)
+            .map_err(|source| ImageIoError::Read { what: what.to_owned(), source }),
     }
 }
 

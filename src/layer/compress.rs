@@ -3,8 +3,11 @@
 //! through unchanged, so the diffID is exactly what the image config that came
 //! with them says it should be (the caller checks); [`super::LayerWriter`]
 //! instead re-encodes every entry, which would change it.
+//!
+//! Also what a layer blob's form is (plain tar, gzip, zstd: told apart by
+//! their first bytes), and its tar stream whatever the form.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use super::{Layer, LayerError, LayerSink};
 use crate::store::Store;
@@ -27,6 +30,42 @@ pub fn compress_tar(store: &Store, name: &str, mut tar: impl Read) -> Result<Lay
     sink.finish()
 }
 
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// A plain tar.
+    Tar,
+    /// gzip, one member or many.
+    Gzip,
+    /// zstd, one frame or many.
+    Zstd,
+}
+
+impl Form {
+    /// The form of a blob that starts with `head` (its magic bytes).
+    pub fn sniff(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Form::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Form::Zstd
+        } else {
+            Form::Tar
+        }
+    }
+}
+
+/// The tar stream of the layer blob `reader` reads, whatever its [`Form`].
+/// Multi-member gzip too: pigz and eStargz write a layer as many members,
+/// and a single-member decoder would stop silently after the first.
+pub fn tar_stream<'a>(mut reader: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    // Peek without consuming: the bytes stay in the buffer for the decoder.
+    Ok(match Form::sniff(reader.fill_buf()?) {
+        Form::Tar => Box::new(reader),
+        Form::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Form::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +84,20 @@ mod tests {
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, tar);
+    }
+
+    #[test]
+    fn every_form_reads_back_as_its_tar() {
+        let tar = b"tar bytes, many times over ".repeat(500);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&tar).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let zstd = zstd::encode_all(&tar[..], 3).unwrap();
+        for (blob, form) in [(tar.clone(), Form::Tar), (gzip, Form::Gzip), (zstd, Form::Zstd)] {
+            assert_eq!(Form::sniff(&blob), form);
+            let mut back = Vec::new();
+            tar_stream(&blob[..]).unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back, tar, "{form:?}");
+        }
     }
 }

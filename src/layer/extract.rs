@@ -30,7 +30,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
@@ -62,8 +61,8 @@ pub enum Stack {
     Flatten,
 }
 
-/// Apply the layer blob at `path` (gzip-compressed or plain tar, told apart by
-/// the gzip magic bytes) to the empty folder `root`.
+/// Apply the layer blob at `path` (plain tar, gzip or zstd, told apart by
+/// their magic bytes) to the empty folder `root`.
 pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), LayerError> {
     apply_blob_as(path, root, layer_name, Stack::Overlay)
 }
@@ -72,16 +71,8 @@ pub fn apply_blob(path: &Path, root: &Path, layer_name: &str) -> Result<(), Laye
 pub fn apply_blob_as(path: &Path, root: &Path, layer_name: &str, stack: Stack) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     let file = File::open(path).map_err(io_err("opening", path))?;
-    let mut reader = BufReader::new(file);
-    // Peek without consuming: the bytes stay in the buffer for the tar reader.
-    let gzip = std::io::BufRead::fill_buf(&mut reader).map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
-    if gzip {
-        // Multi-member: pigz and eStargz write a layer as many gzip members,
-        // and a single-member decoder would stop silently after the first.
-        apply_as(MultiGzDecoder::new(reader), root, layer_name, stack)
-    } else {
-        apply_as(reader, root, layer_name, stack)
-    }
+    let tar = super::compress::tar_stream(BufReader::new(file)).map_err(read_err)?;
+    apply_as(tar, root, layer_name, stack)
 }
 
 /// Apply an uncompressed layer tar read from `reader` to the empty folder

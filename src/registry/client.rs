@@ -14,6 +14,10 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 
+mod upload;
+
+pub use upload::CHUNK;
+
 use super::auth::Credential;
 use super::RegistryConfig;
 use crate::store::StoreError;
@@ -70,6 +74,16 @@ pub enum RegistryError {
         #[source]
         source: BoxError,
     },
+    #[error("the upload of blob {digest} to {host} broke off at byte {offset} of {size} and could not resume ({attempts} attempts)")]
+    UploadBroke {
+        host: String,
+        digest: String,
+        offset: u64,
+        size: u64,
+        attempts: u32,
+        #[source]
+        source: BoxError,
+    },
     #[error("{reference} was not found on {host}")]
     NotFound { reference: String, host: String },
     #[error("manifest {digest} has media type {media_type:?}, which kiln cannot read")]
@@ -104,6 +118,13 @@ pub enum RegistryError {
         layer: String,
         #[source]
         source: crate::snapshot::SnapshotError,
+    },
+    #[error("compressing layer {layer} with {compression} for the push")]
+    Compress {
+        layer: String,
+        compression: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("layer {layer}: its content hashes to {actual}, its image config says {expected}")]
     DiffId { layer: String, expected: String, actual: String },
@@ -321,14 +342,14 @@ impl Client {
         self.retry(|| format!("to say whether it has blob {digest}"), || self.oci.blob_exists(&reference, digest)).await
     }
 
-    /// Ask for a push token first, so uploads and mounts carry push scope.
-    async fn authorize(&self, reference: &oci_client::Reference) -> Result<(), RegistryError> {
+    /// Ask for a push token first, so uploads and mounts carry push scope;
+    /// the bearer token, when the registry gives one.
+    async fn authorize(&self, reference: &oci_client::Reference) -> Result<Option<String>, RegistryError> {
         self.retry(
             || format!("to authorize a push to {}", reference.repository()),
             || self.oci.auth(reference, &self.auth, RegistryOperation::Push),
         )
         .await
-        .map(drop)
     }
 
     /// Mount `digest` from the repository `from` into `path`; false when the
@@ -346,15 +367,6 @@ impl Client {
             // upload as if no other repository had it.
             Err(_) => Ok(false),
         }
-    }
-
-    /// Upload a blob to `path`.
-    pub async fn upload(&self, path: &str, data: bytes::Bytes, digest: &str) -> Result<(), RegistryError> {
-        let reference = self.reference(path, None, None);
-        self.authorize(&reference).await?;
-        self.retry(|| format!("to take blob {digest}"), || self.oci.push_blob(&reference, data.clone(), digest))
-            .await
-            .map(drop)
     }
 
     /// Put a manifest under `path:tag`.

@@ -14,7 +14,9 @@
 //!   last.
 //! - [`push`]: blobs the registry has are skipped, blobs of another
 //!   repository of the same registry mounted (see [`sources`]), the rest
-//!   uploaded in parallel; the manifest (the tag) last.
+//!   uploaded in parallel, in chunks that resume after a dropped connection;
+//!   layers in the compression asked for ([`compress`]); the manifest (the
+//!   tag) last.
 //!
 //! The library is synchronous; each operation runs on a runtime of its own
 //! ([`block_on`]), on a thread of its own when the caller is inside one
@@ -22,6 +24,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod compress;
 pub mod pull;
 pub mod push;
 pub mod sources;
@@ -30,6 +33,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use client::{Client, RegistryError};
+pub use compress::Compression;
 pub use pull::{ensure, pull, PullOptions, PullPolicy};
 pub use push::{push, PushOptions, Pushed};
 

@@ -34,6 +34,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// docker's manifest list.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// docker's old signed manifest, which kiln does not read.
+const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+
 const ACCEPT: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 
 /// Blobs downloaded at once.
@@ -192,12 +195,7 @@ async fn resolve(
             digest: actual.to_string(),
             source,
         })?;
-        let media = json.get("mediaType").and_then(Value::as_str).unwrap_or(if json.get("manifests").is_some() {
-            OCI_INDEX
-        } else {
-            OCI_MANIFEST
-        });
-        match media {
+        match media_type(&json) {
             OCI_INDEX | DOCKER_LIST => {
                 want = Some(pick(&json, platform, &reference.to_string())?);
                 tag = None;
@@ -214,6 +212,21 @@ async fn resolve(
         }
     }
     Err(RegistryError::MediaType { digest: reference.to_string(), media_type: "an index of indexes".into() })
+}
+
+/// A manifest's media type: its `mediaType`, else what its shape says (OCI
+/// lets both kinds leave the field out); docker's schema 1 has none and says
+/// so by its `schemaVersion`.
+fn media_type(json: &Value) -> &str {
+    if let Some(media) = json.get("mediaType").and_then(Value::as_str) {
+        return media;
+    }
+    match json.get("schemaVersion").and_then(Value::as_u64) {
+        Some(1) => DOCKER_SCHEMA1,
+        _ if json.get("manifests").is_some() => OCI_INDEX,
+        _ if json.get("layers").is_some() || json.get("config").is_some() => OCI_MANIFEST,
+        _ => "none",
+    }
 }
 
 /// The digest of `platform`'s manifest in an index. A variant is matched
@@ -309,6 +322,19 @@ async fn fetch_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_says_its_media_type_or_its_shape_does() {
+        for (json, want) in [
+            (r#"{"mediaType": "application/x-odd"}"#, "application/x-odd"),
+            (r#"{"schemaVersion": 2, "manifests": []}"#, OCI_INDEX),
+            (r#"{"schemaVersion": 2, "config": {}, "layers": []}"#, OCI_MANIFEST),
+            (r#"{"schemaVersion": 1, "fsLayers": []}"#, DOCKER_SCHEMA1),
+            (r#"{"schemaVersion": 2}"#, "none"),
+        ] {
+            assert_eq!(media_type(&serde_json::from_str(json).unwrap()), want, "{json}");
+        }
+    }
 
     #[test]
     fn an_index_picks_the_platform() {

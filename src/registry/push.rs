@@ -5,8 +5,10 @@
 //! same registry that has it; uploaded otherwise. The manifest goes last, so
 //! a push that fails never leaves a tag pointing at missing blobs.
 //!
-//! Layers leave as the store keeps them, gzip-compressed: that is what the
-//! registry is sent by default.
+//! Layers leave in [`PushOptions::compression`] (gzip unless asked), which
+//! [`super::compress`] makes of them when the store keeps them otherwise;
+//! the manifest then names those blobs, and its digest on the registry
+//! differs from the stored one.
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ pub struct PushOptions<'a> {
     pub config: &'a RegistryConfig,
     /// Per-blob progress.
     pub progress: Arc<dyn TransferProgress>,
+    /// How layers are compressed on the way.
+    pub compression: super::Compression,
 }
 
 /// What a push wrote.
@@ -44,10 +48,16 @@ pub struct Pushed {
 /// Push the stored image `name` to `dest` (to its own name when `None`).
 pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions<'_>) -> Result<Pushed, RegistryError> {
     let image = store.get(name)?;
-    let digest = image.digest();
-    let bytes = std::fs::read(store.blob_path(&digest))
-        .map_err(|_| crate::store::StoreError::MissingBlob(digest.to_string()))?;
-    let manifest: ImageManifest = store.read_json("manifest", &digest)?;
+    let stored = image.digest();
+    let bytes = std::fs::read(store.blob_path(&stored))
+        .map_err(|_| crate::store::StoreError::MissingBlob(stored.to_string()))?;
+    let bytes = super::compress::manifest_for(store, &bytes, options.compression)?;
+    let digest = Digest::of(&bytes);
+    let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+        what: "manifest",
+        digest: digest.to_string(),
+        source,
+    })?;
     let target = Reference::parse(dest.unwrap_or(name))?;
     let tag = target.tag().unwrap_or("latest").to_owned();
     let path = target.path();

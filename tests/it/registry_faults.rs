@@ -1,4 +1,5 @@
-//! Registries that fail: a tampered blob, an unreachable host, TLS with
+//! Registries that fail: a tampered blob, an unreachable host, a manifest of
+//! a media type kiln cannot read, a disk that fills during a pull, TLS with
 //! htpasswd auth and a wrong password, an offline `FROM busybox` through a
 //! mirror.
 
@@ -100,4 +101,100 @@ fn a_tls_registry_whose_ca_is_not_trusted_says_so() {
     let text = out.stderr.to_lowercase();
     assert!(text.contains("certificate"), "{}", out.stderr);
     assert!(!text.contains("http request to an https server"), "{}", out.stderr);
+}
+
+/// A stand-in registry for what the real one refuses to hold: distribution
+/// 2.8 takes no manifest of a type it does not know, and no schema 1
+/// manifest, which old registries still serve. It answers every request on
+/// its own thread with `manifest` (and its `Content-Type`) for manifests,
+/// `{}` for the rest.
+fn serve_manifests(manifests: Vec<(&'static str, &'static str, String)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let found = manifests.iter().find(|(repo, _, _)| path.starts_with(&format!("/v2/{repo}/manifests/")));
+            let (kind, body) = found.map_or(("application/json", "{}".to_owned()), |(_, k, b)| (*k, b.clone()));
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = (&conn).write_all(answer.as_bytes());
+        }
+    });
+    host
+}
+
+#[test]
+fn a_manifest_of_an_unknown_media_type_is_named_and_nothing_is_kept() {
+    let odd = "application/vnd.example.thing.v1+json";
+    let schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    let host = serve_manifests(vec![
+        ("odd/thing", odd, format!(r#"{{"schemaVersion": 2, "mediaType": "{odd}"}}"#)),
+        ("old/schema1", schema1, r#"{"schemaVersion": 1, "name": "old/schema1", "fsLayers": []}"#.to_owned()),
+    ]);
+    let s = Session::new();
+    let b = Kiln::empty();
+    for (repo, media) in [("odd/thing", odd), ("old/schema1", schema1)] {
+        let out = s.run(&b, &["pull", &format!("{host}/{repo}:1")], None).failed();
+        assert!(out.stderr.contains(&format!("media type \"{media}\"")), "{}", out.stderr);
+    }
+    assert!(b.image_names().is_empty(), "{:?}", b.image_names());
+    let blobs = b.root().join("oci/blobs/sha256");
+    assert!(std::fs::read_dir(&blobs).map_or(true, |d| d.count() == 0), "blobs were kept");
+}
+
+#[test]
+fn a_disk_that_fills_during_a_pull_names_the_write_and_keeps_nothing() {
+    // A 4 MB tmpfs as the store, in a mount namespace of the test's own (so
+    // nothing leaks), and an image whose 20 MB random layer cannot fit. What
+    // the store holds afterwards is listed before the namespace (and the
+    // tmpfs) goes. Needs root to mount, as CI has.
+    let r = Registry::start();
+    let s = Session::new();
+    let name = format!("{}/big/image:1", r.host);
+    let a = super::registry_upload::big_image(&name);
+    s.run(&a, &["push", &name], None).ok();
+    let layer = a.inspect(&name)["Manifest"]["layers"][1]["digest"].as_str().unwrap().to_owned();
+
+    let b = Kiln::empty();
+    std::fs::create_dir_all(b.root()).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o size=4m tmpfs "$ROOT" && "$KILN" --root "$ROOT" pull "$NAME"; code=$?;
+               echo "--- images"; "$KILN" --root "$ROOT" images; echo "--- files"; find "$ROOT" -type f; exit $code"#,
+        ])
+        .env("ROOT", b.root())
+        .env("KILN", super::harness::KILN)
+        .env("NAME", &name)
+        .env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the image fit:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(&format!("writing blob {}", &layer[..19])), "the write is not named:\n{stderr}");
+    let (images, files) = stdout.split_once("--- files").unwrap();
+    assert!(!images.contains("big/image"), "the image was named:\n{stdout}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(!files.contains(&layer[7..]), "the layer's blob was kept:\n{files}");
+    let partial: Vec<&str> = files.lines().filter(|l| l.contains("ingest") || l.contains(".tmp")).collect();
+    assert!(partial.is_empty(), "a partial blob was left: {partial:?}\n{files}");
+    assert!(files.contains("oci/blobs/sha256/"), "the listing is empty, so it proves nothing:\n{files}");
 }

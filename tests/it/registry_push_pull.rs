@@ -75,9 +75,16 @@ fn build_push_names_then_pushes_and_search_lists_the_catalog() {
     let a = Kiln::with_busybox();
     let name = format!("{}/ci/app:v3", r.host);
     a.write("Dockerfile", "FROM busybox\nRUN echo x > /x\n");
-    let out = s.run(&a, &["build", "-t", &name, "--push", a.ctx().to_str().unwrap()], None).ok();
+    let meta = a.root().join("meta.json");
+    let ctx = a.ctx();
+    let args = ["build", "-t", &name, "--push", "--metadata-file", meta.to_str().unwrap(), ctx.to_str().unwrap()];
+    let out = s.run(&a, &args, None).ok();
     assert!(out.stdout.contains(&format!("{name}@sha256:")), "{}", out.stdout);
     assert_eq!(count(&r, "PUT", "/ci/app/manifests/v3", 201), 1);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let digest = a.inspect(&name)["Digest"].as_str().unwrap().to_owned();
+    assert_eq!(meta["image.name"], name.as_str());
+    assert_eq!(meta["image.pushed"], serde_json::json!([format!("{name}@{digest}")]), "{meta}");
 
     let out = s.run(&a, &["search", "app", "--registry", &r.host, "--tags"], None).ok();
     assert_eq!(out.stdout, format!("{}/ci/app\tv3\n", r.host));
@@ -99,4 +106,49 @@ fn a_rootless_kiln_pushes_and_pulls_the_same_image() {
     s.run(&b, &["pull", &name], None).ok();
     assert_eq!(b.inspect(&name)["Digest"], a.inspect(&name)["Digest"]);
     assert_eq!(s.run(&b, &["run", &name], None).ok().stdout, "0\n");
+}
+
+#[test]
+fn push_compression_zstd_sends_zstd_layers_once_compressed_and_they_pull_back_and_run() {
+    let r = Registry::start();
+    let s = Session::new();
+    let a = Kiln::with_busybox();
+    let name = format!("{}/z/app:1", r.host);
+    a.write("Dockerfile", "FROM busybox\nRUN echo zstd > /z\nCMD [\"cat\", \"/z\"]\n");
+    a.build(&["-t", &name]).ok();
+    let out = s.run(&a, &["push", "--compression", "zstd", &name], None).ok();
+    let local = a.inspect(&name)["Digest"].as_str().unwrap().to_owned();
+    let pushed = out.stdout.trim().rsplit_once('@').unwrap().1.to_owned();
+    assert_ne!(pushed, local, "the layers changed, so the manifest did");
+
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let types: Vec<&str> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["application/vnd.oci.image.layer.v1.tar+zstd"; 2], "{manifest}");
+
+    let b = Kiln::empty();
+    s.run(&b, &["pull", &name], None).ok();
+    assert_eq!(b.inspect(&name)["Digest"], pushed.as_str());
+    assert_eq!(b.inspect(&name)["Id"], a.inspect(&name)["Id"], "the same config: diffIDs do not change");
+    assert_eq!(s.run(&b, &["run", &name], None).ok().stdout, "zstd\n");
+
+    // Once compressed, remembered beside each diffID: a second push
+    // compresses nothing and uploads nothing.
+    let records: Vec<_> =
+        std::fs::read_dir(a.root().join("registry/compressed")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|p| p.extension().unwrap() == "zstd"));
+    let mtimes: Vec<_> = records.iter().map(|p| std::fs::metadata(p).unwrap().modified().unwrap()).collect();
+    let (heads, uploads) = (count(&r, "HEAD", "/z/app/blobs/", 200), count(&r, "POST", "/blobs/uploads/", 202));
+    let again = s.run(&a, &["push", "--compression", "zstd", &name], None).ok();
+    assert_eq!(again.stdout, out.stdout, "the same manifest");
+    assert_eq!(count(&r, "HEAD", "/z/app/blobs/", 200), heads + 3, "config and both layers skipped");
+    assert_eq!(count(&r, "POST", "/blobs/uploads/", 202), uploads, "nothing uploaded");
+    let after: Vec<_> = records.iter().map(|p| std::fs::metadata(p).unwrap().modified().unwrap()).collect();
+    assert_eq!(after, mtimes, "a layer was compressed again");
 }
