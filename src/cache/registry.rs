@@ -10,7 +10,7 @@
 //! fetched only when a step hits a record that names it, and the store
 //! verifies it before anyone uses it.
 
-use std::io::{Seek as _, Write as _};
+use std::io::Seek as _;
 use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -128,17 +128,9 @@ impl Provider for RegistryBlobs {
         };
         let file = block_on(async {
             let client = Client::for_host(&self.config, &self.host).await?;
-            let mut stream = client.blob(&self.path, digest.as_str()).await?.stream;
             let mut file =
                 tempfile::tempfile().map_err(|source| RegistryError::Write { digest: digest.to_string(), source })?;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| RegistryError::Protocol {
-                    host: client.endpoint().to_owned(),
-                    what: format!("to send blob {digest}"),
-                    source: e.into(),
-                })?;
-                file.write_all(&chunk).map_err(|source| RegistryError::Write { digest: digest.to_string(), source })?;
-            }
+            client.blob_into(&self.path, digest.as_str(), &mut file).await?;
             file.rewind().map_err(|source| RegistryError::Write { digest: digest.to_string(), source })?;
             Ok(file)
         })

@@ -335,6 +335,27 @@ impl Client {
         self.retry(|| format!("to send blob {digest}"), || self.oci.pull_blob_stream(&reference, &descriptor)).await
     }
 
+    /// Stream the blob `digest` of the repository `path` into `out`; a write
+    /// failure is [`RegistryError::Write`], a broken stream names the host.
+    pub async fn blob_into(
+        &self,
+        path: &str,
+        digest: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), RegistryError> {
+        use futures_util::StreamExt as _;
+        let mut stream = self.blob(path, digest).await?.stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Protocol {
+                host: self.endpoint().to_owned(),
+                what: format!("to send blob {digest}"),
+                source: e.into(),
+            })?;
+            out.write_all(&chunk).map_err(|source| RegistryError::Write { digest: digest.to_owned(), source })?;
+        }
+        Ok(())
+    }
+
     /// Whether the repository `path` has the blob `digest` (a HEAD request).
     pub async fn has_blob(&self, path: &str, digest: &str) -> Result<bool, RegistryError> {
         let reference = self.reference(path, None, None);

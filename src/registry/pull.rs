@@ -293,22 +293,13 @@ async fn fetch_blob(
     size: u64,
     progress: &Arc<dyn TransferProgress>,
 ) -> Result<(), RegistryError> {
-    use std::io::Write as _;
     if store.has_blob(digest) {
         progress.transfer(&Transfer::Exists { digest: digest.to_string() });
         return Ok(());
     }
     progress.transfer(&Transfer::Started { digest: digest.to_string(), size });
-    let mut stream = client.blob(path, digest.as_str()).await?.stream;
     let mut writer = store.blob_writer()?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::Protocol {
-            host: client.endpoint().to_owned(),
-            what: format!("to send blob {digest}"),
-            source: e.into(),
-        })?;
-        writer.write_all(&chunk).map_err(|source| RegistryError::Write { digest: digest.to_string(), source })?;
-    }
+    client.blob_into(path, digest.as_str(), &mut writer).await?;
     let (_, written) = writer.commit(Some(digest)).map_err(|e| match e {
         crate::store::StoreError::DigestMismatch { expected, actual } => {
             RegistryError::DigestMismatch { host: client.endpoint().to_owned(), expected, actual }

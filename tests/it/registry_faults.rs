@@ -196,5 +196,7 @@ fn a_disk_that_fills_during_a_pull_names_the_write_and_keeps_nothing() {
     assert!(!files.contains(&layer[7..]), "the layer's blob was kept:\n{files}");
     let partial: Vec<&str> = files.lines().filter(|l| l.contains("ingest") || l.contains(".tmp")).collect();
     assert!(partial.is_empty(), "a partial blob was left: {partial:?}\n{files}");
-    assert!(files.contains("oci/blobs/sha256/"), "the listing is empty, so it proves nothing:\n{files}");
+    // Which small blobs (config, manifest) got in before the layer failed
+    // depends on the parallel downloads; the index is always there.
+    assert!(files.contains("oci/index.json"), "the listing is empty, so it proves nothing:\n{files}");
 }
