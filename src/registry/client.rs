@@ -1,10 +1,11 @@
 //! One registry host, as the distribution protocol sees it.
 //!
-//! `oci-client` speaks the protocol (manifests, blobs, uploads, cross-
-//! repository mounts, the bearer-token dance); this wraps it with what kiln
-//! adds: which scheme a host gets, which CAs it is trusted with, which
-//! credential it is sent, bounded retries, and errors that name the host and
-//! say what to do (`log in to HOST with kiln login`).
+//! `oci-client` speaks most of the protocol (manifests, blobs, the
+//! bearer-token dance); this wraps it with what kiln adds: which scheme a
+//! host gets, which CAs it is trusted with, which credential it is sent,
+//! bounded retries, and errors that name the host and say what to do
+//! (`log in to HOST with kiln login`). Uploads (`upload`) and
+//! cross-repository mounts (`mount`) are kiln's own requests.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 
+mod mount;
 mod upload;
 
 pub use upload::CHUNK;
@@ -371,23 +373,6 @@ impl Client {
             || self.oci.auth(reference, &self.auth, RegistryOperation::Push),
         )
         .await
-    }
-
-    /// Mount `digest` from the repository `from` into `path`; false when the
-    /// registry declined (it then expects an upload).
-    pub async fn mount(&self, path: &str, from: &str, digest: &str) -> Result<bool, RegistryError> {
-        let target = self.reference(path, None, None);
-        let source = self.reference(from, None, None);
-        self.authorize(&target).await?;
-        match self.oci.mount_blob(&target, &source, digest).await {
-            Ok(()) => Ok(true),
-            Err(e) if matches!(classify(&e), Kind::Unauthorized) => {
-                Err(RegistryError::Unauthorized { host: self.host.clone() })
-            }
-            // 202 (no mount: an upload session opened instead) or a refusal:
-            // upload as if no other repository had it.
-            Err(_) => Ok(false),
-        }
     }
 
     /// Put a manifest under `path:tag`.

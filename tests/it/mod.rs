@@ -12,6 +12,7 @@ mod outputs;
 mod registry;
 mod registry_faults;
 mod registry_push_pull;
+mod registry_token;
 mod registry_upload;
 mod rootless;
 mod run;

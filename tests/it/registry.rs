@@ -3,7 +3,8 @@
 //! config in a temporary folder, and its access log kept so tests can count
 //! the requests kiln made. [`Registry::tls_htpasswd`] gives one behind TLS
 //! (a throwaway CA made with openssl) with htpasswd auth, as the registry
-//! only takes credentials over TLS.
+//! only takes credentials over TLS. [`Registry::token_auth`] gives one on
+//! plain http that wants bearer tokens from a token server run by the test.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -94,6 +95,30 @@ impl Registry {
         })
     }
 
+    /// A plain-http registry that wants bearer tokens (distribution's `token`
+    /// auth), issued by a token server on a thread of the test that gives
+    /// [`USER`] / [`PASSWORD`] the access they ask for and anyone else 401.
+    /// Its tokens are RS256 JWTs signed with a self-signed certificate,
+    /// which is also the registry's root bundle.
+    pub fn token_auth() -> Self {
+        Self::spawn(|dir| {
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+                .args(["-subj", "/CN=kiln test token issuer", "-keyout", "token.key", "-out", "token.crt"])
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+            let realm = super::registry_token::serve(dir);
+            format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}/token.crt\n",
+                super::registry_token::SERVICE,
+                super::registry_token::ISSUER,
+                dir.display()
+            )
+        })
+    }
+
     fn spawn(extra: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::Builder::new().prefix("kiln-registry-").tempdir().unwrap();
         let tail = extra(dir.path());
@@ -134,7 +159,8 @@ impl Registry {
                 let _ = s.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.host).as_bytes());
                 let mut answer = String::new();
                 let _ = s.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+                // 401: up, and wanting a token first.
+                if answer.starts_with("HTTP/1.") && matches!(answer.get(9..12), Some("200" | "401")) {
                     return;
                 }
             }

@@ -22,17 +22,17 @@ use super::{BoxError, Client, RegistryError, ATTEMPTS, FIRST_BACKOFF};
 pub const CHUNK: usize = 8 << 20;
 
 /// How long one request may take, a chunk included.
-const TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How requests of one upload authenticate.
-enum Authorization {
+pub(super) enum Authorization {
     Anonymous,
     Basic(String, String),
     Bearer(String),
 }
 
 /// Why a request of the upload did not succeed.
-enum Failure {
+pub(super) enum Failure {
     /// The connection dropped, timed out, or the registry answered 5xx: ask
     /// where the upload stands and go on.
     Dropped(BoxError),
@@ -49,13 +49,7 @@ impl Client {
     /// Upload `data` (the blob `digest`) to the repository `path`, in chunks
     /// that resume after a dropped connection.
     pub async fn upload(&self, path: &str, data: Bytes, digest: &str) -> Result<(), RegistryError> {
-        let reference = self.reference(path, None, None);
-        let token = self.authorize(&reference).await?;
-        let auth = match (token, &self.auth) {
-            (Some(token), _) => Authorization::Bearer(token),
-            (None, RegistryAuth::Basic(user, secret)) => Authorization::Basic(user.clone(), secret.clone()),
-            (None, _) => Authorization::Anonymous,
-        };
+        let auth = self.authorization(path).await?;
         let size = data.len() as u64;
         let mut session = self.open(path, digest, &auth).await?;
         let mut offset = 0u64;
@@ -106,6 +100,17 @@ impl Client {
             backoff *= 2;
         }
         self.close(&session, path, digest, &auth).await
+    }
+
+    /// How requests that push to `path` authenticate: a push token when the
+    /// registry gives one, else the credential itself.
+    pub(super) async fn authorization(&self, path: &str) -> Result<Authorization, RegistryError> {
+        let token = self.authorize(&self.reference(path, None, None)).await?;
+        Ok(match (token, &self.auth) {
+            (Some(token), _) => Authorization::Bearer(token),
+            (None, RegistryAuth::Basic(user, secret)) => Authorization::Basic(user.clone(), secret.clone()),
+            (None, _) => Authorization::Anonymous,
+        })
     }
 
     /// `POST …/blobs/uploads/`: a new session.
@@ -200,7 +205,7 @@ impl Client {
     }
 
     /// `path` (absolute, from `/v2/`) at this endpoint.
-    fn url(&self, path: &str) -> Result<Url, RegistryError> {
+    pub(super) fn url(&self, path: &str) -> Result<Url, RegistryError> {
         Url::parse(&format!("{}://{}{path}", self.scheme, self.endpoint)).map_err(|e| RegistryError::Protocol {
             host: self.endpoint.clone(),
             what: "to be named by a URL".into(),
@@ -210,7 +215,7 @@ impl Client {
 
     /// A request of the upload; the credential only goes to this endpoint,
     /// never to another host a `Location` may name.
-    fn request(&self, method: Method, url: &Url, auth: &Authorization) -> reqwest::RequestBuilder {
+    pub(super) fn request(&self, method: Method, url: &Url, auth: &Authorization) -> reqwest::RequestBuilder {
         let request = self.http.request(method, url.clone()).timeout(TIMEOUT);
         let ours = self.url("/").is_ok_and(|base| base.origin() == url.origin());
         match auth {
@@ -220,7 +225,7 @@ impl Client {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+    pub(super) async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
         request.send().await.map_err(|e| Failure::Dropped(e.into()))
     }
 
