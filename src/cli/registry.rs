@@ -43,10 +43,11 @@ impl From<Compression> for kiln::registry::Compression {
 /// `kiln login [-u USER] [--password-stdin] HOST`.
 #[derive(clap::Args)]
 pub struct LoginArgs {
-    /// The user name.
+    /// The user name [default: asked on the terminal].
     #[arg(short = 'u', long = "username")]
-    pub username: String,
-    /// Read the password from standard input (the only way: never as an argument).
+    pub username: Option<String>,
+    /// Read the password from standard input [default: asked on the terminal,
+    /// not echoed]. Never as an argument.
     #[arg(long)]
     pub password_stdin: bool,
     /// The registry host (`registry.example:5000`; docker.io when left out).

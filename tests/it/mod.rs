@@ -11,6 +11,7 @@ mod library;
 mod outputs;
 mod registry;
 mod registry_faults;
+mod registry_login;
 mod registry_push_pull;
 mod registry_token;
 mod registry_upload;
