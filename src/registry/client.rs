@@ -194,7 +194,9 @@ impl Client {
         let bare = bare.trim_end_matches('/').to_owned();
         let settings = config.host(&bare);
         let certs = ca_certificates(config, &bare, settings.ca.as_deref())?;
-        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")));
         if !certs.is_empty() {
             let pem: Vec<reqwest::Certificate> = certs
                 .iter()
