@@ -599,6 +599,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_chunk_reader_reads_the_chunks_in_order_and_stops_at_a_broken_one() {
+        let broken = || Err(std::io::Error::other("cut"));
+        for (chunks, want) in
+            [(vec![Ok("ab"), Ok(""), Ok("cde")], Some("abcde")), (vec![], Some("")), (vec![Ok("ab"), broken()], None)]
+        {
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            for chunk in chunks {
+                tx.try_send(chunk.map(|c: &'static str| bytes::Bytes::from_static(c.as_bytes()))).unwrap();
+            }
+            drop(tx);
+            let mut got = String::new();
+            let read = std::io::Read::read_to_string(&mut ChunkReader { rx, chunk: bytes::Bytes::new() }, &mut got);
+            assert_eq!(read.ok().map(|_| got.as_str()), want);
+        }
+    }
+
+    #[test]
     fn loopback_hosts_are_told_apart() {
         for (host, want) in [
             ("localhost", true),
