@@ -1,11 +1,18 @@
 //! The content seam: where blobs come from and where they go, named by digest.
 //!
 //! - A [`Provider`] hands out blobs by digest: the local [`Store`], an OCI
-//!   archive being loaded, and (for the registry client) a registry.
+//!   archive being loaded, an OCI layout cache, a registry's cache blobs
+//!   (`cache::registry`).
 //! - An [`Ingester`] takes blobs in, each verified against its digest and size
 //!   before anyone can see it: the store (its `ingest/` → `blobs/` path), an
-//!   OCI archive being written, and (for the registry client) a registry
-//!   being pushed to.
+//!   OCI archive being written, an OCI layout cache.
+//!
+//! Who goes through it: `kiln load` and `save` ([`crate::image_io`]), the
+//! build caches ([`crate::cache`]), and the registry client — a pull streams
+//! each blob into the store as its [`Ingester`] (its downloads stay parallel
+//! and async; only the store's writes run on blocking threads), a push reads
+//! each blob it uploads through the store as its [`Provider`] (the HEAD
+//! skip, mounts and resumable uploads stay the registry client's own).
 //!
 //! Moving an image anywhere is [`copy_image`] from one to the other: layers,
 //! then the config, then the manifest, so a receiver never holds a manifest

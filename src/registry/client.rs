@@ -109,6 +109,8 @@ pub enum RegistryError {
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     ImageIo(#[from] crate::image_io::ImageIoError),
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
     #[error("writing blob {digest} into the store")]
     Write {
         digest: String,
@@ -130,6 +132,26 @@ pub enum RegistryError {
     },
     #[error("layer {layer}: its content hashes to {actual}, its image config says {expected}")]
     DiffId { layer: String, expected: String, actual: String },
+}
+
+/// The reading end of [`Client::blob_to`]: chunks as they arrive.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// Whether `host` answers plain http only to say it wants TLS (Go's servers
@@ -360,6 +382,44 @@ impl Client {
         Ok(())
     }
 
+    /// Stream the blob `digest` of the repository `path` into `ingest`, which
+    /// reads it on a blocking thread as it arrives (a content
+    /// [`crate::content::Ingester`]'s writes block; no temp file, and other
+    /// downloads go on meanwhile); what `ingest` returned. A broken download
+    /// is the error, naming the host, whatever `ingest` made of it.
+    pub async fn blob_to<T: Send + 'static>(
+        &self,
+        path: &str,
+        digest: &str,
+        ingest: impl FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        use futures_util::StreamExt as _;
+        let mut stream = self.blob(path, digest).await?.stream;
+        let (chunks, rx) = tokio::sync::mpsc::channel(4);
+        let ingesting =
+            tokio::task::spawn_blocking(move || ingest(&mut ChunkReader { rx, chunk: bytes::Bytes::new() }));
+        let mut failure = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                let message = std::io::Error::other(e.to_string());
+                failure = Some(RegistryError::Protocol {
+                    host: self.endpoint().to_owned(),
+                    what: format!("to send blob {digest}"),
+                    source: e.into(),
+                });
+                message
+            });
+            let broken = chunk.is_err();
+            // A send fails when `ingest` stopped reading: its result says why.
+            if chunks.send(chunk).await.is_err() || broken {
+                break;
+            }
+        }
+        drop(chunks);
+        let ingested = ingesting.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        failure.map_or(Ok(ingested), Err)
+    }
+
     /// Whether the repository `path` has the blob `digest` (a HEAD request).
     pub async fn has_blob(&self, path: &str, digest: &str) -> Result<bool, RegistryError> {
         let reference = self.reference(path, None, None);
@@ -537,6 +597,23 @@ fn is_not_found(error: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_reader_reads_the_chunks_in_order_and_stops_at_a_broken_one() {
+        let broken = || Err(std::io::Error::other("cut"));
+        for (chunks, want) in
+            [(vec![Ok("ab"), Ok(""), Ok("cde")], Some("abcde")), (vec![], Some("")), (vec![Ok("ab"), broken()], None)]
+        {
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            for chunk in chunks {
+                tx.try_send(chunk.map(|c: &'static str| bytes::Bytes::from_static(c.as_bytes()))).unwrap();
+            }
+            drop(tx);
+            let mut got = String::new();
+            let read = std::io::Read::read_to_string(&mut ChunkReader { rx, chunk: bytes::Bytes::new() }, &mut got);
+            assert_eq!(read.ok().map(|_| got.as_str()), want);
+        }
+    }
 
     #[test]
     fn loopback_hosts_are_told_apart() {

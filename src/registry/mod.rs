@@ -9,9 +9,9 @@
 //!   with backoff for connection errors and 5xx.
 //! - [`auth`]: credentials from docker's and podman's files and credential
 //!   helpers, never shown ([`auth::Credential`]'s Debug redacts the secret).
-//! - [`pull`]: manifest (an index picks the platform) → blobs, each verified
-//!   by the store's [`crate::store::BlobWriter`] → layers extracted → name,
-//!   last.
+//! - [`pull`]: manifest (an index picks the platform) → blobs, each streamed
+//!   into the store as a content [`crate::content::Ingester`], which verifies
+//!   it → layers extracted → name, last.
 //! - [`push`]: blobs the registry has are skipped, blobs of another
 //!   repository of the same registry mounted (see [`sources`]), the rest
 //!   uploaded in parallel, in chunks that resume after a dropped connection;

@@ -2,9 +2,9 @@
 //!
 //! The manifest first (an OCI index or docker manifest list picks the
 //! platform's), then its blobs in parallel — each one the store already has
-//! is skipped, so a second pull moves no blob — every one verified against
-//! its digest by the store's [`crate::store::BlobWriter`] before it is
-//! stored. Then each layer is checked against the diffID its config gives and
+//! is skipped, so a second pull moves no blob — each streamed into the store
+//! as a content [`crate::content::Ingester`], which verifies it against its
+//! digest and size before it is stored. Then each layer is checked against the diffID its config gives and
 //! extracted into its snapshot, as `kiln load` does, so a bad layer is
 //! refused before anything names it. The name is written last.
 //!
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::{sources, Platform, RegistryConfig, RegistryError, Transfer, TransferProgress};
+use crate::content::{ContentError, Ingester as _};
 use crate::snapshot::Snapshotter;
 use crate::store::reference::{IdPrefix, Reference};
 use crate::store::{Store, StoredImage};
@@ -284,7 +285,9 @@ async fn fetch_blobs(
     Ok(digests)
 }
 
-/// One blob into the store, unless it is there already.
+/// One blob into the store, unless it is there already: the store as a
+/// content [`Ingester`], which checks the blob's digest and size as it
+/// arrives and keeps nothing that fails.
 async fn fetch_blob(
     store: &Store,
     client: &Client,
@@ -293,20 +296,21 @@ async fn fetch_blob(
     size: u64,
     progress: &Arc<dyn TransferProgress>,
 ) -> Result<(), RegistryError> {
-    if store.has_blob(digest) {
+    if store.has(digest)? {
         progress.transfer(&Transfer::Exists { digest: digest.to_string() });
         return Ok(());
     }
     progress.transfer(&Transfer::Started { digest: digest.to_string(), size });
-    let mut writer = store.blob_writer()?;
-    client.blob_into(path, digest.as_str(), &mut writer).await?;
-    let (_, written) = writer.commit(Some(digest)).map_err(|e| match e {
-        crate::store::StoreError::DigestMismatch { expected, actual } => {
+    let (to, name) = (store.clone(), digest.clone());
+    let ingested = client.blob_to(path, digest.as_str(), move |from| to.ingest(&name, size, from)).await?;
+    ingested.map_err(|e| match e {
+        ContentError::DigestMismatch { expected, actual } => {
             RegistryError::DigestMismatch { host: client.endpoint().to_owned(), expected, actual }
         }
+        ContentError::Write { digest, source, .. } => RegistryError::Write { digest, source },
         e => e.into(),
     })?;
-    progress.transfer(&Transfer::Done { digest: digest.to_string(), size: written });
+    progress.transfer(&Transfer::Done { digest: digest.to_string(), size });
     Ok(())
 }
 

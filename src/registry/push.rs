@@ -10,6 +10,7 @@
 //! the manifest then names those blobs, and its digest on the registry
 //! differs from the stored one.
 
+use std::io::Read as _;
 use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -20,6 +21,7 @@ use serde_json::Value;
 use super::client::Client;
 use super::pull::OCI_MANIFEST;
 use super::{sources, RegistryConfig, RegistryError, Transfer, TransferProgress};
+use crate::content::{ContentError, Provider as _};
 use crate::store::reference::Reference;
 use crate::store::Store;
 
@@ -49,8 +51,7 @@ pub struct Pushed {
 pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions<'_>) -> Result<Pushed, RegistryError> {
     let image = store.get(name)?;
     let stored = image.digest();
-    let bytes = std::fs::read(store.blob_path(&stored))
-        .map_err(|_| crate::store::StoreError::MissingBlob(stored.to_string()))?;
+    let bytes = store.read_verified(&stored).map_err(|e| missing_blob(e, &stored))?;
     let bytes = super::compress::manifest_for(store, &bytes, options.compression)?;
     let digest = Digest::of(&bytes);
     let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
@@ -87,6 +88,14 @@ pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions
     Ok(Pushed { reference: format!("{}/{path}:{tag}", target.registry()), digest })
 }
 
+/// The store's error for a blob it lacks, as pushes have always said it.
+fn missing_blob(e: ContentError, digest: &Digest) -> RegistryError {
+    match e {
+        ContentError::NotFound { .. } => crate::store::StoreError::MissingBlob(digest.to_string()).into(),
+        e => e.into(),
+    }
+}
+
 /// One blob to `path`: skipped, mounted or uploaded.
 pub(crate) async fn send_blob(
     store: &Store,
@@ -105,8 +114,20 @@ pub(crate) async fn send_blob(
             return Ok(());
         }
     }
-    let file = store.blob_path(digest);
-    let data = tokio::fs::read(&file).await.map_err(|_| crate::store::StoreError::MissingBlob(digest.to_string()))?;
+    // Through the store as a content [`Provider`], on a blocking thread as
+    // its reads block.
+    let (from, name) = (store.clone(), digest.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let mut data = Vec::new();
+        from.open(&name)?
+            .read_to_end(&mut data)
+            .map_err(|source| ContentError::Read { digest: name.to_string(), source })?;
+        Ok::<_, ContentError>(data)
+    });
+    let data = read
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| missing_blob(e, digest))?;
     let size = data.len() as u64;
     progress.transfer(&Transfer::Started { digest: digest.to_string(), size });
     client.upload(path, data.into(), digest.as_str()).await?;

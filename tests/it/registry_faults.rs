@@ -156,6 +156,23 @@ fn a_manifest_of_an_unknown_media_type_is_named_and_nothing_is_kept() {
 }
 
 #[test]
+fn a_blob_whose_size_the_manifest_misstates_is_refused_and_not_kept() {
+    // The config blob is `{}` (2 bytes, its digest right), the manifest says
+    // 3 bytes: the store's ingester checks the size as well as the digest.
+    let config = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = format!(
+        r#"{{"schemaVersion": 2, "mediaType": "{oci}", "config": {{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "{config}", "size": 3}}, "layers": []}}"#
+    );
+    let host = serve_manifests(vec![("odd/size", oci, manifest)]);
+    let b = Kiln::empty();
+    let out = Session::new().run(&b, &["pull", &format!("{host}/odd/size:1")], None).failed();
+    assert!(out.stderr.contains("is 2 bytes long, not the 3 its descriptor says"), "{}", out.stderr);
+    assert!(b.image_names().is_empty(), "{:?}", b.image_names());
+    assert!(!b.root().join(format!("oci/blobs/sha256/{}", &config[7..])).exists(), "the blob was kept");
+}
+
+#[test]
 fn a_disk_that_fills_during_a_pull_names_the_write_and_keeps_nothing() {
     // A 4 MB tmpfs as the store, in a mount namespace of the test's own (so
     // nothing leaks), and an image whose 20 MB random layer cannot fit. What
