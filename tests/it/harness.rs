@@ -351,3 +351,31 @@ pub fn write_docker_save(path: &Path, mut config: Value, repo_tags: &[&str], lay
     }
     tar.finish().unwrap();
 }
+
+/// Spawn `cmd` with a new pseudo-terminal as its controlling terminal and all
+/// three standard streams, as an interactive shell would; returns the child
+/// and the terminal's other end, to read what it prints and type into it.
+pub fn spawn_in_terminal(cmd: &mut Command) -> (std::process::Child, fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave_fd = pty.slave.as_raw_fd();
+    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // The child holds the terminal now: reads of the master end with EIO
+    // once it (and whatever it started) is gone.
+    drop(pty.slave);
+    (child, fs::File::from(pty.master))
+}

@@ -2,13 +2,12 @@
 //! does: the user name echoed, the password not.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::harness::Kiln;
+use super::harness::{spawn_in_terminal, Kiln};
 use super::registry::{Registry, Session, PASSWORD, USER};
 
 #[test]
@@ -16,28 +15,12 @@ fn login_asks_for_the_user_and_password_on_the_terminal_without_echoing_the_pass
     let r = Registry::tls_htpasswd();
     let s = Session::with_config(&format!("[registries.\"{}\"]\nca = \"{}\"\n", r.host, r.ca().display()));
     let k = Kiln::empty();
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave_fd = pty.slave.as_raw_fd();
     let mut cmd = k.command();
     cmd.args(["login", &r.host])
         .env("DOCKER_CONFIG", s.dir.path().join("docker"))
-        .env("KILN_CONFIG", s.dir.path().join("config.toml"))
-        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+        .env("KILN_CONFIG", s.dir.path().join("config.toml"));
+    let (mut child, mut master) = spawn_in_terminal(&mut cmd);
     drop(cmd);
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
     let screen = Arc::new(Mutex::new(String::new()));
     let reader = {
         let (mut master, screen) = (master.try_clone().unwrap(), screen.clone());

@@ -4,39 +4,21 @@
 //! shell.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
-use super::super::harness::Kiln;
+use super::super::harness::{spawn_in_terminal, Kiln};
 
 /// Run kiln with a new pseudo-terminal as its controlling terminal and all
 /// three streams, as in an interactive shell; return what it printed there.
 fn in_terminal(k: &Kiln, args: &[&str]) -> (i32, String) {
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let (master, slave): (OwnedFd, OwnedFd) = (pty.master, pty.slave);
-    let slave_fd = slave.as_raw_fd();
     let mut cmd = k.command();
-    cmd.args(args)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    cmd.args(args);
+    let (mut child, master) = spawn_in_terminal(&mut cmd);
     drop(cmd);
-    drop(slave);
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         // EIO once every holder of the terminal's other end is gone.
-        let _ = std::fs::File::from(master).read_to_end(&mut out);
+        let _ = { master }.read_to_end(&mut out);
         String::from_utf8_lossy(&out).replace("\r\n", "\n")
     });
     let code = child.wait().unwrap().code().unwrap_or(-1);
