@@ -194,6 +194,12 @@ pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
         exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
         volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
         stop_signal: c.stop_signal().clone(),
+        // Healthcheck, Shell and OnBuild: docker-only fields oci-spec does not
+        // parse; issue 8 reads them back from the raw config.
+        healthcheck: None,
+        shell: None,
+        on_build: Vec::new(),
+        author: config.author().clone(),
         history: config
             .history()
             .iter()

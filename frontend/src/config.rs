@@ -23,12 +23,42 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// `80/tcp`, `53/udp`: a bare port gets `/tcp`.
     pub exposed_ports: BTreeSet<String>,
-    /// Inherited from the base image (no instruction sets them yet).
+    /// VOLUME paths, absolute.
     pub volumes: BTreeSet<String>,
-    /// Inherited from the base image (no instruction sets it yet).
+    /// STOPSIGNAL as written (`SIGTERM`, `9`).
     pub stop_signal: Option<String>,
+    /// HEALTHCHECK; `Some` with test `["NONE"]` turns an inherited one off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// SHELL: the command shell form is wrapped in; `None` means `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// ONBUILD triggers, each the instruction as written after `ONBUILD`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+    /// MAINTAINER: the image's `author`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// One entry per instruction, oldest first; base image history included.
     pub history: Vec<History>,
+}
+
+/// HEALTHCHECK, as docker's image config holds it (durations in nanoseconds;
+/// 0 means "inherit/the default").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    /// `--interval`.
+    pub interval: u64,
+    /// `--timeout`.
+    pub timeout: u64,
+    /// `--start-period`.
+    pub start_period: u64,
+    /// `--start-interval`.
+    pub start_interval: u64,
+    /// `--retries`.
+    pub retries: u64,
 }
 
 /// The PATH docker gives a stage, a RUN step or a container whose image sets

@@ -25,12 +25,12 @@ mod parser;
 mod shell;
 mod shorten;
 
-pub use config::{History, ImageConfig, DEFAULT_PATH};
+pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError};
-pub use ops::{CopyFrom, CopyOp, ExecOp, Op};
-pub use options::{BuildOptions, ImageResolver, ResolvedImage};
+pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
+pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parser::ParseError;
 pub use shell::ShellError;
 pub use shorten::{Shortened, SHOWN_CHARS};

@@ -36,4 +36,17 @@ pub struct BuildOptions {
     /// The platform built for and on, `os/arch[/variant]` (e.g. `linux/amd64`):
     /// the source of the predefined TARGET* and BUILD* ARGs. None: not predefined.
     pub platform: Option<String>,
+    /// `--build-context NAME=…`: names that FROM and `COPY --from` look up
+    /// before stages and images.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a `--build-context` name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (the engine knows where); read by `COPY --from=NAME`
+    /// as [`crate::CopyFrom::NamedContext`], and usable as a base in FROM.
+    Directory,
+    /// `docker-image://REF`: the image REF stands in for the name.
+    Image(String),
 }

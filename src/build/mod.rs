@@ -218,6 +218,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         dockerfile_name,
         build_args: request.build_args.clone(),
         target: request.target.clone(),
+        named_contexts: Default::default(),
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
     };
     let resolver = resolver::StoreResolver {

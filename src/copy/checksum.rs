@@ -159,7 +159,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let sources = sources.iter().map(|s| s.to_string()).collect();
-        let op = CopyOp { from: CopyFrom::Context, sources, dest: "/dst/".into(), chown: None, chmod: None };
+        let op = CopyOp {
+            from: CopyFrom::Context,
+            sources,
+            dest: "/dst/".into(),
+            chown: None,
+            chmod: None,
+            ..CopyOp::default()
+        };
         let first = checksum(ctx, &op.sources).unwrap();
         let mut writer = LayerWriter::new(&store).unwrap();
         let second = super::super::write_layer(&op, None, ctx, writer.tar()).unwrap();

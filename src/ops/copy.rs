@@ -20,6 +20,7 @@ impl Engine {
                 source_mount = self.snapshots.mount(&src.layers, false)?;
                 SourceRoot::Fs { root: source_mount.root.clone() }
             }
+            ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let mut writer = LayerWriter::new(&self.store)?;
         let written = copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), &from, writer.tar())?;

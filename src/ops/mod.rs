@@ -66,6 +66,9 @@ pub enum EngineError {
     },
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
+    /// An operation this engine cannot run yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
 }
 
 /// What the engine needs to run a build's steps.
@@ -131,6 +134,7 @@ impl Executor for Engine {
             Op::Image { name, digest } => source::image(&self.store, name, digest),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
+            Op::Mkdir(m) => Err(EngineError::Unsupported(format!("WORKDIR {}", m.path))),
         }
     }
 

@@ -57,6 +57,11 @@ impl Lowering<'_> {
             dest: abs,
             chown,
             chmod,
+            unpack: false,
+            checksum: None,
+            link: false,
+            parents: false,
+            exclude: Vec::new(),
         });
         let name = st.name(&cmd.text);
         st.vertex = self.add(op, inputs, name, cmd.location)?;

@@ -27,7 +27,14 @@ impl Lowering<'_> {
                 }
             }
         }
-        let op = Op::Exec(ExecOp { args: args.to_vec(), env, cwd: st.workdir(), user: st.config.user.clone() });
+        let op = Op::Exec(ExecOp {
+            args: args.to_vec(),
+            env,
+            cwd: st.workdir(),
+            user: st.config.user.clone(),
+            files: Vec::new(),
+            proxy_env: Vec::new(),
+        });
         let name = st.name(&cmd.text);
         st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
