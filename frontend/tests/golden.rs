@@ -136,6 +136,20 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
                 field("dest", &c.dest);
                 c.chown.iter().for_each(|s| field("chown", s));
                 c.chmod.iter().for_each(|s| field("chmod", s));
+                c.checksum.iter().for_each(|s| field("checksum", s));
+                c.exclude.iter().for_each(|s| field("exclude", s));
+                for (set, name) in [(c.unpack, "unpack"), (c.link, "link"), (c.parents, "parents")] {
+                    if set {
+                        field(name, "true");
+                    }
+                }
+            }
+            Op::Mkdir(m) => {
+                field("op", "mkdir");
+                field("path", &m.path);
+                if !m.user.is_empty() {
+                    field("user", &m.user);
+                }
             }
             Op::Exec(e) => {
                 field("op", "exec");
@@ -144,6 +158,10 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
                 field("cwd", &e.cwd);
                 if !e.user.is_empty() {
                     field("user", &e.user);
+                }
+                e.proxy_env.iter().for_each(|s| field("proxy env", s));
+                for f in &e.files {
+                    field("file", &format!("{} {:?}", f.name, f.content));
                 }
             }
         }

@@ -49,5 +49,6 @@ pub fn opts(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
         build_args: build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         target: target.map(str::to_owned),
         platform: Some("linux/arm64/v8".to_owned()),
+        named_contexts: Default::default(),
     }
 }
