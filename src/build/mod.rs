@@ -234,7 +234,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
     let dockerfile_path = dockerfile_path.canonicalize().unwrap_or(dockerfile_path);
-    let ignore = DockerIgnore::load(&context, &dockerfile_path)?;
+    let ignore = DockerIgnore::load(&context, Some(&dockerfile_path))?;
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
     let mut imports = Vec::new();
     for from in &request.cache_from {

@@ -50,15 +50,15 @@ impl Selected {
     /// Everything below a selected directory, sorted, without following symlinks,
     /// excluded paths left out: `(host path, path relative to the directory)`.
     pub fn walk(&self) -> impl Iterator<Item = Result<(PathBuf, PathBuf), CopyError>> + '_ {
-        // Without `!` rules nothing below an excluded folder can come back: skip it whole.
-        let prune = match &self.from {
-            SourceRoot::Context { ignore, .. } => !ignore.has_exceptions(),
-            SourceRoot::Fs { .. } => false,
-        };
+        // An excluded folder nothing below can come back from is skipped
+        // whole, as BuildKit's walk skips it (see `DockerIgnore::skips_dir`).
         let excluded_dir = move |e: &walkdir::DirEntry| {
-            prune
-                && e.file_type().is_dir()
-                && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.from.excluded(&self.rel.join(rel)))
+            let SourceRoot::Context { ignore, .. } = &self.from else { return false };
+            e.file_type().is_dir()
+                && e.path().strip_prefix(&self.host).is_ok_and(|rel| {
+                    let rel = self.rel.join(rel);
+                    self.from.excluded(&rel) && ignore.skips_dir(&rel.to_string_lossy())
+                })
         };
         walkdir::WalkDir::new(&self.host)
             .min_depth(1)
