@@ -8,6 +8,7 @@ use super::{clean, join, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
 use crate::ops::{CopyFrom, CopyOp, Op};
+use crate::options::NamedContext;
 
 impl Lowering<'_> {
     /// Lower a COPY; halts (changing nothing) when `--from` names a stage not
@@ -41,8 +42,11 @@ impl Lowering<'_> {
         }
 
         let mut inputs = vec![st.vertex.clone()];
+        let mut source = CopyFrom::Context;
         if let Some(from) = &from {
-            inputs.push(self.copy_source(index, from, cmd.location)?);
+            let input;
+            (source, input) = self.copy_source(index, from, cmd.location)?;
+            inputs.extend(input);
         }
         let mut shown = String::from("COPY ");
         for (flag, value) in [("from", &from), ("chown", &chown), ("chmod", &chmod)] {
@@ -52,7 +56,7 @@ impl Lowering<'_> {
         }
         shown += &format!("{} {dest}", sources.join(" "));
         let op = Op::Copy(CopyOp {
-            from: if from.is_some() { CopyFrom::Input } else { CopyFrom::Context },
+            from: source,
             sources,
             dest: abs,
             chown,
@@ -69,21 +73,32 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
-    /// or an image.
-    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
+    /// What `COPY --from=<from>` reads: a named context (looked up first, as
+    /// BuildKit does), an earlier stage (by name or index) or an image; and
+    /// the vertex it reads, unless it is a directory.
+    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<(CopyFrom, Option<Digest>), Halt> {
+        let input = match self.named_context(from) {
+            Some((key, NamedContext::Directory)) => return Ok((CopyFrom::NamedContext(key), None)),
+            Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at)?,
+            None => self.stage_source(index, from, at)?,
+        };
+        Ok((CopyFrom::Input, Some(input)))
+    }
+
+    fn stage_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
         match self.find_stage(from) {
             Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
             Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),
-            None => {
-                let image = self
-                    .resolve(from, at)?
-                    .ok_or_else(|| Error::at(at, LowerError::CopyFromNotFound(from.to_owned())))?;
-                let name = format!("image {}", image.name);
-                let op = Op::Image { name: image.name, digest: image.digest };
-                Ok(self.add(op, vec![], name, at)?)
-            }
+            None => Ok(self.image_source(from, at)?),
         }
+    }
+
+    fn image_source(&mut self, from: &str, at: Location) -> Result<Digest, Error> {
+        let image =
+            self.resolve(from, at)?.ok_or_else(|| Error::at(at, LowerError::CopyFromNotFound(from.to_owned())))?;
+        let name = format!("image {}", image.name);
+        let op = Op::Image { name: image.name, digest: image.digest };
+        self.add(op, vec![], name, at)
     }
 }

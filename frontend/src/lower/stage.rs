@@ -7,7 +7,8 @@ use super::{env_get, Halt, LowerError, Lowering};
 use crate::config::{History, ImageConfig, DEFAULT_PATH};
 use crate::error::Error;
 use crate::instructions::Command;
-use crate::ops::Op;
+use crate::ops::{CopyFrom, CopyOp, Op};
+use crate::options::NamedContext;
 use crate::shorten::Shortened;
 
 /// The state of the stage being lowered.
@@ -84,20 +85,48 @@ impl Lowering<'_> {
         }
         let earlier =
             self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
-        (state.vertex, state.config) = match earlier {
-            Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
-            Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
-            Some(i) => {
-                let built = self.stage(i)?;
-                (built.vertex.clone(), built.config.clone())
+        // A named context comes before stages and images (BuildKit: it
+        // overrides a stage of the same name).
+        let named = self.named_context(&base);
+        (state.vertex, state.config) = match (named, earlier) {
+            (Some((key, NamedContext::Directory)), _) => {
+                // The directory's files are the whole filesystem: scratch,
+                // then a copy of the directory onto it.
+                let scratch = self.add(Op::Scratch, vec![], "FROM scratch".to_owned(), at)?;
+                let copy = CopyOp {
+                    from: CopyFrom::NamedContext(key.clone()),
+                    sources: vec![".".to_owned()],
+                    dest: "/".to_owned(),
+                    ..CopyOp::default()
+                };
+                // Its one layer needs a history entry, as a base image's layers have.
+                let created_by = format!("context {key}");
+                let history = vec![History { created: None, created_by, comment: None, empty_layer: false }];
+                (self.add(Op::Copy(copy), vec![scratch], name, at)?, ImageConfig { history, ..ImageConfig::default() })
             }
-            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
-            None => {
-                let image =
-                    self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?;
+            (Some((_, NamedContext::Image(reference))), _) => {
+                let image = self
+                    .resolve(&reference, at)?
+                    .ok_or_else(|| Error::at(at, LowerError::ImageNotFound(reference.clone())))?;
                 let op = Op::Image { name: image.name, digest: image.digest };
                 (self.add(op, vec![], name, at)?, image.config)
             }
+            (None, earlier) => match earlier {
+                Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
+                Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
+                Some(i) => {
+                    let built = self.stage(i)?;
+                    (built.vertex.clone(), built.config.clone())
+                }
+                None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
+                None => {
+                    let image = self
+                        .resolve(&base, at)?
+                        .ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?;
+                    let op = Op::Image { name: image.name, digest: image.digest };
+                    (self.add(op, vec![], name, at)?, image.config)
+                }
+            },
         };
         // Like BuildKit: a stage whose base sets no PATH gets the default one, so
         // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
@@ -105,5 +134,13 @@ impl Lowering<'_> {
             state.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
         Ok(state)
+    }
+
+    /// The `--build-context` that `name` (as written in FROM or `--from`)
+    /// stands for, and its key: BuildKit matches `NAME` and `NAME:latest` alike.
+    pub(super) fn named_context(&self, name: &str) -> Option<(String, NamedContext)> {
+        let contexts = &self.opts.named_contexts;
+        let short = name.strip_suffix(":latest").unwrap_or(name);
+        [name, short].into_iter().find_map(|k| contexts.get_key_value(k)).map(|(k, v)| (k.clone(), v.clone()))
     }
 }
