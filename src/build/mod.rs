@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kiln_frontend::BuildOptions;
+use kiln_frontend::{BuildOptions, NamedContext};
 use kiln_solver::{Digest, Event, SolveError, Solver};
 use oci_spec::image::Descriptor;
 
@@ -40,6 +40,10 @@ use crate::store::{reference, Store, StoreError};
 pub enum BuildError {
     #[error("build context {0} is not a directory")]
     NoContext(PathBuf),
+    #[error("--build-context {0:?}: kiln takes NAME=DIR or NAME=docker-image://REF")]
+    NamedContextKind(String),
+    #[error("--build-context {name}={}: not a directory", .path.display())]
+    NamedContextDir { name: String, path: PathBuf },
     #[error("reading the build context {0}")]
     Context(PathBuf, #[source] std::io::Error),
     #[error("cannot read the Dockerfile {0}: name one with -f, or add a Dockerfile to the context")]
@@ -152,6 +156,38 @@ pub struct BuildRequest {
     /// Where to export the records this build used (`--cache-to`), before
     /// the image is named.
     pub cache_to: Vec<crate::cache::CacheExport>,
+    /// `--build-context NAME=…`: names FROM and `COPY --from` look up before
+    /// stages and images.
+    pub named_contexts: BTreeMap<String, NamedContextSource>,
+}
+
+/// What a `--build-context` name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContextSource {
+    /// A folder, read with its own `.dockerignore`.
+    Directory(PathBuf),
+    /// `docker-image://REF`: the image REF.
+    Image(String),
+}
+
+impl NamedContextSource {
+    /// `--build-context`'s value: `docker-image://REF` or a folder. Other
+    /// sources BuildKit knows (URLs, git, `oci-layout://`, `target:`) are
+    /// refused by name.
+    pub fn parse(value: &str) -> Result<Self, BuildError> {
+        if let Some(reference) = value.strip_prefix("docker-image://") {
+            reference::normalize(reference).map_err(BuildError::Name)?;
+            return Ok(NamedContextSource::Image(reference.to_owned()));
+        }
+        let scheme = value
+            .split_once("://")
+            .map(|(s, _)| s)
+            .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
+        if scheme.is_some() || value.starts_with("target:") || value.starts_with("git@") {
+            return Err(BuildError::NamedContextKind(value.to_owned()));
+        }
+        Ok(NamedContextSource::Directory(PathBuf::from(value)))
+    }
 }
 
 impl BuildRequest {
@@ -172,6 +208,7 @@ impl BuildRequest {
             registry: crate::registry::RegistryConfig::default(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -214,11 +251,29 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
+    let mut named_roots = BTreeMap::new();
+    let mut named_contexts = BTreeMap::new();
+    for (name, source) in &request.named_contexts {
+        let named = match source {
+            NamedContextSource::Directory(path) => {
+                let bad = || BuildError::NamedContextDir { name: name.clone(), path: path.clone() };
+                let root = path.canonicalize().map_err(|_| bad())?;
+                if !root.is_dir() {
+                    return Err(bad());
+                }
+                let ignore = DockerIgnore::load(&root, None)?;
+                named_roots.insert(name.clone(), SourceRoot::Context { root, ignore: Arc::new(ignore) });
+                NamedContext::Directory
+            }
+            NamedContextSource::Image(reference) => NamedContext::Image(reference.clone()),
+        };
+        named_contexts.insert(name.clone(), named);
+    }
     let opts = BuildOptions {
         dockerfile_name,
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        named_contexts: Default::default(),
+        named_contexts,
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
     };
     let resolver = resolver::StoreResolver {
@@ -245,7 +300,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     let cache = Arc::new(crate::cache::Layered::new(store, imports));
-    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone());
+    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named_roots);
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }

@@ -3,6 +3,8 @@
 //! environment > config file > default) and carried out by `commands/`.
 
 pub mod build;
+pub mod debug;
+pub mod debug_context;
 pub mod images;
 pub mod load;
 pub mod output;
@@ -61,4 +63,8 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
+    /// Look at how kiln reads its inputs, without building: `debug ignore
+    /// match|read` (.dockerignore patterns), `debug context` (the files a build
+    /// would send).
+    Debug(debug::DebugArgs),
 }

@@ -1,9 +1,11 @@
 //! The build context: the folder a build reads its COPY/ADD sources from, and
 //! the `.dockerignore` rules that decide which of its files a build sees.
 
+pub mod archive;
 pub mod dockerignore;
 mod goregex;
 mod pattern;
+pub mod walk;
 
 /// Errors about the build context.
 #[derive(Debug, thiserror::Error)]
@@ -14,4 +16,14 @@ pub enum ContextError {
     LoneExclusion { file: String, line: usize },
     #[error(transparent)]
     Io(#[from] crate::fsutil::PathError),
+    #[error("reading the build context from stdin")]
+    Stdin(#[source] std::io::Error),
+    #[error("stdin is empty: pipe a Dockerfile or a tar archive of the build context into `kiln build -`")]
+    EmptyStdin,
+    #[error(
+        "the build context on stdin is compressed with {0}, which kiln does not read: pipe a plain, gzip or zstd tar"
+    )]
+    Compression(&'static str),
+    #[error("unpacking the build context archive from stdin")]
+    Archive(#[source] Box<crate::layer::LayerError>),
 }
