@@ -40,6 +40,8 @@ use crate::store::{reference, Store, StoreError};
 pub enum BuildError {
     #[error("build context {0} is not a directory")]
     NoContext(PathBuf),
+    #[error("invalid --build-context {0:?}: {1}; write NAME=DIR or NAME=docker-image://REF")]
+    NamedContextFlag(String, &'static str),
     #[error("--build-context {0:?}: kiln takes NAME=DIR or NAME=docker-image://REF")]
     NamedContextKind(String),
     #[error("--build-context {name}={}: not a directory", .path.display())]
@@ -171,12 +173,29 @@ pub enum NamedContextSource {
 }
 
 impl NamedContextSource {
+    /// `--build-context NAME=VALUE`: the name (a valid image name, as in
+    /// buildx, `:latest` dropped) and what it stands for.
+    pub fn parse_flag(flag: &str) -> Result<(String, Self), BuildError> {
+        let bad = |why| BuildError::NamedContextFlag(flag.to_owned(), why);
+        let (name, value) = flag.split_once('=').ok_or_else(|| bad("it has no `=`"))?;
+        if value.is_empty() {
+            return Err(bad("the value is empty"));
+        }
+        let parsed = reference::Reference::parse(name)
+            .map_err(|_| bad("NAME is not a valid image name (lowercase letters, digits, `.`, `_`, `-`, `/`)"))?;
+        if parsed.digest.is_some() {
+            return Err(bad("NAME may not hold a digest"));
+        }
+        let name = name.strip_suffix(":latest").unwrap_or(name);
+        Ok((name.to_owned(), Self::parse(value)?))
+    }
+
     /// `--build-context`'s value: `docker-image://REF` or a folder. Other
     /// sources BuildKit knows (URLs, git, `oci-layout://`, `target:`) are
     /// refused by name.
     pub fn parse(value: &str) -> Result<Self, BuildError> {
         if let Some(reference) = value.strip_prefix("docker-image://") {
-            reference::normalize(reference).map_err(BuildError::Name)?;
+            reference::Reference::parse(reference).map_err(BuildError::Name)?;
             return Ok(NamedContextSource::Image(reference.to_owned()));
         }
         let scheme = value
@@ -234,7 +253,8 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         return Err(BuildError::NoContext(context.clone()));
     }
     let (dockerfile_path, text, dockerfile_name) = match &request.dockerfile {
-        Dockerfile::Text { name, text } => (context.join("Dockerfile"), text.clone(), name.clone()),
+        // No file, so no `<Dockerfile>.dockerignore` beside it either.
+        Dockerfile::Text { name, text } => (None, text.clone(), name.clone()),
         Dockerfile::InContext | Dockerfile::Path(_) => {
             let path = match &request.dockerfile {
                 Dockerfile::Path(p) => p.clone(),
@@ -242,7 +262,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
             };
             let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
             let name = path.display().to_string();
-            (path, text, name)
+            (Some(path), text, name)
         }
     };
     // Check every name first: a bad name must fail before any work, not after it.
@@ -288,8 +308,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     }
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
-    let dockerfile_path = dockerfile_path.canonicalize().unwrap_or(dockerfile_path);
-    let ignore = DockerIgnore::load(&context, Some(&dockerfile_path))?;
+    let ignore = DockerIgnore::load(&context, dockerfile_path.as_deref())?;
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
     let mut imports = Vec::new();
     for from in &request.cache_from {

@@ -2,6 +2,7 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod build_context;
 mod debug;
 mod debug_context;
 mod history;

@@ -24,6 +24,17 @@ impl SourceRoot {
             SourceRoot::Context { root, .. } | SourceRoot::Fs { root } => root,
         }
     }
+    /// Whether anything below the folder `host` (`rel` in the root) is sent.
+    fn sends_below(&self, host: &Path, rel: &Path) -> bool {
+        let SourceRoot::Context { ignore, .. } = self else { return true };
+        !ignore.skips_dir(&rel.to_string_lossy())
+            && walkdir::WalkDir::new(host)
+                .min_depth(1)
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|e| e.path().strip_prefix(host).is_ok_and(|below| !self.excluded(&rel.join(below))))
+    }
+
     fn excluded(&self, rel: &Path) -> bool {
         match self {
             SourceRoot::Context { ignore, .. } => ignore.is_excluded(rel),
@@ -74,7 +85,10 @@ impl Selected {
                     }
                 };
                 let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-                (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
+                let full = self.rel.join(&rel);
+                let sent =
+                    !self.from.excluded(&full) || (e.file_type().is_dir() && self.from.sends_below(e.path(), &full));
+                sent.then(|| Ok((e.path().to_owned(), rel)))
             })
     }
 }
@@ -138,7 +152,9 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
             let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
             let meta = fs::metadata(&host).map_err(|_| missing(source))?;
-            if !rel.as_os_str().is_empty() && from.excluded(&rel) {
+            // An excluded folder is still sent when something below it is
+            // (`dir` + `!dir/keep`), as BuildKit's walk sends it.
+            if !rel.as_os_str().is_empty() && from.excluded(&rel) && !(meta.is_dir() && from.sends_below(&host, &rel)) {
                 return Err(missing(source));
             }
             let name = lexical(Path::new(source)).clamped().file_name().map(|n| n.to_owned()).unwrap_or_default();

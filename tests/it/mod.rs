@@ -2,6 +2,7 @@ mod bad_input;
 mod build;
 mod cache;
 mod cli;
+mod contexts;
 mod copy;
 mod harness;
 mod history;
