@@ -17,13 +17,14 @@
 //! overlay mounts and the sandbox's id maps need it.
 
 mod metadata;
+mod named;
 mod resolver;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kiln_frontend::{BuildOptions, NamedContext};
+use kiln_frontend::BuildOptions;
 use kiln_solver::{Digest, Event, SolveError, Solver};
 use oci_spec::image::Descriptor;
 
@@ -34,6 +35,8 @@ use crate::image::ImageError;
 use crate::image_io::{ImageIoError, Named, Output};
 use crate::ops::{Engine, EngineError};
 use crate::store::{reference, Store, StoreError};
+
+pub use named::NamedContextSource;
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,52 +166,6 @@ pub struct BuildRequest {
     pub named_contexts: BTreeMap<String, NamedContextSource>,
 }
 
-/// What a `--build-context` name stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamedContextSource {
-    /// A folder, read with its own `.dockerignore`.
-    Directory(PathBuf),
-    /// `docker-image://REF`: the image REF.
-    Image(String),
-}
-
-impl NamedContextSource {
-    /// `--build-context NAME=VALUE`: the name (a valid image name, as in
-    /// buildx, `:latest` dropped) and what it stands for.
-    pub fn parse_flag(flag: &str) -> Result<(String, Self), BuildError> {
-        let bad = |why| BuildError::NamedContextFlag(flag.to_owned(), why);
-        let (name, value) = flag.split_once('=').ok_or_else(|| bad("it has no `=`"))?;
-        if value.is_empty() {
-            return Err(bad("the value is empty"));
-        }
-        let parsed = reference::Reference::parse(name)
-            .map_err(|_| bad("NAME is not a valid image name (lowercase letters, digits, `.`, `_`, `-`, `/`)"))?;
-        if parsed.digest.is_some() {
-            return Err(bad("NAME may not hold a digest"));
-        }
-        let name = name.strip_suffix(":latest").unwrap_or(name);
-        Ok((name.to_owned(), Self::parse(value)?))
-    }
-
-    /// `--build-context`'s value: `docker-image://REF` or a folder. Other
-    /// sources BuildKit knows (URLs, git, `oci-layout://`, `target:`) are
-    /// refused by name.
-    pub fn parse(value: &str) -> Result<Self, BuildError> {
-        if let Some(reference) = value.strip_prefix("docker-image://") {
-            reference::Reference::parse(reference).map_err(BuildError::Name)?;
-            return Ok(NamedContextSource::Image(reference.to_owned()));
-        }
-        let scheme = value
-            .split_once("://")
-            .map(|(s, _)| s)
-            .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
-        if scheme.is_some() || value.starts_with("target:") || value.starts_with("git@") {
-            return Err(BuildError::NamedContextKind(value.to_owned()));
-        }
-        Ok(NamedContextSource::Directory(PathBuf::from(value)))
-    }
-}
-
 impl BuildRequest {
     /// A build of `context`'s Dockerfile with every option at its default.
     pub fn new(context: impl Into<PathBuf>) -> Self {
@@ -271,29 +228,12 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
-    let mut named_roots = BTreeMap::new();
-    let mut named_contexts = BTreeMap::new();
-    for (name, source) in &request.named_contexts {
-        let named = match source {
-            NamedContextSource::Directory(path) => {
-                let bad = || BuildError::NamedContextDir { name: name.clone(), path: path.clone() };
-                let root = path.canonicalize().map_err(|_| bad())?;
-                if !root.is_dir() {
-                    return Err(bad());
-                }
-                let ignore = DockerIgnore::load(&root, None)?;
-                named_roots.insert(name.clone(), SourceRoot::Context { root, ignore: Arc::new(ignore) });
-                NamedContext::Directory
-            }
-            NamedContextSource::Image(reference) => NamedContext::Image(reference.clone()),
-        };
-        named_contexts.insert(name.clone(), named);
-    }
+    let named = named::resolve(&request.named_contexts)?;
     let opts = BuildOptions {
         dockerfile_name,
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        named_contexts,
+        named_contexts: named.contexts,
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
     };
     let resolver = resolver::StoreResolver {
@@ -319,7 +259,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     let cache = Arc::new(crate::cache::Layered::new(store, imports));
-    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named_roots);
+    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named.roots);
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
