@@ -47,12 +47,33 @@ struct Pattern {
 }
 
 /// One pattern as [`read_all`] leaves it, and the line it came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     /// 1-based.
     pub line: usize,
     /// Cleaned; `!` first for an exception.
     pub pattern: String,
+    /// The line as written, for the column an error points at.
+    pub text: String,
+}
+
+impl Line {
+    /// A pattern given alone, as line `line` of its source.
+    pub fn new(line: usize, pattern: &str) -> Self {
+        Line { line, pattern: pattern.to_owned(), text: pattern.to_owned() }
+    }
+
+    /// The 1-based column of byte `at` of the cleaned pattern `body` (without
+    /// its `!`) in the line as written; where the pattern starts when
+    /// cleaning changed it.
+    fn column(&self, body: &str, at: usize) -> usize {
+        let start = self.text.len() - self.text.trim_start().len();
+        let (from, at) = match self.text.find(body) {
+            Some(found) if !body.is_empty() => (found, at),
+            _ => (start, 0),
+        };
+        self.text[..from].chars().count() + body.get(..at).map_or(0, |b| b.chars().count()) + 1
+    }
 }
 
 /// Which patterns matched a folder: what its children are judged with
@@ -91,7 +112,7 @@ pub fn read_all(text: &str) -> Vec<Line> {
         if exception {
             cleaned.insert(0, '!');
         }
-        out.push(Line { line: index + 1, pattern: cleaned });
+        out.push(Line { line: index + 1, pattern: cleaned, text: line.to_owned() });
     }
     out
 }
@@ -112,25 +133,29 @@ impl DockerIgnore {
     /// Go's `filepath.Match` rules.
     pub fn new(lines: &[Line], file_name: &str) -> Result<Self, ContextError> {
         let mut patterns = Vec::new();
-        for Line { line, pattern: raw } in lines {
-            let trimmed = raw.trim();
+        for entry in lines {
+            let trimmed = entry.pattern.trim();
             if trimmed.is_empty() {
                 continue;
             }
             let cleaned = go_clean(trimmed);
-            let bad = |reason: String| ContextError::BadPattern {
-                file: file_name.to_owned(),
-                line: *line,
-                pattern: raw.clone(),
-                reason,
-            };
             let (exception, text) = match cleaned.strip_prefix('!') {
-                Some("") => return Err(ContextError::LoneExclusion { file: file_name.to_owned(), line: *line }),
+                Some("") => {
+                    let column = entry.column("!", 0);
+                    return Err(ContextError::LoneExclusion { file: file_name.to_owned(), line: entry.line, column });
+                }
                 Some(rest) => (true, rest.to_owned()),
                 None => (false, cleaned),
             };
-            pattern::check(&text).map_err(bad)?;
-            let matcher = Matcher::compile(&text).map_err(bad)?;
+            let bad = |at: usize, reason: String| ContextError::BadPattern {
+                file: file_name.to_owned(),
+                line: entry.line,
+                column: entry.column(&text, at),
+                pattern: entry.text.trim().to_owned(),
+                reason,
+            };
+            pattern::check(&text).map_err(|(at, why)| bad(at, why.to_owned()))?;
+            let matcher = Matcher::compile(&text).map_err(|why| bad(0, why))?;
             patterns.push(Pattern { text, matcher, exception });
         }
         Ok(DockerIgnore { patterns })

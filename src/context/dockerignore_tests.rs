@@ -5,8 +5,7 @@
 use super::*;
 
 fn ignore(patterns: &[&str]) -> DockerIgnore {
-    let lines: Vec<Line> =
-        patterns.iter().enumerate().map(|(i, p)| Line { line: i + 1, pattern: p.to_string() }).collect();
+    let lines: Vec<Line> = patterns.iter().enumerate().map(|(i, p)| Line::new(i + 1, p)).collect();
     DockerIgnore::new(&lines, ".dockerignore").unwrap_or_else(|e| panic!("{patterns:?}: {e}"))
 }
 
@@ -190,23 +189,33 @@ fn read_all_cleans_like_ignorefile() {
             ".."
         ]
     );
-    assert_eq!(read_all("a\n\n#c\nb")[1], Line { line: 4, pattern: "b".into() });
+    assert_eq!(read_all("a\n\n#c\n  b ")[1], Line { line: 4, pattern: "b".into(), text: "  b ".into() });
 }
 
 #[test]
 fn malformed_patterns_name_file_and_line() {
-    for (text, line) in
-        [("a\n\n[unclosed\n", 3), ("[a-b-c]", 1), ("ok\nends\\", 2), ("[]", 1), ("x[^", 1), ("[z-a]", 1), (r"\q", 1)]
-    {
+    for (text, place) in [
+        ("a\n\n[unclosed\n", "3:1"),
+        ("[a-b-c]", "1:5"),
+        ("ok\n  ends\\", "2:7"),
+        ("[]", "1:2"),
+        ("x[^", "1:2"),
+        ("! /a/../[z-a]", "1:9"),
+        (r"\q", "1:1"),
+    ] {
         let err = DockerIgnore::parse(text, "ctx/.dockerignore").expect_err(text);
         let message = err.to_string();
-        assert!(message.starts_with(&format!("ctx/.dockerignore:{line}: ")), "{text:?}: {message}");
+        assert!(message.starts_with(&format!("ctx/.dockerignore:{place}: ")), "{text:?}: {message}");
     }
     let err = DockerIgnore::parse("ok\\\\", "i").map(|_| ());
     assert!(err.is_ok(), "an escaped backslash is fine: {err:?}");
-    for lone in ["# c\n!\n", "# c\n! \n", "# c\n!/\n"] {
+    for lone in ["# c\n!\n", "# c\n! \n", "# c\n!/\n", "# c\n  !\n"] {
         let err = DockerIgnore::parse(lone, ".dockerignore").unwrap_err();
-        assert!(matches!(err, ContextError::LoneExclusion { line: 2, .. }), "{lone:?}: {err}");
+        let column = lone.lines().nth(1).unwrap().find('!').unwrap() + 1;
+        assert!(
+            matches!(err, ContextError::LoneExclusion { line: 2, column: c, .. } if c == column),
+            "{lone:?}: {err}"
+        );
     }
 }
 

@@ -10,10 +10,12 @@ pub mod walk;
 /// Errors about the build context.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("{file}:{line}: invalid .dockerignore pattern {pattern:?}: {reason}")]
-    BadPattern { file: String, line: usize, pattern: String, reason: String },
-    #[error("{file}:{line}: a lone `!` excludes nothing: put a pattern after it (`!keep.txt`) or delete the line")]
-    LoneExclusion { file: String, line: usize },
+    #[error("{file}:{line}:{column}: invalid .dockerignore pattern {pattern:?}: {reason}")]
+    BadPattern { file: String, line: usize, column: usize, pattern: String, reason: String },
+    #[error(
+        "{file}:{line}:{column}: a lone `!` re-includes nothing: put a pattern after it (`!keep.txt`) or delete the line"
+    )]
+    LoneExclusion { file: String, line: usize, column: usize },
     #[error(transparent)]
     Io(#[from] crate::fsutil::PathError),
     #[error("reading the build context from stdin")]

@@ -7,6 +7,9 @@
 //! strategies are not equivalent to the regex, so they are kept as Docker has
 //! them. The regex text is Go's RE2 syntax; [`super::goregex`] reads it.
 
+use std::iter::Peekable;
+use std::str::CharIndices;
+
 use regex::Regex;
 
 use super::goregex;
@@ -116,29 +119,28 @@ enum Kind {
 
 /// Go's `filepath.Match` syntax check, which Docker runs on every pattern:
 /// classes must close, hold at least one item, and have no bare `-` or `]`
-/// where an item belongs; a `\` must escape something. The error says what
-/// is wrong and how to write it instead.
-pub(super) fn check(pattern: &str) -> Result<(), String> {
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
+/// where an item belongs; a `\` must escape something. The error is the
+/// byte offset of the culprit in `pattern` and what to write instead.
+pub(super) fn check(pattern: &str) -> Result<(), (usize, &'static str)> {
+    let mut chars = pattern.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
         match c {
-            '\\' if chars.next().is_none() => {
-                return Err("it ends with a lone `\\`, which escapes nothing: write `\\\\` to match a backslash".into());
-            }
+            '\\' if chars.next().is_none() => return Err((at, TRAILING_BACKSLASH)),
             '[' => {
-                if chars.peek() == Some(&'^') {
+                let unclosed = move |e: Option<(usize, &'static str)>| e.unwrap_or((at, UNCLOSED));
+                if chars.peek().map(|p| p.1) == Some('^') {
                     chars.next();
                 }
                 let mut items = 0;
                 loop {
-                    if chars.peek() == Some(&']') && items > 0 {
+                    if chars.peek().map(|p| p.1) == Some(']') && items > 0 {
                         chars.next();
                         break;
                     }
-                    class_item(&mut chars)?;
-                    if chars.peek() == Some(&'-') {
+                    class_item(&mut chars).map_err(unclosed)?;
+                    if chars.peek().map(|p| p.1) == Some('-') {
                         chars.next();
-                        class_item(&mut chars)?;
+                        class_item(&mut chars).map_err(unclosed)?;
                     }
                     items += 1;
                 }
@@ -150,33 +152,28 @@ pub(super) fn check(pattern: &str) -> Result<(), String> {
 }
 
 /// One character of a class (Go's `getEsc`): never a bare `-` or `]`, and
-/// never the pattern's last character, since the class must still close.
-fn class_item(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<(), String> {
+/// never the pattern's last character, since the class must still close
+/// (`Err(None)`: the class is not closed).
+fn class_item(chars: &mut Peekable<CharIndices>) -> Result<(), Option<(usize, &'static str)>> {
     match chars.next() {
-        None => return Err(UNCLOSED.into()),
-        Some('-') => {
-            return Err("a `-` in a `[...]` class must sit between two characters (`a-z`); \
-                        write `\\-` to match a dash"
-                .into())
-        }
-        Some(']') => {
-            return Err("a `[...]` class is empty, or a `]` stands where a character belongs: \
-                        write `\\]` to match a bracket"
-                .into())
-        }
-        Some('\\') => {
-            if chars.next().is_none() {
-                return Err(UNCLOSED.into());
-            }
+        None => return Err(None),
+        Some((at, '-')) => return Err(Some((at, BARE_DASH))),
+        Some((at, ']')) => return Err(Some((at, BARE_BRACKET))),
+        Some((_, '\\')) => {
+            chars.next().ok_or(None)?;
         }
         Some(_) => {}
     }
     if chars.peek().is_none() {
-        return Err(UNCLOSED.into());
+        return Err(None);
     }
     Ok(())
 }
 
+const TRAILING_BACKSLASH: &str = "it ends with a lone `\\`, which escapes nothing: write `\\\\` to match a backslash";
+const BARE_DASH: &str = "a `-` in a `[...]` class must sit between two characters (`a-z`): write `\\-` to match a dash";
+const BARE_BRACKET: &str =
+    "a `[...]` class is empty, or a `]` stands where a character belongs: write `\\]` to match a bracket";
 const UNCLOSED: &str = "a `[...]` class is not closed: add the `]`, or write `\\[` to match a bracket";
 
 #[cfg(test)]

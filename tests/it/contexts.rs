@@ -82,10 +82,10 @@ fn a_malformed_dockerignore_fails_the_build_naming_file_and_line() {
     k.write(".dockerignore", "# fine\nok\n[a-b-c]\n");
     k.write("Dockerfile", "FROM scratch\nCOPY . /\n");
     let run = k.build(&[]).failed();
-    assert!(run.stderr.contains(".dockerignore:3: invalid .dockerignore pattern \"[a-b-c]\""), "{}", run.stderr);
+    assert!(run.stderr.contains(".dockerignore:3:5: invalid .dockerignore pattern \"[a-b-c]\""), "{}", run.stderr);
     k.write(".dockerignore", "trailing\\\n");
     let run = k.build(&[]).failed();
-    assert!(run.stderr.contains(".dockerignore:1:") && run.stderr.contains("write `\\\\`"), "{}", run.stderr);
+    assert!(run.stderr.contains(".dockerignore:1:9:") && run.stderr.contains("write `\\\\`"), "{}", run.stderr);
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn debug_ignore_and_context_show_what_a_build_uses() {
     assert_eq!(m(&["--pattern", "**file", "--", "a/xfile"]).ok().stdout, "true\n");
     assert_eq!(m(&["--pattern", "?", "--", "é"]).ok().stdout, "true\n");
     let run = m(&["--pattern", "ok", "--pattern", "[a-b-c]", "--", "x"]).failed();
-    assert!(run.stderr.contains("--pattern:2: invalid .dockerignore pattern \"[a-b-c]\""), "{}", run.stderr);
+    assert!(run.stderr.contains("--pattern:2:5: invalid .dockerignore pattern \"[a-b-c]\""), "{}", run.stderr);
 
     let ctx = k.ctx();
     fs::write(ctx.join(".dockerignore"), "\u{feff}# comment\n/a/../b/\n! /keep\n\n").unwrap();
