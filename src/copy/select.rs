@@ -137,7 +137,8 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
                 let e = e.map_err(|err| CopyError::Read(root.to_owned(), err.into()))?;
                 let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
-                if glob.is_match(&rel) && !from.excluded(&rel) {
+                let sent = || !from.excluded(&rel) || (e.file_type().is_dir() && from.sends_below(e.path(), &rel));
+                if glob.is_match(&rel) && sent() {
                     // Matches are followed like named sources are (BuildKit does the same).
                     let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
                     let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();

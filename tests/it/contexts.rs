@@ -74,6 +74,9 @@ fn dockerignore_judges_paths_as_buildkit_does() {
     k.write("Dockerfile", "FROM scratch\nCOPY dir /d/\n");
     k.build(&["-t", "ign:v2"]).ok();
     assert_eq!(top_layer(&k, "ign:v2"), ["d/", "d/keep"]);
+    k.write("Dockerfile", "FROM scratch\nCOPY di? /g/\n");
+    k.build(&["-t", "ign:v3"]).ok();
+    assert_eq!(top_layer(&k, "ign:v3"), ["g/", "g/keep"]);
 }
 
 #[test]
