@@ -164,6 +164,9 @@ pub struct BuildRequest {
     /// `--build-context NAME=…`: names FROM and `COPY --from` look up before
     /// stages and images.
     pub named_contexts: BTreeMap<String, NamedContextSource>,
+    /// Whether `.dockerignore` applies to the context: BuildKit applies it to
+    /// a local folder, not to a context that came as an archive.
+    pub dockerignore: bool,
 }
 
 impl BuildRequest {
@@ -185,6 +188,7 @@ impl BuildRequest {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             named_contexts: BTreeMap::new(),
+            dockerignore: true,
         }
     }
 }
@@ -248,7 +252,10 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     }
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
-    let ignore = DockerIgnore::load(&context, dockerfile_path.as_deref())?;
+    let ignore = match request.dockerignore {
+        true => DockerIgnore::load(&context, dockerfile_path.as_deref())?,
+        false => DockerIgnore::none(),
+    };
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
     let mut imports = Vec::new();
     for from in &request.cache_from {

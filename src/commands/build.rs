@@ -46,6 +46,7 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     let inputs = super::build_context::inputs(&args)?;
     let mut request = BuildRequest::new(&inputs.context);
     request.dockerfile = inputs.dockerfile.clone();
+    request.dockerignore = inputs.dockerignore;
     request.named_contexts = super::build_context::named_contexts(&args.build_contexts)?;
     request.build_args = build_args_from_flags(&args.build_args, |name| std::env::var(name).ok())?;
     request.target = args.target;

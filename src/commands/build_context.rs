@@ -16,6 +16,8 @@ use crate::cli::build::Args;
 pub struct Inputs {
     pub context: PathBuf,
     pub dockerfile: Dockerfile,
+    /// False for an archive: BuildKit applies no `.dockerignore` to one.
+    pub dockerignore: bool,
     _stdin: Option<StdinContext>,
 }
 
@@ -30,7 +32,7 @@ pub fn inputs(args: &Args) -> anyhow::Result<Inputs> {
             Some(_) if stdin_file => Dockerfile::Text { name: STDIN_NAME.to_owned(), text: read_stdin()? },
             Some(path) => Dockerfile::Path(path.clone()),
         };
-        return Ok(Inputs { context: args.context.clone(), dockerfile, _stdin: None });
+        return Ok(Inputs { context: args.context.clone(), dockerfile, dockerignore: true, _stdin: None });
     }
     if stdin_file {
         anyhow::bail!("stdin cannot be both the build context and the Dockerfile: give a context folder, or -f FILE");
@@ -53,7 +55,8 @@ pub fn inputs(args: &Args) -> anyhow::Result<Inputs> {
             Dockerfile::Path(path)
         }
     };
-    Ok(Inputs { context, dockerfile, _stdin: Some(stdin) })
+    let dockerignore = !matches!(stdin, StdinContext::Archive(_));
+    Ok(Inputs { context, dockerfile, dockerignore, _stdin: Some(stdin) })
 }
 
 /// `--build-context` flags, each name once.

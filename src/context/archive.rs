@@ -1,6 +1,6 @@
 //! `kiln build -`: what stdin holds, told apart as buildx tells it — a tar
 //! archive of the context (plain, gzip or zstd), or else a Dockerfile and no
-//! context at all.
+//! context at all. BuildKit applies no `.dockerignore` to an archive.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

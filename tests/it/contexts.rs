@@ -148,8 +148,9 @@ fn a_context_archive_on_stdin_is_unpacked_and_removed() {
     for gzip in [false, true] {
         let image = format!("tar:{gzip}");
         with_stdin(&k, &["build", "-t", &image, "-"], &tar_of(&files, gzip), tmp.path()).ok();
+        // BuildKit applies no .dockerignore to a context that came as an archive.
         let got = top_layer(&k, &image);
-        assert!(got.contains(&"c/sub/file".to_owned()) && !got.contains(&"c/skipped".to_owned()), "{got:?}");
+        assert!(got.contains(&"c/sub/file".to_owned()) && got.contains(&"c/skipped".to_owned()), "{got:?}");
     }
     // -f names a Dockerfile inside the archive.
     let run = with_stdin(&k, &["build", "-f", "other.Dockerfile", "-"], &tar_of(&files, true), tmp.path()).ok();
