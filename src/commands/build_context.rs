@@ -48,11 +48,17 @@ pub fn inputs(args: &Args) -> anyhow::Result<Inputs> {
             Dockerfile::Text { name: STDIN_NAME.to_owned(), text: text.clone() }
         }
         // Inside the archive, symlinks resolved within it: an archive cannot
-        // name a host file as its Dockerfile.
+        // name a host file as its Dockerfile. Messages name it as the archive does.
         (StdinContext::Archive(dir), file) => {
             let name = file.as_deref().unwrap_or(Path::new("Dockerfile"));
             let path = kiln::fsutil::resolve_in_root(dir.path(), name)?;
-            Dockerfile::Path(path)
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "the build context archive on stdin holds no Dockerfile {}: name it with -f PATH-IN-ARCHIVE",
+                    name.display()
+                ))
+            })?;
+            Dockerfile::Text { name: name.display().to_string(), text }
         }
     };
     let dockerignore = !matches!(stdin, StdinContext::Archive(_));

@@ -155,6 +155,12 @@ fn a_context_archive_on_stdin_is_unpacked_and_removed() {
     // -f names a Dockerfile inside the archive.
     let run = with_stdin(&k, &["build", "-f", "other.Dockerfile", "-"], &tar_of(&files, true), tmp.path()).ok();
     assert!(run.stderr.contains("in the archive"), "{}", run.stderr);
+    // Messages name the Dockerfile as the archive does.
+    let bad = [("sub/bad.Dockerfile", "FROM scratch\nNOPE\n")];
+    let run = with_stdin(&k, &["build", "-f", "sub/bad.Dockerfile", "-"], &tar_of(&bad, false), tmp.path()).failed();
+    assert!(run.stderr.contains("sub/bad.Dockerfile:2"), "{}", run.stderr);
+    let run = with_stdin(&k, &["build", "-"], &tar_of(&bad, false), tmp.path()).failed();
+    assert!(run.stderr.contains("holds no Dockerfile Dockerfile: name it with -f"), "{}", run.stderr);
     let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "the unpacked context is removed: {left:?}");
 }
