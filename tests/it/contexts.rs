@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 
-use super::harness::{Kiln, Run};
+use super::harness::{Kiln, Mode, Run};
 
 /// kiln `args` with `input` on stdin, temporary files under `tmp`.
 fn with_stdin(k: &Kiln, args: &[&str], input: &[u8], tmp: &Path) -> Run {
@@ -281,4 +281,25 @@ fn debug_ignore_and_context_show_what_a_build_uses() {
     assert_eq!(run.stdout, ".dockerignore\napp.Dockerfile.dockerignore\ndir/\ndir/drop\ndir/keep\nz/\nz/y\n");
     let help = k.cmd(&["debug", "--help"]).ok().stdout;
     assert!(help.contains("debug ignore match") && help.contains("debug context"), "{help}");
+}
+
+#[test]
+fn rootless_kiln_reads_an_archive_from_stdin_and_a_named_folder() {
+    let k = Kiln::in_mode(Mode::Rootless);
+    let tmp = tempfile::tempdir().unwrap();
+    k.give(tmp.path());
+    let shared = k.dir.path().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    fs::write(shared.join("f"), "from the named folder\n").unwrap();
+    k.give(&shared);
+    let files = [
+        ("Dockerfile", "FROM busybox\nCOPY --from=shared f /f\nCOPY a /a\nRUN cat /f /a\n"),
+        ("a", "from the archive\n"),
+    ];
+    let named = format!("shared={}", shared.display());
+    let args = ["build", "-t", "rootless:ctx", "--build-context", &named, "-"];
+    let run = with_stdin(&k, &args, &tar_of(&files, true), tmp.path()).ok();
+    assert!(run.stderr.contains("from the named folder") && run.stderr.contains("from the archive"), "{}", run.stderr);
+    let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the unpacked context is removed: {left:?}");
 }
