@@ -87,7 +87,10 @@ impl Lowering<'_> {
             self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
         // A named context comes before stages and images (BuildKit: it
         // overrides a stage of the same name).
-        let named = self.named_context(&base);
+        // A stage of the context's own name is replaced by it whole (it
+        // matters when that stage is the target: nothing else reaches it).
+        let own = stage.name.as_deref().and_then(|n| self.named_context(n));
+        let named = own.or_else(|| self.named_context(&base));
         (state.vertex, state.config) = match (named, earlier) {
             (Some((key, NamedContext::Directory)), _) => {
                 // The directory's files are the whole filesystem: scratch,
