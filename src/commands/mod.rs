@@ -53,7 +53,7 @@ pub fn main() -> i32 {
             Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
             Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
             Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
-            Command::Debug(_) => unreachable!("handled before the store is opened"),
+            Command::Debug(args) => debug::debug(args).map(|()| 0),
         }
     })();
     match result {
