@@ -32,7 +32,7 @@ pub use lower::{BuildGraph, LowerError};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parser::ParseError;
-pub use shell::ShellError;
+pub use shell::{expand_word, expand_words, ShellError};
 pub use shorten::{Shortened, SHOWN_CHARS};
 
 /// Lower a Dockerfile to the build graph of its target stage.
