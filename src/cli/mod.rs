@@ -3,6 +3,8 @@
 //! environment > config file > default) and carried out by `commands/`.
 
 pub mod build;
+pub mod debug;
+pub mod debug_expand;
 pub mod images;
 pub mod load;
 pub mod output;
@@ -61,4 +63,6 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
+    /// Show what kiln makes of its input (`kiln debug expand`), without a build.
+    Debug(debug::Args),
 }

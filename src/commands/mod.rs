@@ -2,6 +2,8 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod debug;
+mod debug_expand;
 mod history;
 mod images;
 mod import;
@@ -27,9 +29,14 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let is_run = matches!(cli.command, Command::Run(_));
     let result = (|| -> anyhow::Result<i32> {
+        // Debug tools read no settings and open no store.
+        let command = match cli.command {
+            Command::Debug(args) => return debug::debug(args).map(|()| 0),
+            command => command,
+        };
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
         let store = Store::open(&settings.root)?;
-        match cli.command {
+        match command {
             Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
@@ -45,6 +52,7 @@ pub fn main() -> i32 {
             Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
             Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
             Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
+            Command::Debug(_) => unreachable!("handled before the store is opened"),
         }
     })();
     match result {
