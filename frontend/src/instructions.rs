@@ -311,13 +311,19 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            // A name with `$` expands in its stage (`ARG ${PREFIX}_VERSION`): checked there.
+            if !name.contains('$') && !valid_arg_name(name) {
                 let e = InstructionError::ArgName(name.to_owned());
                 return Err(Error::at(w.location, e));
             }
             Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
+}
+
+/// The characters docker allows in an ARG name.
+pub(crate) fn valid_arg_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -412,7 +418,7 @@ mod tests {
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\""),
+            ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\""),
         ];
         for (line, want) in cases {
             assert_eq!(one(line), *want, "line: {line}");

@@ -238,7 +238,7 @@ impl Lowering<'_> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
             Instruction::Run(args) => Ok(self.run(st, cmd, args)?),
-            Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
+            Instruction::Arg(decls) => Ok(self.arg(st, decls, cmd.location)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
             Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
