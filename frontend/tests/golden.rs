@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::{build_graph, BuildGraph, ImageConfig, Op};
+use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, Op};
 use kiln_solver::Digest;
 use support::{opts, FakeResolver};
 
@@ -131,7 +131,15 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
             Op::Scratch => field("op", "scratch"),
             Op::Image { name, digest } => field("op", &format!("image {name} {digest}")),
             Op::Copy(c) => {
-                field("op", &format!("copy from {:?}", c.from).to_lowercase());
+                match &c.from {
+                    CopyFrom::Inline(files) => {
+                        field("op", "copy from inline");
+                        for f in files {
+                            field("file", &format!("{} {:?}", f.name, f.content));
+                        }
+                    }
+                    from => field("op", &format!("copy from {from:?}").to_lowercase()),
+                }
                 field("sources", &format!("{:?}", c.sources));
                 field("dest", &c.dest);
                 c.chown.iter().for_each(|s| field("chown", s));

@@ -34,6 +34,9 @@ pub enum InstructionError {
     /// COPY or ADD (named) with fewer than two words.
     #[error("{0} requires at least one source and a destination")]
     CopyArguments(&'static str),
+    /// `COPY <<EOF <<DEST`.
+    #[error("{0} cannot take a heredoc as its destination: name a path")]
+    HeredocDest(&'static str),
     /// A boolean flag with a value other than true or false.
     #[error("--{flag} takes true or false, not \"{value}\"")]
     BoolFlag {
@@ -285,7 +288,7 @@ fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
 pub(crate) fn parse_trigger(text: &str, at: Location) -> Result<Command, Error> {
     let escape = crate::parser::DEFAULT_ESCAPE;
     let lexer = &Lexer::new(escape);
-    let node = crate::parser::parse_line(text, at, escape)?;
+    let node = crate::parser::parse_line(text, at)?;
     match node.keyword {
         "ONBUILD" => return Err(Error::at(at, crate::parser::ParseError::OnbuildChain)),
         k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at, crate::parser::ParseError::OnbuildTrigger(k))),

@@ -4,7 +4,7 @@
 
 use super::{flag, flags, CommandLine, InstructionError, Word};
 use crate::error::Error;
-use crate::parser::Node;
+use crate::parser::{Heredoc, Node};
 
 /// A RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub(crate) struct Run {
     pub(crate) mounts: Vec<Word>,
     pub(crate) network: Option<Word>,
     pub(crate) security: Option<Word>,
+    /// The heredocs of a shell-form command, raw.
+    pub(crate) heredocs: Vec<Heredoc>,
 }
 
 pub(super) fn run(node: &Node) -> Result<Run, Error> {
@@ -44,7 +46,7 @@ pub(super) fn run(node: &Node) -> Result<Run, Error> {
         Some(args) => CommandLine::Exec(args.clone()),
         None => CommandLine::Shell(node.rest.clone()),
     };
-    Ok(Run { command, mounts, network, security })
+    Ok(Run { command, mounts, network, security, heredocs: node.heredocs.clone() })
 }
 
 /// The fields of a `--mount` value, split on commas outside double quotes.

@@ -7,6 +7,8 @@ pub(super) enum Kind {
     Local,
     Url,
     Git,
+    /// A heredoc (never returned by `kind`: those are told apart by the parser).
+    Inline,
 }
 
 pub(super) fn kind(source: &str) -> Kind {

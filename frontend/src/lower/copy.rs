@@ -9,7 +9,7 @@ use super::stage::StageState;
 use super::{chmod, clean, join, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
-use crate::ops::{CopyFrom, CopyOp, Op};
+use crate::ops::{CopyFrom, CopyOp, InlineFile, Op};
 
 impl Lowering<'_> {
     /// Lower a COPY or ADD; halts (changing nothing) when `--from` names a
@@ -29,6 +29,15 @@ impl Lowering<'_> {
         let exclude = copy.exclude.iter().map(|w| self.expand(w, &get)).collect::<Result<Vec<_>, _>>()?;
         let sources = copy.sources.iter().map(|w| self.expand(w, &get)).collect::<Result<Vec<_>, _>>()?;
         let dest = self.expand(&copy.dest, &get)?;
+        let mut inline = Vec::new();
+        for doc in &copy.inline {
+            let content = if doc.expand {
+                super::heredoc::expand(self.lexer, &doc.content, &get).map_err(|e| Error::at(doc.location, e))?
+            } else {
+                doc.content.clone()
+            };
+            inline.push(InlineFile { name: doc.name.clone(), content });
+        }
         for (word, value) in copy.sources.iter().zip(&sources).chain([(&copy.dest, &dest)]) {
             if value.is_empty() {
                 let what = if word == &copy.dest { "COPY destination" } else { "COPY source" };
@@ -38,7 +47,7 @@ impl Lowering<'_> {
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         // With wildcards, how many files there are is only known to the engine.
         let wildcards = sources.iter().any(|s| s.contains(['*', '?', '[']));
-        if sources.len() > 1 && !is_dir && !wildcards {
+        if sources.len() + inline.len() > 1 && !is_dir && !wildcards {
             return Err(Error::at(copy.dest.location, LowerError::CopyDestNotDirectory(dest)).into());
         }
         let mut abs = clean(&join(&st.workdir(), &dest));
@@ -69,6 +78,9 @@ impl Lowering<'_> {
             }
         }
         groups.sort_by_key(|(k, _)| *k);
+        if !inline.is_empty() {
+            groups.push((Kind::Inline, inline.iter().map(|f| f.name.clone()).collect()));
+        }
 
         let name = st.name(&cmd.text);
         for (kind, sources) in groups {
@@ -78,18 +90,26 @@ impl Lowering<'_> {
                 Kind::Local => CopyFrom::Context,
                 Kind::Url => CopyFrom::Url,
                 Kind::Git => CopyFrom::Git { keep_git_dir: copy.keep_git_dir },
+                Kind::Inline => CopyFrom::Inline(std::mem::take(&mut inline)),
             };
             if let (CopyFrom::Input, Some(input)) = (&from, &source_input) {
                 inputs.push(input.clone());
             }
-            let mut shown = format!("{keyword} ");
-            let shown_from = if matches!(from, CopyFrom::Input) { from_ref.clone() } else { None };
-            for (flag, value) in [("from", &shown_from), ("chown", &chown), ("chmod", &chmod)] {
+            // BuildKit's wording: no --from, heredocs as `<<NAME`.
+            let mut shown = keyword.to_owned();
+            if copy.parents {
+                shown += " --parents";
+            }
+            for (flag, value) in [("chown", &chown), ("chmod", &chmod)] {
                 if let Some(v) = value {
-                    shown += &format!("--{flag}={v} ");
+                    shown += &format!(" --{flag}={v}");
                 }
             }
-            shown += &format!("{} {dest}", sources.join(" "));
+            for source in &sources {
+                shown += if kind == Kind::Inline { " <<" } else { " " };
+                shown += source;
+            }
+            shown += &format!(" {dest}");
             let op = Op::Copy(CopyOp {
                 unpack: copy.add && copy.unpack.unwrap_or(kind == Kind::Local),
                 checksum: if kind == Kind::Local { None } else { checksum.clone() },

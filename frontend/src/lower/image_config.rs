@@ -5,7 +5,7 @@
 
 use super::signal::is_signal;
 use super::stage::StageState;
-use super::{LowerError, Lowering};
+use super::{go_fmt, LowerError, Lowering};
 use crate::config::Healthcheck;
 use crate::error::Error;
 use crate::instructions::{CommandLine, Health, Word};
@@ -48,9 +48,9 @@ pub(super) fn maintainer(st: &mut StageState, name: &str) {
     st.history(format!("MAINTAINER {name}"), true);
 }
 
+/// ONBUILD: no history entry, as in BuildKit.
 pub(super) fn onbuild(st: &mut StageState, trigger: &str) {
     st.config.on_build.push(trigger.to_owned());
-    st.history(format!("ONBUILD {trigger}"), true);
 }
 
 /// HEALTHCHECK: `NONE` is kept as `["NONE"]` (it turns an inherited check off);
@@ -77,22 +77,10 @@ pub(super) fn healthcheck(st: &mut StageState, health: &Health) {
 /// the history: `&{["CMD-SHELL" "curl x"] "30s" "0s" "0s" "0s" '\x03'}`.
 fn go_quoted(h: &Healthcheck) -> String {
     use crate::instructions::format_duration as d;
-    let test: Vec<String> = h.test.iter().map(|t| format!("{t:?}")).collect();
-    let retries = match u8::try_from(h.retries) {
-        Ok(b) if b.is_ascii_graphic() || b == b' ' => format!("'{}'", char::from(b)),
-        Ok(7) => "'\\a'".to_owned(),
-        Ok(8) => "'\\b'".to_owned(),
-        Ok(9) => "'\\t'".to_owned(),
-        Ok(10) => "'\\n'".to_owned(),
-        Ok(11) => "'\\v'".to_owned(),
-        Ok(12) => "'\\f'".to_owned(),
-        Ok(13) => "'\\r'".to_owned(),
-        Ok(b) if b < 0x80 => format!("'\\x{b:02x}'"),
-        _ => format!("'{}'", char::from_u32(u32::try_from(h.retries).unwrap_or(0xfffd)).unwrap_or('\u{fffd}')),
-    };
+    let test = go_fmt::quote_list(&h.test);
+    let retries = go_fmt::quote_rune(h.retries);
     format!(
-        "&{{[{}] \"{}\" \"{}\" \"{}\" \"{}\" {retries}}}",
-        test.join(" "),
+        "&{{{test} \"{}\" \"{}\" \"{}\" \"{}\" {retries}}}",
         d(h.interval),
         d(h.timeout),
         d(h.start_period),

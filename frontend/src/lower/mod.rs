@@ -24,6 +24,8 @@ mod add;
 mod args;
 mod chmod;
 mod copy;
+mod go_fmt;
+mod heredoc;
 mod image_config;
 mod meta;
 mod platform;

@@ -4,7 +4,7 @@
 
 use super::args::PROXY_ARGS;
 use super::stage::StageState;
-use super::{env_get, LowerError, Lowering};
+use super::{env_get, heredoc, LowerError, Lowering};
 use crate::config::ImageConfig;
 use crate::error::Error;
 use crate::instructions::{Command, CommandLine, Run};
@@ -40,7 +40,11 @@ impl Lowering<'_> {
                 return Err(Error::at(w.location, e));
             }
         }
-        let args = &wrap(&st.config, &run.command);
+        let (line, files) = match &run.command {
+            CommandLine::Shell(text) if !run.heredocs.is_empty() => heredoc::run_command(text, &run.heredocs),
+            line => (line.clone(), Vec::new()),
+        };
+        let args = &wrap(&st.config, &line);
         // The image env, then ARGs ENV does not shadow, then undeclared proxies.
         let mut env = st.config.env.clone();
         let mut shown_args = Vec::new();
@@ -63,7 +67,7 @@ impl Lowering<'_> {
             env,
             cwd: st.workdir(),
             user: st.config.user.clone(),
-            files: Vec::new(),
+            files,
             proxy_env: Vec::new(),
         });
         let name = st.name(&cmd.text);

@@ -11,12 +11,14 @@
 //!   the instructions that expand) or, for the instructions that have one, parsed
 //!   as a JSON (exec form) array.
 
+mod heredoc;
 mod json;
 mod spec;
 
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Location};
+pub(crate) use heredoc::{marker as heredoc_marker, Heredoc};
 pub(crate) use json::json_form;
 use spec::suggest;
 pub(crate) use spec::FlagKind;
@@ -63,9 +65,9 @@ pub enum ParseError {
     /// Exec form with something other than strings in the array.
     #[error("a JSON array here must hold strings only")]
     NotStringArray,
-    /// A `<<EOF` heredoc in RUN or COPY.
-    #[error("heredocs are not supported yet")]
-    Heredoc,
+    /// A heredoc whose terminator line never comes.
+    #[error("unterminated heredoc <<{0}: end it with a line holding only {0}")]
+    UnterminatedHeredoc(String),
     /// `# escape=` with something other than `\` or a backtick.
     #[error("invalid escape directive \"{0}\": it must be \\ or `")]
     InvalidEscape(String),
@@ -127,8 +129,12 @@ pub(crate) struct Node {
     pub(crate) json: Option<Vec<String>>,
     /// ONBUILD's trigger instruction.
     pub(crate) nested: Option<Box<Node>>,
+    /// RUN's, COPY's and ADD's heredocs, in the order of their markers.
+    pub(crate) heredocs: Vec<Heredoc>,
     /// Where the keyword starts.
     pub(crate) location: Location,
+    /// The last line of the instruction, its heredoc bodies included.
+    pub(crate) end_line: usize,
     /// The instruction as written, continuations joined into one line.
     pub(crate) text: String,
     /// Byte offset of `rest` in the logical line.
@@ -221,11 +227,41 @@ impl Iterator for Nodes<'_> {
                 line.push_str(content);
                 continued = more;
             }
-            break node(line, segments, self.escape);
+            break node(line, segments).and_then(|n| self.heredoc_bodies(n));
         };
         self.any = true;
         self.done = node.is_err();
         Some(node)
+    }
+}
+
+impl Nodes<'_> {
+    /// Read the bodies of the node's heredocs from the lines that follow it.
+    fn heredoc_bodies(&mut self, mut node: Node) -> Result<Node, Error> {
+        let start = node.location;
+        let target = match node.nested.as_deref_mut() {
+            Some(nested) => nested,
+            None => &mut node,
+        };
+        if matches!(target.keyword, "RUN" | "COPY" | "ADD") && target.json.is_none() {
+            target.heredocs = heredoc::markers(&target.text);
+            for doc in &mut target.heredocs {
+                loop {
+                    let Some(line) = self.next_line() else {
+                        let e = ParseError::UnterminatedHeredoc(doc.name.clone());
+                        return Err(Error::at(start, e));
+                    };
+                    let candidate = if doc.chomp { line.trim_start_matches('\t') } else { line };
+                    if candidate == doc.name {
+                        break;
+                    }
+                    doc.content.push_str(line);
+                    doc.content.push('\n');
+                }
+            }
+        }
+        node.end_line = self.number;
+        Ok(node)
     }
 }
 
@@ -273,17 +309,18 @@ fn directive(line: &str) -> Option<(String, &str, usize)> {
 
 /// The line without a trailing escape character (and the blanks after it), and
 /// whether there was one.
+/// As in BuildKit, an escaped escape character (`ENV C trailing\\`) ends the line.
 fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
     let trimmed = line.trim_end_matches([' ', '\t']);
     match trimmed.strip_suffix(escape) {
-        Some(content) => (content, true),
-        None => (line, false),
+        Some(content) if content.is_empty() || !content.ends_with(escape) => (content, true),
+        _ => (line, false),
     }
 }
 
 /// One logical line → a node.
-fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Error> {
-    node_at(&line, &segments, 0, escape).map(|mut n| {
+fn node(line: String, segments: Vec<Segment>) -> Result<Node, Error> {
+    node_at(&line, &segments, 0).map(|mut n| {
         n.line = line;
         n.segments = segments;
         n
@@ -292,15 +329,15 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
 
 /// Parse one instruction line that is not part of a file: an ONBUILD trigger
 /// being run, written at `at` (where the FROM that runs it is, say).
-pub(crate) fn parse_line(text: &str, at: Location, escape: char) -> Result<Node, Error> {
+pub(crate) fn parse_line(text: &str, at: Location) -> Result<Node, Error> {
     let start = text.trim_start();
     let segments = vec![Segment { offset: 0, line: at.line, column: at.column }];
-    node(start.trim_end().to_owned(), segments, escape)
+    node(start.trim_end().to_owned(), segments)
 }
 
 /// The instruction that starts at byte `start` of `line` (0, or after ONBUILD).
 /// The node's `line` and `segments` are left empty for the caller to fill.
-fn node_at(line: &str, segments: &[Segment], start: usize, escape: char) -> Result<Node, Error> {
+fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error> {
     let at = |offset: usize| locate(line, segments, offset);
     let word_end = line[start..].find(char::is_whitespace).map_or(line.len(), |e| start + e);
     let written = &line[start..word_end];
@@ -346,13 +383,8 @@ fn node_at(line: &str, segments: &[Segment], start: usize, escape: char) -> Resu
 
     let rest = line[pos..].trim_end().to_owned();
     let json = if spec.json { json_form(&rest).map_err(|e| Error::at(at(pos), e))? } else { None };
-    if json.is_none() && matches!(spec.keyword, "RUN" | "COPY" | "ADD") {
-        if let Some(offset) = heredoc(&rest, escape) {
-            return Err(Error::at(at(pos + offset), ParseError::Heredoc));
-        }
-    }
     let nested = if spec.keyword == "ONBUILD" && !rest.is_empty() {
-        let trigger = node_at(line, segments, pos, escape)?;
+        let trigger = node_at(line, segments, pos)?;
         match trigger.keyword {
             "ONBUILD" => return Err(Error::at(at(pos), ParseError::OnbuildChain)),
             k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at(pos), ParseError::OnbuildTrigger(k))),
@@ -366,36 +398,15 @@ fn node_at(line: &str, segments: &[Segment], start: usize, escape: char) -> Resu
         flags,
         json,
         nested,
+        heredocs: Vec::new(),
         location: at(start),
+        end_line: at(line.len()).line,
         text: line[start..].trim().to_owned(),
         rest,
         rest_offset: pos,
         line: String::new(),
         segments: Vec::new(),
     })
-}
-
-/// The offset of a heredoc marker (`<<EOF`, `<<-"EOF"`) among the words of `rest`.
-fn heredoc(rest: &str, escape: char) -> Option<usize> {
-    let mut offset = 0;
-    for word in rest.split_inclusive(char::is_whitespace) {
-        let w = word.trim_end();
-        let start = offset;
-        offset += word.len();
-        let Some(marker) = w.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<") else {
-            continue;
-        };
-        let marker = marker.strip_prefix('-').unwrap_or(marker);
-        let name = marker.trim_matches(|c| c == '"' || c == '\'');
-        let name = name.strip_prefix(escape).unwrap_or(name);
-        let mut chars = name.chars();
-        if chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Some(start);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
