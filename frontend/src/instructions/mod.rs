@@ -445,7 +445,8 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            // A name with `$` expands in its stage (`ARG ${PREFIX}_VERSION`): checked there.
+            // BuildKit takes `ARG ${X}=1` as written (it expands values, not
+            // names): such a name is odd but accepted.
             if !name.contains('$') && !valid_arg_name(name) {
                 let e = InstructionError::ArgName(name.to_owned());
                 return Err(Error::at(w.location, e));
@@ -456,7 +457,7 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
 }
 
 /// The characters docker allows in an ARG name.
-pub(crate) fn valid_arg_name(name: &str) -> bool {
+fn valid_arg_name(name: &str) -> bool {
     name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 

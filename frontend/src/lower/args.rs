@@ -9,8 +9,8 @@
 
 use super::stage::StageState;
 use super::Lowering;
-use crate::error::{Error, Location};
-use crate::instructions::{valid_arg_name, ArgDecl, Instruction, InstructionError};
+use crate::error::Error;
+use crate::instructions::{ArgDecl, Instruction};
 
 /// Build args every Dockerfile may use without declaring them.
 pub(super) const PROXY_ARGS: &[&str] = &[
@@ -73,44 +73,29 @@ impl Lowering<'_> {
     }
 
     /// ARG inside a stage: the build arg, else the default, else the global value.
-    pub(super) fn arg(&mut self, st: &mut StageState, decls: &[ArgDecl], at: Location) -> Result<(), Error> {
+    /// The name is taken as written: BuildKit expands an ARG's default but,
+    /// since Dockerfile 1.7, no longer its name.
+    pub(super) fn arg(&mut self, st: &mut StageState, decls: &[ArgDecl]) -> Result<(), Error> {
         let mut shown = Vec::new();
         for decl in decls {
-            let name = self.arg_name(st, &decl.name, at)?;
             let default = match &decl.default {
                 Some(w) => Some(self.expand(w, &|n| st.get(n))?),
                 None => None,
             };
             shown.push(match &default {
-                Some(d) => format!("{name}={d}"),
-                None => name.clone(),
+                Some(d) => format!("{}={d}", decl.name),
+                None => decl.name.clone(),
             });
-            let value = self.build_arg(&name).or(default).or_else(|| self.global_args.get(&name).cloned());
+            let value = self.build_arg(&decl.name).or(default).or_else(|| self.global_args.get(&decl.name).cloned());
             if let Some(v) = value {
-                match st.args.iter_mut().find(|(k, _)| *k == name) {
+                match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
                     Some(arg) => arg.1 = v,
-                    None => st.args.push((name, v)),
+                    None => st.args.push((decl.name.clone(), v)),
                 }
             }
         }
         st.history(format!("ARG {}", shown.join(" ")), true);
         Ok(())
-    }
-
-    /// A stage's ARG name expands like its default (`ARG ${PREFIX}_VERSION`,
-    /// as BuildKit does); what it expands to must still be a name.
-    fn arg_name(&self, st: &StageState, raw: &str, at: Location) -> Result<String, Error> {
-        if !raw.contains('$') {
-            return Ok(raw.to_owned());
-        }
-        let name = self.lexer.expand(raw, &|n| st.get(n)).map_err(|e| Error::at(at, e))?;
-        if name.is_empty() {
-            return Err(Error::at(at, InstructionError::BlankName("ARG")));
-        }
-        if !valid_arg_name(&name) {
-            return Err(Error::at(at, InstructionError::ArgName(name)));
-        }
-        Ok(name)
     }
 
     /// A warning for each build arg no lowered ARG declared (proxies excepted).

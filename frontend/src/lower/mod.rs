@@ -271,7 +271,7 @@ impl Lowering<'_> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
             Instruction::Run(run) => Ok(self.run(st, cmd, run)?),
-            Instruction::Arg(decls) => Ok(self.arg(st, decls, cmd.location)?),
+            Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
             Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
