@@ -15,6 +15,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod checks;
 mod config;
 mod error;
 mod instructions;
@@ -25,6 +26,7 @@ mod parser;
 mod shell;
 mod shorten;
 
+pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
@@ -42,14 +44,22 @@ pub use shorten::{Shortened, SHOWN_CHARS};
 /// looked up through `resolver`; nothing else is read. The same text, options and
 /// resolver answers always give the same vertex digests.
 pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<BuildGraph, Error> {
+    let resolver = checks::Remembered::new(resolver);
     let lower = || {
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
         let file = instructions::parse(parsed.nodes, &lexer)?;
-        lower::lower(file, &lexer, opts, resolver)
+        let mut graph = lower::lower(file, &lexer, opts, &resolver)?;
+        // The build checks of the stages built, on the images already looked up.
+        let report = checks::run(dockerfile, opts, &resolver.asked(), checks::Scope::Target)?;
+        if let Some(violation) = report.violation() {
+            return Err(violation);
+        }
+        graph.warnings.extend(report.lines());
+        Ok(graph)
     };
     lower().map_err(|mut e| {
-        e.file = if opts.dockerfile_name.is_empty() { "Dockerfile".to_owned() } else { opts.dockerfile_name.clone() };
+        e.file = checks::file_name(opts);
         e
     })
 }

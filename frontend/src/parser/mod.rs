@@ -165,6 +165,8 @@ pub(crate) struct Parsed<'t> {
     pub(crate) nodes: Nodes<'t>,
     /// From the `# escape=` directive.
     pub(crate) escape: char,
+    /// The `# check=` directive's value and where it was written (read by `checks`).
+    pub(crate) check: Option<(String, Location)>,
 }
 
 /// The instructions of a file, parsed as they are read: a big Dockerfile
@@ -272,6 +274,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut seen = BTreeSet::new();
+    let mut check = None;
     while let Some(line) = nodes.next_line() {
         let Some((name, value, column)) = directive(line) else {
             nodes.pending = Some(line);
@@ -280,6 +283,9 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
         let location = Location { line: nodes.number, column };
         if !seen.insert(name.clone()) {
             return Err(Error::at(location, ParseError::DuplicateDirective(name)));
+        }
+        if name == "check" {
+            check = Some((value.to_owned(), location));
         }
         if name == "escape" {
             nodes.escape = match value {
@@ -292,7 +298,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
             };
         }
     }
-    Ok(Parsed { escape: nodes.escape, nodes })
+    Ok(Parsed { escape: nodes.escape, nodes, check })
 }
 
 /// `# name=value` at the top of the file: the lowercased name, the value and

@@ -1,0 +1,75 @@
+//! The file as the checks see it: global ARGs and stages of parsed nodes,
+//! keywords and stage names as they were written (the typed instructions
+//! normalise both away, and refuse files the checks must still report on).
+
+use crate::error::{Error, Location};
+use crate::instructions::{self, ArgDecl, Instruction};
+use crate::parser::Node;
+use crate::shell::Lexer;
+
+/// A FROM and what follows it.
+pub(super) struct Stage {
+    /// The FROM keyword as written (`FROM`, `from`, `From`).
+    pub(super) keyword: String,
+    pub(super) location: Location,
+    /// The base as written (unexpanded).
+    pub(super) base: String,
+    /// `--platform=` as written.
+    pub(super) platform: Option<String>,
+    /// `AS` as written, and the name as written.
+    pub(super) alias: Option<(String, String)>,
+    pub(super) commands: Vec<Node>,
+}
+
+impl Stage {
+    /// The name, lowercased as stage names are compared.
+    pub(super) fn name(&self) -> Option<String> {
+        self.alias.as_ref().map(|(_, n)| n.to_lowercase())
+    }
+}
+
+pub(super) struct File {
+    /// The ARGs before the first FROM.
+    pub(super) global_args: Vec<(ArgDecl, Location)>,
+    pub(super) stages: Vec<Stage>,
+}
+
+/// The keyword of a node as written: its text's first word.
+pub(super) fn keyword(node: &Node) -> &str {
+    node.text.split_whitespace().next().unwrap_or(node.keyword)
+}
+
+impl File {
+    /// Group the nodes. A parse error is the file's error; an instruction
+    /// before FROM other than ARG is left to the build to refuse.
+    pub(super) fn read(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Lexer) -> Result<File, Error> {
+        let mut file = File { global_args: Vec::new(), stages: Vec::new() };
+        for node in nodes {
+            let node = node?;
+            if node.keyword == "FROM" {
+                file.stages.push(stage(node, lexer));
+            } else if let Some(stage) = file.stages.last_mut() {
+                stage.commands.push(node);
+            } else if let Ok(Instruction::Arg(decls)) = instructions::instruction(&node, lexer) {
+                file.global_args.extend(decls.into_vec().into_iter().map(|d| (d, node.location)));
+            }
+        }
+        Ok(file)
+    }
+}
+
+fn stage(node: Node, lexer: &Lexer) -> Stage {
+    let words: Vec<String> = lexer.split(&node.rest).into_iter().map(|(_, w)| w.to_owned()).collect();
+    let alias = match words.as_slice() {
+        [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => Some((as_word.clone(), name.clone())),
+        _ => None,
+    };
+    Stage {
+        keyword: keyword(&node).to_owned(),
+        location: node.location,
+        base: words.first().cloned().unwrap_or_default(),
+        platform: node.flags.iter().find(|f| f.name == "platform").and_then(|f| f.value.clone()),
+        alias,
+        commands: Vec::new(),
+    }
+}
