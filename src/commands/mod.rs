@@ -2,6 +2,7 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod build_check;
 mod debug;
 mod debug_expand;
 mod history;

@@ -1,6 +1,7 @@
 mod bad_input;
 mod build;
 mod cache;
+mod checks;
 mod cli;
 mod copy;
 mod expand;

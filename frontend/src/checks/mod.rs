@@ -26,6 +26,7 @@ use crate::error::{Error, Location};
 use crate::options::{BuildOptions, ImageResolver};
 use crate::parser;
 use crate::shell::Lexer;
+pub(crate) use directive::CHECK_BUILD_ARG;
 pub use directive::{CheckConfig, DirectiveError};
 pub(crate) use resolver::Remembered;
 

@@ -104,6 +104,8 @@ impl Lowering<'_> {
             .build_args
             .keys()
             .filter(|k| !self.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            // Read by the build checks, not by an ARG.
+            .filter(|k| k.as_str() != crate::checks::CHECK_BUILD_ARG)
             .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
             .collect()
     }
