@@ -41,15 +41,16 @@ pub(super) fn check(
     found: &mut Vec<Warning>,
 ) {
     let globals = from::global_env(file, lexer, opts, true).unwrap_or_default();
+    let names: Vec<Option<String>> = file.stages.iter().map(|s| s.name()).collect();
     let bases: Vec<String> =
         file.stages.iter().map(|s| lexer.expand(&s.base, &|n| globals.get(n).cloned()).unwrap_or_default()).collect();
     let wanted = match scope {
         Scope::All => None,
-        Scope::Target => wanted(file, &bases, opts),
+        Scope::Target => wanted(file, &names, &bases, opts),
     };
     let mut done: Vec<Option<State>> = vec![None; file.stages.len()];
     for (i, stage) in file.stages.iter().enumerate() {
-        let parent = earlier_stage(file, i, &bases[i]);
+        let parent = earlier_stage(&names, i, &bases[i]);
         if wanted.as_ref().is_some_and(|w| !w.contains(&i)) {
             continue;
         }
@@ -65,10 +66,11 @@ pub(super) fn check(
     }
 }
 
-/// The earlier stage named `base` (names compare case-insensitively).
-fn earlier_stage(file: &File, index: usize, base: &str) -> Option<usize> {
+/// The stage before `index` named `base` (`names` are the stages' names,
+/// lowercased, as they compare case-insensitively).
+fn earlier_stage(names: &[Option<String>], index: usize, base: &str) -> Option<usize> {
     let base = base.to_lowercase();
-    file.stages[..index].iter().rposition(|s| s.name().as_deref() == Some(base.as_str()))
+    names[..index].iter().rposition(|n| n.as_deref() == Some(base.as_str()))
 }
 
 /// A stage on an image: that image's environment and shell, if the resolver
@@ -93,15 +95,15 @@ fn base_state(base: &str, resolver: &dyn ImageResolver) -> State {
 
 /// The target and every stage it needs (FROM, `--from=`, RUN mounts'
 /// `from=`), or `None` when the target is not found (the build says so).
-fn wanted(file: &File, bases: &[String], opts: &BuildOptions) -> Option<BTreeSet<usize>> {
+fn wanted(file: &File, names: &[Option<String>], bases: &[String], opts: &BuildOptions) -> Option<BTreeSet<usize>> {
     let target = match &opts.target {
         None => file.stages.len().checked_sub(1)?,
-        Some(t) => file.stages.iter().position(|s| s.name().as_deref() == Some(t.to_lowercase().as_str()))?,
+        Some(t) => names.iter().position(|n| n.as_deref() == Some(t.to_lowercase().as_str()))?,
     };
     let by_name = |name: &str, before: usize| -> Option<usize> {
         match name.parse::<usize>() {
             Ok(index) => (index < file.stages.len()).then_some(index),
-            Err(_) => earlier_stage(file, before, name),
+            Err(_) => earlier_stage(names, before, name),
         }
     };
     let mut wanted = BTreeSet::new();
@@ -110,7 +112,7 @@ fn wanted(file: &File, bases: &[String], opts: &BuildOptions) -> Option<BTreeSet
         if !wanted.insert(i) {
             continue;
         }
-        todo.extend(earlier_stage(file, i, &bases[i]));
+        todo.extend(earlier_stage(names, i, &bases[i]));
         for node in &file.stages[i].commands {
             for flag in &node.flags {
                 let value = flag.value.as_deref().unwrap_or("");
