@@ -395,6 +395,14 @@ fn whole(node: &Node) -> Word {
     Word { raw: node.rest.clone(), location: node.location_of(0) }
 }
 
+/// ENV's or LABEL's pairs as BuildKit's parser leaves them: raw key, raw
+/// value, and the separator (`=`, or empty for the legacy `K value` form).
+pub(crate) fn raw_pairs(node: &Node, lexer: &Lexer) -> Result<Vec<(String, String, &'static str)>, Error> {
+    let legacy = !words(node, lexer).first().is_some_and(|w| w.raw.contains('='));
+    let sep = if legacy { "" } else { "=" };
+    Ok(pairs(node, lexer)?.iter().map(|p| (p.key.raw.clone(), p.value.raw.clone(), sep)).collect())
+}
+
 /// `k=v k2="v 2"`, or the legacy `K value with spaces` (one pair).
 fn pairs(node: &Node, lexer: &Lexer) -> Result<Box<[Pair]>, Error> {
     let keyword = node.keyword;

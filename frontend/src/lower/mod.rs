@@ -130,6 +130,9 @@ pub struct BuildGraph {
     /// The Dockerfile instruction each vertex comes from, so a failing step can be
     /// named by its line.
     pub sources: BTreeMap<Digest, Location>,
+    /// The `# check=` directive's value as written (`skip=…;error=true`), for
+    /// the build checks.
+    pub check_directive: Option<String>,
 }
 
 /// Lower the stages of `file` that the target needs.
@@ -170,6 +173,7 @@ pub(crate) fn lower(
         config: built.config,
         warnings,
         sources: lowering.sources,
+        check_directive: None,
     })
 }
 

@@ -11,13 +11,14 @@
 //!   the instructions that expand) or, for the instructions that have one, parsed
 //!   as a JSON (exec form) array.
 
+mod directives;
 mod heredoc;
 mod json;
 mod spec;
 
-use std::collections::BTreeSet;
-
 use crate::error::{Error, Location};
+use directives::Directives;
+pub(crate) use directives::{syntax_warning, Directive};
 pub(crate) use heredoc::{marker as heredoc_marker, Heredoc};
 pub(crate) use json::json_form;
 use spec::suggest;
@@ -165,6 +166,10 @@ pub(crate) struct Parsed<'t> {
     pub(crate) nodes: Nodes<'t>,
     /// From the `# escape=` directive.
     pub(crate) escape: char,
+    /// `# syntax=`, as written.
+    pub(crate) syntax: Option<Directive>,
+    /// `# check=`, as written (`skip=…;error=true`): the build checks read it.
+    pub(crate) check: Option<Directive>,
 }
 
 /// The instructions of a file, parsed as they are read: a big Dockerfile
@@ -261,6 +266,9 @@ impl Nodes<'_> {
             }
         }
         node.end_line = self.number;
+        if let Some(nested) = node.nested.as_deref_mut() {
+            nested.end_line = self.number;
+        }
         Ok(node)
     }
 }
@@ -271,40 +279,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
-    let mut seen = BTreeSet::new();
+    let mut found = Directives::default();
     while let Some(line) = nodes.next_line() {
-        let Some((name, value, column)) = directive(line) else {
+        if !found.read(line, nodes.number)? {
             nodes.pending = Some(line);
             break;
-        };
-        let location = Location { line: nodes.number, column };
-        if !seen.insert(name.clone()) {
-            return Err(Error::at(location, ParseError::DuplicateDirective(name)));
-        }
-        if name == "escape" {
-            nodes.escape = match value {
-                "\\" => '\\',
-                "`" => '`',
-                _ => {
-                    let e = ParseError::InvalidEscape(value.to_owned());
-                    return Err(Error::at(location, e));
-                }
-            };
         }
     }
-    Ok(Parsed { escape: nodes.escape, nodes })
-}
-
-/// `# name=value` at the top of the file: the lowercased name, the value and
-/// the column of the `#`. Only known directives count; any other line ends them.
-fn directive(line: &str) -> Option<(String, &str, usize)> {
-    let start = line.trim_start();
-    let column = line.len() - start.len() + 1;
-    let (name, value) = start.strip_prefix('#')?.split_once('=')?;
-    let name = name.trim().to_ascii_lowercase();
-    let value = value.trim();
-    let known = ["escape", "syntax", "check"].contains(&name.as_str());
-    (known && !value.is_empty()).then_some((name, value, column))
+    nodes.escape = found.escape;
+    Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
 }
 
 /// The line without a trailing escape character (and the blanks after it), and
