@@ -59,6 +59,9 @@ impl Lowering<'_> {
             Some(from) => Some(self.copy_source(index, from, cmd.location)?),
             None => None,
         };
+        if let (Some(w), true) = (&copy.checksum, sources.len() + inline.len() > 1) {
+            return Err(Error::at(w.location, LowerError::ChecksumSources).into());
+        }
         // ADD's sources by kind (COPY's are all local), each group one vertex.
         let mut groups: Vec<(Kind, Vec<String>)> = Vec::new();
         for (word, source) in copy.sources.iter().zip(sources) {

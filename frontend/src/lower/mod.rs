@@ -89,6 +89,9 @@ pub enum LowerError {
     /// ADD `--checksum` that is no digest.
     #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
     Checksum(String),
+    /// ADD `--checksum` with several sources.
+    #[error("ADD --checksum can only be used with a single source: split the ADD")]
+    ChecksumSources,
     /// ADD `--checksum` of a source that is no URL.
     #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
     ChecksumLocal(String),
