@@ -105,7 +105,9 @@ fn tree_node(node: &Node, lexer: &Lexer) -> Result<TreeNode, Error> {
     let args = match (&node.json, node.keyword) {
         (_, "ONBUILD") => match &node.nested {
             Some(nested) => vec![TreeArg::Node(Box::new(tree_node(nested, lexer)?))],
-            None => Vec::new(),
+            // A trigger kiln cannot parse yet is checked when it runs.
+            None if rest.is_empty() => Vec::new(),
+            None => vec![word(rest)],
         },
         (Some(array), _) => array.iter().map(|s| word(s)).collect(),
         (None, _) if rest.is_empty() => Vec::new(),

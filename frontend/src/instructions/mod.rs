@@ -330,7 +330,11 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
         }
         "HEALTHCHECK" => Instruction::Healthcheck(Box::new(health::healthcheck(node)?)),
         "ONBUILD" => {
-            let trigger = node.nested.as_ref().map_or(node.rest.as_str(), |n| n.text.as_str());
+            // As BuildKit stores it: the trigger as written, its heredocs after it.
+            let mut trigger = node.rest.clone();
+            for doc in node.nested.iter().flat_map(|n| &n.heredocs) {
+                trigger += &format!("\n{}{}", doc.content, doc.name);
+            }
             Instruction::Onbuild(trigger.into())
         }
         other => unreachable!("the parser knows no instruction {other}"),

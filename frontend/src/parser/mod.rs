@@ -63,9 +63,9 @@ pub enum ParseError {
         /// The flag's name, without `--`.
         flag: String,
     },
-    /// Exec form with something other than strings in the array.
-    #[error("a JSON array here must hold strings only")]
-    NotStringArray,
+    /// Exec form with something other than strings in the array (quoted).
+    #[error("invalid JSON array {0}: it must hold strings only, each in double quotes")]
+    NotStringArray(String),
     /// A heredoc whose terminator line never comes.
     #[error("unterminated heredoc <<{0}: end it with a line holding only {0}")]
     UnterminatedHeredoc(String),
@@ -367,12 +367,18 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
     let rest = line[pos..].trim_end().to_owned();
     let json = if spec.json { json_form(&rest).map_err(|e| Error::at(at(pos), e))? } else { None };
     let nested = if spec.keyword == "ONBUILD" && !rest.is_empty() {
-        let trigger = node_at(line, segments, pos)?;
-        match trigger.keyword {
+        let first = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        match first.as_str() {
             "ONBUILD" => return Err(Error::at(at(pos), ParseError::OnbuildChain)),
-            k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at(pos), ParseError::OnbuildTrigger(k))),
-            _ => Some(Box::new(Node { line: line.to_owned(), segments: segments.to_vec(), ..trigger })),
+            "FROM" => return Err(Error::at(at(pos), ParseError::OnbuildTrigger("FROM"))),
+            "MAINTAINER" => return Err(Error::at(at(pos), ParseError::OnbuildTrigger("MAINTAINER"))),
+            _ => {}
         }
+        // Like BuildKit, only the trigger's keyword is checked here; the rest
+        // of it is, when a stage built on this image runs it.
+        node_at(line, segments, pos)
+            .ok()
+            .map(|trigger| Box::new(Node { line: line.to_owned(), segments: segments.to_vec(), ..trigger }))
     } else {
         None
     };
