@@ -4,6 +4,7 @@ mod cache;
 mod cli;
 mod copy;
 mod debug_parse;
+mod dockerfile_syntax;
 mod harness;
 mod history;
 mod interop;
