@@ -606,6 +606,30 @@ mod tests {
     }
 
     #[test]
+    fn triggers() {
+        let at = Location { line: 7, column: 1 };
+        let c = parse_trigger("  COPY --chown=1 a /b ", at).unwrap();
+        assert_eq!((c.text.as_str(), c.location), ("COPY --chown=1 a /b", at));
+        let Instruction::Copy(copy) = &c.instruction else { panic!("{c:?}") };
+        assert_eq!((copy.sources[0].raw.as_str(), copy.dest.raw.as_str()), ("a", "/b"));
+        assert_eq!(copy.chown.as_ref().map(|w| w.location.line), Some(7));
+        let c = parse_trigger("RUN <<EOF\necho hi\nEOF", at).unwrap();
+        let Instruction::Run(run) = &c.instruction else { panic!("{c:?}") };
+        assert_eq!(run.heredocs.iter().map(|h| h.content.as_str()).collect::<Vec<_>>(), ["echo hi\n"]);
+        for (bad, want) in [
+            ("FROM x", "7:1: FROM is not allowed as an ONBUILD trigger"),
+            ("onbuild RUN x", "7:1: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
+            ("FROBNICATE x", "7:1: unknown instruction \"FROBNICATE\""),
+            ("COPY a", "7:1: COPY requires at least one source and a destination"),
+            ("RUN a\nRUN b", "7:1: an ONBUILD trigger must be a single instruction"),
+            ("RUN <<EOF\nnever ends", "7:1: unterminated heredoc <<EOF"),
+        ] {
+            let e = parse_trigger(bad, at).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn stages() {
         let file = typed("ARG V=1\nFROM a:$V AS Build\nRUN x\nFROM build\nCMD y").unwrap();
         assert_eq!(file.global_args.len(), 1);

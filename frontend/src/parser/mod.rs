@@ -78,6 +78,9 @@ pub enum ParseError {
     /// `ONBUILD FROM` or `ONBUILD MAINTAINER`.
     #[error("{0} is not allowed as an ONBUILD trigger")]
     OnbuildTrigger(&'static str),
+    /// An ONBUILD trigger that holds more than one instruction.
+    #[error("an ONBUILD trigger must be a single instruction")]
+    TriggerNotOne,
     /// A parser directive (named) given twice.
     #[error("the {0} directive is given twice")]
     DuplicateDirective(String),
@@ -310,12 +313,31 @@ fn node(line: String, segments: Vec<Segment>) -> Result<Node, Error> {
     })
 }
 
-/// Parse one instruction line that is not part of a file: an ONBUILD trigger
-/// being run, written at `at` (where the FROM that runs it is, say).
+/// Parse one instruction that is not part of a file: an ONBUILD trigger
+/// being run (its heredoc bodies follow it on the next lines, as BuildKit
+/// stores them). Every place in it, and in its errors, is `at` (the FROM
+/// that runs it, say).
 pub(crate) fn parse_line(text: &str, at: Location) -> Result<Node, Error> {
-    let start = text.trim_start();
-    let segments = vec![Segment { offset: 0, line: at.line, column: at.column }];
-    node(start.trim_end().to_owned(), segments)
+    let relocate = |mut e: Error| {
+        e.location = Some(at);
+        e
+    };
+    let mut nodes = parse(text).map_err(relocate)?.nodes;
+    let mut node = nodes.next().unwrap_or_else(|| Err(Error::whole(ParseError::Empty))).map_err(relocate)?;
+    if nodes.next().is_some() {
+        return Err(Error::at(at, ParseError::TriggerNotOne));
+    }
+    let pin = |n: &mut Node| {
+        n.location = at;
+        n.end_line = at.line;
+        n.segments.iter_mut().for_each(|s| (s.line, s.column) = (at.line, at.column));
+        n.flags.iter_mut().for_each(|f| f.location = at);
+    };
+    if let Some(nested) = node.nested.as_deref_mut() {
+        pin(nested);
+    }
+    pin(&mut node);
+    Ok(node)
 }
 
 /// The instruction that starts at byte `start` of `line` (0, or after ONBUILD).
