@@ -2,7 +2,10 @@
 //!
 //! Words stay raw (unexpanded) here, each with the place it was written: which
 //! environment expands them is the lowering's business (`lower`). This module
-//! only checks shape: argument counts, `name=value` pairs, stage names.
+//! only checks shape: argument counts, `name=value` pairs, stage names, the
+//! syntax of flags (`copy`: COPY and ADD; `run`: RUN's `--mount`, `--network`,
+//! `--security`; `health`: HEALTHCHECK and its durations). Shell-form command
+//! lines stay unwrapped: the SHELL in effect is only known when lowering.
 
 mod copy;
 mod health;

@@ -2,14 +2,17 @@
 //!
 //! Line-oriented like BuildKit's parser:
 //! * parser directives (`# escape=…`, `# syntax=…`, `# check=…`) are read from the
-//!   top of the file until the first line that is not one;
+//!   top of the file until the first line that is not one (`directives`);
 //! * a line ending with the escape character (default `\`, optionally followed by
-//!   blanks) continues on the next line; blank lines and comment lines inside a
-//!   continuation are skipped;
-//! * the first word is the instruction (case-insensitive), then come `--flag=value`
-//!   words, then the rest, kept as raw text (expansion happens later, and only for
-//!   the instructions that expand) or, for the instructions that have one, parsed
-//!   as a JSON (exec form) array.
+//!   blanks, but not escaped itself) continues on the next line; blank lines and
+//!   comment lines inside a continuation are skipped;
+//! * the first word is the instruction (case-insensitive), then come `--flag[=value]`
+//!   words (which ones each instruction takes: `spec`), then the rest, kept as raw
+//!   text (expansion happens later, and only for the instructions that expand)
+//!   or, for the instructions that have one, parsed as a JSON array (`json`);
+//! * ONBUILD's rest is parsed again as its trigger instruction;
+//! * RUN, COPY and ADD in shell form may name heredocs, whose bodies are the
+//!   lines after the instruction (`heredoc`).
 
 mod directives;
 mod heredoc;
