@@ -481,6 +481,12 @@ mod tests {
             ("COPY --from=b [\"a\",\"/b\"]", "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]"),
             ("RUN echo $((1<<2))", "1:1 RUN |echo $((1<<2))|"),
             ("\u{feff}FROM x", "1:1 FROM |x|"),
+            ("ENV C trailing\\\\\nRUN x", "1:1 ENV |C trailing\\\\|\n2:1 RUN |x|"),
+            ("RUN a \\\n\\\n b", "1:1 RUN |a  b|"),
+            ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
+            ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
+            ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
+            ("onbuild  run x", "1:1 ONBUILD |run x|"),
         ];
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
@@ -496,5 +502,32 @@ mod tests {
         assert_eq!(at("bcd"), "2:4");
         assert_eq!(at("ef"), "4:2");
         assert_eq!(n.text, "RUN a    bcd \tef");
+    }
+
+    #[test]
+    fn flag_errors() {
+        for (text, want) in [
+            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice"),
+            ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
+            ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
+            ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
+            ("ONBUILD maintainer x", "Dockerfile:1:9: MAINTAINER is not allowed as an ONBUILD trigger"),
+            ("CMD [1]", "Dockerfile:1:5: invalid JSON array [1]: it must hold strings only, each in double quotes"),
+        ] {
+            assert_eq!(render(&format!("{text}\n")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let text = "RUN <<A <<-'B'\r\none\r\nA\r\n\ttwo\r\n\tB\r\nRUN next\nONBUILD COPY <<C /c\nc\nC\n";
+        let nodes: Vec<Node> = parse(text).unwrap().nodes.collect::<Result<_, _>>().unwrap();
+        let docs: Vec<_> = nodes[0].heredocs.iter().map(|h| (h.name.as_str(), h.content.as_str(), h.expand)).collect();
+        assert_eq!(docs, [("A", "one\n", true), ("B", "\ttwo\n", false)]);
+        assert_eq!((nodes[0].location.line, nodes[0].end_line), (1, 5));
+        assert_eq!((nodes[1].rest.as_str(), nodes[1].location.line), ("next", 6));
+        let nested = nodes[2].nested.as_ref().unwrap();
+        assert_eq!((nested.keyword, nested.heredocs[0].content.as_str()), ("COPY", "c\n"));
+        assert_eq!(nodes[2].end_line, 9);
     }
 }
