@@ -198,12 +198,17 @@ pub(crate) struct Nodes<'t> {
 impl<'t> Nodes<'t> {
     /// The next line, without its `\r`; its number is then `self.number`.
     fn next_line(&mut self) -> Option<&'t str> {
+        self.next_raw_line().map(|line| line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// The next line as written, `\r` kept: heredoc bodies keep their line ends.
+    fn next_raw_line(&mut self) -> Option<&'t str> {
         if let Some(line) = self.pending.take() {
             return Some(line);
         }
         let line = self.lines.next()?;
         self.number += 1;
-        Some(line.strip_suffix('\r').unwrap_or(line))
+        Some(line)
     }
 }
 
@@ -258,11 +263,12 @@ impl Nodes<'_> {
             target.heredocs = heredoc::markers(&target.text);
             for doc in &mut target.heredocs {
                 loop {
-                    let Some(line) = self.next_line() else {
+                    let Some(line) = self.next_raw_line() else {
                         let e = ParseError::UnterminatedHeredoc(doc.name.clone());
                         return Err(Error::at(start, e));
                     };
-                    let candidate = if doc.chomp { line.trim_start_matches('\t') } else { line };
+                    let candidate = line.trim_end_matches('\r');
+                    let candidate = if doc.chomp { candidate.trim_start_matches('\t') } else { candidate };
                     if candidate == doc.name {
                         break;
                     }
@@ -523,7 +529,7 @@ mod tests {
         let text = "RUN <<A <<-'B'\r\none\r\nA\r\n\ttwo\r\n\tB\r\nRUN next\nONBUILD COPY <<C /c\nc\nC\n";
         let nodes: Vec<Node> = parse(text).unwrap().nodes.collect::<Result<_, _>>().unwrap();
         let docs: Vec<_> = nodes[0].heredocs.iter().map(|h| (h.name.as_str(), h.content.as_str(), h.expand)).collect();
-        assert_eq!(docs, [("A", "one\n", true), ("B", "\ttwo\n", false)]);
+        assert_eq!(docs, [("A", "one\r\n", true), ("B", "\ttwo\r\n", false)]);
         assert_eq!((nodes[0].location.line, nodes[0].end_line), (1, 5));
         assert_eq!((nodes[1].rest.as_str(), nodes[1].location.line), ("next", 6));
         let nested = nodes[2].nested.as_ref().unwrap();
