@@ -361,12 +361,13 @@ fn json_or_words(node: &Node, lexer: &Lexer) -> Vec<Word> {
     }
 }
 
-/// A flag's value as a word (`None` when the flag is not given).
+/// A flag's value as a word (`None` when the flag is not given, or given
+/// empty: `--chown=` is no chown, as in BuildKit).
 fn flag(node: &Node, name: &str) -> Option<Word> {
     node.flags
         .iter()
         .find(|f| f.name == name)
-        .map(|f| Word { raw: f.value.clone().unwrap_or_default(), location: f.location })
+        .and_then(|f| f.value.clone().filter(|v| !v.is_empty()).map(|raw| Word { raw, location: f.location }))
 }
 
 /// Every value of a repeatable flag, in order.

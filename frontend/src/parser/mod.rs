@@ -385,9 +385,10 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         };
         let flag = name.to_owned();
         let value = match value {
-            Some(v) if !v.is_empty() => Some(v.to_owned()),
+            // `--chown=` is accepted (BuildKit reads it as not given); `--chown` is not.
+            Some(v) => Some(v.to_owned()),
             None if kind == FlagKind::Bool => None,
-            _ => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
+            None => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
         };
         if kind != FlagKind::Repeated && flags.iter().any(|f| f.name == name) {
             return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
