@@ -180,6 +180,9 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
         }
     }
     out += &config(&bg.config);
+    if let Some(check) = &bg.check_directive {
+        let _ = writeln!(out, "check directive {check}");
+    }
     if !bg.warnings.is_empty() {
         out += "warnings\n";
         bg.warnings.iter().for_each(|w| writeln!(out, "  {w}").unwrap());

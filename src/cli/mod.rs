@@ -63,6 +63,7 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
-    /// Show what kiln makes of its input (`kiln debug expand`), without a build.
+    /// Show what kiln makes of its inputs (parse trees, …) as JSON.
+    #[command(long_about = debug::HELP)]
     Debug(debug::Args),
 }

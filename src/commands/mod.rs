@@ -30,7 +30,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let is_run = matches!(cli.command, Command::Run(_));
     let result = (|| -> anyhow::Result<i32> {
-        // Debug tools read no settings and open no store.
+        // Nothing in the store is needed, so none is opened (or made).
         let command = match cli.command {
             Command::Debug(args) => return debug::debug(args).map(|()| 0),
             command => command,
@@ -38,6 +38,7 @@ pub fn main() -> i32 {
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
         let store = Store::open(&settings.root)?;
         match command {
+            Command::Debug(_) => unreachable!("handled above"),
             Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
@@ -53,7 +54,6 @@ pub fn main() -> i32 {
             Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
             Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
             Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
-            Command::Debug(_) => unreachable!("handled before the store is opened"),
         }
     })();
     match result {

@@ -4,6 +4,8 @@ mod cache;
 mod checks;
 mod cli;
 mod copy;
+mod debug_parse;
+mod dockerfile_syntax;
 mod expand;
 mod harness;
 mod history;

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::Rule;
-use crate::error::{Error, Location};
+use crate::error::Error;
 use crate::options::BuildOptions;
+use crate::parser::Directive;
 
 /// The build arg that overrides the `check` directive.
 pub(crate) const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
@@ -69,12 +70,12 @@ impl CheckConfig {
     }
 
     /// The build arg if given, else the file's directive (`at` its place).
-    pub(crate) fn for_build(directive: Option<&(String, Location)>, opts: &BuildOptions) -> Result<Self, Error> {
+    pub(crate) fn for_build(directive: Option<&Directive>, opts: &BuildOptions) -> Result<Self, Error> {
         if let Some(value) = opts.build_args.get(CHECK_BUILD_ARG) {
             return CheckConfig::parse(value).map_err(Error::whole);
         }
         match directive {
-            Some((value, at)) => CheckConfig::parse(value).map_err(|e| Error::at(*at, e)),
+            Some(d) => CheckConfig::parse(&d.value).map_err(|e| Error::at(d.location, e)),
             None => Ok(CheckConfig::default()),
         }
     }

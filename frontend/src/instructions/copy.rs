@@ -78,7 +78,7 @@ pub(super) fn copy(node: &Node, lexer: &Lexer) -> Result<Copy, Error> {
         chown: flag(node, "chown"),
         chmod: flag(node, "chmod"),
         checksum: flag(node, "checksum"),
-        exclude: flags(node, "exclude"),
+        exclude: flags(node, "exclude").into_iter().filter(|w| !w.raw.is_empty()).collect(),
         link: bool_flag(node, "link")?.unwrap_or(false),
         parents: bool_flag(node, "parents")?.unwrap_or(false),
         unpack: bool_flag(node, "unpack")?,

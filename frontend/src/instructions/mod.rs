@@ -2,7 +2,10 @@
 //!
 //! Words stay raw (unexpanded) here, each with the place it was written: which
 //! environment expands them is the lowering's business (`lower`). This module
-//! only checks shape: argument counts, `name=value` pairs, stage names.
+//! only checks shape: argument counts, `name=value` pairs, stage names, the
+//! syntax of flags (`copy`: COPY and ADD; `run`: RUN's `--mount`, `--network`,
+//! `--security`; `health`: HEALTHCHECK and its durations). Shell-form command
+//! lines stay unwrapped: the SHELL in effect is only known when lowering.
 
 mod copy;
 mod health;
@@ -330,7 +333,11 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
         }
         "HEALTHCHECK" => Instruction::Healthcheck(Box::new(health::healthcheck(node)?)),
         "ONBUILD" => {
-            let trigger = node.nested.as_ref().map_or(node.rest.as_str(), |n| n.text.as_str());
+            // As BuildKit stores it: the trigger as written, its heredocs after it.
+            let mut trigger = node.rest.clone();
+            for doc in node.nested.iter().flat_map(|n| &n.heredocs) {
+                trigger += &format!("\n{}{}", doc.content, doc.name);
+            }
             Instruction::Onbuild(trigger.into())
         }
         other => unreachable!("the parser knows no instruction {other}"),
@@ -354,12 +361,13 @@ fn json_or_words(node: &Node, lexer: &Lexer) -> Vec<Word> {
     }
 }
 
-/// A flag's value as a word (`None` when the flag is not given).
+/// A flag's value as a word (`None` when the flag is not given, or given
+/// empty: `--chown=` is no chown, as in BuildKit).
 fn flag(node: &Node, name: &str) -> Option<Word> {
     node.flags
         .iter()
         .find(|f| f.name == name)
-        .map(|f| Word { raw: f.value.clone().unwrap_or_default(), location: f.location })
+        .and_then(|f| f.value.clone().filter(|v| !v.is_empty()).map(|raw| Word { raw, location: f.location }))
 }
 
 /// Every value of a repeatable flag, in order.
@@ -393,6 +401,14 @@ fn bool_value(f: &Flag) -> Result<bool, Error> {
 /// The rest as one word (WORKDIR, USER).
 fn whole(node: &Node) -> Word {
     Word { raw: node.rest.clone(), location: node.location_of(0) }
+}
+
+/// ENV's or LABEL's pairs as BuildKit's parser leaves them: raw key, raw
+/// value, and the separator (`=`, or empty for the legacy `K value` form).
+pub(crate) fn raw_pairs(node: &Node, lexer: &Lexer) -> Result<Vec<(String, String, &'static str)>, Error> {
+    let legacy = !words(node, lexer).first().is_some_and(|w| w.raw.contains('='));
+    let sep = if legacy { "" } else { "=" };
+    Ok(pairs(node, lexer)?.iter().map(|p| (p.key.raw.clone(), p.value.raw.clone(), sep)).collect())
 }
 
 /// `k=v k2="v 2"`, or the legacy `K value with spaces` (one pair).
@@ -597,6 +613,30 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(one(line), *want, "line: {line}");
+        }
+    }
+
+    #[test]
+    fn triggers() {
+        let at = Location { line: 7, column: 1 };
+        let c = parse_trigger("  COPY --chown=1 a /b ", at).unwrap();
+        assert_eq!((c.text.as_str(), c.location), ("COPY --chown=1 a /b", at));
+        let Instruction::Copy(copy) = &c.instruction else { panic!("{c:?}") };
+        assert_eq!((copy.sources[0].raw.as_str(), copy.dest.raw.as_str()), ("a", "/b"));
+        assert_eq!(copy.chown.as_ref().map(|w| w.location.line), Some(7));
+        let c = parse_trigger("RUN <<EOF\necho hi\nEOF", at).unwrap();
+        let Instruction::Run(run) = &c.instruction else { panic!("{c:?}") };
+        assert_eq!(run.heredocs.iter().map(|h| h.content.as_str()).collect::<Vec<_>>(), ["echo hi\n"]);
+        for (bad, want) in [
+            ("FROM x", "7:1: FROM is not allowed as an ONBUILD trigger"),
+            ("onbuild RUN x", "7:1: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
+            ("FROBNICATE x", "7:1: unknown instruction \"FROBNICATE\""),
+            ("COPY a", "7:1: COPY requires at least one source and a destination"),
+            ("RUN a\nRUN b", "7:1: an ONBUILD trigger must be a single instruction"),
+            ("RUN <<EOF\nnever ends", "7:1: unterminated heredoc <<EOF"),
+        ] {
+            let e = parse_trigger(bad, at).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
         }
     }
 

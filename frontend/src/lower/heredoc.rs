@@ -20,7 +20,8 @@ const PIPES: &str = "/dev/pipes/";
 pub(super) fn run_command(text: &str, heredocs: &[Heredoc]) -> (CommandLine, Vec<InlineFile>) {
     if let (Some(_), Some(first)) = (heredoc_marker(text), heredocs.first()) {
         let body = first.body();
-        if body.starts_with("#!") {
+        // BuildKit looks for the shebang before `<<-` strips tabs.
+        if first.content.starts_with("#!") {
             let path = format!("{PIPES}{}", first.name);
             let file = InlineFile { name: path.clone(), content: body };
             return (CommandLine::Shell(path), vec![file]);
@@ -113,12 +114,15 @@ mod tests {
         assert_eq!(line, CommandLine::Shell("echo a\necho b\n".into()));
         assert!(files.is_empty());
 
-        let (line, files) = run_command("<<-'S'", &[doc("S", "\t#!/usr/bin/env python3\n\tprint(1)\n", true)]);
+        let (line, files) = run_command("<<-'S'", &[doc("S", "#!/usr/bin/env python3\n\tprint(1)\n", true)]);
         assert_eq!(line, CommandLine::Shell("/dev/pipes/S".into()));
-        assert_eq!(
-            files,
-            [InlineFile { name: "/dev/pipes/S".into(), content: "#!/usr/bin/env python3\nprint(1)\n".into() }]
-        );
+        let script = "#!/usr/bin/env python3\nprint(1)\n";
+        assert_eq!(files, [InlineFile { name: "/dev/pipes/S".into(), content: script.into() }]);
+
+        // A tab before the shebang: no script file, though `<<-` strips the tab.
+        let (line, files) = run_command("<<-S", &[doc("S", "\t#!/bin/sh\n\techo\n", true)]);
+        assert_eq!(line, CommandLine::Shell("#!/bin/sh\necho\n".into()));
+        assert!(files.is_empty());
 
         let docs = [doc("A", "x\n", false), doc("B", "\ty\n", true)];
         let (line, files) = run_command("cat <<A > a && cat <<-B > b", &docs);

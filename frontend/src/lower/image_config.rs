@@ -19,6 +19,7 @@ impl Lowering<'_> {
             if path.trim().is_empty() {
                 return Err(Error::at(word.location, crate::instructions::InstructionError::EmptyVolume));
             }
+            let path = path.trim().to_owned();
             st.config.volumes.insert(path.clone());
             paths.push(path);
         }

@@ -62,7 +62,10 @@ impl Lowering<'_> {
                 }
             }
         }
-        st.history(format!("EXPOSE {}", ports.join(" ")), true);
+        // BuildKit writes Go's `%v` of its port set: `map[53/udp:{} 80/tcp:{}]`.
+        let set: std::collections::BTreeSet<&String> = ports.iter().collect();
+        let shown: Vec<String> = set.into_iter().map(|p| format!("{p}:{{}}")).collect();
+        st.history(format!("EXPOSE map[{}]", shown.join(" ")), true);
         Ok(())
     }
 

@@ -80,15 +80,23 @@ pub enum LowerError {
     /// `COPY --from` names a stage defined further down.
     #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
     CopyFromLater(String),
-    /// Several COPY sources into something that is not a directory.
-    #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
-    CopyDestNotDirectory(String),
+    /// Several COPY or ADD sources into something that is not a directory.
+    #[error("{keyword} with more than one source needs a directory destination ending in \"/\", not \"{dest}\"")]
+    CopyDestNotDirectory {
+        /// COPY or ADD.
+        keyword: &'static str,
+        /// The destination, expanded.
+        dest: String,
+    },
     /// `--chmod` is neither an octal nor a symbolic mode.
     #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
     /// ADD `--checksum` that is no digest.
     #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
     Checksum(String),
+    /// ADD `--checksum` with several sources.
+    #[error("ADD --checksum can only be used with a single source: split the ADD")]
+    ChecksumSources,
     /// ADD `--checksum` of a source that is no URL.
     #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
     ChecksumLocal(String),
@@ -130,6 +138,9 @@ pub struct BuildGraph {
     /// The Dockerfile instruction each vertex comes from, so a failing step can be
     /// named by its line.
     pub sources: BTreeMap<Digest, Location>,
+    /// The `# check=` directive's value as written (`skip=…;error=true`), for
+    /// the build checks.
+    pub check_directive: Option<String>,
 }
 
 /// Lower the stages of `file` that the target needs.
@@ -170,6 +181,7 @@ pub(crate) fn lower(
         config: built.config,
         warnings,
         sources: lowering.sources,
+        check_directive: None,
     })
 }
 

@@ -11,15 +11,18 @@ impl Lowering<'_> {
     pub(super) fn check_platform(&self, word: &Word) -> Result<(), Error> {
         let globals = &self.global_args;
         let requested = self.expand(word, &|n| globals.get(n).cloned())?;
+        // Without a known build platform (a caller that sets none), there is
+        // nothing to compare with.
+        let Some(build) = &self.opts.platform else {
+            return Ok(());
+        };
         if requested.is_empty() {
             return Err(Error::at(word.location, LowerError::EmptyValue("FROM --platform")));
         }
-        match &self.opts.platform {
-            Some(build) if normalize(build) != normalize(&requested) => {
-                Err(Error::at(word.location, LowerError::Platform { requested, build: build.clone() }))
-            }
-            _ => Ok(()),
+        if normalize(build) != normalize(&requested) {
+            return Err(Error::at(word.location, LowerError::Platform { requested, build: build.clone() }));
         }
+        Ok(())
     }
 }
 

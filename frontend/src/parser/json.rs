@@ -15,7 +15,7 @@ pub(crate) fn json_form(rest: &str) -> Result<Option<Vec<String>>, ParseError> {
             .into_iter()
             .map(|v| match v {
                 serde_json::Value::String(s) => Ok(s),
-                _ => Err(ParseError::NotStringArray),
+                _ => Err(ParseError::NotStringArray(crate::shorten::Shortened::new(rest).to_string())),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
@@ -37,6 +37,6 @@ mod tests {
         assert_eq!(json_form(r#"["x"] # comment"#).unwrap(), None);
         assert_eq!(json_form("[ -f x ]").unwrap(), None);
         assert_eq!(json_form(r#"{"a": 1}"#).unwrap(), None);
-        assert!(matches!(json_form(r#"["a", 1]"#), Err(ParseError::NotStringArray)));
+        assert!(matches!(json_form(r#"["a", 1]"#), Err(ParseError::NotStringArray(_))));
     }
 }

@@ -2,22 +2,26 @@
 //!
 //! Line-oriented like BuildKit's parser:
 //! * parser directives (`# escape=…`, `# syntax=…`, `# check=…`) are read from the
-//!   top of the file until the first line that is not one;
+//!   top of the file until the first line that is not one (`directives`);
 //! * a line ending with the escape character (default `\`, optionally followed by
-//!   blanks) continues on the next line; blank lines and comment lines inside a
-//!   continuation are skipped;
-//! * the first word is the instruction (case-insensitive), then come `--flag=value`
-//!   words, then the rest, kept as raw text (expansion happens later, and only for
-//!   the instructions that expand) or, for the instructions that have one, parsed
-//!   as a JSON (exec form) array.
+//!   blanks, but not escaped itself) continues on the next line; blank lines and
+//!   comment lines inside a continuation are skipped;
+//! * the first word is the instruction (case-insensitive), then come `--flag[=value]`
+//!   words (which ones each instruction takes: `spec`), then the rest, kept as raw
+//!   text (expansion happens later, and only for the instructions that expand)
+//!   or, for the instructions that have one, parsed as a JSON array (`json`);
+//! * ONBUILD's rest is parsed again as its trigger instruction;
+//! * RUN, COPY and ADD in shell form may name heredocs, whose bodies are the
+//!   lines after the instruction (`heredoc`).
 
+mod directives;
 mod heredoc;
 mod json;
 mod spec;
 
-use std::collections::BTreeSet;
-
 use crate::error::{Error, Location};
+use directives::Directives;
+pub(crate) use directives::{syntax_warning, Directive};
 pub(crate) use heredoc::{marker as heredoc_marker, Heredoc};
 pub(crate) use json::json_form;
 use spec::suggest;
@@ -62,9 +66,9 @@ pub enum ParseError {
         /// The flag's name, without `--`.
         flag: String,
     },
-    /// Exec form with something other than strings in the array.
-    #[error("a JSON array here must hold strings only")]
-    NotStringArray,
+    /// Exec form with something other than strings in the array (quoted).
+    #[error("invalid JSON array {0}: it must hold strings only, each in double quotes")]
+    NotStringArray(String),
     /// A heredoc whose terminator line never comes.
     #[error("unterminated heredoc <<{0}: end it with a line holding only {0}")]
     UnterminatedHeredoc(String),
@@ -77,6 +81,9 @@ pub enum ParseError {
     /// `ONBUILD FROM` or `ONBUILD MAINTAINER`.
     #[error("{0} is not allowed as an ONBUILD trigger")]
     OnbuildTrigger(&'static str),
+    /// An ONBUILD trigger that holds more than one instruction.
+    #[error("an ONBUILD trigger must be a single instruction")]
+    TriggerNotOne,
     /// A parser directive (named) given twice.
     #[error("the {0} directive is given twice")]
     DuplicateDirective(String),
@@ -165,8 +172,10 @@ pub(crate) struct Parsed<'t> {
     pub(crate) nodes: Nodes<'t>,
     /// From the `# escape=` directive.
     pub(crate) escape: char,
-    /// The `# check=` directive's value and where it was written (read by `checks`).
-    pub(crate) check: Option<(String, Location)>,
+    /// `# syntax=`, as written.
+    pub(crate) syntax: Option<Directive>,
+    /// `# check=`, as written (`skip=…;error=true`): the build checks read it.
+    pub(crate) check: Option<Directive>,
 }
 
 /// The instructions of a file, parsed as they are read: a big Dockerfile
@@ -189,12 +198,17 @@ pub(crate) struct Nodes<'t> {
 impl<'t> Nodes<'t> {
     /// The next line, without its `\r`; its number is then `self.number`.
     fn next_line(&mut self) -> Option<&'t str> {
+        self.next_raw_line().map(|line| line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// The next line as written, `\r` kept: heredoc bodies keep their line ends.
+    fn next_raw_line(&mut self) -> Option<&'t str> {
         if let Some(line) = self.pending.take() {
             return Some(line);
         }
         let line = self.lines.next()?;
         self.number += 1;
-        Some(line.strip_suffix('\r').unwrap_or(line))
+        Some(line)
     }
 }
 
@@ -249,11 +263,12 @@ impl Nodes<'_> {
             target.heredocs = heredoc::markers(&target.text);
             for doc in &mut target.heredocs {
                 loop {
-                    let Some(line) = self.next_line() else {
+                    let Some(line) = self.next_raw_line() else {
                         let e = ParseError::UnterminatedHeredoc(doc.name.clone());
                         return Err(Error::at(start, e));
                     };
-                    let candidate = if doc.chomp { line.trim_start_matches('\t') } else { line };
+                    let candidate = line.trim_end_matches('\r');
+                    let candidate = if doc.chomp { candidate.trim_start_matches('\t') } else { candidate };
                     if candidate == doc.name {
                         break;
                     }
@@ -263,6 +278,9 @@ impl Nodes<'_> {
             }
         }
         node.end_line = self.number;
+        if let Some(nested) = node.nested.as_deref_mut() {
+            nested.end_line = self.number;
+        }
         Ok(node)
     }
 }
@@ -273,44 +291,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
-    let mut seen = BTreeSet::new();
-    let mut check = None;
+    let mut found = Directives::default();
     while let Some(line) = nodes.next_line() {
-        let Some((name, value, column)) = directive(line) else {
+        if !found.read(line, nodes.number)? {
             nodes.pending = Some(line);
             break;
-        };
-        let location = Location { line: nodes.number, column };
-        if !seen.insert(name.clone()) {
-            return Err(Error::at(location, ParseError::DuplicateDirective(name)));
-        }
-        if name == "check" {
-            check = Some((value.to_owned(), location));
-        }
-        if name == "escape" {
-            nodes.escape = match value {
-                "\\" => '\\',
-                "`" => '`',
-                _ => {
-                    let e = ParseError::InvalidEscape(value.to_owned());
-                    return Err(Error::at(location, e));
-                }
-            };
         }
     }
-    Ok(Parsed { escape: nodes.escape, nodes, check })
-}
-
-/// `# name=value` at the top of the file: the lowercased name, the value and
-/// the column of the `#`. Only known directives count; any other line ends them.
-fn directive(line: &str) -> Option<(String, &str, usize)> {
-    let start = line.trim_start();
-    let column = line.len() - start.len() + 1;
-    let (name, value) = start.strip_prefix('#')?.split_once('=')?;
-    let name = name.trim().to_ascii_lowercase();
-    let value = value.trim();
-    let known = ["escape", "syntax", "check"].contains(&name.as_str());
-    (known && !value.is_empty()).then_some((name, value, column))
+    nodes.escape = found.escape;
+    Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
 }
 
 /// The line without a trailing escape character (and the blanks after it), and
@@ -333,12 +322,31 @@ fn node(line: String, segments: Vec<Segment>) -> Result<Node, Error> {
     })
 }
 
-/// Parse one instruction line that is not part of a file: an ONBUILD trigger
-/// being run, written at `at` (where the FROM that runs it is, say).
+/// Parse one instruction that is not part of a file: an ONBUILD trigger
+/// being run (its heredoc bodies follow it on the next lines, as BuildKit
+/// stores them). Every place in it, and in its errors, is `at` (the FROM
+/// that runs it, say).
 pub(crate) fn parse_line(text: &str, at: Location) -> Result<Node, Error> {
-    let start = text.trim_start();
-    let segments = vec![Segment { offset: 0, line: at.line, column: at.column }];
-    node(start.trim_end().to_owned(), segments)
+    let relocate = |mut e: Error| {
+        e.location = Some(at);
+        e
+    };
+    let mut nodes = parse(text).map_err(relocate)?.nodes;
+    let mut node = nodes.next().unwrap_or_else(|| Err(Error::whole(ParseError::Empty))).map_err(relocate)?;
+    if nodes.next().is_some() {
+        return Err(Error::at(at, ParseError::TriggerNotOne));
+    }
+    let pin = |n: &mut Node| {
+        n.location = at;
+        n.end_line = at.line;
+        n.segments.iter_mut().for_each(|s| (s.line, s.column) = (at.line, at.column));
+        n.flags.iter_mut().for_each(|f| f.location = at);
+    };
+    if let Some(nested) = node.nested.as_deref_mut() {
+        pin(nested);
+    }
+    pin(&mut node);
+    Ok(node)
 }
 
 /// The instruction that starts at byte `start` of `line` (0, or after ONBUILD).
@@ -377,9 +385,10 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         };
         let flag = name.to_owned();
         let value = match value {
-            Some(v) if !v.is_empty() => Some(v.to_owned()),
+            // `--chown=` is accepted (BuildKit reads it as not given); `--chown` is not.
+            Some(v) => Some(v.to_owned()),
             None if kind == FlagKind::Bool => None,
-            _ => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
+            None => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
         };
         if kind != FlagKind::Repeated && flags.iter().any(|f| f.name == name) {
             return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
@@ -390,12 +399,18 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
     let rest = line[pos..].trim_end().to_owned();
     let json = if spec.json { json_form(&rest).map_err(|e| Error::at(at(pos), e))? } else { None };
     let nested = if spec.keyword == "ONBUILD" && !rest.is_empty() {
-        let trigger = node_at(line, segments, pos)?;
-        match trigger.keyword {
+        let first = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        match first.as_str() {
             "ONBUILD" => return Err(Error::at(at(pos), ParseError::OnbuildChain)),
-            k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at(pos), ParseError::OnbuildTrigger(k))),
-            _ => Some(Box::new(Node { line: line.to_owned(), segments: segments.to_vec(), ..trigger })),
+            "FROM" => return Err(Error::at(at(pos), ParseError::OnbuildTrigger("FROM"))),
+            "MAINTAINER" => return Err(Error::at(at(pos), ParseError::OnbuildTrigger("MAINTAINER"))),
+            _ => {}
         }
+        // Like BuildKit, only the trigger's keyword is checked here; the rest
+        // of it is, when a stage built on this image runs it.
+        node_at(line, segments, pos)
+            .ok()
+            .map(|trigger| Box::new(Node { line: line.to_owned(), segments: segments.to_vec(), ..trigger }))
     } else {
         None
     };
@@ -473,6 +488,12 @@ mod tests {
             ("COPY --from=b [\"a\",\"/b\"]", "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]"),
             ("RUN echo $((1<<2))", "1:1 RUN |echo $((1<<2))|"),
             ("\u{feff}FROM x", "1:1 FROM |x|"),
+            ("ENV C trailing\\\\\nRUN x", "1:1 ENV |C trailing\\\\|\n2:1 RUN |x|"),
+            ("RUN a \\\n\\\n b", "1:1 RUN |a  b|"),
+            ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
+            ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
+            ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
+            ("onbuild  run x", "1:1 ONBUILD |run x|"),
         ];
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
@@ -488,5 +509,32 @@ mod tests {
         assert_eq!(at("bcd"), "2:4");
         assert_eq!(at("ef"), "4:2");
         assert_eq!(n.text, "RUN a    bcd \tef");
+    }
+
+    #[test]
+    fn flag_errors() {
+        for (text, want) in [
+            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice"),
+            ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
+            ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
+            ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
+            ("ONBUILD maintainer x", "Dockerfile:1:9: MAINTAINER is not allowed as an ONBUILD trigger"),
+            ("CMD [1]", "Dockerfile:1:5: invalid JSON array [1]: it must hold strings only, each in double quotes"),
+        ] {
+            assert_eq!(render(&format!("{text}\n")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let text = "RUN <<A <<-'B'\r\none\r\nA\r\n\ttwo\r\n\tB\r\nRUN next\nONBUILD COPY <<C /c\nc\nC\n";
+        let nodes: Vec<Node> = parse(text).unwrap().nodes.collect::<Result<_, _>>().unwrap();
+        let docs: Vec<_> = nodes[0].heredocs.iter().map(|h| (h.name.as_str(), h.content.as_str(), h.expand)).collect();
+        assert_eq!(docs, [("A", "one\r\n", true), ("B", "\ttwo\r\n", false)]);
+        assert_eq!((nodes[0].location.line, nodes[0].end_line), (1, 5));
+        assert_eq!((nodes[1].rest.as_str(), nodes[1].location.line), ("next", 6));
+        let nested = nodes[2].nested.as_ref().unwrap();
+        assert_eq!((nested.keyword, nested.heredocs[0].content.as_str()), ("COPY", "c\n"));
+        assert_eq!(nodes[2].end_line, 9);
     }
 }
