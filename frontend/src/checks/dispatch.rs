@@ -216,6 +216,7 @@ impl Walk<'_> {
                     self.expand(word, at);
                 }
             }
+            Instruction::Expose(words) => self.expose(words, at),
             Instruction::Copy(copy) => {
                 let flags = [&copy.chown, &copy.chmod, &copy.checksum];
                 for word in copy.sources.iter().chain([&copy.dest]).chain(flags.into_iter().flatten()) {
@@ -223,6 +224,32 @@ impl Walk<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// ExposeProtoCasing and ExposeInvalidFormat, on the ports as expanded.
+    fn expose(&mut self, words: &[Word], at: Location) {
+        for word in words {
+            let env = self.state.env.clone().unwrap_or_default();
+            let Ok(expansion) = self.lexer.process(&word.raw, &|n| env.get(n).cloned()) else {
+                continue;
+            };
+            for port in expansion.words {
+                let (mapping, proto) = match port.split_once('/') {
+                    Some((mapping, proto)) => (mapping, proto),
+                    None => (port.as_str(), ""),
+                };
+                if proto != proto.to_lowercase() {
+                    let message = format!("Defined protocol '{port}' in EXPOSE instruction should be lowercase");
+                    self.warn(Rule::ExposeProtoCasing, message, at);
+                }
+                if mapping.contains(':') {
+                    let message = format!(
+                        "EXPOSE instruction should not define an IP address or host-port mapping, found '{port}'"
+                    );
+                    self.warn(Rule::ExposeInvalidFormat, message, at);
+                }
+            }
         }
     }
 

@@ -25,6 +25,7 @@ pub(super) const PREDEFINED: &[&str] = &[
 pub(super) fn check(file: &File, lexer: &Lexer, opts: &BuildOptions, found: &mut Vec<Warning>) {
     undefined_args(file, lexer, opts, found);
     invalid_defaults(file, lexer, opts, found);
+    platforms(file, lexer, opts, found);
 }
 
 /// The predefined ARGs' values: the platform's parts (empty without one),
@@ -112,4 +113,56 @@ fn invalid_defaults(file: &File, lexer: &Lexer, opts: &BuildOptions, found: &mut
             found.push(Warning { rule: Rule::InvalidDefaultArgInFrom, message, location: stage.location });
         }
     }
+}
+
+/// RedundantTargetPlatform and FromPlatformFlagConstDisallowed: what FROM's
+/// `--platform` says.
+fn platforms(file: &File, lexer: &Lexer, opts: &BuildOptions, found: &mut Vec<Warning>) {
+    let Some(env) = global_env(file, lexer, opts, true) else {
+        return;
+    };
+    for stage in &file.stages {
+        let Some(raw) = &stage.platform else {
+            continue;
+        };
+        let Ok(expansion) = lexer.process(raw, &|n| env.get(n).cloned()) else {
+            continue;
+        };
+        let only_target = expansion.unmatched.is_empty()
+            && expansion.matched.len() == 1
+            && expansion.matched.contains("TARGETPLATFORM");
+        if only_target && env.get("TARGETPLATFORM") == Some(&expansion.text) {
+            let message =
+                format!("Setting platform to predefined {raw} in FROM is redundant as this is the default behavior");
+            found.push(Warning { rule: Rule::RedundantTargetPlatform, message, location: stage.location });
+        }
+        if !expansion.matched.is_empty() || !expansion.unmatched.is_empty() {
+            continue;
+        }
+        // A stage named for its platform (`AS build-arm64`) may pin it.
+        let Some((os, arch)) = os_arch(&expansion.text) else {
+            continue;
+        };
+        let name = stage.name().unwrap_or_default();
+        if name.contains(&os) || name.contains(&arch) {
+            continue;
+        }
+        let message = format!("FROM --platform flag should not use constant value {:?}", expansion.text);
+        found.push(Warning { rule: Rule::FromPlatformFlagConstDisallowed, message, location: stage.location });
+    }
+}
+
+/// `os/arch[/variant]`'s OS and architecture, normalised as containerd's
+/// platforms package does for the common aliases.
+fn os_arch(platform: &str) -> Option<(String, String)> {
+    let mut parts = platform.split('/');
+    let os = parts.next().filter(|s| !s.is_empty())?.to_lowercase();
+    let arch = match parts.next()?.to_lowercase().as_str() {
+        "x86_64" | "x86-64" => "amd64".to_owned(),
+        "aarch64" => "arm64".to_owned(),
+        "i386" => "386".to_owned(),
+        "" => return None,
+        other => other.to_owned(),
+    };
+    Some((os, arch))
 }

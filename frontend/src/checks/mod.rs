@@ -62,6 +62,14 @@ pub enum Rule {
     SecretsUsedInArgOrEnv,
     /// A FROM whose ARGs' defaults make no valid image name.
     InvalidDefaultArgInFrom,
+    /// `FROM --platform=$TARGETPLATFORM`, which is the default anyway.
+    RedundantTargetPlatform,
+    /// `FROM --platform=linux/amd64`: a constant where an ARG belongs.
+    FromPlatformFlagConstDisallowed,
+    /// `EXPOSE 80/TCP`.
+    ExposeProtoCasing,
+    /// `EXPOSE 127.0.0.1:80:80`: EXPOSE publishes nothing.
+    ExposeInvalidFormat,
 }
 
 impl Rule {
@@ -81,6 +89,10 @@ impl Rule {
         Rule::LegacyKeyValueFormat,
         Rule::SecretsUsedInArgOrEnv,
         Rule::InvalidDefaultArgInFrom,
+        Rule::RedundantTargetPlatform,
+        Rule::FromPlatformFlagConstDisallowed,
+        Rule::ExposeProtoCasing,
+        Rule::ExposeInvalidFormat,
     ];
 
     /// The rule's name, as `# check=skip=` takes it.
@@ -111,6 +123,12 @@ impl Rule {
             Rule::LegacyKeyValueFormat => ("LegacyKeyValueFormat", "legacy-key-value-format"),
             Rule::SecretsUsedInArgOrEnv => ("SecretsUsedInArgOrEnv", "secrets-used-in-arg-or-env"),
             Rule::InvalidDefaultArgInFrom => ("InvalidDefaultArgInFrom", "invalid-default-arg-in-from"),
+            Rule::RedundantTargetPlatform => ("RedundantTargetPlatform", "redundant-target-platform"),
+            Rule::FromPlatformFlagConstDisallowed => {
+                ("FromPlatformFlagConstDisallowed", "from-platform-flag-const-disallowed")
+            }
+            Rule::ExposeProtoCasing => ("ExposeProtoCasing", "expose-proto-casing"),
+            Rule::ExposeInvalidFormat => ("ExposeInvalidFormat", "expose-invalid-format"),
         }
     }
 }

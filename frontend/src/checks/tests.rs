@@ -213,6 +213,41 @@ fn undefined_variables() {
 }
 
 #[test]
+fn platforms_and_ports() {
+    let opts = BuildOptions { platform: Some("linux/amd64".into()), ..Default::default() };
+    for (text, want) in [
+        (
+            "FROM --platform=$TARGETPLATFORM busybox\n",
+            &["1: RedundantTargetPlatform: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior"][..],
+        ),
+        ("FROM --platform=$BUILDPLATFORM busybox\n", &[]),
+        (
+            "FROM --platform=linux/amd64 busybox\n",
+            &["1: FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\""],
+        ),
+        ("FROM --platform=linux/amd64 busybox AS build-amd64\n", &[]),
+        ("FROM --platform=linux/x86_64 busybox AS build-amd64\n", &[]),
+        ("FROM --platform=linux/arm64 busybox AS linux-build\n", &[]),
+        (
+            "FROM busybox\nENV P=8080/UDP\nEXPOSE 80/TCP 443 $P\n",
+            &[
+                "3: ExposeProtoCasing: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+                "3: ExposeProtoCasing: Defined protocol '8080/UDP' in EXPOSE instruction should be lowercase",
+            ],
+        ),
+        (
+            "FROM busybox\nEXPOSE 127.0.0.1:80:80 8080:80/tcp 80/tcp\n",
+            &[
+                "2: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:80:80'",
+                "2: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80/tcp'",
+            ],
+        ),
+    ] {
+        assert_eq!(lint_with(text, &opts), want, "Dockerfile:\n{text}");
+    }
+}
+
+#[test]
 fn the_directive_chooses_rules_and_errors() {
     let text = "FROM busybox\nCMD echo hi\nWORKDIR app\n";
     assert_eq!(lint(text).len(), 2);

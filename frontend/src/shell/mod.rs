@@ -104,6 +104,8 @@ pub(crate) struct Expansion {
     pub(crate) text: String,
     /// The text expanded and split into words (BuildKit's ProcessWords).
     pub(crate) words: Vec<String>,
+    /// The names it looked up that were set.
+    pub(crate) matched: BTreeSet<String>,
     /// The names it looked up that were not set.
     pub(crate) unmatched: BTreeSet<String>,
 }
@@ -123,7 +125,7 @@ impl Lexer {
     pub(crate) fn process(&self, text: &str, env: Env<'_>) -> Result<Expansion, ShellError> {
         let mut scanner = Scanner::new(text, self.escape, env);
         let (text, words) = scanner.process(None)?;
-        Ok(Expansion { text, words: words.finish(), unmatched: scanner.unmatched })
+        Ok(Expansion { text, words: words.finish(), matched: scanner.matched, unmatched: scanner.unmatched })
     }
 
     /// Expand one word: variables substituted, quotes and escapes removed, no

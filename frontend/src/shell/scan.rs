@@ -20,7 +20,8 @@ pub(super) struct Scanner<'a> {
     /// `\*` from `*`.
     raw_escapes: bool,
     env: Env<'a>,
-    /// The names looked up and not set (for the UndefinedVar check).
+    /// The names looked up and set, and those not set (for the build checks).
+    pub(super) matched: BTreeSet<String>,
     pub(super) unmatched: BTreeSet<String>,
 }
 
@@ -33,6 +34,7 @@ impl<'a> Scanner<'a> {
             escape,
             raw_escapes: false,
             env,
+            matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         }
     }
@@ -54,9 +56,10 @@ impl<'a> Scanner<'a> {
 
     fn lookup(&mut self, name: &str) -> Option<String> {
         let value = (self.env)(name);
-        if value.is_none() {
-            self.unmatched.insert(name.to_owned());
-        }
+        match value {
+            Some(_) => self.matched.insert(name.to_owned()),
+            None => self.unmatched.insert(name.to_owned()),
+        };
         value
     }
 
