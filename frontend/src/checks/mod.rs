@@ -188,17 +188,19 @@ impl CheckReport {
 /// Which stages the per-instruction rules look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// Every stage (`kiln build --check`, like `docker build --check`).
+    /// Every stage (`kiln build --check` without a target, like `docker build --check`).
     All,
     /// The target and the stages it needs (a build's warnings).
     Target,
 }
 
-/// Run the checks on `dockerfile`: every rule, on every stage. A file that
-/// does not parse is an error; base images the resolver does not know leave
-/// their stages' variables unchecked rather than reported.
+/// Run the checks on `dockerfile`: every rule, on every stage, or with a
+/// target, on the stages it needs (as `docker build --check` does). A file
+/// that does not parse is an error; base images the resolver does not know
+/// leave their stages' variables unchecked rather than reported.
 pub fn check(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<CheckReport, Error> {
-    run(dockerfile, opts, resolver, Scope::All).map_err(|mut e| {
+    let scope = if opts.target.is_some() { Scope::Target } else { Scope::All };
+    run(dockerfile, opts, resolver, scope).map_err(|mut e| {
         e.file = file_name(opts);
         e
     })

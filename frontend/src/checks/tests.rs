@@ -295,6 +295,10 @@ fn a_build_warns_about_the_stages_it_builds() {
     assert_eq!(lines.len(), 1, "{:?}", graph.warnings);
     assert!(lines[0].starts_with("Dockerfile:4:1: JSONArgsRecommended"), "{lines:?}");
 
+    // A check with a target looks at the stages the target needs only.
+    let opts = BuildOptions { target: Some("unused".into()), ..Default::default() };
+    assert_eq!(lint_with(text, &opts), ["2: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals"]);
+
     let e = crate::build_graph(&format!("# check=error=true\n{text}"), &BuildOptions::default(), &Images).unwrap_err();
     assert!(e.to_string().starts_with("Dockerfile: lint violation found for rules: JSONArgsRecommended"), "{e}");
 }
