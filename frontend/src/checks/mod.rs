@@ -70,6 +70,8 @@ pub enum Rule {
     ExposeProtoCasing,
     /// `EXPOSE 127.0.0.1:80:80`: EXPOSE publishes nothing.
     ExposeInvalidFormat,
+    /// A blank line inside a continued instruction.
+    NoEmptyContinuation,
 }
 
 impl Rule {
@@ -93,6 +95,7 @@ impl Rule {
         Rule::FromPlatformFlagConstDisallowed,
         Rule::ExposeProtoCasing,
         Rule::ExposeInvalidFormat,
+        Rule::NoEmptyContinuation,
     ];
 
     /// The rule's name, as `# check=skip=` takes it.
@@ -129,6 +132,7 @@ impl Rule {
             }
             Rule::ExposeProtoCasing => ("ExposeProtoCasing", "expose-proto-casing"),
             Rule::ExposeInvalidFormat => ("ExposeInvalidFormat", "expose-invalid-format"),
+            Rule::NoEmptyContinuation => ("NoEmptyContinuation", "no-empty-continuation"),
         }
     }
 }
@@ -224,7 +228,7 @@ pub(crate) fn run(
     let parsed = parser::parse(dockerfile)?;
     let lexer = Lexer::new(parsed.escape);
     let config = CheckConfig::for_build(parsed.check.as_ref(), opts)?;
-    let file = file::File::read(parsed.nodes, &lexer)?;
+    let file = file::File::read(dockerfile, parsed.nodes, &lexer)?;
     let mut found = Vec::new();
     names::check(&file, &mut found);
     from::check(&file, &lexer, opts, &mut found);

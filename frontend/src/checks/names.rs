@@ -1,5 +1,5 @@
 //! The rules about how things are written: stage names, keyword casing,
-//! MAINTAINER.
+//! MAINTAINER, blank lines in continuations.
 
 use std::collections::BTreeSet;
 
@@ -40,6 +40,10 @@ pub(super) fn check(file: &File, found: &mut Vec<Warning>) {
         }
     }
     casing(file, found);
+    for location in &file.empty_continuations {
+        let message = "Empty continuation line".to_owned();
+        found.push(Warning { rule: Rule::NoEmptyContinuation, message, location: *location });
+    }
 }
 
 /// `as` must follow FROM's casing when FROM is all lower or all upper case;

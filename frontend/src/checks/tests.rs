@@ -87,6 +87,9 @@ fn keyword_casing() {
             &["3: ConsistentInstructionCasing: Command 'from' should match the case of the command majority (uppercase)"],
         ),
         ("FROM scratch\nRUN x\n", &[]),
+        ("FROM busybox\nRUN a \\\n\n  b \\\n# note\n  c\nRUN d\n", &["6: NoEmptyContinuation: Empty continuation line"]),
+        ("FROM busybox\nRUN a \\\n# note\n  c\n\nRUN d\n", &[]),
+        ("FROM busybox\nRUN <<EOF\na\n\nb\nEOF\n", &[]),
         (
             "FROM busybox\nMAINTAINER me\n",
             &["2: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label"],
