@@ -8,13 +8,12 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::file::{keyword, File};
+use super::file::{Command, File};
 use super::{from, suggest, Rule, Scope, Warning};
 use crate::config::DEFAULT_PATH;
 use crate::error::Location;
-use crate::instructions::{self, CommandLine, Instruction, Word};
+use crate::instructions::{CommandLine, Instruction, Word};
 use crate::options::{BuildOptions, ImageResolver};
-use crate::parser::Node;
 use crate::shell::Lexer;
 
 /// What a stage has set so far that the rules look at; a stage built on
@@ -59,8 +58,8 @@ pub(super) fn check(
             None => base_state(&bases[i], resolver),
         };
         let mut walk = Walk { lexer, opts, globals: &globals, state, found: &mut *found, last: Default::default() };
-        for node in &stage.commands {
-            walk.command(node);
+        for command in &stage.commands {
+            walk.command(command);
         }
         done[i] = Some(walk.state);
     }
@@ -113,16 +112,8 @@ fn wanted(file: &File, names: &[Option<String>], bases: &[String], opts: &BuildO
             continue;
         }
         todo.extend(earlier_stage(names, i, &bases[i]));
-        for node in &file.stages[i].commands {
-            for flag in &node.flags {
-                let value = flag.value.as_deref().unwrap_or("");
-                let from = match flag.name.as_str() {
-                    "from" => Some(value),
-                    "mount" => value.split(',').find_map(|kv| kv.strip_prefix("from=")),
-                    _ => None,
-                };
-                todo.extend(from.and_then(|f| by_name(f, i)));
-            }
+        for command in &file.stages[i].commands {
+            todo.extend(command.stage_refs.iter().filter_map(|r| by_name(r, i)));
         }
     }
     Some(wanted)
@@ -144,16 +135,15 @@ impl Walk<'_> {
         self.found.push(Warning { rule, message, location });
     }
 
-    fn command(&mut self, node: &Node) {
-        // An instruction that does not type is the build's error, not a warning.
-        let Ok(instruction) = instructions::instruction(node, self.lexer) else {
+    fn command(&mut self, command: &Command) {
+        let Some(instruction) = &command.instruction else {
             return;
         };
-        let at = node.location;
-        let name = keyword(node);
-        match &instruction {
+        let at = command.location;
+        let name = command.keyword.as_str();
+        match instruction {
             Instruction::Cmd(line) | Instruction::Entrypoint(line) => {
-                self.once(if node.keyword == "CMD" { 0 } else { 1 }, name, at);
+                self.once(if command.upper == "CMD" { 0 } else { 1 }, name, at);
                 if matches!(line, CommandLine::Shell(_)) && !self.state.shell {
                     let message = format!(
                         "JSON arguments recommended for {name} to prevent unintended behavior related to OS signals"
@@ -164,7 +154,7 @@ impl Walk<'_> {
             Instruction::Healthcheck(_) => self.once(2, name, at),
             Instruction::Shell(_) => self.state.shell = true,
             Instruction::Env(pairs) | Instruction::Label(pairs) => {
-                if lexer_legacy_form(node, self.lexer) {
+                if command.legacy_pairs {
                     let message =
                         format!("\"{name} key=value\" should be used instead of legacy \"{name} key value\" format");
                     self.warn(Rule::LegacyKeyValueFormat, message, at);
@@ -175,7 +165,7 @@ impl Walk<'_> {
                     let value = self.expand(&pair.value, at);
                     set.push((key, value));
                 }
-                if node.keyword == "ENV" {
+                if command.upper == "ENV" {
                     for (key, value) in set {
                         self.secret("ENV", &key, at);
                         if let Some(env) = &mut self.state.env {
@@ -286,11 +276,6 @@ impl Walk<'_> {
             self.warn(Rule::SecretsUsedInArgOrEnv, message, at);
         }
     }
-}
-
-/// `ENV key value`: the first word has no `=`.
-fn lexer_legacy_form(node: &Node, lexer: &Lexer) -> bool {
-    lexer.split(&node.rest).first().is_some_and(|(_, w)| !w.contains('='))
 }
 
 /// A name with a word of a secret in it (`API_KEY`, `db_password`, `TOKEN`),

@@ -1,6 +1,10 @@
-//! The file as the checks see it: global ARGs and stages of parsed nodes,
+//! The file as the checks see it: global ARGs and stages of commands,
 //! keywords and stage names as they were written (the typed instructions
 //! normalise both away, and refuse files the checks must still report on).
+//!
+//! Nodes are read one at a time and each kept only as what the rules need:
+//! a RUN's script, however long, is not held (the parser streams a big file
+//! so that it never is).
 
 use crate::error::{Error, Location};
 use crate::instructions::{self, ArgDecl, Instruction};
@@ -18,7 +22,60 @@ pub(super) struct Stage {
     pub(super) platform: Option<String>,
     /// `AS` as written, and the name as written.
     pub(super) alias: Option<(String, String)>,
-    pub(super) commands: Vec<Node>,
+    pub(super) commands: Vec<Command>,
+}
+
+/// An instruction after FROM, as the rules need it.
+pub(super) struct Command {
+    /// As written (`RUN`, `run`).
+    pub(super) keyword: String,
+    /// Uppercased.
+    pub(super) upper: &'static str,
+    pub(super) location: Location,
+    /// Typed; `None` for RUN (the checks expand none of it) and for an
+    /// instruction that does not type (the build's error, not a warning).
+    pub(super) instruction: Option<Instruction>,
+    /// ENV or LABEL in the `key value` form.
+    pub(super) legacy_pairs: bool,
+    /// The stages (names or indexes, as written) `--from=` and RUN's
+    /// `--mount=…,from=` read.
+    pub(super) stage_refs: Vec<String>,
+}
+
+impl Command {
+    fn read(node: Node, lexer: &Lexer) -> Command {
+        let mut instruction = match node.keyword {
+            "RUN" => None,
+            _ => instructions::instruction(&node, lexer).ok(),
+        };
+        // Nor are COPY's heredoc bodies held.
+        if let Some(Instruction::Copy(copy)) = &mut instruction {
+            copy.inline = Vec::new();
+        }
+        let legacy_pairs = matches!(node.keyword, "ENV" | "LABEL")
+            && lexer.split(&node.rest).first().is_some_and(|(_, w)| !w.contains('='));
+        let stage_refs = node
+            .flags
+            .iter()
+            .filter_map(|flag| {
+                let value = flag.value.as_deref().unwrap_or("");
+                match flag.name.as_str() {
+                    "from" => Some(value),
+                    "mount" => value.split(',').find_map(|kv| kv.strip_prefix("from=")),
+                    _ => None,
+                }
+            })
+            .map(str::to_owned)
+            .collect();
+        Command {
+            keyword: keyword(&node).to_owned(),
+            upper: node.keyword,
+            location: node.location,
+            instruction,
+            legacy_pairs,
+            stage_refs,
+        }
+    }
 }
 
 impl Stage {
@@ -37,7 +94,7 @@ pub(super) struct File {
 }
 
 /// The keyword of a node as written: its text's first word.
-pub(super) fn keyword(node: &Node) -> &str {
+fn keyword(node: &Node) -> &str {
     node.text.split_whitespace().next().unwrap_or(node.keyword)
 }
 
@@ -59,7 +116,7 @@ impl File {
             if node.keyword == "FROM" {
                 file.stages.push(stage(node, lexer));
             } else if let Some(stage) = file.stages.last_mut() {
-                stage.commands.push(node);
+                stage.commands.push(Command::read(node, lexer));
             } else if let Ok(Instruction::Arg(decls)) = instructions::instruction(&node, lexer) {
                 file.global_args.extend(decls.into_vec().into_iter().map(|d| (d, node.location)));
             }

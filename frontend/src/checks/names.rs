@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::file::{keyword, File};
+use super::file::File;
 use super::{Rule, Warning};
 use crate::error::Location;
 
@@ -32,10 +32,10 @@ pub(super) fn check(file: &File, found: &mut Vec<Warning>) {
                 warn(Rule::DuplicateStageName, message, stage.location);
             }
         }
-        for node in &stage.commands {
-            if node.keyword == "MAINTAINER" {
+        for command in &stage.commands {
+            if command.upper == "MAINTAINER" {
                 let message = "Maintainer instruction is deprecated in favor of using label".to_owned();
-                warn(Rule::MaintainerDeprecated, message, node.location);
+                warn(Rule::MaintainerDeprecated, message, command.location);
             }
         }
     }
@@ -66,7 +66,8 @@ fn casing(file: &File, found: &mut Vec<Warning>) {
         .stages
         .iter()
         .flat_map(|s| {
-            std::iter::once((s.keyword.as_str(), s.location)).chain(s.commands.iter().map(|n| (keyword(n), n.location)))
+            std::iter::once((s.keyword.as_str(), s.location))
+                .chain(s.commands.iter().map(|c| (c.keyword.as_str(), c.location)))
         })
         .collect();
     let (mut lower, mut upper) = (0, 0);
