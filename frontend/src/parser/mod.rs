@@ -302,6 +302,31 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
 }
 
+/// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
+/// newline (a logical line has none).
+pub(crate) fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0b' | '\x0c' | '\r')
+}
+
+/// The words of `text` split at blanks only, quotes or not, each with its
+/// byte offset: how BuildKit's parser splits FROM, EXPOSE, COPY, ADD and
+/// VOLUME (`COPY "a b" /c` is the two words `"a` and `b"` there).
+pub(crate) fn fields(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (is_blank(c), start) {
+            (true, Some(s)) => {
+                out.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The line without a trailing escape character (and the blanks after it), and
 /// whether there was one.
 /// As in BuildKit, an escaped escape character (`ENV C trailing\\`) ends the line.
