@@ -144,6 +144,9 @@ pub(crate) struct Node {
     pub(crate) end_line: usize,
     /// The instruction as written, continuations joined into one line.
     pub(crate) text: String,
+    /// The first blank line inside its continuation, which BuildKit
+    /// skips with a warning (and means to refuse one day).
+    pub(crate) empty_continuation: Option<usize>,
     /// Byte offset of `rest` in the logical line.
     rest_offset: usize,
     /// The logical line, to map offsets back to places.
@@ -232,10 +235,15 @@ impl Iterator for Nodes<'_> {
             let mut segments = vec![Segment { offset: 0, line: self.number, column }];
             let (content, mut continued) = strip_continuation(start, self.escape);
             let mut line = content.to_owned();
+            let mut empty_continuation = None;
             while continued {
                 let Some(raw) = self.next_line() else { break };
                 let start = raw.trim_start();
-                if start.is_empty() || start.starts_with('#') {
+                if start.is_empty() {
+                    empty_continuation.get_or_insert(self.number);
+                    continue;
+                }
+                if start.starts_with('#') {
                     continue;
                 }
                 let (content, more) = strip_continuation(raw, self.escape);
@@ -243,7 +251,7 @@ impl Iterator for Nodes<'_> {
                 line.push_str(content);
                 continued = more;
             }
-            break node(line, segments).and_then(|n| self.heredoc_bodies(n));
+            break node(line, segments).and_then(|n| self.heredoc_bodies(Node { empty_continuation, ..n }));
         };
         self.any = true;
         self.done = node.is_err();
@@ -289,6 +297,8 @@ impl Nodes<'_> {
 /// [`Nodes`] as they are read.
 pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A final line end ends the last line; it does not start an empty one.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut found = Directives::default();
@@ -300,6 +310,17 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     }
     nodes.escape = found.escape;
     Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
+}
+
+/// The warning (with its place, without the file) for a node that has a
+/// blank line inside its continuation, in the words of BuildKit's check.
+pub(crate) fn empty_continuation_warning(node: &Node) -> Option<String> {
+    let line = node.empty_continuation?;
+    let text = crate::shorten::Shortened::new(&node.text);
+    Some(format!(
+        "{line}:1: NoEmptyContinuation: Empty continuation line found in: {text} \
+         (https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/)"
+    ))
 }
 
 /// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
@@ -448,6 +469,7 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         location: at(start),
         end_line: at(line.len()).line,
         text: line[start..].trim().to_owned(),
+        empty_continuation: None,
         rest,
         rest_offset: pos,
         line: String::new(),
@@ -523,6 +545,24 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
         }
+    }
+
+    #[test]
+    fn empty_continuation_lines() {
+        let first_empty = |text: &str| -> Vec<Option<usize>> {
+            parse(text).unwrap().nodes.map(|n| n.unwrap().empty_continuation).collect()
+        };
+        assert_eq!(first_empty("RUN a \\\n\n \t\n b\nRUN c"), [Some(2), None]);
+        // Comment lines are not empty; nor is the end of a file that ends a line.
+        assert_eq!(first_empty("RUN a \\\n# c\n b"), [None]);
+        assert_eq!(first_empty("RUN a \\\n"), [None]);
+        assert_eq!(first_empty("RUN a \\\r\n\r\n b\r\n"), [Some(2)]);
+        let node = parse("RUN a \\\n\n b").unwrap().nodes.next().unwrap().unwrap();
+        let warning = empty_continuation_warning(&node).unwrap();
+        assert!(
+            warning.starts_with("2:1: NoEmptyContinuation: Empty continuation line found in: RUN a  b ("),
+            "{warning}"
+        );
     }
 
     #[test]
