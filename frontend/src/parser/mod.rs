@@ -44,6 +44,22 @@ pub enum ParseError {
         /// The instruction it is a likely typo of.
         suggestion: Option<&'static str>,
     },
+    /// A keyword alone on its line, glued to the next line's first word by
+    /// the continuation (`RUN\` then `echo hi` reads `RUNecho hi`).
+    #[error(
+        "unknown instruction \"{written}\": the continuation after {keyword} joins it to \"{next}\" \
+         with no blank between them; put a space before the {escape} (or indent the next line)"
+    )]
+    JoinedKeyword {
+        /// The glued word as read.
+        written: String,
+        /// The instruction on the first line, as written.
+        keyword: String,
+        /// The next line's first word.
+        next: String,
+        /// The file's escape character.
+        escape: char,
+    },
     /// A flag the instruction does not take at all.
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
     UnknownFlag {
@@ -122,6 +138,31 @@ struct Segment {
     line: usize,
     /// Column of the segment's first character.
     column: usize,
+}
+
+impl Segment {
+    fn location(&self) -> Location {
+        Location { line: self.line, column: self.column }
+    }
+}
+
+/// The error for a logical line whose first physical line is a keyword
+/// alone, glued by the continuation to the next line's first word: BuildKit
+/// reads `RUNecho` too, and calls it an unknown instruction.
+fn joined_keyword(line: &str, segments: &[Segment], escape: char) -> Option<ParseError> {
+    let joint = segments.get(1)?.offset;
+    let keyword = &line[..joint];
+    let glued = !keyword.is_empty() && !keyword.contains(char::is_whitespace);
+    let next_word = line[joint..].split(char::is_whitespace).next().unwrap_or("");
+    if !glued || next_word.is_empty() || spec::find(&keyword.to_ascii_uppercase()).is_none() {
+        return None;
+    }
+    Some(ParseError::JoinedKeyword {
+        written: format!("{keyword}{next_word}"),
+        keyword: keyword.to_owned(),
+        next: next_word.to_owned(),
+        escape,
+    })
 }
 
 /// One instruction.
@@ -250,6 +291,9 @@ impl Iterator for Nodes<'_> {
                 segments.push(Segment { offset: line.len(), line: self.number, column: 1 });
                 line.push_str(content);
                 continued = more;
+            }
+            if let Some(e) = joined_keyword(&line, &segments, self.escape) {
+                break Err(Error::at(segments[0].location(), e));
             }
             break node(line, segments).and_then(|n| self.heredoc_bodies(Node { empty_continuation, ..n }));
         };
@@ -540,6 +584,17 @@ mod tests {
             ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
             ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
             ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
+            // A keyword alone on its line, and flags or words after a tab.
+            ("RUN \\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("RUN\\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("COPY \\\n\t--from=a \\\n\tx y", "1:1 COPY --from=a@2:2 |x y|"),
+            ("COPY\t--link\tx\ty", "1:1 COPY --link=<bare>@1:6 |x\ty|"),
+            ("RUN\\\necho hi", "Dockerfile:1:1: unknown instruction \"RUNecho\": the continuation after RUN joins it to \"echo\" with no blank between them; put a space before the \\ (or indent the next line)"),
+            ("# escape=`\nFROM x\ncopy`\na b", "Dockerfile:3:1: unknown instruction \"copya\": the continuation after copy joins it to \"a\" with no blank between them; put a space before the ` (or indent the next line)"),
+            ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\""),
+            // Directives end at the first line that is not one: a blank line or a comment.
+            ("# escape=`\n\n# escape=\\\nRUN a `\n b", "escape `\n4:1 RUN |a  b|"),
+            ("# a comment\n# escape=`\nRUN a \\\n b", "3:1 RUN |a  b|"),
             ("onbuild  run x", "1:1 ONBUILD |run x|"),
         ];
         for (input, want) in cases {
