@@ -47,12 +47,10 @@ pub enum ParseError {
     /// A keyword alone on its line, glued to the next line's first word by
     /// the continuation (`RUN\` then `echo hi` reads `RUNecho hi`).
     #[error(
-        "unknown instruction \"{written}\": the continuation after {keyword} joins it to \"{next}\" \
+        "unknown instruction \"{keyword}{next}\": the continuation after {keyword} joins it to \"{next}\" \
          with no blank between them; put a space before the {escape} (or indent the next line)"
     )]
     JoinedKeyword {
-        /// The glued word as read.
-        written: String,
         /// The instruction on the first line, as written.
         keyword: String,
         /// The next line's first word.
@@ -158,7 +156,6 @@ fn joined_keyword(line: &str, segments: &[Segment], escape: char) -> Option<Pars
         return None;
     }
     Some(ParseError::JoinedKeyword {
-        written: format!("{keyword}{next_word}"),
         keyword: keyword.to_owned(),
         next: next_word.to_owned(),
         escape,
