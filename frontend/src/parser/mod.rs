@@ -155,11 +155,7 @@ fn joined_keyword(line: &str, segments: &[Segment], escape: char) -> Option<Pars
     if !glued || next_word.is_empty() || spec::find(&keyword.to_ascii_uppercase()).is_none() {
         return None;
     }
-    Some(ParseError::JoinedKeyword {
-        keyword: keyword.to_owned(),
-        next: next_word.to_owned(),
-        escape,
-    })
+    Some(ParseError::JoinedKeyword { keyword: keyword.to_owned(), next: next_word.to_owned(), escape })
 }
 
 /// One instruction.
@@ -364,6 +360,26 @@ pub(crate) fn empty_continuation_warning(node: &Node) -> Option<String> {
     ))
 }
 
+/// The flag word at the start of `text`, and its length as written. As in
+/// BuildKit, quotes group (`--chown="a b"` is one word) and are removed, and
+/// a backslash takes the next character literally, whatever the escape
+/// character: `--from="build"` names the stage build.
+fn flag_word(text: &str) -> (String, usize) {
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            None if c.is_whitespace() => return (word, i),
+            None if c == '"' || c == '\'' => quote = Some(c),
+            Some(q) if c == q => quote = None,
+            _ if c == '\\' => word.extend(chars.next().map(|(_, c)| c)),
+            _ => word.push(c),
+        }
+    }
+    (word, text.len())
+}
+
 /// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
 /// newline (a logical line has none).
 pub(crate) fn is_blank(c: char) -> bool {
@@ -449,18 +465,17 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
     };
 
     // Flags: `--name[=value]` words up to the first other word (or a bare `--`).
+    // ONBUILD takes none: `ONBUILD --x RUN y` is refused, as in BuildKit.
     let skip_blanks = |from: usize| from + (line[from..].len() - line[from..].trim_start().len());
     let mut pos = skip_blanks(word_end);
     let mut flags: Vec<Flag> = Vec::new();
-    // ONBUILD's flags are its trigger's.
-    while spec.keyword != "ONBUILD" && line[pos..].starts_with("--") {
-        let end = line[pos..].find(char::is_whitespace).map_or(line.len(), |e| pos + e);
-        let word = &line[pos + 2..end];
+    while line[pos..].starts_with("--") {
+        let (word, len) = flag_word(&line[pos..]);
         let location = at(pos);
-        pos = skip_blanks(end);
-        if word.is_empty() {
+        pos = skip_blanks(pos + len);
+        let Some(word) = word.strip_prefix("--").filter(|w| !w.is_empty()) else {
             break;
-        }
+        };
         let (name, value) = match word.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (word, None),
@@ -579,6 +594,11 @@ mod tests {
             ("ENV C trailing\\\\\nRUN x", "1:1 ENV |C trailing\\\\|\n2:1 RUN |x|"),
             ("RUN a \\\n\\\n b", "1:1 RUN |a  b|"),
             ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
+            // Quotes in a flag group and go; a backslash escapes, as in BuildKit.
+            ("COPY --chown=\"a b\" --from='x' c d", "1:1 COPY --chown=a b@1:6 --from=x@1:20 |c d|"),
+            ("COPY --chown=a\\ b\\\\c --chmod=\"7\"55 c d", "1:1 COPY --chown=a b\\c@1:6 --chmod=755@1:22 |c d|"),
+            ("COPY --chown=\"a b c d", "1:1 COPY --chown=a b c d@1:6 ||"),
+            ("ONBUILD COPY --from=a b c", "1:1 ONBUILD |COPY --from=a b c|"),
             ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
             ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
             // A keyword alone on its line, and flags or words after a tab.
@@ -636,6 +656,7 @@ mod tests {
             ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
             ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
             ("ONBUILD maintainer x", "Dockerfile:1:9: MAINTAINER is not allowed as an ONBUILD trigger"),
+            ("ONBUILD --x RUN y", "Dockerfile:1:9: ONBUILD does not take --x (it takes no flags)"),
             ("CMD [1]", "Dockerfile:1:5: invalid JSON array [1]: it must hold strings only, each in double quotes"),
         ] {
             assert_eq!(render(&format!("{text}\n")), want, "{text}");
