@@ -23,7 +23,7 @@ pub(crate) use run::Run;
 #[derive(Debug, thiserror::Error)]
 pub enum InstructionError {
     /// The instruction (named) was given nothing to work on.
-    #[error("{0} requires at least one argument")]
+    #[error("{keyword} requires at least one argument, e.g. {example}", keyword = .0, example = usage(.0))]
     NoArguments(&'static str),
     /// FROM with words other than `image [AS name]`.
     #[error("FROM takes an image and an optional \"AS name\", e.g. FROM alpine AS build")]
@@ -77,7 +77,7 @@ pub enum InstructionError {
         word: String,
     },
     /// VOLUME "" (or a JSON element that is blank).
-    #[error("VOLUME specified can not be an empty string")]
+    #[error("VOLUME specified can not be an empty string: give each volume a path, e.g. VOLUME /data")]
     EmptyVolume,
     /// HEALTHCHECK with a first word other than CMD or NONE.
     #[error("unknown type \"{0}\" in HEALTHCHECK (try CMD, or NONE)")]
@@ -86,7 +86,7 @@ pub enum InstructionError {
     #[error("HEALTHCHECK NONE takes no arguments")]
     HealthcheckNoneArgs,
     /// HEALTHCHECK CMD without a command.
-    #[error("missing command after HEALTHCHECK CMD")]
+    #[error("missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/")]
     HealthcheckCommand,
     /// A HEALTHCHECK duration that does not parse or is out of range.
     #[error("invalid --{flag}={value}: {reason}")]
@@ -106,21 +106,45 @@ pub enum InstructionError {
         /// The word as written.
         word: String,
     },
-    /// The legacy `ENV name value` form without a value.
-    #[error("ENV requires a name and a value")]
-    EnvValue,
+    /// The legacy `ENV name value` form without a value (the name).
+    #[error("ENV {0} has no value: write ENV {0}=value (or ENV {0}= for an empty one)")]
+    EnvValue(String),
     /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
     /// An ARG name with characters docker does not allow.
-    #[error("invalid ARG name \"{0}\"")]
+    #[error("invalid ARG name \"{0}\": use letters, digits, '_', '-' and '.'")]
     ArgName(String),
     /// An instruction other than ARG (named) before the first FROM.
     #[error("{0} before the first FROM: only ARG may come before it")]
     BeforeFrom(&'static str),
     /// The file has instructions but no FROM.
-    #[error("no FROM instruction")]
+    #[error("no FROM instruction: start the first stage with FROM <image> (only ARG may come before it)")]
     NoFrom,
+}
+
+/// A short example of `keyword` with arguments, for the error of one without.
+fn usage(keyword: &str) -> &'static str {
+    match keyword {
+        "FROM" => "FROM alpine:3.20",
+        "RUN" => "RUN make install",
+        "CMD" => r#"CMD ["app", "--serve"]"#,
+        "ENTRYPOINT" => r#"ENTRYPOINT ["app"]"#,
+        "COPY" => "COPY src/ /app/",
+        "ADD" => "ADD app.tar.gz /opt/",
+        "ENV" => "ENV NAME=value",
+        "ARG" => "ARG VERSION=1.0",
+        "LABEL" => "LABEL version=1.0",
+        "WORKDIR" => "WORKDIR /app",
+        "USER" => "USER app:app",
+        "EXPOSE" => "EXPOSE 8080/tcp",
+        "VOLUME" => "VOLUME /data",
+        "STOPSIGNAL" => "STOPSIGNAL SIGTERM",
+        "HEALTHCHECK" => "HEALTHCHECK CMD wget -q --spider http://localhost/",
+        "SHELL" => r#"SHELL ["/bin/bash", "-c"]"#,
+        "ONBUILD" => "ONBUILD RUN make",
+        _ => "MAINTAINER Jane Doe <jane@example.com>",
+    }
 }
 
 /// The JSON form of `keyword` with a path that holds a blank.
@@ -462,7 +486,7 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Box<[Pair]>, Error> {
         // Legacy form: the first word is the name, all the rest is the value.
         let key = words[0].clone();
         let Some(value_start) = node.rest[key.raw.len()..].find(|c: char| !c.is_whitespace()) else {
-            return Err(Error::at(key.location, InstructionError::EnvValue));
+            return Err(Error::at(key.location, InstructionError::EnvValue(key.raw)));
         };
         let offset = key.raw.len() + value_start;
         let value = Word { raw: node.rest[offset..].to_owned(), location: node.location_of(offset) };
@@ -628,14 +652,17 @@ mod tests {
     #[test]
     fn errors() {
         let cases: &[(&str, &str)] = &[
-            ("RUN", "Dockerfile:2:1: RUN requires at least one argument"),
+            ("RUN", "Dockerfile:2:1: RUN requires at least one argument, e.g. RUN make install"),
+            ("ONBUILD", "Dockerfile:2:1: ONBUILD requires at least one argument, e.g. ONBUILD RUN make"),
+            ("MAINTAINER  ", "Dockerfile:2:1: MAINTAINER requires at least one argument, e.g. MAINTAINER Jane Doe <jane@example.com>"),
+            ("STOPSIGNAL", "Dockerfile:2:1: STOPSIGNAL requires at least one argument, e.g. STOPSIGNAL SIGTERM"),
             ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination"),
             (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination"),
-            ("ENV A", "Dockerfile:2:5: ENV requires a name and a value"),
+            ("ENV A", "Dockerfile:2:5: ENV A has no value: write ENV A=value (or ENV A= for an empty one)"),
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\""),
+            ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\": use letters, digits, '_', '-' and '.'"),
             ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination"),
             (
                 "COPY \"a b\" /c",
@@ -646,10 +673,10 @@ mod tests {
             ("VOLUME \"/my data\"", "Dockerfile:2:8: VOLUME splits its arguments at blanks, even inside quotes, so `\"/my` leaves a quote open: for a path with blanks use the JSON form, e.g. VOLUME [\"/my data\"]"),
             ("SHELL /bin/bash -c", "Dockerfile:2:7: SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
             ("SHELL []", "Dockerfile:2:1: SHELL requires at least one argument, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
-            (r#"VOLUME ["/a", " "]"#, "Dockerfile:2:1: VOLUME specified can not be an empty string"),
+            (r#"VOLUME ["/a", " "]"#, "Dockerfile:2:1: VOLUME specified can not be an empty string: give each volume a path, e.g. VOLUME /data"),
             ("HEALTHCHECK NONE x", "Dockerfile:2:18: HEALTHCHECK NONE takes no arguments"),
-            ("HEALTHCHECK CMD", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
-            ("HEALTHCHECK CMD []", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
+            ("HEALTHCHECK CMD", "Dockerfile:2:1: missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/"),
+            ("HEALTHCHECK CMD []", "Dockerfile:2:1: missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/"),
             ("HEALTHCHECK RUN x", "Dockerfile:2:13: unknown type \"RUN\" in HEALTHCHECK (try CMD, or NONE)"),
             ("HEALTHCHECK --interval=5 CMD x", "Dockerfile:2:13: invalid --interval=5: expected a duration such as 30s, 1m30s or 500ms"),
             ("HEALTHCHECK --timeout=1us CMD x", "Dockerfile:2:13: invalid --timeout=1us: it cannot be less than 1ms"),

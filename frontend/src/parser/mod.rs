@@ -75,7 +75,7 @@ pub enum ParseError {
         flag: String,
     },
     /// The same flag twice on one instruction.
-    #[error("flag --{flag} is given twice")]
+    #[error("flag --{flag} is given twice: keep one")]
     DuplicateFlag {
         /// The flag's name, without `--`.
         flag: String,
@@ -99,14 +99,16 @@ pub enum ParseError {
     #[error("an ONBUILD trigger must be a single instruction")]
     TriggerNotOne,
     /// A parser directive (named) given twice.
-    #[error("the {0} directive is given twice")]
+    #[error("the {0} directive is given twice: keep one")]
     DuplicateDirective(String),
 }
 
 fn did_you_mean(suggestion: &Option<&'static str>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean \"{s}\"?)"),
-        None => String::new(),
+        None => {
+            ": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment".to_owned()
+        }
     }
 }
 
@@ -608,7 +610,7 @@ mod tests {
             ("COPY\t--link\tx\ty", "1:1 COPY --link=<bare>@1:6 |x\ty|"),
             ("RUN\\\necho hi", "Dockerfile:1:1: unknown instruction \"RUNecho\": the continuation after RUN joins it to \"echo\" with no blank between them; put a space before the \\ (or indent the next line)"),
             ("# escape=`\nFROM x\ncopy`\na b", "Dockerfile:3:1: unknown instruction \"copya\": the continuation after copy joins it to \"a\" with no blank between them; put a space before the ` (or indent the next line)"),
-            ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\""),
+            ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
             // Directives end at the first line that is not one: a blank line or a comment.
             ("# escape=`\n\n# escape=\\\nRUN a `\n b", "escape `\n4:1 RUN |a  b|"),
             ("# a comment\n# escape=`\nRUN a \\\n b", "3:1 RUN |a  b|"),
@@ -651,7 +653,7 @@ mod tests {
     #[test]
     fn flag_errors() {
         for (text, want) in [
-            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice"),
+            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice: keep one"),
             ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
             ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
             ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
