@@ -666,6 +666,25 @@ mod tests {
     }
 
     #[test]
+    fn every_instruction_names_an_unknown_flag() {
+        for spec in spec::SPECS {
+            let keyword = spec.keyword;
+            let got = render(&format!("{keyword} --bogus=1 x"));
+            let column = keyword.len() + 2;
+            let want = format!("Dockerfile:1:{column}: {keyword} does not take --bogus (");
+            assert!(got.starts_with(&want), "{got}");
+            let takes = spec.flags.iter().map(|(f, _)| format!("--{f}")).collect::<Vec<_>>().join(", ");
+            assert!(
+                got.ends_with(&format!(
+                    "{})",
+                    if takes.is_empty() { "it takes no flags".into() } else { format!("it takes {takes}") }
+                )),
+                "{got}"
+            );
+        }
+    }
+
+    #[test]
     fn heredoc_bodies() {
         let text = "RUN <<A <<-'B'\r\none\r\nA\r\n\ttwo\r\n\tB\r\nRUN next\nONBUILD COPY <<C /c\nc\nC\n";
         let nodes: Vec<Node> = parse(text).unwrap().nodes.collect::<Result<_, _>>().unwrap();
