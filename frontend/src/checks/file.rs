@@ -101,16 +101,12 @@ fn keyword(node: &Node) -> &str {
 impl File {
     /// Group the nodes. A parse error is the file's error; an instruction
     /// before FROM other than ARG is left to the build to refuse.
-    pub(super) fn read(
-        text: &str,
-        nodes: impl Iterator<Item = Result<Node, Error>>,
-        lexer: &Lexer,
-    ) -> Result<File, Error> {
-        let lines: Vec<&str> = text.lines().collect();
+    pub(super) fn read(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Lexer) -> Result<File, Error> {
         let mut file = File { global_args: Vec::new(), stages: Vec::new(), empty_continuations: Vec::new() };
         for node in nodes {
             let node = node?;
-            if continues_over_blank_line(&node, &lines) {
+            // Reported at the instruction's last line, as BuildKit does.
+            if node.empty_continuation.is_some() {
                 file.empty_continuations.push(Location { line: node.end_line, column: 1 });
             }
             if node.keyword == "FROM" {
@@ -139,14 +135,4 @@ fn stage(node: Node, lexer: &Lexer) -> Stage {
         alias,
         commands: Vec::new(),
     }
-}
-
-/// Whether a line inside the instruction (not its first, not a heredoc body)
-/// is blank: BuildKit skips it but warns (comment lines are fine).
-fn continues_over_blank_line(node: &Node, lines: &[&str]) -> bool {
-    let nested_heredocs = node.nested.as_ref().is_some_and(|n| !n.heredocs.is_empty());
-    if !node.heredocs.is_empty() || nested_heredocs {
-        return false;
-    }
-    (node.location.line + 1..=node.end_line).any(|n| lines.get(n - 1).is_some_and(|l| l.trim().is_empty()))
 }

@@ -228,7 +228,7 @@ pub(crate) fn run(
     let parsed = parser::parse(dockerfile)?;
     let lexer = Lexer::new(parsed.escape);
     let config = CheckConfig::for_build(parsed.check.as_ref(), opts)?;
-    let file = file::File::read(dockerfile, parsed.nodes, &lexer)?;
+    let file = file::File::read(parsed.nodes, &lexer)?;
     let mut found = Vec::new();
     names::check(&file, &mut found);
     from::check(&file, &lexer, opts, &mut found);

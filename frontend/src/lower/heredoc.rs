@@ -18,7 +18,7 @@ const PIPES: &str = "/dev/pipes/";
 /// The command line a RUN with heredocs runs (still to be wrapped in the
 /// shell), and the files it needs.
 pub(super) fn run_command(text: &str, heredocs: &[Heredoc]) -> (CommandLine, Vec<InlineFile>) {
-    if let (Some(_), Some(first)) = (heredoc_marker(text), heredocs.first()) {
+    if let (true, Some(first)) = (is_alone(text), heredocs.first()) {
         let body = first.body();
         // BuildKit looks for the shebang before `<<-` strips tabs.
         if first.content.starts_with("#!") {
@@ -35,6 +35,23 @@ pub(super) fn run_command(text: &str, heredocs: &[Heredoc]) -> (CommandLine, Vec
         full.push_str(&doc.name);
     }
     (CommandLine::Shell(full), Vec::new())
+}
+
+/// Whether a RUN's command line is one heredoc marker and nothing else.
+pub(super) fn is_alone(text: &str) -> bool {
+    heredoc_marker(text).is_some()
+}
+
+/// A body's first line, with `...` when more follow.
+pub(super) fn summary(content: &str) -> String {
+    let trimmed = content.trim();
+    let mut lines = trimmed.lines();
+    let first = lines.next().unwrap_or("");
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first.to_owned()
+    }
 }
 
 /// Expand a heredoc body as an unquoted shell heredoc: `$NAME` and `${…}`
@@ -128,6 +145,13 @@ mod tests {
         let (line, files) = run_command("cat <<A > a && cat <<-B > b", &docs);
         assert_eq!(line, CommandLine::Shell("cat <<A > a && cat <<-B > b\nx\nA\n\ty\nB".into()));
         assert!(files.is_empty());
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary("\n  echo a\necho b\n"), "echo a...");
+        assert_eq!(summary("echo a\n"), "echo a");
+        assert_eq!(summary(""), "");
     }
 
     #[test]
