@@ -1,7 +1,7 @@
 //! The rules that follow each stage's state instruction by instruction, as
 //! BuildKit's dispatch does: UndefinedVar, JSONArgsRecommended,
-//! MultipleInstructionsDisallowed, WorkdirRelativePath, SecretsUsedInArgOrEnv
-//! and LegacyKeyValueFormat.
+//! MultipleInstructionsDisallowed, WorkdirRelativePath, SecretsUsedInArgOrEnv,
+//! LegacyKeyValueFormat, ExposeProtoCasing and ExposeInvalidFormat.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;

@@ -75,7 +75,8 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// Every rule, in the order BuildKit's documentation lists them.
+    /// Every rule kiln checks (BuildKit's, but its experimental ones and
+    /// InvalidBaseImagePlatform).
     pub const ALL: &'static [Rule] = &[
         Rule::StageNameCasing,
         Rule::FromAsCasing,
