@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use super::CopyError;
+use super::{pattern, CopyError};
 use crate::context::dockerignore::DockerIgnore;
 use crate::fsutil::lexical;
 use crate::fsutil::resolve_in_root;
@@ -79,10 +79,6 @@ impl Selected {
     }
 }
 
-fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
 /// Whether a relative path climbs out of its root.
 fn escapes(path: &str) -> bool {
     let mut depth = 0i32;
@@ -113,26 +109,36 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
         if in_context && escapes(source.trim_start_matches('/')) {
             return Err(CopyError::Outside(source.clone()));
         }
-        if is_glob(source) {
-            let glob = globset::GlobBuilder::new(&lexical(Path::new(source)).clamped().to_string_lossy())
-                .literal_separator(true)
-                .build()
-                .map_err(|_| missing(source))?
-                .compile_matcher();
-            let before = out.len();
-            for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-                let e = e.map_err(|err| CopyError::Read(root.to_owned(), err.into()))?;
-                let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
-                if glob.is_match(&rel) && !from.excluded(&rel) {
-                    // Matches are followed like named sources are (BuildKit does the same).
-                    let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
-                    let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
-                    let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
-                    out.push(Selected { host, rel, name: e.file_name().to_owned(), is_dir, from: from.clone() });
-                }
-            }
-            if out.len() == before {
+        let cleaned = format!("/{}", lexical(Path::new(source)).clamped().to_string_lossy());
+        if let (dir, Some(pattern)) = pattern::split(&cleaned) {
+            // BuildKit searches the folder before the first wildcard (a
+            // missing one is an error) and matches paths below it; a wildcard
+            // that matches nothing copies nothing, and is no error.
+            let dir_host = resolve_in_root(root, Path::new(dir)).map_err(|_| missing(source))?;
+            if !fs::metadata(&dir_host).is_ok_and(|m| m.is_dir()) {
                 return Err(missing(source));
+            }
+            let dir_rel = dir_host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+            let mut walk = walkdir::WalkDir::new(&dir_host).min_depth(1).sort_by_file_name().into_iter();
+            while let Some(e) = walk.next() {
+                let e = e.map_err(|err| CopyError::Read(dir_host.clone(), err.into()))?;
+                let below = e.path().strip_prefix(&dir_host).unwrap_or(e.path());
+                if !pattern::matches(pattern, &below.to_string_lossy()) {
+                    continue;
+                }
+                // A matched folder is copied whole: nothing below it is matched again.
+                if e.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                let rel = dir_rel.join(below);
+                if from.excluded(&rel) {
+                    continue;
+                }
+                // Matches are followed like named sources are (BuildKit does the same).
+                let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
+                let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+                let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
+                out.push(Selected { host, rel, name: e.file_name().to_owned(), is_dir, from: from.clone() });
             }
         } else {
             let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
@@ -175,10 +181,14 @@ pub(super) mod tests {
                 .collect()
         };
         assert_eq!(names(&["*.txt"]), ["a.txt"]);
+        // A wildcard that matches nothing selects nothing, as in BuildKit.
+        assert_eq!(names(&["*.rs", "c.md"]), ["c.md"]);
+        assert_eq!(names(&["s?b"]), ["sub"]);
+        assert_eq!(names(&["*/x.txt"]), ["sub/x.txt"]);
         assert_eq!(names(&["sub/*.txt", "c.md"]), ["sub/x.txt", "c.md"]);
         assert_eq!(names(&["."]), [""]);
         for (bad, outside) in
-            [("b.txt", false), ("nope", false), ("*.rs", false), ("../x", true), ("sub/../../x", true)]
+            [("b.txt", false), ("nope", false), ("nodir/*.rs", false), ("../x", true), ("sub/../../x", true)]
         {
             let err = select(&ctx, &[bad.to_string()]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");

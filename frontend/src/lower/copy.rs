@@ -31,10 +31,9 @@ impl Lowering<'_> {
                 return Err(Error::at(word.location, LowerError::EmptyValue(what)).into());
             }
         }
+        // Several sources onto a destination without a trailing `/` are no
+        // error: BuildKit copies each in turn (the engine does too).
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
-        if sources.len() > 1 && !is_dir {
-            return Err(Error::at(copy.dest.location, LowerError::CopyDestNotDirectory(dest)).into());
-        }
         let mut abs = clean(&join(&st.workdir(), &dest));
         if is_dir && abs != "/" {
             abs.push('/');

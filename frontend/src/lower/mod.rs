@@ -69,9 +69,6 @@ pub enum LowerError {
     /// `COPY --from` names a stage defined further down.
     #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
     CopyFromLater(String),
-    /// Several COPY sources into something that is not a directory.
-    #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
-    CopyDestNotDirectory(String),
     /// `--chmod` is not an octal mode.
     #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
     Chmod(String),
