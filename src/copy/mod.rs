@@ -13,6 +13,7 @@ mod checksum;
 mod dest;
 mod mode;
 mod pattern;
+mod plan;
 mod select;
 
 use std::fs;
@@ -33,6 +34,7 @@ pub use checksum::checksum;
 use checksum::{Body, Checksum};
 use dest::{Kind, Tree};
 use mode::Chmod;
+use plan::{plan, Planned};
 use select::Selected;
 pub use select::{select, SourceRoot};
 
@@ -55,6 +57,8 @@ pub enum CopyError {
     Chmod(String),
     #[error("ADD failed: archive {archive}: entry {entry}: {why}")]
     BadArchive { archive: PathBuf, entry: PathBuf, why: &'static str },
+    #[error("COPY failed: invalid --exclude: {0}")]
+    Exclude(String),
     #[error("COPY failed: copying {0} into a non-directory")]
     NotADirectory(String),
     #[error("reading {0}")]
@@ -131,12 +135,18 @@ pub fn write_layer(
         }
         (_, None) => return Err(CopyError::NoSources),
         (_, Some(from)) => {
-            for sel in select(from, &op.sources)? {
+            for Planned { sel, parents } in plan(from, op)? {
                 w.checksum.source(&sel.rel);
-                if op.unpack && !sel.is_dir && archive::is_archive(&sel.host) {
-                    w.unpack(&dest, &sel)?;
-                } else {
-                    w.selected(&dest, into, &sel)?;
+                match parents {
+                    Some((below, dirs)) => {
+                        w.mkdir_all(&dest)?;
+                        for (host, rel) in dirs {
+                            w.source_dir(&host, &dest.join(&rel), &rel)?;
+                        }
+                        w.selected(&dest.join(below), false, &sel)?;
+                    }
+                    None if op.unpack && !sel.is_dir && archive::is_archive(&sel.host) => w.unpack(&dest, &sel)?,
+                    None => w.selected(&dest, into, &sel)?,
                 }
             }
         }
@@ -203,6 +213,25 @@ impl Writer<'_, '_> {
             self.append(File { host: &host, path: &dest.join(&rel), source: &sel.rel, rel: &rel })?;
         }
         Ok(())
+    }
+
+    /// A source folder `--parents` keeps on the way to a source (`rel` below
+    /// the pivot), written at `path` with its own mode when missing there.
+    fn source_dir(&mut self, host: &Path, path: &Path, rel: &Path) -> Result<(), CopyError> {
+        let meta = self.checksum.parent(host, rel)?;
+        match self.tree.kind(path) {
+            Some(Kind::Dir) => self.mkdir_all(path),
+            Some(Kind::Other) => Err(CopyError::NotADirectory(format!("/{}", path.display()))),
+            None => {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                self.override_header(&mut h, &meta);
+                h.set_size(0);
+                append_entry(self.tar, &mut h, path, None, &[], io::empty(), host)?;
+                self.tree.made(path, Kind::Dir);
+                Ok(())
+            }
+        }
     }
 
     /// A heredoc file, copied as a file named after it would be (mode 0664,
@@ -359,7 +388,10 @@ fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError>
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod chown_tests {
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ pub enum SourceRoot {
 }
 
 impl SourceRoot {
-    fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         match self {
             SourceRoot::Context { root, .. } | SourceRoot::Fs { root } => root,
         }
@@ -43,7 +43,12 @@ pub struct Selected {
     pub name: std::ffi::OsString,
     /// Whether its contents (not itself) are copied.
     pub is_dir: bool,
+    /// Its path relative to the source root as written or matched (symlinks
+    /// not resolved): what `--parents` keeps.
+    pub written: PathBuf,
     from: SourceRoot,
+    /// `--exclude`'s patterns, matched against paths below it.
+    exclude: Option<Arc<DockerIgnore>>,
 }
 
 impl Selected {
@@ -53,12 +58,10 @@ impl Selected {
         // Without `!` rules nothing below an excluded folder can come back: skip it whole.
         let prune = match &self.from {
             SourceRoot::Context { ignore, .. } => !ignore.has_exceptions(),
-            SourceRoot::Fs { .. } => false,
-        };
+            SourceRoot::Fs { .. } => true,
+        } && self.exclude.as_ref().is_none_or(|x| !x.has_exceptions());
         let excluded_dir = move |e: &walkdir::DirEntry| {
-            prune
-                && e.file_type().is_dir()
-                && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.from.excluded(&self.rel.join(rel)))
+            prune && e.file_type().is_dir() && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.excluded(rel))
         };
         walkdir::WalkDir::new(&self.host)
             .min_depth(1)
@@ -74,8 +77,13 @@ impl Selected {
                     }
                 };
                 let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-                (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
+                (!self.excluded(&rel)).then(|| Ok((e.path().to_owned(), rel)))
             })
+    }
+
+    /// Whether `rel`, below this source, is left out (.dockerignore, --exclude).
+    fn excluded(&self, rel: &Path) -> bool {
+        self.from.excluded(&self.rel.join(rel)) || self.exclude.as_ref().is_some_and(|x| x.is_excluded(rel))
     }
 }
 
@@ -95,11 +103,19 @@ fn escapes(path: &str) -> bool {
     false
 }
 
-/// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore applied.
-pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, CopyError> {
+/// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
+/// and `exclude` (`--exclude`, matched against a wildcard match's path below
+/// the folder searched, and against paths below a selected folder) applied.
+pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Result<Vec<Selected>, CopyError> {
     if sources.is_empty() {
         return Err(CopyError::NoSources);
     }
+    let exclude = match exclude {
+        [] => None,
+        patterns => Some(Arc::new(
+            DockerIgnore::parse(&patterns.join("\n"), "--exclude").map_err(|e| CopyError::Exclude(e.to_string()))?,
+        )),
+    };
     let root = from.root();
     let in_context = matches!(from, SourceRoot::Context { .. });
     let missing =
@@ -131,14 +147,16 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
                     walk.skip_current_dir();
                 }
                 let rel = dir_rel.join(below);
-                if from.excluded(&rel) {
+                if from.excluded(&rel) || exclude.as_ref().is_some_and(|x| x.is_excluded(below)) {
                     continue;
                 }
+                let written = Path::new(dir.trim_start_matches('/')).join(below);
                 // Matches are followed like named sources are (BuildKit does the same).
                 let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
                 let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
                 let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
-                out.push(Selected { host, rel, name: e.file_name().to_owned(), is_dir, from: from.clone() });
+                let name = e.file_name().to_owned();
+                out.push(Selected { host, rel, name, is_dir, written, from: from.clone(), exclude: exclude.clone() });
             }
         } else {
             let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
@@ -147,8 +165,10 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             if !rel.as_os_str().is_empty() && from.excluded(&rel) {
                 return Err(missing(source));
             }
-            let name = lexical(Path::new(source)).clamped().file_name().map(|n| n.to_owned()).unwrap_or_default();
-            out.push(Selected { host, rel, name, is_dir: meta.is_dir(), from: from.clone() });
+            let written = lexical(Path::new(source)).clamped();
+            let name = written.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let is_dir = meta.is_dir();
+            out.push(Selected { host, rel, name, is_dir, written, from: from.clone(), exclude: exclude.clone() });
         }
     }
     Ok(out)
@@ -174,7 +194,7 @@ pub(super) mod tests {
     fn selects_with_wildcards_and_ignore_rules() {
         let (_d, ctx) = context(&[("a.txt", "a"), ("b.txt", "b"), ("c.md", "c"), ("sub/x.txt", "x")], "b.txt");
         let names = |s: &[&str]| -> Vec<String> {
-            select(&ctx, &s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+            select(&ctx, &s.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[])
                 .unwrap()
                 .iter()
                 .map(|s| s.rel.display().to_string())
@@ -190,7 +210,7 @@ pub(super) mod tests {
         for (bad, outside) in
             [("b.txt", false), ("nope", false), ("nodir/*.rs", false), ("../x", true), ("sub/../../x", true)]
         {
-            let err = select(&ctx, &[bad.to_string()]).err().unwrap();
+            let err = select(&ctx, &[bad.to_string()], &[]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
     }
