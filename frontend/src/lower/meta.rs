@@ -3,7 +3,7 @@
 //! empty-layer history entry, written the way docker writes it.
 
 use super::stage::StageState;
-use super::{clean, env_set, join, LowerError, Lowering};
+use super::{clean, env_set, go_fmt, join, LowerError, Lowering};
 use crate::error::Error;
 use crate::instructions::{Pair, Word};
 
@@ -80,7 +80,7 @@ impl Lowering<'_> {
 pub(super) fn cmd(st: &mut StageState, args: &[String]) {
     st.config.cmd = Some(args.to_vec());
     st.cmd_set = true;
-    st.history(format!("CMD {}", json(args)), true);
+    st.history(format!("CMD {}", go_fmt::quote_list(args)), true);
 }
 
 pub(super) fn entrypoint(st: &mut StageState, args: &[String]) {
@@ -89,16 +89,12 @@ pub(super) fn entrypoint(st: &mut StageState, args: &[String]) {
     if !st.cmd_set {
         st.config.cmd = None;
     }
-    st.history(format!("ENTRYPOINT {}", json(args)), true);
+    st.history(format!("ENTRYPOINT {}", go_fmt::quote_list(args)), true);
 }
 
 fn join_pairs(pairs: &[(String, String)]) -> String {
     let v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     v.join(" ")
-}
-
-fn json(args: &[String]) -> String {
-    serde_json::to_string(args).unwrap_or_default()
 }
 
 /// `80` → `80/tcp`; `53/UDP` → `53/udp`; `None` when it is no port.
