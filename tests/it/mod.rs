@@ -1,8 +1,10 @@
+mod add;
 mod bad_input;
 mod build;
 mod cache;
 mod cli;
 mod copy;
+mod copy_rules;
 mod harness;
 mod history;
 mod interop;
