@@ -234,7 +234,7 @@ impl Writer<'_, '_> {
         }
     }
 
-    /// A heredoc file, copied as a file named after it would be (mode 0664,
+    /// A heredoc file, copied as a file named after it would be (mode 0644,
     /// as BuildKit makes it, unless --chmod).
     fn inline(&mut self, dest: &Path, into: bool, f: &InlineFile) -> Result<(), CopyError> {
         match (into, dest.parent()) {
@@ -248,7 +248,7 @@ impl Writer<'_, '_> {
         }
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(self.o.chmod.as_ref().map_or(0o664, |c| c.apply(0o664, false)));
+        h.set_mode(self.o.chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false)));
         let (uid, gid) = self.o.owner.unwrap_or((0, 0));
         h.set_uid(uid.into());
         h.set_gid(gid.into());

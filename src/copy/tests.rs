@@ -163,7 +163,7 @@ fn chmod_octal_and_symbolic_on_files_and_folders() {
 }
 
 #[test]
-fn heredoc_files_are_0664_files_named_after_their_delimiter() {
+fn heredoc_files_are_0644_files_named_after_their_delimiter() {
     let (_c, ctx) = context(&[], "");
     let base = base();
     let files = |names: &[&str]| {
@@ -171,13 +171,13 @@ fn heredoc_files_are_0664_files_named_after_their_delimiter() {
     };
     let inline = |names: &[&str], dest: &str| CopyOp { from: files(names), ..op(names, dest) };
     let got = write(&inline(&["EOF"], "/tmp"), Some(base.path()), &ctx).unwrap();
-    assert_eq!(got, [seen("tmp", '5', 0o1777, ""), seen("tmp/EOF", '0', 0o664, "EOF\n")]);
+    assert_eq!(got, [seen("tmp", '5', 0o1777, ""), seen("tmp/EOF", '0', 0o644, "EOF\n")]);
     let got = write(&inline(&["EOF"], "/conf.txt"), Some(base.path()), &ctx).unwrap();
-    assert_eq!(got, [seen("conf.txt", '0', 0o664, "EOF\n")]);
+    assert_eq!(got, [seen("conf.txt", '0', 0o644, "EOF\n")]);
     let got = write(&inline(&["A", "B"], "/x/"), None, &ctx).unwrap();
-    assert_eq!(got, [seen("x", '5', 0o755, ""), seen("x/A", '0', 0o664, "A\n"), seen("x/B", '0', 0o664, "B\n")]);
+    assert_eq!(got, [seen("x", '5', 0o755, ""), seen("x/A", '0', 0o644, "A\n"), seen("x/B", '0', 0o644, "B\n")]);
     let chmod = CopyOp { chmod: Some("u+x".into()), ..inline(&["S"], "/s.sh") };
-    assert_eq!(write(&chmod, None, &ctx).unwrap(), [seen("s.sh", '0', 0o764, "S\n")]);
+    assert_eq!(write(&chmod, None, &ctx).unwrap(), [seen("s.sh", '0', 0o744, "S\n")]);
 }
 
 #[test]

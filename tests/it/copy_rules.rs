@@ -104,7 +104,7 @@ fn heredoc_files_parents_and_exclude() {
         .stdout;
     assert_eq!(
         out,
-        "hello \nfirst\nsecond\n664\n/p\n/p/app\n/p/app/main.txt\n/p/app/notes.md\n/p/src\n/p/src/lib\n/p/src/lib/l.txt\n\
+        "hello \nfirst\nsecond\n644\n/p\n/p/app\n/p/app/main.txt\n/p/app/notes.md\n/p/src\n/p/src/lib\n/p/src/lib/l.txt\n\
          /x\n/x/main.txt\n"
     );
 }
