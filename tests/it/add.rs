@@ -19,7 +19,13 @@ fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn add_extracts_archives_by_content_and_copies_the_rest() {
-    let k = Kiln::with_busybox();
+    for k in Kiln::each_mode() {
+        add_extracts(&k);
+    }
+}
+
+/// Archives owned by another user extract alike for root and rootless kiln.
+fn add_extracts(k: &Kiln) {
     let archive = tar_of(&[("app/bin/tool", "tool"), ("app/README", "read me")]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&archive).unwrap();
@@ -34,7 +40,9 @@ fn add_extracts_archives_by_content_and_copies_the_rest() {
         "FROM busybox\nADD app.tgz /opt/\nADD blob /srv\nADD notes.tar.gz /notes/\n\
          ADD --unpack=false app.tgz /kept/\nADD --chown=nobody app.tgz /owned/\n",
     );
+    k.give(&k.ctx());
     k.build(&["-t", "add:v1"]).ok();
+    k.assert_clean();
     let script = "cat /opt/app/bin/tool /srv/app/README /notes/notes.tar.gz; echo; ls /kept; \
                   stat -c '%n %a %u' /opt/app/bin/tool /owned/app/README /owned/app";
     let out = k.cmd(&["run", "add:v1", "sh", "-c", script]).ok().stdout;

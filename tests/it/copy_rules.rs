@@ -12,7 +12,12 @@ fn stat(k: &Kiln, image: &str, format: &str, paths: &[&str]) -> String {
 
 #[test]
 fn existing_folders_keep_their_mode_and_owner() {
-    let k = Kiln::with_busybox();
+    for k in Kiln::each_mode() {
+        existing_folders_kept(&k);
+    }
+}
+
+fn existing_folders_kept(k: &Kiln) {
     k.write("a.txt", "a");
     k.write(
         "Dockerfile",
