@@ -27,7 +27,7 @@ fn existing_folders_kept(k: &Kiln) {
     );
     k.build(&["-t", "keep:v1"]).ok();
     let got = stat(
-        &k,
+        k,
         "keep:v1",
         "%n %a %U",
         &["/shared", "/shared/hello", "/shared/deep", "/shared/deep/new", "/made", "/made/here"],
