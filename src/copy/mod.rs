@@ -107,8 +107,9 @@ pub fn write_layer(
         op.chmod.as_deref().map(|m| Chmod::parse(m).ok_or_else(|| CopyError::Chmod(m.to_owned()))).transpose()?;
     // --link: the files land as on an empty filesystem (BuildKit copies onto
     // scratch and merges the result): nothing of the base's destination is
-    // read, its symlinks not followed, its folders not kept.
-    let base = if op.link { None } else { base };
+    // read, its symlinks not followed, its folders not kept. BuildKit does
+    // not link a copy with --chmod: that one is an ordinary copy.
+    let base = if op.link && op.chmod.is_none() { None } else { base };
     // The destination inside the image, with symlinks of the base resolved.
     let dest = match base {
         Some(root) => {

@@ -221,6 +221,10 @@ fn link_copies_as_onto_an_empty_filesystem() {
     let names: Vec<_> = got.iter().map(|s| (s.path.as_str(), s.mode, s.uid)).collect();
     // The base's /bin symlink is not followed; --chown names still resolve in the base.
     assert_eq!(names, [("bin", 0o755, 1000), ("bin/hello", 0o644, 1000)]);
+    // With --chmod, BuildKit does not link: the base's symlink is followed.
+    let chmod = CopyOp { chmod: Some("600".into()), ..link("/bin/") };
+    let got = write(&chmod, Some(base.path()), &ctx).unwrap();
+    assert_eq!(got.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), ["usr", "usr/bin", "usr/bin/hello"]);
 }
 
 /// A tar archive of `entries` (path, body; a path ending in `/` is a folder,
