@@ -47,13 +47,14 @@ fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
-/// Extract the archive read from `reader` (the file `host`) into `dest`, a
+/// Extract the archive read from `reader` (the file `host`, the source
+/// `name` as the Dockerfile names it) into `dest`, a
 /// folder of the layer. Entries keep their modes, times and owners (owned by
 /// `owner` instead with --chown); missing parents are made 0755, root's.
 /// The archive is read to its end, so that all its bytes are hashed.
 pub(super) fn extract(
     reader: impl Read,
-    host: &Path,
+    (host, name): (&Path, &Path),
     dest: &Path,
     owner: Option<(u32, u32)>,
     tar: &mut LayerTar,
@@ -61,7 +62,7 @@ pub(super) fn extract(
 ) -> Result<(), CopyError> {
     let read_err = |e: io::Error| CopyError::Read(host.to_owned(), e);
     let bad = |entry: &Path, why: &'static str| CopyError::BadArchive {
-        archive: host.to_owned(),
+        archive: name.to_owned(),
         entry: entry.to_owned(),
         why,
     };

@@ -274,11 +274,11 @@ impl Writer<'_, '_> {
         match first {
             Some(first) => {
                 self.checksum.entry(Path::new(""), &meta, &xattrs, Body::HardLink(&first));
-                archive::extract(file, &sel.host, dest, owner, tar, tree)
+                archive::extract(file, (&sel.host, &sel.written), dest, owner, tar, tree)
             }
             None => {
                 self.checksum.entry(Path::new(""), &meta, &xattrs, Body::Own);
-                archive::extract(self.checksum.reader(file), &sel.host, dest, owner, tar, tree)
+                archive::extract(self.checksum.reader(file), (&sel.host, &sel.written), dest, owner, tar, tree)
             }
         }
     }
