@@ -119,7 +119,7 @@ impl Executor for Engine {
 
     fn content_checksum(&self, op: &Op) -> Result<Option<Digest>, EngineError> {
         match op {
-            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, &c.sources)?)),
+            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, c)?)),
             _ => Ok(None),
         }
     }
