@@ -1,0 +1,265 @@
+//! Engine-level tests of remote ADD: a loopback HTTP server serves files and
+//! a git repository (dumb HTTP), and the steps are solved as a build would.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use kiln_frontend::{CopyFrom, CopyOp, Op};
+use kiln_solver::{Graph, Solver};
+
+use super::super::{Engine, FsState};
+use crate::fetch::test_server::Server;
+use crate::store::Store;
+
+/// One entry of a layer: mode, mtime, uid, content (or link target).
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    mode: u32,
+    mtime: u64,
+    uid: u64,
+    data: String,
+}
+
+fn solve(store: &Store, op: CopyOp) -> Result<FsState, String> {
+    let engine = Arc::new(Engine::new(store, None).unwrap());
+    let mut graph = Graph::new();
+    let base = graph.add(Op::Scratch, vec![], "scratch").unwrap();
+    let target = graph.add(Op::Copy(op), vec![base], "ADD").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(Solver::new(engine, 1).solve(&graph, &target)).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+}
+
+fn entries(store: &Store, fs: &FsState) -> BTreeMap<String, Entry> {
+    let blob = std::fs::File::open(store.blob_path(&fs.layers.last().unwrap().digest)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut out = BTreeMap::new();
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+        let mut data = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(link) = e.link_name().unwrap() {
+            data = link.display().to_string();
+        }
+        let path = e.path().unwrap().display().to_string();
+        out.insert(
+            path,
+            Entry { mode: h.mode().unwrap() & 0o7777, mtime: h.mtime().unwrap(), uid: h.uid().unwrap(), data },
+        );
+    }
+    out
+}
+
+fn url_op(sources: &[String], dest: &str) -> CopyOp {
+    CopyOp { from: CopyFrom::Url, sources: sources.to_vec(), dest: dest.into(), ..Default::default() }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn downloaded_blobs(store: &Store) -> usize {
+    std::fs::read_dir(store.root().join("downloads/blobs")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_url_is_a_0600_file_named_after_its_path_with_the_server_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    server.reply("/dl/tool.txt", 200, &[("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")], b"tool\n");
+    server.reply("/plain", 200, &[], b"plain\n");
+
+    let fs = solve(&store, url_op(&[server.url("/dl/tool.txt")], "/opt/")).unwrap();
+    let got = entries(&store, &fs);
+    assert_eq!(got["opt/tool.txt"], Entry { mode: 0o600, mtime: 784111777, uid: 0, data: "tool\n".into() });
+
+    // No Last-Modified: the epoch. A destination without `/` names the file.
+    let mut op = url_op(&[server.url("/plain")], "/renamed");
+    op.chmod = Some("755".into());
+    let fs = solve(&store, op).unwrap();
+    assert_eq!(entries(&store, &fs)["renamed"], Entry { mode: 0o755, mtime: 0, uid: 0, data: "plain\n".into() });
+
+    // Two URLs go into the destination folder, each under its own name.
+    let fs = solve(&store, url_op(&[server.url("/dl/tool.txt"), server.url("/plain")], "/both/")).unwrap();
+    let names: Vec<_> = entries(&store, &fs).into_keys().collect();
+    assert_eq!(names, ["both", "both/plain", "both/tool.txt"]);
+}
+
+#[test]
+fn the_cache_key_follows_the_content_and_a_checksum_spares_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    server.reply("/f", 200, &[], b"one");
+    let url = server.url("/f");
+
+    let first = solve(&store, url_op(std::slice::from_ref(&url), "/f")).unwrap();
+    assert_eq!(entries(&store, &first)["f"].data, "one");
+    server.reply("/f", 200, &[], b"two");
+    let second = solve(&store, url_op(std::slice::from_ref(&url), "/f")).unwrap();
+    assert_eq!(entries(&store, &second)["f"].data, "two", "changed content must not hit the cache");
+
+    let mut pinned = url_op(std::slice::from_ref(&url), "/f");
+    pinned.checksum = Some(sha256(b"two"));
+    let built = solve(&store, pinned.clone()).unwrap();
+    assert_eq!(entries(&store, &built)["f"].data, "two");
+    let hits = server.hits("/f");
+    // The same step again: its key is the checksum, and its layer is cached.
+    assert_eq!(solve(&store, pinned).unwrap(), built);
+    assert_eq!(server.hits("/f"), hits, "a pinned, cached URL is not requested again");
+}
+
+#[test]
+fn a_checksum_mismatch_names_both_digests_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    server.reply("/f.tgz", 200, &[], b"tampered");
+    let mut op = url_op(&[server.url("/f.tgz")], "/");
+    let expected = sha256(b"genuine");
+    op.checksum = Some(expected.clone());
+    let err = solve(&store, op).unwrap_err();
+    for part in [server.url("/f.tgz"), expected, sha256(b"tampered")] {
+        assert!(err.contains(&part), "{part} not in: {err}");
+    }
+    assert_eq!(downloaded_blobs(&store), 0);
+    let work: Vec<_> = std::fs::read_dir(store.work_dir()).unwrap().collect();
+    assert!(work.is_empty(), "the store's scratch folder keeps {work:?}");
+
+    let mut op = url_op(&[server.url("/f.tgz")], "/");
+    op.checksum = Some("sha256:nothex".into());
+    let err = solve(&store, op).unwrap_err();
+    assert!(err.contains("write sha256: followed by 64 hex digits"), "{err}");
+}
+
+#[test]
+fn http_errors_name_the_url_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    server.reply("/gone", 410, &[], b"");
+    for (path, status) in [("/missing", "404 Not Found"), ("/gone", "410 Gone")] {
+        let err = solve(&store, url_op(&[server.url(path)], "/")).unwrap_err();
+        assert!(err.contains(&server.url(path)) && err.contains(status), "{err}");
+    }
+    assert_eq!(downloaded_blobs(&store), 0);
+}
+
+/// git with no host configuration, for making test repositories.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_DATE", "@1600000000 +0000")
+        .env("GIT_COMMITTER_DATE", "@1600000000 +0000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A repository served over dumb HTTP: `main` with two commits, the first
+/// tagged `v1` (annotated). Returns the server, the URL and both commits.
+pub(crate) fn served_repo(dir: &Path) -> (Server, String, String, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    git(&work, &["init", "-q"]);
+    std::fs::write(work.join("a.txt"), "v1\n").unwrap();
+    std::fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(work.join("sub/run.sh"), std::fs::Permissions::from_mode(0o775)).unwrap();
+    std::os::unix::fs::symlink("a.txt", work.join("link")).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    std::fs::write(work.join("a.txt"), "v2\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    let second = git(&work, &["rev-parse", "HEAD"]);
+    let bare = dir.join("repo.git");
+    git(dir, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(&bare, &["update-server-info"]);
+    let server = Server::start();
+    server.serve_dir("/repo.git", &bare);
+    let url = server.url("/repo.git");
+    (server, url, first, second)
+}
+
+fn git_op(source: String, dest: &str) -> CopyOp {
+    CopyOp {
+        from: CopyFrom::Git { keep_git_dir: false },
+        sources: vec![source],
+        dest: dest.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_git_ref_is_checked_out_with_git_modes_and_the_commit_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (_server, url, first, _) = served_repo(dir.path());
+
+    let fs = solve(&store, git_op(format!("{url}#v1"), "/src")).unwrap();
+    let got = entries(&store, &fs);
+    let names: Vec<_> = got.keys().cloned().collect();
+    assert_eq!(names, ["src", "src/a.txt", "src/link", "src/sub", "src/sub/run.sh"]);
+    let e = |mode, data: &str| Entry { mode, mtime: 1600000000, uid: 0, data: data.into() };
+    assert_eq!(got["src/a.txt"], e(0o644, "v1\n"));
+    assert_eq!(got["src/sub/run.sh"], e(0o755, "#!/bin/sh\n"));
+    assert_eq!(got["src/sub"], e(0o755, ""));
+    assert_eq!(got["src/link"].data, "a.txt");
+
+    // The default branch, a subdirectory, a commit id, and the .git folder kept.
+    let fs = solve(&store, git_op(url.clone(), "/head/")).unwrap();
+    assert_eq!(entries(&store, &fs)["head/a.txt"].data, "v2\n");
+    let fs = solve(&store, git_op(format!("{url}#main:sub"), "/only/")).unwrap();
+    let names: Vec<_> = entries(&store, &fs).into_keys().collect();
+    assert_eq!(names, ["only", "only/run.sh"]);
+    let fs = solve(&store, git_op(format!("{url}#{first}"), "/pinned")).unwrap();
+    assert_eq!(entries(&store, &fs)["pinned/a.txt"].data, "v1\n");
+    let mut keep = git_op(format!("{url}#v1"), "/kept");
+    keep.from = CopyFrom::Git { keep_git_dir: true };
+    let fs = solve(&store, keep).unwrap();
+    let got = entries(&store, &fs);
+    assert!(got.contains_key("kept/.git/HEAD"), "{:?}", got.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn a_git_checksum_is_the_commit_and_a_moved_branch_is_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (_server, url, first, second) = served_repo(dir.path());
+
+    let mut op = git_op(format!("{url}#v1"), "/src");
+    op.checksum = Some(first[..12].to_owned());
+    solve(&store, op.clone()).unwrap();
+    op.checksum = Some(second.clone());
+    let err = solve(&store, op).unwrap_err();
+    assert!(err.contains(&second) && err.contains(&first) && err.contains(&url), "{err}");
+
+    let err = solve(&store, git_op(format!("{url}#nope"), "/src")).unwrap_err();
+    assert!(err.contains("no branch or tag nope"), "{err}");
+    let err = solve(&store, git_op(format!("{url}#main:missing"), "/src")).unwrap_err();
+    assert!(err.contains("missing is not a directory of the repository"), "{err}");
+
+    let before = solve(&store, git_op(format!("{url}#main"), "/src")).unwrap();
+    let work = dir.path().join("work");
+    std::fs::write(work.join("a.txt"), "v3\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "three"]);
+    let bare = dir.path().join("repo.git");
+    git(&bare, &["fetch", "-q", work.to_str().unwrap(), "main:main"]);
+    git(&bare, &["update-server-info"]);
+    let after = solve(&store, git_op(format!("{url}#main"), "/src")).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(entries(&store, &after)["src/a.txt"].data, "v3\n");
+}
