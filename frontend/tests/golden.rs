@@ -203,6 +203,13 @@ fn config(c: &ImageConfig) -> String {
     c.exposed_ports.iter().for_each(|p| field("expose", p));
     c.volumes.iter().for_each(|v| field("volume", v));
     c.stop_signal.iter().for_each(|s| field("stopsignal", s));
+    c.shell.iter().for_each(|s| field("shell", &format!("{s:?}")));
+    if let Some(h) = &c.healthcheck {
+        let d = [h.interval, h.timeout, h.start_period, h.start_interval];
+        field("healthcheck", &format!("{:?} durations(ns) {d:?} retries {}", h.test, h.retries));
+    }
+    c.on_build.iter().for_each(|t| field("onbuild", t));
+    c.author.iter().for_each(|a| field("author", a));
     out += "history\n";
     for h in &c.history {
         let _ = writeln!(out, "  {} {}", if h.empty_layer { "     " } else { "LAYER" }, h.created_by);

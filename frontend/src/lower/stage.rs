@@ -74,6 +74,9 @@ impl Lowering<'_> {
             steps: 1 + commands.iter().filter(|c| c.instruction.is_step()).count(),
         };
         let name = state.name(&stage.text);
+        if let Some(platform) = &stage.platform {
+            self.check_platform(platform)?;
+        }
 
         // FROM: expanded with the global ARGs only.
         let globals = &self.global_args;

@@ -11,9 +11,15 @@
 //!   the instructions that expand) or, for the instructions that have one, parsed
 //!   as a JSON (exec form) array.
 
+mod json;
+mod spec;
+
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Location};
+pub(crate) use json::json_form;
+use spec::suggest;
+pub(crate) use spec::FlagKind;
 
 /// The escape character when no `# escape=` directive is given.
 pub(crate) const DEFAULT_ESCAPE: char = '\\';
@@ -32,20 +38,6 @@ pub enum ParseError {
         /// The instruction it is a likely typo of.
         suggestion: Option<&'static str>,
     },
-    /// An instruction Docker knows and kiln does not implement yet.
-    #[error("{keyword} is not supported yet")]
-    UnsupportedInstruction {
-        /// The instruction, uppercased.
-        keyword: &'static str,
-    },
-    /// A flag Docker knows for this instruction and kiln does not implement yet.
-    #[error("{keyword} --{flag} is not supported yet")]
-    UnsupportedFlag {
-        /// The instruction, uppercased.
-        keyword: &'static str,
-        /// The flag's name, without `--`.
-        flag: String,
-    },
     /// A flag the instruction does not take at all.
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
     UnknownFlag {
@@ -54,7 +46,7 @@ pub enum ParseError {
         /// The flag's name as written, without `--`.
         flag: String,
         /// The flags it does take, for the message.
-        flags: &'static [&'static str],
+        flags: Vec<&'static str>,
     },
     /// `--flag` or `--flag=` without a value.
     #[error("flag --{flag} needs a value: --{flag}=<value>")]
@@ -68,12 +60,6 @@ pub enum ParseError {
         /// The flag's name, without `--`.
         flag: String,
     },
-    /// Exec form that starts with `["` and never closes.
-    #[error("unterminated JSON array")]
-    UnterminatedJson,
-    /// Exec form that starts with `["` and is not valid JSON.
-    #[error("invalid JSON array: write it as [\"a\", \"b\"], with double quotes and commas")]
-    InvalidJson,
     /// Exec form with something other than strings in the array.
     #[error("a JSON array here must hold strings only")]
     NotStringArray,
@@ -83,6 +69,12 @@ pub enum ParseError {
     /// `# escape=` with something other than `\` or a backtick.
     #[error("invalid escape directive \"{0}\": it must be \\ or `")]
     InvalidEscape(String),
+    /// `ONBUILD ONBUILD …`.
+    #[error("chaining ONBUILD via ONBUILD ONBUILD is not allowed")]
+    OnbuildChain,
+    /// `ONBUILD FROM` or `ONBUILD MAINTAINER`.
+    #[error("{0} is not allowed as an ONBUILD trigger")]
+    OnbuildTrigger(&'static str),
     /// A parser directive (named) given twice.
     #[error("the {0} directive is given twice")]
     DuplicateDirective(String),
@@ -104,59 +96,12 @@ fn takes(flags: &[&str]) -> String {
     }
 }
 
-/// What the parser knows about one instruction.
-struct Spec {
-    keyword: &'static str,
-    /// Flags it takes (all of them `--name=value`).
-    flags: &'static [&'static str],
-    /// Flags Docker knows for it that kiln does not implement yet.
-    unsupported_flags: &'static [&'static str],
-    /// Whether it has a JSON (exec) form.
-    json: bool,
-    /// False for instructions kiln knows but does not implement yet.
-    supported: bool,
-}
-
-const fn spec(keyword: &'static str, json: bool) -> Spec {
-    Spec { keyword, flags: &[], unsupported_flags: &[], json, supported: true }
-}
-
-const fn unsupported(keyword: &'static str) -> Spec {
-    Spec { supported: false, ..spec(keyword, false) }
-}
-
-/// Every instruction Docker knows, in the order "did you mean" prefers on a tie.
-const SPECS: &[Spec] = &[
-    Spec { unsupported_flags: &["platform"], ..spec("FROM", false) },
-    Spec { unsupported_flags: &["mount", "network", "security"], ..spec("RUN", true) },
-    Spec {
-        flags: &["from", "chown", "chmod"],
-        unsupported_flags: &["link", "parents", "exclude"],
-        ..spec("COPY", true)
-    },
-    spec("CMD", true),
-    spec("ENTRYPOINT", true),
-    spec("ENV", false),
-    spec("ARG", false),
-    spec("WORKDIR", false),
-    spec("USER", false),
-    spec("LABEL", false),
-    spec("EXPOSE", false),
-    unsupported("ADD"),
-    unsupported("VOLUME"),
-    unsupported("HEALTHCHECK"),
-    unsupported("SHELL"),
-    unsupported("STOPSIGNAL"),
-    unsupported("ONBUILD"),
-    unsupported("MAINTAINER"),
-];
-
 /// A `--name=value` word between the instruction and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Flag {
     pub(crate) name: String,
-    /// Raw, unexpanded.
-    pub(crate) value: String,
+    /// Raw, unexpanded; `None` for a bare boolean flag (`--link`).
+    pub(crate) value: Option<String>,
     pub(crate) location: Location,
 }
 
@@ -180,6 +125,8 @@ pub(crate) struct Node {
     pub(crate) rest: String,
     /// The parsed array when `rest` is in JSON (exec) form.
     pub(crate) json: Option<Vec<String>>,
+    /// ONBUILD's trigger instruction.
+    pub(crate) nested: Option<Box<Node>>,
     /// Where the keyword starts.
     pub(crate) location: Location,
     /// The instruction as written, continuations joined into one line.
@@ -336,24 +283,39 @@ fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
 
 /// One logical line → a node.
 fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Error> {
-    let at = |offset: usize| locate(&line, &segments, offset);
-    let word_end = line.find(char::is_whitespace).unwrap_or(line.len());
-    let written = &line[..word_end];
-    let keyword = written.to_ascii_uppercase();
-    let Some(spec) = SPECS.iter().find(|s| s.keyword == keyword) else {
-        let e = ParseError::UnknownInstruction { suggestion: suggest(&keyword), keyword: written.to_owned() };
-        return Err(Error::at(at(0), e));
-    };
-    if !spec.supported {
-        let e = ParseError::UnsupportedInstruction { keyword: spec.keyword };
-        return Err(Error::at(at(0), e));
-    }
+    node_at(&line, &segments, 0, escape).map(|mut n| {
+        n.line = line;
+        n.segments = segments;
+        n
+    })
+}
 
-    // Flags: `--name=value` words up to the first other word (or a bare `--`).
+/// Parse one instruction line that is not part of a file: an ONBUILD trigger
+/// being run, written at `at` (where the FROM that runs it is, say).
+pub(crate) fn parse_line(text: &str, at: Location, escape: char) -> Result<Node, Error> {
+    let start = text.trim_start();
+    let segments = vec![Segment { offset: 0, line: at.line, column: at.column }];
+    node(start.trim_end().to_owned(), segments, escape)
+}
+
+/// The instruction that starts at byte `start` of `line` (0, or after ONBUILD).
+/// The node's `line` and `segments` are left empty for the caller to fill.
+fn node_at(line: &str, segments: &[Segment], start: usize, escape: char) -> Result<Node, Error> {
+    let at = |offset: usize| locate(line, segments, offset);
+    let word_end = line[start..].find(char::is_whitespace).map_or(line.len(), |e| start + e);
+    let written = &line[start..word_end];
+    let keyword = written.to_ascii_uppercase();
+    let Some(spec) = spec::find(&keyword) else {
+        let e = ParseError::UnknownInstruction { suggestion: suggest(&keyword), keyword: written.to_owned() };
+        return Err(Error::at(at(start), e));
+    };
+
+    // Flags: `--name[=value]` words up to the first other word (or a bare `--`).
     let skip_blanks = |from: usize| from + (line[from..].len() - line[from..].trim_start().len());
     let mut pos = skip_blanks(word_end);
     let mut flags: Vec<Flag> = Vec::new();
-    while line[pos..].starts_with("--") {
+    // ONBUILD's flags are its trigger's.
+    while spec.keyword != "ONBUILD" && line[pos..].starts_with("--") {
         let end = line[pos..].find(char::is_whitespace).map_or(line.len(), |e| pos + e);
         let word = &line[pos + 2..end];
         let location = at(pos);
@@ -365,20 +327,18 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
             Some((n, v)) => (n, Some(v)),
             None => (word, None),
         };
-        if !spec.flags.contains(&name) {
-            let e = if spec.unsupported_flags.contains(&name) {
-                ParseError::UnsupportedFlag { keyword: spec.keyword, flag: name.to_owned() }
-            } else {
-                ParseError::UnknownFlag { keyword: spec.keyword, flag: name.to_owned(), flags: spec.flags }
-            };
+        let Some(&(_, kind)) = spec.flags.iter().find(|(f, _)| *f == name) else {
+            let flags = spec.flags.iter().map(|(f, _)| *f).collect();
+            let e = ParseError::UnknownFlag { keyword: spec.keyword, flag: name.to_owned(), flags };
             return Err(Error::at(location, e));
-        }
+        };
         let flag = name.to_owned();
         let value = match value {
-            Some(v) if !v.is_empty() => v.to_owned(),
+            Some(v) if !v.is_empty() => Some(v.to_owned()),
+            None if kind == FlagKind::Bool => None,
             _ => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
         };
-        if flags.iter().any(|f| f.name == name) {
+        if kind != FlagKind::Repeated && flags.iter().any(|f| f.name == name) {
             return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
         }
         flags.push(Flag { name: flag, value, location });
@@ -386,45 +346,33 @@ fn node(line: String, segments: Vec<Segment>, escape: char) -> Result<Node, Erro
 
     let rest = line[pos..].trim_end().to_owned();
     let json = if spec.json { json_form(&rest).map_err(|e| Error::at(at(pos), e))? } else { None };
-    if json.is_none() && matches!(spec.keyword, "RUN" | "COPY") {
+    if json.is_none() && matches!(spec.keyword, "RUN" | "COPY" | "ADD") {
         if let Some(offset) = heredoc(&rest, escape) {
             return Err(Error::at(at(pos + offset), ParseError::Heredoc));
         }
     }
+    let nested = if spec.keyword == "ONBUILD" && !rest.is_empty() {
+        let trigger = node_at(line, segments, pos, escape)?;
+        match trigger.keyword {
+            "ONBUILD" => return Err(Error::at(at(pos), ParseError::OnbuildChain)),
+            k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at(pos), ParseError::OnbuildTrigger(k))),
+            _ => Some(Box::new(Node { line: line.to_owned(), segments: segments.to_vec(), ..trigger })),
+        }
+    } else {
+        None
+    };
     Ok(Node {
         keyword: spec.keyword,
         flags,
         json,
-        location: at(0),
-        text: line.trim().to_owned(),
+        nested,
+        location: at(start),
+        text: line[start..].trim().to_owned(),
         rest,
         rest_offset: pos,
-        line,
-        segments,
+        line: String::new(),
+        segments: Vec::new(),
     })
-}
-
-/// The exec-form array, if `rest` is one. Like Docker, text that starts with `[`
-/// but is no JSON array is shell form (`RUN [ -f x ] && …`); but text that starts
-/// with `["` was surely meant as JSON, so a mistake in it is an error rather
-/// than a command line `/bin/sh` would choke on.
-fn json_form(rest: &str) -> Result<Option<Vec<String>>, ParseError> {
-    if !rest.starts_with('[') {
-        return Ok(None);
-    }
-    match serde_json::from_str::<serde_json::Value>(rest) {
-        Ok(serde_json::Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                serde_json::Value::String(s) => Ok(s),
-                _ => Err(ParseError::NotStringArray),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        _ if rest.starts_with("[\"") && !rest.ends_with(']') => Err(ParseError::UnterminatedJson),
-        _ if rest.starts_with("[\"") => Err(ParseError::InvalidJson),
-        _ => Ok(None),
-    }
 }
 
 /// The offset of a heredoc marker (`<<EOF`, `<<-"EOF"`) among the words of `rest`.
@@ -450,43 +398,6 @@ fn heredoc(rest: &str, escape: char) -> Option<usize> {
     None
 }
 
-/// The known keyword closest to `keyword`, if it is close enough to be a typo.
-fn suggest(keyword: &str) -> Option<&'static str> {
-    let mut best: Option<(usize, &'static str)> = None;
-    for spec in SPECS {
-        let d = edit_distance(keyword, spec.keyword);
-        if d <= 2 && d < spec.keyword.len() && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, spec.keyword));
-        }
-    }
-    best.map(|(_, k)| k)
-}
-
-/// Optimal string alignment distance: Levenshtein plus swaps of two neighbours,
-/// so `FORM` is one edit from `FROM`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,7 +419,7 @@ mod tests {
         for n in nodes {
             let mut s = format!("{} {}", n.location, n.keyword);
             for f in &n.flags {
-                s += &format!(" --{}={}@{}", f.name, f.value, f.location);
+                s += &format!(" --{}={}@{}", f.name, f.value.as_deref().unwrap_or("<bare>"), f.location);
             }
             match &n.json {
                 Some(a) => s += &format!(" json{a:?}"),
@@ -548,20 +459,6 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
-        }
-    }
-
-    #[test]
-    fn edit_distances() {
-        for (a, b, d) in [
-            ("RUN", "RUN", 0),
-            ("RUNN", "RUN", 1),
-            ("FORM", "FROM", 1),
-            ("CPY", "COPY", 1),
-            ("ENTRYPONT", "ENTRYPOINT", 1),
-            ("XYZ", "ARG", 3),
-        ] {
-            assert_eq!(edit_distance(a, b), d, "{a} {b}");
         }
     }
 

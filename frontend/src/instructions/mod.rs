@@ -4,9 +4,17 @@
 //! environment expands them is the lowering's business (`lower`). This module
 //! only checks shape: argument counts, `name=value` pairs, stage names.
 
+mod copy;
+mod health;
+mod run;
+
 use crate::error::{Error, Location};
-use crate::parser::Node;
+use crate::parser::{Flag, Node};
 use crate::shell::Lexer;
+
+pub(crate) use copy::Copy;
+pub(crate) use health::{format_duration, Health};
+pub(crate) use run::Run;
 
 /// An instruction with the wrong arguments.
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +31,55 @@ pub enum InstructionError {
     /// Two stages share a name (compared case-insensitively).
     #[error("stage name \"{0}\" is already used by an earlier stage")]
     DuplicateStage(String),
-    /// COPY with fewer than two words.
-    #[error("COPY requires at least one source and a destination")]
-    CopyArguments,
+    /// COPY or ADD (named) with fewer than two words.
+    #[error("{0} requires at least one source and a destination")]
+    CopyArguments(&'static str),
+    /// A boolean flag with a value other than true or false.
+    #[error("--{flag} takes true or false, not \"{value}\"")]
+    BoolFlag {
+        /// The flag's name.
+        flag: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A flag value that is not one of the allowed ones.
+    #[error("invalid --{flag}={value}: {expected}")]
+    FlagValue {
+        /// The flag's name.
+        flag: &'static str,
+        /// The value as written.
+        value: String,
+        /// What would be accepted.
+        expected: String,
+    },
+    /// SHELL in shell form.
+    #[error("SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]")]
+    ShellNotJson,
+    /// SHELL [].
+    #[error("SHELL requires at least one argument, e.g. SHELL [\"/bin/bash\", \"-c\"]")]
+    ShellEmpty,
+    /// VOLUME "" (or a JSON element that is blank).
+    #[error("VOLUME specified can not be an empty string")]
+    EmptyVolume,
+    /// HEALTHCHECK with a first word other than CMD or NONE.
+    #[error("unknown type \"{0}\" in HEALTHCHECK (try CMD, or NONE)")]
+    HealthcheckType(String),
+    /// HEALTHCHECK NONE followed by something.
+    #[error("HEALTHCHECK NONE takes no arguments")]
+    HealthcheckNoneArgs,
+    /// HEALTHCHECK CMD without a command.
+    #[error("missing command after HEALTHCHECK CMD")]
+    HealthcheckCommand,
+    /// A HEALTHCHECK duration that does not parse or is out of range.
+    #[error("invalid --{flag}={value}: {reason}")]
+    Duration {
+        /// The flag's name.
+        flag: &'static str,
+        /// The value as written.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A word without `=` in the `name=value` form of ENV or LABEL.
     #[error("{keyword} expects name=value, found \"{word}\"")]
     MissingEquals {
@@ -72,14 +126,12 @@ pub(crate) struct ArgDecl {
     pub(crate) default: Option<Word>,
 }
 
-/// A COPY.
+/// A command in exec form (as given) or shell form (raw: wrapped in the
+/// stage's SHELL at lowering, never expanded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Copy {
-    pub(crate) from: Option<Word>,
-    pub(crate) chown: Option<Word>,
-    pub(crate) chmod: Option<Word>,
-    pub(crate) sources: Vec<Word>,
-    pub(crate) dest: Word,
+pub(crate) enum CommandLine {
+    Exec(Vec<String>),
+    Shell(String),
 }
 
 /// One typed instruction (FROM is [`Stage`]'s).
@@ -89,9 +141,9 @@ pub(crate) struct Copy {
 /// written (a collected `Vec` may keep room for four).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Instruction {
+    /// COPY and ADD.
     Copy(Box<Copy>),
-    /// The command, shell form already wrapped in `/bin/sh -c`; never expanded.
-    Run(Vec<String>),
+    Run(Box<Run>),
     Env(Box<[Pair]>),
     Arg(Box<[ArgDecl]>),
     Workdir(Word),
@@ -99,8 +151,19 @@ pub(crate) enum Instruction {
     Label(Box<[Pair]>),
     /// Each word may expand to several ports.
     Expose(Vec<Word>),
-    Cmd(Vec<String>),
-    Entrypoint(Vec<String>),
+    Cmd(CommandLine),
+    Entrypoint(CommandLine),
+    /// JSON form only; never expanded.
+    Shell(Box<[String]>),
+    Healthcheck(Box<Health>),
+    /// Each word expands to one path.
+    Volume(Box<[Word]>),
+    StopSignal(Word),
+    /// Never expanded.
+    Maintainer(Box<str>),
+    /// The trigger as written after ONBUILD; checked by the parser, run by
+    /// the stages built on this image.
+    Onbuild(Box<str>),
 }
 
 impl Instruction {
@@ -124,6 +187,8 @@ pub(crate) struct Command {
 pub(crate) struct Stage {
     /// Lowercased, as stage names are case-insensitive.
     pub(crate) name: Option<String>,
+    /// `--platform=`, raw; expands with the global ARGs.
+    pub(crate) platform: Option<Word>,
     /// An image, an earlier stage's name or `scratch`; expands with the global ARGs.
     pub(crate) base: Word,
     /// Where the FROM is, and its text.
@@ -204,6 +269,7 @@ fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
     };
     Ok(Stage {
         name,
+        platform: flag(node, "platform"),
         base: words.swap_remove(0),
         location: node.location,
         text: node.text.clone(),
@@ -211,49 +277,114 @@ fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
     })
 }
 
-fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
+/// Type one ONBUILD trigger (the text after ONBUILD, as stored in an image's
+/// config) for the stage that runs it; its errors point at `at` (the FROM
+/// that pulls the trigger in). Like BuildKit, triggers are read with the
+/// default escape character, whatever the file that runs them uses.
+#[allow(dead_code)] // used by ONBUILD trigger execution (lower/stage.rs)
+pub(crate) fn parse_trigger(text: &str, at: Location) -> Result<Command, Error> {
+    let escape = crate::parser::DEFAULT_ESCAPE;
+    let lexer = &Lexer::new(escape);
+    let node = crate::parser::parse_line(text, at, escape)?;
+    match node.keyword {
+        "ONBUILD" => return Err(Error::at(at, crate::parser::ParseError::OnbuildChain)),
+        k @ ("FROM" | "MAINTAINER") => return Err(Error::at(at, crate::parser::ParseError::OnbuildTrigger(k))),
+        _ => {}
+    }
+    Ok(Command { instruction: instruction(&node, lexer)?, location: at, text: node.text })
+}
+
+/// Type one node (any but FROM).
+pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Error> {
     let keyword = node.keyword;
     if node.rest.is_empty() {
         return Err(Error::at(node.location, InstructionError::NoArguments(keyword)));
     }
-    // Exec form as given, shell form through /bin/sh, never expanded.
-    let command = || match &node.json {
-        Some(args) => args.clone(),
-        None => vec!["/bin/sh".to_owned(), "-c".to_owned(), node.rest.clone()],
-    };
-    let flag = |name: &str| {
-        node.flags.iter().find(|f| f.name == name).map(|f| Word { raw: f.value.clone(), location: f.location })
-    };
     Ok(match keyword {
-        "RUN" => Instruction::Run(command()),
-        "CMD" => Instruction::Cmd(command()),
-        "ENTRYPOINT" => Instruction::Entrypoint(command()),
-        "COPY" => {
-            let mut args = match &node.json {
-                // JSON words have no place of their own: use the instruction's.
-                Some(array) => array.iter().map(|raw| Word { raw: raw.clone(), location: node.location }).collect(),
-                None => words(node, lexer),
-            };
-            if args.len() < 2 {
-                return Err(Error::at(node.location, InstructionError::CopyArguments));
-            }
-            let dest = args.pop().expect("two words");
-            Instruction::Copy(Box::new(Copy {
-                from: flag("from"),
-                chown: flag("chown"),
-                chmod: flag("chmod"),
-                sources: args,
-                dest,
-            }))
-        }
+        "RUN" => Instruction::Run(Box::new(run::run(node)?)),
+        "CMD" => Instruction::Cmd(command_line(node)),
+        "ENTRYPOINT" => Instruction::Entrypoint(command_line(node)),
+        "COPY" | "ADD" => Instruction::Copy(Box::new(copy::copy(node, lexer)?)),
         "ENV" => Instruction::Env(pairs(node, lexer)?),
         "LABEL" => Instruction::Label(pairs(node, lexer)?),
         "ARG" => Instruction::Arg(args(node, lexer)?),
         "WORKDIR" => Instruction::Workdir(whole(node)),
         "USER" => Instruction::User(whole(node)),
         "EXPOSE" => Instruction::Expose(words(node, lexer)),
-        other => unreachable!("the parser only lets supported instructions through, not {other}"),
+        "STOPSIGNAL" => Instruction::StopSignal(whole(node)),
+        "MAINTAINER" => Instruction::Maintainer(node.rest.clone().into()),
+        "SHELL" => match &node.json {
+            Some(a) if a.is_empty() => return Err(Error::at(node.location, InstructionError::ShellEmpty)),
+            Some(a) => Instruction::Shell(a.clone().into()),
+            None => return Err(Error::at(node.location_of(0), InstructionError::ShellNotJson)),
+        },
+        "VOLUME" => {
+            let volumes = json_or_words(node, lexer);
+            if let Some(blank) = volumes.iter().find(|w| w.raw.trim().is_empty()) {
+                return Err(Error::at(blank.location, InstructionError::EmptyVolume));
+            }
+            Instruction::Volume(volumes.into())
+        }
+        "HEALTHCHECK" => Instruction::Healthcheck(Box::new(health::healthcheck(node)?)),
+        "ONBUILD" => {
+            let trigger = node.nested.as_ref().map_or(node.rest.as_str(), |n| n.text.as_str());
+            Instruction::Onbuild(trigger.into())
+        }
+        other => unreachable!("the parser knows no instruction {other}"),
     })
+}
+
+/// CMD's or ENTRYPOINT's command line.
+fn command_line(node: &Node) -> CommandLine {
+    match &node.json {
+        Some(args) => CommandLine::Exec(args.clone()),
+        None => CommandLine::Shell(node.rest.clone()),
+    }
+}
+
+/// The JSON array's elements (which have no place of their own: the
+/// instruction's is used), else the whitespace-separated words.
+fn json_or_words(node: &Node, lexer: &Lexer) -> Vec<Word> {
+    match &node.json {
+        Some(array) => array.iter().map(|raw| Word { raw: raw.clone(), location: node.location }).collect(),
+        None => words(node, lexer),
+    }
+}
+
+/// A flag's value as a word (`None` when the flag is not given).
+fn flag(node: &Node, name: &str) -> Option<Word> {
+    node.flags
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| Word { raw: f.value.clone().unwrap_or_default(), location: f.location })
+}
+
+/// Every value of a repeatable flag, in order.
+fn flags(node: &Node, name: &str) -> Vec<Word> {
+    node.flags
+        .iter()
+        .filter(|f| f.name == name)
+        .map(|f| Word { raw: f.value.clone().unwrap_or_default(), location: f.location })
+        .collect()
+}
+
+/// A boolean flag: absent → `None`; `--x` → true; `--x=true|false` (any case).
+fn bool_flag(node: &Node, name: &str) -> Result<Option<bool>, Error> {
+    let Some(f) = node.flags.iter().find(|f| f.name == name) else {
+        return Ok(None);
+    };
+    bool_value(f).map(Some)
+}
+
+fn bool_value(f: &Flag) -> Result<bool, Error> {
+    match f.value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => {
+            let e = InstructionError::BoolFlag { flag: f.name.clone(), value: f.value.clone().unwrap_or_default() };
+            Err(Error::at(f.location, e))
+        }
+    }
 }
 
 /// The rest as one word (WORKDIR, USER).
@@ -348,16 +479,23 @@ mod tests {
         };
         match &file.stages[0].commands[0].instruction {
             Instruction::Copy(c) => format!(
-                "COPY from={:?} chown={:?} chmod={:?} {} -> {}",
+                "{} from={:?} chown={:?} chmod={:?} {} -> {}",
+                if c.add { "ADD" } else { "COPY" },
                 c.from.as_ref().map(w),
                 c.chown.as_ref().map(w),
                 c.chmod.as_ref().map(w),
                 ws(&c.sources),
                 w(&c.dest)
             ),
-            Instruction::Run(a) => format!("RUN {a:?}"),
+            Instruction::Run(r) => format!("RUN {:?}", r.command),
             Instruction::Cmd(a) => format!("CMD {a:?}"),
             Instruction::Entrypoint(a) => format!("ENTRYPOINT {a:?}"),
+            Instruction::Shell(a) => format!("SHELL {a:?}"),
+            Instruction::Healthcheck(h) => format!("HEALTHCHECK {h:?}"),
+            Instruction::Volume(v) => format!("VOLUME {}", ws(v)),
+            Instruction::StopSignal(x) => format!("STOPSIGNAL {}", w(x)),
+            Instruction::Maintainer(x) => format!("MAINTAINER {x}"),
+            Instruction::Onbuild(x) => format!("ONBUILD {x}"),
             Instruction::Env(v) => format!("ENV {}", p(v)),
             Instruction::Label(v) => format!("LABEL {}", p(v)),
             Instruction::Arg(v) => {
@@ -378,10 +516,28 @@ mod tests {
     #[test]
     fn instructions() {
         let cases: &[(&str, &str)] = &[
-            ("RUN echo $HOME", r#"RUN ["/bin/sh", "-c", "echo $HOME"]"#),
-            (r#"RUN ["echo", "$HOME"]"#, r#"RUN ["echo", "$HOME"]"#),
-            ("CMD  x  y", r#"CMD ["/bin/sh", "-c", "x  y"]"#),
-            (r#"ENTRYPOINT ["a"]"#, r#"ENTRYPOINT ["a"]"#),
+            ("RUN echo $HOME", r#"RUN Shell("echo $HOME")"#),
+            (r#"RUN ["echo", "$HOME"]"#, r#"RUN Exec(["echo", "$HOME"])"#),
+            ("CMD  x  y", r#"CMD Shell("x  y")"#),
+            (r#"ENTRYPOINT ["a"]"#, r#"ENTRYPOINT Exec(["a"])"#),
+            (r#"CMD ["echo", "no quote!]"#, r#"CMD Shell("[\"echo\", \"no quote!]")"#),
+            (r#"ENTRYPOINT ["x"] # c"#, r#"ENTRYPOINT Shell("[\"x\"] # c")"#),
+            ("ADD --chown=a a.tgz http://x/y /d/", r#"ADD from=None chown=Some("a@2:5") chmod=None a.tgz@2:15 http://x/y@2:21 -> /d/@2:32"#),
+            (r#"SHELL ["/bin/bash", "-c"]"#, r#"SHELL ["/bin/bash", "-c"]"#),
+            ("VOLUME /a $B", "VOLUME /a@2:8 $B@2:11"),
+            (r#"VOLUME ["/a", "/b"]"#, "VOLUME /a@2:1 /b@2:1"),
+            ("STOPSIGNAL SIGKILL", "STOPSIGNAL SIGKILL@2:12"),
+            ("MAINTAINER Jo <jo@x>", "MAINTAINER Jo <jo@x>"),
+            ("ONBUILD  RUN  make ", "ONBUILD RUN  make"),
+            ("HEALTHCHECK NONE", "HEALTHCHECK Health { test: None, interval: 0, timeout: 0, start_period: 0, start_interval: 0, retries: 0 }"),
+            (
+                "HEALTHCHECK --interval=1m30s --retries=3 CMD curl -f x",
+                r#"HEALTHCHECK Health { test: Some(Shell("curl -f x")), interval: 90000000000, timeout: 0, start_period: 0, start_interval: 0, retries: 3 }"#,
+            ),
+            (
+                r#"HEALTHCHECK --timeout=500ms cmd ["true"]"#,
+                r#"HEALTHCHECK Health { test: Some(Exec(["true"])), interval: 0, timeout: 500000000, start_period: 0, start_interval: 0, retries: 0 }"#,
+            ),
             ("COPY a b /c/", "COPY from=None chown=None chmod=None a@2:6 b@2:8 -> /c/@2:10"),
             (
                 "COPY --from=b --chown=u:g --chmod=600 \"a b\" .",
@@ -413,6 +569,21 @@ mod tests {
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
             ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\""),
+            ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination"),
+            ("SHELL /bin/bash -c", "Dockerfile:2:7: SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
+            ("SHELL []", "Dockerfile:2:1: SHELL requires at least one argument, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
+            (r#"VOLUME ["/a", " "]"#, "Dockerfile:2:1: VOLUME specified can not be an empty string"),
+            ("HEALTHCHECK NONE x", "Dockerfile:2:18: HEALTHCHECK NONE takes no arguments"),
+            ("HEALTHCHECK CMD", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
+            ("HEALTHCHECK CMD []", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
+            ("HEALTHCHECK RUN x", "Dockerfile:2:13: unknown type \"RUN\" in HEALTHCHECK (try CMD, or NONE)"),
+            ("HEALTHCHECK --interval=5 CMD x", "Dockerfile:2:13: invalid --interval=5: expected a duration such as 30s, 1m30s or 500ms"),
+            ("HEALTHCHECK --timeout=1us CMD x", "Dockerfile:2:13: invalid --timeout=1us: it cannot be less than 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD x", "Dockerfile:2:13: invalid --retries=-1: expected a count, 0 or more"),
+            ("COPY --link=maybe a b", "Dockerfile:2:6: --link takes true or false, not \"maybe\""),
+            ("RUN --network=bridge x", "Dockerfile:2:5: invalid --network=bridge: expected one of default, none, host"),
+            ("RUN --security=x y", "Dockerfile:2:5: invalid --security=x: expected one of sandbox, insecure"),
+            ("RUN --mount=type=cache x", "Dockerfile:2:5: invalid --mount=type=cache: a cache mount needs a target, e.g. --mount=type=cache,target=/path"),
         ];
         for (line, want) in cases {
             assert_eq!(one(line), *want, "line: {line}");
