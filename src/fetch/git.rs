@@ -56,8 +56,9 @@ pub struct Pinned {
     pub aliases: Vec<String>,
 }
 
+/// A full object id: SHA-1, or SHA-256 in repositories of that format.
 fn is_commit_id(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Pin `src`'s ref to a commit.
@@ -91,7 +92,7 @@ pub fn pin(src: &GitSource) -> Result<Pinned, FetchError> {
 /// Check `--checksum` of a git source: the commit id, or a prefix of it.
 pub fn check_checksum(src: &GitSource, pinned: &Pinned, checksum: &str) -> Result<(), FetchError> {
     let want = checksum.to_ascii_lowercase();
-    if want.is_empty() || want.len() > 40 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if want.is_empty() || want.len() > 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(FetchError::BadCommitChecksum(checksum.to_owned()));
     }
     if std::iter::once(&pinned.commit).chain(&pinned.aliases).any(|id| id.starts_with(&want)) {
@@ -247,7 +248,7 @@ mod tests {
             check_checksum(&src, &pinned, ok).unwrap();
         }
         assert!(matches!(check_checksum(&src, &pinned, "1234567"), Err(FetchError::CommitMismatch { .. })));
-        for bad in ["", "sha256:0123", "xyz", &"0".repeat(41)] {
+        for bad in ["", "sha256:0123", "xyz", &"0".repeat(65)] {
             assert!(matches!(check_checksum(&src, &pinned, bad), Err(FetchError::BadCommitChecksum(_))), "{bad}");
         }
     }

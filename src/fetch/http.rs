@@ -29,14 +29,30 @@ pub fn file_name(url: &str) -> String {
     }
 }
 
-/// `--checksum=sha256:<hex>` made canonical, or why it is not one.
+/// `--checksum=<algorithm>:<hex>` made canonical (lowercase), or why it is
+/// not one. BuildKit takes sha256, sha384 and sha512.
 pub fn parse_checksum(checksum: &str) -> Result<String, FetchError> {
     let bad = || FetchError::BadChecksum(checksum.to_owned());
-    let hex = checksum.strip_prefix("sha256:").ok_or_else(bad)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let (algorithm, hex) = checksum.split_once(':').ok_or_else(bad)?;
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(bad()),
+    };
+    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
-    Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+    Ok(format!("{algorithm}:{}", hex.to_ascii_lowercase()))
+}
+
+/// A hasher for a canonical checksum's algorithm.
+fn hasher_for(checksum: &str) -> Box<dyn sha2::digest::DynDigest + Send> {
+    match checksum.split_once(':').map(|(a, _)| a) {
+        Some("sha384") => Box::new(sha2::Sha384::new()),
+        Some("sha512") => Box::new(sha2::Sha512::new()),
+        _ => Box::new(Sha256::new()),
+    }
 }
 
 /// One fetched URL.
@@ -60,6 +76,9 @@ struct UrlRecord {
     digest: String,
     #[serde(default)]
     mtime: i64,
+    /// A `--checksum` of another algorithm the content was checked against.
+    #[serde(default)]
+    checked: Option<String>,
 }
 
 /// The downloads folder of a store.
@@ -89,7 +108,7 @@ impl Downloads {
 
     /// The content of `url` fetched before, when it is `digest`: no request.
     pub fn cached(&self, url: &str, digest: &str) -> Option<Fetched> {
-        let record = self.record(url).filter(|r| r.digest == digest)?;
+        let record = self.record(url).filter(|r| r.digest == digest || r.checked.as_deref() == Some(digest))?;
         Some(Fetched { path: self.blob(&record.digest), digest: record.digest, mtime: record.mtime })
     }
 
@@ -120,7 +139,9 @@ impl Downloads {
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(request_err)?;
-        let known = self.record(url);
+        // Content that must match a checksum is asked for whole (the caller
+        // looked for a matching download already).
+        let known = self.record(url).filter(|_| expected.is_none());
         let mut request = client.get(parsed);
         if let Some(etag) = known.as_ref().and_then(|r| r.etag.as_deref()) {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -129,8 +150,7 @@ impl Downloads {
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             if let Some(r) = known {
-                let fetched = Fetched { path: self.blob(&r.digest), digest: r.digest, mtime: r.mtime };
-                return check(url, fetched, expected);
+                return Ok(Fetched { path: self.blob(&r.digest), digest: r.digest, mtime: r.mtime });
             }
         }
         if !status.is_success() {
@@ -151,18 +171,27 @@ impl Downloads {
             .tempfile_in(&self.work)
             .map_err(io_err("creating a download file in", &self.work))?;
         let mut hasher = Sha256::new();
+        let mut other = expected.filter(|e| !e.starts_with("sha256:")).map(|e| (e, hasher_for(e)));
         while let Some(chunk) = response.chunk().await.map_err(request_err)? {
             hasher.update(&chunk);
+            if let Some((_, h)) = other.as_mut() {
+                h.update(&chunk);
+            }
             temp.write_all(&chunk).map_err(io_err("writing", temp.path()))?;
         }
         temp.as_file().sync_all().map_err(io_err("writing", temp.path()))?;
         let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if let Some(expected) = expected.filter(|e| *e != digest) {
-            return Err(FetchError::Checksum { url: url.to_owned(), expected: expected.to_owned(), actual: digest });
+        let checked =
+            other.map(|(e, h)| (e, format!("{}:{}", e.split(':').next().unwrap_or(""), hex::encode(h.finalize()))));
+        let actual = checked.as_ref().map_or(digest.as_str(), |(_, d)| d.as_str());
+        if let Some(expected) = expected.filter(|e| *e != actual) {
+            let url = super::redact(url);
+            return Err(FetchError::Checksum { url, expected: expected.to_owned(), actual: actual.to_owned() });
         }
+        let checked = checked.map(|(e, _)| e.to_owned());
         let blob = self.blob(&digest);
         temp.persist(&blob).map_err(|e| FetchError::Io { what: "storing", path: blob.clone(), source: e.error })?;
-        let record = UrlRecord { url: url.to_owned(), etag, digest: digest.clone(), mtime };
+        let record = UrlRecord { url: url.to_owned(), etag, digest: digest.clone(), mtime, checked };
         let record_path = self.record_path(url);
         let json = serde_json::to_vec(&record).unwrap_or_default();
         // The record only saves a later request; failing to keep it fails nothing.
@@ -170,15 +199,6 @@ impl Downloads {
             .and_then(|mut t| t.write_all(&json).map(|()| t))
             .and_then(|t| t.persist(&record_path).map_err(|e| e.error));
         Ok(Fetched { path: blob, digest, mtime })
-    }
-}
-
-fn check(url: &str, fetched: Fetched, expected: Option<&str>) -> Result<Fetched, FetchError> {
-    match expected {
-        Some(e) if e != fetched.digest => {
-            Err(FetchError::Checksum { url: url.to_owned(), expected: e.to_owned(), actual: fetched.digest })
-        }
-        _ => Ok(fetched),
     }
 }
 
@@ -245,6 +265,8 @@ mod tests {
     fn checksums_are_sha256_hex() {
         let hex = "ab".repeat(32);
         assert_eq!(parse_checksum(&format!("sha256:{}", hex.to_uppercase())).unwrap(), format!("sha256:{hex}"));
+        let long = "c".repeat(128);
+        assert_eq!(parse_checksum(&format!("sha512:{long}")).unwrap(), format!("sha512:{long}"));
         for bad in ["", "sha256:", "md5:abc", &format!("sha512:{hex}"), &format!("sha256:{hex}0"), &hex] {
             assert!(matches!(parse_checksum(bad), Err(FetchError::BadChecksum(_))), "{bad}");
         }

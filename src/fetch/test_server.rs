@@ -25,6 +25,7 @@ struct State {
     replies: HashMap<String, Reply>,
     dirs: Vec<(String, PathBuf)>,
     hits: HashMap<String, usize>,
+    not_modified: HashMap<String, usize>,
 }
 
 pub struct Server {
@@ -65,6 +66,11 @@ impl Server {
         self.state.lock().unwrap().dirs.push((prefix.trim_end_matches('/').to_owned(), dir.to_owned()));
     }
 
+    /// How many requests of `path` were answered 304 Not Modified.
+    pub fn not_modified(&self, path: &str) -> usize {
+        self.state.lock().unwrap().not_modified.get(path).copied().unwrap_or(0)
+    }
+
     /// How many requests `path` got.
     pub fn hits(&self, path: &str) -> usize {
         self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
@@ -97,7 +103,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         if let Some(r) = st.replies.get(&path) {
             let etag = r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.clone());
             if etag.is_some() && etag == if_none_match {
-                (304, r.headers.clone(), Vec::new())
+                let headers = r.headers.clone();
+                *st.not_modified.entry(path.clone()).or_default() += 1;
+                (304, headers, Vec::new())
             } else {
                 (r.status, r.headers.clone(), r.body.clone())
             }

@@ -142,13 +142,9 @@ impl Engine {
     /// that matches `--checksum`, or fetched now.
     fn fetched(&self, op: &CopyOp, url: &str) -> Result<http::Fetched, FetchError> {
         let expected = expected_checksum(op)?;
-        if let Some(fetched) = self.resolved.url(url).filter(|f| f.path.is_file()) {
-            return match expected {
-                Some(e) if e != fetched.digest => {
-                    Err(FetchError::Checksum { url: crate::fetch::redact(url), expected: e, actual: fetched.digest })
-                }
-                _ => Ok(fetched),
-            };
+        let seen = self.resolved.url(url).filter(|f| f.path.is_file());
+        if let Some(fetched) = seen.filter(|f| expected.as_ref().is_none_or(|e| *e == f.digest)) {
+            return Ok(fetched);
         }
         if let Some(fetched) = expected.as_deref().and_then(|e| self.downloads.cached(url, e)) {
             return Ok(fetched);

@@ -115,6 +115,28 @@ fn the_cache_key_follows_the_content_and_a_checksum_spares_the_request() {
 }
 
 #[test]
+fn an_etag_spares_the_download_and_sha512_checksums_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    server.reply("/e", 200, &[("ETag", "\"v1\"")], b"tagged");
+    let first = solve(&store, url_op(&[server.url("/e")], "/e")).unwrap();
+    assert_eq!(server.not_modified("/e"), 0);
+    let again = solve(&store, url_op(&[server.url("/e")], "/e")).unwrap();
+    assert_eq!(server.not_modified("/e"), 1, "the second build asks with If-None-Match");
+    assert_eq!(again, first);
+
+    use sha2::Digest as _;
+    let sha512 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(b"tagged")));
+    let mut op = url_op(&[server.url("/e")], "/f");
+    op.checksum = Some(sha512.clone());
+    assert_eq!(entries(&store, &solve(&store, op.clone()).unwrap())["f"].data, "tagged");
+    op.checksum = Some(format!("sha512:{}", "0".repeat(128)));
+    let err = solve(&store, op).unwrap_err();
+    assert!(err.contains(&sha512), "{err}");
+}
+
+#[test]
 fn a_checksum_mismatch_names_both_digests_and_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -232,6 +254,21 @@ fn a_git_ref_is_checked_out_with_git_modes_and_the_commit_time() {
     let fs = solve(&store, keep).unwrap();
     let got = entries(&store, &fs);
     assert!(got.contains_key("kept/.git/HEAD"), "{:?}", got.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn git_runs_no_local_or_command_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let marker = dir.path().join("ran");
+    let ext = format!("ext::sh -c touch% {}", marker.display());
+    let (_server, _url, ..) = served_repo(dir.path());
+    let local = format!("file://{}", dir.path().join("repo.git").display());
+    for source in [ext, local] {
+        let err = solve(&store, git_op(source.clone(), "/x")).unwrap_err();
+        assert!(err.contains("ls-remote failed"), "{source}: {err}");
+    }
+    assert!(!marker.exists(), "the ext:: transport ran a command");
 }
 
 #[test]
