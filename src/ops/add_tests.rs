@@ -2,15 +2,13 @@
 //! a git repository (dumb HTTP), and the steps are solved as a build would.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use kiln_frontend::{CopyFrom, CopyOp, Op};
 use kiln_solver::{Graph, Solver};
 
 use super::super::{Engine, FsState};
-use crate::fetch::test_server::Server;
+use crate::fetch::test_server::{git, served_repo, Server};
 use crate::store::Store;
 
 /// One entry of a layer: mode, mtime, uid, content (or link target).
@@ -170,50 +168,6 @@ fn http_errors_name_the_url_and_status() {
         assert!(err.contains(&server.url(path)) && err.contains(status), "{err}");
     }
     assert_eq!(downloaded_blobs(&store), 0);
-}
-
-/// git with no host configuration, for making test repositories.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_DATE", "@1600000000 +0000")
-        .env("GIT_COMMITTER_DATE", "@1600000000 +0000")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A repository served over dumb HTTP: `main` with two commits, the first
-/// tagged `v1` (annotated). Returns the server, the URL and both commits.
-pub(crate) fn served_repo(dir: &Path) -> (Server, String, String, String) {
-    use std::os::unix::fs::PermissionsExt;
-    let work = dir.join("work");
-    std::fs::create_dir_all(work.join("sub")).unwrap();
-    git(&work, &["init", "-q"]);
-    std::fs::write(work.join("a.txt"), "v1\n").unwrap();
-    std::fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(work.join("sub/run.sh"), std::fs::Permissions::from_mode(0o775)).unwrap();
-    std::os::unix::fs::symlink("a.txt", work.join("link")).unwrap();
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "one"]);
-    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
-    let first = git(&work, &["rev-parse", "HEAD"]);
-    std::fs::write(work.join("a.txt"), "v2\n").unwrap();
-    git(&work, &["commit", "-q", "-am", "two"]);
-    let second = git(&work, &["rev-parse", "HEAD"]);
-    let bare = dir.join("repo.git");
-    git(dir, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
-    git(&bare, &["update-server-info"]);
-    let server = Server::start();
-    server.serve_dir("/repo.git", &bare);
-    let url = server.url("/repo.git");
-    (server, url, first, second)
 }
 
 fn git_op(source: String, dest: &str) -> CopyOp {

@@ -1,3 +1,4 @@
+mod add_remote;
 mod bad_input;
 mod build;
 mod cache;
