@@ -4,7 +4,7 @@
 //! The ref is pinned to a commit before the step (`git ls-remote`; a full
 //! commit id needs no request), for the cache key; the step fetches that
 //! commit alone (shallow where the server allows), checks it out, and hands
-//! back the folder to copy. Files get git's modes (0644, or 0755 when
+//! back the folder to copy, submodules included. Files get git's modes (0644, or 0755 when
 //! executable; folders 0755) and the commit's time as mtime — BuildKit's
 //! `mtime=commit`, the reproducible choice (its default is the checkout time).
 //!
@@ -133,6 +133,13 @@ pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path
         });
     }
     run(src, d, &["checkout", "-q", "--detach", &pinned.commit])?;
+    if dir.join(".gitmodules").exists() {
+        // As BuildKit does; the transports allowed are the same for them.
+        let update = ["submodule", "update", "-q", "--init", "--recursive", "--depth=1"];
+        if run(src, d, &update).is_err() {
+            run(src, d, &update[..5])?;
+        }
+    }
     let time: i64 = run(src, d, &["log", "-1", "--format=%ct", &pinned.commit])?.trim().parse().unwrap_or(0);
 
     let git_dir = dir.join(".git");
@@ -140,6 +147,12 @@ pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path
         let _ = std::fs::remove_file(git_dir.join("FETCH_HEAD"));
     } else {
         std::fs::remove_dir_all(&git_dir).map_err(io_err("removing", &git_dir))?;
+        // A submodule's `.git` is a file naming a folder of the `.git` just removed.
+        for entry in walkdir::WalkDir::new(dir).min_depth(2).into_iter().filter_map(Result::ok) {
+            if entry.file_name() == ".git" && entry.file_type().is_file() {
+                std::fs::remove_file(entry.path()).map_err(io_err("removing", entry.path()))?;
+            }
+        }
     }
     normalise(dir, &git_dir, time)?;
 

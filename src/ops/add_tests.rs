@@ -254,3 +254,34 @@ fn a_git_checksum_is_the_commit_and_a_moved_branch_is_a_new_key() {
     assert_ne!(before, after);
     assert_eq!(entries(&store, &after)["src/a.txt"].data, "v3\n");
 }
+
+#[test]
+fn git_submodules_are_checked_out_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    let bare = |name: &str, files: &[(&str, &str)], submodule: Option<&str>| {
+        let work = dir.path().join(format!("{name}-work"));
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q"]);
+        for (path, body) in files {
+            std::fs::write(work.join(path), body).unwrap();
+        }
+        if let Some(url) = submodule {
+            git(&work, &["submodule", "add", "-q", url, "lib"]);
+        }
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", name]);
+        let bare = dir.path().join(format!("{name}.git"));
+        git(dir.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+        git(&bare, &["update-server-info"]);
+        server.serve_dir(&format!("/{name}.git"), &bare);
+    };
+    bare("lib", &[("lib.txt", "from the submodule\n")], None);
+    bare("app", &[("app.txt", "app\n")], Some(&server.url("/lib.git")));
+
+    let fs = solve(&store, git_op(server.url("/app.git"), "/app")).unwrap();
+    let got = entries(&store, &fs);
+    assert_eq!(got["app/lib/lib.txt"].data, "from the submodule\n");
+    assert!(!got.contains_key("app/lib/.git"), "{:?}", got.keys().collect::<Vec<_>>());
+}
