@@ -124,12 +124,15 @@ impl Downloads {
     }
 
     async fn fetch_async(&self, url: &str, expected: Option<&str>) -> Result<Fetched, FetchError> {
-        let request_err = |source| FetchError::Request { url: url.to_owned(), source };
+        // Errors show the URL without a password, and reqwest's without the URL.
+        let shown = super::redact(url);
+        let request_err =
+            |source: reqwest::Error| FetchError::Request { url: shown.clone(), source: source.without_url() };
         let parsed = reqwest::Url::parse(url)
-            .map_err(|e| FetchError::BadUrl { url: url.to_owned(), why: format!("not a valid URL: {e}") })?;
+            .map_err(|e| FetchError::BadUrl { url: shown.clone(), why: format!("not a valid URL: {e}") })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(FetchError::BadUrl {
-                url: url.to_owned(),
+                url: shown.clone(),
                 why: "only http and https URLs can be fetched".into(),
             });
         }
@@ -154,7 +157,7 @@ impl Downloads {
             }
         }
         if !status.is_success() {
-            return Err(FetchError::Status { url: url.to_owned(), status: status.to_string() });
+            return Err(FetchError::Status { url: shown, status: status.to_string() });
         }
         let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let etag = header(reqwest::header::ETAG).map(|e| e.trim_start_matches("W/").to_owned());
@@ -185,8 +188,7 @@ impl Downloads {
             other.map(|(e, h)| (e, format!("{}:{}", e.split(':').next().unwrap_or(""), hex::encode(h.finalize()))));
         let actual = checked.as_ref().map_or(digest.as_str(), |(_, d)| d.as_str());
         if let Some(expected) = expected.filter(|e| *e != actual) {
-            let url = super::redact(url);
-            return Err(FetchError::Checksum { url, expected: expected.to_owned(), actual: actual.to_owned() });
+            return Err(FetchError::Checksum { url: shown, expected: expected.to_owned(), actual: actual.to_owned() });
         }
         let checked = checked.map(|(e, _)| e.to_owned());
         let blob = self.blob(&digest);

@@ -71,6 +71,7 @@ fn a_url_is_a_0600_file_named_after_its_path_with_the_server_mtime() {
     let server = Server::start();
     server.reply("/dl/tool.txt", 200, &[("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")], b"tool\n");
     server.reply("/plain", 200, &[], b"plain\n");
+    server.reply("/a%5Bb%5D.txt", 200, &[], b"glob\n");
 
     let fs = solve(&store, url_op(&[server.url("/dl/tool.txt")], "/opt/")).unwrap();
     let got = entries(&store, &fs);
@@ -86,6 +87,10 @@ fn a_url_is_a_0600_file_named_after_its_path_with_the_server_mtime() {
     let fs = solve(&store, url_op(&[server.url("/dl/tool.txt"), server.url("/plain")], "/both/")).unwrap();
     let names: Vec<_> = entries(&store, &fs).into_keys().collect();
     assert_eq!(names, ["both", "both/plain", "both/tool.txt"]);
+
+    // A name that reads as a wildcard is still the one file.
+    let fs = solve(&store, url_op(&[server.url("/a%5Bb%5D.txt")], "/g/")).unwrap();
+    assert_eq!(entries(&store, &fs)["g/a[b].txt"].data, "glob\n");
 }
 
 #[test]
@@ -155,6 +160,19 @@ fn a_checksum_mismatch_names_both_digests_and_keeps_nothing() {
     op.checksum = Some("sha256:nothex".into());
     let err = solve(&store, op).unwrap_err();
     assert!(err.contains("write sha256: followed by 64 hex digits"), "{err}");
+}
+
+#[test]
+fn errors_do_not_show_a_password_of_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let server = Server::start();
+    let secret = server.url("/f").replace("http://", "http://user:hunter2@");
+    let err = solve(&store, url_op(&[secret], "/")).unwrap_err();
+    assert!(err.contains("404") && !err.contains("hunter2"), "{err}");
+    let closed = "http://user:hunter2@127.0.0.1:1/f".to_owned();
+    let err = solve(&store, url_op(&[closed], "/")).unwrap_err();
+    assert!(err.contains("xxxxx@127.0.0.1:1") && !err.contains("hunter2"), "{err}");
 }
 
 #[test]

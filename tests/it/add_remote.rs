@@ -96,7 +96,12 @@ fn add_url_that_fails_names_the_url_and_status() {
 
 #[test]
 fn add_git_checks_out_refs_and_subdirs_at_the_commit_time() {
-    let k = Kiln::with_busybox();
+    for k in [Kiln::with_busybox(), Kiln::in_mode(Mode::Rootless)] {
+        add_git_in(&k);
+    }
+}
+
+fn add_git_in(k: &Kiln) {
     let repos = tempfile::tempdir().unwrap();
     let (_server, url, first, _second) = served_repo(repos.path());
     k.write(
@@ -110,7 +115,7 @@ fn add_git_checks_out_refs_and_subdirs_at_the_commit_time() {
     let out = k.cmd(&["run", "git:v1", "cat", "/v1/a.txt", "/full/a.txt", "/pinned/a.txt"]).ok().stdout;
     assert_eq!(out, "v1\nv2\nv1\n");
     assert_eq!(
-        stat(&k, "git:v1", &["/v1/a.txt", "/v1/sub", "/v1/sub/run.sh", "/tools/run.sh"]),
+        stat(k, "git:v1", &["/v1/a.txt", "/v1/sub", "/v1/sub/run.sh", "/tools/run.sh"]),
         "644 0:0 1600000000 /v1/a.txt\n755 0:0 1600000000 /v1/sub\n755 0:0 1600000000 /v1/sub/run.sh\n\
          755 0:0 1600000000 /tools/run.sh\n"
     );
