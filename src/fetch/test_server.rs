@@ -27,6 +27,7 @@ struct State {
     dirs: Vec<(String, PathBuf)>,
     hits: HashMap<String, usize>,
     not_modified: HashMap<String, usize>,
+    down: bool,
 }
 
 pub struct Server {
@@ -67,6 +68,11 @@ impl Server {
         self.state.lock().unwrap().dirs.push((prefix.trim_end_matches('/').to_owned(), dir.to_owned()));
     }
 
+    /// Answer every request 503 (`true`), as a server that is down, or serve again.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
     /// How many requests of `path` were answered 304 Not Modified.
     pub fn not_modified(&self, path: &str) -> usize {
         self.state.lock().unwrap().not_modified.get(path).copied().unwrap_or(0)
@@ -101,7 +107,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let (status, headers, body) = {
         let mut st = state.lock().unwrap();
         *st.hits.entry(path.clone()).or_default() += 1;
-        if let Some(r) = st.replies.get(&path) {
+        if st.down {
+            (503, vec![], b"down".to_vec())
+        } else if let Some(r) = st.replies.get(&path) {
             let etag = r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.clone());
             if etag.is_some() && etag == if_none_match {
                 let headers = r.headers.clone();

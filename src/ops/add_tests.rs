@@ -201,7 +201,7 @@ fn git_op(source: String, dest: &str) -> CopyOp {
 fn a_git_ref_is_checked_out_with_git_modes_and_the_commit_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
-    let (_server, url, first, _) = served_repo(dir.path());
+    let (server, url, first, _) = served_repo(dir.path());
 
     let fs = solve(&store, git_op(format!("{url}#v1"), "/src")).unwrap();
     let got = entries(&store, &fs);
@@ -221,6 +221,12 @@ fn a_git_ref_is_checked_out_with_git_modes_and_the_commit_time() {
     assert_eq!(names, ["only", "only/run.sh"]);
     let fs = solve(&store, git_op(format!("{url}#{first}"), "/pinned")).unwrap();
     assert_eq!(entries(&store, &fs)["pinned/a.txt"].data, "v1\n");
+    // A commit id is its own key: built again while the server is down, from cache.
+    server.set_down(true);
+    assert_eq!(solve(&store, git_op(format!("{url}#{first}"), "/pinned")).unwrap(), fs);
+    let err = solve(&store, git_op(format!("{url}#v1"), "/src")).unwrap_err();
+    assert!(err.contains("ls-remote failed"), "{err}");
+    server.set_down(false);
     let mut keep = git_op(format!("{url}#v1"), "/kept");
     keep.from = CopyFrom::Git { keep_git_dir: true };
     let fs = solve(&store, keep).unwrap();
