@@ -29,14 +29,82 @@ pub struct GitSource {
     pub reference: String,
     /// The folder of the repository to copy; empty for all of it.
     pub subdir: String,
+    /// `?checksum=` (or `?commit=`): the commit the ref must resolve to.
+    pub checksum: Option<String>,
+    /// `?keep-git-dir=true`.
+    pub keep_git_dir: bool,
+    /// `?submodules=false` turns them off.
+    pub submodules: bool,
 }
 
 impl GitSource {
-    /// `remote#ref:subdir`, as BuildKit splits it.
-    pub fn parse(source: &str) -> GitSource {
+    /// `remote#ref:subdir`, as BuildKit splits it, or BuildKit's (Dockerfile
+    /// 1.18) query form: `remote?tag=v1&subdir=docs&commit=…`.
+    pub fn parse(source: &str) -> Result<GitSource, FetchError> {
         let (remote, fragment) = source.split_once('#').unwrap_or((source, ""));
         let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-        GitSource { remote: remote.to_owned(), reference: reference.to_owned(), subdir: subdir.to_owned() }
+        let mut src = GitSource {
+            remote: remote.to_owned(),
+            reference: reference.to_owned(),
+            subdir: subdir.to_owned(),
+            checksum: None,
+            keep_git_dir: false,
+            submodules: true,
+        };
+        // Only a URL has a query; `git@host:path` (scp's syntax) has none.
+        let Some((base, query)) = remote.split_once('?').filter(|_| remote.contains("://")) else { return Ok(src) };
+        let bad = |why: String| FetchError::BadUrl { url: super::redact(source), why };
+        if !fragment.is_empty() {
+            return Err(bad("write the ref and subdir either after # or as ?ref=…&subdir=…, not both".into()));
+        }
+        src.remote = base.to_owned();
+        let flag = |key: &str, value: &str| match value {
+            "" | "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(bad(format!("{key}={value:?}: write true or false"))),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
+            let reference = match key {
+                "ref" => Some(value.clone()),
+                "tag" => Some(format!("refs/tags/{value}")),
+                "branch" => Some(format!("refs/heads/{value}")),
+                "subdir" => {
+                    src.subdir = value;
+                    None
+                }
+                "checksum" | "commit" => {
+                    src.checksum = Some(value);
+                    None
+                }
+                "keep-git-dir" => {
+                    src.keep_git_dir = flag(key, &value)?;
+                    None
+                }
+                "submodules" => {
+                    src.submodules = flag(key, &value)?;
+                    None
+                }
+                _ => {
+                    let known = "ref, tag, branch, subdir, checksum, commit, keep-git-dir, submodules";
+                    return Err(bad(format!("unknown query parameter {key:?} (known: {known})")));
+                }
+            };
+            if let Some(reference) = reference {
+                if !src.reference.is_empty() {
+                    return Err(bad("give one of ref, tag and branch".into()));
+                }
+                src.reference = reference;
+            }
+        }
+        // A commit alone is the ref too.
+        if src.reference.is_empty() {
+            if let Some(commit) = src.checksum.as_ref().filter(|c| is_commit_id(c)) {
+                src.reference = commit.clone();
+            }
+        }
+        Ok(src)
     }
 
     /// The URL as errors show it: without a password or token.
@@ -133,7 +201,7 @@ pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path
         });
     }
     run(src, d, &["checkout", "-q", "--detach", &pinned.commit])?;
-    if dir.join(".gitmodules").exists() {
+    if src.submodules && dir.join(".gitmodules").exists() {
         // As BuildKit does; the transports allowed are the same for them.
         let update = ["submodule", "update", "-q", "--init", "--recursive", "--depth=1"];
         if run(src, d, &update).is_err() {
@@ -242,7 +310,7 @@ mod tests {
     #[test]
     fn sources_split_into_remote_ref_and_subdir() {
         let p = |s: &str| {
-            let g = GitSource::parse(s);
+            let g = GitSource::parse(s).unwrap();
             (g.remote, g.reference, g.subdir)
         };
         let own = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
@@ -250,11 +318,26 @@ mod tests {
         assert_eq!(p("https://h/r.git#v1"), own("https://h/r.git", "v1", ""));
         assert_eq!(p("https://h/r.git#main:docs/x"), own("https://h/r.git", "main", "docs/x"));
         assert_eq!(p("git@github.com:o/r.git#:sub"), own("git@github.com:o/r.git", "", "sub"));
+        assert_eq!(p("https://h/r.git?tag=v1&subdir=a%2Fb"), own("https://h/r.git", "refs/tags/v1", "a/b"));
+        assert_eq!(p("https://h/r.git?branch=dev"), own("https://h/r.git", "refs/heads/dev", ""));
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(p(&format!("https://h/r.git?commit={commit}")), own("https://h/r.git", commit, ""));
+        let g = GitSource::parse("https://h/r.git?ref=main&keep-git-dir=true&submodules=false&checksum=abc").unwrap();
+        assert_eq!((g.keep_git_dir, g.submodules, g.checksum.as_deref()), (true, false, Some("abc")));
+        for (bad, why) in [
+            ("https://h/r.git?tag=v1#main", "not both"),
+            ("https://h/r.git?tag=v1&branch=main", "one of ref, tag and branch"),
+            ("https://h/r.git?depth=1", "unknown query parameter \"depth\""),
+            ("https://h/r.git?keep-git-dir=maybe", "write true or false"),
+        ] {
+            let err = GitSource::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]
     fn checksums_match_the_commit_or_a_prefix() {
-        let src = GitSource::parse("https://h/r.git#v1");
+        let src = GitSource::parse("https://h/r.git#v1").unwrap();
         let commit = "0123456789abcdef0123456789abcdef01234567".to_owned();
         let pinned = Pinned { commit: commit.clone(), fetch: "refs/tags/v1".into(), aliases: vec!["f".repeat(40)] };
         for ok in [commit.as_str(), "0123456", "0123456789ABCDEF", &"f".repeat(40)] {

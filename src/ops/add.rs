@@ -87,12 +87,15 @@ impl Engine {
         if let Some(pinned) = self.resolved.commit(source) {
             return Ok(pinned);
         }
-        let src = GitSource::parse(source);
+        let src = GitSource::parse(source)?;
         let pinned = git::pin(&src)?;
         if let Some(checksum) = &op.checksum {
             if op.sources.len() != 1 {
                 return Err(FetchError::ChecksumOfMany(op.sources.len()));
             }
+            git::check_checksum(&src, &pinned, checksum)?;
+        }
+        if let Some(checksum) = &src.checksum {
             git::check_checksum(&src, &pinned, checksum)?;
         }
         self.resolved.set_commit(source, pinned.clone());
@@ -121,7 +124,8 @@ impl Engine {
                 }
                 CopyFrom::Git { keep_git_dir } => {
                     let pinned = self.pin(op, source)?;
-                    let root = git::checkout(&GitSource::parse(source), &pinned, keep_git_dir, &dir)?;
+                    let src = GitSource::parse(source)?;
+                    let root = git::checkout(&src, &pinned, keep_git_dir || src.keep_git_dir, &dir)?;
                     let rel = root.strip_prefix(staging.path()).unwrap_or(&root);
                     sources.push(rel.to_string_lossy().into_owned());
                 }

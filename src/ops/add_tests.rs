@@ -262,6 +262,13 @@ fn a_git_checksum_is_the_commit_and_a_moved_branch_is_a_new_key() {
     let err = solve(&store, op).unwrap_err();
     assert!(err.contains(&second) && err.contains(&first) && err.contains(&url), "{err}");
 
+    // BuildKit's query form (Dockerfile 1.18).
+    let fs = solve(&store, git_op(format!("{url}?tag=v1&subdir=sub&commit={first}"), "/q/")).unwrap();
+    let names: Vec<_> = entries(&store, &fs).into_keys().collect();
+    assert_eq!(names, ["q", "q/run.sh"]);
+    let err = solve(&store, git_op(format!("{url}?branch=main&checksum={first}"), "/q/")).unwrap_err();
+    assert!(err.contains(&second) && err.contains(&first), "{err}");
+
     let err = solve(&store, git_op(format!("{url}#nope"), "/src")).unwrap_err();
     assert!(err.contains("no branch or tag nope"), "{err}");
     let err = solve(&store, git_op(format!("{url}#main:missing"), "/src")).unwrap_err();
@@ -308,4 +315,7 @@ fn git_submodules_are_checked_out_too() {
     let got = entries(&store, &fs);
     assert_eq!(got["app/lib/lib.txt"].data, "from the submodule\n");
     assert!(!got.contains_key("app/lib/.git"), "{:?}", got.keys().collect::<Vec<_>>());
+    let fs = solve(&store, git_op(format!("{}?submodules=false", server.url("/app.git")), "/app")).unwrap();
+    let got = entries(&store, &fs);
+    assert!(got.contains_key("app/lib") && !got.contains_key("app/lib/lib.txt"), "{:?}", got.keys());
 }
