@@ -5,8 +5,9 @@
 //! commit id needs no request), for the cache key; the step fetches that
 //! commit alone (shallow where the server allows), checks it out, and hands
 //! back the folder to copy, submodules included. Files get git's modes (0644, or 0755 when
-//! executable; folders 0755) and the commit's time as mtime — BuildKit's
-//! `mtime=commit`, the reproducible choice (its default is the checkout time).
+//! executable; folders 0755) and, as in BuildKit, the checkout's time as
+//! mtime — or the commit's when `SOURCE_DATE_EPOCH` is set (BuildKit's
+//! `mtime=commit`, which it picks then: a reproducible tree).
 //!
 //! The repository is not trusted, nor is the URL: git runs with no system or
 //! user configuration (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL=/dev/null`,
@@ -169,9 +170,35 @@ pub fn check_checksum(src: &GitSource, pinned: &Pinned, checksum: &str) -> Resul
     Err(FetchError::CommitMismatch { url: src.shown(), expected: want, actual: pinned.commit.clone() })
 }
 
+/// The mtime of checked-out files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mtime {
+    /// When they were checked out: BuildKit's default.
+    Checkout,
+    /// The commit's time: BuildKit's choice when `SOURCE_DATE_EPOCH` is set.
+    Commit,
+}
+
+impl Mtime {
+    /// BuildKit's choice for this process's environment.
+    pub fn from_env() -> Mtime {
+        if std::env::var_os("SOURCE_DATE_EPOCH").is_some_and(|v| !v.is_empty()) {
+            Mtime::Commit
+        } else {
+            Mtime::Checkout
+        }
+    }
+}
+
 /// Check out `pinned` into `dir` (which must not exist) and return the
 /// folder to copy: `dir` itself, or the source's subdir in it.
-pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path) -> Result<PathBuf, FetchError> {
+pub fn checkout(
+    src: &GitSource,
+    pinned: &Pinned,
+    keep_git_dir: bool,
+    mtime: Mtime,
+    dir: &Path,
+) -> Result<PathBuf, FetchError> {
     let d = Some(dir);
     let dir_str = dir.to_string_lossy();
     run(src, None, &["init", "-q", "--", &dir_str])?;
@@ -208,7 +235,10 @@ pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path
             run(src, d, &update[..5])?;
         }
     }
-    let time: i64 = run(src, d, &["log", "-1", "--format=%ct", &pinned.commit])?.trim().parse().unwrap_or(0);
+    let time = match mtime {
+        Mtime::Checkout => None,
+        Mtime::Commit => Some(run(src, d, &["log", "-1", "--format=%ct", &pinned.commit])?.trim().parse().unwrap_or(0)),
+    };
 
     let git_dir = dir.join(".git");
     if keep_git_dir {
@@ -238,8 +268,8 @@ pub fn checkout(src: &GitSource, pinned: &Pinned, keep_git_dir: bool, dir: &Path
     Ok(root)
 }
 
-/// Give the work tree git's modes and everything the commit's time.
-fn normalise(dir: &Path, git_dir: &Path, time: i64) -> Result<(), FetchError> {
+/// Give the work tree git's modes, and everything `time` as mtime when given.
+fn normalise(dir: &Path, git_dir: &Path, time: Option<i64>) -> Result<(), FetchError> {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(dir).contents_first(true) {
         let entry = entry.map_err(|e| io_err("reading the checkout", dir)(e.into()))?;
@@ -251,7 +281,9 @@ fn normalise(dir: &Path, git_dir: &Path, time: i64) -> Result<(), FetchError> {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                 .map_err(io_err("setting the mode of", path))?;
         }
-        set_mtime(path, time)?;
+        if let Some(time) = time {
+            set_mtime(path, time)?;
+        }
     }
     Ok(())
 }

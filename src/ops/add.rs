@@ -1,7 +1,8 @@
 //! ADD of remote sources (`CopyFrom::Url`, `CopyFrom::Git`): each source is
 //! fetched (see [`crate::fetch`]) into a private staging folder, laid out the
 //! way BuildKit's source presents it (a URL's file under its name, mode 0600,
-//! mtime from Last-Modified; a repository's tree at its commit), and written
+//! mtime from Last-Modified; a repository's tree at its commit, see
+//! [`git::Mtime`]), and written
 //! into the layer by the COPY writer as if that folder were a build context.
 //!
 //! Cache keys: a URL's content digest and Last-Modified (downloaded for the
@@ -125,7 +126,8 @@ impl Engine {
                 CopyFrom::Git { keep_git_dir } => {
                     let pinned = self.pin(op, source)?;
                     let src = GitSource::parse(source)?;
-                    let root = git::checkout(&src, &pinned, keep_git_dir || src.keep_git_dir, &dir)?;
+                    let keep = keep_git_dir || src.keep_git_dir;
+                    let root = git::checkout(&src, &pinned, keep, self.git_mtime, &dir)?;
                     let rel = root.strip_prefix(staging.path()).unwrap_or(&root);
                     sources.push(rel.to_string_lossy().into_owned());
                 }

@@ -8,6 +8,7 @@ use kiln_frontend::{CopyFrom, CopyOp, Op};
 use kiln_solver::{Graph, Solver};
 
 use super::super::{Engine, FsState};
+use crate::fetch::git::Mtime;
 use crate::fetch::test_server::{git, served_repo, Server};
 use crate::store::Store;
 
@@ -20,8 +21,13 @@ struct Entry {
     data: String,
 }
 
+/// Solve `op` on scratch; git files get their commit's time.
 fn solve(store: &Store, op: CopyOp) -> Result<FsState, String> {
-    let engine = Arc::new(Engine::new(store, None).unwrap());
+    solve_with(store, op, Mtime::Commit)
+}
+
+fn solve_with(store: &Store, op: CopyOp, mtime: Mtime) -> Result<FsState, String> {
+    let engine = Arc::new(Engine::new(store, None).unwrap().with_git_mtime(mtime));
     let mut graph = Graph::new();
     let base = graph.add(Op::Scratch, vec![], "scratch").unwrap();
     let target = graph.add(Op::Copy(op), vec![base], "ADD").unwrap();
@@ -232,6 +238,19 @@ fn a_git_ref_is_checked_out_with_git_modes_and_the_commit_time() {
     let fs = solve(&store, keep).unwrap();
     let got = entries(&store, &fs);
     assert!(got.contains_key("kept/.git/HEAD"), "{:?}", got.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn git_files_get_the_checkout_time_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (_server, url, ..) = served_repo(dir.path());
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let fs = solve_with(&store, git_op(url, "/src"), Mtime::Checkout).unwrap();
+    let got = entries(&store, &fs);
+    for path in ["src/a.txt", "src/sub/run.sh"] {
+        assert!(got[path].mtime >= before, "{path}: {:?} is older than the build", got[path]);
+    }
 }
 
 #[test]

@@ -83,6 +83,7 @@ pub struct Engine {
     context: Option<SourceRoot>,
     downloads: crate::fetch::http::Downloads,
     resolved: crate::fetch::Resolved,
+    git_mtime: crate::fetch::git::Mtime,
 }
 
 impl Engine {
@@ -98,6 +99,7 @@ impl Engine {
             context,
             downloads: crate::fetch::http::Downloads::new(store),
             resolved: Default::default(),
+            git_mtime: crate::fetch::git::Mtime::from_env(),
         })
     }
 
@@ -105,6 +107,13 @@ impl Engine {
     /// process's own executable, which is not kiln when kiln is a library.
     pub fn with_sandbox_exe(mut self, exe: &std::path::Path) -> Self {
         self.sandbox = Sandbox::new(exe, &self.store.work_dir());
+        self
+    }
+
+    /// Give files of git sources the commit's time (as when `SOURCE_DATE_EPOCH`
+    /// is set) or their checkout's.
+    pub fn with_git_mtime(mut self, mtime: crate::fetch::git::Mtime) -> Self {
+        self.git_mtime = mtime;
         self
     }
 

@@ -2,7 +2,7 @@
 //! 127.0.0.1: files with Last-Modified and ETags, and a git repository over
 //! git's dumb HTTP protocol.
 
-use super::harness::{Kiln, Mode};
+use super::harness::{Kiln, Mode, Run};
 
 #[path = "../../src/fetch/test_server.rs"]
 mod test_server;
@@ -101,6 +101,28 @@ fn add_git_checks_out_refs_and_subdirs_at_the_commit_time() {
     }
 }
 
+#[test]
+fn add_git_files_get_the_checkout_time_unless_source_date_epoch_is_set() {
+    let k = Kiln::with_busybox();
+    let repos = tempfile::tempdir().unwrap();
+    let (_server, url, ..) = served_repo(repos.path());
+    k.write("Dockerfile", &format!("FROM busybox\nADD {url} /src\n"));
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    k.build(&["-t", "git:now"]).ok();
+    let out = k.cmd(&["run", "git:now", "stat", "-c", "%Y", "/src/a.txt"]).ok().stdout;
+    assert!(out.trim().parse::<u64>().unwrap() >= before, "{out} is older than the build");
+}
+
+/// `kiln build -t tag` with `SOURCE_DATE_EPOCH` set: git files get their commit's time.
+fn build_reproducibly(k: &Kiln, tag: &str) -> Run {
+    let ctx = k.ctx();
+    let mut cmd = k.command();
+    cmd.env("SOURCE_DATE_EPOCH", "1600000000").args(["build", "-t", tag]).arg(ctx);
+    let out = cmd.output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) }
+}
+
 fn add_git_in(k: &Kiln) {
     let repos = tempfile::tempdir().unwrap();
     let (_server, url, first, _second) = served_repo(repos.path());
@@ -111,7 +133,7 @@ fn add_git_in(k: &Kiln) {
              ADD --checksum={first} {url}#v1 /pinned\n"
         ),
     );
-    k.build(&["-t", "git:v1"]).ok();
+    build_reproducibly(k, "git:v1").ok();
     let out = k.cmd(&["run", "git:v1", "cat", "/v1/a.txt", "/full/a.txt", "/pinned/a.txt"]).ok().stdout;
     assert_eq!(out, "v1\nv2\nv1\n");
     assert_eq!(
@@ -130,7 +152,7 @@ fn add_git_in(k: &Kiln) {
     let bare = repos.path().join("repo.git");
     git(&bare, &["fetch", "-q", work.to_str().unwrap(), "main:main"]);
     git(&bare, &["update-server-info"]);
-    k.build(&["-t", "git:v2"]).ok();
+    build_reproducibly(k, "git:v2").ok();
     assert_eq!(k.cmd(&["run", "git:v2", "cat", "/tools/run.sh"]).ok().stdout, "#!/bin/sh\necho new\n");
     k.assert_clean();
 }
