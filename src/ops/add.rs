@@ -1,9 +1,10 @@
 //! ADD of remote sources (`CopyFrom::Url`, `CopyFrom::Git`): each source is
 //! fetched (see [`crate::fetch`]) into a private staging folder, laid out the
 //! way BuildKit's source presents it (a URL's file under its name, mode 0600,
-//! mtime from Last-Modified; a repository's tree at its commit, see
-//! [`git::Mtime`]), and written
-//! into the layer by the COPY writer as if that folder were a build context.
+//! mtime from Last-Modified; a repository's tree at its commit, mtimes as
+//! [`git::Mtime`] says), and written into the layer by the COPY writer as if
+//! that folder were a build context (so --chown, --chmod, --link and the
+//! destination rules are COPY's).
 //!
 //! Cache keys: a URL's content digest and Last-Modified (downloaded for the
 //! key, as BuildKit does; a `304` to the stored ETag avoids it), or, with
