@@ -1,4 +1,5 @@
 mod add;
+mod add_remote;
 mod bad_input;
 mod build;
 mod cache;
