@@ -145,6 +145,9 @@ pub(crate) fn lower(
 struct Built {
     vertex: Digest,
     config: ImageConfig,
+    /// Its ARGs in scope at its end: a stage built FROM it starts with them
+    /// (BuildKit's rule; the legacy builder started empty).
+    args: Vec<(String, String)>,
 }
 
 /// Why lowering a stage stopped before its end.
@@ -229,7 +232,7 @@ impl Lowering<'_> {
             frame.commands.next(); // applied: dropped
         }
         let st = frame.state.take().expect("set above");
-        Ok(Built { vertex: st.vertex, config: st.config })
+        Ok(Built { vertex: st.vertex, config: st.config, args: st.args })
     }
 
     /// Apply one instruction. It halts, if it must, before it changes anything,
@@ -241,7 +244,7 @@ impl Lowering<'_> {
             Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
-            Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
+            Instruction::Workdir(word) => Ok(self.workdir(st, cmd, word)?),
             Instruction::User(word) => Ok(self.user(st, word)?),
             Instruction::Expose(words) => Ok(self.expose(st, words)?),
             Instruction::Cmd(args) => {

@@ -6,7 +6,7 @@ use kiln_solver::Digest;
 use super::{env_get, Halt, LowerError, Lowering};
 use crate::config::{History, ImageConfig, DEFAULT_PATH};
 use crate::error::Error;
-use crate::instructions::Command;
+use crate::instructions::{Command, Instruction};
 use crate::ops::Op;
 use crate::shorten::Shortened;
 
@@ -71,7 +71,12 @@ impl Lowering<'_> {
             cmd_set: false,
             prefix,
             step: 0,
-            steps: 1 + commands.iter().filter(|c| c.instruction.is_step()).count(),
+            // WORKDIR is a step too (its mkdir), but for `WORKDIR /`, which
+            // cannot be told apart before expansion: then n/m stops short of m.
+            steps: 1 + commands
+                .iter()
+                .filter(|c| c.instruction.is_step() || matches!(c.instruction, Instruction::Workdir(_)))
+                .count(),
         };
         let name = state.name(&stage.text);
 
@@ -84,19 +89,19 @@ impl Lowering<'_> {
         }
         let earlier =
             self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
-        (state.vertex, state.config) = match earlier {
+        (state.vertex, state.config, state.args) = match earlier {
             Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
             Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
             Some(i) => {
                 let built = self.stage(i)?;
-                (built.vertex.clone(), built.config.clone())
+                (built.vertex.clone(), built.config.clone(), built.args.clone())
             }
-            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
+            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default(), Vec::new()),
             None => {
                 let image =
                     self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?;
                 let op = Op::Image { name: image.name, digest: image.digest };
-                (self.add(op, vec![], name, at)?, image.config)
+                (self.add(op, vec![], name, at)?, image.config, Vec::new())
             }
         };
         // Like BuildKit: a stage whose base sets no PATH gets the default one, so
