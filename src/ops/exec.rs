@@ -35,7 +35,9 @@ impl Engine {
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),
-            env: op.env.clone(),
+            // The proxies are part of what the step sees, not of what it is
+            // (its digest), so they come in only here.
+            env: op.env.iter().chain(&op.proxy_env).cloned().collect(),
             cwd: if op.cwd.is_empty() { "/".into() } else { op.cwd.clone() },
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),

@@ -1,11 +1,12 @@
 //! The engine: kiln's implementation of the solver's `Executor` — what each
 //! operation of the build graph does, over the store, snapshots and the
 //! sandbox. One file per operation: [`source`] (FROM: scratch and images),
-//! [`copy`] (COPY), [`exec`] (RUN). Results are remembered in the build
+//! [`copy`] (COPY), [`exec`] (RUN), [`mkdir`] (WORKDIR's directory). Results are remembered in the build
 //! [`cache`](crate::cache).
 
 mod copy;
 mod exec;
+mod mkdir;
 mod source;
 
 use kiln_frontend::{CopyFrom, Op};
@@ -64,6 +65,8 @@ pub enum EngineError {
         #[source]
         source: ImageError,
     },
+    #[error(transparent)]
+    Mkdir(#[from] mkdir::MkdirError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     /// An operation this engine cannot run yet.
@@ -134,7 +137,7 @@ impl Executor for Engine {
             Op::Image { name, digest } => source::image(&self.store, name, digest),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
-            Op::Mkdir(m) => Err(EngineError::Unsupported(format!("WORKDIR {}", m.path))),
+            Op::Mkdir(m) => self.mkdir(m, inputs),
         }
     }
 

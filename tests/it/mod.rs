@@ -18,5 +18,6 @@ mod registry_upload;
 mod rootless;
 mod run;
 mod security;
+mod semantics;
 mod shared_cache;
 mod signals;
