@@ -1,7 +1,7 @@
 //! kiln's Dockerfile frontend: Dockerfile text in, a content-addressed build graph out.
 //!
 //! The pipeline is one module per stage, like BuildKit's:
-//! `parser` (text → nodes with line and column) →
+//! `parser` (text → nodes with line and column; [`parse_tree`] shows them) →
 //! `instructions` (typed instructions, grouped into stages) → `shell` (word
 //! expansion) → `lower` (stages → a [`BuildGraph`] of [`Op`] vertices, one
 //! file per instruction family).
@@ -21,6 +21,7 @@ mod instructions;
 mod lower;
 pub mod ops;
 mod options;
+mod parse_tree;
 mod parser;
 mod shell;
 mod shorten;
@@ -31,6 +32,7 @@ pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
+pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};
 pub use parser::ParseError;
 pub use shell::ShellError;
 pub use shorten::{Shortened, SHOWN_CHARS};
@@ -42,14 +44,22 @@ pub use shorten::{Shortened, SHOWN_CHARS};
 /// looked up through `resolver`; nothing else is read. The same text, options and
 /// resolver answers always give the same vertex digests.
 pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<BuildGraph, Error> {
+    let file = if opts.dockerfile_name.is_empty() { "Dockerfile" } else { opts.dockerfile_name.as_str() };
     let lower = || {
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
-        let file = instructions::parse(parsed.nodes, &lexer)?;
-        lower::lower(file, &lexer, opts, resolver)
+        let (syntax, check) = (parsed.syntax.clone(), parsed.check.clone());
+        let instructions = instructions::parse(parsed.nodes, &lexer)?;
+        let mut graph = lower::lower(instructions, &lexer, opts, resolver)?;
+        if let Some(warning) = syntax.as_ref().and_then(parser::syntax_warning) {
+            let at = syntax.as_ref().map(|s| s.location).expect("a warning comes from a directive");
+            graph.warnings.insert(0, format!("{file}:{at}: {warning}"));
+        }
+        graph.check_directive = check.map(|c| c.value);
+        Ok(graph)
     };
-    lower().map_err(|mut e| {
-        e.file = if opts.dockerfile_name.is_empty() { "Dockerfile".to_owned() } else { opts.dockerfile_name.clone() };
+    lower().map_err(|mut e: Error| {
+        e.file = file.to_owned();
         e
     })
 }

@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::{build_graph, BuildGraph, ImageConfig, Op};
+use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, Op};
 use kiln_solver::Digest;
 use support::{opts, FakeResolver};
 
@@ -131,7 +131,15 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
             Op::Scratch => field("op", "scratch"),
             Op::Image { name, digest } => field("op", &format!("image {name} {digest}")),
             Op::Copy(c) => {
-                field("op", &format!("copy from {:?}", c.from).to_lowercase());
+                match &c.from {
+                    CopyFrom::Inline(files) => {
+                        field("op", "copy from inline");
+                        for f in files {
+                            field("file", &format!("{} {:?}", f.name, f.content));
+                        }
+                    }
+                    from => field("op", &format!("copy from {from:?}").to_lowercase()),
+                }
                 field("sources", &format!("{:?}", c.sources));
                 field("dest", &c.dest);
                 c.chown.iter().for_each(|s| field("chown", s));
@@ -172,6 +180,9 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
         }
     }
     out += &config(&bg.config);
+    if let Some(check) = &bg.check_directive {
+        let _ = writeln!(out, "check directive {check}");
+    }
     if !bg.warnings.is_empty() {
         out += "warnings\n";
         bg.warnings.iter().for_each(|w| writeln!(out, "  {w}").unwrap());
@@ -203,6 +214,13 @@ fn config(c: &ImageConfig) -> String {
     c.exposed_ports.iter().for_each(|p| field("expose", p));
     c.volumes.iter().for_each(|v| field("volume", v));
     c.stop_signal.iter().for_each(|s| field("stopsignal", s));
+    c.shell.iter().for_each(|s| field("shell", &format!("{s:?}")));
+    if let Some(h) = &c.healthcheck {
+        let d = [h.interval, h.timeout, h.start_period, h.start_interval];
+        field("healthcheck", &format!("{:?} durations(ns) {d:?} retries {}", h.test, h.retries));
+    }
+    c.on_build.iter().for_each(|t| field("onbuild", t));
+    c.author.iter().for_each(|a| field("author", a));
     out += "history\n";
     for h in &c.history {
         let _ = writeln!(out, "  {} {}", if h.empty_layer { "     " } else { "LAYER" }, h.created_by);

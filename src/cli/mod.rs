@@ -3,6 +3,7 @@
 //! environment > config file > default) and carried out by `commands/`.
 
 pub mod build;
+pub mod debug;
 pub mod images;
 pub mod load;
 pub mod output;
@@ -61,4 +62,7 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
+    /// Show what kiln makes of its inputs (parse trees, …) as JSON.
+    #[command(long_about = debug::HELP)]
+    Debug(debug::Args),
 }

@@ -2,6 +2,7 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod debug;
 mod history;
 mod images;
 mod import;
@@ -27,9 +28,15 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let is_run = matches!(cli.command, Command::Run(_));
     let result = (|| -> anyhow::Result<i32> {
+        // Nothing in the store is needed, so none is opened (or made).
+        let command = match cli.command {
+            Command::Debug(args) => return debug::debug(args).map(|()| 0),
+            command => command,
+        };
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
         let store = Store::open(&settings.root)?;
-        match cli.command {
+        match command {
+            Command::Debug(_) => unreachable!("handled above"),
             Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),

@@ -25,7 +25,7 @@ fn missing_dockerfile() {
 #[test]
 fn syntax_errors_name_line_and_column() {
     let k = Kiln::with_busybox();
-    fails_with(&k, Some("FROM busybox\n\nCMD [\"unterminated\"\n"), &["Dockerfile:3:"]);
+    fails_with(&k, Some("FROM busybox\n\nCMD [\"a\", 1]\n"), &["Dockerfile:3:", "must hold strings only"]);
 }
 
 #[test]

@@ -3,6 +3,7 @@ mod build;
 mod cache;
 mod cli;
 mod copy;
+mod debug_parse;
 mod docker_config;
 mod harness;
 mod history;

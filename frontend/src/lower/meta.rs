@@ -3,7 +3,7 @@
 //! way docker writes it; all are empty-layer but WORKDIR's (see `workdir`).
 
 use super::stage::StageState;
-use super::{clean, env_set, join, LowerError, Lowering};
+use super::{clean, env_set, go_fmt, join, LowerError, Lowering};
 use crate::error::Error;
 use crate::instructions::{Command, Pair, Word};
 use crate::ops::{MkdirOp, Op};
@@ -73,7 +73,10 @@ impl Lowering<'_> {
                 }
             }
         }
-        st.history(format!("EXPOSE {}", ports.join(" ")), true);
+        // BuildKit writes Go's `%v` of its port set: `map[53/udp:{} 80/tcp:{}]`.
+        let set: std::collections::BTreeSet<&String> = ports.iter().collect();
+        let shown: Vec<String> = set.into_iter().map(|p| format!("{p}:{{}}")).collect();
+        st.history(format!("EXPOSE map[{}]", shown.join(" ")), true);
         Ok(())
     }
 
@@ -91,7 +94,7 @@ impl Lowering<'_> {
 pub(super) fn cmd(st: &mut StageState, args: &[String]) {
     st.config.cmd = Some(args.to_vec());
     st.cmd_set = true;
-    st.history(format!("CMD {}", json(args)), true);
+    st.history(format!("CMD {}", go_fmt::quote_list(args)), true);
 }
 
 pub(super) fn entrypoint(st: &mut StageState, args: &[String]) {
@@ -100,16 +103,12 @@ pub(super) fn entrypoint(st: &mut StageState, args: &[String]) {
     if !st.cmd_set {
         st.config.cmd = None;
     }
-    st.history(format!("ENTRYPOINT {}", json(args)), true);
+    st.history(format!("ENTRYPOINT {}", go_fmt::quote_list(args)), true);
 }
 
 fn join_pairs(pairs: &[(String, String)]) -> String {
     let v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     v.join(" ")
-}
-
-fn json(args: &[String]) -> String {
-    serde_json::to_string(args).unwrap_or_default()
 }
 
 /// `80` → `80/tcp`; `53/UDP` → `53/udp`; `None` when it is no port.

@@ -11,15 +11,26 @@
 //! * `mod.rs` (here): the driver — the stack of stages, dispatch, shared helpers;
 //! * `stage`: FROM, and the state of the stage being lowered;
 //! * `args`: ARG and build args, global and per stage (the scoping rules);
-//! * `run`: RUN, and the environment it sees;
-//! * `copy`: COPY and `--from`;
+//! * `run`: RUN, the environment it sees, and SHELL's wrapping of shell form;
+//! * `copy`: COPY and ADD, and `--from`; `add`: what ADD's sources are (local,
+//!   URL, git); `chmod`: `--chmod`'s syntax;
 //! * `meta`: the instructions that only change the image config (ENV, LABEL,
-//!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT).
+//!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT); `image_config` the rest of them
+//!   (SHELL, HEALTHCHECK, VOLUME, STOPSIGNAL, MAINTAINER, ONBUILD), `signal`
+//!   STOPSIGNAL's names;
+//! * `platform`: `FROM --platform`.
 
+mod add;
 mod args;
+mod chmod;
 mod copy;
+mod go_fmt;
+mod heredoc;
+mod image_config;
 mod meta;
+mod platform;
 mod run;
+mod signal;
 mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,9 +83,34 @@ pub enum LowerError {
     /// Several COPY sources into something that is not a directory.
     #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
     CopyDestNotDirectory(String),
-    /// `--chmod` is not an octal mode.
-    #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
+    /// `--chmod` is neither an octal nor a symbolic mode.
+    #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
+    /// ADD `--checksum` that is no digest.
+    #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
+    Checksum(String),
+    /// ADD `--checksum` with several sources.
+    #[error("ADD --checksum can only be used with a single source: split the ADD")]
+    ChecksumSources,
+    /// ADD `--checksum` of a source that is no URL.
+    #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
+    ChecksumLocal(String),
+    /// STOPSIGNAL of something that is no signal.
+    #[error("invalid STOPSIGNAL \"{0}\": expected a signal name such as SIGTERM or a number such as 9")]
+    Signal(String),
+    /// `FROM --platform` other than the platform kiln builds for.
+    #[error(
+        "FROM --platform={requested}: kiln builds for {build} only; drop --platform or build on a {requested} host"
+    )]
+    Platform {
+        /// The platform asked for, expanded.
+        requested: String,
+        /// The build platform.
+        build: String,
+    },
+    /// Something Docker can do that kiln cannot yet; names it and what to do.
+    #[error("{0}")]
+    Unsupported(String),
     /// A value that must not be empty expands to nothing; names what it is.
     #[error("{0} expands to nothing")]
     EmptyValue(&'static str),
@@ -97,6 +133,9 @@ pub struct BuildGraph {
     /// The Dockerfile instruction each vertex comes from, so a failing step can be
     /// named by its line.
     pub sources: BTreeMap<Digest, Location>,
+    /// The `# check=` directive's value as written (`skip=…;error=true`), for
+    /// the build checks.
+    pub check_directive: Option<String>,
 }
 
 /// Lower the stages of `file` that the target needs.
@@ -137,6 +176,7 @@ pub(crate) fn lower(
         config: built.config,
         warnings,
         sources: lowering.sources,
+        check_directive: None,
     })
 }
 
@@ -240,19 +280,39 @@ impl Lowering<'_> {
     fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Halt> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
-            Instruction::Run(args) => Ok(self.run(st, cmd, args)?),
+            Instruction::Run(run) => Ok(self.run(st, cmd, run)?),
             Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
             Instruction::Workdir(word) => Ok(self.workdir(st, cmd, word)?),
             Instruction::User(word) => Ok(self.user(st, word)?),
             Instruction::Expose(words) => Ok(self.expose(st, words)?),
-            Instruction::Cmd(args) => {
-                meta::cmd(st, args);
+            Instruction::Cmd(line) => {
+                let args = run::wrap(&st.config, line);
+                meta::cmd(st, &args);
                 Ok(())
             }
-            Instruction::Entrypoint(args) => {
-                meta::entrypoint(st, args);
+            Instruction::Entrypoint(line) => {
+                let args = run::wrap(&st.config, line);
+                meta::entrypoint(st, &args);
+                Ok(())
+            }
+            Instruction::Shell(shell) => {
+                image_config::shell(st, shell);
+                Ok(())
+            }
+            Instruction::Healthcheck(health) => {
+                image_config::healthcheck(st, health);
+                Ok(())
+            }
+            Instruction::Volume(words) => Ok(self.volume(st, words)?),
+            Instruction::StopSignal(word) => Ok(self.stop_signal(st, word)?),
+            Instruction::Maintainer(name) => {
+                image_config::maintainer(st, name);
+                Ok(())
+            }
+            Instruction::Onbuild(trigger) => {
+                image_config::onbuild(st, trigger);
                 Ok(())
             }
         }

@@ -1,18 +1,53 @@
 //! RUN: an Exec vertex on the stage's filesystem, with the environment the
-//! command sees (the image's, then ARGs), and the proxy build args beside it.
+//! command sees (the image's, then ARGs), and the proxy build args beside it;
+//! and the wrapping of any shell-form command line in the stage's SHELL.
 
 use std::collections::BTreeMap;
 
 use super::args::PROXY_KINDS;
 use super::stage::StageState;
-use super::{env_get, Lowering};
+use super::{env_get, heredoc, LowerError, Lowering};
+use crate::config::ImageConfig;
 use crate::error::Error;
-use crate::instructions::Command;
+use crate::instructions::{Command, CommandLine, Run};
 use crate::ops::{ExecOp, Op};
 
+/// The command to run: exec form as written; shell form appended to the
+/// stage's SHELL (`/bin/sh -c` by default).
+pub(super) fn wrap(config: &ImageConfig, line: &CommandLine) -> Vec<String> {
+    match line {
+        CommandLine::Exec(args) => args.clone(),
+        CommandLine::Shell(text) => {
+            let mut args = config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned()]);
+            args.push(text.clone());
+            args
+        }
+    }
+}
+
 impl Lowering<'_> {
-    pub(super) fn run(&mut self, st: &mut StageState, cmd: &Command, args: &[String]) -> Result<(), Error> {
-        // The image env, then ARGs ENV does not shadow, then undeclared proxies.
+    pub(super) fn run(&mut self, st: &mut StageState, cmd: &Command, run: &Run) -> Result<(), Error> {
+        // Checked by the parser; running them is not implemented yet, and
+        // only refused here so that a stage nobody builds never fails on them.
+        if let Some(mount) = run.mounts.first() {
+            let e = LowerError::Unsupported(
+                "RUN --mount is not supported yet: remove the flag (or do the step without the mount)".to_owned(),
+            );
+            return Err(Error::at(mount.location, e));
+        }
+        for (flag, word, default) in [("network", &run.network, "default"), ("security", &run.security, "sandbox")] {
+            if let Some(w) = word.as_ref().filter(|w| w.raw != default) {
+                let e =
+                    LowerError::Unsupported(format!("RUN --{flag}={} is not supported yet: remove the flag", w.raw));
+                return Err(Error::at(w.location, e));
+            }
+        }
+        let (line, files) = match &run.command {
+            CommandLine::Shell(text) if !run.heredocs.is_empty() => heredoc::run_command(text, &run.heredocs),
+            line => (line.clone(), Vec::new()),
+        };
+        let args = &wrap(&st.config, &line);
+        // The image env, then ARGs ENV does not shadow.
         let mut env = st.config.env.clone();
         let mut shown_args = Vec::new();
         for (k, v) in &st.args {
@@ -27,7 +62,7 @@ impl Lowering<'_> {
             env,
             cwd: st.workdir(),
             user: st.config.user.clone(),
-            files: Vec::new(),
+            files,
             proxy_env,
         });
         let name = st.name(&cmd.text);

@@ -79,6 +79,9 @@ impl Lowering<'_> {
                 .count(),
         };
         let name = state.name(&stage.text);
+        if let Some(platform) = &stage.platform {
+            self.check_platform(platform)?;
+        }
 
         // FROM: expanded with the global ARGs only.
         let globals = &self.global_args;

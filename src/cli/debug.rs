@@ -1,0 +1,49 @@
+//! The flags of `kiln debug`: tools that show what kiln makes of its inputs,
+//! for people and for other programs (each prints JSON on stdout).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+/// `kiln debug --help`: one paragraph per subcommand.
+pub const HELP: &str = "Show what kiln makes of its inputs, without building anything.\n\n\
+Each subcommand prints one JSON document on stdout and exits 0; on bad input it prints the \
+error (file:line:column: what is wrong) on stderr and exits non-zero. Other tools drive these \
+commands: their JSON shapes are kept stable.\n\n\
+kiln debug parse [FILE]: a Dockerfile's raw parse tree, before any expansion (FILE defaults to \
+./Dockerfile; - reads stdin). See kiln debug parse --help for its shape.";
+
+/// `kiln debug SUBCOMMAND`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: DebugCommand,
+}
+
+/// `kiln debug`'s subcommands.
+#[derive(Subcommand)]
+pub enum DebugCommand {
+    /// Print a Dockerfile's raw parse tree as JSON, before any expansion.
+    #[command(long_about = PARSE_HELP)]
+    Parse(ParseArgs),
+}
+
+const PARSE_HELP: &str = "Print a Dockerfile's raw parse tree as JSON, before any expansion.\n\n\
+Output: {\"directives\": {\"escape\", \"syntax\", \"check\"}, \"instructions\": [...]}, each instruction \
+{\"cmd\": lowercased, \"flags\": as written, \"args\": [...], \"json\": bool, \"heredocs\": \
+[{\"name\", \"content\", \"expand\", \"chomp\"}], \"start_line\", \"end_line\"}.\n\n\
+args are split as BuildKit's parser splits them: whitespace-separated words for FROM, EXPOSE, \
+COPY, ADD and VOLUME; quote-aware words for ARG; the rest of the line as one string for RUN, CMD, \
+ENTRYPOINT and SHELL in shell form, and for MAINTAINER, USER, WORKDIR and STOPSIGNAL; the elements \
+of any JSON form; key, value, separator triples for ENV and LABEL (separator \"=\", or \"\" for \
+`ENV key value`); HEALTHCHECK's type (CMD or NONE) then its command; ONBUILD's trigger as one \
+nested instruction object.";
+
+/// `kiln debug parse [FILE]`.
+#[derive(clap::Args)]
+pub struct ParseArgs {
+    /// The Dockerfile; `-` reads it from stdin.
+    #[arg(default_value = "Dockerfile")]
+    pub file: PathBuf,
+}
