@@ -284,7 +284,6 @@ fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
 /// config) for the stage that runs it; its errors point at `at` (the FROM
 /// that pulls the trigger in). Like BuildKit, triggers are read with the
 /// default escape character, whatever the file that runs them uses.
-#[allow(dead_code)] // used by ONBUILD trigger execution (lower/stage.rs)
 pub(crate) fn parse_trigger(text: &str, at: Location) -> Result<Command, Error> {
     let escape = crate::parser::DEFAULT_ESCAPE;
     let lexer = &Lexer::new(escape);
