@@ -220,7 +220,7 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 
@@ -339,6 +339,7 @@ mod tests {
             cwd: "/srv".into(),
             user: "1000:1000".into(),
             hostname: "box".into(),
+            files: vec![],
         };
         let sys = Recording::default();
         let (mut launcher, child) = channel::pair().unwrap();

@@ -167,3 +167,31 @@ fn workdir_makes_its_directory_owned_by_the_user() {
     let err = k.build(&[]).failed();
     assert!(err.stderr.contains("/f exists and is not a directory"), "{}", err.stderr);
 }
+
+#[test]
+fn a_heredoc_with_a_shebang_runs_as_a_script_outside_the_image() {
+    // Root and rootless: the scripts' tmpfs is remounted read-only in the
+    // sandbox's own user namespace either way.
+    for k in Kiln::each_mode() {
+        k.write(
+            "Dockerfile",
+            "FROM busybox\n\
+         RUN <<EOF\n\
+         #!/bin/sh -e\n\
+         echo \"ran $0\" > /ran\n\
+         EOF\n\
+         USER nobody\n\
+         RUN <<SCRIPT\n\
+         #!/bin/sh\n\
+         id -u > /tmp/uid\n\
+         touch /dev/pipes/SCRIPT 2>/dev/null || echo read-only >> /tmp/uid\n\
+         SCRIPT\n",
+        );
+        k.build(&["-t", "shebang:v1"]).ok();
+        let out = k.cmd(&["run", "shebang:v1", "cat", "/ran", "/tmp/uid"]).ok();
+        assert_eq!(out.stdout, "ran /dev/pipes/EOF\n65534\nread-only\n");
+        // The scripts were never part of the filesystem.
+        let layers = k.layers("shebang:v1");
+        assert!(!layers.iter().flatten().any(|p| p.contains("pipes")), "{layers:?}");
+    }
+}
