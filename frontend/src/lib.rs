@@ -49,8 +49,14 @@ pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageRe
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
         let (syntax, check) = (parsed.syntax.clone(), parsed.check.clone());
-        let instructions = instructions::parse(parsed.nodes, &lexer)?;
+        let mut parse_warnings = Vec::new();
+        let nodes = parsed.nodes.inspect(|node| {
+            let warning = node.as_ref().ok().and_then(parser::empty_continuation_warning);
+            parse_warnings.extend(warning.map(|w| format!("{file}:{w}")));
+        });
+        let instructions = instructions::parse(nodes, &lexer)?;
         let mut graph = lower::lower(instructions, &lexer, opts, resolver)?;
+        graph.warnings.splice(0..0, parse_warnings);
         if let Some(warning) = syntax.as_ref().and_then(parser::syntax_warning) {
             let at = syntax.as_ref().map(|s| s.location).expect("a warning comes from a directive");
             graph.warnings.insert(0, format!("{file}:{at}: {warning}"));

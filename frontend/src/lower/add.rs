@@ -14,15 +14,30 @@ pub(super) enum Kind {
 pub(super) fn kind(source: &str) -> Kind {
     let lower = source.to_ascii_lowercase();
     let http = lower.starts_with("http://") || lower.starts_with("https://");
-    let remote = lower.split('#').next().unwrap_or("");
-    let git_path = remote.trim_end_matches('/').ends_with(".git");
-    if lower.starts_with("git://") || lower.starts_with("git@") || lower.starts_with("ssh://") || (http && git_path) {
+    // An http(s) URL is a repository only when its path ends in `.git`.
+    let path = lower.split(['#', '?']).next().unwrap_or("");
+    let git = ["git://", "ssh://"].iter().any(|p| lower.starts_with(p))
+        || scp_like(source)
+        || (http && path.ends_with(".git"));
+    if git {
         Kind::Git
     } else if http {
         Kind::Url
     } else {
         Kind::Local
     }
+}
+
+/// `user@host:path`, git's scp-like address.
+fn scp_like(source: &str) -> bool {
+    let Some((user, rest)) = source.split_once('@') else {
+        return false;
+    };
+    let Some((host, _)) = rest.split_once(':') else {
+        return false;
+    };
+    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    word(user) && word(host) && !source.contains("://")
 }
 
 /// A `--checksum` value: `algo:hex` for a URL (a digest), a commit id for git.
@@ -55,6 +70,11 @@ mod tests {
             ("git@github.com:moby/buildkit.git", Kind::Git),
             ("git://example.com/r", Kind::Git),
             ("ssh://git@example.com/r", Kind::Git),
+            ("deploy@example.com:team/repo", Kind::Git),
+            ("https://example.com/repo.git/", Kind::Url),
+            ("https://example.com/x.git?raw=1", Kind::Git),
+            ("user@host", Kind::Local),
+            ("dir/a@b:c", Kind::Local),
         ] {
             assert_eq!(kind(s), k, "{s}");
         }

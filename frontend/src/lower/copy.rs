@@ -40,7 +40,12 @@ impl Lowering<'_> {
         }
         for (word, value) in copy.sources.iter().zip(&sources).chain([(&copy.dest, &dest)]) {
             if value.is_empty() {
-                let what = if word == &copy.dest { "COPY destination" } else { "COPY source" };
+                let what = match (copy.add, word == &copy.dest) {
+                    (false, true) => "COPY destination",
+                    (false, false) => "COPY source",
+                    (true, true) => "ADD destination",
+                    (true, false) => "ADD source",
+                };
                 return Err(Error::at(word.location, LowerError::EmptyValue(what)).into());
             }
         }
@@ -48,7 +53,7 @@ impl Lowering<'_> {
         // With wildcards, how many files there are is only known to the engine.
         let wildcards = sources.iter().any(|s| s.contains(['*', '?', '[']));
         if sources.len() + inline.len() > 1 && !is_dir && !wildcards {
-            return Err(Error::at(copy.dest.location, LowerError::CopyDestNotDirectory(dest)).into());
+            return Err(Error::at(copy.dest.location, LowerError::CopyDestNotDirectory { keyword, dest }).into());
         }
         let mut abs = clean(&join(&st.workdir(), &dest));
         if is_dir && abs != "/" {

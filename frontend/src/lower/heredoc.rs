@@ -18,9 +18,10 @@ const PIPES: &str = "/dev/pipes/";
 /// The command line a RUN with heredocs runs (still to be wrapped in the
 /// shell), and the files it needs.
 pub(super) fn run_command(text: &str, heredocs: &[Heredoc]) -> (CommandLine, Vec<InlineFile>) {
-    if let (Some(_), Some(first)) = (heredoc_marker(text), heredocs.first()) {
+    if let (true, Some(first)) = (is_alone(text), heredocs.first()) {
         let body = first.body();
-        if body.starts_with("#!") {
+        // BuildKit looks for the shebang before `<<-` strips tabs.
+        if first.content.starts_with("#!") {
             let path = format!("{PIPES}{}", first.name);
             let file = InlineFile { name: path.clone(), content: body };
             return (CommandLine::Shell(path), vec![file]);
@@ -34,6 +35,23 @@ pub(super) fn run_command(text: &str, heredocs: &[Heredoc]) -> (CommandLine, Vec
         full.push_str(&doc.name);
     }
     (CommandLine::Shell(full), Vec::new())
+}
+
+/// Whether a RUN's command line is one heredoc marker and nothing else.
+pub(super) fn is_alone(text: &str) -> bool {
+    heredoc_marker(text).is_some()
+}
+
+/// A body's first line, with `...` when more follow.
+pub(super) fn summary(content: &str) -> String {
+    let trimmed = content.trim();
+    let mut lines = trimmed.lines();
+    let first = lines.next().unwrap_or("");
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first.to_owned()
+    }
 }
 
 /// Expand a heredoc body as an unquoted shell heredoc: `$NAME` and `${…}`
@@ -113,17 +131,27 @@ mod tests {
         assert_eq!(line, CommandLine::Shell("echo a\necho b\n".into()));
         assert!(files.is_empty());
 
-        let (line, files) = run_command("<<-'S'", &[doc("S", "\t#!/usr/bin/env python3\n\tprint(1)\n", true)]);
+        let (line, files) = run_command("<<-'S'", &[doc("S", "#!/usr/bin/env python3\n\tprint(1)\n", true)]);
         assert_eq!(line, CommandLine::Shell("/dev/pipes/S".into()));
-        assert_eq!(
-            files,
-            [InlineFile { name: "/dev/pipes/S".into(), content: "#!/usr/bin/env python3\nprint(1)\n".into() }]
-        );
+        let script = "#!/usr/bin/env python3\nprint(1)\n";
+        assert_eq!(files, [InlineFile { name: "/dev/pipes/S".into(), content: script.into() }]);
+
+        // A tab before the shebang: no script file, though `<<-` strips the tab.
+        let (line, files) = run_command("<<-S", &[doc("S", "\t#!/bin/sh\n\techo\n", true)]);
+        assert_eq!(line, CommandLine::Shell("#!/bin/sh\necho\n".into()));
+        assert!(files.is_empty());
 
         let docs = [doc("A", "x\n", false), doc("B", "\ty\n", true)];
         let (line, files) = run_command("cat <<A > a && cat <<-B > b", &docs);
         assert_eq!(line, CommandLine::Shell("cat <<A > a && cat <<-B > b\nx\nA\n\ty\nB".into()));
         assert!(files.is_empty());
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary("\n  echo a\necho b\n"), "echo a...");
+        assert_eq!(summary("echo a\n"), "echo a");
+        assert_eq!(summary(""), "");
     }
 
     #[test]

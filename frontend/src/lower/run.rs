@@ -65,7 +65,13 @@ impl Lowering<'_> {
             files,
             proxy_env,
         });
-        let name = st.name(&cmd.text);
+        // Like BuildKit: a RUN of one heredoc is named with its first line.
+        let name = match (&run.command, run.heredocs.first()) {
+            (CommandLine::Shell(text), Some(doc)) if heredoc::is_alone(text) => {
+                st.name(&format!("{} ({})", cmd.text, heredoc::summary(&doc.content)))
+            }
+            _ => st.name(&cmd.text),
+        };
         st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
         let args_note = match shown_args.len() {

@@ -2,14 +2,17 @@
 //!
 //! Line-oriented like BuildKit's parser:
 //! * parser directives (`# escape=…`, `# syntax=…`, `# check=…`) are read from the
-//!   top of the file until the first line that is not one;
+//!   top of the file until the first line that is not one (`directives`);
 //! * a line ending with the escape character (default `\`, optionally followed by
-//!   blanks) continues on the next line; blank lines and comment lines inside a
-//!   continuation are skipped;
-//! * the first word is the instruction (case-insensitive), then come `--flag=value`
-//!   words, then the rest, kept as raw text (expansion happens later, and only for
-//!   the instructions that expand) or, for the instructions that have one, parsed
-//!   as a JSON (exec form) array.
+//!   blanks, but not escaped itself) continues on the next line; blank lines and
+//!   comment lines inside a continuation are skipped;
+//! * the first word is the instruction (case-insensitive), then come `--flag[=value]`
+//!   words (which ones each instruction takes: `spec`), then the rest, kept as raw
+//!   text (expansion happens later, and only for the instructions that expand)
+//!   or, for the instructions that have one, parsed as a JSON array (`json`);
+//! * ONBUILD's rest is parsed again as its trigger instruction;
+//! * RUN, COPY and ADD in shell form may name heredocs, whose bodies are the
+//!   lines after the instruction (`heredoc`).
 
 mod directives;
 mod heredoc;
@@ -41,6 +44,20 @@ pub enum ParseError {
         /// The instruction it is a likely typo of.
         suggestion: Option<&'static str>,
     },
+    /// A keyword alone on its line, glued to the next line's first word by
+    /// the continuation (`RUN\` then `echo hi` reads `RUNecho hi`).
+    #[error(
+        "unknown instruction \"{keyword}{next}\": the continuation after {keyword} joins it to \"{next}\" \
+         with no blank between them; put a space before the {escape} (or indent the next line)"
+    )]
+    JoinedKeyword {
+        /// The instruction on the first line, as written.
+        keyword: String,
+        /// The next line's first word.
+        next: String,
+        /// The file's escape character.
+        escape: char,
+    },
     /// A flag the instruction does not take at all.
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
     UnknownFlag {
@@ -58,7 +75,7 @@ pub enum ParseError {
         flag: String,
     },
     /// The same flag twice on one instruction.
-    #[error("flag --{flag} is given twice")]
+    #[error("flag --{flag} is given twice: keep one")]
     DuplicateFlag {
         /// The flag's name, without `--`.
         flag: String,
@@ -78,15 +95,20 @@ pub enum ParseError {
     /// `ONBUILD FROM` or `ONBUILD MAINTAINER`.
     #[error("{0} is not allowed as an ONBUILD trigger")]
     OnbuildTrigger(&'static str),
+    /// An ONBUILD trigger that holds more than one instruction.
+    #[error("an ONBUILD trigger must be a single instruction")]
+    TriggerNotOne,
     /// A parser directive (named) given twice.
-    #[error("the {0} directive is given twice")]
+    #[error("the {0} directive is given twice: keep one")]
     DuplicateDirective(String),
 }
 
 fn did_you_mean(suggestion: &Option<&'static str>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean \"{s}\"?)"),
-        None => String::new(),
+        None => {
+            ": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment".to_owned()
+        }
     }
 }
 
@@ -118,6 +140,26 @@ struct Segment {
     column: usize,
 }
 
+impl Segment {
+    fn location(&self) -> Location {
+        Location { line: self.line, column: self.column }
+    }
+}
+
+/// The error for a logical line whose first physical line is a keyword
+/// alone, glued by the continuation to the next line's first word: BuildKit
+/// reads `RUNecho` too, and calls it an unknown instruction.
+fn joined_keyword(line: &str, segments: &[Segment], escape: char) -> Option<ParseError> {
+    let joint = segments.get(1)?.offset;
+    let keyword = &line[..joint];
+    let glued = !keyword.is_empty() && !keyword.contains(char::is_whitespace);
+    let next_word = line[joint..].split(char::is_whitespace).next().unwrap_or("");
+    if !glued || next_word.is_empty() || spec::find(&keyword.to_ascii_uppercase()).is_none() {
+        return None;
+    }
+    Some(ParseError::JoinedKeyword { keyword: keyword.to_owned(), next: next_word.to_owned(), escape })
+}
+
 /// One instruction.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -138,6 +180,9 @@ pub(crate) struct Node {
     pub(crate) end_line: usize,
     /// The instruction as written, continuations joined into one line.
     pub(crate) text: String,
+    /// The first blank line inside its continuation, which BuildKit
+    /// skips with a warning (and means to refuse one day).
+    pub(crate) empty_continuation: Option<usize>,
     /// Byte offset of `rest` in the logical line.
     rest_offset: usize,
     /// The logical line, to map offsets back to places.
@@ -192,12 +237,17 @@ pub(crate) struct Nodes<'t> {
 impl<'t> Nodes<'t> {
     /// The next line, without its `\r`; its number is then `self.number`.
     fn next_line(&mut self) -> Option<&'t str> {
+        self.next_raw_line().map(|line| line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// The next line as written, `\r` kept: heredoc bodies keep their line ends.
+    fn next_raw_line(&mut self) -> Option<&'t str> {
         if let Some(line) = self.pending.take() {
             return Some(line);
         }
         let line = self.lines.next()?;
         self.number += 1;
-        Some(line.strip_suffix('\r').unwrap_or(line))
+        Some(line)
     }
 }
 
@@ -221,10 +271,15 @@ impl Iterator for Nodes<'_> {
             let mut segments = vec![Segment { offset: 0, line: self.number, column }];
             let (content, mut continued) = strip_continuation(start, self.escape);
             let mut line = content.to_owned();
+            let mut empty_continuation = None;
             while continued {
                 let Some(raw) = self.next_line() else { break };
                 let start = raw.trim_start();
-                if start.is_empty() || start.starts_with('#') {
+                if start.is_empty() {
+                    empty_continuation.get_or_insert(self.number);
+                    continue;
+                }
+                if start.starts_with('#') {
                     continue;
                 }
                 let (content, more) = strip_continuation(raw, self.escape);
@@ -232,7 +287,10 @@ impl Iterator for Nodes<'_> {
                 line.push_str(content);
                 continued = more;
             }
-            break node(line, segments).and_then(|n| self.heredoc_bodies(n));
+            if let Some(e) = joined_keyword(&line, &segments, self.escape) {
+                break Err(Error::at(segments[0].location(), e));
+            }
+            break node(line, segments).and_then(|n| self.heredoc_bodies(Node { empty_continuation, ..n }));
         };
         self.any = true;
         self.done = node.is_err();
@@ -252,11 +310,12 @@ impl Nodes<'_> {
             target.heredocs = heredoc::markers(&target.text);
             for doc in &mut target.heredocs {
                 loop {
-                    let Some(line) = self.next_line() else {
+                    let Some(line) = self.next_raw_line() else {
                         let e = ParseError::UnterminatedHeredoc(doc.name.clone());
                         return Err(Error::at(start, e));
                     };
-                    let candidate = if doc.chomp { line.trim_start_matches('\t') } else { line };
+                    let candidate = line.trim_end_matches('\r');
+                    let candidate = if doc.chomp { candidate.trim_start_matches('\t') } else { candidate };
                     if candidate == doc.name {
                         break;
                     }
@@ -277,6 +336,8 @@ impl Nodes<'_> {
 /// [`Nodes`] as they are read.
 pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A final line end ends the last line; it does not start an empty one.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut found = Directives::default();
@@ -288,6 +349,70 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     }
     nodes.escape = found.escape;
     Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
+}
+
+/// The warning (with its place, without the file) for a node that has a
+/// blank line inside its continuation, in the words of BuildKit's check.
+pub(crate) fn empty_continuation_warning(node: &Node) -> Option<String> {
+    let line = node.empty_continuation?;
+    let text = crate::shorten::Shortened::new(&node.text);
+    Some(format!(
+        "{line}:1: NoEmptyContinuation: Empty continuation line found in: {text} \
+         (https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/)"
+    ))
+}
+
+/// The flag word at the start of `text`, and its length as written. As in
+/// BuildKit, quotes group (`--chown="a b"` is one word) and are removed, and
+/// a backslash takes the next character literally, whatever the escape
+/// character: `--from="build"` names the stage build.
+fn flag_word(text: &str) -> (String, usize) {
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            None if c.is_whitespace() => return (word, i),
+            None if c == '"' || c == '\'' => quote = Some(c),
+            Some(q) if c == q => quote = None,
+            _ if c == '\\' => word.extend(chars.next().map(|(_, c)| c)),
+            _ => word.push(c),
+        }
+    }
+    (word, text.len())
+}
+
+/// The instruction an unknown word starts with when a blank is missing
+/// after it (`CMD["sh"]`, `RUN--mount=…`), for "did you mean".
+fn glued_keyword(upper: &str) -> Option<&'static str> {
+    let spec = spec::SPECS.iter().filter(|s| upper.starts_with(s.keyword)).max_by_key(|s| s.keyword.len())?;
+    let next = upper[spec.keyword.len()..].chars().next()?;
+    matches!(next, '[' | '-' | '"' | '\'' | '$' | '/' | '.').then_some(spec.keyword)
+}
+
+/// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
+/// newline (a logical line has none).
+pub(crate) fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0b' | '\x0c' | '\r')
+}
+
+/// The words of `text` split at blanks only, quotes or not, each with its
+/// byte offset: how BuildKit's parser splits FROM, EXPOSE, COPY, ADD and
+/// VOLUME (`COPY "a b" /c` is the two words `"a` and `b"` there).
+pub(crate) fn fields(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (is_blank(c), start) {
+            (true, Some(s)) => {
+                out.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The line without a trailing escape character (and the blanks after it), and
@@ -310,39 +435,59 @@ fn node(line: String, segments: Vec<Segment>) -> Result<Node, Error> {
     })
 }
 
-/// Parse one instruction line that is not part of a file: an ONBUILD trigger
-/// being run, written at `at` (where the FROM that runs it is, say).
+/// Parse one instruction that is not part of a file: an ONBUILD trigger
+/// being run (its heredoc bodies follow it on the next lines, as BuildKit
+/// stores them). Every place in it, and in its errors, is `at` (the FROM
+/// that runs it, say).
 pub(crate) fn parse_line(text: &str, at: Location) -> Result<Node, Error> {
-    let start = text.trim_start();
-    let segments = vec![Segment { offset: 0, line: at.line, column: at.column }];
-    node(start.trim_end().to_owned(), segments)
+    let relocate = |mut e: Error| {
+        e.location = Some(at);
+        e
+    };
+    let mut nodes = parse(text).map_err(relocate)?.nodes;
+    let mut node = nodes.next().unwrap_or_else(|| Err(Error::whole(ParseError::Empty))).map_err(relocate)?;
+    if nodes.next().is_some() {
+        return Err(Error::at(at, ParseError::TriggerNotOne));
+    }
+    let pin = |n: &mut Node| {
+        n.location = at;
+        n.end_line = at.line;
+        n.segments.iter_mut().for_each(|s| (s.line, s.column) = (at.line, at.column));
+        n.flags.iter_mut().for_each(|f| f.location = at);
+    };
+    if let Some(nested) = node.nested.as_deref_mut() {
+        pin(nested);
+    }
+    pin(&mut node);
+    Ok(node)
 }
 
 /// The instruction that starts at byte `start` of `line` (0, or after ONBUILD).
 /// The node's `line` and `segments` are left empty for the caller to fill.
 fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error> {
     let at = |offset: usize| locate(line, segments, offset);
-    let word_end = line[start..].find(char::is_whitespace).map_or(line.len(), |e| start + e);
+    // Only ASCII blanks end the keyword, as in BuildKit: `RUN\u{a0}x` is one word.
+    let word_end = line[start..].find(is_blank).map_or(line.len(), |e| start + e);
     let written = &line[start..word_end];
     let keyword = written.to_ascii_uppercase();
     let Some(spec) = spec::find(&keyword) else {
-        let e = ParseError::UnknownInstruction { suggestion: suggest(&keyword), keyword: written.to_owned() };
+        let suggestion = suggest(&keyword).or_else(|| glued_keyword(&keyword));
+        let e = ParseError::UnknownInstruction { suggestion, keyword: written.to_owned() };
         return Err(Error::at(at(start), e));
     };
 
     // Flags: `--name[=value]` words up to the first other word (or a bare `--`).
+    // ONBUILD takes none: `ONBUILD --x RUN y` is refused, as in BuildKit.
     let skip_blanks = |from: usize| from + (line[from..].len() - line[from..].trim_start().len());
     let mut pos = skip_blanks(word_end);
     let mut flags: Vec<Flag> = Vec::new();
-    // ONBUILD's flags are its trigger's.
-    while spec.keyword != "ONBUILD" && line[pos..].starts_with("--") {
-        let end = line[pos..].find(char::is_whitespace).map_or(line.len(), |e| pos + e);
-        let word = &line[pos + 2..end];
+    while line[pos..].starts_with("--") {
+        let (word, len) = flag_word(&line[pos..]);
         let location = at(pos);
-        pos = skip_blanks(end);
-        if word.is_empty() {
+        pos = skip_blanks(pos + len);
+        let Some(word) = word.strip_prefix("--").filter(|w| !w.is_empty()) else {
             break;
-        }
+        };
         let (name, value) = match word.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (word, None),
@@ -354,9 +499,10 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         };
         let flag = name.to_owned();
         let value = match value {
-            Some(v) if !v.is_empty() => Some(v.to_owned()),
+            // `--chown=` is accepted (BuildKit reads it as not given); `--chown` is not.
+            Some(v) => Some(v.to_owned()),
             None if kind == FlagKind::Bool => None,
-            _ => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
+            None => return Err(Error::at(location, ParseError::FlagWithoutValue { flag })),
         };
         if kind != FlagKind::Repeated && flags.iter().any(|f| f.name == name) {
             return Err(Error::at(location, ParseError::DuplicateFlag { flag }));
@@ -391,6 +537,7 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         location: at(start),
         end_line: at(line.len()).line,
         text: line[start..].trim().to_owned(),
+        empty_continuation: None,
         rest,
         rest_offset: pos,
         line: String::new(),
@@ -456,10 +603,54 @@ mod tests {
             ("COPY --from=b [\"a\",\"/b\"]", "1:1 COPY --from=b@1:6 json[\"a\", \"/b\"]"),
             ("RUN echo $((1<<2))", "1:1 RUN |echo $((1<<2))|"),
             ("\u{feff}FROM x", "1:1 FROM |x|"),
+            ("ENV C trailing\\\\\nRUN x", "1:1 ENV |C trailing\\\\|\n2:1 RUN |x|"),
+            ("RUN a \\\n\\\n b", "1:1 RUN |a  b|"),
+            ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
+            // Quotes in a flag group and go; a backslash escapes, as in BuildKit.
+            ("COPY --chown=\"a b\" --from='x' c d", "1:1 COPY --chown=a b@1:6 --from=x@1:20 |c d|"),
+            ("COPY --chown=a\\ b\\\\c --chmod=\"7\"55 c d", "1:1 COPY --chown=a b\\c@1:6 --chmod=755@1:22 |c d|"),
+            ("COPY --chown=\"a b c d", "1:1 COPY --chown=a b c d@1:6 ||"),
+            ("ONBUILD COPY --from=a b c", "1:1 ONBUILD |COPY --from=a b c|"),
+            ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
+            ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
+            // A keyword alone on its line, and flags or words after a tab.
+            ("RUN \\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("RUN\\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("COPY \\\n\t--from=a \\\n\tx y", "1:1 COPY --from=a@2:2 |x y|"),
+            ("COPY\t--link\tx\ty", "1:1 COPY --link=<bare>@1:6 |x\ty|"),
+            ("RUN\\\necho hi", "Dockerfile:1:1: unknown instruction \"RUNecho\": the continuation after RUN joins it to \"echo\" with no blank between them; put a space before the \\ (or indent the next line)"),
+            ("# escape=`\nFROM x\ncopy`\na b", "Dockerfile:3:1: unknown instruction \"copya\": the continuation after copy joins it to \"a\" with no blank between them; put a space before the ` (or indent the next line)"),
+            ("CMD[\"sh\"]", "Dockerfile:1:1: unknown instruction \"CMD[\"sh\"]\" (did you mean \"CMD\"?)"),
+            ("copy--link a b", "Dockerfile:1:1: unknown instruction \"copy--link\" (did you mean \"COPY\"?)"),
+            ("RUN\u{a0}x", "Dockerfile:1:1: unknown instruction \"RUN\u{a0}x\" (did you mean \"RUN\"?)"),
+            ("RUNNecho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
+            ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
+            // Directives end at the first line that is not one: a blank line or a comment.
+            ("# escape=`\n\n# escape=\\\nRUN a `\n b", "escape `\n4:1 RUN |a  b|"),
+            ("# a comment\n# escape=`\nRUN a \\\n b", "3:1 RUN |a  b|"),
+            ("onbuild  run x", "1:1 ONBUILD |run x|"),
         ];
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
         }
+    }
+
+    #[test]
+    fn empty_continuation_lines() {
+        let first_empty = |text: &str| -> Vec<Option<usize>> {
+            parse(text).unwrap().nodes.map(|n| n.unwrap().empty_continuation).collect()
+        };
+        assert_eq!(first_empty("RUN a \\\n\n \t\n b\nRUN c"), [Some(2), None]);
+        // Comment lines are not empty; nor is the end of a file that ends a line.
+        assert_eq!(first_empty("RUN a \\\n# c\n b"), [None]);
+        assert_eq!(first_empty("RUN a \\\n"), [None]);
+        assert_eq!(first_empty("RUN a \\\r\n\r\n b\r\n"), [Some(2)]);
+        let node = parse("RUN a \\\n\n b").unwrap().nodes.next().unwrap().unwrap();
+        let warning = empty_continuation_warning(&node).unwrap();
+        assert!(
+            warning.starts_with("2:1: NoEmptyContinuation: Empty continuation line found in: RUN a  b ("),
+            "{warning}"
+        );
     }
 
     #[test]
@@ -471,5 +662,52 @@ mod tests {
         assert_eq!(at("bcd"), "2:4");
         assert_eq!(at("ef"), "4:2");
         assert_eq!(n.text, "RUN a    bcd \tef");
+    }
+
+    #[test]
+    fn flag_errors() {
+        for (text, want) in [
+            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice: keep one"),
+            ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
+            ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
+            ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
+            ("ONBUILD maintainer x", "Dockerfile:1:9: MAINTAINER is not allowed as an ONBUILD trigger"),
+            ("ONBUILD --x RUN y", "Dockerfile:1:9: ONBUILD does not take --x (it takes no flags)"),
+            ("CMD [1]", "Dockerfile:1:5: invalid JSON array [1]: it must hold strings only, each in double quotes"),
+        ] {
+            assert_eq!(render(&format!("{text}\n")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_instruction_names_an_unknown_flag() {
+        for spec in spec::SPECS {
+            let keyword = spec.keyword;
+            let got = render(&format!("{keyword} --bogus=1 x"));
+            let column = keyword.len() + 2;
+            let want = format!("Dockerfile:1:{column}: {keyword} does not take --bogus (");
+            assert!(got.starts_with(&want), "{got}");
+            let takes = spec.flags.iter().map(|(f, _)| format!("--{f}")).collect::<Vec<_>>().join(", ");
+            assert!(
+                got.ends_with(&format!(
+                    "{})",
+                    if takes.is_empty() { "it takes no flags".into() } else { format!("it takes {takes}") }
+                )),
+                "{got}"
+            );
+        }
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let text = "RUN <<A <<-'B'\r\none\r\nA\r\n\ttwo\r\n\tB\r\nRUN next\nONBUILD COPY <<C /c\nc\nC\n";
+        let nodes: Vec<Node> = parse(text).unwrap().nodes.collect::<Result<_, _>>().unwrap();
+        let docs: Vec<_> = nodes[0].heredocs.iter().map(|h| (h.name.as_str(), h.content.as_str(), h.expand)).collect();
+        assert_eq!(docs, [("A", "one\r\n", true), ("B", "\ttwo\r\n", false)]);
+        assert_eq!((nodes[0].location.line, nodes[0].end_line), (1, 5));
+        assert_eq!((nodes[1].rest.as_str(), nodes[1].location.line), ("next", 6));
+        let nested = nodes[2].nested.as_ref().unwrap();
+        assert_eq!((nested.keyword, nested.heredocs[0].content.as_str()), ("COPY", "c\n"));
+        assert_eq!(nodes[2].end_line, 9);
     }
 }

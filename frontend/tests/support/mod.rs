@@ -8,11 +8,23 @@ use kiln_frontend::{BuildOptions, History, ImageConfig, ImageResolver, ResolvedI
 
 /// Knows a few images and counts lookups: `busybox`, `golang:1.22`,
 /// `onbuild:1` and `badtrigger:1` (busybox with ONBUILD triggers, valid or
-/// not); `broken` fails to resolve; anything else is not found.
+/// not); `broken` fails to resolve; anything else is not found, unless the
+/// resolver is [`open`](FakeResolver::open).
 #[derive(Default)]
 pub struct FakeResolver {
     /// How many times each reference was looked up.
     pub calls: RefCell<BTreeMap<String, usize>>,
+    /// Whether any other reference resolves too (to a Debian-like image of
+    /// that name), for Dockerfiles written against real base images.
+    pub open: bool,
+}
+
+impl FakeResolver {
+    /// A resolver that finds every image but `broken`.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn open() -> Self {
+        FakeResolver { open: true, ..FakeResolver::default() }
+    }
 }
 
 impl ImageResolver for FakeResolver {
@@ -28,6 +40,9 @@ impl ImageResolver for FakeResolver {
             "onbuild:1" | "badtrigger:1" => (reference, &["PATH=/bin"], &["sh"]),
             "golang:1.22" => ("golang:1.22", &["PATH=/go/bin:/bin", "GOPATH=/go"], &["bash"]),
             "broken" | "broken:latest" => return Err("registry on fire".to_owned()),
+            other if self.open => {
+                (other, &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], &["bash"])
+            }
             _ => return Ok(None),
         };
         Ok(Some(ResolvedImage {
