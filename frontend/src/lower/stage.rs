@@ -100,9 +100,11 @@ impl Lowering<'_> {
             From::Image(image) => (image.config.clone(), Vec::new()),
         };
         let triggers = onbuild::parse(std::mem::take(&mut config.on_build), stage.location, &base)?;
-        // WORKDIR is a step too (its mkdir), but for `WORKDIR /`, which
-        // cannot be told apart before expansion: then n/m stops short of m.
-        let is_step = |c: &Command| c.instruction.is_step() || matches!(c.instruction, Instruction::Workdir(_));
+        // WORKDIR is a step too (its mkdir), but for `WORKDIR /`; one that
+        // only expands to `/` is counted, and n/m then stops short of m.
+        let is_step = |c: &Command| {
+            c.instruction.is_step() || matches!(&c.instruction, Instruction::Workdir(w) if w.raw.trim() != "/")
+        };
         let mut state = StageState {
             vertex: Digest::of(b""),
             config,
