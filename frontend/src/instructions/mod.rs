@@ -405,8 +405,9 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
         }
         "HEALTHCHECK" => Instruction::Healthcheck(Box::new(health::healthcheck(node)?)),
         "ONBUILD" => {
-            // As BuildKit stores it: the trigger as written, its heredocs after it.
-            let mut trigger = node.rest.clone();
+            // As BuildKit stores it: the trigger as written (blanks at its end
+            // kept), its heredocs after it.
+            let mut trigger = node.rest_untrimmed().to_owned();
             for doc in node.nested.iter().flat_map(|n| &n.heredocs) {
                 trigger += &format!("\n{}{}", doc.content, doc.name);
             }
@@ -619,7 +620,7 @@ mod tests {
             (r#"VOLUME ["/a", "/b"]"#, "VOLUME /a@2:1 /b@2:1"),
             ("STOPSIGNAL SIGKILL", "STOPSIGNAL SIGKILL@2:12"),
             ("MAINTAINER Jo <jo@x>", "MAINTAINER Jo <jo@x>"),
-            ("ONBUILD  RUN  make ", "ONBUILD RUN  make"),
+            ("ONBUILD  RUN  make \\\n  all\t ", "ONBUILD RUN  make   all\t "),
             ("HEALTHCHECK NONE", "HEALTHCHECK Health { test: None, interval: 0, timeout: 0, start_period: 0, start_interval: 0, retries: 0 }"),
             (
                 "HEALTHCHECK --interval=1m30s --retries=3 CMD curl -f x",

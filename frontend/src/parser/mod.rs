@@ -197,6 +197,12 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// `rest` with the blanks that end the line kept, as BuildKit keeps them
+    /// in the text of an ONBUILD trigger.
+    pub(crate) fn rest_untrimmed(&self) -> &str {
+        self.line.get(self.rest_offset..).unwrap_or(&self.rest)
+    }
+
     /// Where the character at byte `offset` of `rest` was written.
     pub(crate) fn location_of(&self, offset: usize) -> Location {
         locate(&self.line, &self.segments, self.rest_offset + offset)
