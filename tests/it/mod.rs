@@ -1,10 +1,15 @@
+mod add;
+mod add_remote;
 mod bad_input;
 mod build;
 mod cache;
+mod checks;
 mod cli;
 mod copy;
+mod copy_rules;
 mod debug_parse;
 mod dockerfile_syntax;
+mod expand;
 mod harness;
 mod history;
 mod interop;

@@ -318,7 +318,7 @@ fn fields(node: &Node) -> Vec<Word> {
 /// quoted path with blanks, which BuildKit splits in two and then refuses.
 fn split_quote(keyword: &'static str, words: &[Word], lexer: &Lexer) -> Result<(), Error> {
     let unset = |_: &str| None;
-    match words.iter().find(|w| matches!(lexer.expand(&w.raw, &unset), Err(ShellError::UnterminatedQuote(_)))) {
+    match words.iter().find(|w| matches!(lexer.expand(&w.raw, &unset), Err(ShellError::UnterminatedQuote { .. }))) {
         Some(w) => Err(Error::at(w.location, InstructionError::SplitQuote { keyword, word: w.raw.clone() })),
         None => Ok(()),
     }
@@ -534,13 +534,20 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            // BuildKit takes `ARG ${X}=1` as written (it expands values, not
+            // names): such a name is odd but accepted.
+            if !name.contains('$') && !valid_arg_name(name) {
                 let e = InstructionError::ArgName(name.to_owned());
                 return Err(Error::at(w.location, e));
             }
             Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
+}
+
+/// The characters docker allows in an ARG name.
+fn valid_arg_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -669,7 +676,7 @@ mod tests {
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\": use letters, digits, '_', '-' and '.'"),
+            ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\": use letters, digits, '_', '-' and '.'"),
             ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination, e.g. ADD app.tar.gz /opt/"),
             (
                 "COPY \"a b\" /c",

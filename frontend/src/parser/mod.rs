@@ -367,17 +367,6 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
 }
 
-/// The warning (with its place, without the file) for a node that has a
-/// blank line inside its continuation, in the words of BuildKit's check.
-pub(crate) fn empty_continuation_warning(node: &Node) -> Option<String> {
-    let line = node.empty_continuation?;
-    let text = crate::shorten::Shortened::new(&node.text);
-    Some(format!(
-        "{line}:1: NoEmptyContinuation: Empty continuation line found in: {text} \
-         (https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/)"
-    ))
-}
-
 /// The flag word at the start of `text`, and its length as written. As in
 /// BuildKit, quotes group (`--chown="a b"` is one word) and are removed, and
 /// a backslash takes the next character literally, whatever the escape
@@ -661,12 +650,6 @@ mod tests {
         assert_eq!(first_empty("RUN a \\\n# c\n b"), [None]);
         assert_eq!(first_empty("RUN a \\\n"), [None]);
         assert_eq!(first_empty("RUN a \\\r\n\r\n b\r\n"), [Some(2)]);
-        let node = parse("RUN a \\\n\n b").unwrap().nodes.next().unwrap().unwrap();
-        let warning = empty_continuation_warning(&node).unwrap();
-        assert!(
-            warning.starts_with("2:1: NoEmptyContinuation: Empty continuation line found in: RUN a  b ("),
-            "{warning}"
-        );
     }
 
     #[test]
