@@ -355,6 +355,19 @@ fn frontend_options(request: &BuildRequest, dockerfile_name: String) -> BuildOpt
     }
 }
 
+/// Where the first byte that is not UTF-8 is, as the frontend names places.
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> BuildError {
+    let bytes = e.as_bytes();
+    let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    BuildError::NotUtf8 {
+        path: path.to_path_buf(),
+        line: valid.matches('\n').count() + 1,
+        column: valid[line_start..].chars().count() + 1,
+        byte: bytes[valid.len()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::build_args_from_flags;
@@ -377,18 +390,5 @@ mod tests {
             let want = want.map(|w| w.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
             assert_eq!(got, want, "{flags:?}");
         }
-    }
-}
-
-/// Where the first byte that is not UTF-8 is, as the frontend names places.
-fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> BuildError {
-    let bytes = e.as_bytes();
-    let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or_default();
-    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
-    BuildError::NotUtf8 {
-        path: path.to_path_buf(),
-        line: valid.matches('\n').count() + 1,
-        column: valid[line_start..].chars().count() + 1,
-        byte: bytes[valid.len()],
     }
 }
