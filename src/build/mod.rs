@@ -21,7 +21,7 @@ mod metadata;
 mod resolver;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use check::{check, CheckOutcome};
@@ -46,6 +46,9 @@ pub enum BuildError {
     Context(PathBuf, #[source] std::io::Error),
     #[error("cannot read the Dockerfile {0}: name one with -f, or add a Dockerfile to the context")]
     Dockerfile(PathBuf, #[source] std::io::Error),
+    /// A Dockerfile that is not UTF-8 (kiln reads its text as UTF-8 only).
+    #[error("{}:{line}:{column}: the Dockerfile is not UTF-8 (byte {byte:#04x}): save it as UTF-8", .path.display())]
+    NotUtf8 { path: PathBuf, line: usize, column: usize, byte: u8 },
     #[error("invalid --build-arg {0:?}: the name is empty; write --build-arg NAME=VALUE")]
     BuildArg(String),
     #[error(transparent)]
@@ -333,7 +336,8 @@ fn read_dockerfile(request: &BuildRequest) -> Result<(PathBuf, String, String), 
                 Dockerfile::Path(p) => p.clone(),
                 _ => context.join("Dockerfile"),
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
+            let bytes = std::fs::read(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
+            let text = String::from_utf8(bytes).map_err(|e| not_utf8(&path, &e))?;
             let name = path.display().to_string();
             (path, text, name)
         }
@@ -348,6 +352,19 @@ fn frontend_options(request: &BuildRequest, dockerfile_name: String) -> BuildOpt
         target: request.target.clone(),
         named_contexts: Default::default(),
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
+    }
+}
+
+/// Where the first byte that is not UTF-8 is, as the frontend names places.
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> BuildError {
+    let bytes = e.as_bytes();
+    let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    BuildError::NotUtf8 {
+        path: path.to_path_buf(),
+        line: valid.matches('\n').count() + 1,
+        column: valid[line_start..].chars().count() + 1,
+        byte: bytes[valid.len()],
     }
 }
 

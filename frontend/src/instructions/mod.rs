@@ -26,8 +26,8 @@ pub enum InstructionError {
     #[error("{keyword} requires at least one argument, e.g. {example}", keyword = .0, example = usage(.0))]
     NoArguments(&'static str),
     /// FROM with words other than `image [AS name]`.
-    #[error("FROM takes an image and an optional \"AS name\", e.g. FROM alpine AS build")]
-    FromSyntax,
+    #[error("FROM takes an image and an optional \"AS name\", not \"{0}\": e.g. FROM alpine AS build")]
+    FromSyntax(String),
     /// `AS name` with a name docker would refuse.
     #[error("invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter")]
     StageName(String),
@@ -35,7 +35,7 @@ pub enum InstructionError {
     #[error("stage name \"{0}\" is already used by an earlier stage")]
     DuplicateStage(String),
     /// COPY or ADD (named) with fewer than two words.
-    #[error("{0} requires at least one source and a destination")]
+    #[error("{keyword} requires at least one source and a destination, e.g. {example}", keyword = .0, example = usage(.0))]
     CopyArguments(&'static str),
     /// `COPY <<EOF <<DEST`.
     #[error("{0} cannot take a heredoc as its destination: name a path")]
@@ -340,7 +340,7 @@ fn from(node: &Node) -> Result<Stage, Error> {
             }
             Some(name)
         }
-        _ => return Err(Error::at(node.location, InstructionError::FromSyntax)),
+        _ => return Err(Error::at(node.location, InstructionError::FromSyntax(node.rest.clone()))),
     };
     Ok(Stage {
         name,
@@ -404,8 +404,9 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
         }
         "HEALTHCHECK" => Instruction::Healthcheck(Box::new(health::healthcheck(node)?)),
         "ONBUILD" => {
-            // As BuildKit stores it: the trigger as written, its heredocs after it.
-            let mut trigger = node.rest.clone();
+            // As BuildKit stores it: the trigger as written (blanks at its end
+            // kept), its heredocs after it.
+            let mut trigger = node.rest_untrimmed().to_owned();
             for doc in node.nested.iter().flat_map(|n| &n.heredocs) {
                 trigger += &format!("\n{}{}", doc.content, doc.name);
             }
@@ -625,7 +626,7 @@ mod tests {
             (r#"VOLUME ["/a", "/b"]"#, "VOLUME /a@2:1 /b@2:1"),
             ("STOPSIGNAL SIGKILL", "STOPSIGNAL SIGKILL@2:12"),
             ("MAINTAINER Jo <jo@x>", "MAINTAINER Jo <jo@x>"),
-            ("ONBUILD  RUN  make ", "ONBUILD RUN  make"),
+            ("ONBUILD  RUN  make \\\n  all\t ", "ONBUILD RUN  make   all\t "),
             ("HEALTHCHECK NONE", "HEALTHCHECK Health { test: None, interval: 0, timeout: 0, start_period: 0, start_interval: 0, retries: 0 }"),
             (
                 "HEALTHCHECK --interval=1m30s --retries=3 CMD curl -f x",
@@ -667,15 +668,15 @@ mod tests {
             ("ONBUILD", "Dockerfile:2:1: ONBUILD requires at least one argument, e.g. ONBUILD RUN make"),
             ("MAINTAINER  ", "Dockerfile:2:1: MAINTAINER requires at least one argument, e.g. MAINTAINER Jane Doe <jane@example.com>"),
             ("STOPSIGNAL", "Dockerfile:2:1: STOPSIGNAL requires at least one argument, e.g. STOPSIGNAL SIGTERM"),
-            ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination"),
-            (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination"),
+            ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination, e.g. COPY src/ /app/"),
+            (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination, e.g. COPY src/ /app/"),
             ("ENV A", "Dockerfile:2:5: ENV A has no value: write ENV A=value (or ENV A= for an empty one)"),
             ("LABEL a ", "Dockerfile:2:7: LABEL a has no value: write LABEL a=value (or LABEL a= for an empty one)"),
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
             ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\": use letters, digits, '_', '-' and '.'"),
-            ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination"),
+            ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination, e.g. ADD app.tar.gz /opt/"),
             (
                 "COPY \"a b\" /c",
                 "Dockerfile:2:6: COPY splits its arguments at blanks, even inside quotes, so `\"a` leaves a quote open: \

@@ -27,6 +27,9 @@ pub(crate) use json::json_form;
 use spec::suggest;
 pub(crate) use spec::FlagKind;
 
+/// The longest line BuildKit's parser reads (its scanner's buffer, less the line end).
+pub(crate) const MAX_LINE: usize = 64 * 1024 - 1;
+
 /// The escape character when no `# escape=` directive is given.
 pub(crate) const DEFAULT_ESCAPE: char = '\\';
 
@@ -98,6 +101,9 @@ pub enum ParseError {
     /// An ONBUILD trigger that holds more than one instruction.
     #[error("an ONBUILD trigger must be a single instruction")]
     TriggerNotOne,
+    /// A line longer than BuildKit's scanner takes.
+    #[error("the line is longer than {MAX_LINE} bytes, BuildKit's limit: split it with continuations")]
+    LineTooLong,
     /// A parser directive (named) given twice.
     #[error("the {0} directive is given twice: keep one")]
     DuplicateDirective(String),
@@ -191,6 +197,12 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// `rest` with the blanks that end the line kept, as BuildKit keeps them
+    /// in the text of an ONBUILD trigger.
+    pub(crate) fn rest_untrimmed(&self) -> &str {
+        self.line.get(self.rest_offset..).unwrap_or(&self.rest)
+    }
+
     /// Where the character at byte `offset` of `rest` was written.
     pub(crate) fn location_of(&self, offset: usize) -> Location {
         locate(&self.line, &self.segments, self.rest_offset + offset)
@@ -338,6 +350,10 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // A final line end ends the last line; it does not start an empty one.
     let text = text.strip_suffix('\n').unwrap_or(text);
+    // Its scanner holds a line with its `\n`; a `\r` takes room too.
+    if let Some(n) = text.split('\n').position(|line| line.len() > MAX_LINE) {
+        return Err(Error::at(Location { line: n + 1, column: 1 }, ParseError::LineTooLong));
+    }
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut found = Directives::default();
@@ -660,6 +676,15 @@ mod tests {
         ] {
             assert_eq!(render(&format!("{text}\n")), want, "{text}");
         }
+    }
+
+    #[test]
+    fn line_length_limit() {
+        let longest = format!("FROM x\nRUN {}\n", "a".repeat(MAX_LINE - 4));
+        assert!(parse(&longest).is_ok());
+        assert!(parse(&longest.replace('\n', "\r\n")).is_err());
+        let e = parse(&format!("FROM x\n\nRUN {}\n", "a".repeat(MAX_LINE - 3))).unwrap_err();
+        assert_eq!(e.to_string(), format!(":3:1: {}", ParseError::LineTooLong));
     }
 
     #[test]
