@@ -6,7 +6,7 @@ use kiln_solver::Digest;
 
 use super::add::{self, Kind};
 use super::stage::StageState;
-use super::{chmod, clean, join, Halt, LowerError, Lowering};
+use super::{chmod, clean, join, redact, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
 use crate::ops::{CopyFrom, CopyOp, InlineFile, Op};
@@ -74,7 +74,8 @@ impl Lowering<'_> {
                 }
                 if !add::checksum_ok(kind, sum) {
                     let at = copy.checksum.as_ref().map_or(cmd.location, |w| w.location);
-                    return Err(Error::at(at, LowerError::Checksum(sum.clone())).into());
+                    let e = if kind == Kind::Git { LowerError::GitChecksum } else { LowerError::Checksum };
+                    return Err(Error::at(at, e(sum.clone())).into());
                 }
             }
             match groups.iter_mut().find(|(k, _)| *k == kind && kind != Kind::Git) {
@@ -87,7 +88,7 @@ impl Lowering<'_> {
             groups.push((Kind::Inline, inline.iter().map(|f| f.name.clone()).collect()));
         }
 
-        let name = st.name(&cmd.text);
+        let name = st.name(&redact::credentials(&cmd.text));
         for (kind, sources) in groups {
             let mut inputs = vec![st.vertex.clone()];
             let from = match kind {
@@ -115,6 +116,7 @@ impl Lowering<'_> {
                 shown += source;
             }
             shown += &format!(" {dest}");
+            let shown = redact::credentials(&shown);
             let op = Op::Copy(CopyOp {
                 unpack: copy.add && copy.unpack.unwrap_or(kind == Kind::Local),
                 checksum: if kind == Kind::Local { None } else { checksum.clone() },

@@ -29,6 +29,7 @@ mod heredoc;
 mod image_config;
 mod meta;
 mod platform;
+mod redact;
 mod run;
 mod signal;
 mod stage;
@@ -88,6 +89,9 @@ pub enum LowerError {
     /// ADD `--checksum` that is no digest.
     #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
     Checksum(String),
+    /// ADD `--checksum` of a git source that is no commit id.
+    #[error("invalid --checksum={0} for a git source: expected the commit id it must resolve to (hexadecimal, a prefix will do)")]
+    GitChecksum(String),
     /// ADD `--checksum` with several sources.
     #[error("ADD --checksum can only be used with a single source: split the ADD")]
     ChecksumSources,
