@@ -112,9 +112,6 @@ pub enum InstructionError {
     /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
-    /// An ARG name with characters docker does not allow.
-    #[error("invalid ARG name \"{0}\": use letters, digits, '_', '-' and '.'")]
-    ArgName(String),
     /// An instruction other than ARG (named) before the first FROM.
     #[error("{0} before the first FROM: only ARG may come before it")]
     BeforeFrom(&'static str),
@@ -528,20 +525,11 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            // BuildKit takes `ARG ${X}=1` as written (it expands values, not
-            // names): such a name is odd but accepted.
-            if !name.contains('$') && !valid_arg_name(name) {
-                let e = InstructionError::ArgName(name.to_owned());
-                return Err(Error::at(w.location, e));
-            }
+            // Any other name is BuildKit's too (`ARG a/b=1` is set in RUN's
+            // environment and overridable by --build-arg): it checks none.
             Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
-}
-
-/// The characters docker allows in an ARG name.
-fn valid_arg_name(name: &str) -> bool {
-    name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -669,7 +657,6 @@ mod tests {
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\": use letters, digits, '_', '-' and '.'"),
             ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination"),
             (
                 "COPY \"a b\" /c",
