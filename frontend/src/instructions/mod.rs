@@ -31,9 +31,6 @@ pub enum InstructionError {
     /// `AS name` with a name docker would refuse.
     #[error("invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter")]
     StageName(String),
-    /// Two stages share a name (compared case-insensitively).
-    #[error("stage name \"{0}\" is already used by an earlier stage")]
-    DuplicateStage(String),
     /// COPY or ADD (named) with fewer than two words.
     #[error("{0} requires at least one source and a destination")]
     CopyArguments(&'static str),
@@ -258,14 +255,10 @@ pub(crate) fn parse(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Le
     for node in nodes {
         let node = &node?;
         if node.keyword == "FROM" {
-            let stage = from(node)?;
-            if let Some(name) = &stage.name {
-                if file.stages.iter().any(|s| s.name.as_ref() == Some(name)) {
-                    let e = InstructionError::DuplicateStage(name.clone());
-                    return Err(Error::at(node.location, e));
-                }
-            }
-            file.stages.push(stage);
+            // A name used twice is no error (the DuplicateStageName check
+            // warns): as in BuildKit, a later FROM builds on the nearest
+            // earlier stage of that name, --from and --target take the last.
+            file.stages.push(from(node)?);
             continue;
         }
         let command =

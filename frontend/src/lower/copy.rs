@@ -138,9 +138,21 @@ impl Lowering<'_> {
     /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
     /// or an image.
     fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
-        match self.find_stage(from) {
+        let stages = self.file.stages.len();
+        // A number is an index, as Go's Atoi reads it (`+1`, `01`), never an image.
+        let found = match from.parse::<i64>() {
+            Ok(n) => Some(
+                usize::try_from(n)
+                    .ok()
+                    .filter(|&i| i < stages)
+                    .ok_or_else(|| Error::at(at, LowerError::StageIndex(from.to_owned(), stages)))?,
+            ),
+            Err(_) => self.find_stage(from),
+        };
+        match found {
             Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
-            Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
+            // A later stage is fine (BuildKit orders stages by need), unless it needs this one.
+            Some(i) if self.active[i] => Err(Error::at(at, LowerError::CopyFromCycle(from.to_owned())).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),
             None => {
                 let image = self

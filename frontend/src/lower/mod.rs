@@ -68,21 +68,26 @@ pub enum LowerError {
         "base image name \"{0}\" expands to nothing: give its ARG a default before the first FROM, or pass --build-arg"
     )]
     EmptyBase(String),
-    /// `FROM x AS x`.
-    #[error("FROM {0}: a stage cannot build on itself")]
-    FromItself(String),
-    /// FROM names a stage defined further down.
-    #[error("FROM {0}: that stage comes later; a stage can only build on earlier ones")]
-    FromLater(String),
     /// `COPY --from` names neither a stage nor an image the resolver knows.
     #[error("COPY --from={0}: no stage or image named \"{0}\"")]
     CopyFromNotFound(String),
     /// `COPY --from` names the stage it is in.
     #[error("COPY --from={0}: a stage cannot copy from itself")]
     CopyFromItself(String),
-    /// `COPY --from` names a stage defined further down.
-    #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
-    CopyFromLater(String),
+    /// `COPY --from` names a stage that needs this one, through its own
+    /// FROM or --from: BuildKit's circular dependency.
+    #[error(
+        "COPY --from={0}: that stage needs this one in turn (a circular dependency): copy from a stage that does not"
+    )]
+    CopyFromCycle(String),
+    /// A stage needs one that needs it in turn.
+    #[error(
+        "stage {0} needs this stage in turn (a circular dependency through FROM and COPY --from): break the cycle"
+    )]
+    Cycle(String),
+    /// `COPY --from=<number>` beyond the stages.
+    #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
+    StageIndex(String, usize),
     /// `--chmod` is neither an octal nor a symbolic mode.
     #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
@@ -166,6 +171,7 @@ pub(crate) fn lower(
         consumed: BTreeSet::new(),
         images: BTreeMap::new(),
         done: vec![None; file.stages.len()],
+        active: vec![false; file.stages.len()],
         sources: BTreeMap::new(),
     };
     lowering.global_args()?;
@@ -232,6 +238,8 @@ struct Lowering<'a> {
     images: BTreeMap<String, Option<ResolvedImage>>,
     /// Stages lowered so far, by index.
     done: Vec<Option<Built>>,
+    /// Stages on the lowering stack, by index: one needed again is a cycle.
+    active: Vec<bool>,
     /// Where in the Dockerfile each vertex comes from.
     sources: BTreeMap<Digest, Location>,
 }
@@ -244,14 +252,25 @@ impl Lowering<'_> {
             let depth = stack.len();
             let frame = stack.last_mut().expect("the target stays on the stack until it is lowered");
             match self.resume(frame) {
-                // The target is never kept in `done`: no other stage needs it
-                // (stages depend on earlier ones only), and its config can be big.
+                // The target is never kept in `done`: a stage needing it would
+                // be a cycle (refused), and its config can be big.
                 Ok(built) if depth == 1 => return Ok(built),
                 Ok(built) => {
+                    self.active[frame.index] = false;
                     self.done[frame.index] = Some(built);
                     stack.pop();
                 }
-                // Needed stages come earlier, so none of them is on the stack yet.
+                // A stage needed again while it is being lowered: a cycle
+                // through FROM (`--from` says so itself, more precisely).
+                Err(Halt::Need(index)) if self.active[index] => {
+                    let at = frame
+                        .commands
+                        .as_slice()
+                        .first()
+                        .map_or(self.file.stages[frame.index].location, |c| c.location);
+                    let stage = self.file.stages[index].name.clone().unwrap_or_else(|| index.to_string());
+                    return Err(Error::at(at, LowerError::Cycle(stage)));
+                }
                 Err(Halt::Need(index)) => stack.push(self.frame(index)),
                 Err(Halt::Failed(e)) => return Err(e),
             }
@@ -260,6 +279,7 @@ impl Lowering<'_> {
 
     /// A frame to lower stage `index`, handed that stage's commands.
     fn frame(&mut self, index: usize) -> Frame {
+        self.active[index] = true;
         Frame { index, state: None, commands: std::mem::take(&mut self.commands[index]).into_iter() }
     }
 
@@ -332,14 +352,22 @@ impl Lowering<'_> {
         self.lexer.expand(&word.raw, get).map_err(|e| Error::at(word.location, e))
     }
 
-    /// A stage by name (case-insensitive) or index.
+    /// A stage by name (case-insensitive; the last of that name, as BuildKit
+    /// keeps it) or index.
     fn find_stage(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.file
             .stages
             .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| name.parse().ok().filter(|&i| i < self.file.stages.len()))
+    }
+
+    /// The stage a FROM in stage `index` builds on: the nearest earlier one of
+    /// that name (BuildKit compares with the lower-cased stage names as written,
+    /// so `FROM Build` names an image), or none.
+    fn base_stage(&self, base: &str, index: usize) -> Option<usize> {
+        self.file.stages[..index].iter().rposition(|s| s.name.as_deref() == Some(base))
     }
 
     /// Look an image up once per build.

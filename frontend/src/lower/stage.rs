@@ -85,11 +85,7 @@ impl Lowering<'_> {
         if base.is_empty() {
             return Err(Error::at(at, LowerError::EmptyBase(stage.base.raw.clone())).into());
         }
-        let earlier =
-            self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
-        (state.vertex, state.config) = match earlier {
-            Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
-            Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
+        (state.vertex, state.config) = match self.base_stage(&base, index) {
             Some(i) => {
                 let built = self.stage(i)?;
                 (built.vertex.clone(), built.config.clone())
