@@ -67,7 +67,12 @@ impl Lowering<'_> {
         // ADD's sources by kind (COPY's are all local), each group one vertex.
         let mut groups: Vec<(Kind, Vec<String>)> = Vec::new();
         for (word, source) in copy.sources.iter().zip(sources) {
-            let kind = if copy.add { add::kind(&source) } else { Kind::Local };
+            let kind = add::kind(&source);
+            if !copy.add && kind != Kind::Local {
+                let shown = redact::credentials(&source);
+                let e = if kind == Kind::Url { LowerError::CopyUrl(shown) } else { LowerError::CopyGit(shown) };
+                return Err(Error::at(word.location, e).into());
+            }
             if let Some(sum) = &checksum {
                 if kind == Kind::Local {
                     return Err(Error::at(word.location, LowerError::ChecksumLocal(source)).into());

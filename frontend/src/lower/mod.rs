@@ -100,6 +100,12 @@ pub enum LowerError {
     /// ADD `--checksum` with several sources.
     #[error("ADD --checksum can only be used with a single source: split the ADD")]
     ChecksumSources,
+    /// COPY of a URL (BuildKit refuses it).
+    #[error("COPY cannot download \"{0}\": use ADD for URLs")]
+    CopyUrl(String),
+    /// COPY of what reads as a git repository, `host:path` included (BuildKit refuses it).
+    #[error("COPY cannot clone \"{0}\", which reads as a git repository: use ADD for those, or write ./{0} for a local path")]
+    CopyGit(String),
     /// ADD `--checksum` of a source that is no URL.
     #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
     ChecksumLocal(String),
