@@ -156,8 +156,7 @@ impl Lowering<'_> {
         };
         match found {
             Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
-            // A later stage is fine (BuildKit orders stages by need), unless it needs this one.
-            Some(i) if self.active[i] => Err(Error::at(at, LowerError::CopyFromCycle(from.to_owned())).into()),
+            Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),
             None => {
                 let image = self

@@ -74,17 +74,10 @@ pub enum LowerError {
     /// `COPY --from` names the stage it is in.
     #[error("COPY --from={0}: a stage cannot copy from itself")]
     CopyFromItself(String),
-    /// `COPY --from` names a stage that needs this one, through its own
-    /// FROM or --from: BuildKit's circular dependency.
-    #[error(
-        "COPY --from={0}: that stage needs this one in turn (a circular dependency): copy from a stage that does not"
-    )]
-    CopyFromCycle(String),
-    /// A stage needs one that needs it in turn.
-    #[error(
-        "stage {0} needs this stage in turn (a circular dependency through FROM and COPY --from): break the cycle"
-    )]
-    Cycle(String),
+    /// `COPY --from` names a stage defined further down: BuildKit lowers
+    /// stages in order and refuses it.
+    #[error("COPY --from={0}: that stage comes later (of stages sharing a name, the last counts); a stage can only copy from earlier ones")]
+    CopyFromLater(String),
     /// `COPY --from=<number>` beyond the stages.
     #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
     StageIndex(String, usize),
@@ -177,7 +170,6 @@ pub(crate) fn lower(
         consumed: BTreeSet::new(),
         images: BTreeMap::new(),
         done: vec![None; file.stages.len()],
-        active: vec![false; file.stages.len()],
         sources: BTreeMap::new(),
     };
     lowering.global_args()?;
@@ -244,8 +236,6 @@ struct Lowering<'a> {
     images: BTreeMap<String, Option<ResolvedImage>>,
     /// Stages lowered so far, by index.
     done: Vec<Option<Built>>,
-    /// Stages on the lowering stack, by index: one needed again is a cycle.
-    active: Vec<bool>,
     /// Where in the Dockerfile each vertex comes from.
     sources: BTreeMap<Digest, Location>,
 }
@@ -258,25 +248,14 @@ impl Lowering<'_> {
             let depth = stack.len();
             let frame = stack.last_mut().expect("the target stays on the stack until it is lowered");
             match self.resume(frame) {
-                // The target is never kept in `done`: a stage needing it would
-                // be a cycle (refused), and its config can be big.
+                // The target is never kept in `done`: no other stage needs it
+                // (stages depend on earlier ones only), and its config can be big.
                 Ok(built) if depth == 1 => return Ok(built),
                 Ok(built) => {
-                    self.active[frame.index] = false;
                     self.done[frame.index] = Some(built);
                     stack.pop();
                 }
-                // A stage needed again while it is being lowered: a cycle
-                // through FROM (`--from` says so itself, more precisely).
-                Err(Halt::Need(index)) if self.active[index] => {
-                    let at = frame
-                        .commands
-                        .as_slice()
-                        .first()
-                        .map_or(self.file.stages[frame.index].location, |c| c.location);
-                    let stage = self.file.stages[index].name.clone().unwrap_or_else(|| index.to_string());
-                    return Err(Error::at(at, LowerError::Cycle(stage)));
-                }
+                // Needed stages come earlier, so none of them is on the stack yet.
                 Err(Halt::Need(index)) => stack.push(self.frame(index)),
                 Err(Halt::Failed(e)) => return Err(e),
             }
@@ -285,7 +264,6 @@ impl Lowering<'_> {
 
     /// A frame to lower stage `index`, handed that stage's commands.
     fn frame(&mut self, index: usize) -> Frame {
-        self.active[index] = true;
         Frame { index, state: None, commands: std::mem::take(&mut self.commands[index]).into_iter() }
     }
 
