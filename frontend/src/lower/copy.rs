@@ -6,10 +6,11 @@ use kiln_solver::Digest;
 
 use super::add::{self, Kind};
 use super::stage::StageState;
-use super::{chmod, clean, join, redact, Halt, LowerError, Lowering};
+use super::{chmod, clean, join, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
 use crate::ops::{CopyFrom, CopyOp, InlineFile, Op};
+use crate::redact;
 
 impl Lowering<'_> {
     /// Lower a COPY or ADD; halts (changing nothing) when `--from` names a

@@ -29,7 +29,6 @@ mod heredoc;
 mod image_config;
 mod meta;
 mod platform;
-mod redact;
 mod run;
 mod signal;
 mod stage;

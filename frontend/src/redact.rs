@@ -1,11 +1,11 @@
 //! A URL's password kept out of what a build shows: ADD's step name,
-//! progress and history say `https://user:xxxxx@host/…`, as Go's
-//! `URL.Redacted` (BuildKit's `urlutil.RedactCredentials`) writes it. The
-//! op keeps the real URL: the engine needs it, and the vertex digest is a hash.
+//! progress, history and every frontend error say `https://user:xxxxx@host/…`,
+//! as Go's `URL.Redacted` (BuildKit's `urlutil.RedactCredentials`) writes it.
+//! The op keeps the real URL: the engine needs it, and the vertex digest is a hash.
 
 /// `text` with the password of each `scheme://user:password@host` in it
 /// replaced by `xxxxx`; a user alone (often a token) is kept, as Go does.
-pub(super) fn credentials(text: &str) -> String {
+pub(crate) fn credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
