@@ -19,6 +19,11 @@ impl Lowering<'_> {
         let keyword = if copy.add { "ADD" } else { "COPY" };
         let get = |n: &str| st.get(n);
         let flag = |w: &Option<Word>| w.as_ref().map(|w| self.expand(w, &get)).transpose();
+        // BuildKit ties --from to a stage before it expands anything, so a
+        // variable there names no stage and no valid image: it refuses it.
+        if let Some(w) = copy.from.as_ref().filter(|w| w.raw.contains('$')) {
+            return Err(Error::at(w.location, LowerError::FromVariable(w.raw.clone())).into());
+        }
         let (from_ref, chown, chmod) = (flag(&copy.from)?, flag(&copy.chown)?, flag(&copy.chmod)?);
         let checksum = flag(&copy.checksum)?;
         if let Some(mode) = &chmod {

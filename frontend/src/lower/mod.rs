@@ -77,6 +77,9 @@ pub enum LowerError {
     /// stages in order and refuses it.
     #[error("COPY --from={0}: that stage comes later (of stages sharing a name, the last counts); a stage can only copy from earlier ones")]
     CopyFromLater(String),
+    /// `COPY --from=$X`.
+    #[error("COPY --from={0}: variables are not expanded in --from (BuildKit refuses them): name a stage instead, e.g. FROM {0} AS src (global ARGs expand there), then COPY --from=src")]
+    FromVariable(String),
     /// `COPY --from=<number>` beyond the stages.
     #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
     StageIndex(String, usize),
