@@ -63,9 +63,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Many messages quote the Dockerfile's words: a URL's password among them.
+        let message = crate::redact::credentials(&self.kind.to_string());
         match self.location {
-            Some(at) => write!(f, "{}:{at}: {}", self.file, self.kind),
-            None => write!(f, "{}: {}", self.file, self.kind),
+            Some(at) => write!(f, "{}:{at}: {message}", self.file),
+            None => write!(f, "{}: {message}", self.file),
         }
     }
 }

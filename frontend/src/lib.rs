@@ -24,6 +24,7 @@ pub mod ops;
 mod options;
 mod parse_tree;
 mod parser;
+mod redact;
 mod shell;
 mod shorten;
 

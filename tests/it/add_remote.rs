@@ -170,3 +170,22 @@ fn add_git_with_a_wrong_commit_or_ref_fails_clearly() {
     assert!(out.stderr.contains("no branch or tag no-such-branch"), "{}", out.stderr);
     k.assert_clean();
 }
+
+#[test]
+fn add_url_password_stays_out_of_progress_history_and_errors() {
+    let k = Kiln::with_busybox();
+    let server = Server::start();
+    server.reply("/ok.txt", 200, &[], b"ok\n");
+    let with_password = |path: &str| server.url(path).replacen("http://", "http://user:s3cret@", 1);
+    k.write("Dockerfile", &format!("FROM busybox\nADD {} /dl/\n", with_password("/ok.txt")));
+    let out = k.build(&["-t", "secret:v1"]).ok();
+    let shown = format!("{}{}", out.stdout, out.stderr);
+    assert!(!shown.contains("s3cret") && shown.contains("user:xxxxx@"), "{shown}");
+    let history = k.inspect("secret:v1")["Config"]["history"].to_string();
+    assert!(!history.contains("s3cret") && history.contains("user:xxxxx@"), "{history}");
+
+    k.write("Dockerfile", &format!("FROM busybox\nADD {} /dl/\n", with_password("/missing.txt")));
+    let out = k.build(&["-t", "secret:v2"]).failed();
+    assert!(!out.stderr.contains("s3cret") && out.stderr.contains("404"), "{}", out.stderr);
+    k.assert_clean();
+}

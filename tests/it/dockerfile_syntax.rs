@@ -72,3 +72,26 @@ fn an_unsupported_flag_fails_only_the_builds_that_need_it() {
     let out = k.build(&["-t", "typo:v1"]).failed();
     assert!(out.stderr.contains("Dockerfile:2:5:") && out.stderr.contains("\"cahce\""), "{}", out.stderr);
 }
+
+#[test]
+fn arg_names_buildkit_accepts_reach_run_and_a_namesake_stage_is_the_nearest() {
+    let k = Kiln::with_busybox();
+    // `env` straight (a shell would leave out names it cannot hold).
+    k.write(
+        "Dockerfile",
+        "FROM busybox AS b\n\
+         RUN echo first > /which\n\
+         FROM b AS b\n\
+         ARG a/b=1 x:y\n\
+         RUN [\"env\"]\n\
+         FROM b\n\
+         RUN echo third >> /which\n",
+    );
+    let build = k.build(&["-t", "names:v1", "--build-arg", "x:y=2"]).ok();
+    let shown = format!("{}{}", build.stdout, build.stderr);
+    for var in ["a/b=1", "x:y=2"] {
+        assert!(shown.lines().any(|l| l.ends_with(&format!(" {var}"))), "{var} not printed by env: {shown}");
+    }
+    let out = k.cmd(&["run", "--rm", "names:v1", "cat", "/which"]).ok();
+    assert_eq!(out.stdout, "first\nthird\n");
+}

@@ -31,9 +31,6 @@ pub enum InstructionError {
     /// `AS name` with a name docker would refuse.
     #[error("invalid stage name \"{0}\": use letters, digits, '-', '_' and '.', starting with a letter")]
     StageName(String),
-    /// Two stages share a name (compared case-insensitively).
-    #[error("stage name \"{0}\" is already used by an earlier stage")]
-    DuplicateStage(String),
     /// COPY or ADD (named) with fewer than two words.
     #[error("{keyword} requires at least one source and a destination, e.g. {example}", keyword = .0, example = usage(.0))]
     CopyArguments(&'static str),
@@ -117,9 +114,6 @@ pub enum InstructionError {
     /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
-    /// An ARG name with characters docker does not allow.
-    #[error("invalid ARG name \"{0}\": use letters, digits, '_', '-' and '.'")]
-    ArgName(String),
     /// An instruction other than ARG (named) before the first FROM.
     #[error("{0} before the first FROM: only ARG may come before it")]
     BeforeFrom(&'static str),
@@ -266,14 +260,10 @@ pub(crate) fn parse(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Le
     for node in nodes {
         let node = &node?;
         if node.keyword == "FROM" {
-            let stage = from(node)?;
-            if let Some(name) = &stage.name {
-                if file.stages.iter().any(|s| s.name.as_ref() == Some(name)) {
-                    let e = InstructionError::DuplicateStage(name.clone());
-                    return Err(Error::at(node.location, e));
-                }
-            }
-            file.stages.push(stage);
+            // A name used twice is no error (the DuplicateStageName check
+            // warns): as in BuildKit, a later FROM builds on the nearest
+            // earlier stage of that name, --from and --target take the last.
+            file.stages.push(from(node)?);
             continue;
         }
         let command =
@@ -533,20 +523,11 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            // BuildKit takes `ARG ${X}=1` as written (it expands values, not
-            // names): such a name is odd but accepted.
-            if !name.contains('$') && !valid_arg_name(name) {
-                let e = InstructionError::ArgName(name.to_owned());
-                return Err(Error::at(w.location, e));
-            }
+            // Any other name is BuildKit's too (`ARG a/b=1` is set in RUN's
+            // environment and overridable by --build-arg): it checks none.
             Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
-}
-
-/// The characters docker allows in an ARG name.
-fn valid_arg_name(name: &str) -> bool {
-    name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -675,7 +656,6 @@ mod tests {
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\": use letters, digits, '_', '-' and '.'"),
             ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination, e.g. ADD app.tar.gz /opt/"),
             (
                 "COPY \"a b\" /c",

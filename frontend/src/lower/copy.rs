@@ -10,6 +10,7 @@ use super::{chmod, clean, join, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
 use crate::ops::{CopyFrom, CopyOp, InlineFile, Op};
+use crate::redact;
 
 impl Lowering<'_> {
     /// Lower a COPY or ADD; halts (changing nothing) when `--from` names a
@@ -18,6 +19,11 @@ impl Lowering<'_> {
         let keyword = if copy.add { "ADD" } else { "COPY" };
         let get = |n: &str| st.get(n);
         let flag = |w: &Option<Word>| w.as_ref().map(|w| self.expand(w, &get)).transpose();
+        // BuildKit ties --from to a stage before it expands anything, so a
+        // variable there names no stage and no valid image: it refuses it.
+        if let Some(w) = copy.from.as_ref().filter(|w| w.raw.contains('$')) {
+            return Err(Error::at(w.location, LowerError::FromVariable(w.raw.clone())).into());
+        }
         let (from_ref, chown, chmod) = (flag(&copy.from)?, flag(&copy.chown)?, flag(&copy.chmod)?);
         let checksum = flag(&copy.checksum)?;
         if let Some(mode) = &chmod {
@@ -67,14 +73,20 @@ impl Lowering<'_> {
         // ADD's sources by kind (COPY's are all local), each group one vertex.
         let mut groups: Vec<(Kind, Vec<String>)> = Vec::new();
         for (word, source) in copy.sources.iter().zip(sources) {
-            let kind = if copy.add { add::kind(&source) } else { Kind::Local };
+            let kind = add::kind(&source);
+            if !copy.add && kind != Kind::Local {
+                let shown = redact::credentials(&source);
+                let e = if kind == Kind::Url { LowerError::CopyUrl(shown) } else { LowerError::CopyGit(shown) };
+                return Err(Error::at(word.location, e).into());
+            }
             if let Some(sum) = &checksum {
                 if kind == Kind::Local {
                     return Err(Error::at(word.location, LowerError::ChecksumLocal(source)).into());
                 }
                 if !add::checksum_ok(kind, sum) {
                     let at = copy.checksum.as_ref().map_or(cmd.location, |w| w.location);
-                    return Err(Error::at(at, LowerError::Checksum(sum.clone())).into());
+                    let e = if kind == Kind::Git { LowerError::GitChecksum } else { LowerError::Checksum };
+                    return Err(Error::at(at, e(sum.clone())).into());
                 }
             }
             match groups.iter_mut().find(|(k, _)| *k == kind && kind != Kind::Git) {
@@ -87,7 +99,7 @@ impl Lowering<'_> {
             groups.push((Kind::Inline, inline.iter().map(|f| f.name.clone()).collect()));
         }
 
-        let name = st.name(&cmd.text);
+        let name = st.name(&redact::credentials(&cmd.text));
         for (kind, sources) in groups {
             let mut inputs = vec![st.vertex.clone()];
             let from = match kind {
@@ -115,6 +127,7 @@ impl Lowering<'_> {
                 shown += source;
             }
             shown += &format!(" {dest}");
+            let shown = redact::credentials(&shown);
             let op = Op::Copy(CopyOp {
                 unpack: copy.add && copy.unpack.unwrap_or(kind == Kind::Local),
                 checksum: if kind == Kind::Local { None } else { checksum.clone() },
@@ -136,7 +149,18 @@ impl Lowering<'_> {
     /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
     /// or an image.
     fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
-        match self.find_stage(from) {
+        let stages = self.file.stages.len();
+        // A number is an index, as Go's Atoi reads it (`+1`, `01`), never an image.
+        let found = match from.parse::<i64>() {
+            Ok(n) => Some(
+                usize::try_from(n)
+                    .ok()
+                    .filter(|&i| i < stages)
+                    .ok_or_else(|| Error::at(at, LowerError::StageIndex(from.to_owned(), stages)))?,
+            ),
+            Err(_) => self.find_stage(from),
+        };
+        match found {
             Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
             Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),

@@ -68,30 +68,40 @@ pub enum LowerError {
         "base image name \"{0}\" expands to nothing: give its ARG a default before the first FROM, or pass --build-arg"
     )]
     EmptyBase(String),
-    /// `FROM x AS x`.
-    #[error("FROM {0}: a stage cannot build on itself")]
-    FromItself(String),
-    /// FROM names a stage defined further down.
-    #[error("FROM {0}: that stage comes later; a stage can only build on earlier ones")]
-    FromLater(String),
     /// `COPY --from` names neither a stage nor an image the resolver knows.
     #[error("COPY --from={0}: no stage or image named \"{0}\"")]
     CopyFromNotFound(String),
     /// `COPY --from` names the stage it is in.
     #[error("COPY --from={0}: a stage cannot copy from itself")]
     CopyFromItself(String),
-    /// `COPY --from` names a stage defined further down.
-    #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
+    /// `COPY --from` names a stage defined further down: BuildKit lowers
+    /// stages in order and refuses it.
+    #[error("COPY --from={0}: that stage comes later (of stages sharing a name, the last counts); a stage can only copy from earlier ones")]
     CopyFromLater(String),
+    /// `COPY --from=$X`.
+    #[error("COPY --from={0}: variables are not expanded in --from (BuildKit refuses them): name a stage instead, e.g. FROM {0} AS src (global ARGs expand there), then COPY --from=src")]
+    FromVariable(String),
+    /// `COPY --from=<number>` beyond the stages.
+    #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
+    StageIndex(String, usize),
     /// `--chmod` is neither an octal nor a symbolic mode.
     #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
     /// ADD `--checksum` that is no digest.
     #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
     Checksum(String),
+    /// ADD `--checksum` of a git source that is no commit id.
+    #[error("invalid --checksum={0} for a git source: expected the commit id it must resolve to (hexadecimal, a prefix will do)")]
+    GitChecksum(String),
     /// ADD `--checksum` with several sources.
     #[error("ADD --checksum can only be used with a single source: split the ADD")]
     ChecksumSources,
+    /// COPY of a URL (BuildKit refuses it).
+    #[error("COPY cannot download \"{0}\": use ADD for URLs")]
+    CopyUrl(String),
+    /// COPY of what reads as a git repository, `host:path` included (BuildKit refuses it).
+    #[error("COPY cannot clone \"{0}\", which reads as a git repository: use ADD for those, or write ./{0} for a local path")]
+    CopyGit(String),
     /// ADD `--checksum` of a source that is no URL.
     #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
     ChecksumLocal(String),
@@ -349,14 +359,22 @@ impl Lowering<'_> {
         self.lexer.expand(&word.raw, get).map_err(|e| Error::at(word.location, e))
     }
 
-    /// A stage by name (case-insensitive) or index.
+    /// A stage by name (case-insensitive; the last of that name, as BuildKit
+    /// keeps it) or index.
     fn find_stage(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.file
             .stages
             .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| name.parse().ok().filter(|&i| i < self.file.stages.len()))
+    }
+
+    /// The stage a FROM in stage `index` builds on: the nearest earlier one of
+    /// that name (BuildKit compares with the lower-cased stage names as written,
+    /// so `FROM Build` names an image), or none.
+    fn base_stage(&self, base: &str, index: usize) -> Option<usize> {
+        self.file.stages[..index].iter().rposition(|s| s.name.as_deref() == Some(base))
     }
 
     /// Look an image up once per build.

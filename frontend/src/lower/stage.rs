@@ -83,11 +83,7 @@ impl Lowering<'_> {
         if base.is_empty() {
             return Err(Error::at(at, LowerError::EmptyBase(stage.base.raw.clone())).into());
         }
-        let earlier =
-            self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
-        let from = match earlier {
-            Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
-            Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
+        let from = match self.base_stage(&base, index) {
             Some(i) => From::Stage(self.stage(i)?.clone()),
             None if base == "scratch" => From::Scratch,
             None => From::Image(
