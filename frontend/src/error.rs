@@ -5,6 +5,7 @@ use std::fmt;
 
 use kiln_solver::GraphError;
 
+use crate::checks::DirectiveError;
 use crate::instructions::InstructionError;
 use crate::lower::LowerError;
 use crate::parser::ParseError;
@@ -62,9 +63,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Many messages quote the Dockerfile's words: a URL's password among them.
+        let message = crate::redact::credentials(&self.kind.to_string());
         match self.location {
-            Some(at) => write!(f, "{}:{at}: {}", self.file, self.kind),
-            None => write!(f, "{}: {}", self.file, self.kind),
+            Some(at) => write!(f, "{}:{at}: {message}", self.file),
+            None => write!(f, "{}: {message}", self.file),
         }
     }
 }
@@ -91,6 +94,21 @@ pub enum ErrorKind {
     /// The stages cannot be lowered (unknown stage or image, …).
     #[error(transparent)]
     Lower(#[from] LowerError),
+    /// A `# check=` directive that cannot be read, or checks failing the
+    /// build (`error=true`).
+    #[error(transparent)]
+    Check(#[from] DirectiveError),
+    /// An ONBUILD trigger of the base failed (to parse or to lower); it is
+    /// named, as it is written in no line of this Dockerfile.
+    #[error("ONBUILD trigger \"{trigger}\" inherited from {base}: {error}")]
+    Trigger {
+        /// The trigger as stored in the base's config.
+        trigger: String,
+        /// The base image or stage, as FROM names it.
+        base: String,
+        /// What is wrong with it.
+        error: Box<ErrorKind>,
+    },
     /// The graph refused a vertex (a bug: the frontend only adds valid vertices).
     #[error("internal error: cannot add a vertex to the build graph")]
     Graph(#[source] GraphError),

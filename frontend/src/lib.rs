@@ -1,7 +1,7 @@
 //! kiln's Dockerfile frontend: Dockerfile text in, a content-addressed build graph out.
 //!
 //! The pipeline is one module per stage, like BuildKit's:
-//! `parser` (text → nodes with line and column) →
+//! `parser` (text → nodes with line and column; [`parse_tree`] shows them) →
 //! `instructions` (typed instructions, grouped into stages) → `shell` (word
 //! expansion) → `lower` (stages → a [`BuildGraph`] of [`Op`] vertices, one
 //! file per instruction family).
@@ -15,24 +15,29 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod checks;
 mod config;
 mod error;
 mod instructions;
 mod lower;
 pub mod ops;
 mod options;
+mod parse_tree;
 mod parser;
+mod redact;
 mod shell;
 mod shorten;
 
+pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
+pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};
 pub use parser::ParseError;
-pub use shell::ShellError;
+pub use shell::{expand_word, expand_words, ShellError};
 pub use shorten::{Shortened, SHOWN_CHARS};
 
 /// Lower a Dockerfile to the build graph of its target stage.
@@ -42,14 +47,29 @@ pub use shorten::{Shortened, SHOWN_CHARS};
 /// looked up through `resolver`; nothing else is read. The same text, options and
 /// resolver answers always give the same vertex digests.
 pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<BuildGraph, Error> {
+    let file = checks::file_name(opts);
+    let resolver = checks::Remembered::new(resolver);
     let lower = || {
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
-        let file = instructions::parse(parsed.nodes, &lexer)?;
-        lower::lower(file, &lexer, opts, resolver)
+        let (syntax, check) = (parsed.syntax.clone(), parsed.check.clone());
+        let instructions = instructions::parse(parsed.nodes, &lexer)?;
+        let mut graph = lower::lower(instructions, &lexer, opts, &resolver)?;
+        if let Some(warning) = syntax.as_ref().and_then(parser::syntax_warning) {
+            let at = syntax.as_ref().map(|s| s.location).expect("a warning comes from a directive");
+            graph.warnings.insert(0, format!("{file}:{at}: {warning}"));
+        }
+        graph.check_directive = check.map(|c| c.value);
+        // The build checks of the stages built, on the images already looked up.
+        let report = checks::run(dockerfile, opts, &resolver.asked(), checks::Scope::Target)?;
+        if let Some(violation) = report.violation() {
+            return Err(violation);
+        }
+        graph.warnings.extend(report.lines());
+        Ok(graph)
     };
-    lower().map_err(|mut e| {
-        e.file = if opts.dockerfile_name.is_empty() { "Dockerfile".to_owned() } else { opts.dockerfile_name.clone() };
+    lower().map_err(|mut e: Error| {
+        e.file = file.clone();
         e
     })
 }

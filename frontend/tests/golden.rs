@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::{build_graph, BuildGraph, ImageConfig, NamedContext, Op};
+use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, NamedContext, Op};
 use kiln_solver::Digest;
 use support::{opts, FakeResolver};
 
@@ -41,15 +41,29 @@ const ERROR: &str = "error";
 
 #[test]
 fn golden() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    check_cases("tests/golden", 30, FakeResolver::default);
+}
+
+/// Dockerfiles in the style of popular official images (`tests/corpus/`),
+/// lowered against a resolver that finds any base image: the issue's "a new
+/// user tries kiln on real Dockerfiles", kept from regressing.
+#[test]
+fn corpus() {
+    check_cases("tests/corpus", 10, FakeResolver::open);
+}
+
+/// Lower every case folder under `dir` (at least `min` of them) and compare
+/// (or bless) its expected file.
+fn check_cases(dir: &str, min: usize, resolver: fn() -> FakeResolver) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v != "0");
     let mut cases: Vec<PathBuf> =
         fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
-    assert!(cases.len() >= 30, "expected the golden cases in {}", root.display());
+    assert!(cases.len() >= min, "expected the cases in {}", root.display());
     let mut failures = Vec::new();
     for case in &cases {
-        let (file, actual) = run(case);
+        let (file, actual) = run(case, &resolver());
         let other = case.join(if file == PLAN { ERROR } else { PLAN });
         let path = case.join(file);
         if bless {
@@ -75,7 +89,7 @@ fn golden() {
 }
 
 /// Lower one case: which expected file it yields, and that file's text.
-fn run(case: &Path) -> (&'static str, String) {
+fn run(case: &Path, resolver: &FakeResolver) -> (&'static str, String) {
     let dockerfile = fs::read_to_string(case.join("Dockerfile")).unwrap();
     let mut o = opts(&[], None);
     let args = fs::read_to_string(case.join("args")).unwrap_or_default();
@@ -100,9 +114,8 @@ fn run(case: &Path) -> (&'static str, String) {
             _ => panic!("{}: unknown args line {line:?}", case.display()),
         }
     }
-    let resolver = FakeResolver::default();
-    match build_graph(&dockerfile, &o, &resolver) {
-        Ok(bg) => (PLAN, render(&bg, &resolver)),
+    match build_graph(&dockerfile, &o, resolver) {
+        Ok(bg) => (PLAN, render(&bg, resolver)),
         Err(e) => (ERROR, format!("{e}\n")),
     }
 }
@@ -140,7 +153,15 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
             Op::Scratch => field("op", "scratch"),
             Op::Image { name, digest } => field("op", &format!("image {name} {digest}")),
             Op::Copy(c) => {
-                field("op", &format!("copy from {:?}", c.from).to_lowercase());
+                match &c.from {
+                    CopyFrom::Inline(files) => {
+                        field("op", "copy from inline");
+                        for f in files {
+                            field("file", &format!("{} {:?}", f.name, f.content));
+                        }
+                    }
+                    from => field("op", &format!("copy from {from:?}").to_lowercase()),
+                }
                 field("sources", &format!("{:?}", c.sources));
                 field("dest", &c.dest);
                 c.chown.iter().for_each(|s| field("chown", s));
@@ -181,6 +202,9 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
         }
     }
     out += &config(&bg.config);
+    if let Some(check) = &bg.check_directive {
+        let _ = writeln!(out, "check directive {check}");
+    }
     if !bg.warnings.is_empty() {
         out += "warnings\n";
         bg.warnings.iter().for_each(|w| writeln!(out, "  {w}").unwrap());
@@ -212,6 +236,13 @@ fn config(c: &ImageConfig) -> String {
     c.exposed_ports.iter().for_each(|p| field("expose", p));
     c.volumes.iter().for_each(|v| field("volume", v));
     c.stop_signal.iter().for_each(|s| field("stopsignal", s));
+    c.shell.iter().for_each(|s| field("shell", &format!("{s:?}")));
+    if let Some(h) = &c.healthcheck {
+        let d = [h.interval, h.timeout, h.start_period, h.start_interval];
+        field("healthcheck", &format!("{:?} durations(ns) {d:?} retries {}", h.test, h.retries));
+    }
+    c.on_build.iter().for_each(|t| field("onbuild", t));
+    c.author.iter().for_each(|a| field("author", a));
     out += "history\n";
     for h in &c.history {
         let _ = writeln!(out, "  {} {}", if h.empty_layer { "     " } else { "LAYER" }, h.created_by);

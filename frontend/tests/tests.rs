@@ -54,6 +54,9 @@ fn error_fields() {
 fn deep_nesting_does_not_overflow_the_stack() {
     let deep = 20_000;
     let word = format!("{}x{}", "${A:-".repeat(deep), "}".repeat(deep));
+    // Continuations keep each line within BuildKit's line length limit.
+    let lines: Vec<String> = word.as_bytes().chunks(1_000).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let word = lines.join("\\\n");
     let e = lower_err(&format!("FROM scratch\n\nLABEL a={word}\n"), &opts(&[], None));
     assert_eq!(
         e.to_string(),

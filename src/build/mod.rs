@@ -16,14 +16,16 @@
 //! user namespace first (as the kiln command is, see [`crate::sandbox::userns`]):
 //! overlay mounts and the sandbox's id maps need it.
 
+mod check;
 mod metadata;
 mod named;
 mod resolver;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use check::{check, CheckOutcome};
 use kiln_frontend::BuildOptions;
 use kiln_solver::{Digest, Event, SolveError, Solver};
 use oci_spec::image::Descriptor;
@@ -53,6 +55,9 @@ pub enum BuildError {
     Context(PathBuf, #[source] std::io::Error),
     #[error("cannot read the Dockerfile {0}: name one with -f, or add a Dockerfile to the context")]
     Dockerfile(PathBuf, #[source] std::io::Error),
+    /// A Dockerfile that is not UTF-8 (kiln reads its text as UTF-8 only).
+    #[error("{}:{line}:{column}: the Dockerfile is not UTF-8 (byte {byte:#04x}): save it as UTF-8", .path.display())]
+    NotUtf8 { path: PathBuf, line: usize, column: usize, byte: u8 },
     #[error("invalid --build-arg {0:?}: the name is empty; write --build-arg NAME=VALUE")]
     BuildArg(String),
     #[error(transparent)]
@@ -213,33 +218,16 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     if !context.is_dir() {
         return Err(BuildError::NoContext(context.clone()));
     }
-    let (dockerfile_path, text, dockerfile_name) = match &request.dockerfile {
-        // No file, so no `<Dockerfile>.dockerignore` beside it either.
-        Dockerfile::Text { name, text } => (None, text.clone(), name.clone()),
-        Dockerfile::InContext | Dockerfile::Path(_) => {
-            let path = match &request.dockerfile {
-                Dockerfile::Path(p) => p.clone(),
-                _ => context.join("Dockerfile"),
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
-            let name = path.display().to_string();
-            (Some(path), text, name)
-        }
-    };
+    let (dockerfile_path, text, dockerfile_name) = read_dockerfile(&request)?;
     // Check every name first: a bad name must fail before any work, not after it.
     let tags = request.tags.iter().map(|t| reference::normalize(t)).collect::<Result<Vec<_>, _>>();
     let tags = tags.map_err(BuildError::Name)?;
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
-    let named = named::resolve(&request.named_contexts)?;
-    let opts = BuildOptions {
-        dockerfile_name,
-        build_args: request.build_args.clone(),
-        target: request.target.clone(),
-        named_contexts: named.contexts,
-        platform: Some(format!("linux/{}", crate::image::host_architecture())),
-    };
+    // Named folders are checked before any work too.
+    let named_roots = named::resolve(&request.named_contexts)?;
+    let opts = frontend_options(&request, dockerfile_name);
     let resolver = resolver::StoreResolver {
         store,
         pull: request.pull,
@@ -266,7 +254,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     let cache = Arc::new(crate::cache::Layered::new(store, imports));
-    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named.roots);
+    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named_roots);
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
@@ -357,6 +345,50 @@ pub fn build_args_from_flags(
         }
     }
     Ok(build_args)
+}
+
+/// The Dockerfile a request names: its path (none for a text: no
+/// `<Dockerfile>.dockerignore` beside it either), its text and its name for
+/// messages.
+fn read_dockerfile(request: &BuildRequest) -> Result<(Option<PathBuf>, String, String), BuildError> {
+    let context = &request.context;
+    Ok(match &request.dockerfile {
+        Dockerfile::Text { name, text } => (None, text.clone(), name.clone()),
+        Dockerfile::InContext | Dockerfile::Path(_) => {
+            let path = match &request.dockerfile {
+                Dockerfile::Path(p) => p.clone(),
+                _ => context.join("Dockerfile"),
+            };
+            let bytes = std::fs::read(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
+            let text = String::from_utf8(bytes).map_err(|e| not_utf8(&path, &e))?;
+            let name = path.display().to_string();
+            (Some(path), text, name)
+        }
+    })
+}
+
+/// What the frontend is told about a request.
+fn frontend_options(request: &BuildRequest, dockerfile_name: String) -> BuildOptions {
+    BuildOptions {
+        dockerfile_name,
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        named_contexts: named::frontend(&request.named_contexts),
+        platform: Some(format!("linux/{}", crate::image::host_architecture())),
+    }
+}
+
+/// Where the first byte that is not UTF-8 is, as the frontend names places.
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> BuildError {
+    let bytes = e.as_bytes();
+    let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    BuildError::NotUtf8 {
+        path: path.to_path_buf(),
+        line: valid.matches('\n').count() + 1,
+        column: valid[line_start..].chars().count() + 1,
+        byte: bytes[valid.len()],
+    }
 }
 
 #[cfg(test)]

@@ -58,31 +58,31 @@ impl NamedContextSource {
     }
 }
 
-/// The named contexts as the frontend sees them, and the folders the engine reads.
-pub(super) struct Resolved {
-    pub(super) contexts: BTreeMap<String, NamedContext>,
-    pub(super) roots: BTreeMap<String, SourceRoot>,
+/// The named contexts as the frontend sees them.
+pub(super) fn frontend(named: &BTreeMap<String, NamedContextSource>) -> BTreeMap<String, NamedContext> {
+    let frontend = |source: &NamedContextSource| match source {
+        NamedContextSource::Directory(_) => NamedContext::Directory,
+        NamedContextSource::Image(reference) => NamedContext::Image(reference.clone()),
+    };
+    named.iter().map(|(name, source)| (name.clone(), frontend(source))).collect()
 }
 
-/// Check each named folder and load its `.dockerignore`.
-pub(super) fn resolve(named: &BTreeMap<String, NamedContextSource>) -> Result<Resolved, BuildError> {
+/// The folders the engine reads: each named folder checked, with its own
+/// `.dockerignore` loaded.
+pub(super) fn resolve(
+    named: &BTreeMap<String, NamedContextSource>,
+) -> Result<BTreeMap<String, SourceRoot>, BuildError> {
     let mut roots = BTreeMap::new();
-    let mut contexts = BTreeMap::new();
     for (name, source) in named {
-        let context = match source {
-            NamedContextSource::Directory(path) => {
-                let bad = || BuildError::NamedContextDir { name: name.clone(), path: path.clone() };
-                let root = path.canonicalize().map_err(|_| bad())?;
-                if !root.is_dir() {
-                    return Err(bad());
-                }
-                let ignore = DockerIgnore::load(&root, None)?;
-                roots.insert(name.clone(), SourceRoot::Context { root, ignore: Arc::new(ignore) });
-                NamedContext::Directory
+        if let NamedContextSource::Directory(path) = source {
+            let bad = || BuildError::NamedContextDir { name: name.clone(), path: path.clone() };
+            let root = path.canonicalize().map_err(|_| bad())?;
+            if !root.is_dir() {
+                return Err(bad());
             }
-            NamedContextSource::Image(reference) => NamedContext::Image(reference.clone()),
-        };
-        contexts.insert(name.clone(), context);
+            let ignore = DockerIgnore::load(&root, None)?;
+            roots.insert(name.clone(), SourceRoot::Context { root, ignore: Arc::new(ignore) });
+        }
     }
-    Ok(Resolved { contexts, roots })
+    Ok(roots)
 }

@@ -58,6 +58,11 @@ pub struct Args {
     /// With --push: how layers are compressed on the way.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: super::registry::Compression,
+    /// Only run the build checks (BuildKit's linter rules) and print what they
+    /// find; build nothing. Fails when the Dockerfile would not build, or
+    /// when it breaks a rule and says `# check=error=true`.
+    #[arg(long)]
+    pub check: bool,
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,

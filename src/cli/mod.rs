@@ -5,6 +5,7 @@
 pub mod build;
 pub mod debug;
 pub mod debug_context;
+pub mod debug_expand;
 pub mod images;
 pub mod load;
 pub mod output;
@@ -63,8 +64,7 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
-    /// Look at how kiln reads its inputs, without building: `debug ignore
-    /// match|read` (.dockerignore patterns), `debug context` (the files a build
-    /// would send).
-    Debug(debug::DebugArgs),
+    /// Show what kiln makes of its inputs (parse trees, …) as JSON.
+    #[command(long_about = debug::HELP)]
+    Debug(debug::Args),
 }

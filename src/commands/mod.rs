@@ -2,9 +2,11 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod build_check;
 mod build_context;
 mod debug;
 mod debug_context;
+mod debug_expand;
 mod history;
 mod images;
 mod import;
@@ -30,14 +32,15 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let is_run = matches!(cli.command, Command::Run(_));
     let result = (|| -> anyhow::Result<i32> {
-        // Needs no store: runs wherever the store would be out of reach.
-        let cli = match cli.command {
+        // Nothing in the store is needed, so none is opened (or made).
+        let command = match cli.command {
             Command::Debug(args) => return debug::debug(args).map(|()| 0),
-            _ => cli,
+            command => command,
         };
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
         let store = Store::open(&settings.root)?;
-        match cli.command {
+        match command {
+            Command::Debug(_) => unreachable!("handled above"),
             Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
@@ -53,7 +56,6 @@ pub fn main() -> i32 {
             Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
             Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
             Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
-            Command::Debug(args) => debug::debug(args).map(|()| 0),
         }
     })();
     match result {

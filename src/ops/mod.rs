@@ -1,11 +1,14 @@
 //! The engine: kiln's implementation of the solver's `Executor` — what each
 //! operation of the build graph does, over the store, snapshots and the
 //! sandbox. One file per operation: [`source`] (FROM: scratch and images),
-//! [`copy`] (COPY), [`exec`] (RUN). Results are remembered in the build
+//! [`copy`] (COPY), [`add`] (ADD of URLs and git repositories), [`exec`] (RUN), [`mkdir`]
+//! (WORKDIR's directory). Results are remembered in the build
 //! [`cache`](crate::cache).
 
+mod add;
 mod copy;
 mod exec;
+mod mkdir;
 mod source;
 
 use std::collections::BTreeMap;
@@ -60,12 +63,16 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
     #[error("image {name}")]
     BadImage {
         name: String,
         #[source]
         source: ImageError,
     },
+    #[error(transparent)]
+    Mkdir(#[from] mkdir::MkdirError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]
@@ -84,6 +91,9 @@ pub struct Engine {
     context: Option<SourceRoot>,
     /// `--build-context NAME=DIR`: each directory, with its own .dockerignore.
     named: BTreeMap<String, SourceRoot>,
+    downloads: crate::fetch::http::Downloads,
+    resolved: crate::fetch::Resolved,
+    git_mtime: crate::fetch::git::Mtime,
 }
 
 impl Engine {
@@ -98,6 +108,9 @@ impl Engine {
             cache: Box::new(LocalCache::new(store)),
             context,
             named: BTreeMap::new(),
+            downloads: crate::fetch::http::Downloads::new(store),
+            resolved: Default::default(),
+            git_mtime: crate::fetch::git::Mtime::from_env(),
         })
     }
 
@@ -105,6 +118,13 @@ impl Engine {
     /// process's own executable, which is not kiln when kiln is a library.
     pub fn with_sandbox_exe(mut self, exe: &std::path::Path) -> Self {
         self.sandbox = Sandbox::new(exe, &self.store.work_dir());
+        self
+    }
+
+    /// Give files of git sources the commit's time (as when `SOURCE_DATE_EPOCH`
+    /// is set) or their checkout's.
+    pub fn with_git_mtime(mut self, mtime: crate::fetch::git::Mtime) -> Self {
+        self.git_mtime = mtime;
         self
     }
 
@@ -144,8 +164,9 @@ impl Executor for Engine {
 
     fn content_checksum(&self, op: &Op) -> Result<Option<Digest>, EngineError> {
         match op {
+            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
             Op::Copy(c) => match self.host_source(&c.from)? {
-                Some(root) => Ok(Some(crate::copy::checksum(root, &c.sources)?)),
+                Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
                 None => Ok(None),
             },
             _ => Ok(None),
@@ -160,9 +181,10 @@ impl Executor for Engine {
         match op {
             Op::Scratch => Ok(FsState::default()),
             Op::Image { name, digest } => source::image(&self.store, name, digest),
+            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add(c, inputs),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
-            Op::Mkdir(m) => Err(EngineError::Unsupported(format!("WORKDIR {}", m.path))),
+            Op::Mkdir(m) => self.mkdir(m, inputs),
         }
     }
 

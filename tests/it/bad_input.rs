@@ -25,7 +25,15 @@ fn missing_dockerfile() {
 #[test]
 fn syntax_errors_name_line_and_column() {
     let k = Kiln::with_busybox();
-    fails_with(&k, Some("FROM busybox\n\nCMD [\"unterminated\"\n"), &["Dockerfile:3:"]);
+    fails_with(&k, Some("FROM busybox\n\nCMD [\"a\", 1]\n"), &["Dockerfile:3:", "must hold strings only"]);
+}
+
+#[test]
+fn a_dockerfile_that_is_not_utf8_is_named_with_its_place() {
+    let k = Kiln::with_busybox();
+    // "é" in Latin-1, as an old editor would have saved it.
+    std::fs::write(k.ctx().join("Dockerfile"), b"FROM busybox\nLABEL author=Ren\xe9\n").unwrap();
+    fails_with(&k, None, &["Dockerfile:2:17: the Dockerfile is not UTF-8 (byte 0xe9): save it as UTF-8"]);
 }
 
 #[test]

@@ -11,15 +11,27 @@
 //! * `mod.rs` (here): the driver — the stack of stages, dispatch, shared helpers;
 //! * `stage`: FROM, and the state of the stage being lowered;
 //! * `args`: ARG and build args, global and per stage (the scoping rules);
-//! * `run`: RUN, and the environment it sees;
-//! * `copy`: COPY and `--from`;
+//! * `run`: RUN, the environment it sees, and SHELL's wrapping of shell form;
+//! * `copy`: COPY and ADD, and `--from`; `add`: what ADD's sources are (local,
+//!   URL, git); `chmod`: `--chmod`'s syntax;
 //! * `meta`: the instructions that only change the image config (ENV, LABEL,
-//!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT).
+//!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT); `image_config` the rest of them
+//!   (SHELL, HEALTHCHECK, VOLUME, STOPSIGNAL, MAINTAINER, ONBUILD), `signal`
+//!   STOPSIGNAL's names;
+//! * `platform`: `FROM --platform`.
 
+mod add;
 mod args;
+mod chmod;
 mod copy;
+mod go_fmt;
+mod heredoc;
+mod image_config;
 mod meta;
+mod onbuild;
+mod platform;
 mod run;
+mod signal;
 mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +50,7 @@ use stage::StageState;
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
     /// `--target` names no stage.
-    #[error("target stage \"{0}\" not found")]
+    #[error("target stage \"{0}\" not found: --target takes a stage name (FROM <image> AS <name>) or index")]
     TargetNotFound(String),
     /// FROM names neither an earlier stage nor an image the resolver knows.
     #[error("base image \"{0}\" not found: build or load it first (kiln load / kiln import)")]
@@ -52,31 +64,67 @@ pub enum LowerError {
         message: String,
     },
     /// FROM's image expands to the empty string (an unset ARG).
-    #[error("base image name \"{0}\" expands to nothing")]
+    #[error(
+        "base image name \"{0}\" expands to nothing: give its ARG a default before the first FROM, or pass --build-arg"
+    )]
     EmptyBase(String),
-    /// `FROM x AS x`.
-    #[error("FROM {0}: a stage cannot build on itself")]
-    FromItself(String),
-    /// FROM names a stage defined further down.
-    #[error("FROM {0}: that stage comes later; a stage can only build on earlier ones")]
-    FromLater(String),
     /// `COPY --from` names neither a stage nor an image the resolver knows.
     #[error("COPY --from={0}: no stage or image named \"{0}\"")]
     CopyFromNotFound(String),
     /// `COPY --from` names the stage it is in.
     #[error("COPY --from={0}: a stage cannot copy from itself")]
     CopyFromItself(String),
-    /// `COPY --from` names a stage defined further down.
-    #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
+    /// `COPY --from` names a stage defined further down: BuildKit lowers
+    /// stages in order and refuses it.
+    #[error("COPY --from={0}: that stage comes later (of stages sharing a name, the last counts); a stage can only copy from earlier ones")]
     CopyFromLater(String),
-    /// Several COPY sources into something that is not a directory.
-    #[error("COPY with more than one source needs a directory destination ending in \"/\", not \"{0}\"")]
-    CopyDestNotDirectory(String),
-    /// `--chmod` is not an octal mode.
-    #[error("invalid --chmod={0}: expected an octal mode such as 0755")]
+    /// `COPY --from=$X`.
+    #[error("COPY --from={0}: variables are not expanded in --from (BuildKit refuses them): name a stage instead, e.g. FROM {0} AS src (global ARGs expand there), then COPY --from=src")]
+    FromVariable(String),
+    /// `COPY --from=<number>` beyond the stages.
+    #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
+    StageIndex(String, usize),
+    /// `--chmod` is neither an octal nor a symbolic mode.
+    #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
+    /// ADD `--checksum` that is no digest.
+    #[error("invalid --checksum={0}: expected sha256:<64 hex digits> (or sha384:, sha512:)")]
+    Checksum(String),
+    /// ADD `--checksum` of a git source that is no commit id.
+    #[error("invalid --checksum={0} for a git source: expected the commit id it must resolve to (hexadecimal, a prefix will do)")]
+    GitChecksum(String),
+    /// ADD `--checksum` with several sources.
+    #[error("ADD --checksum can only be used with a single source: split the ADD")]
+    ChecksumSources,
+    /// COPY of a URL (BuildKit refuses it).
+    #[error("COPY cannot download \"{0}\": use ADD for URLs")]
+    CopyUrl(String),
+    /// COPY of what reads as a git repository, `host:path` included (BuildKit refuses it).
+    #[error("COPY cannot clone \"{0}\", which reads as a git repository: use ADD for those, or write ./{0} for a local path")]
+    CopyGit(String),
+    /// ADD `--checksum` of a source that is no URL.
+    #[error("ADD --checksum can only be used with http(s) and git sources, not the local \"{0}\"")]
+    ChecksumLocal(String),
+    /// STOPSIGNAL of something that is no signal.
+    #[error("invalid STOPSIGNAL \"{0}\": expected a signal name such as SIGTERM or a number such as 9")]
+    Signal(String),
+    /// `FROM --platform` other than the platform kiln builds for.
+    #[error(
+        "FROM --platform={requested}: kiln builds for {build} only; drop --platform or build on a {requested} host"
+    )]
+    Platform {
+        /// The platform asked for, expanded.
+        requested: String,
+        /// The build platform.
+        build: String,
+    },
+    /// Something Docker can do that kiln cannot yet; names it and what to do.
+    #[error("{0}")]
+    Unsupported(String),
     /// A value that must not be empty expands to nothing; names what it is.
-    #[error("{0} expands to nothing")]
+    #[error(
+        "{0} expands to nothing: check the variables it uses (declared with ARG or ENV, or passed with --build-arg)"
+    )]
     EmptyValue(&'static str),
     /// EXPOSE of something that is not a port or a port range.
     #[error("invalid port \"{0}\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp")]
@@ -97,6 +145,9 @@ pub struct BuildGraph {
     /// The Dockerfile instruction each vertex comes from, so a failing step can be
     /// named by its line.
     pub sources: BTreeMap<Digest, Location>,
+    /// The `# check=` directive's value as written (`skip=…;error=true`), for
+    /// the build checks.
+    pub check_directive: Option<String>,
 }
 
 /// Lower the stages of `file` that the target needs.
@@ -137,6 +188,7 @@ pub(crate) fn lower(
         config: built.config,
         warnings,
         sources: lowering.sources,
+        check_directive: None,
     })
 }
 
@@ -145,6 +197,9 @@ pub(crate) fn lower(
 struct Built {
     vertex: Digest,
     config: ImageConfig,
+    /// Its ARGs in scope at its end: a stage built FROM it starts with them
+    /// (BuildKit's rule; the legacy builder started empty).
+    args: Vec<(String, String)>,
 }
 
 /// Why lowering a stage stopped before its end.
@@ -166,6 +221,8 @@ struct Frame {
     index: usize,
     /// `None` until its FROM is lowered.
     state: Option<StageState>,
+    /// The ONBUILD triggers of its base not applied yet (set with `state`).
+    triggers: std::vec::IntoIter<Command>,
     /// Its commands not applied yet.
     commands: std::vec::IntoIter<Command>,
 }
@@ -220,21 +277,35 @@ impl Lowering<'_> {
         if self.file.stages[index].name.as_deref().and_then(|n| self.named_context(n)).is_some() {
             commands.clear();
         }
-        Frame { index, state: None, commands: commands.into_iter() }
+        Frame { index, state: None, triggers: Vec::new().into_iter(), commands: commands.into_iter() }
     }
 
     /// Lower the rest of a stage, from where it halted last.
     fn resume(&mut self, frame: &mut Frame) -> Result<Built, Halt> {
         let st = match &mut frame.state {
             Some(st) => st,
-            None => frame.state.insert(self.lower_from(frame.index, frame.commands.as_slice())?),
+            None => {
+                let (st, triggers) = self.lower_from(frame.index, frame.commands.as_slice())?;
+                frame.triggers = triggers.into_iter();
+                frame.state.insert(st)
+            }
         };
+        while let Some(trigger) = frame.triggers.as_slice().first() {
+            self.dispatch(frame.index, st, trigger).map_err(|halt| match halt {
+                Halt::Failed(e) => {
+                    let at = self.file.stages[frame.index].location;
+                    Halt::Failed(onbuild::in_trigger(e, &trigger.text, &st.base, at))
+                }
+                need => need,
+            })?;
+            frame.triggers.next();
+        }
         while let Some(command) = frame.commands.as_slice().first() {
             self.dispatch(frame.index, st, command)?;
             frame.commands.next(); // applied: dropped
         }
         let st = frame.state.take().expect("set above");
-        Ok(Built { vertex: st.vertex, config: st.config })
+        Ok(Built { vertex: st.vertex, config: st.config, args: st.args })
     }
 
     /// Apply one instruction. It halts, if it must, before it changes anything,
@@ -242,19 +313,39 @@ impl Lowering<'_> {
     fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Halt> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
-            Instruction::Run(args) => Ok(self.run(st, cmd, args)?),
+            Instruction::Run(run) => Ok(self.run(st, cmd, run)?),
             Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
-            Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
+            Instruction::Workdir(word) => Ok(self.workdir(st, cmd, word)?),
             Instruction::User(word) => Ok(self.user(st, word)?),
             Instruction::Expose(words) => Ok(self.expose(st, words)?),
-            Instruction::Cmd(args) => {
-                meta::cmd(st, args);
+            Instruction::Cmd(line) => {
+                let args = run::wrap(&st.config, line);
+                meta::cmd(st, &args);
                 Ok(())
             }
-            Instruction::Entrypoint(args) => {
-                meta::entrypoint(st, args);
+            Instruction::Entrypoint(line) => {
+                let args = run::wrap(&st.config, line);
+                meta::entrypoint(st, &args);
+                Ok(())
+            }
+            Instruction::Shell(shell) => {
+                image_config::shell(st, shell);
+                Ok(())
+            }
+            Instruction::Healthcheck(health) => {
+                image_config::healthcheck(st, health);
+                Ok(())
+            }
+            Instruction::Volume(words) => Ok(self.volume(st, words)?),
+            Instruction::StopSignal(word) => Ok(self.stop_signal(st, word)?),
+            Instruction::Maintainer(name) => {
+                image_config::maintainer(st, name);
+                Ok(())
+            }
+            Instruction::Onbuild(trigger) => {
+                image_config::onbuild(st, trigger);
                 Ok(())
             }
         }
@@ -272,14 +363,22 @@ impl Lowering<'_> {
         self.lexer.expand(&word.raw, get).map_err(|e| Error::at(word.location, e))
     }
 
-    /// A stage by name (case-insensitive) or index.
+    /// A stage by name (case-insensitive; the last of that name, as BuildKit
+    /// keeps it) or index.
     fn find_stage(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.file
             .stages
             .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| name.parse().ok().filter(|&i| i < self.file.stages.len()))
+    }
+
+    /// The stage a FROM in stage `index` builds on: the nearest earlier one of
+    /// that name (BuildKit compares with the lower-cased stage names as written,
+    /// so `FROM Build` names an image), or none.
+    fn base_stage(&self, base: &str, index: usize) -> Option<usize> {
+        self.file.stages[..index].iter().rposition(|s| s.name.as_deref() == Some(base))
     }
 
     /// Look an image up once per build.

@@ -1,16 +1,53 @@
 //! RUN: an Exec vertex on the stage's filesystem, with the environment the
-//! command sees (the image's, then ARGs, then undeclared proxy build args).
+//! command sees (the image's, then ARGs), and the proxy build args beside it;
+//! and the wrapping of any shell-form command line in the stage's SHELL.
 
-use super::args::PROXY_ARGS;
+use std::collections::BTreeMap;
+
+use super::args::PROXY_KINDS;
 use super::stage::StageState;
-use super::{env_get, Lowering};
+use super::{env_get, heredoc, LowerError, Lowering};
+use crate::config::ImageConfig;
 use crate::error::Error;
-use crate::instructions::Command;
+use crate::instructions::{Command, CommandLine, Run};
 use crate::ops::{ExecOp, Op};
 
+/// The command to run: exec form as written; shell form appended to the
+/// stage's SHELL (`/bin/sh -c` by default).
+pub(super) fn wrap(config: &ImageConfig, line: &CommandLine) -> Vec<String> {
+    match line {
+        CommandLine::Exec(args) => args.clone(),
+        CommandLine::Shell(text) => {
+            let mut args = config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned()]);
+            args.push(text.clone());
+            args
+        }
+    }
+}
+
 impl Lowering<'_> {
-    pub(super) fn run(&mut self, st: &mut StageState, cmd: &Command, args: &[String]) -> Result<(), Error> {
-        // The image env, then ARGs ENV does not shadow, then undeclared proxies.
+    pub(super) fn run(&mut self, st: &mut StageState, cmd: &Command, run: &Run) -> Result<(), Error> {
+        // Checked by the parser; running them is not implemented yet, and
+        // only refused here so that a stage nobody builds never fails on them.
+        if let Some(mount) = run.mounts.first() {
+            let e = LowerError::Unsupported(
+                "RUN --mount is not supported yet: remove the flag (or do the step without the mount)".to_owned(),
+            );
+            return Err(Error::at(mount.location, e));
+        }
+        for (flag, word, default) in [("network", &run.network, "default"), ("security", &run.security, "sandbox")] {
+            if let Some(w) = word.as_ref().filter(|w| w.raw != default) {
+                let e =
+                    LowerError::Unsupported(format!("RUN --{flag}={} is not supported yet: remove the flag", w.raw));
+                return Err(Error::at(w.location, e));
+            }
+        }
+        let (line, files) = match &run.command {
+            CommandLine::Shell(text) if !run.heredocs.is_empty() => heredoc::run_command(text, &run.heredocs),
+            line => (line.clone(), Vec::new()),
+        };
+        let args = &wrap(&st.config, &line);
+        // The image env, then ARGs ENV does not shadow.
         let mut env = st.config.env.clone();
         let mut shown_args = Vec::new();
         for (k, v) in &st.args {
@@ -19,23 +56,22 @@ impl Lowering<'_> {
                 shown_args.push(format!("{k}={v}"));
             }
         }
-        for &proxy in PROXY_ARGS {
-            let declared = st.args.iter().any(|(k, _)| k == proxy);
-            if let Some(v) = self.opts.build_args.get(proxy) {
-                if !declared && env_get(&st.config.env, proxy).is_none() {
-                    env.push(format!("{proxy}={v}"));
-                }
-            }
-        }
+        let proxy_env = proxy_env(&self.opts.build_args, &env);
         let op = Op::Exec(ExecOp {
             args: args.to_vec(),
             env,
             cwd: st.workdir(),
             user: st.config.user.clone(),
-            files: Vec::new(),
-            proxy_env: Vec::new(),
+            files,
+            proxy_env,
         });
-        let name = st.name(&cmd.text);
+        // Like BuildKit: a RUN of one heredoc is named with its first line.
+        let name = match (&run.command, run.heredocs.first()) {
+            (CommandLine::Shell(text), Some(doc)) if heredoc::is_alone(text) => {
+                st.name(&format!("{} ({})", cmd.text, heredoc::summary(&doc.content)))
+            }
+            _ => st.name(&cmd.text),
+        };
         st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
         let args_note = match shown_args.len() {
@@ -44,5 +80,45 @@ impl Lowering<'_> {
         };
         st.history(format!("RUN {args_note}{}", args.join(" ")), false);
         Ok(())
+    }
+}
+
+/// The proxy build args as the step's extra environment, BuildKit's way: a
+/// build arg named like a proxy in any case (`HTTP_PROXY`, `http_proxy`)
+/// gives both spellings, unless `env` (ENV, a declared ARG) already sets them.
+/// They stay out of the digest, the history and the image config, so a
+/// build behind a proxy shares its cache with one that is not.
+fn proxy_env(build_args: &BTreeMap<String, String>, env: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in PROXY_KINDS {
+        // The upper-case spelling first, so it wins when both are given.
+        let Some(value) = build_args.iter().filter(|(k, _)| k.eq_ignore_ascii_case(kind)).map(|(_, v)| v).next() else {
+            continue;
+        };
+        for name in [kind.to_owned(), kind.to_ascii_lowercase()] {
+            if env_get(env, &name).is_none() {
+                out.push(format!("{name}={value}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_come_in_both_spellings_unless_the_env_has_them() {
+        let args: BTreeMap<String, String> =
+            [("http_proxy", "h"), ("No_Proxy", "n"), ("OTHER", "o"), ("HTTPS_PROXY", "s1"), ("https_proxy", "s2")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let env = vec!["no_proxy=mine".to_owned()];
+        assert_eq!(
+            proxy_env(&args, &env),
+            ["HTTP_PROXY=h", "http_proxy=h", "HTTPS_PROXY=s1", "https_proxy=s1", "NO_PROXY=n"]
+        );
     }
 }

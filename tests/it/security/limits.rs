@@ -30,12 +30,22 @@ fn deeply_nested_variable_expansion_is_an_error_not_a_stack_overflow() {
     let k = Kiln::with_busybox();
     let deep = 20_000;
     let word: String = (0..deep).map(|i| format!("${{a{i}:-")).collect::<String>() + "x" + &"}".repeat(deep);
+    // Continuations keep each line within BuildKit's line length limit.
+    let lines: Vec<String> = word.as_bytes().chunks(1_000).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let word = lines.join("\\\n");
     refused(
         &k,
         &format!("FROM busybox\n\nLABEL deep={word}\n"),
         &[],
         &["Dockerfile:3:", "variable expansion nests deeper than 100 levels"],
     );
+}
+
+#[test]
+fn a_line_longer_than_buildkit_reads_is_refused() {
+    let k = Kiln::with_busybox();
+    let long = format!("FROM busybox\nLABEL a={}\n", "x".repeat(70_000));
+    refused(&k, &long, &[], &["Dockerfile:2:1: the line is longer than 65535 bytes"]);
 }
 
 #[test]
@@ -124,7 +134,10 @@ fn a_failing_run_of_10_mb_is_shown_shortened_not_three_times_whole() {
     let k = Kiln::with_busybox();
     // Unique all along, so any long stretch of it found in stderr is a copy.
     let filler: String = (0..1_000_000).map(|i| format!("{i:07} ")).collect::<String>();
-    k.write("Dockerfile", &format!("FROM busybox\nRUN false && : {filler}\n"));
+    // Lines of 1000 words, joined again by the continuations: each within
+    // BuildKit's line length limit, the command as long as ever.
+    let lines: Vec<&str> = filler.as_bytes().chunks(8_000).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    k.write("Dockerfile", &format!("FROM busybox\nRUN false && : {}\n", lines.join("\\\n")));
     let out = k.build(&["-t", "limits:v1"]);
     // Checked first, and never printed whole: it used to be 30 MB.
     let head: String = out.stderr.chars().take(2_000).collect();
