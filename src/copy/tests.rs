@@ -147,6 +147,50 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
 }
 
 #[test]
+fn a_folder_never_replaces_a_file_nor_a_file_a_folder() {
+    // As BuildKit's copy refuses them, where a layer entry would replace silently.
+    let (_c, ctx) = context(&[("src/file/x", "x"), ("src/tmp", "t"), ("src/ok/y", "y")], "");
+    let base = base();
+    let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert_eq!(err, "COPY failed: cannot copy to non-directory: /file: the image has a file there, the source a folder");
+    let (_c, ctx) = context(&[("src/tmp", "t")], "");
+    let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert_eq!(err, "COPY failed: cannot replace to directory /tmp with file: the image has a folder there, the source not");
+    // Within one COPY too: a later source's folder onto an earlier one's file.
+    let (_c, ctx) = context(&[("a/n", "file"), ("b/n/z", "z")], "");
+    let err = write(&op(&["a", "b"], "/d/"), None, &ctx).unwrap_err();
+    assert!(err.contains("cannot copy to non-directory: /d/n"), "{err}");
+    // A base symlink is no folder to copy a folder into (BuildKit: the same error).
+    let (_c, ctx) = context(&[("root/bin/tool", "t")], "");
+    let err = write(&op(&["root"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert!(err.contains("cannot copy to non-directory: /bin"), "{err}");
+}
+
+#[test]
+fn a_wh_name_is_refused_not_turned_into_a_deletion() {
+    let (_c, ctx) = context(&[("d/.wh.passwd", ""), ("d/ok", "ok"), (".wh.file", "")], "");
+    let base = base();
+    let b = Some(base.path());
+    let refused = |op: CopyOp, path: &str| {
+        let err = write(&op, b, &ctx).unwrap_err();
+        assert!(err.starts_with(&format!("COPY failed: {path}: a file named .wh.* would be a whiteout")), "{err}");
+    };
+    refused(op(&["d"], "/etc/"), "/etc/.wh.passwd");
+    refused(op(&[".wh.file"], "/"), "/.wh.file");
+    refused(op(&["d/*"], "/etc/"), "/etc/.wh.passwd");
+    // The destination's name too, and a heredoc's.
+    refused(op(&["d/ok"], "/etc/.wh.passwd"), "/etc/.wh.passwd");
+    let heredoc = CopyOp {
+        from: CopyFrom::Inline(vec![InlineFile { name: ".wh.file".into(), content: "x".into() }]),
+        ..op(&[], "/")
+    };
+    refused(heredoc, "/.wh.file");
+    // Left out, the rest copies.
+    let got = write(&CopyOp { exclude: vec![".wh.*".into()], ..op(&["d"], "/etc/") }, b, &ctx).unwrap();
+    assert_eq!(got.last().map(|s| s.path.as_str()), Some("etc/ok"));
+}
+
+#[test]
 fn chmod_octal_and_symbolic_on_files_and_folders() {
     let (d, ctx) = context(&[("dir/run.sh", "#!"), ("dir/data", "d")], "");
     set_mode(&d.path().join("dir/run.sh"), 0o755);
