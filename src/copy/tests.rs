@@ -141,6 +141,19 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
     // ... then a file onto that folder goes into it.
     let got = write(&op(&["dir", "a.txt"], "/new"), None, &ctx).unwrap();
     assert_eq!(names(got), ["new 700 ", "new/x 644 x", "new/a.txt 644 a"]);
+    // A new destination folder has the source folder's mtime (BuildKit
+    // copies a folder's times onto the folder it makes, after its contents).
+    crate::fetch::set_mtime(&d.path().join("dir"), 1_234_567).unwrap();
+    let dir = CopyOp { sources: vec!["dir".into()], dest: "/made".into(), ..CopyOp::default() };
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let mut writer = LayerWriter::new(&store).unwrap();
+    write_layer(&dir, None, Some(&ctx), writer.tar()).unwrap();
+    let layer = writer.finish().unwrap();
+    let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let first = tar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!((first.path().unwrap().display().to_string(), first.header().mtime().unwrap()), ("made".into(), 1_234_567));
     // A missing folder before a wildcard is an error.
     let err = write(&op(&["nodir/*.txt"], "/"), None, &ctx).unwrap_err();
     assert!(err.contains("file not found in build context"), "{err}");
