@@ -61,9 +61,15 @@ pub enum CopyError {
     Exclude(String),
     #[error("COPY failed: copying {0} into a non-directory")]
     NotADirectory(String),
-    #[error("COPY failed: cannot copy to non-directory: {0}: the image has a file there, the source a folder")]
+    #[error(
+        "COPY failed: cannot copy to non-directory: {0}: the image has a file or symlink there where the source \
+         has a folder; remove it first (RUN rm) or copy to another path"
+    )]
     FolderOverFile(String),
-    #[error("COPY failed: cannot replace to directory {0} with file: the image has a folder there, the source not")]
+    #[error(
+        "COPY failed: cannot replace to directory {0} with file: the image has a folder there where the source \
+         has a file or symlink; remove it first (RUN rm -r) or copy to another path"
+    )]
     FileOverFolder(String),
     #[error(
         "COPY failed: {0}: a file named .wh.* would be a whiteout in the image's layer, deleting a file of the \

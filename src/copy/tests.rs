@@ -153,7 +153,10 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
     let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
     let first = tar.entries().unwrap().next().unwrap().unwrap();
-    assert_eq!((first.path().unwrap().display().to_string(), first.header().mtime().unwrap()), ("made".into(), 1_234_567));
+    assert_eq!(
+        (first.path().unwrap().display().to_string(), first.header().mtime().unwrap()),
+        ("made".into(), 1_234_567)
+    );
     // A missing folder before a wildcard is an error.
     let err = write(&op(&["nodir/*.txt"], "/"), None, &ctx).unwrap_err();
     assert!(err.contains("file not found in build context"), "{err}");
@@ -165,10 +168,13 @@ fn a_folder_never_replaces_a_file_nor_a_file_a_folder() {
     let (_c, ctx) = context(&[("src/file/x", "x"), ("src/tmp", "t"), ("src/ok/y", "y")], "");
     let base = base();
     let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
-    assert_eq!(err, "COPY failed: cannot copy to non-directory: /file: the image has a file there, the source a folder");
+    assert!(err.starts_with("COPY failed: cannot copy to non-directory: /file: the image has a file"), "{err}");
     let (_c, ctx) = context(&[("src/tmp", "t")], "");
     let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
-    assert_eq!(err, "COPY failed: cannot replace to directory /tmp with file: the image has a folder there, the source not");
+    assert!(
+        err.starts_with("COPY failed: cannot replace to directory /tmp with file: the image has a folder"),
+        "{err}"
+    );
     // Within one COPY too: a later source's folder onto an earlier one's file.
     let (_c, ctx) = context(&[("a/n", "file"), ("b/n/z", "z")], "");
     let err = write(&op(&["a", "b"], "/d/"), None, &ctx).unwrap_err();
