@@ -103,6 +103,19 @@ fn escapes(path: &str) -> bool {
     false
 }
 
+/// Whether anything below the excluded folder `dir` (`rel` below the root) is
+/// kept by a `!` rule of `from`'s .dockerignore.
+fn keeps_any_below(from: &SourceRoot, dir: &Path, rel: &Path) -> bool {
+    match from {
+        SourceRoot::Context { ignore, .. } if ignore.has_exceptions() => walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .filter_map(Result::ok)
+            .any(|e| e.path().strip_prefix(dir).is_ok_and(|below| !from.excluded(&rel.join(below)))),
+        _ => false,
+    }
+}
+
 /// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
 /// and `exclude` (`--exclude`, matched against a wildcard match's path below
 /// the folder searched, and against paths below a selected folder) applied.
@@ -135,6 +148,12 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
                 return Err(missing(source));
             }
             let dir_rel = dir_host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+            // BuildKit never sees a folder .dockerignore leaves out (unless a
+            // `!` rule keeps something below it): searching it is searching a
+            // missing folder, an error, not an empty copy.
+            if from.excluded(&dir_rel) && !keeps_any_below(from, &dir_host, &dir_rel) {
+                return Err(missing(source));
+            }
             let mut walk = walkdir::WalkDir::new(&dir_host).min_depth(1).sort_by_file_name().into_iter();
             while let Some(e) = walk.next() {
                 let e = e.map_err(|err| CopyError::Read(dir_host.clone(), err.into()))?;
@@ -213,5 +232,23 @@ pub(super) mod tests {
             let err = select(&ctx, &[bad.to_string()], &[]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_search_folder_left_out_is_missing() {
+        let files = [("gone/a.txt", "a"), ("kept/a.txt", "a"), ("kept/b.txt", "b"), ("d/e/f.txt", "f")];
+        let (_d, ctx) = context(&files, "gone\nkept\n!kept/b.txt\n");
+        let rels = |s: &str| -> Result<Vec<String>, String> {
+            match select(&ctx, &[s.to_owned()], &[]) {
+                Ok(sel) => Ok(sel.iter().map(|s| s.rel.display().to_string()).collect()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let missing = "COPY failed: file not found in build context or excluded by .dockerignore: gone/*.txt";
+        assert_eq!(rels("gone/*.txt"), Err(missing.to_owned()));
+        // A `!` rule keeps the folder: what it keeps is found, nothing else.
+        assert_eq!(rels("kept/*.txt"), Ok(vec!["kept/b.txt".to_owned()]));
+        assert_eq!(rels("**/f.txt"), Ok(vec!["d/e/f.txt".to_owned()]));
+        assert_eq!(rels("d/**/*.txt"), Ok(vec!["d/e/f.txt".to_owned()]));
     }
 }
