@@ -1,0 +1,143 @@
+//! A `docker save` archive read back as what a container would see: the
+//! image config, and the layers applied in order into one filesystem.
+//!
+//! Both kiln's and docker's results go through this same reader, so a
+//! difference found later is a difference in the images, not in two exports.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// What one path of the final filesystem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File { sha256: String, size: u64 },
+    Dir,
+    Symlink(String),
+    /// Character or block device, fifo: only its kind and numbers matter.
+    Special(String),
+}
+
+/// One path of the final filesystem; mtime is kept for the cases that ask.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+}
+
+pub struct Image {
+    pub config: Value,
+    /// Absolute paths ("/" excluded) to what is there.
+    pub fs: BTreeMap<String, Node>,
+}
+
+pub fn read(path: &Path) -> io::Result<Image> {
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(BufReader::new(File::open(path)?));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type().is_file() {
+            let name = entry.path()?.to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            files.insert(name, bytes);
+        }
+    }
+    let get = |name: &str| files.get(name).ok_or_else(|| bad(format!("{}: no {name}", path.display())));
+    let manifest: Value = serde_json::from_slice(get("manifest.json")?)?;
+    let first = &manifest[0];
+    let config_name = first["Config"].as_str().ok_or_else(|| bad("manifest.json: no Config".into()))?;
+    let config = serde_json::from_slice(get(config_name)?)?;
+    let mut fs = BTreeMap::new();
+    for layer in first["Layers"].as_array().into_iter().flatten() {
+        let layer = layer.as_str().ok_or_else(|| bad("manifest.json: a layer is not a string".into()))?;
+        apply(&mut fs, get(layer)?).map_err(|e| bad(format!("{}: layer {layer}: {e}", path.display())))?;
+    }
+    Ok(Image { config, fs })
+}
+
+fn bad(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Applies one layer (plain or gzip tar) with the OCI whiteout rules.
+fn apply(fs: &mut BTreeMap<String, Node>, layer: &[u8]) -> io::Result<()> {
+    let reader: Box<dyn Read> =
+        if layer.starts_with(&[0x1f, 0x8b]) { Box::new(GzDecoder::new(layer)) } else { Box::new(layer) };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = normal(&entry.path()?.to_string_lossy());
+        if path.is_empty() {
+            continue;
+        }
+        let (parent, base) = path.rsplit_once('/').unwrap_or(("", &path));
+        if base == ".wh..wh..opq" {
+            remove_below(fs, &format!("/{parent}"));
+            continue;
+        }
+        if let Some(hidden) = base.strip_prefix(".wh.") {
+            let gone = if parent.is_empty() { format!("/{hidden}") } else { format!("/{parent}/{hidden}") };
+            fs.remove(&gone);
+            remove_below(fs, &gone);
+            continue;
+        }
+        let header = entry.header();
+        let mode = header.mode()? & 0o7777;
+        let (uid, gid, mtime) = (header.uid()?, header.gid()?, header.mtime()?);
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => {
+                Kind::Symlink(entry.link_name()?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default())
+            }
+            tar::EntryType::Link => {
+                // A hard link is compared as the file it names: whether a
+                // writer emits links is not what a container sees.
+                let target = normal(&entry.link_name()?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default());
+                match fs.get(&format!("/{target}")) {
+                    Some(node) => node.kind.clone(),
+                    None => return Err(bad(format!("hard link /{path} to missing /{target}"))),
+                }
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut hasher = Sha256::new();
+                let size = io::copy(&mut entry, &mut hasher)?;
+                Kind::File { sha256: hex::encode(hasher.finalize()), size }
+            }
+            other => Kind::Special(format!(
+                "{other:?} {}:{}",
+                header.device_major()?.unwrap_or(0),
+                header.device_minor()?.unwrap_or(0)
+            )),
+        };
+        let key = format!("/{path}");
+        // A non-directory replaces a whole tree; a directory over a directory
+        // only updates its metadata.
+        if kind != Kind::Dir {
+            remove_below(fs, &key);
+        }
+        fs.insert(key, Node { kind, mode, uid, gid, mtime });
+    }
+    Ok(())
+}
+
+fn remove_below(fs: &mut BTreeMap<String, Node>, dir: &str) {
+    let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+    let doomed: Vec<String> = fs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+    for key in doomed {
+        fs.remove(&key);
+    }
+}
+
+/// "./a//b/" → "a/b": layer writers differ in how they spell a path.
+fn normal(path: &str) -> String {
+    path.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
+}
