@@ -13,10 +13,18 @@ use flate2::read::GzDecoder;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// Files up to this size are shown whole when they differ.
+const SHOWN: usize = 300;
+
 /// What one path of the final filesystem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    File { sha256: String, size: u64 },
+    /// `text` holds a small UTF-8 file's content, to show when it differs.
+    File {
+        sha256: String,
+        size: u64,
+        text: Option<String>,
+    },
     Dir,
     Symlink(String),
     /// Character or block device, fifo: only its kind and numbers matter.
@@ -108,9 +116,10 @@ fn apply(fs: &mut BTreeMap<String, Node>, layer: &[u8]) -> io::Result<()> {
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut hasher = Sha256::new();
-                let size = io::copy(&mut entry, &mut hasher)?;
-                Kind::File { sha256: hex::encode(hasher.finalize()), size }
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes)?;
+                let text = if bytes.len() <= SHOWN { String::from_utf8(bytes.clone()).ok() } else { None };
+                Kind::File { sha256: hex::encode(Sha256::digest(&bytes)), size: bytes.len() as u64, text }
             }
             other => Kind::Special(format!(
                 "{other:?} {}:{}",
@@ -131,7 +140,8 @@ fn apply(fs: &mut BTreeMap<String, Node>, layer: &[u8]) -> io::Result<()> {
 
 fn remove_below(fs: &mut BTreeMap<String, Node>, dir: &str) {
     let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
-    let doomed: Vec<String> = fs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+    let doomed: Vec<String> =
+        fs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
     for key in doomed {
         fs.remove(&key);
     }

@@ -10,7 +10,9 @@ use crate::archive::{Image, Kind, Node};
 /// whether or not a case sets them, so a default kiln adds shows up too.
 const TOP_LEVEL: &[&str] = &["architecture", "os", "variant", "author"];
 
-pub fn differences(kiln: &Image, docker: &Image, mtime_paths: &BTreeSet<String>) -> Vec<String> {
+/// `with_history` is false when docker built a stand-in Dockerfile, whose
+/// history rows are its own.
+pub fn differences(kiln: &Image, docker: &Image, mtime_paths: &BTreeSet<String>, with_history: bool) -> Vec<String> {
     let mut out = Vec::new();
     for key in TOP_LEVEL {
         same(&mut out, &format!("config {key}"), &kiln.config[key], &docker.config[key]);
@@ -20,7 +22,9 @@ pub fn differences(kiln: &Image, docker: &Image, mtime_paths: &BTreeSet<String>)
     for key in keys {
         same(&mut out, &format!("config.{key}"), &kc[key.as_str()], &dc[key.as_str()]);
     }
-    history(&mut out, &kiln.config, &docker.config);
+    if with_history {
+        history(&mut out, &kiln.config, &docker.config);
+    }
     filesystem(&mut out, &kiln.fs, &docker.fs, mtime_paths);
     out
 }
@@ -33,12 +37,9 @@ fn object_keys(value: &Value) -> impl Iterator<Item = &String> {
 /// writes them: for a container, absent and empty are the same.
 fn normal(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !is_empty(v))
-                .map(|(k, v)| (k.clone(), normal(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(_, v)| !is_empty(v)).map(|(k, v)| (k.clone(), normal(v))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -71,11 +72,22 @@ fn history(out: &mut Vec<String>, kiln: &Value, docker: &Value) {
             .collect()
     };
     let (k, d) = (rows(kiln), rows(docker));
-    if k != d {
+    // BuildKit ends the row of every step that ran LLB with this marker: one
+    // systematic difference, told once so the others stand out.
+    let marked_only = |i: usize| match (k.get(i), d.get(i)) {
+        (Some(kr), Some(dr)) => dr.strip_suffix(BUILDKIT_MARK) == Some(kr.as_str()),
+        _ => false,
+    };
+    let rows_count = k.len().max(d.len());
+    let marked: Vec<String> = (0..rows_count).filter(|&i| marked_only(i)).map(|i| i.to_string()).collect();
+    if !marked.is_empty() {
+        out.push(format!("history rows [{}]: docker's end with \"{BUILDKIT_MARK}\", kiln's do not", marked.join(",")));
+    }
+    if (0..rows_count).any(|i| !marked_only(i) && k.get(i) != d.get(i)) {
         let mut text = String::from("history (created_by, empty_layer):");
-        for i in 0..k.len().max(d.len()) {
+        for i in 0..rows_count {
             let (kr, dr) = (k.get(i).map_or("-", |s| s), d.get(i).map_or("-", |s| s));
-            if kr == dr {
+            if kr == dr || marked_only(i) {
                 text.push_str(&format!("\n    [{i}] same:   {kr}"));
             } else {
                 text.push_str(&format!("\n    [{i}] kiln:   {kr}\n    [{i}] docker: {dr}"));
@@ -84,6 +96,8 @@ fn history(out: &mut Vec<String>, kiln: &Value, docker: &Value) {
         out.push(text);
     }
 }
+
+const BUILDKIT_MARK: &str = " # buildkit";
 
 fn filesystem(
     out: &mut Vec<String>,
@@ -112,7 +126,10 @@ fn filesystem(
 
 fn describe(node: &Node) -> String {
     let what = match &node.kind {
-        Kind::File { sha256, size } => format!("file {size} bytes sha256:{}", &sha256[..12]),
+        Kind::File { sha256, size, text: Some(text) } => {
+            format!("file {size} bytes sha256:{} {text:?}", &sha256[..12])
+        }
+        Kind::File { sha256, size, text: None } => format!("file {size} bytes sha256:{}", &sha256[..12]),
         Kind::Dir => "dir".to_string(),
         Kind::Symlink(target) => format!("symlink -> {target}"),
         Kind::Special(s) => s.clone(),

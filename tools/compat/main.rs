@@ -109,15 +109,23 @@ fn run_case(tools: &Tools, name: &str, case: &Path) -> std::io::Result<Outcome> 
         }
     }
     let tag = format!("compat-{name}");
+    // Docker's own frontend may predate the syntax a case checks: then the
+    // case gives a stand-in that should make the same image.
+    let stand_in = context.join("Dockerfile.docker").exists();
+    if stand_in {
+        println!(
+            "  (docker builds Dockerfile.docker, a stand-in in the syntax its frontend knows; history not compared)"
+        );
+    }
     let k = kiln_build(tools, &context, "Dockerfile", &tag, &build_args);
-    let d = docker_build(tools, &context, "Dockerfile", &tag, &build_args);
+    let d = docker_build(tools, &context, if stand_in { "Dockerfile.docker" } else { "Dockerfile" }, &tag, &build_args);
     if let Some(outcome) = failures(k, d) {
         return Ok(outcome);
     }
     let (kiln_tar, docker_tar) = (work.join("kiln.tar"), work.join("docker.tar"));
     check(Command::new(&tools.kiln).args(["save", &tag, "-o"]).arg(&kiln_tar))?;
     check(Command::new(&tools.docker).args(["save", &tag, "-o"]).arg(&docker_tar))?;
-    let diffs = compare::differences(&archive::read(&kiln_tar)?, &archive::read(&docker_tar)?, &mtime_paths);
+    let diffs = compare::differences(&archive::read(&kiln_tar)?, &archive::read(&docker_tar)?, &mtime_paths, !stand_in);
     for diff in &diffs {
         println!("  {diff}");
     }
