@@ -1,6 +1,7 @@
 //! Builds each case under tools/compat/cases with kiln and with docker
 //! (BuildKit), and prints how the two images differ: final filesystem,
-//! config, history. Not run in CI: it needs a docker daemon. See README.md.
+//! config, history. Not run in CI: it needs a docker daemon. See README.md;
+//! tools/compat/setup.sh prepares a machine.
 //!
 //!   cargo run --example compat -- [--kiln PATH] [--docker PATH] [--work DIR] [CASE...]
 
@@ -30,8 +31,14 @@ enum Outcome {
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut tools = Tools {
-        kiln: root.join("target/debug/kiln"),
-        docker: PathBuf::from("docker"),
+        // The kiln of the same build: target/<profile>/examples/compat → target/<profile>/kiln.
+        kiln: std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("kiln")))
+            .unwrap_or_else(|| root.join("target/debug/kiln")),
+        // Debian's docker.io client: a newer client without buildx cannot
+        // use BuildKit, and may come first in PATH.
+        docker: PathBuf::from(if Path::new("/usr/bin/docker").exists() { "/usr/bin/docker" } else { "docker" }),
         work: std::env::temp_dir().join("kiln-compat"),
     };
     let mut names = Vec::new();
@@ -44,6 +51,14 @@ fn main() -> ExitCode {
             "--work" => tools.work = value(),
             _ => names.push(arg),
         }
+    }
+    if !tools.kiln.is_file() {
+        eprintln!("no kiln at {}: build it (cargo build) or give --kiln PATH", tools.kiln.display());
+        return ExitCode::from(2);
+    }
+    if std::env::var_os("KILN_ROOT").is_none() {
+        eprintln!("set KILN_ROOT to the kiln store that tools/compat/setup.sh filled (it holds busybox:latest)");
+        return ExitCode::from(2);
     }
     let cases_dir = root.join("tools/compat/cases");
     if names.is_empty() {
