@@ -5,6 +5,7 @@ use std::fmt;
 
 use kiln_solver::GraphError;
 
+use crate::checks::DirectiveError;
 use crate::instructions::InstructionError;
 use crate::lower::LowerError;
 use crate::parser::ParseError;
@@ -91,6 +92,10 @@ pub enum ErrorKind {
     /// The stages cannot be lowered (unknown stage or image, …).
     #[error(transparent)]
     Lower(#[from] LowerError),
+    /// A `# check=` directive that cannot be read, or checks failing the
+    /// build (`error=true`).
+    #[error(transparent)]
+    Check(#[from] DirectiveError),
     /// The graph refused a vertex (a bug: the frontend only adds valid vertices).
     #[error("internal error: cannot add a vertex to the build graph")]
     Graph(#[source] GraphError),

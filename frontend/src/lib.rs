@@ -15,6 +15,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod checks;
 mod config;
 mod error;
 mod instructions;
@@ -26,6 +27,7 @@ mod parser;
 mod shell;
 mod shorten;
 
+pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
@@ -34,7 +36,7 @@ pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};
 pub use parser::ParseError;
-pub use shell::ShellError;
+pub use shell::{expand_word, expand_words, ShellError};
 pub use shorten::{Shortened, SHOWN_CHARS};
 
 /// Lower a Dockerfile to the build graph of its target stage.
@@ -44,22 +46,29 @@ pub use shorten::{Shortened, SHOWN_CHARS};
 /// looked up through `resolver`; nothing else is read. The same text, options and
 /// resolver answers always give the same vertex digests.
 pub fn build_graph(dockerfile: &str, opts: &BuildOptions, resolver: &dyn ImageResolver) -> Result<BuildGraph, Error> {
-    let file = if opts.dockerfile_name.is_empty() { "Dockerfile" } else { opts.dockerfile_name.as_str() };
+    let file = checks::file_name(opts);
+    let resolver = checks::Remembered::new(resolver);
     let lower = || {
         let parsed = parser::parse(dockerfile)?;
         let lexer = shell::Lexer::new(parsed.escape);
         let (syntax, check) = (parsed.syntax.clone(), parsed.check.clone());
         let instructions = instructions::parse(parsed.nodes, &lexer)?;
-        let mut graph = lower::lower(instructions, &lexer, opts, resolver)?;
+        let mut graph = lower::lower(instructions, &lexer, opts, &resolver)?;
         if let Some(warning) = syntax.as_ref().and_then(parser::syntax_warning) {
             let at = syntax.as_ref().map(|s| s.location).expect("a warning comes from a directive");
             graph.warnings.insert(0, format!("{file}:{at}: {warning}"));
         }
         graph.check_directive = check.map(|c| c.value);
+        // The build checks of the stages built, on the images already looked up.
+        let report = checks::run(dockerfile, opts, &resolver.asked(), checks::Scope::Target)?;
+        if let Some(violation) = report.violation() {
+            return Err(violation);
+        }
+        graph.warnings.extend(report.lines());
         Ok(graph)
     };
     lower().map_err(|mut e: Error| {
-        e.file = file.to_owned();
+        e.file = file.clone();
         e
     })
 }

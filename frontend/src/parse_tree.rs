@@ -111,7 +111,9 @@ fn tree_node(node: &Node, lexer: &Lexer) -> Result<TreeNode, Error> {
         },
         (Some(array), _) => array.iter().map(|s| word(s)).collect(),
         (None, _) if rest.is_empty() => Vec::new(),
-        (None, "FROM" | "EXPOSE" | "COPY" | "ADD" | "VOLUME") => rest.split_ascii_whitespace().map(word).collect(),
+        (None, "FROM" | "EXPOSE" | "COPY" | "ADD" | "VOLUME") => {
+            parser::fields(rest).into_iter().map(|(_, w)| word(w)).collect()
+        }
         (None, "ARG") => lexer.split(rest).into_iter().map(|(_, w)| word(w)).collect(),
         (None, "ENV" | "LABEL") => crate::instructions::raw_pairs(node, lexer)?
             .into_iter()

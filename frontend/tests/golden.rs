@@ -40,15 +40,29 @@ const ERROR: &str = "error";
 
 #[test]
 fn golden() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    check_cases("tests/golden", 30, FakeResolver::default);
+}
+
+/// Dockerfiles in the style of popular official images (`tests/corpus/`),
+/// lowered against a resolver that finds any base image: the issue's "a new
+/// user tries kiln on real Dockerfiles", kept from regressing.
+#[test]
+fn corpus() {
+    check_cases("tests/corpus", 10, FakeResolver::open);
+}
+
+/// Lower every case folder under `dir` (at least `min` of them) and compare
+/// (or bless) its expected file.
+fn check_cases(dir: &str, min: usize, resolver: fn() -> FakeResolver) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v != "0");
     let mut cases: Vec<PathBuf> =
         fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
-    assert!(cases.len() >= 30, "expected the golden cases in {}", root.display());
+    assert!(cases.len() >= min, "expected the cases in {}", root.display());
     let mut failures = Vec::new();
     for case in &cases {
-        let (file, actual) = run(case);
+        let (file, actual) = run(case, &resolver());
         let other = case.join(if file == PLAN { ERROR } else { PLAN });
         let path = case.join(file);
         if bless {
@@ -74,7 +88,7 @@ fn golden() {
 }
 
 /// Lower one case: which expected file it yields, and that file's text.
-fn run(case: &Path) -> (&'static str, String) {
+fn run(case: &Path, resolver: &FakeResolver) -> (&'static str, String) {
     let dockerfile = fs::read_to_string(case.join("Dockerfile")).unwrap();
     let mut o = opts(&[], None);
     let args = fs::read_to_string(case.join("args")).unwrap_or_default();
@@ -91,9 +105,8 @@ fn run(case: &Path) -> (&'static str, String) {
             _ => panic!("{}: unknown args line {line:?}", case.display()),
         }
     }
-    let resolver = FakeResolver::default();
-    match build_graph(&dockerfile, &o, &resolver) {
-        Ok(bg) => (PLAN, render(&bg, &resolver)),
+    match build_graph(&dockerfile, &o, resolver) {
+        Ok(bg) => (PLAN, render(&bg, resolver)),
         Err(e) => (ERROR, format!("{e}\n")),
     }
 }

@@ -16,6 +16,7 @@
 //! user namespace first (as the kiln command is, see [`crate::sandbox::userns`]):
 //! overlay mounts and the sandbox's id maps need it.
 
+mod check;
 mod metadata;
 mod resolver;
 
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use check::{check, CheckOutcome};
 use kiln_frontend::BuildOptions;
 use kiln_solver::{Digest, Event, SolveError, Solver};
 use oci_spec::image::Descriptor;
@@ -196,31 +198,14 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     if !context.is_dir() {
         return Err(BuildError::NoContext(context.clone()));
     }
-    let (dockerfile_path, text, dockerfile_name) = match &request.dockerfile {
-        Dockerfile::Text { name, text } => (context.join("Dockerfile"), text.clone(), name.clone()),
-        Dockerfile::InContext | Dockerfile::Path(_) => {
-            let path = match &request.dockerfile {
-                Dockerfile::Path(p) => p.clone(),
-                _ => context.join("Dockerfile"),
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
-            let name = path.display().to_string();
-            (path, text, name)
-        }
-    };
+    let (dockerfile_path, text, dockerfile_name) = read_dockerfile(&request)?;
     // Check every name first: a bad name must fail before any work, not after it.
     let tags = request.tags.iter().map(|t| reference::normalize(t)).collect::<Result<Vec<_>, _>>();
     let tags = tags.map_err(BuildError::Name)?;
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
-    let opts = BuildOptions {
-        dockerfile_name,
-        build_args: request.build_args.clone(),
-        target: request.target.clone(),
-        named_contexts: Default::default(),
-        platform: Some(format!("linux/{}", crate::image::host_architecture())),
-    };
+    let opts = frontend_options(&request, dockerfile_name);
     let resolver = resolver::StoreResolver {
         store,
         pull: request.pull,
@@ -336,6 +321,34 @@ pub fn build_args_from_flags(
         }
     }
     Ok(build_args)
+}
+
+/// The Dockerfile a request names: its path, its text and its name for messages.
+fn read_dockerfile(request: &BuildRequest) -> Result<(PathBuf, String, String), BuildError> {
+    let context = &request.context;
+    Ok(match &request.dockerfile {
+        Dockerfile::Text { name, text } => (context.join("Dockerfile"), text.clone(), name.clone()),
+        Dockerfile::InContext | Dockerfile::Path(_) => {
+            let path = match &request.dockerfile {
+                Dockerfile::Path(p) => p.clone(),
+                _ => context.join("Dockerfile"),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
+            let name = path.display().to_string();
+            (path, text, name)
+        }
+    })
+}
+
+/// What the frontend is told about a request.
+fn frontend_options(request: &BuildRequest, dockerfile_name: String) -> BuildOptions {
+    BuildOptions {
+        dockerfile_name,
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        named_contexts: Default::default(),
+        platform: Some(format!("linux/{}", crate::image::host_architecture())),
+    }
 }
 
 #[cfg(test)]

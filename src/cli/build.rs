@@ -52,6 +52,11 @@ pub struct Args {
     /// With --push: how layers are compressed on the way.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: super::registry::Compression,
+    /// Only run the build checks (BuildKit's linter rules) and print what they
+    /// find; build nothing. Fails when the Dockerfile would not build, or
+    /// when it breaks a rule and says `# check=error=true`.
+    #[arg(long)]
+    pub check: bool,
     /// The build context folder.
     pub context: PathBuf,
 }

@@ -11,7 +11,9 @@ Each subcommand prints one JSON document on stdout and exits 0; on bad input it 
 error (file:line:column: what is wrong) on stderr and exits non-zero. Other tools drive these \
 commands: their JSON shapes are kept stable.\n\n\
 kiln debug parse [FILE]: a Dockerfile's raw parse tree, before any expansion (FILE defaults to \
-./Dockerfile; - reads stdin). See kiln debug parse --help for its shape.";
+./Dockerfile; - reads stdin). See kiln debug parse --help for its shape.\n\n\
+kiln debug expand word|words [--env NAME=VALUE]... -- INPUT: a word as an instruction expands it \
+(word: the text, not split, on one line; words: the JSON array of its words).";
 
 /// `kiln debug SUBCOMMAND`.
 #[derive(clap::Args)]
@@ -27,6 +29,8 @@ pub enum DebugCommand {
     /// Print a Dockerfile's raw parse tree as JSON, before any expansion.
     #[command(long_about = PARSE_HELP)]
     Parse(ParseArgs),
+    /// Expand a Dockerfile word the way an instruction would.
+    Expand(super::debug_expand::ExpandArgs),
 }
 
 const PARSE_HELP: &str = "Print a Dockerfile's raw parse tree as JSON, before any expansion.\n\n\

@@ -62,6 +62,9 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.registry = config.clone();
     request.cache_from = args.cache_from.iter().map(|c| CacheLocation::parse_from(c)).collect::<Result<_, _>>()?;
     request.cache_to = args.cache_to.iter().map(|c| CacheExport::parse(c)).collect::<Result<_, _>>()?;
+    if args.check {
+        return super::build_check::check(store, &request);
+    }
     let built = kiln::build(store, request)?;
     if let Some(path) = &args.iidfile {
         write_file(path, built.id.as_str().as_bytes())?;

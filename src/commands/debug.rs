@@ -11,6 +11,7 @@ use crate::cli::debug::{Args, DebugCommand, ParseArgs};
 pub fn debug(args: Args) -> anyhow::Result<()> {
     match args.command {
         DebugCommand::Parse(args) => parse(args),
+        DebugCommand::Expand(args) => super::debug_expand::expand(args),
     }
 }
 

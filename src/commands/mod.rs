@@ -2,7 +2,9 @@
 //! one error path: `error: …` and its causes, escaped, then the exit code.
 
 mod build;
+mod build_check;
 mod debug;
+mod debug_expand;
 mod history;
 mod images;
 mod import;

@@ -1,10 +1,12 @@
 mod bad_input;
 mod build;
 mod cache;
+mod checks;
 mod cli;
 mod copy;
 mod debug_parse;
 mod dockerfile_syntax;
+mod expand;
 mod harness;
 mod history;
 mod interop;

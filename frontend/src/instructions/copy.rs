@@ -1,6 +1,6 @@
 //! COPY and ADD: the same shape, ADD with a few flags of its own.
 
-use super::{bool_flag, flag, flags, json_or_words, InstructionError, Word};
+use super::{bool_flag, flag, flags, json_or_fields, split_quote, InstructionError, Word};
 use crate::error::Error;
 use crate::parser::{heredoc_marker, Node};
 use crate::shell::Lexer;
@@ -45,7 +45,7 @@ pub(crate) struct Inline {
 
 pub(super) fn copy(node: &Node, lexer: &Lexer) -> Result<Copy, Error> {
     let keyword = node.keyword;
-    let mut args = json_or_words(node, lexer);
+    let mut args = json_or_fields(node);
     if args.len() < 2 {
         return Err(Error::at(node.location, InstructionError::CopyArguments(keyword)));
     }
@@ -70,6 +70,8 @@ pub(super) fn copy(node: &Node, lexer: &Lexer) -> Result<Copy, Error> {
                 None => paths.push(word),
             }
         }
+        split_quote(keyword, &paths, lexer)?;
+        split_quote(keyword, std::slice::from_ref(&dest), lexer)?;
         args = paths;
     }
     Ok(Copy {

@@ -13,7 +13,7 @@ mod run;
 
 use crate::error::{Error, Location};
 use crate::parser::{Flag, Node};
-use crate::shell::Lexer;
+use crate::shell::{Lexer, ShellError};
 
 pub(crate) use copy::Copy;
 pub(crate) use health::{format_duration, Health};
@@ -23,7 +23,7 @@ pub(crate) use run::Run;
 #[derive(Debug, thiserror::Error)]
 pub enum InstructionError {
     /// The instruction (named) was given nothing to work on.
-    #[error("{0} requires at least one argument")]
+    #[error("{keyword} requires at least one argument, e.g. {example}", keyword = .0, example = usage(.0))]
     NoArguments(&'static str),
     /// FROM with words other than `image [AS name]`.
     #[error("FROM takes an image and an optional \"AS name\", e.g. FROM alpine AS build")]
@@ -64,8 +64,20 @@ pub enum InstructionError {
     /// SHELL [].
     #[error("SHELL requires at least one argument, e.g. SHELL [\"/bin/bash\", \"-c\"]")]
     ShellEmpty,
+    /// A shell-form word with a quote left open (`COPY "a b" /c`).
+    #[error(
+        "{keyword} splits its arguments at blanks, even inside quotes, so `{word}` leaves a quote open: \
+         for a path with blanks use the JSON form, e.g. {}",
+        json_example(keyword)
+    )]
+    SplitQuote {
+        /// COPY, ADD or VOLUME.
+        keyword: &'static str,
+        /// The word as written.
+        word: String,
+    },
     /// VOLUME "" (or a JSON element that is blank).
-    #[error("VOLUME specified can not be an empty string")]
+    #[error("VOLUME specified can not be an empty string: give each volume a path, e.g. VOLUME /data")]
     EmptyVolume,
     /// HEALTHCHECK with a first word other than CMD or NONE.
     #[error("unknown type \"{0}\" in HEALTHCHECK (try CMD, or NONE)")]
@@ -74,7 +86,7 @@ pub enum InstructionError {
     #[error("HEALTHCHECK NONE takes no arguments")]
     HealthcheckNoneArgs,
     /// HEALTHCHECK CMD without a command.
-    #[error("missing command after HEALTHCHECK CMD")]
+    #[error("missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/")]
     HealthcheckCommand,
     /// A HEALTHCHECK duration that does not parse or is out of range.
     #[error("invalid --{flag}={value}: {reason}")]
@@ -94,21 +106,53 @@ pub enum InstructionError {
         /// The word as written.
         word: String,
     },
-    /// The legacy `ENV name value` form without a value.
-    #[error("ENV requires a name and a value")]
-    EnvValue,
+    /// The legacy `ENV name value` form without a value (the name).
+    #[error("ENV {0} has no value: write ENV {0}=value (or ENV {0}= for an empty one)")]
+    EnvValue(String),
     /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
     /// An ARG name with characters docker does not allow.
-    #[error("invalid ARG name \"{0}\"")]
+    #[error("invalid ARG name \"{0}\": use letters, digits, '_', '-' and '.'")]
     ArgName(String),
     /// An instruction other than ARG (named) before the first FROM.
     #[error("{0} before the first FROM: only ARG may come before it")]
     BeforeFrom(&'static str),
     /// The file has instructions but no FROM.
-    #[error("no FROM instruction")]
+    #[error("no FROM instruction: start the first stage with FROM <image> (only ARG may come before it)")]
     NoFrom,
+}
+
+/// A short example of `keyword` with arguments, for the error of one without.
+fn usage(keyword: &str) -> &'static str {
+    match keyword {
+        "FROM" => "FROM alpine:3.20",
+        "RUN" => "RUN make install",
+        "CMD" => r#"CMD ["app", "--serve"]"#,
+        "ENTRYPOINT" => r#"ENTRYPOINT ["app"]"#,
+        "COPY" => "COPY src/ /app/",
+        "ADD" => "ADD app.tar.gz /opt/",
+        "ENV" => "ENV NAME=value",
+        "ARG" => "ARG VERSION=1.0",
+        "LABEL" => "LABEL version=1.0",
+        "WORKDIR" => "WORKDIR /app",
+        "USER" => "USER app:app",
+        "EXPOSE" => "EXPOSE 8080/tcp",
+        "VOLUME" => "VOLUME /data",
+        "STOPSIGNAL" => "STOPSIGNAL SIGTERM",
+        "HEALTHCHECK" => "HEALTHCHECK CMD wget -q --spider http://localhost/",
+        "SHELL" => r#"SHELL ["/bin/bash", "-c"]"#,
+        "ONBUILD" => "ONBUILD RUN make",
+        _ => "MAINTAINER Jane Doe <jane@example.com>",
+    }
+}
+
+/// The JSON form of `keyword` with a path that holds a blank.
+fn json_example(keyword: &str) -> String {
+    match keyword {
+        "VOLUME" => r#"VOLUME ["/my data"]"#.to_owned(),
+        _ => format!(r#"{keyword} ["my file", "/dest/"]"#),
+    }
 }
 
 /// A raw word and where it was written.
@@ -217,7 +261,7 @@ pub(crate) fn parse(nodes: impl Iterator<Item = Result<Node, Error>>, lexer: &Le
     for node in nodes {
         let node = &node?;
         if node.keyword == "FROM" {
-            let stage = from(node, lexer)?;
+            let stage = from(node)?;
             if let Some(name) = &stage.name {
                 if file.stages.iter().any(|s| s.name.as_ref() == Some(name)) {
                     let e = InstructionError::DuplicateStage(name.clone());
@@ -255,8 +299,28 @@ fn words(node: &Node, lexer: &Lexer) -> Vec<Word> {
         .collect()
 }
 
-fn from(node: &Node, lexer: &Lexer) -> Result<Stage, Error> {
-    let mut words = words(node, lexer);
+/// The words of a node's rest split at blanks only, as BuildKit splits FROM,
+/// EXPOSE, COPY, ADD and VOLUME: quotes are removed later, word by word, as
+/// each expands.
+fn fields(node: &Node) -> Vec<Word> {
+    crate::parser::fields(&node.rest)
+        .into_iter()
+        .map(|(offset, raw)| Word { raw: raw.to_owned(), location: node.location_of(offset) })
+        .collect()
+}
+
+/// A shell-form word of `keyword` whose quote is left open: one half of a
+/// quoted path with blanks, which BuildKit splits in two and then refuses.
+fn split_quote(keyword: &'static str, words: &[Word], lexer: &Lexer) -> Result<(), Error> {
+    let unset = |_: &str| None;
+    match words.iter().find(|w| matches!(lexer.expand(&w.raw, &unset), Err(ShellError::UnterminatedQuote { .. }))) {
+        Some(w) => Err(Error::at(w.location, InstructionError::SplitQuote { keyword, word: w.raw.clone() })),
+        None => Ok(()),
+    }
+}
+
+fn from(node: &Node) -> Result<Stage, Error> {
+    let mut words = fields(node);
     let name = match words.len() {
         0 => return Err(Error::at(node.location, InstructionError::NoArguments("FROM"))),
         1 => None,
@@ -316,7 +380,7 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
         "ARG" => Instruction::Arg(args(node, lexer)?),
         "WORKDIR" => Instruction::Workdir(whole(node)),
         "USER" => Instruction::User(whole(node)),
-        "EXPOSE" => Instruction::Expose(words(node, lexer)),
+        "EXPOSE" => Instruction::Expose(fields(node)),
         "STOPSIGNAL" => Instruction::StopSignal(whole(node)),
         "MAINTAINER" => Instruction::Maintainer(node.rest.clone().into()),
         "SHELL" => match &node.json {
@@ -325,7 +389,10 @@ pub(crate) fn instruction(node: &Node, lexer: &Lexer) -> Result<Instruction, Err
             None => return Err(Error::at(node.location_of(0), InstructionError::ShellNotJson)),
         },
         "VOLUME" => {
-            let volumes = json_or_words(node, lexer);
+            let volumes = json_or_fields(node);
+            if node.json.is_none() {
+                split_quote("VOLUME", &volumes, lexer)?;
+            }
             if let Some(blank) = volumes.iter().find(|w| w.raw.trim().is_empty()) {
                 return Err(Error::at(blank.location, InstructionError::EmptyVolume));
             }
@@ -353,11 +420,11 @@ fn command_line(node: &Node) -> CommandLine {
 }
 
 /// The JSON array's elements (which have no place of their own: the
-/// instruction's is used), else the whitespace-separated words.
-fn json_or_words(node: &Node, lexer: &Lexer) -> Vec<Word> {
+/// instruction's is used), else the blank-separated [`fields`].
+fn json_or_fields(node: &Node) -> Vec<Word> {
     match &node.json {
         Some(array) => array.iter().map(|raw| Word { raw: raw.clone(), location: node.location }).collect(),
-        None => words(node, lexer),
+        None => fields(node),
     }
 }
 
@@ -419,7 +486,7 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Box<[Pair]>, Error> {
         // Legacy form: the first word is the name, all the rest is the value.
         let key = words[0].clone();
         let Some(value_start) = node.rest[key.raw.len()..].find(|c: char| !c.is_whitespace()) else {
-            return Err(Error::at(key.location, InstructionError::EnvValue));
+            return Err(Error::at(key.location, InstructionError::EnvValue(key.raw)));
         };
         let offset = key.raw.len() + value_start;
         let value = Word { raw: node.rest[offset..].to_owned(), location: node.location_of(offset) };
@@ -461,13 +528,20 @@ fn args(node: &Node, lexer: &Lexer) -> Result<Box<[ArgDecl]>, Error> {
             if name.is_empty() {
                 return Err(Error::at(w.location, InstructionError::BlankName("ARG")));
             }
-            if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            // BuildKit takes `ARG ${X}=1` as written (it expands values, not
+            // names): such a name is odd but accepted.
+            if !name.contains('$') && !valid_arg_name(name) {
                 let e = InstructionError::ArgName(name.to_owned());
                 return Err(Error::at(w.location, e));
             }
             Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
+}
+
+/// The characters docker allows in an ARG name.
+fn valid_arg_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -559,8 +633,8 @@ mod tests {
             ),
             ("COPY a b /c/", "COPY from=None chown=None chmod=None a@2:6 b@2:8 -> /c/@2:10"),
             (
-                "COPY --from=b --chown=u:g --chmod=600 \"a b\" .",
-                r#"COPY from=Some("b@2:6") chown=Some("u:g@2:15") chmod=Some("600@2:27") "a b"@2:39 -> .@2:45"#,
+                "COPY --from=b --chown=u:g --chmod=600 \"a\"'b' .",
+                r#"COPY from=Some("b@2:6") chown=Some("u:g@2:15") chmod=Some("600@2:27") "a"'b'@2:39 -> .@2:46"#,
             ),
             (r#"COPY ["a", "/b"]"#, "COPY from=None chown=None chmod=None a@2:1 -> /b@2:1"),
             ("ENV A=1 B=\"x y\"", "ENV A@2:5=1@2:7 B@2:9=\"x y\"@2:11"),
@@ -571,6 +645,11 @@ mod tests {
             ("WORKDIR  /a b ", "WORKDIR /a b@2:10"),
             ("USER $U:g", "USER $U:g@2:6"),
             ("EXPOSE 80 53/udp $P", "EXPOSE 80@2:8 53/udp@2:11 $P@2:18"),
+            ("EXPOSE 80/tcp\t8000-8010/udp  $P", "EXPOSE 80/tcp@2:8 8000-8010/udp@2:15 $P@2:30"),
+            // Blanks split these even inside quotes, as in BuildKit; quotes
+            // without blanks are removed when the word expands.
+            ("VOLUME \"/a\"\t/b\\ c", "VOLUME \"/a\"@2:8 /b\\@2:13 c@2:17"),
+            ("COPY a\\ b /c/", "COPY from=None chown=None chmod=None a\\@2:6 b@2:9 -> /c/@2:11"),
         ];
         for (line, want) in cases {
             assert_eq!(one(line), *want, "line: {line}");
@@ -580,21 +659,31 @@ mod tests {
     #[test]
     fn errors() {
         let cases: &[(&str, &str)] = &[
-            ("RUN", "Dockerfile:2:1: RUN requires at least one argument"),
+            ("RUN", "Dockerfile:2:1: RUN requires at least one argument, e.g. RUN make install"),
+            ("ONBUILD", "Dockerfile:2:1: ONBUILD requires at least one argument, e.g. ONBUILD RUN make"),
+            ("MAINTAINER  ", "Dockerfile:2:1: MAINTAINER requires at least one argument, e.g. MAINTAINER Jane Doe <jane@example.com>"),
+            ("STOPSIGNAL", "Dockerfile:2:1: STOPSIGNAL requires at least one argument, e.g. STOPSIGNAL SIGTERM"),
             ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination"),
             (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination"),
-            ("ENV A", "Dockerfile:2:5: ENV requires a name and a value"),
+            ("ENV A", "Dockerfile:2:5: ENV A has no value: write ENV A=value (or ENV A= for an empty one)"),
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),
-            ("ARG a$b", "Dockerfile:2:5: invalid ARG name \"a$b\""),
+            ("ARG a/b", "Dockerfile:2:5: invalid ARG name \"a/b\": use letters, digits, '_', '-' and '.'"),
             ("ADD a", "Dockerfile:2:1: ADD requires at least one source and a destination"),
+            (
+                "COPY \"a b\" /c",
+                "Dockerfile:2:6: COPY splits its arguments at blanks, even inside quotes, so `\"a` leaves a quote open: \
+                 for a path with blanks use the JSON form, e.g. COPY [\"my file\", \"/dest/\"]",
+            ),
+            ("ADD x 'my dir/'", "Dockerfile:2:7: ADD splits its arguments at blanks, even inside quotes, so `'my` leaves a quote open: for a path with blanks use the JSON form, e.g. ADD [\"my file\", \"/dest/\"]"),
+            ("VOLUME \"/my data\"", "Dockerfile:2:8: VOLUME splits its arguments at blanks, even inside quotes, so `\"/my` leaves a quote open: for a path with blanks use the JSON form, e.g. VOLUME [\"/my data\"]"),
             ("SHELL /bin/bash -c", "Dockerfile:2:7: SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
             ("SHELL []", "Dockerfile:2:1: SHELL requires at least one argument, e.g. SHELL [\"/bin/bash\", \"-c\"]"),
-            (r#"VOLUME ["/a", " "]"#, "Dockerfile:2:1: VOLUME specified can not be an empty string"),
+            (r#"VOLUME ["/a", " "]"#, "Dockerfile:2:1: VOLUME specified can not be an empty string: give each volume a path, e.g. VOLUME /data"),
             ("HEALTHCHECK NONE x", "Dockerfile:2:18: HEALTHCHECK NONE takes no arguments"),
-            ("HEALTHCHECK CMD", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
-            ("HEALTHCHECK CMD []", "Dockerfile:2:1: missing command after HEALTHCHECK CMD"),
+            ("HEALTHCHECK CMD", "Dockerfile:2:1: missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/"),
+            ("HEALTHCHECK CMD []", "Dockerfile:2:1: missing command after HEALTHCHECK CMD, e.g. HEALTHCHECK CMD wget -q --spider http://localhost/"),
             ("HEALTHCHECK RUN x", "Dockerfile:2:13: unknown type \"RUN\" in HEALTHCHECK (try CMD, or NONE)"),
             ("HEALTHCHECK --interval=5 CMD x", "Dockerfile:2:13: invalid --interval=5: expected a duration such as 30s, 1m30s or 500ms"),
             ("HEALTHCHECK --timeout=1us CMD x", "Dockerfile:2:13: invalid --timeout=1us: it cannot be less than 1ms"),

@@ -73,6 +73,8 @@ impl Lowering<'_> {
     }
 
     /// ARG inside a stage: the build arg, else the default, else the global value.
+    /// The name is taken as written: BuildKit expands an ARG's default but,
+    /// since Dockerfile 1.7, no longer its name.
     pub(super) fn arg(&mut self, st: &mut StageState, decls: &[ArgDecl]) -> Result<(), Error> {
         let mut shown = Vec::new();
         for decl in decls {
@@ -102,6 +104,8 @@ impl Lowering<'_> {
             .build_args
             .keys()
             .filter(|k| !self.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            // Read by the build checks, not by an ARG.
+            .filter(|k| k.as_str() != crate::checks::CHECK_BUILD_ARG)
             .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
             .collect()
     }

@@ -49,7 +49,7 @@ use stage::StageState;
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
     /// `--target` names no stage.
-    #[error("target stage \"{0}\" not found")]
+    #[error("target stage \"{0}\" not found: --target takes a stage name (FROM <image> AS <name>) or index")]
     TargetNotFound(String),
     /// FROM names neither an earlier stage nor an image the resolver knows.
     #[error("base image \"{0}\" not found: build or load it first (kiln load / kiln import)")]
@@ -63,7 +63,9 @@ pub enum LowerError {
         message: String,
     },
     /// FROM's image expands to the empty string (an unset ARG).
-    #[error("base image name \"{0}\" expands to nothing")]
+    #[error(
+        "base image name \"{0}\" expands to nothing: give its ARG a default before the first FROM, or pass --build-arg"
+    )]
     EmptyBase(String),
     /// `FROM x AS x`.
     #[error("FROM {0}: a stage cannot build on itself")]
@@ -117,7 +119,9 @@ pub enum LowerError {
     #[error("{0}")]
     Unsupported(String),
     /// A value that must not be empty expands to nothing; names what it is.
-    #[error("{0} expands to nothing")]
+    #[error(
+        "{0} expands to nothing: check the variables it uses (declared with ARG or ENV, or passed with --build-arg)"
+    )]
     EmptyValue(&'static str),
     /// EXPOSE of something that is not a port or a port range.
     #[error("invalid port \"{0}\": expected PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp")]

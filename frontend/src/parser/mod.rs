@@ -44,6 +44,20 @@ pub enum ParseError {
         /// The instruction it is a likely typo of.
         suggestion: Option<&'static str>,
     },
+    /// A keyword alone on its line, glued to the next line's first word by
+    /// the continuation (`RUN\` then `echo hi` reads `RUNecho hi`).
+    #[error(
+        "unknown instruction \"{keyword}{next}\": the continuation after {keyword} joins it to \"{next}\" \
+         with no blank between them; put a space before the {escape} (or indent the next line)"
+    )]
+    JoinedKeyword {
+        /// The instruction on the first line, as written.
+        keyword: String,
+        /// The next line's first word.
+        next: String,
+        /// The file's escape character.
+        escape: char,
+    },
     /// A flag the instruction does not take at all.
     #[error("{keyword} does not take --{flag} ({})", takes(flags))]
     UnknownFlag {
@@ -61,7 +75,7 @@ pub enum ParseError {
         flag: String,
     },
     /// The same flag twice on one instruction.
-    #[error("flag --{flag} is given twice")]
+    #[error("flag --{flag} is given twice: keep one")]
     DuplicateFlag {
         /// The flag's name, without `--`.
         flag: String,
@@ -85,14 +99,16 @@ pub enum ParseError {
     #[error("an ONBUILD trigger must be a single instruction")]
     TriggerNotOne,
     /// A parser directive (named) given twice.
-    #[error("the {0} directive is given twice")]
+    #[error("the {0} directive is given twice: keep one")]
     DuplicateDirective(String),
 }
 
 fn did_you_mean(suggestion: &Option<&'static str>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean \"{s}\"?)"),
-        None => String::new(),
+        None => {
+            ": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment".to_owned()
+        }
     }
 }
 
@@ -124,6 +140,26 @@ struct Segment {
     column: usize,
 }
 
+impl Segment {
+    fn location(&self) -> Location {
+        Location { line: self.line, column: self.column }
+    }
+}
+
+/// The error for a logical line whose first physical line is a keyword
+/// alone, glued by the continuation to the next line's first word: BuildKit
+/// reads `RUNecho` too, and calls it an unknown instruction.
+fn joined_keyword(line: &str, segments: &[Segment], escape: char) -> Option<ParseError> {
+    let joint = segments.get(1)?.offset;
+    let keyword = &line[..joint];
+    let glued = !keyword.is_empty() && !keyword.contains(char::is_whitespace);
+    let next_word = line[joint..].split(char::is_whitespace).next().unwrap_or("");
+    if !glued || next_word.is_empty() || spec::find(&keyword.to_ascii_uppercase()).is_none() {
+        return None;
+    }
+    Some(ParseError::JoinedKeyword { keyword: keyword.to_owned(), next: next_word.to_owned(), escape })
+}
+
 /// One instruction.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -144,6 +180,9 @@ pub(crate) struct Node {
     pub(crate) end_line: usize,
     /// The instruction as written, continuations joined into one line.
     pub(crate) text: String,
+    /// The first blank line inside its continuation, which BuildKit
+    /// skips with a warning (and means to refuse one day).
+    pub(crate) empty_continuation: Option<usize>,
     /// Byte offset of `rest` in the logical line.
     rest_offset: usize,
     /// The logical line, to map offsets back to places.
@@ -232,10 +271,15 @@ impl Iterator for Nodes<'_> {
             let mut segments = vec![Segment { offset: 0, line: self.number, column }];
             let (content, mut continued) = strip_continuation(start, self.escape);
             let mut line = content.to_owned();
+            let mut empty_continuation = None;
             while continued {
                 let Some(raw) = self.next_line() else { break };
                 let start = raw.trim_start();
-                if start.is_empty() || start.starts_with('#') {
+                if start.is_empty() {
+                    empty_continuation.get_or_insert(self.number);
+                    continue;
+                }
+                if start.starts_with('#') {
                     continue;
                 }
                 let (content, more) = strip_continuation(raw, self.escape);
@@ -243,7 +287,10 @@ impl Iterator for Nodes<'_> {
                 line.push_str(content);
                 continued = more;
             }
-            break node(line, segments).and_then(|n| self.heredoc_bodies(n));
+            if let Some(e) = joined_keyword(&line, &segments, self.escape) {
+                break Err(Error::at(segments[0].location(), e));
+            }
+            break node(line, segments).and_then(|n| self.heredoc_bodies(Node { empty_continuation, ..n }));
         };
         self.any = true;
         self.done = node.is_err();
@@ -289,6 +336,8 @@ impl Nodes<'_> {
 /// [`Nodes`] as they are read.
 pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A final line end ends the last line; it does not start an empty one.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     let mut nodes =
         Nodes { lines: text.split('\n'), number: 0, pending: None, escape: DEFAULT_ESCAPE, any: false, done: false };
     let mut found = Directives::default();
@@ -300,6 +349,51 @@ pub(crate) fn parse(text: &str) -> Result<Parsed<'_>, Error> {
     }
     nodes.escape = found.escape;
     Ok(Parsed { escape: found.escape, syntax: found.syntax, check: found.check, nodes })
+}
+
+/// The flag word at the start of `text`, and its length as written. As in
+/// BuildKit, quotes group (`--chown="a b"` is one word) and are removed, and
+/// a backslash takes the next character literally, whatever the escape
+/// character: `--from="build"` names the stage build.
+fn flag_word(text: &str) -> (String, usize) {
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            None if c.is_whitespace() => return (word, i),
+            None if c == '"' || c == '\'' => quote = Some(c),
+            Some(q) if c == q => quote = None,
+            _ if c == '\\' => word.extend(chars.next().map(|(_, c)| c)),
+            _ => word.push(c),
+        }
+    }
+    (word, text.len())
+}
+
+/// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
+/// newline (a logical line has none).
+pub(crate) fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0b' | '\x0c' | '\r')
+}
+
+/// The words of `text` split at blanks only, quotes or not, each with its
+/// byte offset: how BuildKit's parser splits FROM, EXPOSE, COPY, ADD and
+/// VOLUME (`COPY "a b" /c` is the two words `"a` and `b"` there).
+pub(crate) fn fields(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (is_blank(c), start) {
+            (true, Some(s)) => {
+                out.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The line without a trailing escape character (and the blanks after it), and
@@ -362,18 +456,17 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
     };
 
     // Flags: `--name[=value]` words up to the first other word (or a bare `--`).
+    // ONBUILD takes none: `ONBUILD --x RUN y` is refused, as in BuildKit.
     let skip_blanks = |from: usize| from + (line[from..].len() - line[from..].trim_start().len());
     let mut pos = skip_blanks(word_end);
     let mut flags: Vec<Flag> = Vec::new();
-    // ONBUILD's flags are its trigger's.
-    while spec.keyword != "ONBUILD" && line[pos..].starts_with("--") {
-        let end = line[pos..].find(char::is_whitespace).map_or(line.len(), |e| pos + e);
-        let word = &line[pos + 2..end];
+    while line[pos..].starts_with("--") {
+        let (word, len) = flag_word(&line[pos..]);
         let location = at(pos);
-        pos = skip_blanks(end);
-        if word.is_empty() {
+        pos = skip_blanks(pos + len);
+        let Some(word) = word.strip_prefix("--").filter(|w| !w.is_empty()) else {
             break;
-        }
+        };
         let (name, value) = match word.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (word, None),
@@ -423,6 +516,7 @@ fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error
         location: at(start),
         end_line: at(line.len()).line,
         text: line[start..].trim().to_owned(),
+        empty_continuation: None,
         rest,
         rest_offset: pos,
         line: String::new(),
@@ -491,13 +585,41 @@ mod tests {
             ("ENV C trailing\\\\\nRUN x", "1:1 ENV |C trailing\\\\|\n2:1 RUN |x|"),
             ("RUN a \\\n\\\n b", "1:1 RUN |a  b|"),
             ("COPY --link --parents=false a b", "1:1 COPY --link=<bare>@1:6 --parents=false@1:13 |a b|"),
+            // Quotes in a flag group and go; a backslash escapes, as in BuildKit.
+            ("COPY --chown=\"a b\" --from='x' c d", "1:1 COPY --chown=a b@1:6 --from=x@1:20 |c d|"),
+            ("COPY --chown=a\\ b\\\\c --chmod=\"7\"55 c d", "1:1 COPY --chown=a b\\c@1:6 --chmod=755@1:22 |c d|"),
+            ("COPY --chown=\"a b c d", "1:1 COPY --chown=a b c d@1:6 ||"),
+            ("ONBUILD COPY --from=a b c", "1:1 ONBUILD |COPY --from=a b c|"),
             ("RUN --mount=a --mount=b x", "1:1 RUN --mount=a@1:5 --mount=b@1:15 |x|"),
             ("CMD [\"a\"] # c", "1:1 CMD |[\"a\"] # c|"),
+            // A keyword alone on its line, and flags or words after a tab.
+            ("RUN \\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("RUN\\\n  echo hi", "1:1 RUN |echo hi|"),
+            ("COPY \\\n\t--from=a \\\n\tx y", "1:1 COPY --from=a@2:2 |x y|"),
+            ("COPY\t--link\tx\ty", "1:1 COPY --link=<bare>@1:6 |x\ty|"),
+            ("RUN\\\necho hi", "Dockerfile:1:1: unknown instruction \"RUNecho\": the continuation after RUN joins it to \"echo\" with no blank between them; put a space before the \\ (or indent the next line)"),
+            ("# escape=`\nFROM x\ncopy`\na b", "Dockerfile:3:1: unknown instruction \"copya\": the continuation after copy joins it to \"a\" with no blank between them; put a space before the ` (or indent the next line)"),
+            ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
+            // Directives end at the first line that is not one: a blank line or a comment.
+            ("# escape=`\n\n# escape=\\\nRUN a `\n b", "escape `\n4:1 RUN |a  b|"),
+            ("# a comment\n# escape=`\nRUN a \\\n b", "3:1 RUN |a  b|"),
             ("onbuild  run x", "1:1 ONBUILD |run x|"),
         ];
         for (input, want) in cases {
             assert_eq!(render(input), *want, "input: {input:?}");
         }
+    }
+
+    #[test]
+    fn empty_continuation_lines() {
+        let first_empty = |text: &str| -> Vec<Option<usize>> {
+            parse(text).unwrap().nodes.map(|n| n.unwrap().empty_continuation).collect()
+        };
+        assert_eq!(first_empty("RUN a \\\n\n \t\n b\nRUN c"), [Some(2), None]);
+        // Comment lines are not empty; nor is the end of a file that ends a line.
+        assert_eq!(first_empty("RUN a \\\n# c\n b"), [None]);
+        assert_eq!(first_empty("RUN a \\\n"), [None]);
+        assert_eq!(first_empty("RUN a \\\r\n\r\n b\r\n"), [Some(2)]);
     }
 
     #[test]
@@ -514,14 +636,34 @@ mod tests {
     #[test]
     fn flag_errors() {
         for (text, want) in [
-            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice"),
+            ("COPY --link --link a b", "Dockerfile:1:13: flag --link is given twice: keep one"),
             ("COPY --from a b", "Dockerfile:1:6: flag --from needs a value: --from=<value>"),
             ("RUN --mount x", "Dockerfile:1:5: flag --mount needs a value: --mount=<value>"),
             ("ONBUILD ONBUILD RUN x", "Dockerfile:1:9: chaining ONBUILD via ONBUILD ONBUILD is not allowed"),
             ("ONBUILD maintainer x", "Dockerfile:1:9: MAINTAINER is not allowed as an ONBUILD trigger"),
+            ("ONBUILD --x RUN y", "Dockerfile:1:9: ONBUILD does not take --x (it takes no flags)"),
             ("CMD [1]", "Dockerfile:1:5: invalid JSON array [1]: it must hold strings only, each in double quotes"),
         ] {
             assert_eq!(render(&format!("{text}\n")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_instruction_names_an_unknown_flag() {
+        for spec in spec::SPECS {
+            let keyword = spec.keyword;
+            let got = render(&format!("{keyword} --bogus=1 x"));
+            let column = keyword.len() + 2;
+            let want = format!("Dockerfile:1:{column}: {keyword} does not take --bogus (");
+            assert!(got.starts_with(&want), "{got}");
+            let takes = spec.flags.iter().map(|(f, _)| format!("--{f}")).collect::<Vec<_>>().join(", ");
+            assert!(
+                got.ends_with(&format!(
+                    "{})",
+                    if takes.is_empty() { "it takes no flags".into() } else { format!("it takes {takes}") }
+                )),
+                "{got}"
+            );
         }
     }
 

@@ -7,11 +7,23 @@ use std::collections::BTreeMap;
 use kiln_frontend::{BuildOptions, History, ImageConfig, ImageResolver, ResolvedImage};
 
 /// Knows a few images and counts lookups: `busybox`, `golang:1.22`;
-/// `broken` fails to resolve; anything else is not found.
+/// `broken` fails to resolve; anything else is not found, unless the
+/// resolver is [`open`](FakeResolver::open).
 #[derive(Default)]
 pub struct FakeResolver {
     /// How many times each reference was looked up.
     pub calls: RefCell<BTreeMap<String, usize>>,
+    /// Whether any other reference resolves too (to a Debian-like image of
+    /// that name), for Dockerfiles written against real base images.
+    pub open: bool,
+}
+
+impl FakeResolver {
+    /// A resolver that finds every image but `broken`.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn open() -> Self {
+        FakeResolver { open: true, ..FakeResolver::default() }
+    }
 }
 
 impl ImageResolver for FakeResolver {
@@ -21,6 +33,9 @@ impl ImageResolver for FakeResolver {
             "busybox" | "busybox:latest" => ("busybox:latest", &["PATH=/bin"], &["sh"]),
             "golang:1.22" => ("golang:1.22", &["PATH=/go/bin:/bin", "GOPATH=/go"], &["bash"]),
             "broken" | "broken:latest" => return Err("registry on fire".to_owned()),
+            other if self.open => {
+                (other, &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], &["bash"])
+            }
             _ => return Ok(None),
         };
         Ok(Some(ResolvedImage {
