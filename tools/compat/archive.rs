@@ -151,3 +151,73 @@ fn remove_below(fs: &mut BTreeMap<String, Node>, dir: &str) {
 fn normal(path: &str) -> String {
     path.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a str),
+        Link(&'a str, &'a str),
+    }
+
+    fn layer(entries: &[E]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            match e {
+                E::Dir(p) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_size(0);
+                    b.append_data(&mut h, p, io::empty()).unwrap();
+                }
+                E::File(p, body) => {
+                    h.set_size(body.len() as u64);
+                    b.append_data(&mut h, p, body.as_bytes()).unwrap();
+                }
+                E::Link(p, target) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, p, target).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn paths(fs: &BTreeMap<String, Node>) -> Vec<&str> {
+        fs.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn whiteouts_remove_a_path_and_what_is_below_it() {
+        let mut fs = BTreeMap::new();
+        apply(&mut fs, &layer(&[E::Dir("a/"), E::File("a/x", "x"), E::Dir("a/d/"), E::File("a/d/y", "y")])).unwrap();
+        apply(&mut fs, &layer(&[E::File("a/.wh.d", "")])).unwrap();
+        assert_eq!(paths(&fs), ["/a", "/a/x"]);
+    }
+
+    #[test]
+    fn an_opaque_directory_keeps_only_the_new_layer_s_children() {
+        let mut fs = BTreeMap::new();
+        apply(&mut fs, &layer(&[E::Dir("a/"), E::File("a/old", "o")])).unwrap();
+        apply(&mut fs, &layer(&[E::Dir("a/"), E::File("a/.wh..wh..opq", ""), E::File("a/new", "n")])).unwrap();
+        assert_eq!(paths(&fs), ["/a", "/a/new"]);
+    }
+
+    #[test]
+    fn a_file_replaces_a_directory_tree_and_a_hard_link_is_its_target() {
+        let mut fs = BTreeMap::new();
+        apply(&mut fs, &layer(&[E::Dir("./t/"), E::File("./t/in", "i"), E::File("f", "body")])).unwrap();
+        apply(&mut fs, &layer(&[E::File("t", "now a file"), E::Link("g", "f")])).unwrap();
+        assert_eq!(paths(&fs), ["/f", "/g", "/t"]);
+        assert_eq!(fs["/g"].kind, fs["/f"].kind);
+        assert!(matches!(&fs["/t"].kind, Kind::File { text: Some(t), .. } if t == "now a file"));
+    }
+}
