@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 use kiln_solver::Digest;
 use sha2::{Digest as _, Sha256};
 
-use super::{select, CopyError, SourceRoot};
+use super::plan::{plan, Planned};
+use super::{CopyError, SourceRoot};
 use crate::layer::entry::{read_xattrs, HardLinks};
+use kiln_frontend::CopyOp;
 
 /// A checksum being computed, one selected source and one entry at a time.
 /// Both passes feed it in the same order: a source's path, then for each of
@@ -53,6 +55,14 @@ impl Checksum {
     /// A selected source, by its path relative to the source root.
     pub(crate) fn source(&mut self, rel: &Path) {
         self.field(rel.to_string_lossy().as_bytes());
+    }
+
+    /// A source folder `--parents` keeps on the way to a source.
+    pub(crate) fn parent(&mut self, host: &Path, rel: &Path) -> Result<fs::Metadata, CopyError> {
+        let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        self.field(b"parent");
+        self.entry(rel, &meta, &[], Body::Own);
+        Ok(meta)
     }
 
     /// One entry of a source: its path below the source (empty for the source
@@ -107,12 +117,15 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
-/// The checksum of everything the sources select (the first pass).
-pub fn checksum(from: &SourceRoot, sources: &[String]) -> Result<Digest, CopyError> {
+/// The checksum of everything the sources of `op` select (the first pass).
+pub fn checksum(from: &SourceRoot, op: &CopyOp) -> Result<Digest, CopyError> {
     let mut h = Checksum::new();
     let mut links = HardLinks::default();
-    for sel in select(from, sources)? {
+    for Planned { sel, parents } in plan(from, op)? {
         h.source(&sel.rel);
+        for (host, rel) in parents.iter().flat_map(|(_, dirs)| dirs) {
+            h.parent(host, rel)?;
+        }
         let mut entries = vec![(sel.host.clone(), PathBuf::new())];
         if sel.is_dir {
             entries.extend(sel.walk().collect::<Result<Vec<_>, _>>()?);
@@ -148,7 +161,11 @@ mod tests {
     use super::*;
     use crate::layer::LayerWriter;
     use crate::store::Store;
-    use kiln_frontend::{CopyFrom, CopyOp};
+    use kiln_frontend::CopyFrom;
+
+    fn sum(ctx: &SourceRoot, sources: &[String]) -> Result<Digest, CopyError> {
+        checksum(ctx, &CopyOp { sources: sources.to_vec(), dest: "/d/".into(), ..CopyOp::default() })
+    }
 
     /// A layer entry: path, type, link target.
     type Seen = (String, char, Option<String>);
@@ -167,9 +184,9 @@ mod tests {
             chmod: None,
             ..CopyOp::default()
         };
-        let first = checksum(ctx, &op.sources).unwrap();
+        let first = checksum(ctx, &op).unwrap();
         let mut writer = LayerWriter::new(&store).unwrap();
-        let second = super::super::write_layer(&op, None, ctx, writer.tar()).unwrap();
+        let second = super::super::write_layer(&op, None, Some(ctx), writer.tar()).unwrap();
         let layer = writer.finish().unwrap();
         let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
@@ -210,24 +227,24 @@ mod tests {
         assert_eq!(all[4..], [("dst/sub/c".into(), '0', None), ("dst/sub/d".into(), '1', l("dst/a"))]);
 
         // A changed xattr, or a link broken into an equal copy, is another checksum.
-        let before = checksum(&ctx, &[".".into()]).unwrap();
+        let before = sum(&ctx, &[".".into()]).unwrap();
         xattr::set(p("sub/c"), "user.k", b"w").unwrap();
-        let xattr_changed = checksum(&ctx, &[".".into()]).unwrap();
+        let xattr_changed = sum(&ctx, &[".".into()]).unwrap();
         assert_ne!(before, xattr_changed);
         fs::remove_file(p("b")).unwrap();
         fs::write(p("b"), "one inode").unwrap();
-        assert_ne!(xattr_changed, checksum(&ctx, &[".".into()]).unwrap());
+        assert_ne!(xattr_changed, sum(&ctx, &[".".into()]).unwrap());
     }
 
     #[test]
     fn checksum_follows_content_not_times() {
         let (d, ctx) = context(&[("a.txt", "a"), ("sub/x.txt", "x")], "");
         let all = vec![".".to_string()];
-        let one = checksum(&ctx, &all).unwrap();
-        assert_eq!(one, checksum(&ctx, &all).unwrap());
+        let one = sum(&ctx, &all).unwrap();
+        assert_eq!(one, sum(&ctx, &all).unwrap());
         fs::write(d.path().join("sub/x.txt"), "y").unwrap();
-        let two = checksum(&ctx, &all).unwrap();
+        let two = sum(&ctx, &all).unwrap();
         assert_ne!(one, two);
-        assert_eq!(checksum(&ctx, &["a.txt".into()]).unwrap(), checksum(&ctx, &["a.txt".into()]).unwrap());
+        assert_eq!(sum(&ctx, &["a.txt".into()]).unwrap(), sum(&ctx, &["a.txt".into()]).unwrap());
     }
 }

@@ -8,17 +8,21 @@
 //! among the files one COPY writes become hard links to the first, as
 //! BuildKit copies them.
 
+mod archive;
 mod checksum;
+mod dest;
+mod mode;
+mod pattern;
+mod plan;
 mod select;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::CopyOp;
+use kiln_frontend::{CopyFrom, CopyOp, InlineFile};
 use kiln_solver::Digest;
 
 use crate::fsutil::{resolve_in_root, CopyFailure, PathError};
@@ -28,6 +32,10 @@ use crate::users::{Accounts, UserError};
 
 pub use checksum::checksum;
 use checksum::{Body, Checksum};
+use dest::{Kind, Tree};
+use mode::Chmod;
+use plan::{plan, Planned};
+use select::Selected;
 pub use select::{select, SourceRoot};
 
 /// Why a COPY failed.
@@ -43,8 +51,14 @@ pub enum CopyError {
     NoSources,
     #[error("COPY failed: invalid --chown {0:?}: {1}")]
     Chown(String, String),
-    #[error("COPY failed: invalid --chmod {0:?}: expected an octal mode such as 755")]
+    #[error(
+        "COPY failed: invalid --chmod {0:?}: expected an octal mode such as 755, or a symbolic one such as u+x or a=rX"
+    )]
     Chmod(String),
+    #[error("ADD failed: archive {archive}: entry {entry}: {why}")]
+    BadArchive { archive: PathBuf, entry: PathBuf, why: &'static str },
+    #[error("COPY failed: invalid --exclude: {0}")]
+    Exclude(String),
     #[error("COPY failed: copying {0} into a non-directory")]
     NotADirectory(String),
     #[error("reading {0}")]
@@ -68,33 +82,34 @@ type FirstName = (PathBuf, PathBuf);
 /// Ownership and mode overrides of a COPY.
 struct Overrides {
     owner: Option<(u32, u32)>,
-    mode: Option<u32>,
+    chmod: Option<Chmod>,
     keep_owner: bool,
 }
 
 /// Write the layer of `op` into `tar`. `base` is the filesystem copied into
-/// (mounted; `None` for scratch), `from` where the sources come from. Returns
-/// the [`checksum`] of what was written, computed from the very bytes that
-/// went into the layer: the caller compares it with the checksum the step's
-/// cache key was made of.
+/// (mounted; `None` for scratch), `from` where the sources come from (`None`
+/// for the files of the Dockerfile itself). Returns the [`checksum`] of what
+/// was written, computed from the very bytes that went into the layer: the
+/// caller compares it with the checksum the step's cache key was made of.
+///
+/// Each selected source is copied in turn as BuildKit does: into `dest` when
+/// `dest` ends in `/` or is a folder by then (in the base, or made by an
+/// earlier source), else onto `dest` itself, so that the last of several
+/// files onto one file name wins.
 pub fn write_layer(
     op: &CopyOp,
     base: Option<&Path>,
-    from: &SourceRoot,
+    from: Option<&SourceRoot>,
     tar: &mut LayerTar,
 ) -> Result<Digest, CopyError> {
-    let selected = select(from, &op.sources)?;
-    let overrides = Overrides {
-        owner: op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?,
-        mode: op
-            .chmod
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| CopyError::Chmod(m.to_owned()))
-            })
-            .transpose()?,
-        keep_owner: !matches!(from, SourceRoot::Context { .. }),
-    };
+    let owner = op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?;
+    let chmod =
+        op.chmod.as_deref().map(|m| Chmod::parse(m).ok_or_else(|| CopyError::Chmod(m.to_owned()))).transpose()?;
+    // --link: the files land as on an empty filesystem (BuildKit copies onto
+    // scratch and merges the result): nothing of the base's destination is
+    // read, its symlinks not followed, its folders not kept. BuildKit does
+    // not link a copy with --chmod: that one is an ordinary copy.
+    let base = if op.link && op.chmod.is_none() { None } else { base };
     // The destination inside the image, with symlinks of the base resolved.
     let dest = match base {
         Some(root) => {
@@ -104,69 +119,231 @@ pub fn write_layer(
         }
         None => crate::fsutil::lexical(Path::new(&op.dest)).clamped(),
     };
-    let exists_dir = |rel: &Path| base.is_some_and(|root| root.join(rel).is_dir());
-    let exists = |rel: &Path| base.is_some_and(|root| root.join(rel).symlink_metadata().is_ok());
-    let into_dir =
-        op.dest.ends_with('/') || selected.len() > 1 || selected.iter().any(|s| s.is_dir) || exists_dir(&dest);
-    if into_dir && exists(&dest) && !exists_dir(&dest) {
-        return Err(CopyError::NotADirectory(op.dest.clone()));
+    let keep_owner = from.is_some_and(|f| matches!(f, SourceRoot::Fs { .. }));
+    let mut w = Writer {
+        tar,
+        tree: Tree::new(base),
+        o: Overrides { owner, chmod, keep_owner },
+        links: HardLinks::default(),
+        checksum: Checksum::new(),
+    };
+    let into = op.dest.ends_with('/');
+    match (&op.from, from) {
+        (CopyFrom::Inline(files), _) => {
+            for f in files {
+                w.inline(&dest, into, f)?;
+            }
+        }
+        (_, None) => return Err(CopyError::NoSources),
+        (_, Some(from)) => {
+            for Planned { sel, parents } in plan(from, op)? {
+                w.checksum.source(&sel.rel);
+                match parents {
+                    Some((below, dirs)) => {
+                        w.mkdir_all(&dest)?;
+                        for (host, rel) in dirs {
+                            w.source_dir(&host, &dest.join(&rel), &rel)?;
+                        }
+                        w.selected(&dest.join(below), false, &sel)?;
+                    }
+                    None if op.unpack && !sel.is_dir && archive::is_archive(&sel.host) => w.unpack(&dest, &sel)?,
+                    None => w.selected(&dest, into, &sel)?,
+                }
+            }
+        }
+    }
+    Ok(w.checksum.finish())
+}
+
+/// The state of one COPY's layer being written.
+struct Writer<'a, 'b> {
+    tar: &'a mut LayerTar,
+    tree: Tree<'b>,
+    o: Overrides,
+    links: HardLinks<FirstName>,
+    checksum: Checksum,
+}
+
+impl Writer<'_, '_> {
+    /// The folders to `dir`, made as BuildKit's MkdirAll makes them: the
+    /// missing ones 0755 and owned per --chown.
+    fn mkdir_all(&mut self, dir: &Path) -> Result<(), CopyError> {
+        let owner = self.o.owner.unwrap_or((0, 0));
+        self.tree.mkdir_all(self.tar, dir, owner)
     }
 
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut checksum = Checksum::new();
-    let mut links = HardLinks::default();
-    for sel in &selected {
-        checksum.source(&sel.rel);
-        let target = match (into_dir, sel.is_dir) {
-            (true, false) => dest.join(&sel.name),
-            _ => dest.clone(),
-        };
-        // Missing parents are created 0755 (and owned per --chown, as BuildKit
-        // does); a copied folder's own destination takes --chmod too. A parent
-        // that exists as a file is an error, as in docker.
-        let mut parents: Vec<&Path> = target.ancestors().skip(1).collect();
-        if sel.is_dir {
-            parents.insert(0, &target);
+    /// One selected source: a file copied into or onto `dest`, a folder's
+    /// contents into it.
+    fn selected(&mut self, dest: &Path, into: bool, sel: &Selected) -> Result<(), CopyError> {
+        match (into, dest.parent()) {
+            (true, _) => self.mkdir_all(dest)?,
+            (false, Some(parent)) => self.mkdir_all(parent)?,
+            (false, None) => {}
         }
-        for parent in parents.into_iter().rev().filter(|p| !p.as_os_str().is_empty()) {
-            if exists(parent) {
-                if !exists_dir(parent) {
-                    return Err(CopyError::NotADirectory(format!("/{}", parent.display())));
-                }
-                continue;
+        if !sel.is_dir {
+            let target = if self.tree.is_dir(dest) { dest.join(&sel.name) } else { dest.to_owned() };
+            if let Some(parent) = target.parent() {
+                self.mkdir_all(parent)?;
             }
-            if made.insert(parent.to_owned()) {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                let own_dir = sel.is_dir && parent == target;
-                h.set_mode(if own_dir { overrides.mode.unwrap_or(0o755) } else { 0o755 });
-                let (uid, gid) = overrides.owner.unwrap_or((0, 0));
-                h.set_uid(uid.into());
-                h.set_gid(gid.into());
-                h.set_mtime(0);
-                h.set_size(0);
-                append_entry(tar, &mut h, parent, None, &[], io::empty(), parent)?;
+            if target.as_os_str().is_empty() {
+                return Err(CopyError::NotADirectory("/".into()));
             }
-        }
-        if target.as_os_str().is_empty() && !sel.is_dir {
-            return Err(CopyError::NotADirectory(op.dest.clone()));
-        }
-        if sel.is_dir {
-            // The folder itself is not written (its destination is), but it is
-            // part of the checksum: as the first pass saw it.
-            let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
-            checksum.entry(Path::new(""), &meta, &[], Body::Own);
-            for entry in sel.walk() {
-                let (host, rel) = entry?;
-                let file = File { host: &host, path: &target.join(&rel), source: &sel.rel, rel: &rel };
-                append(tar, file, &overrides, &mut links, &mut checksum)?;
-            }
-        } else {
             let file = File { host: &sel.host, path: &target, source: &sel.rel, rel: Path::new("") };
-            append(tar, file, &overrides, &mut links, &mut checksum)?;
+            return self.append(file);
+        }
+        // The folder itself is not written (its destination is), but it is
+        // part of the checksum: as the first pass saw it.
+        let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
+        self.checksum.entry(Path::new(""), &meta, &[], Body::Own);
+        match self.tree.kind(dest) {
+            Some(Kind::Dir) => self.mkdir_all(dest)?,
+            Some(Kind::Other) => return Err(CopyError::NotADirectory(format!("/{}", dest.display()))),
+            // A new destination folder takes the source folder's mode (and
+            // --chmod), as BuildKit copies it.
+            None => {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                self.override_header(&mut h, &meta);
+                h.set_size(0);
+                append_entry(self.tar, &mut h, dest, None, &[], io::empty(), &sel.host)?;
+                self.tree.made(dest, Kind::Dir);
+            }
+        }
+        for entry in sel.walk() {
+            let (host, rel) = entry?;
+            self.append(File { host: &host, path: &dest.join(&rel), source: &sel.rel, rel: &rel })?;
+        }
+        Ok(())
+    }
+
+    /// A source folder `--parents` keeps on the way to a source (`rel` below
+    /// the pivot), written at `path` with its own mode when missing there.
+    fn source_dir(&mut self, host: &Path, path: &Path, rel: &Path) -> Result<(), CopyError> {
+        let meta = self.checksum.parent(host, rel)?;
+        match self.tree.kind(path) {
+            Some(Kind::Dir) => self.mkdir_all(path),
+            Some(Kind::Other) => Err(CopyError::NotADirectory(format!("/{}", path.display()))),
+            None => {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                self.override_header(&mut h, &meta);
+                h.set_size(0);
+                append_entry(self.tar, &mut h, path, None, &[], io::empty(), host)?;
+                self.tree.made(path, Kind::Dir);
+                Ok(())
+            }
         }
     }
-    Ok(checksum.finish())
+
+    /// A heredoc file, copied as a file named after it would be (mode 0644,
+    /// as BuildKit makes it, unless --chmod).
+    fn inline(&mut self, dest: &Path, into: bool, f: &InlineFile) -> Result<(), CopyError> {
+        match (into, dest.parent()) {
+            (true, _) => self.mkdir_all(dest)?,
+            (false, Some(parent)) => self.mkdir_all(parent)?,
+            (false, None) => {}
+        }
+        let target = if self.tree.is_dir(dest) { dest.join(&f.name) } else { dest.to_owned() };
+        if let Some(parent) = target.parent() {
+            self.mkdir_all(parent)?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(self.o.chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false)));
+        let (uid, gid) = self.o.owner.unwrap_or((0, 0));
+        h.set_uid(uid.into());
+        h.set_gid(gid.into());
+        h.set_mtime(0);
+        h.set_size(f.content.len() as u64);
+        append_entry(self.tar, &mut h, &target, None, &[], f.content.as_bytes(), Path::new(&f.name))?;
+        self.tree.made(&target, Kind::Other);
+        Ok(())
+    }
+
+    /// ADD of a local archive: its entries extracted into `dest`.
+    fn unpack(&mut self, dest: &Path, sel: &Selected) -> Result<(), CopyError> {
+        let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
+        let xattrs = read_xattrs(&sel.host)?;
+        // BuildKit makes the destination with plain MkdirAll: 0755, root's.
+        self.tree.mkdir_all(self.tar, dest, (0, 0))?;
+        let file = fs::File::open(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
+        let first = self.links.first(&meta, || (dest.to_owned(), sel.rel.clone())).map(|(_, s)| s.clone());
+        let owner = self.o.owner;
+        let tar = &mut *self.tar;
+        let tree = &mut self.tree;
+        match first {
+            Some(first) => {
+                self.checksum.entry(Path::new(""), &meta, &xattrs, Body::HardLink(&first));
+                archive::extract(file, (&sel.host, &sel.written), dest, owner, tar, tree)
+            }
+            None => {
+                self.checksum.entry(Path::new(""), &meta, &xattrs, Body::Own);
+                archive::extract(self.checksum.reader(file), (&sel.host, &sel.written), dest, owner, tar, tree)
+            }
+        }
+    }
+
+    /// --chown, --chmod and the owner rule of the source applied to `h`.
+    fn override_header(&self, h: &mut tar::Header, meta: &fs::Metadata) {
+        if !self.o.keep_owner {
+            h.set_uid(0);
+            h.set_gid(0);
+        }
+        if let Some((uid, gid)) = self.o.owner {
+            h.set_uid(uid.into());
+            h.set_gid(gid.into());
+        }
+        if let Some(chmod) = &self.o.chmod {
+            if !meta.file_type().is_symlink() {
+                h.set_mode(chmod.apply(meta.mode(), meta.is_dir()));
+            }
+        }
+    }
+
+    /// Append `file`; a later name of an inode already written becomes a
+    /// hard link to the first.
+    fn append(&mut self, file: File<'_>) -> Result<(), CopyError> {
+        let File { host, path, source, rel } = file;
+        let meta = fs::symlink_metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        let xattrs = read_xattrs(host)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        self.override_header(&mut h, &meta);
+        self.tree.made(path, if meta.is_dir() { Kind::Dir } else { Kind::Other });
+        let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
+        let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
+        let checksum = &mut self.checksum;
+        let first = self.links.first(&meta, || (path.to_owned(), source.join(rel)));
+        match first {
+            Some((_, first_source)) => checksum.entry(rel, &meta, &xattrs, Body::HardLink(first_source)),
+            None => checksum.entry(rel, &meta, &xattrs, target.as_deref().map_or(Body::Own, Body::Symlink)),
+        }
+        let tar = &mut *self.tar;
+        match first {
+            Some((first, _)) if first != path => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                append_entry(tar, &mut h, path, Some(first), &xattrs, io::empty(), host)
+            }
+            _ if target.is_some() || !meta.is_file() => {
+                h.set_size(0);
+                append_entry(tar, &mut h, path, target.as_deref(), &xattrs, io::empty(), host)
+            }
+            _ => {
+                let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+                // The size the header says, from the same stat as the checksum's.
+                h.set_size(meta.size());
+                if first.is_none() {
+                    append_entry(tar, &mut h, path, None, &xattrs, checksum.reader(f), host)
+                } else {
+                    // Two sources landing on one path: the inode again under its
+                    // own first name, written whole (a link to itself would not
+                    // extract), its bytes hashed once, as the first pass does.
+                    append_entry(tar, &mut h, path, None, &xattrs, f, host)
+                }
+            }
+        }
+    }
 }
 
 /// One file a COPY writes.
@@ -179,66 +356,6 @@ struct File<'a> {
     source: &'a Path,
     /// Its path below that source, as the checksum names it.
     rel: &'a Path,
-}
-
-/// Append `file`; a later name of an inode already written becomes a hard
-/// link to the first.
-fn append(
-    tar: &mut LayerTar,
-    file: File<'_>,
-    o: &Overrides,
-    links: &mut HardLinks<FirstName>,
-    checksum: &mut Checksum,
-) -> Result<(), CopyError> {
-    let File { host, path, source, rel } = file;
-    let meta = fs::symlink_metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-    let xattrs = read_xattrs(host)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-    if !o.keep_owner {
-        h.set_uid(0);
-        h.set_gid(0);
-    }
-    if let Some((uid, gid)) = o.owner {
-        h.set_uid(uid.into());
-        h.set_gid(gid.into());
-    }
-    if let Some(mode) = o.mode {
-        if !meta.file_type().is_symlink() {
-            h.set_mode(mode);
-        }
-    }
-    let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
-    let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
-    let first = links.first(&meta, || (path.to_owned(), source.join(rel)));
-    match first {
-        Some((_, first_source)) => checksum.entry(rel, &meta, &xattrs, Body::HardLink(first_source)),
-        None => checksum.entry(rel, &meta, &xattrs, target.as_deref().map_or(Body::Own, Body::Symlink)),
-    }
-    match first {
-        Some((first, _)) if first != path => {
-            h.set_entry_type(tar::EntryType::Link);
-            h.set_size(0);
-            append_entry(tar, &mut h, path, Some(first), &xattrs, io::empty(), host)
-        }
-        _ if target.is_some() || !meta.is_file() => {
-            h.set_size(0);
-            append_entry(tar, &mut h, path, target.as_deref(), &xattrs, io::empty(), host)
-        }
-        _ => {
-            let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-            // The size the header says, from the same stat as the checksum's.
-            h.set_size(meta.size());
-            if first.is_none() {
-                append_entry(tar, &mut h, path, None, &xattrs, checksum.reader(f), host)
-            } else {
-                // Two sources landing on one path: the inode again under its
-                // own first name, written whole (a link to itself would not
-                // extract), its bytes hashed once, as the first pass does.
-                append_entry(tar, &mut h, path, None, &xattrs, f, host)
-            }
-        }
-    }
 }
 
 /// Append one entry through the layer entry writer; a failed read is named by `host`.
@@ -272,7 +389,10 @@ fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError>
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod chown_tests {
     use super::*;
 
     #[test]

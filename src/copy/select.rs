@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use super::CopyError;
+use super::{pattern, CopyError};
 use crate::context::dockerignore::DockerIgnore;
 use crate::fsutil::lexical;
 use crate::fsutil::resolve_in_root;
@@ -19,7 +19,7 @@ pub enum SourceRoot {
 }
 
 impl SourceRoot {
-    fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         match self {
             SourceRoot::Context { root, .. } | SourceRoot::Fs { root } => root,
         }
@@ -43,7 +43,12 @@ pub struct Selected {
     pub name: std::ffi::OsString,
     /// Whether its contents (not itself) are copied.
     pub is_dir: bool,
+    /// Its path relative to the source root as written or matched (symlinks
+    /// not resolved): what `--parents` keeps.
+    pub written: PathBuf,
     from: SourceRoot,
+    /// `--exclude`'s patterns, matched against paths below it.
+    exclude: Option<Arc<DockerIgnore>>,
 }
 
 impl Selected {
@@ -53,12 +58,10 @@ impl Selected {
         // Without `!` rules nothing below an excluded folder can come back: skip it whole.
         let prune = match &self.from {
             SourceRoot::Context { ignore, .. } => !ignore.has_exceptions(),
-            SourceRoot::Fs { .. } => false,
-        };
+            SourceRoot::Fs { .. } => true,
+        } && self.exclude.as_ref().is_none_or(|x| !x.has_exceptions());
         let excluded_dir = move |e: &walkdir::DirEntry| {
-            prune
-                && e.file_type().is_dir()
-                && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.from.excluded(&self.rel.join(rel)))
+            prune && e.file_type().is_dir() && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.excluded(rel))
         };
         walkdir::WalkDir::new(&self.host)
             .min_depth(1)
@@ -74,13 +77,14 @@ impl Selected {
                     }
                 };
                 let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-                (!self.from.excluded(&self.rel.join(&rel))).then(|| Ok((e.path().to_owned(), rel)))
+                (!self.excluded(&rel)).then(|| Ok((e.path().to_owned(), rel)))
             })
     }
-}
 
-fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    /// Whether `rel`, below this source, is left out (.dockerignore, --exclude).
+    fn excluded(&self, rel: &Path) -> bool {
+        self.from.excluded(&self.rel.join(rel)) || self.exclude.as_ref().is_some_and(|x| x.is_excluded(rel))
+    }
 }
 
 /// Whether a relative path climbs out of its root.
@@ -99,11 +103,19 @@ fn escapes(path: &str) -> bool {
     false
 }
 
-/// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore applied.
-pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, CopyError> {
+/// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
+/// and `exclude` (`--exclude`, matched against a wildcard match's path below
+/// the folder searched, and against paths below a selected folder) applied.
+pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Result<Vec<Selected>, CopyError> {
     if sources.is_empty() {
         return Err(CopyError::NoSources);
     }
+    let exclude = match exclude {
+        [] => None,
+        patterns => Some(Arc::new(
+            DockerIgnore::parse(&patterns.join("\n"), "--exclude").map_err(|e| CopyError::Exclude(e.to_string()))?,
+        )),
+    };
     let root = from.root();
     let in_context = matches!(from, SourceRoot::Context { .. });
     let missing =
@@ -113,26 +125,38 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
         if in_context && escapes(source.trim_start_matches('/')) {
             return Err(CopyError::Outside(source.clone()));
         }
-        if is_glob(source) {
-            let glob = globset::GlobBuilder::new(&lexical(Path::new(source)).clamped().to_string_lossy())
-                .literal_separator(true)
-                .build()
-                .map_err(|_| missing(source))?
-                .compile_matcher();
-            let before = out.len();
-            for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-                let e = e.map_err(|err| CopyError::Read(root.to_owned(), err.into()))?;
-                let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_owned();
-                if glob.is_match(&rel) && !from.excluded(&rel) {
-                    // Matches are followed like named sources are (BuildKit does the same).
-                    let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
-                    let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
-                    let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
-                    out.push(Selected { host, rel, name: e.file_name().to_owned(), is_dir, from: from.clone() });
-                }
-            }
-            if out.len() == before {
+        let cleaned = format!("/{}", lexical(Path::new(source)).clamped().to_string_lossy());
+        if let (dir, Some(pattern)) = pattern::split(&cleaned) {
+            // BuildKit searches the folder before the first wildcard (a
+            // missing one is an error) and matches paths below it; a wildcard
+            // that matches nothing copies nothing, and is no error.
+            let dir_host = resolve_in_root(root, Path::new(dir)).map_err(|_| missing(source))?;
+            if !fs::metadata(&dir_host).is_ok_and(|m| m.is_dir()) {
                 return Err(missing(source));
+            }
+            let dir_rel = dir_host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+            let mut walk = walkdir::WalkDir::new(&dir_host).min_depth(1).sort_by_file_name().into_iter();
+            while let Some(e) = walk.next() {
+                let e = e.map_err(|err| CopyError::Read(dir_host.clone(), err.into()))?;
+                let below = e.path().strip_prefix(&dir_host).unwrap_or(e.path());
+                if !pattern::matches(pattern, &below.to_string_lossy()) {
+                    continue;
+                }
+                // A matched folder is copied whole: nothing below it is matched again.
+                if e.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                let rel = dir_rel.join(below);
+                if from.excluded(&rel) || exclude.as_ref().is_some_and(|x| x.is_excluded(below)) {
+                    continue;
+                }
+                let written = Path::new(dir.trim_start_matches('/')).join(below);
+                // Matches are followed like named sources are (BuildKit does the same).
+                let host = resolve_in_root(root, &rel).map_err(|e| CopyError::Read(rel.clone(), e))?;
+                let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+                let is_dir = fs::metadata(&host).map_err(|e| CopyError::Read(host.clone(), e))?.is_dir();
+                let name = e.file_name().to_owned();
+                out.push(Selected { host, rel, name, is_dir, written, from: from.clone(), exclude: exclude.clone() });
             }
         } else {
             let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
@@ -141,8 +165,10 @@ pub fn select(from: &SourceRoot, sources: &[String]) -> Result<Vec<Selected>, Co
             if !rel.as_os_str().is_empty() && from.excluded(&rel) {
                 return Err(missing(source));
             }
-            let name = lexical(Path::new(source)).clamped().file_name().map(|n| n.to_owned()).unwrap_or_default();
-            out.push(Selected { host, rel, name, is_dir: meta.is_dir(), from: from.clone() });
+            let written = lexical(Path::new(source)).clamped();
+            let name = written.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let is_dir = meta.is_dir();
+            out.push(Selected { host, rel, name, is_dir, written, from: from.clone(), exclude: exclude.clone() });
         }
     }
     Ok(out)
@@ -168,19 +194,23 @@ pub(super) mod tests {
     fn selects_with_wildcards_and_ignore_rules() {
         let (_d, ctx) = context(&[("a.txt", "a"), ("b.txt", "b"), ("c.md", "c"), ("sub/x.txt", "x")], "b.txt");
         let names = |s: &[&str]| -> Vec<String> {
-            select(&ctx, &s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+            select(&ctx, &s.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[])
                 .unwrap()
                 .iter()
                 .map(|s| s.rel.display().to_string())
                 .collect()
         };
         assert_eq!(names(&["*.txt"]), ["a.txt"]);
+        // A wildcard that matches nothing selects nothing, as in BuildKit.
+        assert_eq!(names(&["*.rs", "c.md"]), ["c.md"]);
+        assert_eq!(names(&["s?b"]), ["sub"]);
+        assert_eq!(names(&["*/x.txt"]), ["sub/x.txt"]);
         assert_eq!(names(&["sub/*.txt", "c.md"]), ["sub/x.txt", "c.md"]);
         assert_eq!(names(&["."]), [""]);
         for (bad, outside) in
-            [("b.txt", false), ("nope", false), ("*.rs", false), ("../x", true), ("sub/../../x", true)]
+            [("b.txt", false), ("nope", false), ("nodir/*.rs", false), ("../x", true), ("sub/../../x", true)]
         {
-            let err = select(&ctx, &[bad.to_string()]).err().unwrap();
+            let err = select(&ctx, &[bad.to_string()], &[]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
     }

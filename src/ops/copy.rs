@@ -14,16 +14,18 @@ impl Engine {
         let base_mount = (!base.layers.is_empty()).then(|| self.snapshots.mount(&base.layers, false)).transpose()?;
         let source_mount;
         let from = match op.from {
-            CopyFrom::Context => self.context()?.clone(),
+            CopyFrom::Context => Some(self.context()?.clone()),
             CopyFrom::Input => {
                 let src = inputs.get(1).cloned().unwrap_or_default();
                 source_mount = self.snapshots.mount(&src.layers, false)?;
-                SourceRoot::Fs { root: source_mount.root.clone() }
+                Some(SourceRoot::Fs { root: source_mount.root.clone() })
             }
+            CopyFrom::Inline(_) => None,
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let mut writer = LayerWriter::new(&self.store)?;
-        let written = copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), &from, writer.tar())?;
+        let written =
+            copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
         // The context was read once for the cache key and once more for the
         // layer: a file changed in between would store this layer under a key
         // that describes other files. (A stage or image is a read-only mount,

@@ -1,9 +1,10 @@
 //! The engine: kiln's implementation of the solver's `Executor` — what each
 //! operation of the build graph does, over the store, snapshots and the
 //! sandbox. One file per operation: [`source`] (FROM: scratch and images),
-//! [`copy`] (COPY), [`exec`] (RUN). Results are remembered in the build
+//! [`copy`] (COPY), [`add`] (ADD of URLs and git repositories), [`exec`] (RUN). Results are remembered in the build
 //! [`cache`](crate::cache).
 
+mod add;
 mod copy;
 mod exec;
 mod source;
@@ -58,6 +59,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
     #[error("image {name}")]
     BadImage {
         name: String,
@@ -78,6 +81,9 @@ pub struct Engine {
     sandbox: Sandbox,
     cache: Box<dyn CacheStorage>,
     context: Option<SourceRoot>,
+    downloads: crate::fetch::http::Downloads,
+    resolved: crate::fetch::Resolved,
+    git_mtime: crate::fetch::git::Mtime,
 }
 
 impl Engine {
@@ -91,6 +97,9 @@ impl Engine {
             sandbox: Sandbox::new(&exe, &store.work_dir()),
             cache: Box::new(LocalCache::new(store)),
             context,
+            downloads: crate::fetch::http::Downloads::new(store),
+            resolved: Default::default(),
+            git_mtime: crate::fetch::git::Mtime::from_env(),
         })
     }
 
@@ -98,6 +107,13 @@ impl Engine {
     /// process's own executable, which is not kiln when kiln is a library.
     pub fn with_sandbox_exe(mut self, exe: &std::path::Path) -> Self {
         self.sandbox = Sandbox::new(exe, &self.store.work_dir());
+        self
+    }
+
+    /// Give files of git sources the commit's time (as when `SOURCE_DATE_EPOCH`
+    /// is set) or their checkout's.
+    pub fn with_git_mtime(mut self, mtime: crate::fetch::git::Mtime) -> Self {
+        self.git_mtime = mtime;
         self
     }
 
@@ -119,7 +135,8 @@ impl Executor for Engine {
 
     fn content_checksum(&self, op: &Op) -> Result<Option<Digest>, EngineError> {
         match op {
-            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, &c.sources)?)),
+            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, c)?)),
+            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
             _ => Ok(None),
         }
     }
@@ -132,6 +149,7 @@ impl Executor for Engine {
         match op {
             Op::Scratch => Ok(FsState::default()),
             Op::Image { name, digest } => source::image(&self.store, name, digest),
+            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add(c, inputs),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
             Op::Mkdir(m) => Err(EngineError::Unsupported(format!("WORKDIR {}", m.path))),

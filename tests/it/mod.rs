@@ -1,9 +1,12 @@
+mod add;
+mod add_remote;
 mod bad_input;
 mod build;
 mod cache;
 mod checks;
 mod cli;
 mod copy;
+mod copy_rules;
 mod debug_parse;
 mod dockerfile_syntax;
 mod expand;

@@ -49,12 +49,9 @@ impl Lowering<'_> {
                 return Err(Error::at(word.location, LowerError::EmptyValue(what)).into());
             }
         }
+        // Several sources onto a destination without a trailing `/` are no
+        // error: BuildKit copies each in turn (the engine does too).
         let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
-        // With wildcards, how many files there are is only known to the engine.
-        let wildcards = sources.iter().any(|s| s.contains(['*', '?', '[']));
-        if sources.len() + inline.len() > 1 && !is_dir && !wildcards {
-            return Err(Error::at(copy.dest.location, LowerError::CopyDestNotDirectory { keyword, dest }).into());
-        }
         let mut abs = clean(&join(&st.workdir(), &dest));
         if is_dir && abs != "/" {
             abs.push('/');

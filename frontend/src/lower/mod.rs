@@ -82,14 +82,6 @@ pub enum LowerError {
     /// `COPY --from` names a stage defined further down.
     #[error("COPY --from={0}: that stage comes later; a stage can only copy from earlier ones")]
     CopyFromLater(String),
-    /// Several COPY or ADD sources into something that is not a directory.
-    #[error("{keyword} with more than one source needs a directory destination ending in \"/\", not \"{dest}\"")]
-    CopyDestNotDirectory {
-        /// COPY or ADD.
-        keyword: &'static str,
-        /// The destination, expanded.
-        dest: String,
-    },
     /// `--chmod` is neither an octal nor a symbolic mode.
     #[error("invalid --chmod={0}: expected an octal mode such as 0755, or a symbolic one such as u+x,go-w")]
     Chmod(String),
