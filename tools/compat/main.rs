@@ -114,6 +114,12 @@ fn run_case(tools: &Tools, name: &str, case: &Path) -> std::io::Result<Outcome> 
     let mtime_paths: BTreeSet<String> =
         fs::read_to_string(context.join("compat.mtime")).unwrap_or_default().lines().map(str::to_string).collect();
 
+    // ADD's URL cases: both builders fetch from one local server (dockerd
+    // fetches from the host's network namespace, so loopback reaches it).
+    let _server = match context.join("compat.http") {
+        dir if dir.is_dir() => Some(HttpServer::start(&dir)?),
+        _ => None,
+    };
     if context.join("Dockerfile.base").exists() {
         let base = format!("compat-{name}-base");
         let k = kiln_build(tools, &context, "Dockerfile.base", &base, &build_args);
@@ -201,5 +207,33 @@ fn check(cmd: &mut Command) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::other(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr))))
+    }
+}
+
+/// `busybox httpd` serving a case's `compat.http` folder on [`HTTP_ADDR`],
+/// stopped when dropped.
+struct HttpServer(std::process::Child);
+
+/// Fixed, as a Dockerfile names it in its URLs; one case runs at a time.
+const HTTP_ADDR: &str = "127.0.0.1:18080";
+
+impl HttpServer {
+    fn start(dir: &Path) -> std::io::Result<Self> {
+        let child = Command::new("busybox").args(["httpd", "-f", "-p", HTTP_ADDR, "-h"]).arg(dir).spawn()?;
+        // Up once it accepts a connection.
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(HTTP_ADDR).is_ok() {
+                return Ok(HttpServer(child));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(std::io::Error::other(format!("busybox httpd did not listen on {HTTP_ADDR}")))
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
