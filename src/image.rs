@@ -13,6 +13,7 @@ use oci_spec::image::{
 };
 
 use crate::digest::{self, Digest, DigestError};
+use crate::docker_config::DockerFields;
 use crate::layer::Layer;
 use crate::store::{Store, StoreError};
 
@@ -83,7 +84,8 @@ fn spec(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> ImageError
 /// missing time as 292 years ago.
 /// `meta` is taken, not copied: with many labels or much history it is big.
 pub fn config(layers: &[Layer], created: Option<&str>, meta: ImageConfig) -> Result<ImageConfiguration, ImageError> {
-    let Parts { mut image, mut config, labels } = parts(layers, created, meta)?;
+    // Only imports come here, and an imported rootfs sets none of docker's fields.
+    let Parts { mut image, mut config, labels, docker: _ } = parts(layers, created, meta)?;
     if !labels.is_empty() {
         config.set_labels(Some(labels.into_iter().collect::<HashMap<_, _>>()));
     }
@@ -100,6 +102,8 @@ struct Parts {
     /// Without its labels.
     config: oci_spec::image::Config,
     labels: std::collections::BTreeMap<String, String>,
+    /// docker's fields of `config` that oci-spec has no place for.
+    docker: DockerFields,
 }
 
 /// The JSON of [`Parts`]: the image config with its `config` and the labels
@@ -117,9 +121,12 @@ struct SortedConfig<'a> {
     config: &'a oci_spec::image::Config,
     #[serde(rename = "Labels", skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     labels: &'a std::collections::BTreeMap<String, String>,
+    #[serde(flatten)]
+    docker: &'a DockerFields,
 }
 
 fn parts(layers: &[Layer], created: Option<&str>, meta: ImageConfig) -> Result<Parts, ImageError> {
+    let docker = DockerFields::of(&meta);
     let mut c = ConfigBuilder::default();
     if !meta.env.is_empty() {
         c = c.env(meta.env);
@@ -176,15 +183,19 @@ fn parts(layers: &[Layer], created: Option<&str>, meta: ImageConfig) -> Result<P
     if let Some(created) = created {
         b = b.created(created.to_owned());
     }
+    if let Some(author) = meta.author {
+        b = b.author(author);
+    }
     let image = b.build().map_err(spec("image config"))?;
-    Ok(Parts { image, config: c.build().map_err(spec("config"))?, labels: meta.labels })
+    Ok(Parts { image, config: c.build().map_err(spec("config"))?, labels: meta.labels, docker })
 }
 
-/// The metadata a stage built on the image `config` inherits: Env, Cmd, … and
-/// its history, each entry with its own time and comment.
-pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
+/// The metadata a stage built on the image `config` (whose JSON is `raw`)
+/// inherits: Env, Cmd, …, docker's Healthcheck, Shell and OnBuild, and its
+/// history, each entry with its own time and comment.
+pub fn inherited(config: &ImageConfiguration, raw: &[u8]) -> ImageConfig {
     let c = config.config().clone().unwrap_or_default();
-    ImageConfig {
+    let mut meta = ImageConfig {
         env: c.env().clone().unwrap_or_default(),
         cmd: c.cmd().clone(),
         entrypoint: c.entrypoint().clone(),
@@ -194,8 +205,6 @@ pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
         exposed_ports: c.exposed_ports().clone().unwrap_or_default().into_iter().collect(),
         volumes: c.volumes().clone().unwrap_or_default().into_iter().collect(),
         stop_signal: c.stop_signal().clone(),
-        // Healthcheck, Shell and OnBuild: docker-only fields oci-spec does not
-        // parse; issue 8 reads them back from the raw config.
         healthcheck: None,
         shell: None,
         on_build: Vec::new(),
@@ -210,7 +219,9 @@ pub fn inherited(config: &ImageConfiguration) -> ImageConfig {
                 empty_layer: h.empty_layer().unwrap_or(false),
             })
             .collect(),
-    }
+    };
+    DockerFields::read(raw).apply(&mut meta);
+    meta
 }
 
 /// The layers of an image: the manifest's blobs paired with the config's diffIDs.
@@ -256,7 +267,10 @@ pub fn write(
     meta: ImageConfig,
 ) -> Result<(Descriptor, Digest), ImageError> {
     let parts = parts(layers, created, meta)?;
-    let config = Sorted { image: &parts.image, config: SortedConfig { config: &parts.config, labels: &parts.labels } };
+    let config = Sorted {
+        image: &parts.image,
+        config: SortedConfig { config: &parts.config, labels: &parts.labels, docker: &parts.docker },
+    };
     // Streamed into the store: a config with many labels or much history is
     // big enough that a second copy of it, as bytes, counts.
     let mut blob = io::BufWriter::new(store.blob_writer()?);

@@ -15,6 +15,7 @@ pub mod content;
 pub mod context;
 pub mod copy;
 pub mod digest;
+pub mod docker_config;
 pub mod fetch;
 pub mod flags;
 pub mod fsutil;

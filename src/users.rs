@@ -44,6 +44,8 @@ pub struct ExecUser {
     /// Every gid the process holds: the primary one first, then the groups
     /// that list the user as a member.
     pub groups: Vec<u32>,
+    /// The home directory of its /etc/passwd entry; `/` for a uid without one.
+    pub home: String,
 }
 
 /// A uid or gid as written.
@@ -129,20 +131,22 @@ impl Accounts {
 
     /// `USER user[:group]`, the way docker (runc's GetExecUser) resolves it:
     /// an empty user is root; a number not in /etc/passwd is used as is, with
-    /// gid 0; without a group, the user's groups in /etc/group are added.
+    /// gid 0 and home `/`; without a group, the user's groups in /etc/group
+    /// are added.
     pub fn exec_user(&self, spec: &str) -> Result<ExecUser> {
         let (user, group) = split(spec);
         let user = if user.is_empty() { "0" } else { user };
-        let (uid, mut gid, name) = match id(user) {
+        let home = |e: &Entry<'_>| e.fields.get(5).copied().unwrap_or_default().to_owned();
+        let (uid, mut gid, name, home) = match id(user) {
             Id::OutOfRange => return Err(UserError::OutOfRange { what: "uid", value: user.to_owned() }),
             Id::Valid(uid) => match Self::find(&self.passwd, PASSWD, &Key::Id(uid)) {
-                Some(e) => (uid, e.id(3, "gid")?, Some(e.name().to_owned())),
-                None => (uid, 0, None),
+                Some(e) => (uid, e.id(3, "gid")?, Some(e.name().to_owned()), home(&e)),
+                None => (uid, 0, None, "/".to_owned()),
             },
             Id::Name => {
                 let e = Self::find(&self.passwd, PASSWD, &Key::Name(user))
                     .ok_or_else(|| UserError::NoUser(user.to_owned()))?;
-                (e.id(2, "uid")?, e.id(3, "gid")?, Some(user.to_owned()))
+                (e.id(2, "uid")?, e.id(3, "gid")?, Some(user.to_owned()), home(&e))
             }
         };
         if let Some(group) = group {
@@ -161,7 +165,7 @@ impl Accounts {
             }
         }
         groups.dedup();
-        Ok(ExecUser { uid, gid, groups })
+        Ok(ExecUser { uid, gid, groups, home })
     }
 
     /// `COPY --chown=user[:group]`, the way docker resolves it: a uid without
@@ -246,6 +250,14 @@ mod tests {
         ] {
             let got = accounts().exec_user(spec).map(|u| (u.uid, u.gid, u.groups));
             assert_eq!(got, want, "USER {spec}");
+        }
+    }
+
+    #[test]
+    fn homes_come_from_the_passwd_entry() {
+        for (spec, want) in [("", "/root"), ("app", "/app"), ("1000:wheel", "/app"), ("4242", "/"), ("4242:staff", "/")]
+        {
+            assert_eq!(accounts().exec_user(spec).unwrap().home, want, "USER {spec}");
         }
     }
 

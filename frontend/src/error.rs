@@ -96,6 +96,17 @@ pub enum ErrorKind {
     /// build (`error=true`).
     #[error(transparent)]
     Check(#[from] DirectiveError),
+    /// An ONBUILD trigger of the base failed (to parse or to lower); it is
+    /// named, as it is written in no line of this Dockerfile.
+    #[error("ONBUILD trigger \"{trigger}\" inherited from {base}: {error}")]
+    Trigger {
+        /// The trigger as stored in the base's config.
+        trigger: String,
+        /// The base image or stage, as FROM names it.
+        base: String,
+        /// What is wrong with it.
+        error: Box<ErrorKind>,
+    },
     /// The graph refused a vertex (a bug: the frontend only adds valid vertices).
     #[error("internal error: cannot add a vertex to the build graph")]
     Graph(#[source] GraphError),

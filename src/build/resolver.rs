@@ -53,7 +53,9 @@ impl ImageResolver for StoreResolver<'_> {
         let found = crate::registry::ensure(self.store, reference, self.pull, &options).map_err(|e| chain(&e))?;
         let Some(image) = found else { return Ok(None) };
         let (manifest, config) = self.store.image_parts(&image).map_err(|e| e.to_string())?;
-        let meta = crate::image::inherited(&config);
+        let config_digest = crate::digest::from_oci(manifest.config().digest()).map_err(|e| e.to_string())?;
+        let raw = self.store.image_config_bytes(&config_digest).map_err(|e| e.to_string())?;
+        let meta = crate::image::inherited(&config, &raw);
         // An image without a name goes by its ID, as `kiln images` shows it.
         let name = image.name.clone().unwrap_or_else(|| manifest.config().digest().to_string());
         Ok(Some(ResolvedImage { name, digest: image.digest().to_string(), config: meta }))

@@ -7,12 +7,13 @@ use crate::cli::images::InspectArgs;
 pub fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<()> {
     let image = store.get(&args.image)?;
     let (manifest, config) = store.image_parts(&image)?;
+    let raw = store.image_config_bytes(&kiln::digest::from_oci(manifest.config().digest())?)?;
     let out = serde_json::json!({
         "Name": image.name,
         "Digest": image.digest().to_string(),
         "Id": manifest.config().digest().to_string(),
         "Manifest": manifest,
-        "Config": config,
+        "Config": kiln::docker_config::inspect_json(&config, &raw),
     });
     crate::outln!("{}", serde_json::to_string_pretty(&out)?)
 }

@@ -9,7 +9,7 @@ use kiln_solver::ExecContext;
 use super::{Engine, EngineError, FsState};
 use crate::layer::{diff, LayerWriter};
 use crate::sandbox::rootfs::MountPoints;
-use crate::sandbox::{Spec, Stdio};
+use crate::sandbox::{Spec, SpecFile, Stdio};
 
 /// How many lines of a failed RUN's output the error shows.
 const TAIL_LINES: usize = 12;
@@ -35,10 +35,13 @@ impl Engine {
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),
-            env: op.env.clone(),
+            // The proxies are part of what the step sees, not of what it is
+            // (its digest), so they come in only here.
+            env: op.env.iter().chain(&op.proxy_env).cloned().collect(),
             cwd: if op.cwd.is_empty() { "/".into() } else { op.cwd.clone() },
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
+            files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
         };
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |line: &str| {

@@ -1,12 +1,14 @@
 //! The engine: kiln's implementation of the solver's `Executor` — what each
 //! operation of the build graph does, over the store, snapshots and the
 //! sandbox. One file per operation: [`source`] (FROM: scratch and images),
-//! [`copy`] (COPY), [`add`] (ADD of URLs and git repositories), [`exec`] (RUN). Results are remembered in the build
+//! [`copy`] (COPY), [`add`] (ADD of URLs and git repositories), [`exec`] (RUN), [`mkdir`]
+//! (WORKDIR's directory). Results are remembered in the build
 //! [`cache`](crate::cache).
 
 mod add;
 mod copy;
 mod exec;
+mod mkdir;
 mod source;
 
 use kiln_frontend::{CopyFrom, Op};
@@ -67,6 +69,8 @@ pub enum EngineError {
         #[source]
         source: ImageError,
     },
+    #[error(transparent)]
+    Mkdir(#[from] mkdir::MkdirError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     /// An operation this engine cannot run yet.
@@ -152,7 +156,7 @@ impl Executor for Engine {
             Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add(c, inputs),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
-            Op::Mkdir(m) => Err(EngineError::Unsupported(format!("WORKDIR {}", m.path))),
+            Op::Mkdir(m) => self.mkdir(m, inputs),
         }
     }
 

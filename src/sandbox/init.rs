@@ -189,7 +189,7 @@ fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
             .collect::<std::result::Result<Vec<_>, _>>()
     };
     let args = cstrings("argument", &spec.args)?;
-    let env = cstrings("environment entry", &spec.env)?;
+    let env = cstrings("environment entry", &with_home(&spec.env, &user.home))?;
     // SAFETY: PID 1 is single-threaded.
     match unsafe { fork() }.map_err(InitError::Fork)? {
         ForkResult::Child => {
@@ -205,10 +205,22 @@ fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
     }
 }
 
+/// `env` with HOME set to the user's home when it is unset or empty, as runc
+/// does for docker's RUN steps and containers (never in the image config).
+fn with_home(env: &[String], home: &str) -> Vec<String> {
+    let mut env = env.to_vec();
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(e) if e == "HOME=" => *e = format!("HOME={home}"),
+        Some(_) => {}
+        None => env.push(format!("HOME={home}")),
+    }
+    env
+}
+
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 
@@ -327,6 +339,7 @@ mod tests {
             cwd: "/srv".into(),
             user: "1000:1000".into(),
             hostname: "box".into(),
+            files: vec![],
         };
         let sys = Recording::default();
         let (mut launcher, child) = channel::pair().unwrap();
@@ -337,10 +350,18 @@ mod tests {
         enter_namespaces(&sys, child).unwrap();
         mapper.join().unwrap();
         prepare_root(&sys, &spec).unwrap();
-        let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27] };
+        let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27], home: "/".into() };
         let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid)).unwrap();
         become_user(&sys, &user, &cwd, &spec.cwd, groups_denied).unwrap();
         sys.calls()
+    }
+
+    #[test]
+    fn home_is_set_only_when_unset_or_empty() {
+        let env = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(with_home(&env(&["PATH=/bin"]), "/root"), env(&["PATH=/bin", "HOME=/root"]));
+        assert_eq!(with_home(&env(&["HOME=", "A=1"]), "/app"), env(&["HOME=/app", "A=1"]));
+        assert_eq!(with_home(&env(&["HOME=/mine"]), "/app"), env(&["HOME=/mine"]));
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod workdir;
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Sandbox, SandboxError, Stdio};
-pub use spec::{Spec, SpecError};
+pub use spec::{Spec, SpecError, SpecFile};
 pub use workdir::WorkdirError;
 
 /// In a forked child before exec: hand `fd` (the child's end of a

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 
+use super::spec::{SpecFile, PIPES};
 use super::syscall::Syscall;
 
 /// The host files bound read-only over the same path in the image; created
@@ -64,7 +65,7 @@ fn mount(
 
 /// Mount /proc, /dev, /sys and the host's resolv.conf and hosts into `root`
 /// and pivot into it: afterwards `/` is `root` and the cwd is `/`.
-pub(crate) fn enter(sys: &dyn Syscall, root: &Path) -> Result<()> {
+pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()> {
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
     mount(sys, Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
@@ -93,6 +94,9 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path) -> Result<()> {
     }
     let shm = ensure_dir(root, "dev/shm")?;
     mount(sys, Some("shm"), &shm, Some("tmpfs"), nosuid, Some("mode=1777,size=65536k"))?;
+    if !files.is_empty() {
+        write_pipes(sys, root, files)?;
+    }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -124,6 +128,25 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path) -> Result<()> {
     sys.umount2(Path::new("."), MntFlags::MNT_DETACH).map_err(RootfsError::DetachOldRoot)?;
     sys.chdir(Path::new("/")).map_err(|e| RootfsError::Chdir("/".into(), e))?;
     Ok(())
+}
+
+/// The step's scripts in a tmpfs of their own at /dev/pipes (executable,
+/// unlike the rest of /dev), made read-only once written. Their names are
+/// plain (see `Spec::validated`) and /dev is the sandbox's own tmpfs, so
+/// nothing here follows the image's links.
+fn write_pipes(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let pipes = root.join(PIPES.trim_start_matches('/'));
+    fs::create_dir(&pipes).map_err(|e| RootfsError::CreateFile(pipes.clone(), e))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(sys, Some("pipes"), &pipes, Some("tmpfs"), flags, Some("mode=755"))?;
+    for file in files {
+        let target = root.join(file.path.trim_start_matches('/'));
+        fs::write(&target, &file.content).map_err(|e| RootfsError::CreateFile(target.clone(), e))?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+            .map_err(|e| RootfsError::CreateFile(target.clone(), e))?;
+    }
+    mount(sys, None, &pipes, None, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)
 }
 
 /// Bind the host's `file` read-only over the same path in the image. The path is
@@ -264,11 +287,41 @@ mod tests {
     }
 
     #[test]
+    fn scripts_get_an_executable_tmpfs_made_read_only_once_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sys = Recording::default();
+        let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
+        enter(&sys, root, &files).unwrap();
+        let calls = sys.calls();
+        let pipes = root.join("dev/pipes");
+        let mounts: Vec<(usize, MsFlags)> = calls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Call::Mount { target, flags, .. } if *target == pipes => Some((i, *flags)),
+                _ => None,
+            })
+            .collect();
+        let [(made, flags), (remount, ro)] = mounts[..] else { panic!("{calls:#?}") };
+        assert!(flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_NODEV) && !flags.contains(MsFlags::MS_NOEXEC));
+        assert!(ro.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY));
+        assert!(
+            mounts_on(&calls, &root.join("dev")) < made
+                && remount < position(&calls, |c| matches!(c, Call::PivotRoot(..)))
+        );
+        let script = pipes.join("EOF");
+        assert_eq!(fs::read_to_string(&script).unwrap(), "#!/bin/sh\necho hi\n");
+        assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o7777, 0o755);
+    }
+
+    #[test]
     fn everything_is_mounted_before_the_pivot_and_the_old_root_goes() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root).unwrap();
+        enter(&sys, root, &[]).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -304,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path()), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(matches!(enter(&sys, dir.path(), &[]), Err(RootfsError::NotADirectory(d)) if d == "proc"));
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 

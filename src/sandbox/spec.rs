@@ -20,7 +20,23 @@ pub struct Spec {
     pub user: String,
     /// The UTS namespace's hostname.
     pub hostname: String,
+    /// Scripts the command sees outside its root filesystem (a RUN heredoc
+    /// with a shebang), each at `/dev/pipes/NAME`, read-only, mode 0755, as
+    /// BuildKit mounts them: never part of a layer.
+    #[serde(default)]
+    pub files: Vec<SpecFile>,
 }
+
+/// A file of [`Spec::files`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecFile {
+    /// `/dev/pipes/NAME`.
+    pub path: String,
+    pub content: String,
+}
+
+/// Where [`Spec::files`] live in the sandbox.
+pub(super) const PIPES: &str = "/dev/pipes/";
 
 /// Why a spec cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +51,8 @@ pub enum SpecError {
     Nul { what: &'static str, value: String },
     #[error("the environment entry {0:?} is not KEY=value")]
     BadEnv(String),
+    #[error("the script path {0:?} is not /dev/pipes/NAME")]
+    BadFile(String),
 }
 
 impl Spec {
@@ -50,6 +68,7 @@ impl Spec {
             return Err(SpecError::RelativeRoot(self.rootfs.clone()));
         }
         let texts = self.args.iter().map(|a| ("argument", a)).chain(self.env.iter().map(|e| ("environment entry", e)));
+        let texts = texts.chain(self.files.iter().map(|f| ("script path", &f.path)));
         let fields = [("working directory", &self.cwd), ("user", &self.user), ("hostname", &self.hostname)];
         if let Some((what, value)) = texts.chain(fields).find(|(_, v)| v.contains('\0')) {
             return Err(SpecError::Nul { what, value: value.clone() });
@@ -59,6 +78,12 @@ impl Spec {
         }
         if let Some(bad) = self.env.iter().find(|e| e.split_once('=').is_none_or(|(k, _)| k.is_empty())) {
             return Err(SpecError::BadEnv(bad.clone()));
+        }
+        // One plain name below /dev/pipes/: the file is written there by path,
+        // before the pivot, so nothing may lead it elsewhere.
+        let plain = |name: &str| !name.is_empty() && name != "." && name != ".." && !name.contains('/');
+        if let Some(bad) = self.files.iter().find(|f| !f.path.strip_prefix(PIPES).is_some_and(plain)) {
+            return Err(SpecError::BadFile(bad.path.clone()));
         }
         let mut spec = self.clone();
         if spec.path().is_none() {
@@ -85,7 +110,12 @@ mod tests {
             cwd: cwd.into(),
             user: String::new(),
             hostname: "h".into(),
+            files: vec![],
         }
+    }
+
+    fn with_file(path: &str) -> Spec {
+        Spec { files: vec![SpecFile { path: path.into(), content: "#!/bin/sh\n".into() }], ..spec(&["sh"], &[], "/") }
     }
 
     #[test]
@@ -104,6 +134,12 @@ mod tests {
             (spec(&["sh"], &["=value"], "/"), Err(SpecError::BadEnv("=value".into()))),
             (Spec { rootfs: "root".into(), ..spec(&["sh"], &[], "/") }, Err(SpecError::RelativeRoot("root".into()))),
             (Spec { user: "u\0".into(), ..spec(&["sh"], &[], "/") }, nul("user", "u\0")),
+            (with_file("/dev/pipes/EOF"), Ok(())),
+            (with_file("/dev/pipes/a\0"), nul("script path", "/dev/pipes/a\0")),
+            (with_file("/dev/pipes/../../etc/x"), Err(SpecError::BadFile("/dev/pipes/../../etc/x".into()))),
+            (with_file("/dev/pipes/.."), Err(SpecError::BadFile("/dev/pipes/..".into()))),
+            (with_file("/dev/pipes/"), Err(SpecError::BadFile("/dev/pipes/".into()))),
+            (with_file("/etc/EOF"), Err(SpecError::BadFile("/etc/EOF".into()))),
         ] {
             assert_eq!(spec.validated().map(drop), want, "{spec:?}");
         }

@@ -258,15 +258,21 @@ impl Store {
 
     /// Read a stored image config (see [`Store::parse_image_config`]).
     pub fn read_image_config(&self, digest: &Digest) -> Result<ImageConfiguration, StoreError> {
-        let path = self.blob_path(digest);
-        let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
-            _ => crate::fsutil::PathError { action: "reading", path, source: e }.into(),
-        })?;
+        let bytes = self.image_config_bytes(digest)?;
         Self::parse_image_config(&bytes).map_err(|source| StoreError::Json {
             what: "image config",
             digest: digest.to_string(),
             source,
+        })
+    }
+
+    /// A stored image config's JSON as stored: what oci-spec does not parse
+    /// (docker's Healthcheck, Shell, OnBuild) is read from it.
+    pub fn image_config_bytes(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::MissingBlob(digest.to_string()),
+            _ => crate::fsutil::PathError { action: "reading", path, source: e }.into(),
         })
     }
 

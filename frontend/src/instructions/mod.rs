@@ -106,9 +106,14 @@ pub enum InstructionError {
         /// The word as written.
         word: String,
     },
-    /// The legacy `ENV name value` form without a value (the name).
-    #[error("ENV {0} has no value: write ENV {0}=value (or ENV {0}= for an empty one)")]
-    EnvValue(String),
+    /// The legacy `ENV name value` form (or LABEL's) without a value.
+    #[error("{keyword} {name} has no value: write {keyword} {name}=value (or {keyword} {name}= for an empty one)")]
+    MissingValue {
+        /// ENV or LABEL.
+        keyword: &'static str,
+        /// The name as written.
+        name: String,
+    },
     /// `=value` with nothing before the `=` (in the named instruction).
     #[error("{0} names can not be blank")]
     BlankName(&'static str),
@@ -351,7 +356,6 @@ fn from(node: &Node) -> Result<Stage, Error> {
 /// config) for the stage that runs it; its errors point at `at` (the FROM
 /// that pulls the trigger in). Like BuildKit, triggers are read with the
 /// default escape character, whatever the file that runs them uses.
-#[allow(dead_code)] // used by ONBUILD trigger execution (lower/stage.rs)
 pub(crate) fn parse_trigger(text: &str, at: Location) -> Result<Command, Error> {
     let escape = crate::parser::DEFAULT_ESCAPE;
     let lexer = &Lexer::new(escape);
@@ -486,7 +490,7 @@ fn pairs(node: &Node, lexer: &Lexer) -> Result<Box<[Pair]>, Error> {
         // Legacy form: the first word is the name, all the rest is the value.
         let key = words[0].clone();
         let Some(value_start) = node.rest[key.raw.len()..].find(|c: char| !c.is_whitespace()) else {
-            return Err(Error::at(key.location, InstructionError::EnvValue(key.raw)));
+            return Err(Error::at(key.location, InstructionError::MissingValue { keyword, name: key.raw }));
         };
         let offset = key.raw.len() + value_start;
         let value = Word { raw: node.rest[offset..].to_owned(), location: node.location_of(offset) };
@@ -666,6 +670,7 @@ mod tests {
             ("COPY a", "Dockerfile:2:1: COPY requires at least one source and a destination"),
             (r#"COPY ["a"]"#, "Dockerfile:2:1: COPY requires at least one source and a destination"),
             ("ENV A", "Dockerfile:2:5: ENV A has no value: write ENV A=value (or ENV A= for an empty one)"),
+            ("LABEL a ", "Dockerfile:2:7: LABEL a has no value: write LABEL a=value (or LABEL a= for an empty one)"),
             ("ENV A=1 B", "Dockerfile:2:9: ENV expects name=value, found \"B\""),
             ("LABEL =x", "Dockerfile:2:7: LABEL names can not be blank"),
             ("ARG =x", "Dockerfile:2:5: ARG names can not be blank"),

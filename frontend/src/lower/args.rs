@@ -4,27 +4,23 @@
 //! * `--build-arg` overrides an ARG's default; ENV overrides an ARG of the same
 //!   name; ARGs reach RUN's environment but never the image config;
 //! * the proxy ARGs (`HTTP_PROXY`, …) given as build args reach RUN without a
-//!   declaration (see `run`);
-//! * with a platform, BuildKit's TARGET* and BUILD* ARGs are predefined globals.
+//!   declaration, outside its digest and history (see `run`);
+//! * with a platform, BuildKit's TARGET* and BUILD* ARGs are predefined globals;
+//! * a stage built FROM another stage starts with that stage's ARGs in scope
+//!   (BuildKit; `ARG NAME="$NAME-dev"` sees the base stage's NAME).
 
 use super::stage::StageState;
 use super::Lowering;
 use crate::error::Error;
 use crate::instructions::{ArgDecl, Instruction};
 
-/// Build args every Dockerfile may use without declaring them.
-pub(super) const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+/// The proxy build args every Dockerfile gets without declaring them, named
+/// in any case (BuildKit compares them case-insensitively).
+pub(super) const PROXY_KINDS: [&str; 5] = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+
+fn is_proxy(name: &str) -> bool {
+    PROXY_KINDS.iter().any(|k| k.eq_ignore_ascii_case(name))
+}
 
 impl Lowering<'_> {
     /// A build arg's value, noting that it was consumed.
@@ -82,11 +78,13 @@ impl Lowering<'_> {
                 Some(w) => Some(self.expand(w, &|n| st.get(n))?),
                 None => None,
             };
-            shown.push(match &default {
-                Some(d) => format!("{}={d}", decl.name),
+            let value = self.build_arg(&decl.name).or(default).or_else(|| self.global_args.get(&decl.name).cloned());
+            // Like BuildKit, the history shows the value the ARG ends up with
+            // (a build arg's, not the default's).
+            shown.push(match &value {
+                Some(v) => format!("{}={v}", decl.name),
                 None => decl.name.clone(),
             });
-            let value = self.build_arg(&decl.name).or(default).or_else(|| self.global_args.get(&decl.name).cloned());
             if let Some(v) = value {
                 match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
                     Some(arg) => arg.1 = v,
@@ -98,15 +96,21 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// A warning for each build arg no lowered ARG declared (proxies excepted).
+    /// The legacy builder's one warning (BuildKit has none) naming the build
+    /// args no lowered ARG declared, proxies excepted.
     pub(super) fn unconsumed_warnings(&self) -> Vec<String> {
-        self.opts
+        let unused: Vec<&str> = self
+            .opts
             .build_args
             .keys()
-            .filter(|k| !self.consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| !self.consumed.contains(*k) && !is_proxy(k))
             // Read by the build checks, not by an ARG.
             .filter(|k| k.as_str() != crate::checks::CHECK_BUILD_ARG)
-            .map(|k| format!("build-arg {k} was not consumed: no ARG {k} in the stages built"))
-            .collect()
+            .map(String::as_str)
+            .collect();
+        if unused.is_empty() {
+            return Vec::new();
+        }
+        vec![format!("One or more build-args [{}] were not consumed", unused.join(" "))]
     }
 }

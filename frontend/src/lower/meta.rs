@@ -1,11 +1,12 @@
-//! The instructions that add no vertex and only change the image config:
-//! ENV, LABEL, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT. Each also adds an
-//! empty-layer history entry, written the way docker writes it.
+//! The instructions that only change the image config: ENV, LABEL, WORKDIR,
+//! USER, EXPOSE, CMD, ENTRYPOINT. Each also adds a history entry, written the
+//! way docker writes it; all are empty-layer but WORKDIR's (see `workdir`).
 
 use super::stage::StageState;
 use super::{clean, env_set, go_fmt, join, LowerError, Lowering};
 use crate::error::Error;
-use crate::instructions::{Pair, Word};
+use crate::instructions::{Command, Pair, Word};
+use crate::ops::{MkdirOp, Op};
 
 impl Lowering<'_> {
     /// ENV: every value expands with the environment before this line.
@@ -27,14 +28,24 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// WORKDIR: relative to the current one, cleaned.
-    pub(super) fn workdir(&self, st: &mut StageState, word: &Word) -> Result<(), Error> {
+    /// WORKDIR: relative to the current one, cleaned; made (`mkdir -p`, owned
+    /// by the current USER) as BuildKit does, so it exists in the image even
+    /// when no later step writes there. That step adds a layer, empty when the
+    /// directory was there already; `WORKDIR /` adds none.
+    pub(super) fn workdir(&mut self, st: &mut StageState, cmd: &Command, word: &Word) -> Result<(), Error> {
         let dir = self.expand(word, &|n| st.get(n))?;
         if dir.is_empty() {
             return Err(Error::at(word.location, LowerError::EmptyValue("WORKDIR")));
         }
-        st.config.working_dir = clean(&join(&st.workdir(), &dir));
-        st.history(format!("WORKDIR {}", st.config.working_dir), true);
+        let path = clean(&join(&st.workdir(), &dir));
+        st.config.working_dir = path.clone();
+        let with_layer = path != "/";
+        if with_layer {
+            let op = Op::Mkdir(MkdirOp { path: path.clone(), user: st.config.user.clone() });
+            let name = st.name(&cmd.text);
+            st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
+        }
+        st.history(format!("WORKDIR {path}"), !with_layer);
         Ok(())
     }
 

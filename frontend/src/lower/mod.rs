@@ -28,6 +28,7 @@ mod go_fmt;
 mod heredoc;
 mod image_config;
 mod meta;
+mod onbuild;
 mod platform;
 mod run;
 mod signal;
@@ -186,6 +187,9 @@ pub(crate) fn lower(
 struct Built {
     vertex: Digest,
     config: ImageConfig,
+    /// Its ARGs in scope at its end: a stage built FROM it starts with them
+    /// (BuildKit's rule; the legacy builder started empty).
+    args: Vec<(String, String)>,
 }
 
 /// Why lowering a stage stopped before its end.
@@ -207,6 +211,8 @@ struct Frame {
     index: usize,
     /// `None` until its FROM is lowered.
     state: Option<StageState>,
+    /// The ONBUILD triggers of its base not applied yet (set with `state`).
+    triggers: std::vec::IntoIter<Command>,
     /// Its commands not applied yet.
     commands: std::vec::IntoIter<Command>,
 }
@@ -256,21 +262,36 @@ impl Lowering<'_> {
 
     /// A frame to lower stage `index`, handed that stage's commands.
     fn frame(&mut self, index: usize) -> Frame {
-        Frame { index, state: None, commands: std::mem::take(&mut self.commands[index]).into_iter() }
+        let commands = std::mem::take(&mut self.commands[index]).into_iter();
+        Frame { index, state: None, triggers: Vec::new().into_iter(), commands }
     }
 
     /// Lower the rest of a stage, from where it halted last.
     fn resume(&mut self, frame: &mut Frame) -> Result<Built, Halt> {
         let st = match &mut frame.state {
             Some(st) => st,
-            None => frame.state.insert(self.lower_from(frame.index, frame.commands.as_slice())?),
+            None => {
+                let (st, triggers) = self.lower_from(frame.index, frame.commands.as_slice())?;
+                frame.triggers = triggers.into_iter();
+                frame.state.insert(st)
+            }
         };
+        while let Some(trigger) = frame.triggers.as_slice().first() {
+            self.dispatch(frame.index, st, trigger).map_err(|halt| match halt {
+                Halt::Failed(e) => {
+                    let at = self.file.stages[frame.index].location;
+                    Halt::Failed(onbuild::in_trigger(e, &trigger.text, &st.base, at))
+                }
+                need => need,
+            })?;
+            frame.triggers.next();
+        }
         while let Some(command) = frame.commands.as_slice().first() {
             self.dispatch(frame.index, st, command)?;
             frame.commands.next(); // applied: dropped
         }
         let st = frame.state.take().expect("set above");
-        Ok(Built { vertex: st.vertex, config: st.config })
+        Ok(Built { vertex: st.vertex, config: st.config, args: st.args })
     }
 
     /// Apply one instruction. It halts, if it must, before it changes anything,
@@ -282,7 +303,7 @@ impl Lowering<'_> {
             Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),
-            Instruction::Workdir(word) => Ok(self.workdir(st, word)?),
+            Instruction::Workdir(word) => Ok(self.workdir(st, cmd, word)?),
             Instruction::User(word) => Ok(self.user(st, word)?),
             Instruction::Expose(words) => Ok(self.expose(st, words)?),
             Instruction::Cmd(line) => {

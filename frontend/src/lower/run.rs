@@ -1,8 +1,10 @@
 //! RUN: an Exec vertex on the stage's filesystem, with the environment the
-//! command sees (the image's, then ARGs, then undeclared proxy build args);
+//! command sees (the image's, then ARGs), and the proxy build args beside it;
 //! and the wrapping of any shell-form command line in the stage's SHELL.
 
-use super::args::PROXY_ARGS;
+use std::collections::BTreeMap;
+
+use super::args::PROXY_KINDS;
 use super::stage::StageState;
 use super::{env_get, heredoc, LowerError, Lowering};
 use crate::config::ImageConfig;
@@ -45,7 +47,7 @@ impl Lowering<'_> {
             line => (line.clone(), Vec::new()),
         };
         let args = &wrap(&st.config, &line);
-        // The image env, then ARGs ENV does not shadow, then undeclared proxies.
+        // The image env, then ARGs ENV does not shadow.
         let mut env = st.config.env.clone();
         let mut shown_args = Vec::new();
         for (k, v) in &st.args {
@@ -54,21 +56,14 @@ impl Lowering<'_> {
                 shown_args.push(format!("{k}={v}"));
             }
         }
-        for &proxy in PROXY_ARGS {
-            let declared = st.args.iter().any(|(k, _)| k == proxy);
-            if let Some(v) = self.opts.build_args.get(proxy) {
-                if !declared && env_get(&st.config.env, proxy).is_none() {
-                    env.push(format!("{proxy}={v}"));
-                }
-            }
-        }
+        let proxy_env = proxy_env(&self.opts.build_args, &env);
         let op = Op::Exec(ExecOp {
             args: args.to_vec(),
             env,
             cwd: st.workdir(),
             user: st.config.user.clone(),
             files,
-            proxy_env: Vec::new(),
+            proxy_env,
         });
         // Like BuildKit: a RUN of one heredoc is named with its first line.
         let name = match (&run.command, run.heredocs.first()) {
@@ -85,5 +80,45 @@ impl Lowering<'_> {
         };
         st.history(format!("RUN {args_note}{}", args.join(" ")), false);
         Ok(())
+    }
+}
+
+/// The proxy build args as the step's extra environment, BuildKit's way: a
+/// build arg named like a proxy in any case (`HTTP_PROXY`, `http_proxy`)
+/// gives both spellings, unless `env` (ENV, a declared ARG) already sets them.
+/// They stay out of the digest, the history and the image config, so a
+/// build behind a proxy shares its cache with one that is not.
+fn proxy_env(build_args: &BTreeMap<String, String>, env: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in PROXY_KINDS {
+        // The upper-case spelling first, so it wins when both are given.
+        let Some(value) = build_args.iter().filter(|(k, _)| k.eq_ignore_ascii_case(kind)).map(|(_, v)| v).next() else {
+            continue;
+        };
+        for name in [kind.to_owned(), kind.to_ascii_lowercase()] {
+            if env_get(env, &name).is_none() {
+                out.push(format!("{name}={value}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_come_in_both_spellings_unless_the_env_has_them() {
+        let args: BTreeMap<String, String> =
+            [("http_proxy", "h"), ("No_Proxy", "n"), ("OTHER", "o"), ("HTTPS_PROXY", "s1"), ("https_proxy", "s2")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let env = vec!["no_proxy=mine".to_owned()];
+        assert_eq!(
+            proxy_env(&args, &env),
+            ["HTTP_PROXY=h", "http_proxy=h", "HTTPS_PROXY=s1", "https_proxy=s1", "NO_PROXY=n"]
+        );
     }
 }

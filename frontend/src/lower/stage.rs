@@ -3,11 +3,12 @@
 
 use kiln_solver::Digest;
 
-use super::{env_get, Halt, LowerError, Lowering};
+use super::{env_get, onbuild, Built, Halt, LowerError, Lowering};
 use crate::config::{History, ImageConfig, DEFAULT_PATH};
 use crate::error::Error;
-use crate::instructions::Command;
+use crate::instructions::{Command, Instruction};
 use crate::ops::Op;
+use crate::options::ResolvedImage;
 use crate::shorten::Shortened;
 
 /// The state of the stage being lowered.
@@ -19,6 +20,8 @@ pub(super) struct StageState {
     pub(super) args: Vec<(String, String)>,
     /// Whether this stage set CMD (then ENTRYPOINT keeps it).
     pub(super) cmd_set: bool,
+    /// What its FROM names, expanded: a stage, `scratch` or an image.
+    pub(super) base: String,
     /// `[build ` / `[1 ` / `[`, for vertex names.
     prefix: String,
     step: usize,
@@ -55,8 +58,13 @@ impl StageState {
 }
 
 impl Lowering<'_> {
-    /// The state of stage `index`, whose commands are `commands`, after its FROM.
-    pub(super) fn lower_from(&mut self, index: usize, commands: &[Command]) -> Result<StageState, Halt> {
+    /// The state of stage `index`, whose commands are `commands`, after its
+    /// FROM; and the ONBUILD triggers of its base, to run first.
+    pub(super) fn lower_from(
+        &mut self,
+        index: usize,
+        commands: &[Command],
+    ) -> Result<(StageState, Vec<Command>), Halt> {
         let file = self.file;
         let stage = &file.stages[index];
         let prefix = match (&stage.name, self.file.stages.len()) {
@@ -64,16 +72,6 @@ impl Lowering<'_> {
             (None, 1) => "[".to_owned(),
             (None, _) => format!("[{index} "),
         };
-        let mut state = StageState {
-            vertex: Digest::of(b""),
-            config: ImageConfig::default(),
-            args: Vec::new(),
-            cmd_set: false,
-            prefix,
-            step: 0,
-            steps: 1 + commands.iter().filter(|c| c.instruction.is_step()).count(),
-        };
-        let name = state.name(&stage.text);
         if let Some(platform) = &stage.platform {
             self.check_platform(platform)?;
         }
@@ -87,26 +85,54 @@ impl Lowering<'_> {
         }
         let earlier =
             self.file.stages.iter().position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
-        (state.vertex, state.config) = match earlier {
+        let from = match earlier {
             Some(i) if i == index => return Err(Error::at(at, LowerError::FromItself(base)).into()),
             Some(i) if i > index => return Err(Error::at(at, LowerError::FromLater(base)).into()),
-            Some(i) => {
-                let built = self.stage(i)?;
-                (built.vertex.clone(), built.config.clone())
-            }
-            None if base == "scratch" => (self.add(Op::Scratch, vec![], name, at)?, ImageConfig::default()),
-            None => {
-                let image =
-                    self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?;
-                let op = Op::Image { name: image.name, digest: image.digest };
-                (self.add(op, vec![], name, at)?, image.config)
-            }
+            Some(i) => From::Stage(self.stage(i)?.clone()),
+            None if base == "scratch" => From::Scratch,
+            None => From::Image(
+                self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?,
+            ),
+        };
+        let (mut config, args) = match &from {
+            From::Stage(built) => (built.config.clone(), built.args.clone()),
+            From::Scratch => (ImageConfig::default(), Vec::new()),
+            From::Image(image) => (image.config.clone(), Vec::new()),
+        };
+        let triggers = onbuild::parse(std::mem::take(&mut config.on_build), stage.location, &base)?;
+        // WORKDIR is a step too (its mkdir), but for `WORKDIR /`; one that
+        // only expands to `/` is counted, and n/m then stops short of m.
+        let is_step = |c: &Command| {
+            c.instruction.is_step() || matches!(&c.instruction, Instruction::Workdir(w) if w.raw.trim() != "/")
+        };
+        let mut state = StageState {
+            vertex: Digest::of(b""),
+            config,
+            args,
+            cmd_set: false,
+            base: base.clone(),
+            prefix,
+            step: 0,
+            steps: 1 + triggers.iter().chain(commands).filter(|c| is_step(c)).count(),
+        };
+        let name = state.name(&stage.text);
+        state.vertex = match from {
+            From::Stage(built) => built.vertex,
+            From::Scratch => self.add(Op::Scratch, vec![], name, at)?,
+            From::Image(image) => self.add(Op::Image { name: image.name, digest: image.digest }, vec![], name, at)?,
         };
         // Like BuildKit: a stage whose base sets no PATH gets the default one, so
         // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
         if env_get(&state.config.env, "PATH").is_none() {
             state.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
-        Ok(state)
+        Ok((state, triggers))
     }
+}
+
+/// What a FROM builds on.
+enum From {
+    Stage(Built),
+    Scratch,
+    Image(ResolvedImage),
 }

@@ -371,6 +371,14 @@ fn flag_word(text: &str) -> (String, usize) {
     (word, text.len())
 }
 
+/// The instruction an unknown word starts with when a blank is missing
+/// after it (`CMD["sh"]`, `RUN--mount=…`), for "did you mean".
+fn glued_keyword(upper: &str) -> Option<&'static str> {
+    let spec = spec::SPECS.iter().filter(|s| upper.starts_with(s.keyword)).max_by_key(|s| s.keyword.len())?;
+    let next = upper[spec.keyword.len()..].chars().next()?;
+    matches!(next, '[' | '-' | '"' | '\'' | '$' | '/' | '.').then_some(spec.keyword)
+}
+
 /// BuildKit's blanks between words (`[\t\v\f\r ]`): ASCII only, and no
 /// newline (a logical line has none).
 pub(crate) fn is_blank(c: char) -> bool {
@@ -447,11 +455,13 @@ pub(crate) fn parse_line(text: &str, at: Location) -> Result<Node, Error> {
 /// The node's `line` and `segments` are left empty for the caller to fill.
 fn node_at(line: &str, segments: &[Segment], start: usize) -> Result<Node, Error> {
     let at = |offset: usize| locate(line, segments, offset);
-    let word_end = line[start..].find(char::is_whitespace).map_or(line.len(), |e| start + e);
+    // Only ASCII blanks end the keyword, as in BuildKit: `RUN\u{a0}x` is one word.
+    let word_end = line[start..].find(is_blank).map_or(line.len(), |e| start + e);
     let written = &line[start..word_end];
     let keyword = written.to_ascii_uppercase();
     let Some(spec) = spec::find(&keyword) else {
-        let e = ParseError::UnknownInstruction { suggestion: suggest(&keyword), keyword: written.to_owned() };
+        let suggestion = suggest(&keyword).or_else(|| glued_keyword(&keyword));
+        let e = ParseError::UnknownInstruction { suggestion, keyword: written.to_owned() };
         return Err(Error::at(at(start), e));
     };
 
@@ -599,6 +609,10 @@ mod tests {
             ("COPY\t--link\tx\ty", "1:1 COPY --link=<bare>@1:6 |x\ty|"),
             ("RUN\\\necho hi", "Dockerfile:1:1: unknown instruction \"RUNecho\": the continuation after RUN joins it to \"echo\" with no blank between them; put a space before the \\ (or indent the next line)"),
             ("# escape=`\nFROM x\ncopy`\na b", "Dockerfile:3:1: unknown instruction \"copya\": the continuation after copy joins it to \"a\" with no blank between them; put a space before the ` (or indent the next line)"),
+            ("CMD[\"sh\"]", "Dockerfile:1:1: unknown instruction \"CMD[\"sh\"]\" (did you mean \"CMD\"?)"),
+            ("copy--link a b", "Dockerfile:1:1: unknown instruction \"copy--link\" (did you mean \"COPY\"?)"),
+            ("RUN\u{a0}x", "Dockerfile:1:1: unknown instruction \"RUN\u{a0}x\" (did you mean \"RUN\"?)"),
+            ("RUNNecho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
             ("RUNN\\\necho", "Dockerfile:1:1: unknown instruction \"RUNNecho\": a line must start with an instruction such as FROM, RUN, COPY or ENV, or with # for a comment"),
             // Directives end at the first line that is not one: a blank line or a comment.
             ("# escape=`\n\n# escape=\\\nRUN a `\n b", "escape `\n4:1 RUN |a  b|"),

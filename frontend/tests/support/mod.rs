@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use kiln_frontend::{BuildOptions, History, ImageConfig, ImageResolver, ResolvedImage};
 
-/// Knows a few images and counts lookups: `busybox`, `golang:1.22`;
-/// `broken` fails to resolve; anything else is not found, unless the
+/// Knows a few images and counts lookups: `busybox`, `golang:1.22`,
+/// `onbuild:1` and `badtrigger:1` (busybox with ONBUILD triggers, valid or
+/// not); `broken` fails to resolve; anything else is not found, unless the
 /// resolver is [`open`](FakeResolver::open).
 #[derive(Default)]
 pub struct FakeResolver {
@@ -29,8 +30,14 @@ impl FakeResolver {
 impl ImageResolver for FakeResolver {
     fn resolve(&self, reference: &str) -> Result<Option<ResolvedImage>, String> {
         *self.calls.borrow_mut().entry(reference.to_owned()).or_default() += 1;
+        let triggers: &[&str] = match reference {
+            "onbuild:1" => &["RUN echo \"from image $T\"", "ENV T=set", "WORKDIR /srv"],
+            "badtrigger:1" => &["RUN ok", "RUNN typo"],
+            _ => &[],
+        };
         let (name, env, cmd): (&str, &[&str], &[&str]) = match reference {
             "busybox" | "busybox:latest" => ("busybox:latest", &["PATH=/bin"], &["sh"]),
+            "onbuild:1" | "badtrigger:1" => (reference, &["PATH=/bin"], &["sh"]),
             "golang:1.22" => ("golang:1.22", &["PATH=/go/bin:/bin", "GOPATH=/go"], &["bash"]),
             "broken" | "broken:latest" => return Err("registry on fire".to_owned()),
             other if self.open => {
@@ -45,6 +52,7 @@ impl ImageResolver for FakeResolver {
                 env: env.iter().map(|s| s.to_string()).collect(),
                 cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
                 working_dir: String::new(),
+                on_build: triggers.iter().map(|s| s.to_string()).collect(),
                 history: vec![History {
                     created: None,
                     created_by: format!("base layer of {name}"),

@@ -59,7 +59,7 @@ fn build_warnings_print_no_raw_control_bytes() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        assert!(stderr.contains("was not consumed"), "no warning:\n{stderr}");
+        assert!(stderr.contains("were not consumed"), "no warning:\n{stderr}");
         assert_eq!(raw_controls(&out.stderr), Vec::<String>::new(), "in:\n{stderr:?}");
     }
 }
