@@ -93,6 +93,8 @@ impl Lowering<'_> {
 
 pub(super) fn cmd(st: &mut StageState, args: &[String]) {
     st.config.cmd = Some(args.to_vec());
+    // BuildKit's dispatchCmd sets it; its dispatchEntrypoint does not.
+    st.config.args_escaped = true;
     st.cmd_set = true;
     st.history(format!("CMD {}", go_fmt::quote_list(args)), true);
 }

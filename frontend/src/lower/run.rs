@@ -78,7 +78,7 @@ impl Lowering<'_> {
             0 => String::new(),
             n => format!("|{n} {} ", shown_args.join(" ")),
         };
-        st.history(format!("RUN {args_note}{}", args.join(" ")), false);
+        st.history_of_op(format!("RUN {args_note}{}", args.join(" ")));
         Ok(())
     }
 }

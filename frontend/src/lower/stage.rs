@@ -11,6 +11,9 @@ use crate::ops::Op;
 use crate::options::ResolvedImage;
 use crate::shorten::Shortened;
 
+/// The comment BuildKit's Dockerfile frontend puts on each history row it writes.
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
 /// The state of the stage being lowered.
 pub(super) struct StageState {
     /// The vertex of the stage's filesystem so far.
@@ -52,8 +55,19 @@ impl StageState {
         format!("{}{}/{}] {}", self.prefix, self.step, self.steps, Shortened::new(text))
     }
 
+    /// A history row for a step that only changes the config (or WORKDIR's
+    /// folder): BuildKit marks every row its Dockerfile frontend writes with
+    /// its comment, which tools read to tell BuildKit images apart.
     pub(super) fn history(&mut self, created_by: String, empty_layer: bool) {
-        self.config.history.push(History { created: None, created_by, comment: None, empty_layer });
+        let comment = Some(HISTORY_COMMENT.to_owned());
+        self.config.history.push(History { created: None, created_by, comment, empty_layer });
+    }
+
+    /// A history row for a step that ran as a build op with its own layer
+    /// (RUN, COPY, ADD): BuildKit's commitToHistory ends those with
+    /// ` # buildkit`, which `docker history` shows.
+    pub(super) fn history_of_op(&mut self, created_by: String) {
+        self.history(format!("{created_by} # buildkit"), false);
     }
 }
 
