@@ -228,3 +228,19 @@ fn supplementary_groups_are_the_users_group_lines_only_in_run_and_kiln_run() {
         .ok();
     assert_eq!(out.stdout, "root:\nname: 4000\nname-and-group:\nnumbers:\nuid: 4000\nrun: 4000\n");
 }
+
+#[test]
+fn of_an_env_and_an_arg_of_one_name_run_sees_the_later() {
+    // BuildKit adds an ARG's value to the steps' environment after ENV's;
+    // the image config keeps the ENV's value.
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nENV X=env\nARG X=again\nRUN echo $X > /seen && env | grep ^X= >> /seen\nENV X=last\nRUN echo $X >> /seen\n",
+    );
+    k.build(&["-t", "argenv:v1"]).ok();
+    assert_eq!(k.cmd(&["run", "argenv:v1", "cat", "/seen"]).ok().stdout, "again\nX=again\nlast\n");
+    assert!(env_of(&k, "argenv:v1").contains(&"X=last".to_owned()));
+    let history = history_of(&k, "argenv:v1");
+    assert!(history.iter().any(|h| h.starts_with("RUN |1 X=again /bin/sh -c echo $X > /seen")), "{history:?}");
+}
