@@ -1,5 +1,5 @@
 //! The fields docker's image config has beyond OCI's — `config.Healthcheck`,
-//! `config.Shell`, `config.OnBuild` — which BuildKit writes into every image
+//! `config.Shell`, `config.OnBuild`, `config.ArgsEscaped` — which BuildKit writes into every image
 //! it builds, OCI or not, and reads back from base images. oci-spec's
 //! `Config` has no place for them, so they are written beside it (flattened
 //! into the same JSON object) and read from the config's raw JSON.
@@ -8,6 +8,10 @@ use kiln_frontend::{Healthcheck, ImageConfig};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -41,6 +45,8 @@ pub struct DockerFields {
     shell: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     on_build: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    args_escaped: bool,
 }
 
 /// docker writes `"OnBuild": null` for an image without triggers.
@@ -62,6 +68,7 @@ impl DockerFields {
             }),
             shell: meta.shell.clone(),
             on_build: meta.on_build.clone(),
+            args_escaped: meta.args_escaped,
         }
     }
 
@@ -79,6 +86,7 @@ impl DockerFields {
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
+            args_escaped: serde_json::from_value(field("ArgsEscaped")).unwrap_or(false),
         }
     }
 
@@ -94,6 +102,7 @@ impl DockerFields {
         });
         meta.shell = self.shell;
         meta.on_build = self.on_build;
+        meta.args_escaped = self.args_escaped;
     }
 }
 
@@ -128,6 +137,7 @@ mod tests {
             }),
             shell: Some(vec!["/bin/bash".into(), "-c".into()]),
             on_build: vec!["RUN echo hi".into()],
+            args_escaped: true,
             ..Default::default()
         };
         let json = serde_json::json!({ "config": DockerFields::of(&meta) });
@@ -137,6 +147,7 @@ mod tests {
                 "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000u64, "Retries": 3},
                 "Shell": ["/bin/bash", "-c"],
                 "OnBuild": ["RUN echo hi"],
+                "ArgsEscaped": true,
             }})
         );
         let read = DockerFields::read(json.to_string().as_bytes());
@@ -150,7 +161,7 @@ mod tests {
     fn nulls_missing_and_malformed_fields_read_as_unset() {
         for raw in [
             r#"{"config": {"OnBuild": null, "Healthcheck": null, "Shell": null}}"#,
-            r#"{"config": {"OnBuild": "x", "Healthcheck": [1], "Shell": 3}}"#,
+            r#"{"config": {"OnBuild": "x", "Healthcheck": [1], "Shell": 3, "ArgsEscaped": "yes"}}"#,
             r#"{"architecture": "amd64"}"#,
             "not json",
         ] {

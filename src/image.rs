@@ -208,6 +208,7 @@ pub fn inherited(config: &ImageConfiguration, raw: &[u8]) -> ImageConfig {
         healthcheck: None,
         shell: None,
         on_build: Vec::new(),
+        args_escaped: false,
         author: config.author().clone(),
         history: config
             .history()

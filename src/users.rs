@@ -41,8 +41,9 @@ pub struct ExecUser {
     pub uid: u32,
     /// The primary gid.
     pub gid: u32,
-    /// Every gid the process holds: the primary one first, then the groups
-    /// that list the user as a member.
+    /// The supplementary groups: those /etc/group lists the user in, and
+    /// only those — runc (under BuildKit and `docker run`) does not add the
+    /// primary gid, so `id` shows the same groups as there.
     pub groups: Vec<u32>,
     /// The home directory of its /etc/passwd entry; `/` for a uid without one.
     pub home: String,
@@ -131,8 +132,9 @@ impl Accounts {
 
     /// `USER user[:group]`, the way docker (runc's GetExecUser) resolves it:
     /// an empty user is root; a number not in /etc/passwd is used as is, with
-    /// gid 0 and home `/`; without a group, the user's groups in /etc/group
-    /// are added.
+    /// gid 0 and home `/`; without a group, the groups /etc/group lists the
+    /// user's name in are its supplementary groups (none for a uid without
+    /// a passwd entry, none when a group is given).
     pub fn exec_user(&self, spec: &str) -> Result<ExecUser> {
         let (user, group) = split(spec);
         let user = if user.is_empty() { "0" } else { user };
@@ -152,7 +154,7 @@ impl Accounts {
         if let Some(group) = group {
             gid = self.gid(group)?;
         }
-        let mut groups = vec![gid];
+        let mut groups = Vec::new();
         if let (Some(name), None) = (&name, group) {
             for line in self.group.lines() {
                 let e = Entry { file: GROUP, fields: line.split(':').collect() };
@@ -164,7 +166,6 @@ impl Accounts {
                 }
             }
         }
-        groups.dedup();
         Ok(ExecUser { uid, gid, groups, home })
     }
 
@@ -224,14 +225,14 @@ mod tests {
     fn exec_users_follow_dockers_rules() {
         let out_of_range = |what, value: &str| Err(UserError::OutOfRange { what, value: value.into() });
         for (spec, want) in [
-            ("", Ok((0, 0, vec![0]))),
-            ("root", Ok((0, 0, vec![0]))),
-            ("app", Ok((1000, 1001, vec![1001, 10, 50]))),
-            ("1000", Ok((1000, 1001, vec![1001, 10, 50]))),
-            ("app:wheel", Ok((1000, 10, vec![10]))),
-            ("app:77", Ok((1000, 77, vec![77]))),
-            ("4242", Ok((4242, 0, vec![0]))),
-            ("4242:staff", Ok((4242, 50, vec![50]))),
+            ("", Ok((0, 0, vec![]))),
+            ("root", Ok((0, 0, vec![]))),
+            ("app", Ok((1000, 1001, vec![10, 50]))),
+            ("1000", Ok((1000, 1001, vec![10, 50]))),
+            ("app:wheel", Ok((1000, 10, vec![]))),
+            ("app:77", Ok((1000, 77, vec![]))),
+            ("4242", Ok((4242, 0, vec![]))),
+            ("4242:staff", Ok((4242, 50, vec![]))),
             ("nobody", Err(UserError::NoUser("nobody".into()))),
             ("app:nogroup", Err(UserError::NoGroup("nogroup".into()))),
             ("4294967295", out_of_range("uid", "4294967295")),

@@ -36,6 +36,10 @@ pub struct ImageConfig {
     /// ONBUILD triggers, each the instruction as written after `ONBUILD`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_build: Vec<String>,
+    /// docker's `ArgsEscaped`: BuildKit sets it with every CMD (for Windows'
+    /// sake, but on every platform) and a child inherits it; tools compare it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
     /// MAINTAINER: the image's `author`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,

@@ -74,3 +74,39 @@ fn deep_nesting_does_not_overflow_the_stack() {
     assert_eq!(bg.graph.closure(&bg.target).unwrap().len(), 1 + 1_998);
     assert_eq!(resolver.calls.borrow()["busybox"], 1);
 }
+
+/// BuildKit's commitToHistory: every row its Dockerfile frontend writes has
+/// its comment, and only rows of steps that ran (RUN, COPY, ADD) end with
+/// ` # buildkit` — not WORKDIR, though it makes a layer.
+#[test]
+fn history_rows_are_marked_as_buildkit_marks_them() {
+    let text = "FROM busybox\nENV A=1\nWORKDIR /w\nRUN true\nCOPY a .\nADD b .\nCMD x";
+    let built = build_graph(text, &opts(&[], None), &FakeResolver::default()).unwrap();
+    let rows: Vec<(&str, Option<&str>)> =
+        built.config.history.iter().map(|h| (h.created_by.as_str(), h.comment.as_deref())).collect();
+    let ours = Some("buildkit.dockerfile.v0");
+    assert_eq!(
+        rows,
+        [
+            // A base image's rows keep their own comment (none here).
+            ("base layer of busybox:latest", None),
+            ("ENV A=1", ours),
+            ("WORKDIR /w", ours),
+            ("RUN /bin/sh -c true # buildkit", ours),
+            ("COPY a . # buildkit", ours),
+            ("ADD b . # buildkit", ours),
+            (r#"CMD ["/bin/sh" "-c" "x"]"#, ours),
+        ]
+    );
+}
+
+/// BuildKit's dispatchCmd sets ArgsEscaped; dispatchEntrypoint leaves it.
+#[test]
+fn cmd_sets_args_escaped_and_entrypoint_does_not() {
+    let escaped =
+        |text: &str| build_graph(text, &opts(&[], None), &FakeResolver::default()).unwrap().config.args_escaped;
+    assert!(!escaped("FROM busybox\nENTRYPOINT [\"x\"]"));
+    assert!(escaped("FROM busybox\nCMD [\"x\"]"));
+    assert!(escaped("FROM busybox\nCMD [\"x\"]\nENTRYPOINT [\"y\"]"));
+    assert!(escaped("FROM busybox AS a\nCMD [\"x\"]\nFROM a\nENTRYPOINT [\"y\"]"));
+}

@@ -61,6 +61,21 @@ pub enum CopyError {
     Exclude(String),
     #[error("COPY failed: copying {0} into a non-directory")]
     NotADirectory(String),
+    #[error(
+        "COPY failed: cannot copy to non-directory: {0}: the image has a file or symlink there where the source \
+         has a folder; remove it first (RUN rm) or copy to another path"
+    )]
+    FolderOverFile(String),
+    #[error(
+        "COPY failed: cannot replace to directory {0} with file: the image has a folder there where the source \
+         has a file or symlink; remove it first (RUN rm -r) or copy to another path"
+    )]
+    FileOverFolder(String),
+    #[error(
+        "COPY failed: {0}: a file named .wh.* would be a whiteout in the image's layer, deleting a file of the \
+         image rather than being copied; rename it, or leave it out with .dockerignore or --exclude"
+    )]
+    Whiteout(String),
     #[error("reading {0}")]
     Read(PathBuf, #[source] io::Error),
     #[error("writing the COPY layer")]
@@ -309,6 +324,13 @@ impl Writer<'_, '_> {
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         self.override_header(&mut h, &meta);
+        // BuildKit copies a folder only into a folder, and will not replace a
+        // folder with anything else; a layer entry would silently replace.
+        match (self.tree.kind(path), meta.is_dir()) {
+            (Some(Kind::Other), true) => return Err(CopyError::FolderOverFile(format!("/{}", path.display()))),
+            (Some(Kind::Dir), false) => return Err(CopyError::FileOverFolder(format!("/{}", path.display()))),
+            _ => {}
+        }
         self.tree.made(path, if meta.is_dir() { Kind::Dir } else { Kind::Other });
         let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
         let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
@@ -368,6 +390,11 @@ fn append_entry(
     data: impl io::Read,
     host: &Path,
 ) -> Result<(), CopyError> {
+    // A context could otherwise delete the image's files by naming one of
+    // its own `.wh.x`: the layer format has no way to say "a file, literally".
+    if path.iter().any(|c| c.as_bytes().starts_with(b".wh.")) {
+        return Err(CopyError::Whiteout(format!("/{}", path.display())));
+    }
     let link = link.map(|l| l.as_os_str().as_bytes());
     entry::append(tar, h, path.as_os_str().as_bytes(), link, xattrs, data).map_err(|e| match e {
         CopyFailure::Read(e) => CopyError::Read(host.to_owned(), e),

@@ -1,9 +1,11 @@
 //! COPY's source wildcards, with the semantics of Go's `filepath.Match`, which
 //! BuildKit matches them with: `*` and `?` never match a `/`, classes are
-//! `[abc]`, `[a-z]`, `[^a-z]`, `\` escapes the next character. `**` is no
-//! special case there (it is two `*`s, so it still stops at a `/`), and so it is
-//! none here. A malformed pattern matches nothing, as BuildKit ignores Go's
-//! `ErrBadPattern`.
+//! `[abc]`, `[a-z]`, `[^a-z]`, `\` escapes the next character. A malformed
+//! pattern matches nothing, as BuildKit ignores Go's `ErrBadPattern`.
+//!
+//! Plus `**`, as issue 8 asks and as .dockerignore (moby's patternmatcher)
+//! reads it: it matches across `/`, and `**/` matches any number of folders,
+//! none included, so `a/**/b` matches `a/b` and `a/x/y/b`.
 
 /// `source` cut before its first unescaped wildcard, as BuildKit does: the
 /// folder to search (everything before the component holding the wildcard),
@@ -56,8 +58,16 @@ fn match_at(p: &[char], name: &[char]) -> bool {
         return name.is_empty();
     };
     match c {
-        '*' => {
+        '*' if p.get(1) == Some(&'*') => {
             let rest = &p[p.iter().take_while(|&&c| c == '*').count()..];
+            // `**/` may stand for no folder at all.
+            if rest.first() == Some(&'/') && match_at(&rest[1..], name) {
+                return true;
+            }
+            (0..=name.len()).any(|i| match_at(rest, &name[i..]))
+        }
+        '*' => {
+            let rest = &p[1..];
             // Each split of the name after a run of non-separators.
             for i in 0..=name.len() {
                 if match_at(rest, &name[i..]) {
@@ -152,7 +162,20 @@ mod tests {
             ("*x", "xxx", true),
             ("a?", "a/", false),
             ("**.txt", "a.txt", true),
-            ("**.txt", "d/a.txt", false),
+            // `**`: across folders, `**/` for none or any.
+            ("**.txt", "d/a.txt", true),
+            ("**", "a/b/c", true),
+            ("**/*.txt", "a.txt", true),
+            ("**/*.txt", "d/e/a.txt", true),
+            ("**/*.txt", "d/e/a.md", false),
+            ("a/**/b", "a/b", true),
+            ("a/**/b", "a/x/y/b", true),
+            ("a/**/b", "a/x/y/c", false),
+            ("a/**", "a/x/y", true),
+            ("a/**", "b/x", false),
+            ("a**b", "ax/yb", true),
+            ("a\\**", "a*b/c", false),
+            ("**/[", "a", false),
             ("[!a]", "b", false),
             ("[\\]a]", "]", true),
             ("[\\-]", "-", true),

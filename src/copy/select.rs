@@ -156,6 +156,12 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
                 return Err(missing(source));
             }
             let dir_rel = dir_host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
+            // BuildKit never sees a folder .dockerignore leaves out (unless a
+            // `!` rule keeps something below it): searching it is searching a
+            // missing folder, an error, not an empty copy.
+            if from.excluded(&dir_rel) && !from.sends_below(&dir_host, &dir_rel) {
+                return Err(missing(source));
+            }
             let mut walk = walkdir::WalkDir::new(&dir_host).min_depth(1).sort_by_file_name().into_iter();
             while let Some(e) = walk.next() {
                 let e = e.map_err(|err| CopyError::Read(dir_host.clone(), err.into()))?;
@@ -237,5 +243,23 @@ pub(super) mod tests {
             let err = select(&ctx, &[bad.to_string()], &[]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_search_folder_left_out_is_missing() {
+        let files = [("gone/a.txt", "a"), ("kept/a.txt", "a"), ("kept/b.txt", "b"), ("d/e/f.txt", "f")];
+        let (_d, ctx) = context(&files, "gone\nkept\n!kept/b.txt\n");
+        let rels = |s: &str| -> Result<Vec<String>, String> {
+            match select(&ctx, &[s.to_owned()], &[]) {
+                Ok(sel) => Ok(sel.iter().map(|s| s.rel.display().to_string()).collect()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let missing = "COPY failed: file not found in build context or excluded by .dockerignore: gone/*.txt";
+        assert_eq!(rels("gone/*.txt"), Err(missing.to_owned()));
+        // A `!` rule keeps the folder: what it keeps is found, nothing else.
+        assert_eq!(rels("kept/*.txt"), Ok(vec!["kept/b.txt".to_owned()]));
+        assert_eq!(rels("**/f.txt"), Ok(vec!["d/e/f.txt".to_owned()]));
+        assert_eq!(rels("d/**/*.txt"), Ok(vec!["d/e/f.txt".to_owned()]));
     }
 }

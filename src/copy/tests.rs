@@ -141,9 +141,72 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
     // ... then a file onto that folder goes into it.
     let got = write(&op(&["dir", "a.txt"], "/new"), None, &ctx).unwrap();
     assert_eq!(names(got), ["new 700 ", "new/x 644 x", "new/a.txt 644 a"]);
+    // A new destination folder has the source folder's mtime (BuildKit
+    // copies a folder's times onto the folder it makes, after its contents).
+    crate::fetch::set_mtime(&d.path().join("dir"), 1_234_567).unwrap();
+    let dir = CopyOp { sources: vec!["dir".into()], dest: "/made".into(), ..CopyOp::default() };
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let mut writer = LayerWriter::new(&store).unwrap();
+    write_layer(&dir, None, Some(&ctx), writer.tar()).unwrap();
+    let layer = writer.finish().unwrap();
+    let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let first = tar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (first.path().unwrap().display().to_string(), first.header().mtime().unwrap()),
+        ("made".into(), 1_234_567)
+    );
     // A missing folder before a wildcard is an error.
     let err = write(&op(&["nodir/*.txt"], "/"), None, &ctx).unwrap_err();
     assert!(err.contains("file not found in build context"), "{err}");
+}
+
+#[test]
+fn a_folder_never_replaces_a_file_nor_a_file_a_folder() {
+    // As BuildKit's copy refuses them, where a layer entry would replace silently.
+    let (_c, ctx) = context(&[("src/file/x", "x"), ("src/tmp", "t"), ("src/ok/y", "y")], "");
+    let base = base();
+    let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert!(err.starts_with("COPY failed: cannot copy to non-directory: /file: the image has a file"), "{err}");
+    let (_c, ctx) = context(&[("src/tmp", "t")], "");
+    let err = write(&op(&["src"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert!(
+        err.starts_with("COPY failed: cannot replace to directory /tmp with file: the image has a folder"),
+        "{err}"
+    );
+    // Within one COPY too: a later source's folder onto an earlier one's file.
+    let (_c, ctx) = context(&[("a/n", "file"), ("b/n/z", "z")], "");
+    let err = write(&op(&["a", "b"], "/d/"), None, &ctx).unwrap_err();
+    assert!(err.contains("cannot copy to non-directory: /d/n"), "{err}");
+    // A base symlink is no folder to copy a folder into (BuildKit: the same error).
+    let (_c, ctx) = context(&[("root/bin/tool", "t")], "");
+    let err = write(&op(&["root"], "/"), Some(base.path()), &ctx).unwrap_err();
+    assert!(err.contains("cannot copy to non-directory: /bin"), "{err}");
+}
+
+#[test]
+fn a_wh_name_is_refused_not_turned_into_a_deletion() {
+    let (_c, ctx) = context(&[("d/.wh.passwd", ""), ("d/ok", "ok"), (".wh.file", "")], "");
+    let base = base();
+    let b = Some(base.path());
+    let refused = |op: CopyOp, path: &str| {
+        let err = write(&op, b, &ctx).unwrap_err();
+        assert!(err.starts_with(&format!("COPY failed: {path}: a file named .wh.* would be a whiteout")), "{err}");
+    };
+    refused(op(&["d"], "/etc/"), "/etc/.wh.passwd");
+    refused(op(&[".wh.file"], "/"), "/.wh.file");
+    refused(op(&["d/*"], "/etc/"), "/etc/.wh.passwd");
+    // The destination's name too, and a heredoc's.
+    refused(op(&["d/ok"], "/etc/.wh.passwd"), "/etc/.wh.passwd");
+    let heredoc = CopyOp {
+        from: CopyFrom::Inline(vec![InlineFile { name: ".wh.file".into(), content: "x".into() }]),
+        ..op(&[], "/")
+    };
+    refused(heredoc, "/.wh.file");
+    // Left out, the rest copies.
+    let got = write(&CopyOp { exclude: vec![".wh.*".into()], ..op(&["d"], "/etc/") }, b, &ctx).unwrap();
+    assert_eq!(got.last().map(|s| s.path.as_str()), Some("etc/ok"));
 }
 
 #[test]

@@ -113,3 +113,42 @@ fn heredoc_files_parents_and_exclude() {
          /x\n/x/main.txt\n"
     );
 }
+
+#[test]
+fn double_star_wildcards_cross_folders() {
+    let k = Kiln::with_busybox();
+    k.write("src/a.txt", "a").write("src/deep/er/b.txt", "b").write("src/deep/c.md", "c").write("top.txt", "t");
+    k.write("Dockerfile", "FROM busybox\nCOPY **/*.txt /all/\nCOPY src/**/b.txt /one/\nCOPY src/deep/**/*.md /md/\n");
+    k.build(&["-t", "star:v1"]).ok();
+    let out = k.cmd(&["run", "star:v1", "sh", "-c", "find /all /one /md | sort"]).ok().stdout;
+    // Each match is copied by its name, as any wildcard's match is.
+    assert_eq!(out, "/all\n/all/a.txt\n/all/b.txt\n/all/top.txt\n/md\n/md/c.md\n/one\n/one/b.txt\n");
+}
+
+#[test]
+fn refusals_instead_of_silent_changes() {
+    let k = Kiln::with_busybox();
+    k.write("secret/key.txt", "k").write(".dockerignore", "secret\n");
+    k.write("tree/etc/passwd/x", "x").write("wh/.wh.passwd", "").write("wh/ok", "ok");
+    for (dockerfile, want) in [
+        // A wildcard searching a folder .dockerignore leaves out.
+        (
+            "FROM busybox\nCOPY secret/*.txt /s/\n",
+            "file not found in build context or excluded by .dockerignore: secret/*.txt",
+        ),
+        // A folder onto a file of the base.
+        ("FROM busybox\nCOPY tree/ /\n", "cannot copy to non-directory: /etc/passwd"),
+        // A file named as a whiteout: never a deletion of the base's /etc/passwd.
+        ("FROM busybox\nCOPY wh/ /etc/\n", "/etc/.wh.passwd: a file named .wh.* would be a whiteout"),
+    ] {
+        k.write("Dockerfile", dockerfile);
+        let run = k.build(&["-t", "refused:v1"]).failed();
+        assert!(run.stderr.contains(want), "{dockerfile}: {}", run.stderr);
+        assert!(run.stderr.contains("Dockerfile:2"), "{dockerfile}: {}", run.stderr);
+    }
+    // Left out, the rest of the folder copies and the base keeps its file.
+    k.write("Dockerfile", "FROM busybox\nCOPY --exclude=.wh.* wh/ /etc/\n");
+    k.build(&["-t", "refused:v2"]).ok();
+    let out = k.cmd(&["run", "refused:v2", "sh", "-c", "cat /etc/ok; grep -c ^root: /etc/passwd"]).ok().stdout;
+    assert_eq!(out, "ok1\n");
+}

@@ -20,6 +20,7 @@ fn docker_base(k: &Kiln, extra: Value) -> std::path::PathBuf {
             "StopSignal": "SIGQUIT",
             "Volumes": {"/data": {}},
             "OnBuild": null,
+            "ArgsEscaped": true,
         },
     });
     if let (Some(c), Value::Object(extra)) = (config["config"].as_object_mut(), extra) {
@@ -46,6 +47,7 @@ fn a_base_images_docker_fields_are_inherited_and_written_back() {
     assert_eq!(c["StopSignal"], "SIGQUIT");
     assert!(c["Volumes"].get("/data").is_some(), "{c}");
     assert!(c.get("OnBuild").is_none(), "{c}");
+    assert_eq!(c["ArgsEscaped"], true);
     assert_eq!(v["Config"]["author"], "Jane <jane@example.com>");
 
     // The stored config itself carries them, as other tools read it.
@@ -53,6 +55,7 @@ fn a_base_images_docker_fields_are_inherited_and_written_back() {
     let raw: Value = serde_json::from_str(&tool("skopeo", &["inspect", "--config", "--raw", &layout])).unwrap();
     assert_eq!(raw["config"]["Healthcheck"], c["Healthcheck"]);
     assert_eq!(raw["config"]["Shell"], c["Shell"]);
+    assert_eq!(raw["config"]["ArgsEscaped"], true);
     assert_eq!(raw["author"], "Jane <jane@example.com>");
 }
 
@@ -94,15 +97,37 @@ fn dockerfile_instructions_write_dockers_fields() {
     let raw: Value = serde_json::from_str(&tool("skopeo", &["inspect", "--config", "--raw", &layout])).unwrap();
     assert_eq!(raw["config"]["OnBuild"], c["OnBuild"]);
     assert_eq!(raw["config"]["Healthcheck"], c["Healthcheck"]);
+    // BuildKit sets ArgsEscaped with CMD only; there is none here.
+    assert!(raw["config"].get("ArgsEscaped").is_none(), "{raw}");
 
     // Built on, the image runs its triggers first, and its child has none.
-    k.write("Dockerfile", "FROM fields:v1\nRUN echo \"own $CHILD\" > /own\n");
+    k.write("Dockerfile", "FROM fields:v1\nRUN echo \"own $CHILD\" > /own\nCMD [\"cat\", \"/own\"]\n");
     let out = k.build(&["-t", "child:v1"]).ok();
     assert!(out.stderr.contains("RUN echo child > /child"), "{}", out.stderr);
     assert_eq!(k.cmd(&["run", "child:v1", "cat", "/child", "/own"]).ok().stdout, "child\nown 1\n");
     let c = k.inspect("child:v1")["Config"]["config"].clone();
     assert!(c.get("OnBuild").is_none(), "{c}");
     assert_eq!(c["Shell"], json!(["/bin/sh", "-xc"]));
+    let layout = format!("oci:{}:child:v1", k.root().join("oci").display());
+    let raw: Value = serde_json::from_str(&tool("skopeo", &["inspect", "--config", "--raw", &layout])).unwrap();
+    assert_eq!(raw["config"]["ArgsEscaped"], true);
+    // Its history rows as BuildKit writes them: marked with the frontend's
+    // comment, and ` # buildkit` after a step that ran.
+    let rows: Vec<(&str, &str)> = raw["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|h| (h["created_by"].as_str().unwrap(), h["comment"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (r#"CMD ["cat" "/own"]"#, "buildkit.dockerfile.v0"),
+            (r#"RUN /bin/sh -xc echo "own $CHILD" > /own # buildkit"#, "buildkit.dockerfile.v0"),
+        ]
+    );
 }
 
 #[test]

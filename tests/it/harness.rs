@@ -11,13 +11,31 @@ use serde_json::Value;
 
 pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
+/// This test process's scratch folder, shared by its tests. The folders of
+/// earlier runs whose process is gone are removed first: each holds a copy of
+/// the kiln binary and a busybox tarball, and a developer runs the suite often.
+fn run_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        for entry in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("kiln-it-")).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("kiln-it-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
 /// The busybox rootfs tarball, made once per test run by the fixture script.
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("kiln-it-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
+        let tar = run_dir().join("busybox.tar");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-busybox-rootfs.sh");
         let out = Command::new("bash").arg(&script).arg(&tar).output().unwrap();
         assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
@@ -84,9 +102,7 @@ pub fn ensure_rootless_user() {
 pub fn shared_kiln() -> &'static str {
     static EXE: OnceLock<String> = OnceLock::new();
     EXE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("kiln-it-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let exe = dir.join("kiln");
+        let exe = run_dir().join("kiln");
         fs::copy(kiln_bin(), &exe).unwrap();
         exe.to_string_lossy().into_owned()
     })

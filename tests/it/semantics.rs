@@ -1,5 +1,5 @@
 //! Build semantics where docker's (BuildKit's) result is not the obvious one:
-//! HOME, ARGs across stages, proxy build args, WORKDIR's directory.
+//! HOME, ARGs across stages, proxy build args, WORKDIR's directory, supplementary groups.
 
 use serde_json::Value;
 
@@ -194,4 +194,53 @@ fn a_heredoc_with_a_shebang_runs_as_a_script_outside_the_image() {
         let layers = k.layers("shebang:v1");
         assert!(!layers.iter().flatten().any(|p| p.contains("pipes")), "{layers:?}");
     }
+}
+
+#[test]
+fn supplementary_groups_are_the_users_group_lines_only_in_run_and_kiln_run() {
+    // runc (BuildKit's RUN, `docker run`) gives a process the groups
+    // /etc/group lists its user's name in, not its primary gid; none when
+    // USER names a group or the uid has no passwd entry.
+    let k = Kiln::with_busybox();
+    let groups = |tag: &str| format!("RUN echo {tag}: $(sed -n 's/^Groups://p' /proc/self/status) >> /tmp/groups\n");
+    k.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN echo 'crew:x:4000:other,nobody' >> /etc/group && echo 'band:x:4001:nobodyelse' >> /etc/group && touch /tmp/groups && chmod 666 /tmp/groups\n\
+             {}USER nobody\n{}USER nobody:nogroup\n{}USER 1234:65534\n{}USER 65534\n{}USER nobody\n",
+            groups("root"),
+            groups("name"),
+            groups("name-and-group"),
+            groups("numbers"),
+            groups("uid"),
+        ),
+    );
+    k.build(&["-t", "groups:v1"]).ok();
+    let out = k
+        .cmd(&[
+            "run",
+            "groups:v1",
+            "sh",
+            "-c",
+            "cat /tmp/groups; echo run: $(sed -n 's/^Groups://p' /proc/self/status)",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "root:\nname: 4000\nname-and-group:\nnumbers:\nuid: 4000\nrun: 4000\n");
+}
+
+#[test]
+fn of_an_env_and_an_arg_of_one_name_run_sees_the_later() {
+    // BuildKit adds an ARG's value to the steps' environment after ENV's;
+    // the image config keeps the ENV's value.
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nENV X=env\nARG X=again\nRUN echo $X > /seen && env | grep ^X= >> /seen\nENV X=last\nRUN echo $X >> /seen\n",
+    );
+    k.build(&["-t", "argenv:v1"]).ok();
+    assert_eq!(k.cmd(&["run", "argenv:v1", "cat", "/seen"]).ok().stdout, "again\nX=again\nlast\n");
+    assert!(env_of(&k, "argenv:v1").contains(&"X=last".to_owned()));
+    let history = history_of(&k, "argenv:v1");
+    assert!(history.iter().any(|h| h.starts_with("RUN |1 X=again /bin/sh -c echo $X > /seen")), "{history:?}");
 }

@@ -1,15 +1,16 @@
 //! ARG and build args. The scopes, as in Docker:
 //! * global ARGs (before the first FROM) expand FROM lines only, unless a stage
 //!   redeclares them (`ARG NAME` then takes the global value);
-//! * `--build-arg` overrides an ARG's default; ENV overrides an ARG of the same
-//!   name; ARGs reach RUN's environment but never the image config;
+//! * `--build-arg` overrides an ARG's default; of an ENV and an ARG of one
+//!   name, the later one is what RUN and expansion see; ARGs reach RUN's
+//!   environment but never the image config;
 //! * the proxy ARGs (`HTTP_PROXY`, …) given as build args reach RUN without a
 //!   declaration, outside its digest and history (see `run`);
 //! * with a platform, BuildKit's TARGET* and BUILD* ARGs are predefined globals;
 //! * a stage built FROM another stage starts with that stage's ARGs in scope
 //!   (BuildKit; `ARG NAME="$NAME-dev"` sees the base stage's NAME).
 
-use super::stage::StageState;
+use super::stage::{ArgInScope, StageState};
 use super::Lowering;
 use crate::error::Error;
 use crate::instructions::{ArgDecl, Instruction};
@@ -85,11 +86,16 @@ impl Lowering<'_> {
                 Some(v) => format!("{}={v}", decl.name),
                 None => decl.name.clone(),
             });
-            if let Some(v) = value {
-                match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
-                    Some(arg) => arg.1 = v,
-                    None => st.args.push((decl.name.clone(), v)),
+            // Declared without a value, an ARG still shows in RUN's history
+            // (BuildKit lists every ARG there), but changes no value.
+            let over_env = value.is_some();
+            match st.args.iter_mut().find(|a| a.name == decl.name) {
+                Some(arg) if value.is_some() => {
+                    arg.value = value;
+                    arg.over_env = true;
                 }
+                Some(_) => {}
+                None => st.args.push(ArgInScope { name: decl.name.clone(), value, over_env }),
             }
         }
         st.history(format!("ARG {}", shown.join(" ")), true);

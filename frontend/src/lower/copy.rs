@@ -143,7 +143,7 @@ impl Lowering<'_> {
                 exclude: exclude.clone(),
             });
             st.vertex = self.add(op, inputs, name.clone(), cmd.location)?;
-            st.history(shown, false);
+            st.history_of_op(shown);
         }
         Ok(())
     }

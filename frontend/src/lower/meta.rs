@@ -14,6 +14,10 @@ impl Lowering<'_> {
         let pairs = self.pairs(st, pairs)?;
         for (k, v) in &pairs {
             env_set(&mut st.config.env, k, v);
+            // Later than any ARG of the name now, in RUN too.
+            if let Some(arg) = st.args.iter_mut().find(|a| a.name == *k) {
+                arg.over_env = false;
+            }
         }
         st.history(format!("ENV {}", join_pairs(&pairs)), true);
         Ok(())
@@ -93,6 +97,8 @@ impl Lowering<'_> {
 
 pub(super) fn cmd(st: &mut StageState, args: &[String]) {
     st.config.cmd = Some(args.to_vec());
+    // BuildKit's dispatchCmd sets it; its dispatchEntrypoint does not.
+    st.config.args_escaped = true;
     st.cmd_set = true;
     st.history(format!("CMD {}", go_fmt::quote_list(args)), true);
 }

@@ -199,7 +199,7 @@ struct Built {
     config: ImageConfig,
     /// Its ARGs in scope at its end: a stage built FROM it starts with them
     /// (BuildKit's rule; the legacy builder started empty).
-    args: Vec<(String, String)>,
+    args: Vec<stage::ArgInScope>,
 }
 
 /// Why lowering a stage stopped before its end.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::args::PROXY_KINDS;
 use super::stage::StageState;
-use super::{env_get, heredoc, LowerError, Lowering};
+use super::{env_get, env_set, heredoc, LowerError, Lowering};
 use crate::config::ImageConfig;
 use crate::error::Error;
 use crate::instructions::{Command, CommandLine, Run};
@@ -47,15 +47,20 @@ impl Lowering<'_> {
             line => (line.clone(), Vec::new()),
         };
         let args = &wrap(&st.config, &line);
-        // The image env, then ARGs ENV does not shadow.
+        // The image env, with the ARGs' values BuildKit adds to it: an ARG
+        // declared after an ENV of its name replaces its value.
         let mut env = st.config.env.clone();
-        let mut shown_args = Vec::new();
-        for (k, v) in &st.args {
-            if env_get(&st.config.env, k).is_none() {
-                env.push(format!("{k}={v}"));
-                shown_args.push(format!("{k}={v}"));
+        for arg in &st.args {
+            if let Some(v) = &arg.value {
+                if arg.over_env || env_get(&st.config.env, &arg.name).is_none() {
+                    env_set(&mut env, &arg.name, v);
+                }
             }
         }
+        // BuildKit's `|N` list: every ARG, with the value the step sees
+        // (an ENV's when that came later), empty for one without a value.
+        let shown_args: Vec<String> =
+            st.args.iter().map(|a| format!("{}={}", a.name, st.get(&a.name).unwrap_or_default())).collect();
         let proxy_env = proxy_env(&self.opts.build_args, &env);
         let op = Op::Exec(ExecOp {
             args: args.to_vec(),
@@ -78,7 +83,7 @@ impl Lowering<'_> {
             0 => String::new(),
             n => format!("|{n} {} ", shown_args.join(" ")),
         };
-        st.history(format!("RUN {args_note}{}", args.join(" ")), false);
+        st.history_of_op(format!("RUN {args_note}{}", args.join(" ")));
         Ok(())
     }
 }

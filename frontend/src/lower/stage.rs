@@ -11,13 +11,28 @@ use crate::ops::{CopyFrom, CopyOp, Op};
 use crate::options::{NamedContext, ResolvedImage};
 use crate::shorten::Shortened;
 
+/// The comment BuildKit's Dockerfile frontend puts on each history row it writes.
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// An ARG declared in a stage (or in the stage it is built on).
+#[derive(Debug, Clone)]
+pub(super) struct ArgInScope {
+    pub(super) name: String,
+    /// `None` when declared without a value (no default, build arg or global).
+    pub(super) value: Option<String>,
+    /// BuildKit adds an ARG's value to the steps' environment, after what ENV
+    /// set there: so of an ENV and an ARG of one name, the later one is what
+    /// RUN and expansion see (the image config keeps the ENV's).
+    pub(super) over_env: bool,
+}
+
 /// The state of the stage being lowered.
 pub(super) struct StageState {
     /// The vertex of the stage's filesystem so far.
     pub(super) vertex: Digest,
     pub(super) config: ImageConfig,
-    /// ARGs in scope with a value, in declaration order.
-    pub(super) args: Vec<(String, String)>,
+    /// ARGs in scope, in declaration order (a redeclared one keeps its place).
+    pub(super) args: Vec<ArgInScope>,
     /// Whether this stage set CMD (then ENTRYPOINT keeps it).
     pub(super) cmd_set: bool,
     /// What its FROM names, expanded: a stage, `scratch` or an image.
@@ -29,11 +44,14 @@ pub(super) struct StageState {
 }
 
 impl StageState {
-    /// A variable as expansion sees it: ENV first, then ARG.
+    /// A variable as expansion and RUN see it: ENV, unless an ARG of the
+    /// name came later; then an ARG's value.
     pub(super) fn get(&self, name: &str) -> Option<String> {
-        env_get(&self.config.env, name)
-            .or_else(|| self.args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
-            .map(str::to_owned)
+        let arg = self.args.iter().find(|a| a.name == name);
+        if let Some(ArgInScope { value: Some(v), over_env: true, .. }) = arg {
+            return Some(v.clone());
+        }
+        env_get(&self.config.env, name).map(str::to_owned).or_else(|| arg.and_then(|a| a.value.clone()))
     }
 
     /// The working directory, `/` when none is set.
@@ -52,8 +70,19 @@ impl StageState {
         format!("{}{}/{}] {}", self.prefix, self.step, self.steps, Shortened::new(text))
     }
 
+    /// A history row for a step that only changes the config (or WORKDIR's
+    /// folder): BuildKit marks every row its Dockerfile frontend writes with
+    /// its comment, which tools read to tell BuildKit images apart.
     pub(super) fn history(&mut self, created_by: String, empty_layer: bool) {
-        self.config.history.push(History { created: None, created_by, comment: None, empty_layer });
+        let comment = Some(HISTORY_COMMENT.to_owned());
+        self.config.history.push(History { created: None, created_by, comment, empty_layer });
+    }
+
+    /// A history row for a step that ran as a build op with its own layer
+    /// (RUN, COPY, ADD): BuildKit's commitToHistory ends those with
+    /// ` # buildkit`, which `docker history` shows.
+    pub(super) fn history_of_op(&mut self, created_by: String) {
+        self.history(format!("{created_by} # buildkit"), false);
     }
 }
 
