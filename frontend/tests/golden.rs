@@ -10,7 +10,8 @@
 //!
 //! `args` lines (blank lines and `#` comments skipped):
 //! `build-arg K=V`, `target NAME`, `platform os/arch[/variant]` or `platform none`
-//! (default `linux/arm64/v8`), `name PATH` (the Dockerfile's name in errors).
+//! (default `linux/arm64/v8`), `name PATH` (the Dockerfile's name in errors),
+//! `context NAME=DIR` or `context NAME=docker-image://REF` (`--build-context`).
 //!
 //! Base images come from `support::FakeResolver` (`busybox`, `golang:1.22`;
 //! `broken` fails to resolve).
@@ -30,7 +31,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, Op};
+use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, NamedContext, Op};
 use kiln_solver::Digest;
 use support::{opts, FakeResolver};
 
@@ -102,6 +103,14 @@ fn run(case: &Path, resolver: &FakeResolver) -> (&'static str, String) {
             "target" => o.target = Some(value.to_owned()),
             "platform" => o.platform = (value != "none").then(|| value.to_owned()),
             "name" => o.dockerfile_name = value.to_owned(),
+            "context" => {
+                let (k, v) = value.split_once('=').unwrap_or((value, ""));
+                let named = match v.strip_prefix("docker-image://") {
+                    Some(reference) => NamedContext::Image(reference.to_owned()),
+                    None => NamedContext::Directory,
+                };
+                o.named_contexts.insert(k.to_owned(), named);
+            }
             _ => panic!("{}: unknown args line {line:?}", case.display()),
         }
     }

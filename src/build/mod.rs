@@ -18,6 +18,7 @@
 
 mod check;
 mod metadata;
+mod named;
 mod resolver;
 
 use std::collections::BTreeMap;
@@ -37,11 +38,19 @@ use crate::image_io::{ImageIoError, Named, Output};
 use crate::ops::{Engine, EngineError};
 use crate::store::{reference, Store, StoreError};
 
+pub use named::NamedContextSource;
+
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("build context {0} is not a directory")]
     NoContext(PathBuf),
+    #[error("invalid --build-context {0:?}: {1}; write NAME=DIR or NAME=docker-image://REF")]
+    NamedContextFlag(String, &'static str),
+    #[error("--build-context {0:?}: kiln takes NAME=DIR or NAME=docker-image://REF")]
+    NamedContextKind(String),
+    #[error("--build-context {name}={}: not a directory", .path.display())]
+    NamedContextDir { name: String, path: PathBuf },
     #[error("reading the build context {0}")]
     Context(PathBuf, #[source] std::io::Error),
     #[error("cannot read the Dockerfile {0}: name one with -f, or add a Dockerfile to the context")]
@@ -157,6 +166,12 @@ pub struct BuildRequest {
     /// Where to export the records this build used (`--cache-to`), before
     /// the image is named.
     pub cache_to: Vec<crate::cache::CacheExport>,
+    /// `--build-context NAME=…`: names FROM and `COPY --from` look up before
+    /// stages and images.
+    pub named_contexts: BTreeMap<String, NamedContextSource>,
+    /// Whether `.dockerignore` applies to the context: BuildKit applies it to
+    /// a local folder, not to a context that came as an archive.
+    pub dockerignore: bool,
 }
 
 impl BuildRequest {
@@ -177,6 +192,8 @@ impl BuildRequest {
             registry: crate::registry::RegistryConfig::default(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            named_contexts: BTreeMap::new(),
+            dockerignore: true,
         }
     }
 }
@@ -208,6 +225,8 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
+    // Named folders are checked before any work too.
+    let named_roots = named::resolve(&request.named_contexts)?;
     let opts = frontend_options(&request, dockerfile_name);
     let resolver = resolver::StoreResolver {
         store,
@@ -221,8 +240,10 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     }
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
-    let dockerfile_path = dockerfile_path.canonicalize().unwrap_or(dockerfile_path);
-    let ignore = DockerIgnore::load(&context, &dockerfile_path)?;
+    let ignore = match request.dockerignore {
+        true => DockerIgnore::load(&context, dockerfile_path.as_deref())?,
+        false => DockerIgnore::none(),
+    };
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
     let mut imports = Vec::new();
     for from in &request.cache_from {
@@ -233,7 +254,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     let cache = Arc::new(crate::cache::Layered::new(store, imports));
-    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone());
+    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named_roots);
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
@@ -326,11 +347,13 @@ pub fn build_args_from_flags(
     Ok(build_args)
 }
 
-/// The Dockerfile a request names: its path, its text and its name for messages.
-fn read_dockerfile(request: &BuildRequest) -> Result<(PathBuf, String, String), BuildError> {
+/// The Dockerfile a request names: its path (none for a text: no
+/// `<Dockerfile>.dockerignore` beside it either), its text and its name for
+/// messages.
+fn read_dockerfile(request: &BuildRequest) -> Result<(Option<PathBuf>, String, String), BuildError> {
     let context = &request.context;
     Ok(match &request.dockerfile {
-        Dockerfile::Text { name, text } => (context.join("Dockerfile"), text.clone(), name.clone()),
+        Dockerfile::Text { name, text } => (None, text.clone(), name.clone()),
         Dockerfile::InContext | Dockerfile::Path(_) => {
             let path = match &request.dockerfile {
                 Dockerfile::Path(p) => p.clone(),
@@ -339,7 +362,7 @@ fn read_dockerfile(request: &BuildRequest) -> Result<(PathBuf, String, String), 
             let bytes = std::fs::read(&path).map_err(|e| BuildError::Dockerfile(path.clone(), e))?;
             let text = String::from_utf8(bytes).map_err(|e| not_utf8(&path, &e))?;
             let name = path.display().to_string();
-            (path, text, name)
+            (Some(path), text, name)
         }
     })
 }
@@ -350,7 +373,7 @@ fn frontend_options(request: &BuildRequest, dockerfile_name: String) -> BuildOpt
         dockerfile_name,
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        named_contexts: Default::default(),
+        named_contexts: named::frontend(&request.named_contexts),
         platform: Some(format!("linux/{}", crate::image::host_architecture())),
     }
 }

@@ -8,9 +8,15 @@ pub struct Args {
     /// Name the image NAME[:TAG] (repeatable).
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// The Dockerfile [default: CONTEXT/Dockerfile].
+    /// The Dockerfile [default: CONTEXT/Dockerfile]; `-` reads it from
+    /// stdin. With CONTEXT `-`, a path inside the archive.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    /// Another context FROM and `COPY --from` can name (repeatable):
+    /// NAME=DIR (a folder, with its own .dockerignore) or
+    /// NAME=docker-image://REF (an image). Looked up before stages and images.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// Set a build-time variable, KEY=VALUE, or KEY to pass kiln's own (repeatable).
     #[arg(long = "build-arg")]
     pub build_args: Vec<String>,
@@ -57,7 +63,8 @@ pub struct Args {
     /// when it breaks a rule and says `# check=error=true`.
     #[arg(long)]
     pub check: bool,
-    /// The build context folder.
+    /// The build context folder; `-` reads it from stdin as a tar archive
+    /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,
 }
 

@@ -13,10 +13,28 @@ commands: their JSON shapes are kept stable.\n\n\
 kiln debug parse [FILE]: a Dockerfile's raw parse tree, before any expansion (FILE defaults to \
 ./Dockerfile; - reads stdin). See kiln debug parse --help for its shape.\n\n\
 kiln debug expand word|words [--env NAME=VALUE]... -- INPUT: a word as an instruction expands it \
-(word: the text, not split, on one line; words: the JSON array of its words).";
+(word: the text, not split, on one line; words: the JSON array of its words).\n\n\
+kiln debug ignore match [--pattern P]... [--file F] -- PATH: true when .dockerignore patterns \
+exclude PATH (relative to the context root, judged with its parent folders as a build judges \
+it), else false.\n\n\
+kiln debug ignore read FILE: a .dockerignore's patterns as a build reads them (comments and \
+blanks dropped, each cleaned), as a JSON array of strings.\n\n\
+kiln debug context [-f DOCKERFILE] [DIR]: the files a build of DIR would send (after \
+.dockerignore, or <Dockerfile>.dockerignore when there is one), one per line, sorted; folders \
+end in /. A malformed pattern is an error naming its file and line.";
 
 /// `kiln debug SUBCOMMAND`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  kiln debug ignore match --pattern '*.md' --pattern '!README.md' -- README.md
+      false: the exception re-includes it (prints true when excluded)
+  kiln debug ignore match --file .dockerignore -- docs/a/b.md
+      the file's patterns; a parent folder that matches excludes the path too
+  kiln debug ignore read .dockerignore
+      [\"node_modules\",\"!keep\"]: the patterns a build uses, cleaned
+  kiln debug context -f app.Dockerfile .
+      the files a build of . would send (app.Dockerfile.dockerignore first)")]
 pub struct Args {
     /// The subcommand.
     #[command(subcommand)]
@@ -31,6 +49,12 @@ pub enum DebugCommand {
     Parse(ParseArgs),
     /// Expand a Dockerfile word the way an instruction would.
     Expand(super::debug_expand::ExpandArgs),
+    /// `.dockerignore` patterns: how they read, what they match.
+    #[command(subcommand)]
+    Ignore(super::debug_context::IgnoreCommand),
+    /// List the files a build would send of a context folder (after
+    /// .dockerignore), one per line, sorted; folders end in `/`.
+    Context(super::debug_context::ContextArgs),
 }
 
 const PARSE_HELP: &str = "Print a Dockerfile's raw parse tree as JSON, before any expansion.\n\n\

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod debug;
+pub mod debug_context;
 pub mod debug_expand;
 pub mod images;
 pub mod load;

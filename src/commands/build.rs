@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kiln::build::{build_args_from_flags, BuildRequest, Dockerfile, Progress};
+use kiln::build::{build_args_from_flags, BuildRequest, Progress};
 use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
@@ -43,8 +43,11 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if args.push && args.tags.is_empty() {
         anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
     }
-    let mut request = BuildRequest::new(args.context);
-    request.dockerfile = args.file.map_or(Dockerfile::InContext, Dockerfile::Path);
+    let inputs = super::build_context::inputs(&args)?;
+    let mut request = BuildRequest::new(&inputs.context);
+    request.dockerfile = inputs.dockerfile.clone();
+    request.dockerignore = inputs.dockerignore;
+    request.named_contexts = super::build_context::named_contexts(&args.build_contexts)?;
     request.build_args = build_args_from_flags(&args.build_args, |name| std::env::var(name).ok())?;
     request.target = args.target;
     request.tags = args.tags;
@@ -66,6 +69,8 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         return super::build_check::check(store, &request);
     }
     let built = kiln::build(store, request)?;
+    // The context unpacked from stdin is removed now, not after a push.
+    drop(inputs);
     if let Some(path) = &args.iidfile {
         write_file(path, built.id.as_str().as_bytes())?;
     }

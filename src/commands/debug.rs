@@ -12,6 +12,8 @@ pub fn debug(args: Args) -> anyhow::Result<()> {
     match args.command {
         DebugCommand::Parse(args) => parse(args),
         DebugCommand::Expand(args) => super::debug_expand::expand(args),
+        DebugCommand::Ignore(command) => super::debug_context::ignore(command),
+        DebugCommand::Context(args) => super::debug_context::context(args),
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod build;
 mod build_check;
+mod build_context;
 mod debug;
+mod debug_context;
 mod debug_expand;
 mod history;
 mod images;

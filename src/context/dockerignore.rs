@@ -1,32 +1,31 @@
-//! `.dockerignore` with Docker's semantics (moby/patternmatcher), which differ
-//! from gitignore's in ways users rely on:
+//! `.dockerignore` exactly as BuildKit applies it: the file read as
+//! moby/patternmatcher's `ignorefile.ReadAll` reads it ([`read_all`]), the
+//! patterns compiled as `patternmatcher.New` compiles them ([`super::pattern`]),
+//! and paths judged as fsutil's walker judges them while it sends a context
+//! (`MatchesUsingParentResults`, see [`DockerIgnore::matches`]). What users
+//! rely on, and the tests below pin:
 //!
 //! - a pattern is relative to the context root: `node_modules` excludes
-//!   `node_modules` but not `src/node_modules` (write `**/node_modules` for
-//!   that); a leading `/` means nothing more than the root;
-//! - a path is excluded when it or any of its parent folders matches, so `docs`
+//!   `node_modules` but not `src/node_modules` (write `**/node_modules`); a
+//!   leading `/` means nothing more than the root;
+//! - a path is excluded when it or a parent folder matches, so `docs`
 //!   excludes `docs/a/b`;
-//! - `!pattern` re-includes, checked against parents the same way, and the last
-//!   pattern that matches wins; so `dir` then `!dir/keep` sends only
-//!   `dir/keep` from `dir` (a walker must still enter `dir`: see
-//!   [`DockerIgnore::has_exceptions`]);
-//! - `*` and `?` stop at `/`, `**` crosses any number of folders, `[...]` is a
-//!   class and `\` escapes the next character;
-//! - a line is a comment when `#` is its first character (before trimming,
-//!   as Docker does: `  #x` is a pattern), blank lines are skipped, and each
-//!   pattern is cleaned like Go's `filepath.Clean` (`./a/../b/` → `b`).
+//! - `!pattern` re-includes, and the last pattern that applies wins; so `dir`
+//!   then `!dir/keep` sends only `dir/keep` from `dir`;
+//! - `*` and `?` stop at `/` (`?` and `[^a]` are one character, not one byte),
+//!   `**` crosses folders, `[...]` is a class, `\` escapes;
+//! - a line is a comment when `#` is its first character (before trimming),
+//!   blank lines are skipped, each pattern is cleaned like Go's
+//!   `filepath.Clean`; a malformed pattern is an error naming file and line.
 //!
-//! Known differences from Docker's regex translation, all in patterns nobody
-//! writes on purpose: `**` that is not a whole path component (`a**b`) acts as
-//! `*` here, and `[!…]` negates a class here (Go only negates with `[^…]`).
+//! Known difference: a file name that is not UTF-8 is matched by its lossy
+//! UTF-8 form (Go matches each bad byte as U+FFFD).
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
-
+use super::pattern::{self, Matcher};
 use super::ContextError;
 
 /// The name of the ignore file at the root of a context.
@@ -40,9 +39,82 @@ pub struct DockerIgnore {
 
 #[derive(Debug, Clone)]
 struct Pattern {
-    matcher: GlobMatcher,
+    /// Cleaned, without its `!`.
+    text: String,
+    matcher: Matcher,
     /// A `!` pattern: a match re-includes.
     exception: bool,
+}
+
+/// One pattern as [`read_all`] leaves it, and the line it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// 1-based.
+    pub line: usize,
+    /// Cleaned; `!` first for an exception.
+    pub pattern: String,
+    /// The line as written, for the column an error points at.
+    pub text: String,
+}
+
+impl Line {
+    /// A pattern given alone, as line `line` of its source.
+    pub fn new(line: usize, pattern: &str) -> Self {
+        Line { line, pattern: pattern.to_owned(), text: pattern.to_owned() }
+    }
+
+    /// The 1-based column of byte `at` of the cleaned pattern `body` (without
+    /// its `!`) in the line as written; where the pattern starts when
+    /// cleaning changed it.
+    fn column(&self, body: &str, at: usize) -> usize {
+        let start = self.text.len() - self.text.trim_start().len();
+        let (from, at) = match self.text.find(body) {
+            Some(found) if !body.is_empty() => (found, at),
+            _ => (start, 0),
+        };
+        self.text[..from].chars().count() + body.get(..at).map_or(0, |b| b.chars().count()) + 1
+    }
+}
+
+/// Which patterns matched a folder: what its children are judged with
+/// (fsutil's `MatchInfo`). Empty for the context root.
+#[derive(Debug, Clone, Default)]
+pub struct MatchInfo(Vec<bool>);
+
+/// The patterns of an ignore file, as `ignorefile.ReadAll` returns them: a
+/// UTF-8 BOM dropped, `#` lines (before trimming) and blank lines skipped,
+/// each trimmed, `!` split off and trimmed again, cleaned like Go's
+/// `filepath.Clean`, a leading `/` dropped (but `/` itself kept).
+pub fn read_all(text: &str) -> Vec<Line> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut pattern = line.trim();
+        if pattern.is_empty() {
+            continue;
+        }
+        let exception = pattern.starts_with('!');
+        if exception {
+            pattern = pattern[1..].trim();
+        }
+        let mut cleaned = String::new();
+        if !pattern.is_empty() {
+            cleaned = go_clean(pattern);
+            if cleaned.len() > 1 {
+                if let Some(rest) = cleaned.strip_prefix('/') {
+                    cleaned = rest.to_owned();
+                }
+            }
+        }
+        if exception {
+            cleaned.insert(0, '!');
+        }
+        out.push(Line { line: index + 1, pattern: cleaned, text: line.to_owned() });
+    }
+    out
 }
 
 impl DockerIgnore {
@@ -53,92 +125,124 @@ impl DockerIgnore {
 
     /// Compile the text of an ignore file; `file_name` names it in errors.
     pub fn parse(text: &str, file_name: &str) -> Result<Self, ContextError> {
-        let mut ignore = DockerIgnore::none();
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        for (index, line) in text.lines().enumerate() {
-            if line.starts_with('#') {
+        Self::new(&read_all(text), file_name)
+    }
+
+    /// Compile patterns as `patternmatcher.New` does: trimmed and cleaned
+    /// once more (with their `!`: so `!/` is a lone `!`), then checked with
+    /// Go's `filepath.Match` rules.
+    pub fn new(lines: &[Line], file_name: &str) -> Result<Self, ContextError> {
+        let mut patterns = Vec::new();
+        for entry in lines {
+            let trimmed = entry.pattern.trim();
+            if trimmed.is_empty() {
                 continue;
             }
-            let mut pattern = line.trim();
-            if pattern.is_empty() {
-                continue;
-            }
-            let exception = pattern.starts_with('!');
-            if exception {
-                pattern = pattern[1..].trim();
-            }
-            if pattern.is_empty() {
-                return Err(ContextError::LoneExclusion {
-                    file: file_name.to_owned(),
-                    line: index + 1,
-                    pattern: line.to_owned(),
-                });
-            }
-            let cleaned = clean(pattern);
-            let cleaned = match cleaned.strip_prefix('/') {
-                Some(rest) if !rest.is_empty() => rest.to_owned(),
-                _ => cleaned,
+            let cleaned = go_clean(trimmed);
+            let (exception, text) = match cleaned.strip_prefix('!') {
+                Some("") => {
+                    let column = entry.column("!", 0);
+                    return Err(ContextError::LoneExclusion { file: file_name.to_owned(), line: entry.line, column });
+                }
+                Some(rest) => (true, rest.to_owned()),
+                None => (false, cleaned),
             };
-            let matcher = GlobBuilder::new(&to_glob(&cleaned))
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|source| ContextError::BadPattern {
-                    file: file_name.to_owned(),
-                    line: index + 1,
-                    pattern: line.to_owned(),
-                    source,
-                })?
-                .compile_matcher();
-            ignore.patterns.push(Pattern { matcher, exception });
+            let bad = |at: usize, reason: String| ContextError::BadPattern {
+                file: file_name.to_owned(),
+                line: entry.line,
+                column: entry.column(&text, at),
+                pattern: entry.text.trim().to_owned(),
+                reason,
+            };
+            pattern::check(&text).map_err(|(at, why)| bad(at, why.to_owned()))?;
+            let matcher = Matcher::compile(&text).map_err(|why| bad(0, why))?;
+            patterns.push(Pattern { text, matcher, exception });
         }
-        Ok(ignore)
+        Ok(DockerIgnore { patterns })
     }
 
     /// The rules for a build: `<Dockerfile>.dockerignore` beside the
     /// Dockerfile when it exists (BuildKit's per-Dockerfile ignore file), else
     /// `.dockerignore` at the context root, else none. `dockerfile` is the
-    /// Dockerfile's path; when it lies inside `context` it is always kept.
-    pub fn load(context: &Path, dockerfile: &Path) -> Result<Self, ContextError> {
-        let mut specific = dockerfile.as_os_str().to_owned();
-        specific.push(FILE_NAME);
-        let candidates = [PathBuf::from(specific), context.join(FILE_NAME)];
-        let mut ignore = DockerIgnore::none();
-        for path in candidates {
-            match fs::read_to_string(&path) {
-                Ok(text) => {
-                    ignore = DockerIgnore::parse(&text, &path.display().to_string())?;
-                    break;
-                }
+    /// Dockerfile's path, if it has one.
+    pub fn load(context: &Path, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
+        let specific = dockerfile.map(|d| {
+            let mut name = d.as_os_str().to_owned();
+            name.push(FILE_NAME);
+            PathBuf::from(name)
+        });
+        for path in specific.into_iter().chain([context.join(FILE_NAME)]) {
+            match fs::read(&path) {
+                Ok(bytes) => return DockerIgnore::parse(&String::from_utf8_lossy(&bytes), &path.display().to_string()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(crate::fsutil::PathError { action: "reading", path, source }.into()),
             }
         }
-        Ok(ignore)
+        Ok(DockerIgnore::none())
     }
 
-    /// Whether the rules exclude `rel`, a path relative to the context root
-    /// (`./` and a leading `/` are ignored).
-    pub fn is_excluded(&self, rel: &Path) -> bool {
-        let parts = components(rel);
-        if parts.is_empty() {
-            return false;
-        }
-        let full: PathBuf = parts.iter().collect();
-        let parents: Vec<PathBuf> = (1..parts.len()).map(|n| parts[..n].iter().collect()).collect();
+    /// Judge `path` (slash-separated, relative to the root) given what its
+    /// parent folder's judgement left (`MatchesUsingParentResults`): a
+    /// pattern that matched the parent matches the child; one that did not,
+    /// or was not consulted then, is tried on the child alone. Patterns that
+    /// cannot change the verdict so far are not consulted. Returns whether
+    /// the path is excluded, and the info its own children need.
+    pub fn matches(&self, path: &str, parent: &MatchInfo) -> (bool, MatchInfo) {
         let mut excluded = false;
-        for pattern in &self.patterns {
-            // Only a pattern that could change the verdict is evaluated: an
-            // exclusion while included, an exception while excluded.
-            if pattern.exception != excluded {
-                continue;
+        let mut info = vec![false; self.patterns.len()];
+        for (i, pattern) in self.patterns.iter().enumerate() {
+            let mut hit = parent.0.get(i).copied().unwrap_or(false);
+            if !hit {
+                if pattern.exception != excluded {
+                    continue;
+                }
+                hit = pattern.matcher.is_match(path);
+                if !hit && parent.0.is_empty() {
+                    // No parent judgement: try each parent folder, as
+                    // `MatchesOrParentMatches` does.
+                    hit = path.match_indices('/').any(|(at, _)| pattern.matcher.is_match(&path[..at]));
+                }
             }
-            let hit = pattern.matcher.is_match(&full) || parents.iter().any(|p| pattern.matcher.is_match(p));
+            info[i] = hit;
             if hit {
                 excluded = !pattern.exception;
             }
         }
+        (excluded, MatchInfo(info))
+    }
+
+    /// Whether the rules exclude `rel`, a path relative to the context root
+    /// (`./` and a leading `/` are ignored), judged folder by folder from the
+    /// root down as a walk of the context judges it.
+    pub fn is_excluded(&self, rel: &Path) -> bool {
+        let parts: Vec<String> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let mut info = MatchInfo::default();
+        let mut excluded = false;
+        for n in 1..=parts.len() {
+            (excluded, info) = self.matches(&parts[..n].join("/"), &info);
+        }
         excluded
+    }
+
+    /// Whether a walk may skip the excluded folder `dir` whole (fsutil's
+    /// shortcut, kept because it decides what is sent): when no `!` pattern
+    /// exists, or every one is a plain path (no wildcard) and none lies
+    /// below `dir`.
+    pub fn skips_dir(&self, dir: &str) -> bool {
+        let exceptions: Vec<&Pattern> = self.patterns.iter().filter(|p| p.exception).collect();
+        if exceptions.is_empty() {
+            return true;
+        }
+        let plain =
+            exceptions.iter().all(|p| !without_trailing_glob(&p.text).contains(['*', '[', ']', '?', '^', '\\']));
+        let below = format!("{dir}/");
+        plain && !exceptions.iter().any(|p| format!("{}/", without_trailing_glob(&p.text)).starts_with(&below))
     }
 
     /// Whether any `!` pattern exists. Without one, a walker can skip an
@@ -148,187 +252,38 @@ impl DockerIgnore {
     }
 }
 
-/// The normal components of a relative path, dropping `.` and a leading `/`.
-fn components(rel: &Path) -> Vec<&OsStr> {
-    rel.components()
-        .filter_map(|c| match c {
-            Component::Normal(part) => Some(part),
-            _ => None,
-        })
-        .collect()
+fn without_trailing_glob(pattern: &str) -> &str {
+    let p = pattern.strip_suffix("/**").unwrap_or(pattern);
+    p.strip_suffix("/*").unwrap_or(p)
 }
 
-/// Go's `filepath.Clean`: drop empty and `.` elements, resolve `..` against
-/// the element before it (at the root, `..` is the root), and say `.` for
-/// nothing.
-fn clean(path: &str) -> String {
-    let lexical = crate::fsutil::lexical(Path::new(path));
-    let names = lexical.names.iter().map(|n| n.to_string_lossy());
-    if path.starts_with('/') {
-        return format!("/{}", names.collect::<Vec<_>>().join("/"));
-    }
-    let parts: Vec<_> = std::iter::repeat_n("..".into(), lexical.climbs).chain(names).collect();
-    if parts.is_empty() {
-        ".".to_owned()
-    } else {
-        parts.join("/")
-    }
-}
-
-/// A Docker pattern in globset syntax: braces are plain characters to
-/// Docker, so they are put in classes; a trailing lone `\` is a literal one.
-fn to_glob(pattern: &str) -> String {
-    let mut glob = String::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if !in_class => match chars.next() {
-                Some(next) => {
-                    glob.push('\\');
-                    glob.push(next);
+/// Go's `filepath.Clean` on a slash path: no empty or `.` elements, `..`
+/// takes the element before it (and nothing at the root), no trailing `/`,
+/// `.` for nothing.
+pub fn go_clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&last) if last != ".." => {
+                    parts.pop();
                 }
-                None => glob.push_str(r"\\"),
+                _ if rooted => {}
+                _ => parts.push(".."),
             },
-            '[' if !in_class => {
-                in_class = true;
-                glob.push(c);
-            }
-            ']' if in_class => {
-                in_class = false;
-                glob.push(c);
-            }
-            '{' | '}' | ',' if !in_class => {
-                glob.push('[');
-                glob.push(c);
-                glob.push(']');
-            }
-            _ => glob.push(c),
+            _ => parts.push(part),
         }
     }
-    glob
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// (ignore file, path, excluded?), one case a line.
-    const CASES: &[(&str, &str, bool)] = &[
-        // plain names are anchored at the root
-        ("node_modules", "node_modules", true),
-        ("node_modules", "node_modules/x/y.js", true),
-        ("node_modules", "src/node_modules", false),
-        ("node_modules", "src/node_modules/x.js", false),
-        ("**/node_modules", "src/node_modules/x.js", true),
-        ("**/node_modules", "node_modules", true),
-        // a parent folder match excludes everything below
-        ("docs", "docs/a/b", true),
-        ("docs", "docsx", false),
-        ("docs/", "docs/a", true),
-        // a leading `/` and `./` only anchor, as everything does
-        ("/abs", "abs", true),
-        ("/abs", "abs/file", true),
-        ("/abs", "x/abs", false),
-        ("./abs", "abs", true),
-        ("a/../b", "b", true),
-        ("a/../b", "a", false),
-        // `*` and `?` do not cross `/`
-        ("*.md", "README.md", true),
-        ("*.md", "docs/a.md", false),
-        ("*/*.md", "docs/a.md", true),
-        ("?.txt", "a.txt", true),
-        ("?.txt", "ab.txt", false),
-        ("a?b", "a/b", false),
-        ("*", "anything/at/all", true),
-        // `**` crosses folders, zero or more
-        ("**/*.log", "a.log", true),
-        ("**/*.log", "x/y/z.log", true),
-        ("**/*.log", "x/y/z.txt", false),
-        ("a/**/b", "a/b", true),
-        ("a/**/b", "a/x/y/b", true),
-        ("a/**", "a/x", true),
-        ("**", "x/y", true),
-        // classes and escapes
-        ("[ab].txt", "a.txt", true),
-        ("[ab].txt", "c.txt", false),
-        ("[^ab].txt", "c.txt", true),
-        ("[a-c]", "b", true),
-        (r"\*.txt", "*.txt", true),
-        (r"\*.txt", "a.txt", false),
-        ("{a,b}", "{a,b}", true),
-        ("{a,b}", "a", false),
-        // exceptions: the last match wins
-        ("*.md\n!README.md", "notes.md", true),
-        ("*.md\n!README.md", "README.md", false),
-        ("!README.md\n*.md", "README.md", true),
-        ("dir\n!dir/keep", "dir/keep", false),
-        ("dir\n!dir/keep", "dir/other", true),
-        ("dir\n!dir/keep", "dir", true),
-        ("dir\n!dir/keep\ndir/keep", "dir/keep", true),
-        // exceptions are checked against parents too
-        ("dir/*\n!dir/sub", "dir/sub/deep/file", false),
-        ("dir/*\n!dir/sub", "dir/other/file", true),
-        ("*\n!src\nsrc/*.tmp", "src/a.tmp", true),
-        ("*\n!src\nsrc/*.tmp", "src/a.rs", false),
-        // comments, blanks, whitespace
-        ("# node_modules", "node_modules", false),
-        ("# comment\n\n  target  \n", "target/debug", true),
-        ("  #target", "#target", true),
-        ("\u{feff}bom", "bom", true),
-        ("! keep\n*", "keep", true),
-        ("*\n! keep", "keep", false),
-        // paths are normalised too
-        ("a/b", "./a/b", true),
-        ("a/b", "/a/b/c", true),
-        ("anything", "", false),
-    ];
-
-    #[test]
-    fn docker_semantics() {
-        let mut failures = Vec::new();
-        for (rules, path, want) in CASES {
-            let ignore = DockerIgnore::parse(rules, ".dockerignore").unwrap();
-            if ignore.is_excluded(Path::new(path)) != *want {
-                failures.push(format!("{rules:?} on {path:?}: want excluded={want}"));
-            }
-        }
-        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn errors_name_file_and_line() {
-        let err = DockerIgnore::parse("a\n\n[unclosed\n", "ctx/.dockerignore").unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("ctx/.dockerignore:3: "), "{text}");
-        assert!(text.contains("[unclosed"), "{text}");
-        let err = DockerIgnore::parse("# c\n!\n", ".dockerignore").unwrap_err();
-        assert!(matches!(err, ContextError::LoneExclusion { line: 2, .. }), "{err}");
-    }
-
-    #[test]
-    fn none_excludes_nothing() {
-        let none = DockerIgnore::none();
-        assert!(!none.is_excluded(Path::new("a/b")));
-        assert!(!none.has_exceptions());
-        let ignore = DockerIgnore::parse("*\n!x", "i").unwrap();
-        assert!(ignore.has_exceptions());
-    }
-
-    #[test]
-    fn load_prefers_the_dockerfile_specific_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = dir.path();
-        let dockerfile = ctx.join("app.Dockerfile");
-        fs::write(ctx.join(FILE_NAME), "general\n").unwrap();
-        let ignore = DockerIgnore::load(ctx, &dockerfile).unwrap();
-        assert!(ignore.is_excluded(Path::new("general")));
-        fs::write(ctx.join("app.Dockerfile.dockerignore"), "specific\n").unwrap();
-        let ignore = DockerIgnore::load(ctx, &dockerfile).unwrap();
-        assert!(ignore.is_excluded(Path::new("specific")));
-        assert!(!ignore.is_excluded(Path::new("general")));
-        let empty = tempfile::tempdir().unwrap();
-        let ignore = DockerIgnore::load(empty.path(), &empty.path().join("Dockerfile")).unwrap();
-        assert!(!ignore.is_excluded(Path::new("x")));
-    }
-}
+#[path = "dockerignore_tests.rs"]
+mod tests;

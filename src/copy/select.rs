@@ -24,6 +24,17 @@ impl SourceRoot {
             SourceRoot::Context { root, .. } | SourceRoot::Fs { root } => root,
         }
     }
+    /// Whether anything below the folder `host` (`rel` in the root) is sent.
+    fn sends_below(&self, host: &Path, rel: &Path) -> bool {
+        let SourceRoot::Context { ignore, .. } = self else { return true };
+        !ignore.skips_dir(&rel.to_string_lossy())
+            && walkdir::WalkDir::new(host)
+                .min_depth(1)
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|e| e.path().strip_prefix(host).is_ok_and(|below| !self.excluded(&rel.join(below))))
+    }
+
     fn excluded(&self, rel: &Path) -> bool {
         match self {
             SourceRoot::Context { ignore, .. } => ignore.is_excluded(rel),
@@ -55,13 +66,22 @@ impl Selected {
     /// Everything below a selected directory, sorted, without following symlinks,
     /// excluded paths left out: `(host path, path relative to the directory)`.
     pub fn walk(&self) -> impl Iterator<Item = Result<(PathBuf, PathBuf), CopyError>> + '_ {
-        // Without `!` rules nothing below an excluded folder can come back: skip it whole.
-        let prune = match &self.from {
-            SourceRoot::Context { ignore, .. } => !ignore.has_exceptions(),
-            SourceRoot::Fs { .. } => true,
-        } && self.exclude.as_ref().is_none_or(|x| !x.has_exceptions());
+        // An excluded folder nothing below can come back from is skipped
+        // whole, as BuildKit's walk skips it: by .dockerignore (see
+        // `DockerIgnore::skips_dir`), or by --exclude without `!` rules.
+        let exclude_prunes = self.exclude.as_ref().is_some_and(|x| !x.has_exceptions());
         let excluded_dir = move |e: &walkdir::DirEntry| {
-            prune && e.file_type().is_dir() && e.path().strip_prefix(&self.host).is_ok_and(|rel| self.excluded(rel))
+            e.file_type().is_dir()
+                && e.path().strip_prefix(&self.host).is_ok_and(|rel| {
+                    let full = self.rel.join(rel);
+                    let ignored = match &self.from {
+                        SourceRoot::Context { ignore, .. } => {
+                            self.from.excluded(&full) && ignore.skips_dir(&full.to_string_lossy())
+                        }
+                        SourceRoot::Fs { .. } => false,
+                    };
+                    ignored || (exclude_prunes && self.exclude.as_ref().is_some_and(|x| x.is_excluded(rel)))
+                })
         };
         walkdir::WalkDir::new(&self.host)
             .min_depth(1)
@@ -77,13 +97,14 @@ impl Selected {
                     }
                 };
                 let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-                (!self.excluded(&rel)).then(|| Ok((e.path().to_owned(), rel)))
+                let full = self.rel.join(&rel);
+                // A folder .dockerignore excludes is still sent when something
+                // below it is (`dir` + `!dir/keep`).
+                let ignored =
+                    self.from.excluded(&full) && !(e.file_type().is_dir() && self.from.sends_below(e.path(), &full));
+                let sent = !ignored && !self.exclude.as_ref().is_some_and(|x| x.is_excluded(&rel));
+                sent.then(|| Ok((e.path().to_owned(), rel)))
             })
-    }
-
-    /// Whether `rel`, below this source, is left out (.dockerignore, --exclude).
-    fn excluded(&self, rel: &Path) -> bool {
-        self.from.excluded(&self.rel.join(rel)) || self.exclude.as_ref().is_some_and(|x| x.is_excluded(rel))
     }
 }
 
@@ -101,19 +122,6 @@ fn escapes(path: &str) -> bool {
         }
     }
     false
-}
-
-/// Whether anything below the excluded folder `dir` (`rel` below the root) is
-/// kept by a `!` rule of `from`'s .dockerignore.
-fn keeps_any_below(from: &SourceRoot, dir: &Path, rel: &Path) -> bool {
-    match from {
-        SourceRoot::Context { ignore, .. } if ignore.has_exceptions() => walkdir::WalkDir::new(dir)
-            .min_depth(1)
-            .into_iter()
-            .filter_map(Result::ok)
-            .any(|e| e.path().strip_prefix(dir).is_ok_and(|below| !from.excluded(&rel.join(below)))),
-        _ => false,
-    }
 }
 
 /// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
@@ -151,7 +159,7 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
             // BuildKit never sees a folder .dockerignore leaves out (unless a
             // `!` rule keeps something below it): searching it is searching a
             // missing folder, an error, not an empty copy.
-            if from.excluded(&dir_rel) && !keeps_any_below(from, &dir_host, &dir_rel) {
+            if from.excluded(&dir_rel) && !from.sends_below(&dir_host, &dir_rel) {
                 return Err(missing(source));
             }
             let mut walk = walkdir::WalkDir::new(&dir_host).min_depth(1).sort_by_file_name().into_iter();
@@ -166,7 +174,8 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
                     walk.skip_current_dir();
                 }
                 let rel = dir_rel.join(below);
-                if from.excluded(&rel) || exclude.as_ref().is_some_and(|x| x.is_excluded(below)) {
+                let ignored = from.excluded(&rel) && !(e.file_type().is_dir() && from.sends_below(e.path(), &rel));
+                if ignored || exclude.as_ref().is_some_and(|x| x.is_excluded(below)) {
                     continue;
                 }
                 let written = Path::new(dir.trim_start_matches('/')).join(below);
@@ -181,7 +190,9 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
             let host = resolve_in_root(root, Path::new(source)).map_err(|_| missing(source))?;
             let rel = host.strip_prefix(root).unwrap_or(Path::new("")).to_owned();
             let meta = fs::metadata(&host).map_err(|_| missing(source))?;
-            if !rel.as_os_str().is_empty() && from.excluded(&rel) {
+            // An excluded folder is still sent when something below it is
+            // (`dir` + `!dir/keep`), as BuildKit's walk sends it.
+            if !rel.as_os_str().is_empty() && from.excluded(&rel) && !(meta.is_dir() && from.sends_below(&host, &rel)) {
                 return Err(missing(source));
             }
             let written = lexical(Path::new(source)).clamped();

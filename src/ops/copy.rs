@@ -13,8 +13,9 @@ impl Engine {
         let base = &inputs[0];
         let base_mount = (!base.layers.is_empty()).then(|| self.snapshots.mount(&base.layers, false)).transpose()?;
         let source_mount;
+        let host = self.host_source(&op.from)?;
         let from = match op.from {
-            CopyFrom::Context => Some(self.context()?.clone()),
+            CopyFrom::Context | CopyFrom::NamedContext(_) => Some(host.cloned().ok_or(EngineError::NoContext)?),
             CopyFrom::Input => {
                 let src = inputs.get(1).cloned().unwrap_or_default();
                 source_mount = self.snapshots.mount(&src.layers, false)?;
@@ -26,11 +27,12 @@ impl Engine {
         let mut writer = LayerWriter::new(&self.store)?;
         let written =
             copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
-        // The context was read once for the cache key and once more for the
-        // layer: a file changed in between would store this layer under a key
-        // that describes other files. (A stage or image is a read-only mount,
-        // and no checksum goes into its key.) The unfinished layer is dropped.
-        if op.from == CopyFrom::Context && ctx.content_checksum() != Some(&written) {
+        // The context (or a named one) was read once for the cache key and
+        // once more for the layer: a file changed in between would store this
+        // layer under a key that describes other files. (A stage or image is a
+        // read-only mount, and no checksum goes into its key.) The unfinished
+        // layer is dropped.
+        if host.is_some() && ctx.content_checksum() != Some(&written) {
             return Err(CopyError::Changed.into());
         }
         let layer = writer.finish()?;

@@ -11,6 +11,8 @@ mod exec;
 mod mkdir;
 mod source;
 
+use std::collections::BTreeMap;
+
 use kiln_frontend::{CopyFrom, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
 
@@ -73,6 +75,8 @@ pub enum EngineError {
     Mkdir(#[from] mkdir::MkdirError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
+    #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]
+    NoNamedContext(String),
     /// An operation this engine cannot run yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
@@ -85,6 +89,8 @@ pub struct Engine {
     sandbox: Sandbox,
     cache: Box<dyn CacheStorage>,
     context: Option<SourceRoot>,
+    /// `--build-context NAME=DIR`: each directory, with its own .dockerignore.
+    named: BTreeMap<String, SourceRoot>,
     downloads: crate::fetch::http::Downloads,
     resolved: crate::fetch::Resolved,
     git_mtime: crate::fetch::git::Mtime,
@@ -101,6 +107,7 @@ impl Engine {
             sandbox: Sandbox::new(&exe, &store.work_dir()),
             cache: Box::new(LocalCache::new(store)),
             context,
+            named: BTreeMap::new(),
             downloads: crate::fetch::http::Downloads::new(store),
             resolved: Default::default(),
             git_mtime: crate::fetch::git::Mtime::from_env(),
@@ -127,8 +134,26 @@ impl Engine {
         self
     }
 
+    /// Where `COPY --from=NAME` reads for each directory given as a named context.
+    pub fn with_named_contexts(mut self, named: BTreeMap<String, SourceRoot>) -> Self {
+        self.named = named;
+        self
+    }
+
     fn context(&self) -> Result<&SourceRoot, EngineError> {
         self.context.as_ref().ok_or(EngineError::NoContext)
+    }
+
+    /// The folder a COPY reads from when it reads one from the host: the
+    /// build context or a named one; `None` for a stage or an image.
+    fn host_source(&self, from: &CopyFrom) -> Result<Option<&SourceRoot>, EngineError> {
+        match from {
+            CopyFrom::Context => self.context().map(Some),
+            CopyFrom::NamedContext(name) => {
+                self.named.get(name).map(Some).ok_or_else(|| EngineError::NoNamedContext(name.clone()))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -139,8 +164,11 @@ impl Executor for Engine {
 
     fn content_checksum(&self, op: &Op) -> Result<Option<Digest>, EngineError> {
         match op {
-            Op::Copy(c) if c.from == CopyFrom::Context => Ok(Some(crate::copy::checksum(self.context()?, c)?)),
             Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
+            Op::Copy(c) => match self.host_source(&c.from)? {
+                Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
+                None => Ok(None),
+            },
             _ => Ok(None),
         }
     }

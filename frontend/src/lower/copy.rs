@@ -1,5 +1,6 @@
-//! COPY and ADD: Copy vertices from the context or, with `--from`, from an
-//! earlier stage or an image (which then becomes a vertex of its own). ADD's
+//! COPY and ADD: Copy vertices from the context or, with `--from`, from a
+//! named context, an earlier stage or an image (which then becomes a vertex
+//! of its own). ADD's
 //! URL and git sources get a vertex each kind, chained after the local ones.
 
 use kiln_solver::Digest;
@@ -10,6 +11,7 @@ use super::{chmod, clean, join, Halt, LowerError, Lowering};
 use crate::error::{Error, Location};
 use crate::instructions::{Command, Copy, Word};
 use crate::ops::{CopyFrom, CopyOp, InlineFile, Op};
+use crate::options::NamedContext;
 use crate::redact;
 
 impl Lowering<'_> {
@@ -102,14 +104,14 @@ impl Lowering<'_> {
         let name = st.name(&redact::credentials(&cmd.text));
         for (kind, sources) in groups {
             let mut inputs = vec![st.vertex.clone()];
-            let from = match kind {
-                Kind::Local if source_input.is_some() => CopyFrom::Input,
-                Kind::Local => CopyFrom::Context,
-                Kind::Url => CopyFrom::Url,
-                Kind::Git => CopyFrom::Git { keep_git_dir: copy.keep_git_dir },
-                Kind::Inline => CopyFrom::Inline(std::mem::take(&mut inline)),
+            let from = match (kind, &source_input) {
+                (Kind::Local, Some((from, _))) => from.clone(),
+                (Kind::Local, None) => CopyFrom::Context,
+                (Kind::Url, _) => CopyFrom::Url,
+                (Kind::Git, _) => CopyFrom::Git { keep_git_dir: copy.keep_git_dir },
+                (Kind::Inline, _) => CopyFrom::Inline(std::mem::take(&mut inline)),
             };
-            if let (CopyFrom::Input, Some(input)) = (&from, &source_input) {
+            if let (CopyFrom::Input, Some((_, Some(input)))) = (&from, &source_input) {
                 inputs.push(input.clone());
             }
             // BuildKit's wording: no --from, heredocs as `<<NAME`.
@@ -146,9 +148,19 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// The vertex `COPY --from=<from>` reads: an earlier stage (by name or index)
-    /// or an image.
-    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
+    /// What `COPY --from=<from>` reads: a named context (looked up first, as
+    /// BuildKit does), an earlier stage (by name or index) or an image; and
+    /// the vertex it reads, unless it is a directory.
+    fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<(CopyFrom, Option<Digest>), Halt> {
+        let input = match self.named_context(from) {
+            Some((key, NamedContext::Directory)) => return Ok((CopyFrom::NamedContext(key), None)),
+            Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at)?,
+            None => self.stage_source(index, from, at)?,
+        };
+        Ok((CopyFrom::Input, Some(input)))
+    }
+
+    fn stage_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
         let stages = self.file.stages.len();
         // A number is an index, as Go's Atoi reads it (`+1`, `01`), never an image.
         let found = match from.parse::<i64>() {
@@ -164,14 +176,15 @@ impl Lowering<'_> {
             Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
             Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),
-            None => {
-                let image = self
-                    .resolve(from, at)?
-                    .ok_or_else(|| Error::at(at, LowerError::CopyFromNotFound(from.to_owned())))?;
-                let name = format!("image {}", image.name);
-                let op = Op::Image { name: image.name, digest: image.digest };
-                Ok(self.add(op, vec![], name, at)?)
-            }
+            None => Ok(self.image_source(from, at)?),
         }
+    }
+
+    fn image_source(&mut self, from: &str, at: Location) -> Result<Digest, Error> {
+        let image =
+            self.resolve(from, at)?.ok_or_else(|| Error::at(at, LowerError::CopyFromNotFound(from.to_owned())))?;
+        let name = format!("image {}", image.name);
+        let op = Op::Image { name: image.name, digest: image.digest };
+        self.add(op, vec![], name, at)
     }
 }

@@ -272,8 +272,12 @@ impl Lowering<'_> {
 
     /// A frame to lower stage `index`, handed that stage's commands.
     fn frame(&mut self, index: usize) -> Frame {
-        let commands = std::mem::take(&mut self.commands[index]).into_iter();
-        Frame { index, state: None, triggers: Vec::new().into_iter(), commands }
+        let mut commands = std::mem::take(&mut self.commands[index]);
+        // A stage a named context overrides is that context alone (see `lower_from`).
+        if self.file.stages[index].name.as_deref().and_then(|n| self.named_context(n)).is_some() {
+            commands.clear();
+        }
+        Frame { index, state: None, triggers: Vec::new().into_iter(), commands: commands.into_iter() }
     }
 
     /// Lower the rest of a stage, from where it halted last.

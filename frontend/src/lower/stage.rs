@@ -7,8 +7,8 @@ use super::{env_get, onbuild, Built, Halt, LowerError, Lowering};
 use crate::config::{History, ImageConfig, DEFAULT_PATH};
 use crate::error::Error;
 use crate::instructions::{Command, Instruction};
-use crate::ops::Op;
-use crate::options::ResolvedImage;
+use crate::ops::{CopyFrom, CopyOp, Op};
+use crate::options::{NamedContext, ResolvedImage};
 use crate::shorten::Shortened;
 
 /// The comment BuildKit's Dockerfile frontend puts on each history row it writes.
@@ -112,19 +112,43 @@ impl Lowering<'_> {
         if base.is_empty() {
             return Err(Error::at(at, LowerError::EmptyBase(stage.base.raw.clone())).into());
         }
-        let from = match self.base_stage(&base, index) {
-            Some(i) => From::Stage(self.stage(i)?.clone()),
-            None if base == "scratch" => From::Scratch,
-            None => From::Image(
-                self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?,
+        // A named context comes before stages and images (BuildKit: it
+        // overrides a stage of the same name). A stage of the context's own
+        // name is replaced by it whole (it matters when that stage is the
+        // target: nothing else reaches it): no commands (see `frame`), no
+        // ONBUILD triggers either (BuildKit's `noinit`).
+        let own = stage.name.as_deref().and_then(|n| self.named_context(n));
+        let overridden = own.is_some();
+        let from = match own.or_else(|| self.named_context(&base)) {
+            Some((key, NamedContext::Directory)) => From::Context(key),
+            Some((_, NamedContext::Image(reference))) => From::Image(
+                self.resolve(&reference, at)?
+                    .ok_or_else(|| Error::at(at, LowerError::ImageNotFound(reference.clone())))?,
             ),
+            None => match self.base_stage(&base, index) {
+                Some(i) => From::Stage(self.stage(i)?.clone()),
+                None if base == "scratch" => From::Scratch,
+                None => From::Image(
+                    self.resolve(&base, at)?.ok_or_else(|| Error::at(at, LowerError::ImageNotFound(base.clone())))?,
+                ),
+            },
         };
         let (mut config, args) = match &from {
             From::Stage(built) => (built.config.clone(), built.args.clone()),
             From::Scratch => (ImageConfig::default(), Vec::new()),
             From::Image(image) => (image.config.clone(), Vec::new()),
+            From::Context(key) => {
+                // Its one layer needs a history entry, as a base image's layers have.
+                let created_by = format!("context {key}");
+                let history = vec![History { created: None, created_by, comment: None, empty_layer: false }];
+                (ImageConfig { history, ..ImageConfig::default() }, Vec::new())
+            }
         };
-        let triggers = onbuild::parse(std::mem::take(&mut config.on_build), stage.location, &base)?;
+        let triggers = if overridden {
+            Vec::new()
+        } else {
+            onbuild::parse(std::mem::take(&mut config.on_build), stage.location, &base)?
+        };
         // WORKDIR is a step too (its mkdir), but for `WORKDIR /`; one that
         // only expands to `/` is counted, and n/m then stops short of m.
         let is_step = |c: &Command| {
@@ -145,6 +169,18 @@ impl Lowering<'_> {
             From::Stage(built) => built.vertex,
             From::Scratch => self.add(Op::Scratch, vec![], name, at)?,
             From::Image(image) => self.add(Op::Image { name: image.name, digest: image.digest }, vec![], name, at)?,
+            From::Context(key) => {
+                // The directory's files are the whole filesystem: scratch,
+                // then a copy of the directory onto it.
+                let scratch = self.add(Op::Scratch, vec![], "FROM scratch".to_owned(), at)?;
+                let copy = CopyOp {
+                    from: CopyFrom::NamedContext(key),
+                    sources: vec![".".to_owned()],
+                    dest: "/".to_owned(),
+                    ..CopyOp::default()
+                };
+                self.add(Op::Copy(copy), vec![scratch], name, at)?
+            }
         };
         // Like BuildKit: a stage whose base sets no PATH gets the default one, so
         // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
@@ -153,6 +189,14 @@ impl Lowering<'_> {
         }
         Ok((state, triggers))
     }
+
+    /// The `--build-context` that `name` (as written in FROM or `--from`)
+    /// stands for, and its key: BuildKit matches `NAME` and `NAME:latest` alike.
+    pub(super) fn named_context(&self, name: &str) -> Option<(String, NamedContext)> {
+        let contexts = &self.opts.named_contexts;
+        let short = name.strip_suffix(":latest").unwrap_or(name);
+        [name, short].into_iter().find_map(|k| contexts.get_key_value(k)).map(|(k, v)| (k.clone(), v.clone()))
+    }
 }
 
 /// What a FROM builds on.
@@ -160,4 +204,6 @@ enum From {
     Stage(Built),
     Scratch,
     Image(ResolvedImage),
+    /// A directory given as a named context (its key).
+    Context(String),
 }
