@@ -83,6 +83,18 @@ pub enum ShellError {
     /// Substitutions nest deeper than `MAX_NESTING` (100) levels.
     #[error("variable expansion nests deeper than {MAX_NESTING} levels: flatten the ${{…:-…}} chain")]
     TooDeep,
+    /// Expanding a word makes more than [`MAX_EXPANSION`] bytes beyond the
+    /// word's own length.
+    #[error(
+        "variable expansion grows a value past {limit} bytes ({} MiB more than the text written): \
+         a value this large is a mistake or an attack; shorten the variables it expands \
+         (large data belongs in a file COPY'd into the image)",
+        MAX_EXPANSION >> 20
+    )]
+    TooLong {
+        /// The most the value could hold.
+        limit: usize,
+    },
 }
 
 fn quoted(text: &str) -> String {
@@ -93,6 +105,13 @@ fn quoted(text: &str) -> String {
 /// without a bound a hostile word overflows the stack and kills the process;
 /// real Dockerfiles nest a handful of levels at most.
 pub(crate) const MAX_NESTING: usize = 100;
+
+/// How much longer than the text written an expanded value may grow. A
+/// replacement is itself expanded, so `ARG a=${a//?/$a}` squares a's length
+/// and five such lines would need terabytes: the cap keeps memory
+/// proportional to the Dockerfile. BuildKit has no cap; no real value (a
+/// PATH, a list of packages, a flag set) comes near a mebibyte.
+pub(crate) const MAX_EXPANSION: usize = 1 << 20;
 
 /// Variables in scope: a name → its value, `None` when unset.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -79,15 +79,65 @@ fn reverse_pattern(pattern: &str) -> String {
 /// `${v/p/r}` (the first, longest match) and `${v//p/r}` (`all` of them).
 /// Replacing all expands `$name` in `replacement` as a regex replacement, as
 /// BuildKit's does; the first match only is replaced by the text as it is.
-pub(super) fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> Result<String, PatternError> {
+/// `None` when the result would be longer than `limit` bytes: each piece is
+/// checked before it is appended, as a replacement of a mebibyte for each of
+/// a mebibyte of matches would otherwise allocate a tebibyte first.
+pub(super) fn replace(
+    value: &str,
+    pattern: &str,
+    replacement: &str,
+    all: bool,
+    limit: usize,
+) -> Result<Option<String>, PatternError> {
     let re = regex(pattern, true, false)?;
-    if all {
-        return Ok(re.replace_all(value, replacement).into_owned());
+    let mut out = String::new();
+    let push = |out: &mut String, s: &str| {
+        if out.len().saturating_add(s.len()) > limit {
+            return false;
+        }
+        out.push_str(s);
+        true
+    };
+    if !all {
+        let Some(m) = re.find(value) else { return Ok(Some(value.to_owned()).filter(|v| v.len() <= limit)) };
+        let fits = [&value[..m.start()], replacement, &value[m.end()..]].iter().all(|s| push(&mut out, s));
+        return Ok(fits.then_some(out));
     }
-    Ok(match re.find(value) {
-        Some(m) => format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..]),
-        None => value.to_owned(),
-    })
+    let pieces = replacement_pieces(replacement);
+    let mut last = 0;
+    for m in re.find_iter(value) {
+        if !push(&mut out, &value[last..m.start()]) {
+            return Ok(None);
+        }
+        // The pieces, with the match between each two.
+        for (i, piece) in pieces.iter().enumerate() {
+            if (i > 0 && !push(&mut out, m.as_str())) || !push(&mut out, piece) {
+                return Ok(None);
+            }
+        }
+        last = m.end();
+    }
+    Ok(push(&mut out, &value[last..]).then_some(out))
+}
+
+/// `replacement` as the regex crate expands it, cut where the match goes.
+/// A pattern's regex has no groups, so `$0` and `${0}` are the whole match
+/// and every other reference is empty; rather than re-implement the crate's
+/// reference syntax, the crate expands the replacement once against a
+/// one-character match of a character the replacement lacks, which then marks
+/// the cuts. The pieces are no longer than the replacement, and each match
+/// costs only appends that can be checked against the limit.
+fn replacement_pieces(replacement: &str) -> Vec<String> {
+    let marker = ('\u{e000}'..='\u{f8ff}')
+        .chain('\u{f0000}'..='\u{ffffd}')
+        .find(|c| !replacement.contains(*c))
+        .expect("a replacement of bounded length lacks one of 130000 characters");
+    let haystack = marker.to_string();
+    let any = Regex::new("(?s).").expect("a valid regex");
+    let caps = any.captures(&haystack).expect("one character matches '.'");
+    let mut expanded = String::new();
+    caps.expand(replacement, &mut expanded);
+    expanded.split(marker).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -124,6 +174,18 @@ mod tests {
     }
 
     #[test]
+    fn replacing_stops_at_the_limit_before_allocating() {
+        let value = "x".repeat(1000);
+        let replacement = "y".repeat(1000);
+        // A million bytes wanted, a thousand allowed: refused, not built.
+        assert_eq!(replace(&value, "?", &replacement, true, 1000).unwrap(), None);
+        assert_eq!(replace(&value, "?", "$0$0", true, 1999).unwrap(), None);
+        assert_eq!(replace(&value, "?", "$0$0", true, 2000).unwrap().map(|s| s.len()), Some(2000));
+        assert_eq!(replace(&value, "x", &replacement, false, 1998).unwrap(), None);
+        assert_eq!(replace(&value, "x", &replacement, false, 1999).unwrap().map(|s| s.len()), Some(1999));
+    }
+
+    #[test]
     fn replaces() {
         for (value, pattern, replacement, all, want) in [
             ("xxyy", "", "ww", false, "wwxxyy"),
@@ -133,8 +195,11 @@ mod tests {
             ("aXbXc", "X*", "-", false, "a-"),
             ("line\nnext", "*", "-", false, "-\nnext"),
             ("/tmp/foo", "/", "$$", true, "$tmp$foo"),
+            ("ab", "?", "<$0|${0}|$00|$1|$x|$>", true, "<a|a|a|||$><b|b|b|||$>"),
+            ("ab", "", "$0.", true, ".a.b."),
         ] {
-            assert_eq!(replace(value, pattern, replacement, all).unwrap(), want, "{value} / {pattern} / {replacement}");
+            let got = replace(value, pattern, replacement, all, usize::MAX).unwrap();
+            assert_eq!(got.as_deref(), Some(want), "{value} / {pattern} / {replacement}");
         }
     }
 }

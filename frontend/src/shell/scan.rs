@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::pattern::{self, PatternError};
 use super::words::Words;
-use super::{Env, ShellError, MAX_NESTING};
+use super::{Env, ShellError, MAX_EXPANSION, MAX_NESTING};
 
 /// The modifiers `${NAME<op>word}` takes, with or without a colon before them.
 const MODIFIERS: &[char] = &['-', '+', '?', '#', '%'];
@@ -16,6 +16,9 @@ pub(super) struct Scanner<'a> {
     /// How many `${…}` the scanner is inside: bounded by [`MAX_NESTING`].
     depth: usize,
     escape: char,
+    /// The longest any expanded text may be: checked before each append, so
+    /// a hostile word fails before the big string is allocated.
+    limit: usize,
     /// Keep escape characters in the result: a pattern needs them to tell
     /// `\*` from `*`.
     raw_escapes: bool,
@@ -32,6 +35,7 @@ impl<'a> Scanner<'a> {
             pos: 0,
             depth: 0,
             escape,
+            limit: text.len().saturating_add(MAX_EXPANSION),
             raw_escapes: false,
             env,
             matched: BTreeSet::new(),
@@ -63,6 +67,14 @@ impl<'a> Scanner<'a> {
         value
     }
 
+    /// Refuse to make `text` longer than the limit by `more` bytes.
+    fn fits(&self, text: &str, more: &str) -> Result<(), ShellError> {
+        if text.len().saturating_add(more.len()) > self.limit {
+            return Err(ShellError::TooLong { limit: self.limit });
+        }
+        Ok(())
+    }
+
     /// Expand up to `stop` (consumed) or the end: the expanded text and its
     /// words. Reaching the end while looking for `stop` is an
     /// [`ShellError::MissingClose`] the caller fills in.
@@ -77,11 +89,13 @@ impl<'a> Scanner<'a> {
             match c {
                 '$' => {
                     let value = self.dollar()?;
+                    self.fits(&result, &value)?;
                     words.add_str(&value);
                     result.push_str(&value);
                 }
                 '\'' | '"' => {
                     let value = if c == '\'' { self.single_quoted()? } else { self.double_quoted()? };
+                    self.fits(&result, &value)?;
                     words.add_raw(&value);
                     result.push_str(&value);
                 }
@@ -136,7 +150,11 @@ impl<'a> Scanner<'a> {
                     self.next();
                     return Ok(s);
                 }
-                Some('$') => s.push_str(&self.dollar()?),
+                Some('$') => {
+                    let value = self.dollar()?;
+                    self.fits(&s, &value)?;
+                    s.push_str(&value);
+                }
                 Some(c) => {
                     self.next();
                     if c == self.escape {
@@ -285,7 +303,11 @@ impl<'a> Scanner<'a> {
         let pattern = self.nested(start, '/', true)?;
         let replacement = self.nested(start, '}', true)?;
         let value = self.lookup(name).unwrap_or_default();
-        pattern::replace(&value, &pattern, &replacement, all).map_err(|e| self.pattern_error(start, e))
+        match pattern::replace(&value, &pattern, &replacement, all, self.limit) {
+            Ok(Some(replaced)) => Ok(replaced),
+            Ok(None) => Err(ShellError::TooLong { limit: self.limit }),
+            Err(e) => Err(self.pattern_error(start, e)),
+        }
     }
 
     fn pattern_error(&self, start: usize, e: PatternError) -> ShellError {

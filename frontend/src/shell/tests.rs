@@ -41,6 +41,7 @@ fn kind(e: &ShellError) -> &'static str {
         ShellError::Unset { .. } => "Unset",
         ShellError::Pattern { .. } => "Pattern",
         ShellError::TooDeep => "TooDeep",
+        ShellError::TooLong { .. } => "TooLong",
     }
 }
 
@@ -223,6 +224,24 @@ fn nesting_is_bounded() {
     assert_eq!(lexer.expand(&patterns, &env), Err(ShellError::TooDeep));
     let siblings = nested(MAX_NESTING).repeat(3);
     assert_eq!(lexer.expand(&siblings, &env).unwrap(), "xxx");
+}
+
+#[test]
+fn expansion_is_bounded() {
+    let lexer = Lexer::new('\\');
+    let big = "x".repeat(MAX_EXPANSION / 2 + 64);
+    let vars = |name: &str| (name == "a").then(|| big.clone());
+    // Up to the cap a value may grow…
+    assert_eq!(lexer.expand("$a", &vars).map(|s| s.len()), Ok(big.len()));
+    // …past it, it is an error, whichever way it grows: concatenation,
+    // quotes, or a replacement (itself expanded) for every character.
+    for word in ["$a$a", "\"$a$a\"", "${a}\"${a}\"", "${a//?/$a}", "${a//?/xx}", "${a/x/$a}", "${x:-$a$a}"] {
+        let got = lexer.expand(word, &vars);
+        assert!(matches!(got, Err(ShellError::TooLong { .. })), "{word}: {:?}", got.map(|s| s.len()));
+    }
+    // The limit is beyond the text written: a long literal never trips it.
+    let literal = "y".repeat(2 * MAX_EXPANSION);
+    assert_eq!(lexer.expand(&literal, &vars).map(|s| s.len()), Ok(literal.len()));
 }
 
 #[test]

@@ -90,17 +90,32 @@ fn an_empty_build_arg_name_is_refused() {
 /// `wait4` (which covers the processes it waited for too).
 // Clippy cannot see that wait4 reaps the child; `Child::wait` would, but
 // without the rusage.
-#[allow(clippy::zombie_processes)]
 fn run_measured(k: &Kiln, args: &[&str]) -> (i32, String, i64) {
+    run_measured_within(k, args, None)
+}
+
+/// [`run_measured`], with kiln's address space capped at `max_bytes`: a test
+/// of an attack on memory then fails (an abort) instead of taking the
+/// machine's memory when the defence is missing.
+#[allow(clippy::zombie_processes)]
+fn run_measured_within(k: &Kiln, args: &[&str], max_bytes: Option<u64>) -> (i32, String, i64) {
+    use std::os::unix::process::CommandExt;
     let err_path = k.dir.path().join("measured.stderr");
-    let child = Command::new(KILN)
-        .arg("--root")
-        .arg(k.root())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(KILN);
+    cmd.arg("--root").arg(k.root()).args(args).stdout(Stdio::null()).stderr(fs::File::create(&err_path).unwrap());
+    if let Some(max) = max_bytes {
+        // SAFETY: setrlimit is async-signal-safe and touches only this struct.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: max as libc::rlim_t, rlim_max: max as libc::rlim_t };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = cmd.spawn().unwrap();
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -127,6 +142,26 @@ fn a_dockerfile_of_600000_labels_builds_in_memory_proportional_to_its_size() {
     assert!(peak_mb < 450, "kiln build used {peak_mb} MB for a {} MB Dockerfile", text.len() >> 20);
     let labels = &k.inspect("labels:v1")["Config"]["config"]["Labels"];
     assert_eq!((labels["k0"].as_str(), labels["k599999"].as_str()), (Some("v0"), Some("v599999")));
+}
+
+#[test]
+fn variable_expansion_that_squares_or_doubles_a_value_is_refused_in_little_memory() {
+    let k = Kiln::empty();
+    // Each line squares a's length (the replacement is expanded for every
+    // character), or doubles it: 10^32 or 10·2^40 bytes if nothing stops it.
+    let squares = format!("FROM scratch\nARG a=0123456789\n{}LABEL a=$a\n", "ARG a=${a//?/$a}\n".repeat(5));
+    let doubles = format!("FROM scratch\nENV a=0123456789\n{}LABEL a=$a\n", "ENV a=$a$a\n".repeat(40));
+    for (dockerfile, at) in [(squares, "Dockerfile:5:7: "), (doubles, "Dockerfile:19:7: ")] {
+        k.write("Dockerfile", &dockerfile);
+        let ctx = k.ctx();
+        let args = ["build", "-t", "expand:v1", ctx.to_str().unwrap()];
+        let (code, stderr, peak_mb) = run_measured_within(&k, &args, Some(2 << 30));
+        assert_eq!(code, 1, "expected kiln to refuse the build:\n{stderr}");
+        assert!(stderr.contains(&format!("{at}variable expansion grows a value past")), "{stderr}");
+        // A handful of 1 MiB values at most, beside kiln itself.
+        assert!(peak_mb < 100, "kiln used {peak_mb} MB to refuse {} bytes of Dockerfile", dockerfile.len());
+    }
+    assert!(!k.image_names().contains(&"expand:v1".to_string()), "a refused build tagged its image");
 }
 
 #[test]
