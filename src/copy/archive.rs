@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::dest::{Kind, Tree};
 use super::{append_entry, CopyError};
+use crate::layer::bounded::Bounded;
 use crate::layer::LayerTar;
 
 /// Whether `path` is a regular file (after symlinks) that reads as a tar
@@ -26,12 +27,14 @@ pub(super) fn is_archive(path: &Path) -> bool {
     }
     let Ok(file) = fs::File::open(path) else { return false };
     let Ok(reader) = decompress(file) else { return false };
-    let mut archive = tar::Archive::new(reader);
+    // Bounded: reading even the first entry may read a long name record whole.
+    let mut archive = tar::Archive::new(Bounded::new(reader));
     match archive.entries().map(|mut e| e.next()) {
         Ok(Some(Ok(_))) => true,
         // An xz asking for more memory than we allow is still an archive:
         // say so when extracting it rather than silently copying it whole.
-        Ok(Some(Err(e))) => e.kind() == io::ErrorKind::OutOfMemory,
+        // So is one with a long name record over our bound.
+        Ok(Some(Err(e))) => e.kind() == io::ErrorKind::OutOfMemory || crate::layer::bounded::refused(&e),
         _ => false,
     }
 }
@@ -101,7 +104,7 @@ pub(super) fn extract(
         why,
     };
     let mut reader = reader;
-    let mut archive = tar::Archive::new(decompress(&mut reader).map_err(read_err)?);
+    let mut archive = tar::Archive::new(Bounded::new(decompress(&mut reader).map_err(read_err)?));
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
         let raw = entry.path().map_err(read_err)?.into_owned();
