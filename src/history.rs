@@ -61,7 +61,8 @@ fn content_size(store: &Store, layer: &Digest) -> Result<u64, ImageError> {
     let file = std::fs::File::open(&path).map_err(io_err)?;
     let reader = crate::layer::compress::tar_stream(std::io::BufReader::new(file)).map_err(io_err)?;
     let mut total = 0;
-    for entry in tar::Archive::new(reader).entries().map_err(io_err)? {
+    // Bounded: a pulled layer's long name record would be read whole.
+    for entry in tar::Archive::new(crate::layer::bounded::Bounded::new(reader)).entries().map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
         total += match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),

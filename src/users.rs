@@ -30,9 +30,49 @@ pub enum UserError {
     NoUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    #[error("cannot read the image's {file}: {why}; make it a regular file (of at most 16 MiB) in the image")]
+    Unreadable { file: &'static str, why: String },
 }
 
 type Result<T> = std::result::Result<T, UserError>;
+
+/// The most of /etc/passwd or /etc/group read: far more than any real one.
+const MAX_ACCOUNTS_FILE: u64 = 16 * 1024 * 1024;
+
+/// The text of `file` below `root`; empty when it does not exist.
+fn read_file(root: &Path, file: &'static str) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |why: String| UserError::Unreadable { file, why };
+    let path = match crate::fsutil::resolve_in_root(root, Path::new(file)) {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    // O_NOFOLLOW: resolve_in_root left no symlink, and none may appear since;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let meta = f.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("it is not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_ACCOUNTS_FILE {
+        return Err(fail(format!("it is {} bytes, more than the 16 MiB allowed", meta.len())));
+    }
+    // Bounded again: the size may change under us.
+    let mut bytes = Vec::new();
+    f.take(MAX_ACCOUNTS_FILE).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()))?;
+    // As read_to_string did, and runc's Go would: invalid UTF-8 is an error.
+    String::from_utf8(bytes).map_err(|_| fail("it is not UTF-8 text".to_owned()))
+}
 
 /// The credentials of a process, resolved from `USER`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,11 +156,10 @@ impl Accounts {
 
     /// The accounts of the filesystem at `root`, its files resolved inside
     /// it (the image's /etc may be a symlink); a missing file has no entries.
-    pub fn read(root: &Path) -> Self {
-        let read = |file: &str| {
-            crate::fsutil::resolve_in_root(root, Path::new(file)).and_then(std::fs::read_to_string).unwrap_or_default()
-        };
-        Self::new(read(PASSWD), read(GROUP))
+    /// The image is untrusted: a file that is not a regular one (a FIFO
+    /// would block the read forever) or is huge is an error, as runc errors.
+    pub fn read(root: &Path) -> Result<Self> {
+        Ok(Self::new(read_file(root, PASSWD)?, read_file(root, GROUP)?))
     }
 
     fn find<'a>(text: &'a str, file: &'static str, key: &Key<'_>) -> Option<Entry<'a>> {
@@ -282,7 +321,25 @@ mod tests {
         std::fs::create_dir(root.path().join("real")).unwrap();
         std::os::unix::fs::symlink("/real", root.path().join("etc")).unwrap();
         std::fs::write(root.path().join("real/passwd"), "app:x:5:6::/:/bin/sh\n").unwrap();
-        assert_eq!(Accounts::read(root.path()).owner("app"), Ok((5, 6)));
-        assert_eq!(Accounts::read(&root.path().join("missing")).owner("app"), Err(UserError::NoUser("app".into())));
+        assert_eq!(Accounts::read(root.path()).unwrap().owner("app"), Ok((5, 6)));
+        assert_eq!(
+            Accounts::read(&root.path().join("missing")).unwrap().owner("app"),
+            Err(UserError::NoUser("app".into()))
+        );
+    }
+
+    #[test]
+    fn a_huge_or_special_accounts_file_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        // Sparse: 17 MiB claimed, nothing written.
+        let f = std::fs::File::create(root.path().join("etc/group")).unwrap();
+        f.set_len(17 * 1024 * 1024).unwrap();
+        let err = Accounts::read(root.path()).unwrap_err();
+        assert!(err.to_string().contains("/etc/group: it is 17825792 bytes, more than the 16 MiB allowed"), "{err}");
+        std::fs::remove_file(root.path().join("etc/group")).unwrap();
+        std::fs::create_dir(root.path().join("etc/passwd")).unwrap();
+        let err = Accounts::read(root.path()).unwrap_err();
+        assert!(err.to_string().contains("/etc/passwd: it is not a regular file"), "{err}");
     }
 }

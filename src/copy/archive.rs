@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::dest::{Kind, Tree};
 use super::{append_entry, CopyError};
+use crate::layer::bounded::Bounded;
 use crate::layer::LayerTar;
 
 /// Whether `path` is a regular file (after symlinks) that reads as a tar
@@ -26,8 +27,44 @@ pub(super) fn is_archive(path: &Path) -> bool {
     }
     let Ok(file) = fs::File::open(path) else { return false };
     let Ok(reader) = decompress(file) else { return false };
-    let mut archive = tar::Archive::new(reader);
-    archive.entries().is_ok_and(|mut e| matches!(e.next(), Some(Ok(_))))
+    // Bounded: reading even the first entry may read a long name record whole.
+    let mut archive = tar::Archive::new(Bounded::new(reader));
+    match archive.entries().map(|mut e| e.next()) {
+        Ok(Some(Ok(_))) => true,
+        // An xz asking for more memory than we allow is still an archive:
+        // say so when extracting it rather than silently copying it whole.
+        // So is one with a long name record over our bound.
+        Ok(Some(Err(e))) => e.kind() == io::ErrorKind::OutOfMemory || crate::layer::bounded::refused(&e),
+        _ => false,
+    }
+}
+
+/// The most memory an xz archive may make its decoder take, in KiB. The
+/// dictionary size is in the archive's header, so without a cap a few bytes
+/// could ask for up to 4 GiB; xz's own presets use at most 64 MiB.
+const XZ_MEM_LIMIT_KIB: u32 = 128 * 1024;
+
+/// An xz decoder whose memory-limit error says what happened and what to do,
+/// instead of lzma-rust2's terse one.
+struct Xz<R: Read>(lzma_rust2::XzReader<R>);
+
+impl<R: Read> Read for Xz<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::OutOfMemory {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "the xz archive needs more than {} MiB of memory to decompress (its dictionary is too \
+                         large); recompress it with a smaller dictionary (xz -9 or less) or ADD a plain tar",
+                        XZ_MEM_LIMIT_KIB / 1024
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// `reader`, decompressed by what its first bytes say it is.
@@ -39,7 +76,7 @@ fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     } else if head.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(reader))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(lzma_rust2::XzReader::new(reader, true))
+        Box::new(Xz(lzma_rust2::XzReader::new_mem_limit(reader, true, XZ_MEM_LIMIT_KIB)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::with_buffer(reader)?)
     } else {
@@ -67,7 +104,7 @@ pub(super) fn extract(
         why,
     };
     let mut reader = reader;
-    let mut archive = tar::Archive::new(decompress(&mut reader).map_err(read_err)?);
+    let mut archive = tar::Archive::new(Bounded::new(decompress(&mut reader).map_err(read_err)?));
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
         let raw = entry.path().map_err(read_err)?.into_owned();
@@ -149,4 +186,46 @@ fn inside(name: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small xz of `data` whose LZMA2 dictionary byte is then set to 40,
+    /// the largest (4 GiB - 1), with its block header checksum made right again.
+    fn xz_with_huge_dictionary(data: &[u8]) -> Vec<u8> {
+        let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(0)).unwrap();
+        io::Write::write_all(&mut w, data).unwrap();
+        let mut xz = w.finish().unwrap();
+        // The stream header is 12 bytes; the block header follows, its size
+        // in its first byte.
+        let size = (xz[12] as usize + 1) * 4;
+        let header = &mut xz[12..12 + size];
+        let lzma2 = header.windows(2).position(|w| w == [0x21, 0x01]).expect("an LZMA2 filter");
+        header[lzma2 + 2] = 40;
+        let mut crc = flate2::Crc::new();
+        crc.update(&header[..size - 4]);
+        header[size - 4..].copy_from_slice(&crc.sum().to_le_bytes());
+        xz
+    }
+
+    #[test]
+    fn an_xz_asking_for_a_huge_dictionary_is_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_cksum();
+        tar.append_data(&mut h, "f", &b"abc"[..]).unwrap();
+        let xz = xz_with_huge_dictionary(&tar.into_inner().unwrap());
+        let mut out = Vec::new();
+        let err = decompress(&xz[..]).unwrap().read_to_end(&mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+        assert!(err.to_string().contains("recompress it"), "{err}");
+        // Still an archive, so that ADD reports this instead of copying it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.xz");
+        fs::write(&path, &xz).unwrap();
+        assert!(is_archive(&path));
+    }
 }

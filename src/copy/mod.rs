@@ -404,8 +404,8 @@ fn append_entry(
 
 /// `--chown=user[:group]`: numbers, or names looked up in the base's /etc/passwd and /etc/group.
 fn parse_chown(spec: &str, base: Option<&Path>) -> Result<(u32, u32), CopyError> {
-    let accounts = base.map(Accounts::read).unwrap_or_default();
-    accounts.owner(spec).map_err(|e| {
+    let accounts = base.map(Accounts::read).transpose();
+    accounts.and_then(|a| a.unwrap_or_default().owner(spec)).map_err(|e| {
         let why = match e {
             UserError::NoUser(_) => "no such user in the image's /etc/passwd".to_owned(),
             UserError::NoGroup(_) => "no such group in the image's /etc/group".to_owned(),

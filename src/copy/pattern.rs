@@ -32,10 +32,47 @@ pub(super) fn split(source: &str) -> (&str, Option<&str>) {
 }
 
 /// Whether `name` matches `pattern` whole.
+///
+/// The pattern comes from a Dockerfile, which may be hostile and up to 64 KiB
+/// a line: so it is matched as an automaton, every position of the pattern at
+/// once, in time proportional to the pattern's length times the name's and
+/// without recursion, rather than by backtracking, which is exponential on
+/// `**a**a**a…b` and one stack frame per pattern character.
 pub(super) fn matches(pattern: &str, name: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    well_formed(&pattern) && match_at(&pattern, &name)
+    if !well_formed(&pattern) {
+        return false;
+    }
+    let tokens = tokens(&pattern);
+    let end = tokens.len();
+    // `states[k]`: the pattern up to token `k` matches the name read so far.
+    let mut states = vec![false; end + 1];
+    states[0] = true;
+    close(&tokens, &mut states);
+    let mut next = vec![false; end + 1];
+    for &n in &name.chars().collect::<Vec<char>>() {
+        next.iter_mut().for_each(|s| *s = false);
+        for (k, token) in tokens.iter().enumerate() {
+            if !states[k] {
+                continue;
+            }
+            match token {
+                Token::Star { across, .. } if *across || n != '/' => next[k] = true,
+                Token::Star { .. } => {}
+                Token::Any => next[k + 1] |= n != '/',
+                Token::Class(negated, ranges) => {
+                    next[k + 1] |= ranges.iter().any(|&(lo, hi)| lo <= n && n <= hi) != *negated
+                }
+                Token::Char(c) => next[k + 1] |= n == *c,
+            }
+        }
+        close(&tokens, &mut next);
+        std::mem::swap(&mut states, &mut next);
+        if !states.contains(&true) {
+            return false;
+        }
+    }
+    states[end]
 }
 
 fn well_formed(mut p: &[char]) -> bool {
@@ -53,41 +90,63 @@ fn well_formed(mut p: &[char]) -> bool {
     true
 }
 
-fn match_at(p: &[char], name: &[char]) -> bool {
-    let Some(&c) = p.first() else {
-        return name.is_empty();
-    };
-    match c {
-        '*' if p.get(1) == Some(&'*') => {
-            let rest = &p[p.iter().take_while(|&&c| c == '*').count()..];
-            // `**/` may stand for no folder at all.
-            if rest.first() == Some(&'/') && match_at(&rest[1..], name) {
-                return true;
+/// One step of a pattern.
+enum Token {
+    /// `*` (not `across` a `/`) or `**` (`across`); `folders`: a `**/`,
+    /// which may also stand for no folder at all, skipping its `/`.
+    Star {
+        across: bool,
+        folders: bool,
+    },
+    /// `?`: any one character but `/`.
+    Any,
+    /// `[…]`: whether negated, and its ranges.
+    Class(bool, Vec<(char, char)>),
+    Char(char),
+}
+
+/// A well-formed pattern's steps.
+fn tokens(mut p: &[char]) -> Vec<Token> {
+    let mut out = Vec::new();
+    while let Some(&c) = p.first() {
+        match c {
+            '*' => {
+                let stars = p.iter().take_while(|&&c| c == '*').count();
+                p = &p[stars..];
+                let across = stars > 1;
+                out.push(Token::Star { across, folders: across && p.first() == Some(&'/') });
+                continue;
             }
-            (0..=name.len()).any(|i| match_at(rest, &name[i..]))
-        }
-        '*' => {
-            let rest = &p[1..];
-            // Each split of the name after a run of non-separators.
-            for i in 0..=name.len() {
-                if match_at(rest, &name[i..]) {
-                    return true;
-                }
-                if name.get(i) == Some(&'/') {
-                    break;
-                }
+            '?' => out.push(Token::Any),
+            '[' => {
+                let Some(((negated, ranges), rest)) = class(&p[1..]) else { unreachable!("checked well formed") };
+                out.push(Token::Class(negated, ranges));
+                p = rest;
+                continue;
             }
-            false
+            '\\' => {
+                out.push(Token::Char(p[1]));
+                p = &p[2..];
+                continue;
+            }
+            c => out.push(Token::Char(c)),
         }
-        '?' => name.first().is_some_and(|&n| n != '/') && match_at(&p[1..], &name[1..]),
-        '[' => {
-            let Some(((negated, ranges), rest)) = class(&p[1..]) else { return false };
-            let Some(&n) = name.first() else { return false };
-            let inside = ranges.iter().any(|&(lo, hi)| lo <= n && n <= hi);
-            inside != negated && match_at(rest, &name[1..])
+        p = &p[1..];
+    }
+    out
+}
+
+/// Add to `states` what they reach without reading a character: past a star
+/// (matching nothing), and past a `**/` whole. These only go forward, so one
+/// pass in order is enough.
+fn close(tokens: &[Token], states: &mut [bool]) {
+    for (k, token) in tokens.iter().enumerate() {
+        if let (true, Token::Star { folders, .. }) = (states[k], token) {
+            states[k + 1] = true;
+            if *folders {
+                states[k + 2] = true;
+            }
         }
-        '\\' => name.first() == p.get(1) && match_at(&p[2..], &name[1..]),
-        c => name.first() == Some(&c) && match_at(&p[1..], &name[1..]),
     }
 }
 
@@ -193,6 +252,22 @@ mod tests {
         ] {
             assert_eq!(matches(pattern, name), want, "{pattern:?} against {name:?}");
         }
+    }
+
+    #[test]
+    fn pathological_patterns_return_without_overflowing_the_stack() {
+        // Exponential for a backtracking matcher.
+        let many = "**a".repeat(20_000) + "b";
+        assert!(!matches(&many, &"a".repeat(100)));
+        // One frame per pattern character for a recursive one.
+        let deep = "*?".repeat(30_000);
+        assert!(!matches(&deep, "abc"));
+        let folders = "**/".repeat(20_000) + "x";
+        assert!(!matches(&folders, "a/b"));
+        assert!(matches(&folders, "a/b/x"));
+        assert!(matches(&deep[..200], &"x".repeat(100)));
+        let long = "a".repeat(60 * 1024);
+        assert!(!matches(&long, "ab"));
     }
 
     #[test]

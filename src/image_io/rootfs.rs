@@ -29,7 +29,9 @@ pub fn import_rootfs(
 ) -> Result<Descriptor, ImageIoError> {
     let name = reference::normalize(name)?;
     let mut writer = LayerWriter::new(store)?;
-    let mut archive = tar::Archive::new(decompressed(rootfs, "the rootfs tarball")?);
+    // Bounded: a hostile tarball's long name record would be read whole.
+    let mut archive =
+        tar::Archive::new(crate::layer::bounded::Bounded::new(decompressed(rootfs, "the rootfs tarball")?));
     let mut copied = 0;
     let ingest = ingest_dir(store);
     for entry in archive.entries().map_err(read_err)? {

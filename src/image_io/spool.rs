@@ -47,7 +47,8 @@ impl Spool {
             .map_err(io_err("creating a temp folder in", &work))?;
         let mut spool = Spool { dir, files: HashMap::new(), links: HashMap::new() };
         let read_err = |source| ImageIoError::Read { what: "the archive".to_owned(), source };
-        let mut tar = tar::Archive::new(decompressed(archive, "the archive")?);
+        // Bounded: a hostile archive's long name record would be read whole.
+        let mut tar = tar::Archive::new(crate::layer::bounded::Bounded::new(decompressed(archive, "the archive")?));
         for entry in tar.entries().map_err(read_err)? {
             let mut entry = entry.map_err(read_err)?;
             let Some(path) = normalize(&entry.path().map_err(read_err)?) else {

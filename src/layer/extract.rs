@@ -87,7 +87,9 @@ fn apply_as(reader: impl Read, root: &Path, layer_name: &str, stack: Stack) -> R
     let written = (stack == Stack::Flatten).then(HashSet::new);
     let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new(), written };
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
-    let mut archive = tar::Archive::new(reader);
+    // Bounded: a layer may carry a long name record of any size, which tar-rs
+    // would read whole into memory.
+    let mut archive = tar::Archive::new(super::bounded::Bounded::new(reader));
     for entry in archive.entries().map_err(read_err)? {
         let entry = entry.map_err(read_err)?;
         applier.entry(entry)?;

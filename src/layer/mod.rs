@@ -3,6 +3,7 @@
 //! snapshot folder safely ([`extract`]); made from an overlay upper folder
 //! ([`diff`]).
 
+pub mod bounded;
 pub mod compress;
 pub mod diff;
 pub mod entry;

@@ -67,11 +67,10 @@ fn write_to<W: Write>(op: &MkdirOp, base: Option<&Path>, tar: &mut tar::Builder<
     };
     let (uid, gid) = match op.user.as_str() {
         "" => (0, 0),
-        user => base.map_or_else(Accounts::default, Accounts::read).owner(user).map_err(|e| MkdirError::Owner {
-            path: path(),
-            user: user.to_owned(),
-            source: Box::new(e),
-        })?,
+        user => base
+            .map_or_else(|| Ok(Accounts::default()), Accounts::read)
+            .and_then(|a| a.owner(user))
+            .map_err(|e| MkdirError::Owner { path: path(), user: user.to_owned(), source: Box::new(e) })?,
     };
     let mut parts: Vec<&Path> = rel.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
     parts.reverse();

@@ -180,7 +180,7 @@ fn wait_exit_code(pid: Pid) -> Result<i32> {
 /// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit with its status.
 fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
     prepare_root(sys, spec)?;
-    let user = Accounts::read(Path::new("/")).exec_user(&spec.user)?;
+    let user = Accounts::read(Path::new("/"))?.exec_user(&spec.user)?;
     let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid))?;
     let cstrings = |what, texts: &[String]| {
         texts

@@ -73,3 +73,21 @@ fn add_refuses_an_archive_that_climbs_out() {
         out.stderr
     );
 }
+
+#[test]
+fn add_refuses_an_archive_with_a_huge_long_name() {
+    let k = Kiln::with_busybox();
+    // 2 MiB of name, a few KiB once gzip'd: tar-rs alone would read it whole
+    // (or the gigabytes a header may claim).
+    let archive = tar_of(&[(&"a/".repeat(1024 * 1024), "x")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&archive).unwrap();
+    std::fs::write(k.ctx().join("long.tgz"), gz.finish().unwrap()).unwrap();
+    k.write("Dockerfile", "FROM busybox\nADD long.tgz /x/\n");
+    let out = k.build(&["-t", "long:v1"]).failed();
+    assert!(
+        out.stderr.contains("GNU long name record of 2097153 bytes is larger than the 1 MiB allowed"),
+        "{}",
+        out.stderr
+    );
+}

@@ -205,3 +205,15 @@ fn the_user_id_that_means_unchanged_is_refused_not_run_as_root() {
         assert!(!k.image_names().contains(&"minus-one:v1".to_string()));
     }
 }
+
+#[test]
+fn an_image_whose_passwd_is_a_fifo_is_an_error_not_a_hang() {
+    // Reading a FIFO with no writer would block the step forever; runc errors.
+    let k = Kiln::with_busybox();
+    refused(
+        &k,
+        "FROM busybox\nRUN rm /etc/passwd && mkfifo /etc/passwd\nUSER nobody\nWORKDIR /w\n",
+        &[],
+        &["cannot read the image's /etc/passwd: it is not a regular file"],
+    );
+}
