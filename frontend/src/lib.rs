@@ -24,7 +24,7 @@ pub mod ops;
 mod options;
 mod parse_tree;
 mod parser;
-mod redact;
+pub mod redact;
 mod shell;
 mod shorten;
 

@@ -5,7 +5,7 @@
 
 /// `text` with the password of each `scheme://user:password@host` in it
 /// replaced by `xxxxx`; a user alone (often a token) is kept, as Go does.
-pub(crate) fn credentials(text: &str) -> String {
+pub fn credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {

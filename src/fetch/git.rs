@@ -145,6 +145,13 @@ pub fn pin(src: &GitSource) -> Result<Pinned, FetchError> {
         .iter()
         .find(|(_, name)| !name.ends_with("^{}"))
         .ok_or_else(|| FetchError::NoRef { url: src.shown(), reference: wanted.to_owned() })?;
+    if name.starts_with('-') {
+        return Err(FetchError::Git {
+            url: src.shown(),
+            command: "ls-remote".into(),
+            stderr: format!("the server lists a ref named {name:?}, which git would read as an option"),
+        });
+    }
     let peeled = format!("{name}^{{}}");
     let commit = lines.iter().find(|(_, n)| *n == peeled).map_or(*id, |(c, _)| *c);
     if !is_commit_id(commit) {
@@ -203,20 +210,25 @@ pub fn checkout(
     let dir_str = dir.to_string_lossy();
     run(src, None, &["init", "-q", "--", &dir_str])?;
     run(src, d, &["remote", "add", "origin", "--", &src.remote])?;
-    let shallow = ["fetch", "-q", "--no-tags", "--depth=1", "origin", &pinned.fetch];
+    // The ref is the server's (`ls-remote`): after --end-of-options, a name
+    // like `--upload-pack=…` is a ref, not an option.
+    let shallow = ["fetch", "-q", "--no-tags", "--depth=1", "--end-of-options", "origin", &pinned.fetch];
     if let Err(e) = run(src, d, &shallow) {
         // Dumb HTTP servers cannot do shallow fetches, and some smart ones
         // refuse a bare commit id: fetch everything, then find the commit.
         let is_commit = pinned.fetch == pinned.commit;
-        let full: &[&str] =
-            if is_commit { &["fetch", "-q", "origin"] } else { &["fetch", "-q", "--no-tags", "origin", &pinned.fetch] };
+        let full: &[&str] = if is_commit {
+            &["fetch", "-q", "origin"]
+        } else {
+            &["fetch", "-q", "--no-tags", "--end-of-options", "origin", &pinned.fetch]
+        };
         run(src, d, full).map_err(|_| e)?;
     }
     let fetched = if pinned.fetch == pinned.commit {
-        run(src, d, &["rev-parse", "--verify", "-q", &format!("{}^{{commit}}", pinned.commit)])
+        run(src, d, &["rev-parse", "--verify", "-q", "--end-of-options", &format!("{}^{{commit}}", pinned.commit)])
             .map_err(|_| FetchError::NoRef { url: src.shown(), reference: pinned.commit.clone() })?
     } else {
-        run(src, d, &["rev-parse", "--verify", "-q", "FETCH_HEAD^{commit}"])?
+        run(src, d, &["rev-parse", "--verify", "-q", "--end-of-options", "FETCH_HEAD^{commit}"])?
     };
     let fetched = fetched.trim();
     if fetched != pinned.commit {
@@ -227,7 +239,7 @@ pub fn checkout(
             actual: fetched.to_owned(),
         });
     }
-    run(src, d, &["checkout", "-q", "--detach", &pinned.commit])?;
+    run(src, d, &["checkout", "-q", "--detach", "--end-of-options", &pinned.commit])?;
     if src.submodules && dir.join(".gitmodules").exists() {
         // As BuildKit does; the transports allowed are the same for them.
         let update = ["submodule", "update", "-q", "--init", "--recursive", "--depth=1"];
@@ -237,12 +249,19 @@ pub fn checkout(
     }
     let time = match mtime {
         Mtime::Checkout => None,
-        Mtime::Commit => Some(run(src, d, &["log", "-1", "--format=%ct", &pinned.commit])?.trim().parse().unwrap_or(0)),
+        Mtime::Commit => Some(
+            run(src, d, &["log", "-1", "--format=%ct", "--end-of-options", &pinned.commit])?
+                .trim()
+                .parse()
+                .unwrap_or(0),
+        ),
     };
 
     let git_dir = dir.join(".git");
     if keep_git_dir {
+        // FETCH_HEAD names the URL; the configs too, with its password.
         let _ = std::fs::remove_file(git_dir.join("FETCH_HEAD"));
+        forget_credentials(src, &git_dir)?;
     } else {
         std::fs::remove_dir_all(&git_dir).map_err(io_err("removing", &git_dir))?;
         // A submodule's `.git` is a file naming a folder of the `.git` just removed.
@@ -268,6 +287,39 @@ pub fn checkout(
     Ok(root)
 }
 
+/// `url` without the user info of its authority (`https://user:token@host/…`
+/// → `https://host/…`). scp's form (`git@host:path`) has a user, no secret.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Rewrite every URL in the kept `.git` (its config, and each submodule's
+/// under `modules/`) without user info, so a password or token in the
+/// source's URL (or a submodule URL resolved against it) is not in the layer.
+fn forget_credentials(src: &GitSource, git_dir: &Path) -> Result<(), FetchError> {
+    for entry in walkdir::WalkDir::new(git_dir).into_iter().filter_map(Result::ok) {
+        if entry.file_name() != "config" || !entry.file_type().is_file() {
+            continue;
+        }
+        let file = entry.path().to_string_lossy().into_owned();
+        // Exit status 1: no URL in this config.
+        let Ok(urls) = run(src, None, &["config", "--file", &file, "--get-regexp", "url$"]) else { continue };
+        for line in urls.lines() {
+            let Some((key, value)) = line.split_once(' ') else { continue };
+            let clean = without_userinfo(value);
+            if clean != value {
+                run(src, None, &["config", "--file", &file, "--replace-all", "--", key, &clean])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Give the work tree git's modes, and everything `time` as mtime when given.
 fn normalise(dir: &Path, git_dir: &Path, time: Option<i64>) -> Result<(), FetchError> {
     use std::os::unix::fs::PermissionsExt;
@@ -288,13 +340,45 @@ fn normalise(dir: &Path, git_dir: &Path, time: Option<i64>) -> Result<(), FetchE
     Ok(())
 }
 
-/// Run git with none of the host's configuration and only network transports.
-fn run(src: &GitSource, dir: Option<&Path>, args: &[&str]) -> Result<String, FetchError> {
+/// ssh as git runs it: none of the user's keys, agent, config or known
+/// hosts. A hostile Dockerfile (or `.gitmodules`) could otherwise name a
+/// private repository the user's keys reach (`git@github.com:victim/x.git`)
+/// and copy it into the image; BuildKit too authenticates over ssh only when
+/// given `--ssh`. `-F /dev/null` skips ~/.ssh/config and /etc/ssh/ssh_config
+/// (ssh finds ~ through the password database, not `HOME`); the identity
+/// options stop it from loading ~/.ssh/id_*. Host keys are not checked (as in
+/// BuildKit without known hosts): with no credentials sent there is nothing
+/// to leak, and `--checksum` pins the content; nothing is written to the
+/// user's known_hosts.
+const SSH_COMMAND: &str = "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=none \
+     -o IdentityAgent=none -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null \
+     -o GlobalKnownHostsFile=/dev/null -o ControlMaster=no -o ControlPath=none";
+
+/// How long one git command may run (`KILN_GIT_TIMEOUT`, seconds; 10
+/// minutes by default: a large clone on a slow link fits, a server that
+/// stalls forever does not hang the build).
+fn git_timeout() -> std::time::Duration {
+    #[cfg(test)]
+    if let Some(limit) = TEST_GIT_TIMEOUT.with(std::cell::Cell::get) {
+        return limit;
+    }
+    let secs = std::env::var("KILN_GIT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A short timeout for this thread's git commands, so tests run fast.
+    static TEST_GIT_TIMEOUT: std::cell::Cell<Option<std::time::Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// The git command `run` starts: none of the host's configuration and only
+/// network transports.
+fn command(dir: Option<&Path>, args: &[&str]) -> Command {
     let mut cmd = Command::new("git");
     cmd.env_clear();
-    for keep in
-        ["PATH", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]
-    {
+    // Not SSH_AUTH_SOCK: the user's agent must not answer for a hostile URL.
+    for keep in ["PATH", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
         if let Some(v) = std::env::var_os(keep) {
             cmd.env(keep, v);
         }
@@ -303,7 +387,7 @@ fn run(src: &GitSource, dir: Option<&Path>, args: &[&str]) -> Result<String, Fet
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("GIT_SSH_COMMAND", SSH_COMMAND)
         .env("LC_ALL", "C");
     for config in [
         "protocol.allow=never",
@@ -313,6 +397,8 @@ fn run(src: &GitSource, dir: Option<&Path>, args: &[&str]) -> Result<String, Fet
         "protocol.ssh.allow=always",
         "core.hooksPath=/dev/null",
         "core.fsmonitor=false",
+        "core.sshCommand=",
+        "credential.helper=",
         "init.templateDir=",
         "init.defaultBranch=master",
         "advice.detachedHead=false",
@@ -322,17 +408,55 @@ fn run(src: &GitSource, dir: Option<&Path>, args: &[&str]) -> Result<String, Fet
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
     }
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| FetchError::NoGit { url: src.shown(), source })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Its own process group, so a timeout kills git's helpers (ssh,
+    // git-remote-http) too.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd
+}
+
+/// Run git (see [`command`]), killed after [`git_timeout`].
+fn run(src: &GitSource, dir: Option<&Path>, args: &[&str]) -> Result<String, FetchError> {
+    use std::io::Read;
+    let mut child = command(dir, args).spawn().map_err(|source| FetchError::NoGit { url: src.shown(), source })?;
+    // Read both pipes while waiting, so a chatty git never blocks on a full one.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let limit = git_timeout();
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+                let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(FetchError::GitTimeout {
+                    url: src.shown(),
+                    command: args[0].to_owned(),
+                    secs: limit.as_secs(),
+                });
+            }
+        }
+    };
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&err);
         let stderr = stderr.trim().lines().last().unwrap_or("").to_owned();
         return Err(FetchError::Git { url: src.shown(), command: args[0].to_owned(), stderr: super::redact(&stderr) });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -365,6 +489,73 @@ mod tests {
             let err = GitSource::parse(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn git_gets_neither_the_users_ssh_agent_keys_nor_config() {
+        std::env::set_var("SSH_AUTH_SOCK", "/tmp/agent.sock");
+        let cmd = command(None, &["ls-remote", "--", "git@github.com:victim/private.git"]);
+        let env: std::collections::HashMap<_, _> = cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
+            .collect();
+        assert!(!env.contains_key("SSH_AUTH_SOCK"), "{env:?}");
+        let ssh = env["GIT_SSH_COMMAND"].clone().unwrap();
+        for option in [
+            "-F /dev/null",
+            "BatchMode=yes",
+            "IdentitiesOnly=yes",
+            "IdentityFile=none",
+            "IdentityAgent=none",
+            "UserKnownHostsFile=/dev/null",
+        ] {
+            assert!(ssh.contains(option), "{ssh} lacks {option}");
+        }
+        // One line for the shell git hands it to.
+        assert!(!ssh.contains('\n'), "{ssh:?}");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(args.contains(&"core.sshCommand=".to_owned()), "{args:?}");
+    }
+
+    #[test]
+    fn urls_lose_their_user_info() {
+        assert_eq!(without_userinfo("https://u:tok@h:1/r.git?x#y"), "https://h:1/r.git?x#y");
+        assert_eq!(without_userinfo("https://tok@h/r"), "https://h/r");
+        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_userinfo("git@github.com:o/r.git"), "git@github.com:o/r.git");
+    }
+
+    #[test]
+    fn a_stalled_server_stops_git_with_a_clear_error() {
+        TEST_GIT_TIMEOUT.with(|t| t.set(Some(std::time::Duration::from_secs(1))));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(4).flatten().collect();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            drop(held);
+        });
+        let src = GitSource::parse(&format!("http://{addr}/r.git#main")).unwrap();
+        let start = std::time::Instant::now();
+        let err = pin(&src).unwrap_err();
+        assert!(matches!(err, FetchError::GitTimeout { secs: 1, .. }), "{err}");
+        assert!(err.to_string().contains("KILN_GIT_TIMEOUT"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_ref_named_like_an_option_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_server, url, ..) = crate::fetch::test_server::served_repo(dir.path());
+        // A hostile server lists it (git itself will not make such a ref);
+        // `git fetch origin <ref>` would read it as an option.
+        let info_refs = dir.path().join("repo.git/info/refs");
+        let info = std::fs::read_to_string(&info_refs).unwrap();
+        let id = info.lines().next().unwrap().split('\t').next().unwrap().to_owned();
+        std::fs::write(&info_refs, format!("{id}\t--upload-pack=x\n{info}")).unwrap();
+        let src = GitSource::parse(&format!("{url}#--upload-pack=x")).unwrap();
+        let err = pin(&src).unwrap_err().to_string();
+        assert!(err.contains("read as an option"), "{err}");
     }
 
     #[test]

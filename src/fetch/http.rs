@@ -67,10 +67,11 @@ pub struct Fetched {
     pub mtime: i64,
 }
 
-/// What a URL answered last time.
+/// What a URL answered last time. Not the URL itself: it may carry a
+/// password or a presigned token, and the file's name (its hash) already
+/// ties the record to it.
 #[derive(Debug, Serialize, Deserialize)]
 struct UrlRecord {
-    url: String,
     #[serde(default)]
     etag: Option<String>,
     digest: String,
@@ -103,7 +104,7 @@ impl Downloads {
 
     fn record(&self, url: &str) -> Option<UrlRecord> {
         let record: UrlRecord = serde_json::from_slice(&fs::read(self.record_path(url)).ok()?).ok()?;
-        (record.url == url && self.blob(&record.digest).is_file()).then_some(record)
+        self.blob(&record.digest).is_file().then_some(record)
     }
 
     /// The content of `url` fetched before, when it is `digest`: no request.
@@ -116,18 +117,24 @@ impl Downloads {
     /// ETag. With `expected` (a canonical `sha256:…`), content that differs
     /// is refused and not kept.
     pub fn fetch(&self, url: &str, expected: Option<&str>) -> Result<Fetched, FetchError> {
+        // Read here, on the caller's thread (tests set theirs).
+        let limits = Limits::from_env();
         let url_owned = url.to_owned();
         let expected = expected.map(str::to_owned);
         let this = self.clone();
-        crate::registry::block_on(async move { this.fetch_async(&url_owned, expected.as_deref()).await })
+        crate::registry::block_on(async move { this.fetch_async(&url_owned, expected.as_deref(), limits).await })
             .map_err(FetchError::Runtime)?
     }
 
-    async fn fetch_async(&self, url: &str, expected: Option<&str>) -> Result<Fetched, FetchError> {
+    async fn fetch_async(&self, url: &str, expected: Option<&str>, limits: Limits) -> Result<Fetched, FetchError> {
         // Errors show the URL without a password, and reqwest's without the URL.
         let shown = super::redact(url);
-        let request_err =
-            |source: reqwest::Error| FetchError::Request { url: shown.clone(), source: source.without_url() };
+        let request_err = |source: reqwest::Error| {
+            if source.is_timeout() {
+                return FetchError::ReadTimeout { url: shown.clone(), secs: limits.read_timeout.as_secs() };
+            }
+            FetchError::Request { url: shown.clone(), source: source.without_url() }
+        };
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| FetchError::BadUrl { url: shown.clone(), why: format!("not a valid URL: {e}") })?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -139,6 +146,7 @@ impl Downloads {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            .read_timeout(limits.read_timeout)
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(request_err)?;
@@ -175,7 +183,17 @@ impl Downloads {
             .map_err(io_err("creating a download file in", &self.work))?;
         let mut hasher = Sha256::new();
         let mut other = expected.filter(|e| !e.starts_with("sha256:")).map(|e| (e, hasher_for(e)));
+        let too_large = || FetchError::TooLarge { url: shown.clone(), max: limits.max_bytes };
+        if response.content_length().is_some_and(|n| n > limits.max_bytes) {
+            return Err(too_large());
+        }
+        let mut size: u64 = 0;
         while let Some(chunk) = response.chunk().await.map_err(request_err)? {
+            size += chunk.len() as u64;
+            if size > limits.max_bytes {
+                // The temporary file goes with `temp`.
+                return Err(too_large());
+            }
             hasher.update(&chunk);
             if let Some((_, h)) = other.as_mut() {
                 h.update(&chunk);
@@ -193,7 +211,7 @@ impl Downloads {
         let checked = checked.map(|(e, _)| e.to_owned());
         let blob = self.blob(&digest);
         temp.persist(&blob).map_err(|e| FetchError::Io { what: "storing", path: blob.clone(), source: e.error })?;
-        let record = UrlRecord { url: url.to_owned(), etag, digest: digest.clone(), mtime, checked };
+        let record = UrlRecord { etag, digest: digest.clone(), mtime, checked };
         let record_path = self.record_path(url);
         let json = serde_json::to_vec(&record).unwrap_or_default();
         // The record only saves a later request; failing to keep it fails nothing.
@@ -202,6 +220,39 @@ impl Downloads {
             .and_then(|t| t.persist(&record_path).map_err(|e| e.error));
         Ok(Fetched { path: blob, digest, mtime })
     }
+}
+
+/// Bounds of one download, so a server that stalls or never stops sending
+/// can neither hang the build nor fill the disk.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Longest wait for the next bytes (`KILN_FETCH_READ_TIMEOUT`, seconds;
+    /// 5 minutes by default: far beyond a slow link's pauses).
+    read_timeout: Duration,
+    /// Largest download (`KILN_FETCH_MAX_BYTES`; 16 GiB by default: above
+    /// the largest toolchains and model files people ADD, below what fills
+    /// a typical build disk unnoticed).
+    max_bytes: u64,
+}
+
+impl Limits {
+    fn from_env() -> Limits {
+        #[cfg(test)]
+        if let Some(limits) = TEST_LIMITS.with(std::cell::Cell::get) {
+            return limits;
+        }
+        let var = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        Limits {
+            read_timeout: Duration::from_secs(var("KILN_FETCH_READ_TIMEOUT").unwrap_or(300)),
+            max_bytes: var("KILN_FETCH_MAX_BYTES").unwrap_or(16 << 30),
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Small limits for this thread's fetches, so tests run fast.
+    static TEST_LIMITS: std::cell::Cell<Option<Limits>> = const { std::cell::Cell::new(None) };
 }
 
 /// Seconds since the epoch of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`,
@@ -271,6 +322,59 @@ mod tests {
         assert_eq!(parse_checksum(&format!("sha512:{long}")).unwrap(), format!("sha512:{long}"));
         for bad in ["", "sha256:", "md5:abc", &format!("sha512:{hex}"), &format!("sha256:{hex}0"), &hex] {
             assert!(matches!(parse_checksum(bad), Err(FetchError::BadChecksum(_))), "{bad}");
+        }
+    }
+
+    fn downloads() -> (tempfile::TempDir, Downloads) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let downloads = Downloads::new(&store);
+        (dir, downloads)
+    }
+
+    #[test]
+    fn a_stalled_server_times_out_and_a_huge_download_is_cut() {
+        use crate::fetch::test_server::Server;
+        TEST_LIMITS.with(|l| l.set(Some(Limits { read_timeout: Duration::from_secs(1), max_bytes: 1000 })));
+        let (_dir, downloads) = downloads();
+        // Accepts, reads the request, answers nothing.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(4).flatten().collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let start = std::time::Instant::now();
+        let err = downloads.fetch(&format!("http://{addr}/f"), None).unwrap_err();
+        assert!(matches!(err, FetchError::ReadTimeout { secs: 1, .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+
+        let server = Server::start();
+        server.reply("/big", 200, &[], &[b'x'; 1001]);
+        server.reply("/fits", 200, &[], &[b'x'; 1000]);
+        let err = downloads.fetch(&server.url("/big"), None).unwrap_err();
+        assert!(matches!(err, FetchError::TooLarge { max: 1000, .. }), "{err}");
+        downloads.fetch(&server.url("/fits"), None).unwrap();
+    }
+
+    #[test]
+    fn the_store_keeps_no_password_of_a_url() {
+        use crate::fetch::test_server::Server;
+        let (dir, downloads) = downloads();
+        let server = Server::start();
+        server.reply("/f", 200, &[("ETag", "\"e\"")], b"content\n");
+        let url = server.url("/f").replace("http://", "http://u:secret@");
+        downloads.fetch(&url, None).unwrap();
+        // Found again from its record (a 304), which still works without the URL in it.
+        downloads.fetch(&url, None).unwrap();
+        assert_eq!(server.not_modified("/f"), 1);
+        for entry in walkdir::WalkDir::new(dir.path()).into_iter().filter_map(Result::ok) {
+            if entry.file_type().is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains("secret"), "{} keeps the password: {text}", entry.path().display());
+            }
         }
     }
 

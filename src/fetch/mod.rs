@@ -47,6 +47,21 @@ pub enum FetchError {
     RefMoved { url: String, reference: String, expected: String, actual: String },
     #[error("cloning {url}: git {command} failed: {stderr}")]
     Git { url: String, command: String, stderr: String },
+    #[error(
+        "cloning {url}: git {command} took more than {secs}s and was stopped; check the server, \
+         or raise KILN_GIT_TIMEOUT (seconds)"
+    )]
+    GitTimeout { url: String, command: String, secs: u64 },
+    #[error(
+        "fetching {url}: the server sent nothing for {secs}s; check the server, or raise \
+         KILN_FETCH_READ_TIMEOUT (seconds)"
+    )]
+    ReadTimeout { url: String, secs: u64 },
+    #[error(
+        "fetching {url}: the download is larger than {max} bytes and was stopped; raise \
+         KILN_FETCH_MAX_BYTES if it is expected"
+    )]
+    TooLarge { url: String, max: u64 },
     #[error("cloning {url}: cannot run git (install git to ADD git repositories)")]
     NoGit {
         url: String,
@@ -101,15 +116,10 @@ pub(crate) fn set_mtime(path: &Path, secs: i64) -> Result<(), FetchError> {
         .map_err(|e| io_err("setting the mtime of", path)(e.into()))
 }
 
-/// `url` without the password or token its user part may carry.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://xxxxx@{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
+/// `url` (or any text) with the password of each URL in it replaced by
+/// `xxxxx`: the frontend's redaction, so the step name and the engine's
+/// errors show a URL the same way.
+pub(crate) use kiln_frontend::redact::credentials as redact;
 
 #[cfg(test)]
 pub(crate) mod test_server;

@@ -341,3 +341,19 @@ fn git_submodules_are_checked_out_too() {
     let got = entries(&store, &fs);
     assert!(got.contains_key("app/lib") && !got.contains_key("app/lib/lib.txt"), "{:?}", got.keys());
 }
+
+#[test]
+fn a_kept_git_dir_has_no_password_of_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (_server, url, ..) = served_repo(dir.path());
+    let url = url.replace("http://", "http://u:secret@");
+    let mut keep = git_op(format!("{url}#v1"), "/kept");
+    keep.from = CopyFrom::Git { keep_git_dir: true };
+    let fs = solve(&store, keep).unwrap();
+    let got = entries(&store, &fs);
+    assert!(got["kept/.git/config"].data.contains("url = http://127.0.0.1:"), "{}", got["kept/.git/config"].data);
+    for (path, entry) in &got {
+        assert!(!entry.data.contains("secret"), "{path} keeps the password: {}", entry.data);
+    }
+}
