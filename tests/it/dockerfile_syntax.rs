@@ -95,3 +95,17 @@ fn arg_names_buildkit_accepts_reach_run_and_a_namesake_stage_is_the_nearest() {
     let out = k.cmd(&["run", "--rm", "names:v1", "cat", "/which"]).ok();
     assert_eq!(out.stdout, "first\nthird\n");
 }
+
+#[test]
+fn from_pins_a_base_by_its_manifest_digest() {
+    let k = Kiln::with_busybox();
+    let digest = k.inspect("busybox")["Digest"].as_str().expect("busybox has a digest").to_owned();
+    k.write("Dockerfile", &format!("FROM busybox@{digest}\nRUN echo pinned > /p\n"));
+    k.build(&["--pull=never", "-t", "pinned:v1"]).ok();
+    assert_eq!(k.cmd(&["run", "--rm", "pinned:v1", "cat", "/p"]).ok().stdout, "pinned\n");
+    // Another digest is another image, which this store does not have.
+    let other = format!("sha256:{}", "0".repeat(64));
+    k.write("Dockerfile", &format!("FROM busybox@{other}\n"));
+    let out = k.build(&["--pull=never", "-t", "pinned:v2"]).failed();
+    assert!(out.stderr.contains("Dockerfile:1:6") && out.stderr.contains("not found"), "{}", out.stderr);
+}
