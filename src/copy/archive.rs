@@ -12,7 +12,7 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::dest::{Kind, Tree};
 use super::{append_entry, CopyError};
@@ -171,21 +171,10 @@ pub(super) fn extract(
     Ok(())
 }
 
-/// `name` as a path below the destination, or `None` when it climbs out.
+/// `name` with `.`/`..` resolved, or `None` when it climbs above where it starts.
 fn inside(name: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in name.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Some(out)
+    let lexical = crate::fsutil::lexical(name);
+    (lexical.climbs == 0).then(|| lexical.clamped())
 }
 
 #[cfg(test)]

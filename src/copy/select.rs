@@ -1,7 +1,7 @@
 //! Which files a COPY reads.
 
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{pattern, CopyError};
@@ -108,22 +108,6 @@ impl Selected {
     }
 }
 
-/// Whether a relative path climbs out of its root.
-fn escapes(path: &str) -> bool {
-    let mut depth = 0i32;
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(_) => depth += 1,
-            Component::ParentDir => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return true;
-        }
-    }
-    false
-}
-
 /// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
 /// and `exclude` (`--exclude`, matched against a wildcard match's path below
 /// the folder searched, and against paths below a selected folder) applied.
@@ -143,7 +127,7 @@ pub fn select(from: &SourceRoot, sources: &[String], exclude: &[String]) -> Resu
         |s: &str| if in_context { CopyError::NotInContext(s.to_owned()) } else { CopyError::NotInSource(s.to_owned()) };
     let mut out = Vec::new();
     for source in sources {
-        if in_context && escapes(source.trim_start_matches('/')) {
+        if in_context && crate::fsutil::lexical(Path::new(source.trim_start_matches('/'))).climbs > 0 {
             return Err(CopyError::Outside(source.clone()));
         }
         let cleaned = format!("/{}", lexical(Path::new(source)).clamped().to_string_lossy());
