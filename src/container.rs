@@ -84,7 +84,7 @@ pub fn run(store: &Store, request: &RunRequest) -> Result<i32, RunError> {
         None => std::env::current_exe().map_err(RunError::Exe)?,
     };
     let hostname: String = hex::encode(std::process::id().to_be_bytes()) + &image.digest().hex()[..4];
-    let spec = Spec { rootfs: mount.root.clone(), args: argv, env, cwd, user, hostname, files: vec![] };
-    let code = Sandbox::new(&exe, &store.work_dir()).run(&spec, Stdio::Proxy { stdin: request.stdin }, &|| false)?;
-    Ok(code)
+    let spec = Spec { rootfs: mount.root.clone(), args: argv, env, cwd, user, hostname, ..Spec::default() };
+    let exit = Sandbox::new(&exe, &store.work_dir()).run(&spec, Stdio::Proxy { stdin: request.stdin }, &|| false)?;
+    Ok(exit.code)
 }

@@ -27,6 +27,7 @@ pub mod ops;
 pub mod progress;
 pub mod registry;
 pub mod sandbox;
+pub mod secrets;
 pub mod snapshot;
 pub mod store;
 pub mod users;

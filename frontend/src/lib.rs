@@ -33,7 +33,7 @@ pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError};
-pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, Op};
+pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, MountFrom, Network, Op, RunMount, Sharing};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};
 pub use parser::ParseError;

@@ -130,4 +130,148 @@ pub struct ExecOp {
     /// the vertex digest (so out of the cache key) and out of the history.
     #[serde(skip)]
     pub proxy_env: Vec<String>,
+    /// `RUN --mount=…`, in the order written. A secret or ssh mount is named by
+    /// its id only: its value never reaches the digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<RunMount>,
+    /// `RUN --network=…`.
+    #[serde(default, skip_serializing_if = "Network::is_default")]
+    pub network: Network,
+    /// `RUN --security=insecure`: every capability, no seccomp filter. The
+    /// engine refuses it unless the build was given `--allow security.insecure`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure: bool,
+}
+
+/// `RUN --network=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// A network namespace of the step's own with outbound access (pasta or
+    /// slirp4netns), and no way to the host's loopback.
+    #[default]
+    Default,
+    /// A network namespace of its own with only `lo`.
+    None,
+    /// The host's network: only with `--allow network.host`.
+    Host,
+}
+
+impl Network {
+    /// Whether this is the default (kept out of the digest, so RUN steps
+    /// written before `--network` existed keep their cache keys).
+    pub fn is_default(&self) -> bool {
+        *self == Network::Default
+    }
+}
+
+/// Where a bind or cache mount reads from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountFrom {
+    /// The build context (after .dockerignore); the engine puts a checksum of
+    /// what is mounted into the step's cache key.
+    #[default]
+    Context,
+    /// The result of the vertex that is the step's input `N` (N ≥ 1: input 0
+    /// is the root filesystem): a stage or an image named by `from=`.
+    Input(usize),
+    /// A named build context given as a directory (`--build-context NAME=DIR`).
+    NamedContext(String),
+}
+
+/// `sharing=` of a cache mount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// Steps using the same id at the same time share one folder.
+    #[default]
+    Shared,
+    /// A step that finds the id in use gets a folder of its own.
+    Private,
+    /// A step waits until no other uses the id.
+    Locked,
+}
+
+/// One `RUN --mount=…`, every word expanded, defaults applied (BuildKit's).
+/// Targets are absolute and clean (a relative one is taken from the WORKDIR).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum RunMount {
+    /// `type=bind` (the default type).
+    Bind {
+        /// Where the step sees it.
+        target: String,
+        /// `from=`: the context (default), a stage, an image or a named context.
+        from: MountFrom,
+        /// Relative to the root of `from`, clean, without a leading `/`;
+        /// empty for its root.
+        source: String,
+        /// `rw`: the step may write there; what it writes is thrown away.
+        rw: bool,
+    },
+    /// `type=cache`: a folder kept in the store between builds, never in a layer.
+    Cache {
+        /// Where the step sees it.
+        target: String,
+        /// `id=`, defaulting to `target`. A given id holds no `/` (the default,
+        /// the target, does: the engine hashes ids into folder names).
+        id: String,
+        /// `ro`: the step may not write there.
+        readonly: bool,
+        /// `sharing=`.
+        sharing: Sharing,
+        /// `from=`: what a new cache starts with (with `source`); `None` for empty.
+        from: Option<MountFrom>,
+        /// `source=` inside `from`, clean and relative; empty for its root.
+        source: String,
+        /// Of the cache folder when it is made: 0o755, 0 and 0 by default.
+        mode: u32,
+        /// The owner `uid=`.
+        uid: u32,
+        /// The group `gid=`.
+        gid: u32,
+    },
+    /// `type=tmpfs`.
+    Tmpfs {
+        /// Where the step sees it.
+        target: String,
+        /// `size=` in bytes; `None`: the kernel's default (half the memory).
+        size: Option<u64>,
+    },
+    /// `type=secret`: the value of the build's `--secret id=ID`, as a file at
+    /// `target` and/or in the environment variable `env`.
+    Secret {
+        /// `id=`.
+        id: String,
+        /// `None` when only `env` is given (BuildKit then mounts no file);
+        /// else `/run/secrets/<id>` by default.
+        target: Option<String>,
+        /// `env=`: the variable that holds the value.
+        env: Option<String>,
+        /// `required=true`: the build fails before anything runs without it.
+        required: bool,
+        /// 0o400, 0 and 0 by default.
+        mode: u32,
+        /// The owner `uid=`.
+        uid: u32,
+        /// The group `gid=`.
+        gid: u32,
+    },
+    /// `type=ssh`: the agent socket of the build's `--ssh ID=…`.
+    Ssh {
+        /// `default` unless given.
+        id: String,
+        /// `/run/buildkit/ssh_agent.N` by default (N counts the step's ssh mounts);
+        /// `SSH_AUTH_SOCK` is set to it when it is the step's first.
+        target: String,
+        /// `required=true`: the build fails before anything runs without it.
+        required: bool,
+        /// 0o600, 0 and 0 by default.
+        mode: u32,
+        /// The owner `uid=`.
+        uid: u32,
+        /// The group `gid=`.
+        gid: u32,
+    },
 }

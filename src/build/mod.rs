@@ -20,6 +20,7 @@ mod check;
 mod metadata;
 mod named;
 mod resolver;
+mod run_options;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ use crate::ops::{Engine, EngineError};
 use crate::store::{reference, Store, StoreError};
 
 pub use named::NamedContextSource;
+pub use run_options::{Entitlements, RunOptions};
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +174,8 @@ pub struct BuildRequest {
     /// Whether `.dockerignore` applies to the context: BuildKit applies it to
     /// a local folder, not to a context that came as an archive.
     pub dockerignore: bool,
+    /// Secrets, ssh agents, entitlements and limits for RUN steps.
+    pub run: RunOptions,
 }
 
 impl BuildRequest {
@@ -194,6 +198,7 @@ impl BuildRequest {
             cache_to: Vec::new(),
             named_contexts: BTreeMap::new(),
             dockerignore: true,
+            run: RunOptions::default(),
         }
     }
 }
@@ -254,7 +259,10 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     let cache = Arc::new(crate::cache::Layered::new(store, imports));
-    let mut engine = Engine::new(store, Some(root))?.with_cache(cache.clone()).with_named_contexts(named_roots);
+    let mut engine = Engine::new(store, Some(root))?
+        .with_cache(cache.clone())
+        .with_named_contexts(named_roots)
+        .with_run_options(request.run.clone());
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }

@@ -42,6 +42,7 @@ impl Engine {
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
+            ..Spec::default()
         };
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |line: &str| {
@@ -51,7 +52,7 @@ impl Engine {
             tail.push_back(line.to_owned());
             ctx.log(line);
         };
-        let code = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?;
+        let code = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?.code;
         if ctx.is_cancelled() {
             return Err(EngineError::Cancelled);
         }

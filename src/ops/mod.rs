@@ -94,6 +94,8 @@ pub struct Engine {
     downloads: crate::fetch::http::Downloads,
     resolved: crate::fetch::Resolved,
     git_mtime: crate::fetch::git::Mtime,
+    /// Secrets, ssh agents, entitlements and limits for RUN steps.
+    run: crate::build::RunOptions,
 }
 
 impl Engine {
@@ -111,6 +113,7 @@ impl Engine {
             downloads: crate::fetch::http::Downloads::new(store),
             resolved: Default::default(),
             git_mtime: crate::fetch::git::Mtime::from_env(),
+            run: Default::default(),
         })
     }
 
@@ -125,6 +128,12 @@ impl Engine {
     /// is set) or their checkout's.
     pub fn with_git_mtime(mut self, mtime: crate::fetch::git::Mtime) -> Self {
         self.git_mtime = mtime;
+        self
+    }
+
+    /// What RUN steps may use: secrets, ssh agents, entitlements, limits.
+    pub fn with_run_options(mut self, run: crate::build::RunOptions) -> Self {
+        self.run = run;
         self
     }
 

@@ -339,7 +339,7 @@ mod tests {
             cwd: "/srv".into(),
             user: "1000:1000".into(),
             hostname: "box".into(),
-            files: vec![],
+            ..Spec::default()
         };
         let sys = Recording::default();
         let (mut launcher, child) = channel::pair().unwrap();

@@ -45,6 +45,17 @@ pub enum Stdio<'a> {
     Capture(&'a mut (dyn FnMut(&str) + Send)),
 }
 
+/// How a sandbox ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exit {
+    /// The command's exit code, 128+N when signal N killed it.
+    pub code: i32,
+    /// The kernel's OOM killer killed a process of it (its memory limit).
+    pub oom_killed: bool,
+    /// It ran past its `Limits::timeout_ms` and was killed.
+    pub timed_out: bool,
+}
+
 /// Runs specs in sandboxes.
 pub struct Sandbox {
     exe: PathBuf,
@@ -57,11 +68,11 @@ impl Sandbox {
         Self { exe: exe.to_owned(), scratch: scratch.to_owned() }
     }
 
-    /// Run `spec` to completion and return its exit code (128+N for signal N).
+    /// Run `spec` to completion and say how it ended (see [`Exit`]).
     /// The spec is checked whole (and given its default PATH, see
     /// [`Spec::validated`]) before anything is spawned. `cancelled` is polled
     /// while the process runs; when it says yes, the whole sandbox is killed.
-    pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<i32, SandboxError> {
+    pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<Exit, SandboxError> {
         let spec = spec.validated()?;
         let mut spec_file = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("sandbox"))
@@ -177,7 +188,7 @@ impl Sandbox {
                 }
             }
         })?;
-        Ok(exit_code(status))
+        Ok(Exit { code: exit_code(status), ..Exit::default() })
     }
 }
 

@@ -26,8 +26,8 @@ mod workdir;
 
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
-pub use launch::{Sandbox, SandboxError, Stdio};
-pub use spec::{Spec, SpecError, SpecFile};
+pub use launch::{Exit, Sandbox, SandboxError, Stdio};
+pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 
 /// In a forked child before exec: hand `fd` (the child's end of a

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// What to run, handed from the engine to `kiln __sandbox` as a JSON file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Spec {
     /// The root filesystem, already mounted by the engine (an overlay).
     pub rootfs: PathBuf,
@@ -25,6 +25,83 @@ pub struct Spec {
     /// BuildKit mounts them: never part of a layer.
     #[serde(default)]
     pub files: Vec<SpecFile>,
+    /// Mounted over the root filesystem before the pivot, in order (RUN
+    /// --mount, and later `kiln run -v`). Each target is resolved inside the
+    /// root, never through its symlinks; the mount points the sandbox had to
+    /// create are removed from a step's layer (see `rootfs::MountPoints`).
+    #[serde(default)]
+    pub mounts: Vec<SpecMount>,
+    /// Environment variables whose values are read from a file when the
+    /// command starts (a secret's `env=`), so a value never passes through
+    /// this spec, which is written to disk.
+    #[serde(default)]
+    pub env_files: Vec<SpecEnvFile>,
+    /// Which network the command sees.
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// cgroup limits and the timeout.
+    #[serde(default)]
+    pub limits: Limits,
+    /// `RUN --security=insecure`: every capability and no seccomp filter
+    /// (the engine allows it only with `--allow security.insecure`).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// One of [`Spec::mounts`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecMount {
+    /// Absolute path in the container.
+    pub target: String,
+    pub kind: SpecMountKind,
+}
+
+/// What a [`SpecMount`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecMountKind {
+    /// A host folder, file or socket the engine prepared (a cache folder, an
+    /// overlay of a stage, a secret's file on kiln's private tmpfs, an ssh
+    /// agent socket), bound at the target.
+    Bind { source: PathBuf, readonly: bool },
+    /// A fresh tmpfs; `size` in bytes.
+    Tmpfs { size: Option<u64> },
+}
+
+/// One of [`Spec::env_files`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecEnvFile {
+    /// The variable's name.
+    pub name: String,
+    /// The host file holding its value (on kiln's private tmpfs).
+    pub source: PathBuf,
+}
+
+/// The network a sandbox gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// The host's (what `kiln run` has had so far).
+    #[default]
+    Host,
+    /// A network namespace of its own with only `lo`.
+    None,
+    /// A network namespace of its own with outbound access through pasta or
+    /// slirp4netns, and no way to the host's loopback.
+    Outbound,
+}
+
+/// What a sandbox may use. `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory in bytes (cgroup memory.max / memory.limit_in_bytes).
+    pub memory: Option<u64>,
+    /// Processes and threads (pids.max).
+    pub pids: Option<u64>,
+    /// CPU in thousandths of a CPU (`--cpus 1.5` is 1500).
+    pub millicpus: Option<u64>,
+    /// Wall-clock time in milliseconds, after which every process is killed.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A file of [`Spec::files`].
@@ -110,7 +187,7 @@ mod tests {
             cwd: cwd.into(),
             user: String::new(),
             hostname: "h".into(),
-            files: vec![],
+            ..Spec::default()
         }
     }
 

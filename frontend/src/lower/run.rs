@@ -69,6 +69,9 @@ impl Lowering<'_> {
             user: st.config.user.clone(),
             files,
             proxy_env,
+            mounts: Vec::new(),
+            network: Default::default(),
+            insecure: false,
         });
         // Like BuildKit: a RUN of one heredoc is named with its first line.
         let name = match (&run.command, run.heredocs.first()) {
