@@ -106,7 +106,16 @@ impl Lowering<'_> {
                     let target = match (target, &env) {
                         (Some(t), _) => Some(t),
                         (None, Some(_)) => None,
-                        (None, None) => Some(format!("/run/secrets/{}", base_name(&id))),
+                        (None, None) => {
+                            let target = clean(&format!("/run/secrets/{}", base_name(&id)));
+                            if !target.starts_with("/run/secrets/") {
+                                let problem = format!(
+                                    "secret id \"{id}\" names no file: give a target, or an id such as id=token"
+                                );
+                                return Err(invalid(problem).into());
+                            }
+                            Some(target)
+                        }
                     };
                     RunMount::Secret {
                         id,
