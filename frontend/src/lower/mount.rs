@@ -183,11 +183,11 @@ impl Lowering<'_> {
             Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at, Reader::Mount)?,
             None => self.stage_source(index, from, at, Reader::Mount)?,
         };
-        let n = match inputs.iter().position(|d| *d == vertex) {
-            // Input 0 is the root filesystem: a mount of the stage this
-            // one is built on still reads it as an input of its own.
-            Some(n) if n > 0 => n,
-            _ => {
+        // Input 0 is the root filesystem the step writes to: even a mount of
+        // the very same vertex reads it as an input of its own.
+        let n = match inputs.iter().skip(1).position(|d| *d == vertex) {
+            Some(i) => i + 1,
+            None => {
                 inputs.push(vertex);
                 inputs.len() - 1
             }
