@@ -45,7 +45,9 @@ impl Lowering<'_> {
             };
             let needs_target = || invalid(format!("a {} mount needs a target that is not empty", spec.kind.name()));
             let source = clean(&format!("/{}", spec.source.as_deref().unwrap_or_default()))[1..].to_owned();
-            let from = match spec.from.as_deref() {
+            // A tmpfs starts empty whatever its from= says (BuildKit mounts
+            // scratch): nothing to read, so nothing to lower for it.
+            let from = match spec.from.as_deref().filter(|_| spec.kind != MountType::Tmpfs) {
                 Some(from) => Some(self.mount_source(index, from, word, inputs)?),
                 None => None,
             };
