@@ -410,9 +410,22 @@ impl Applier<'_> {
     fn set_meta(&self, path: &Path, meta: &Meta, kind: EntryType) -> Result<(), LayerError> {
         let (uid, gid) = (Uid::from_raw(meta.uid as u32), Gid::from_raw(meta.gid as u32));
         match fchownat(None, path, Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            // EINVAL: the id is not mapped in our user namespace (rootless);
-            // EPERM: we may not give files away. The files stay ours.
-            Ok(()) | Err(Errno::EINVAL) | Err(Errno::EPERM) => {}
+            Ok(()) => {}
+            // EINVAL: the id is not mapped in our user namespace (rootless
+            // without a big enough subordinate range); EPERM: we may not give
+            // files away. Keeping the file ours would silently make it root's
+            // in the image, so the layer cannot be used here.
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => {
+                let rel = path.strip_prefix(self.root).unwrap_or(path);
+                let mapping = crate::sandbox::userns::IdMapping::current();
+                return Err(LayerError::Unmapped {
+                    layer: self.layer.to_owned(),
+                    entry: format!("/{}", rel.display()),
+                    uid: meta.uid,
+                    gid: meta.gid,
+                    hint: mapping.more_ids_hint().unwrap_or_else(|| "kiln may not give files away here".into()),
+                });
+            }
             Err(e) => return Err(io_err("changing owner of", path)(e.into())),
         }
         if kind != EntryType::Symlink {

@@ -30,4 +30,7 @@ pub enum LayerError {
     Unsafe { layer: String, entry: String, why: &'static str },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A file owned by an id kiln's user namespace does not have.
+    #[error("layer {layer}: {entry} is owned by uid {uid} and gid {gid}, which do not exist in kiln's user namespace. {hint}")]
+    Unmapped { layer: String, entry: String, uid: u64, gid: u64, hint: String },
 }
