@@ -16,7 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
@@ -34,6 +34,26 @@ use super::LayerError;
 /// followed; sockets are skipped (tar cannot hold them); file contents are
 /// streamed.
 pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+    write_upper_of(upper, None, out)
+}
+
+/// fuse-overlayfs's markers of an opaque folder in its upper folder: a
+/// `.wh..wh..opq` file and a `.wh..opq` whiteout, beside the xattr.
+const FUSE_OPAQUE_MARKERS: [&str; 2] = [WHITEOUT_OPAQUE, ".wh..opq"];
+
+/// [`write_upper`] of a fuse-overlayfs upper folder, whose lower folders
+/// (`lowers`) tell which of its opaque markers mean anything: it marks every
+/// folder it creates opaque, where the kernel marks only those that hide
+/// something — and the layers must be the same.
+pub fn write_fuse_upper<W: Write>(upper: &Path, lowers: &[PathBuf], out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+    write_upper_of(upper, Some(lowers), out)
+}
+
+fn write_upper_of<W: Write>(
+    upper: &Path,
+    fuse_lowers: Option<&[PathBuf]>,
+    out: &mut tar::Builder<W>,
+) -> Result<(), LayerError> {
     let mut links = HardLinks::default();
     let walk = WalkDir::new(upper).follow_links(false).sort_by_file_name().min_depth(1);
     for item in walk {
@@ -45,13 +65,24 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
         let meta = item.metadata().map_err(|e| io_err("inspecting", path)(e.into()))?;
         let rel = path.strip_prefix(upper).expect("walkdir yields paths below its root").as_os_str().as_bytes();
 
+        let mut opaque = meta.is_dir() && is_opaque(path);
+        if let Some(lowers) = fuse_lowers {
+            if FUSE_OPAQUE_MARKERS.iter().any(|m| item.file_name() == *m) {
+                continue;
+            }
+            if meta.is_dir() {
+                opaque |= FUSE_OPAQUE_MARKERS.iter().any(|m| path.join(m).symlink_metadata().is_ok());
+                let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+                opaque &= lowers.iter().any(|l| l.join(rel).symlink_metadata().is_ok());
+            }
+        }
         // Whiteouts first: overlayfs may hardlink all its whiteouts to one
         // inode, which must not turn them into link entries.
         if meta.file_type().is_char_device() && meta.rdev() == 0 {
             append_whiteout(out, rel, (meta.uid(), meta.gid()), meta.mtime(), path)?;
             continue;
         }
-        append_entry(out, &mut links, path, rel, &meta, is_opaque(path))?;
+        append_entry(out, &mut links, path, rel, &meta, opaque)?;
     }
     Ok(())
 }

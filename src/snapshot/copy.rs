@@ -42,6 +42,8 @@ struct Ident {
     born: Option<SystemTime>,
     ctime: (i64, i64),
     is_dir: bool,
+    /// Mode, owner and group: what makes a folder changed (see [`Walk::dir`]).
+    mode_owner: (u32, u32, u32),
 }
 
 impl Ident {
@@ -52,6 +54,7 @@ impl Ident {
             born: meta.created().ok(),
             ctime: (meta.ctime(), meta.ctime_nsec()),
             is_dir: meta.is_dir(),
+            mode_owner: (meta.mode(), meta.uid(), meta.gid()),
         }
     }
 
@@ -194,7 +197,18 @@ impl<W: Write> Walk<'_, W> {
             };
             let ident = Ident::of(&meta);
             let same = old.is_some_and(|o| o.same_inode(&ident) && o.is_dir == ident.is_dir);
-            let unchanged = same && old.is_some_and(|o| o.ctime == ident.ctime);
+            // A folder's ctime also moves when the sandbox adds a mount point
+            // to it and the cleaning removes it again, where an overlay keeps
+            // no trace: a folder counts as changed by its own mode and owner,
+            // and is written anyway when something below it is.
+            let unchanged = same
+                && old.is_some_and(|o| {
+                    if ident.is_dir {
+                        o.mode_owner == ident.mode_owner
+                    } else {
+                        o.ctime == ident.ctime
+                    }
+                });
             let rel_bytes = child.as_os_str().as_bytes().to_vec();
             if ident.is_dir {
                 if unchanged {

@@ -90,7 +90,8 @@ pub struct Mount {
 /// What makes a [`Mount`]'s folder, and so how its changes are found.
 enum Backing {
     Kernel,
-    Fuse(fuse::Daemon),
+    /// The daemon, and the lower folders (for [`diff::write_fuse_upper`]).
+    Fuse(fuse::Daemon, Vec<PathBuf>),
     /// A copy, with what it held before when it is writable.
     Copy(Option<copy::Baseline>),
 }
@@ -106,13 +107,16 @@ impl Mount {
         out: &mut tar::Builder<W>,
     ) -> Result<(), SnapshotError> {
         match &mut self.backing {
-            Backing::Kernel | Backing::Fuse(_) => {
-                if let Backing::Fuse(daemon) = &mut self.backing {
-                    daemon.unmount();
-                }
+            Backing::Kernel => {
                 let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
                 made.clean(upper);
                 diff::write_upper(upper, out).map_err(SnapshotError::Diff)
+            }
+            Backing::Fuse(daemon, lowers) => {
+                daemon.unmount();
+                let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
+                made.clean(upper);
+                diff::write_fuse_upper(upper, lowers, out).map_err(SnapshotError::Diff)
             }
             Backing::Copy(baseline) => {
                 let baseline = baseline.as_ref().expect("a writable copy has a baseline");
@@ -129,7 +133,7 @@ impl Drop for Mount {
             Backing::Kernel => {
                 let _ = umount2(&self.root, MntFlags::MNT_DETACH);
             }
-            Backing::Fuse(daemon) => daemon.unmount(),
+            Backing::Fuse(daemon, _) => daemon.unmount(),
             Backing::Copy(_) => {}
         }
     }
@@ -208,7 +212,8 @@ impl Snapshotter {
         // An empty bottom layer: overlayfs needs two lower dirs when it has no upper
         // dir, and one when the stack is empty (FROM scratch).
         lowers.push(empty);
-        let lowers: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
+        let lower_dirs = lowers;
+        let lowers: Vec<String> = lower_dirs.iter().map(|p| escape(p)).collect();
         let lowerdir = lowers.join(":");
         // userxattr: opaque-dir markers live in user.overlay.* xattrs, the only ones
         // an overlay mounted inside a user namespace (rootless) can use, so every
@@ -227,7 +232,7 @@ impl Snapshotter {
         if self.choice()?.kind == Kind::FuseOverlayfs {
             let work = dir.path().join("work");
             let daemon = fuse::Daemon::mount(&lowers, upper.as_deref().map(|u| (u, work.as_path())), &root)?;
-            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon), _dir: dir });
+            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), _dir: dir });
         }
         // The kernel copies the options into one page and cuts them at its last
         // byte (it must hold the NUL), so longer options would reach overlayfs cut
