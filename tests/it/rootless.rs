@@ -330,6 +330,28 @@ fn without_a_range_a_single_id_map_builds_and_says_what_needs_more_ids() {
         );
     }
 
+    // A context tar's owners do not matter (COPY sets its own): one made by
+    // the user's own host id, unmapped here, is fine.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in [("Dockerfile", "FROM busybox\nCOPY f /f\n"), ("f", "from a tar\n")] {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(body.len() as u64);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        b.append_data(&mut h, name, body.as_bytes()).unwrap();
+    }
+    let mut child = k
+        .command()
+        .args(["build", "-t", "fromtar", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &b.into_inner().unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // A base image with a file of another owner cannot be used, and the error
     // names the file, the ids and the fix.
     let tar = image_with_owner(&k, 1234, 5678);
