@@ -29,6 +29,8 @@ impl CgroupVersion {
     /// Of this machine: /sys/fs/cgroup's filesystem, and the hierarchies this
     /// process belongs to (/proc/self/cgroup).
     pub fn current() -> Self {
+        // f_type is i64 on x86_64 but narrower elsewhere: the cast is needed there.
+        #[allow(clippy::unnecessary_cast)]
         let root_is_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
             .is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC);
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();

@@ -45,7 +45,11 @@ const FUSE_OPAQUE_MARKERS: [&str; 2] = [WHITEOUT_OPAQUE, ".wh..opq"];
 /// (`lowers`) tell which of its opaque markers mean anything: it marks every
 /// folder it creates opaque, where the kernel marks only those that hide
 /// something — and the layers must be the same.
-pub fn write_fuse_upper<W: Write>(upper: &Path, lowers: &[PathBuf], out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+pub fn write_fuse_upper<W: Write>(
+    upper: &Path,
+    lowers: &[PathBuf],
+    out: &mut tar::Builder<W>,
+) -> Result<(), LayerError> {
     write_upper_of(upper, Some(lowers), out)
 }
 

@@ -435,13 +435,13 @@ impl Applier<'_> {
             Err(Errno::EINVAL) | Err(Errno::EPERM) => {
                 let rel = path.strip_prefix(self.root).unwrap_or(path);
                 let mapping = crate::sandbox::userns::IdMapping::current();
-                return Err(LayerError::Unmapped {
+                return Err(LayerError::Unmapped(Box::new(super::UnmappedOwner {
                     layer: self.layer.to_owned(),
                     entry: format!("/{}", rel.display()),
                     uid: meta.uid,
                     gid: meta.gid,
                     hint: mapping.more_ids_hint().unwrap_or_else(|| "kiln may not give files away here".into()),
-                });
+                })));
             }
             Err(e) => return Err(io_err("changing owner of", path)(e.into())),
         }

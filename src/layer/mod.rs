@@ -31,6 +31,20 @@ pub enum LayerError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A file owned by an id kiln's user namespace does not have.
-    #[error("layer {layer}: {entry} is owned by uid {uid} and gid {gid}, which do not exist in kiln's user namespace. {hint}")]
-    Unmapped { layer: String, entry: String, uid: u64, gid: u64, hint: String },
+    #[error(transparent)]
+    Unmapped(Box<UnmappedOwner>),
+}
+
+/// A layer's file whose owner kiln cannot give it (boxed in [`LayerError`],
+/// which stays small).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "layer {layer}: {entry} is owned by uid {uid} and gid {gid}, which do not exist in kiln's user namespace. {hint}"
+)]
+pub struct UnmappedOwner {
+    pub layer: String,
+    pub entry: String,
+    pub uid: u64,
+    pub gid: u64,
+    pub hint: String,
 }

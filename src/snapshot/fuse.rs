@@ -125,6 +125,8 @@ impl Drop for Daemon {
     }
 }
 
+// f_type is i64 on x86_64 but narrower elsewhere: the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
 fn is_fuse(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == FUSE_SUPER_MAGIC)
 }

@@ -96,7 +96,6 @@ fn a_user_without_subordinate_ids_builds_and_runs_with_a_single_id_map() {
     assert_eq!(kiln(&["run", "nosub:v1"]), "made\n0\n");
 }
 
-
 /// `(path, uid, gid)` of every entry of every layer of `image` above its base.
 fn owners(k: &Kiln, image: &str) -> Vec<(String, u64, u64)> {
     let v = k.inspect(image);
@@ -230,7 +229,10 @@ fn fuse_overlayfs_dies_with_kiln() {
     let root = k.root().to_string_lossy().into_owned();
     let daemons = || {
         let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-        String::from_utf8_lossy(&ps.stdout).lines().filter(|l| l.contains("fuse-overlayfs") && l.contains(&root)).count()
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains("fuse-overlayfs") && l.contains(&root))
+            .count()
     };
     let start = std::time::Instant::now();
     while daemons() == 0 {
@@ -268,9 +270,8 @@ fn steps_chown_to_other_users_and_switch_to_them_with_their_ids_in_the_layer() {
         for snapshotter in ["overlay", "copy"] {
             let k = Kiln::in_mode(mode);
             k.write("Dockerfile", OTHER_USERS);
-            let out = Run::of(
-                k.command().env("KILN_SNAPSHOTTER", snapshotter).args(["build", "-t", "users"]).arg(k.ctx()),
-            );
+            let out =
+                Run::of(k.command().env("KILN_SNAPSHOTTER", snapshotter).args(["build", "-t", "users"]).arg(k.ctx()));
             assert_eq!(out.code, 0, "{mode:?} {snapshotter}:\n{}", out.stderr);
             let owners = owners(&k, "users");
             for (path, uid, gid) in [
