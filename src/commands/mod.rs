@@ -39,6 +39,9 @@ pub fn main() -> i32 {
             command => command,
         };
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
+        if let Some(kind) = settings.snapshotter {
+            kiln::snapshot::probe::force(kind);
+        }
         let store = Store::open(&settings.root)?;
         match command {
             Command::Debug(_) => unreachable!("handled above"),

@@ -26,7 +26,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 pub const ENV: &str = "KILN_SNAPSHOTTER";
 
 /// A way to make a writable filesystem out of layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Overlay,
     FuseOverlayfs,

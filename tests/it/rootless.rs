@@ -403,3 +403,22 @@ fn kiln_info_reports_the_store_snapshotter_cgroups_and_ids() {
         assert!(v["seccomp"].is_boolean(), "{v}");
     }
 }
+
+#[test]
+fn the_config_file_chooses_a_snapshotter_and_the_environment_wins() {
+    let k = Kiln::empty();
+    let config = k.dir.path().join("config.toml");
+    std::fs::write(&config, "snapshotter = \"copy\"\n").unwrap();
+    let info = |env: &[(&str, &str)]| {
+        let out = Run::of(
+            k.command().env("KILN_CONFIG", &config).envs(env.iter().copied()).args(["info", "--format", "json"]),
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = info(&[]);
+    assert_eq!(v["snapshotter"]["name"], "copy", "{v}");
+    assert!(v["snapshotter"]["why"].as_str().unwrap().contains("config"), "{v}");
+    let v = info(&[("KILN_SNAPSHOTTER", "overlay")]);
+    assert_eq!(v["snapshotter"]["name"], "overlay", "{v}");
+}
