@@ -242,3 +242,70 @@ impl<W: Write> Walk<'_, W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kind name [-> link]` of each entry of a tar.
+    fn listing(tar: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e.link_name().unwrap().map(|l| format!(" -> {}", l.display())).unwrap_or_default();
+                format!("{:?} {}{link}", e.header().entry_type(), e.path().unwrap().display())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_diff_holds_what_an_overlay_upper_folder_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, scratch) = (dir.path().join("root"), dir.path().join("scratch"));
+        fs::create_dir(&scratch).unwrap();
+        for d in ["b", "d", "same", "proc"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in ["a", "b/c", "d/e", "keep", "same/u"] {
+            fs::write(root.join(f), f).unwrap();
+        }
+        let baseline = Baseline::record(&root, &scratch).unwrap();
+
+        fs::write(root.join("a"), "changed").unwrap();
+        fs::remove_file(root.join("b/c")).unwrap();
+        // A folder replaced by another (made first, so it cannot reuse the inode).
+        fs::create_dir(root.join("d2")).unwrap();
+        fs::write(root.join("d2/f"), "f").unwrap();
+        fs::remove_dir_all(root.join("d")).unwrap();
+        fs::rename(root.join("d2"), root.join("d")).unwrap();
+        fs::hard_link(root.join("keep"), root.join("keep-link")).unwrap();
+        fs::write(root.join("n"), "new").unwrap();
+        // A mount point the sandbox's cleaning removed: not the step's deletion.
+        fs::remove_dir(root.join("proc")).unwrap();
+
+        let mut out = tar::Builder::new(Vec::new());
+        baseline.write_diff(&root, &mut out).unwrap();
+        let got = listing(&out.into_inner().unwrap());
+        let want = [
+            "Regular a",
+            "Directory b/",
+            "Regular b/.wh.c",
+            "Directory d/",
+            "Regular d/.wh..wh..opq",
+            "Regular d/f",
+            "Regular keep",
+            "Link keep-link -> keep",
+            "Regular n",
+        ];
+        assert_eq!(got, want);
+
+        // Nothing changed, nothing written.
+        let baseline = Baseline::record(&root, &scratch).unwrap();
+        let mut out = tar::Builder::new(Vec::new());
+        baseline.write_diff(&root, &mut out).unwrap();
+        assert_eq!(listing(&out.into_inner().unwrap()), Vec::<String>::new());
+    }
+}
