@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod flags;
 pub mod fsutil;
 pub mod history;
+pub mod host;
 pub mod image;
 pub mod image_io;
 pub mod layer;

@@ -7,6 +7,7 @@ pub mod debug;
 pub mod debug_context;
 pub mod debug_expand;
 pub mod images;
+pub mod info;
 pub mod load;
 pub mod output;
 pub mod registry;
@@ -64,6 +65,8 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
+    /// Show the store, snapshotter, cgroups, id mapping and sandbox helpers kiln uses here.
+    Info(info::Args),
     /// Show what kiln makes of its inputs (parse trees, …) as JSON.
     #[command(long_about = debug::HELP)]
     Debug(debug::Args),

@@ -6,6 +6,7 @@
 //! | store   | `--root` | `KILN_ROOT` | `root`      | `/var/lib/kiln` (root); `$XDG_DATA_HOME/kiln` or `~/.local/share/kiln` |
 //! | registries |       |             | `[registries."host:port"]`: `insecure`, `ca`, `mirrors` | https, the system's CAs and `/etc/kiln/certs.d/<host>/ca.crt`, no mirror |
 //! | credentials |      | `DOCKER_CONFIG`, `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR` | | `~/.docker/config.json`, then podman's auth files |
+//! | snapshotter |      | `KILN_SNAPSHOTTER` | `snapshotter` | probed: `overlay`, else `fuse-overlayfs`, else `copy` |
 //!
 //! The config file is TOML: `$KILN_CONFIG` (which must then exist), else
 //! `/etc/kiln/config.toml` for root and `$XDG_CONFIG_HOME/kiln/config.toml`
@@ -47,6 +48,9 @@ pub struct ConfigFile {
     /// Per registry host (`docker.io`, `127.0.0.1:5000`).
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryEntry>,
+    /// `overlay`, `fuse-overlayfs` or `copy` instead of the probed one
+    /// (`KILN_SNAPSHOTTER` wins; the library reads it).
+    pub snapshotter: Option<kiln::snapshot::Kind>,
 }
 
 /// `[registries."host:port"]`.
@@ -70,6 +74,8 @@ pub struct Settings {
     pub root: PathBuf,
     /// Registries: hosts' settings, credentials' files.
     pub registry: RegistryConfig,
+    /// The config file's snapshotter, if any.
+    pub snapshotter: Option<kiln::snapshot::Kind>,
 }
 
 /// What the defaults depend on: who kiln runs as, and its environment.
@@ -162,7 +168,7 @@ fn merge(flag_root: Option<PathBuf>, env: &Environment, config: ConfigFile, conf
         })
         .collect();
     let registry = RegistryConfig { hosts, auth: env.auth_files(), ..RegistryConfig::default() };
-    Settings { root, registry }
+    Settings { root, registry, snapshotter: config.snapshotter }
 }
 
 #[cfg(test)]
@@ -222,6 +228,7 @@ mod tests {
             ("root = 3\n", None),
             ("rot = \"/typo\"\n", None),
             ("root = \"/a\"\nroot = \"/b\"\n", None),
+            ("snapshotter = \"vfs\"\n", None),
         ] {
             std::fs::write(&file, text).unwrap();
             let got = read_config(&file, true).ok().map(|c| c.root);
@@ -240,6 +247,9 @@ mod tests {
         assert_eq!(local.ca, Some(dir.path().join("ca.crt")));
         assert_eq!(settings.registry.host("docker.io").mirrors, ["http://127.0.0.1:5000"]);
         assert_eq!(settings.registry.auth.docker_config, Some(PathBuf::from("/root/.docker/config.json")));
+        std::fs::write(&file, "snapshotter = \"fuse-overlayfs\"\n").unwrap();
+        let config = read_config(&file, true).unwrap();
+        assert_eq!(config.snapshotter, Some(kiln::snapshot::Kind::FuseOverlayfs));
         std::fs::write(&file, "[registries.\"x\"]\ninsecur = true\n").unwrap();
         assert!(read_config(&file, true).is_err(), "a typo in a registry's keys");
         let missing = dir.path().join("missing.toml");

@@ -10,6 +10,7 @@ mod debug_expand;
 mod history;
 mod images;
 mod import;
+mod info;
 mod inspect;
 mod load;
 mod login;
@@ -38,6 +39,9 @@ pub fn main() -> i32 {
             command => command,
         };
         let settings = settings::resolve(cli.root, &settings::Environment::current())?;
+        if let Some(kind) = settings.snapshotter {
+            kiln::snapshot::probe::force(kind);
+        }
         let store = Store::open(&settings.root)?;
         match command {
             Command::Debug(_) => unreachable!("handled above"),
@@ -56,6 +60,7 @@ pub fn main() -> i32 {
             Command::Login(args) => login::login(&settings.registry, args).map(|()| 0),
             Command::Logout(args) => login::logout(&settings.registry, args).map(|()| 0),
             Command::Search(args) => search::search(&settings.registry, args).map(|()| 0),
+            Command::Info(args) => info::info(&store, args).map(|()| 0),
         }
     })();
     match result {

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use super::ContextError;
 use crate::layer::compress::Form;
-use crate::layer::extract::{apply_blob_as, Stack};
+use crate::layer::extract::apply_blob_any_owner;
 
 /// What `kiln build -` read from stdin. Each holds a temporary folder,
 /// removed when it is dropped.
@@ -62,7 +62,7 @@ pub fn read(mut input: impl Read) -> Result<StdinContext, ContextError> {
     }
     let dir = tempfile::Builder::new().prefix("kiln-context-").tempdir().map_err(io_err)?;
     let path = spool_path(&spool)?;
-    apply_blob_as(&path, dir.path(), "the build context on stdin", Stack::Flatten)
+    apply_blob_any_owner(&path, dir.path(), "the build context on stdin")
         .map_err(|e| ContextError::Archive(Box::new(e)))?;
     Ok(StdinContext::Archive(dir))
 }

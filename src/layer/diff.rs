@@ -16,7 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
@@ -34,6 +34,30 @@ use super::LayerError;
 /// followed; sockets are skipped (tar cannot hold them); file contents are
 /// streamed.
 pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+    write_upper_of(upper, None, out)
+}
+
+/// fuse-overlayfs's markers of an opaque folder in its upper folder: a
+/// `.wh..wh..opq` file and a `.wh..opq` whiteout, beside the xattr.
+const FUSE_OPAQUE_MARKERS: [&str; 2] = [WHITEOUT_OPAQUE, ".wh..opq"];
+
+/// [`write_upper`] of a fuse-overlayfs upper folder, whose lower folders
+/// (`lowers`) tell which of its opaque markers mean anything: it marks every
+/// folder it creates opaque, where the kernel marks only those that hide
+/// something — and the layers must be the same.
+pub fn write_fuse_upper<W: Write>(
+    upper: &Path,
+    lowers: &[PathBuf],
+    out: &mut tar::Builder<W>,
+) -> Result<(), LayerError> {
+    write_upper_of(upper, Some(lowers), out)
+}
+
+fn write_upper_of<W: Write>(
+    upper: &Path,
+    fuse_lowers: Option<&[PathBuf]>,
+    out: &mut tar::Builder<W>,
+) -> Result<(), LayerError> {
     let mut links = HardLinks::default();
     let walk = WalkDir::new(upper).follow_links(false).sort_by_file_name().min_depth(1);
     for item in walk {
@@ -44,78 +68,126 @@ pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<
         let path = item.path();
         let meta = item.metadata().map_err(|e| io_err("inspecting", path)(e.into()))?;
         let rel = path.strip_prefix(upper).expect("walkdir yields paths below its root").as_os_str().as_bytes();
-        let kind = meta.file_type();
 
-        let mut header = Header::new_gnu();
-        header.set_mode(meta.mode() & 0o7777);
-        header.set_uid(meta.uid().into());
-        header.set_gid(meta.gid().into());
-        header.set_mtime(meta.mtime().max(0) as u64);
-        header.set_size(0);
-
+        let mut opaque = meta.is_dir() && is_opaque(path);
+        if let Some(lowers) = fuse_lowers {
+            if FUSE_OPAQUE_MARKERS.iter().any(|m| item.file_name() == *m) {
+                continue;
+            }
+            if meta.is_dir() {
+                opaque |= FUSE_OPAQUE_MARKERS.iter().any(|m| path.join(m).symlink_metadata().is_ok());
+                let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+                opaque &= lowers.iter().any(|l| l.join(rel).symlink_metadata().is_ok());
+            }
+        }
         // Whiteouts first: overlayfs may hardlink all its whiteouts to one
         // inode, which must not turn them into link entries.
-        if kind.is_char_device() && meta.rdev() == 0 {
-            header.set_entry_type(EntryType::Regular);
-            header.set_mode(0);
-            let name = sibling(rel, WHITEOUT_PREFIX.as_bytes());
-            append_read(out, &mut header, &name, None, &[], io::empty(), path)?;
+        if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            append_whiteout(out, rel, (meta.uid(), meta.gid()), meta.mtime(), path)?;
             continue;
         }
-        let xattrs = read_xattrs(path)?;
+        append_entry(out, &mut links, path, rel, &meta, opaque)?;
+    }
+    Ok(())
+}
 
-        if kind.is_dir() {
-            header.set_entry_type(EntryType::Directory);
+/// Append the whiteout `.wh.<name>` of `rel`, owned by `(uid, gid)`, with
+/// the mtime `mtime`; `path` names it in errors.
+pub(crate) fn append_whiteout<W: Write>(
+    out: &mut tar::Builder<W>,
+    rel: &[u8],
+    (uid, gid): (u32, u32),
+    mtime: i64,
+    path: &Path,
+) -> Result<(), LayerError> {
+    let mut header = Header::new_gnu();
+    header.set_uid(uid.into());
+    header.set_gid(gid.into());
+    header.set_mtime(mtime.max(0) as u64);
+    header.set_size(0);
+    header.set_entry_type(EntryType::Regular);
+    header.set_mode(0);
+    let name = sibling(rel, WHITEOUT_PREFIX.as_bytes());
+    append_read(out, &mut header, &name, None, &[], io::empty(), path)
+}
+
+fn header_of(meta: &std::fs::Metadata) -> Header {
+    let mut header = Header::new_gnu();
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_uid(meta.uid().into());
+    header.set_gid(meta.gid().into());
+    header.set_mtime(meta.mtime().max(0) as u64);
+    header.set_size(0);
+    header
+}
+
+/// Append the file, folder, link or node at `path` (`meta` its
+/// `symlink_metadata`) as the entry `rel`; a folder `opaque` gets the
+/// `.wh..wh..opq` marker after it. A later name of an inode `links` has seen
+/// becomes a hard link.
+pub(crate) fn append_entry<W: Write>(
+    out: &mut tar::Builder<W>,
+    links: &mut HardLinks<Vec<u8>>,
+    path: &Path,
+    rel: &[u8],
+    meta: &std::fs::Metadata,
+    opaque: bool,
+) -> Result<(), LayerError> {
+    let kind = meta.file_type();
+    let mut header = header_of(meta);
+    let xattrs = read_xattrs(path)?;
+
+    if kind.is_dir() {
+        header.set_entry_type(EntryType::Directory);
+        let mut name = rel.to_vec();
+        name.push(b'/');
+        append_read(out, &mut header, &name, None, &xattrs, io::empty(), path)?;
+        if opaque {
+            // Docker's form: a regular file with the folder's owner, mtime
+            // and permission bits.
             let mut name = rel.to_vec();
             name.push(b'/');
-            append_read(out, &mut header, &name, None, &xattrs, io::empty(), path)?;
-            if is_opaque(path) {
-                // Docker's form: a regular file with the folder's owner, mtime
-                // and permission bits.
-                let mut name = rel.to_vec();
-                name.push(b'/');
-                name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
-                header.set_entry_type(EntryType::Regular);
-                header.set_mode(meta.mode() & 0o777);
-                append_read(out, &mut header, &name, None, &[], io::empty(), path)?;
-            }
-            continue;
-        }
-
-        if let Some(first) = links.first(&meta, || rel.to_vec()) {
-            header.set_entry_type(EntryType::Link);
-            append_read(out, &mut header, rel, Some(first), &xattrs, io::empty(), path)?;
-            continue;
-        }
-
-        if kind.is_file() {
+            name.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
             header.set_entry_type(EntryType::Regular);
-            header.set_size(meta.len());
-            let file = File::open(path).map_err(io_err("opening", path))?;
-            append_read(out, &mut header, rel, None, &xattrs, file, path)?;
-        } else if kind.is_symlink() {
-            header.set_entry_type(EntryType::Symlink);
-            let target = fs::read_link(path).map_err(io_err("reading link", path))?;
-            let target = target.as_os_str().as_bytes();
-            append_read(out, &mut header, rel, Some(target), &xattrs, io::empty(), path)?;
-        } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
-            header.set_entry_type(if kind.is_char_device() {
-                EntryType::Char
-            } else if kind.is_block_device() {
-                EntryType::Block
-            } else {
-                EntryType::Fifo
-            });
-            if !kind.is_fifo() {
-                let set = header
-                    .set_device_major(libc::major(meta.rdev()))
-                    .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
-                set.map_err(LayerError::Write)?;
-            }
-            append_read(out, &mut header, rel, None, &xattrs, io::empty(), path)?;
+            header.set_mode(meta.mode() & 0o777);
+            append_read(out, &mut header, &name, None, &[], io::empty(), path)?;
         }
-        // Sockets: skipped, as docker does.
+        return Ok(());
     }
+
+    if let Some(first) = links.first(meta, || rel.to_vec()) {
+        header.set_entry_type(EntryType::Link);
+        append_read(out, &mut header, rel, Some(first), &xattrs, io::empty(), path)?;
+        return Ok(());
+    }
+
+    if kind.is_file() {
+        header.set_entry_type(EntryType::Regular);
+        header.set_size(meta.len());
+        let file = File::open(path).map_err(io_err("opening", path))?;
+        append_read(out, &mut header, rel, None, &xattrs, file, path)?;
+    } else if kind.is_symlink() {
+        header.set_entry_type(EntryType::Symlink);
+        let target = fs::read_link(path).map_err(io_err("reading link", path))?;
+        let target = target.as_os_str().as_bytes();
+        append_read(out, &mut header, rel, Some(target), &xattrs, io::empty(), path)?;
+    } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+        header.set_entry_type(if kind.is_char_device() {
+            EntryType::Char
+        } else if kind.is_block_device() {
+            EntryType::Block
+        } else {
+            EntryType::Fifo
+        });
+        if !kind.is_fifo() {
+            let set = header
+                .set_device_major(libc::major(meta.rdev()))
+                .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
+            set.map_err(LayerError::Write)?;
+        }
+        append_read(out, &mut header, rel, None, &xattrs, io::empty(), path)?;
+    }
+    // Sockets: skipped, as docker does.
     Ok(())
 }
 

@@ -83,9 +83,23 @@ pub fn apply(reader: impl Read, root: &Path, layer_name: &str) -> Result<(), Lay
     apply_as(reader, root, layer_name, Stack::Overlay)
 }
 
+/// [`apply_blob_as`] with [`Stack::Flatten`] for a tar that is not an image's
+/// layer (a build context): the owners of its files do not matter (COPY sets
+/// its own), so an owner this process cannot give is left alone, not an error.
+pub fn apply_blob_any_owner(path: &Path, root: &Path, name: &str) -> Result<(), LayerError> {
+    let read_err = |source| LayerError::Read { layer: name.to_owned(), source };
+    let file = File::open(path).map_err(io_err("opening", path))?;
+    let tar = super::compress::tar_stream(BufReader::new(file)).map_err(read_err)?;
+    apply_with(tar, root, name, Stack::Flatten, false)
+}
+
 fn apply_as(reader: impl Read, root: &Path, layer_name: &str, stack: Stack) -> Result<(), LayerError> {
+    apply_with(reader, root, layer_name, stack, true)
+}
+
+fn apply_with(reader: impl Read, root: &Path, layer_name: &str, stack: Stack, owners: bool) -> Result<(), LayerError> {
     let written = (stack == Stack::Flatten).then(HashSet::new);
-    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new(), written };
+    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new(), written, owners };
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     // Bounded: a layer may carry a long name record of any size, which tar-rs
     // would read whole into memory.
@@ -114,6 +128,8 @@ struct Applier<'a> {
     /// With [`Stack::Flatten`], every path this layer wrote: what an opaque
     /// marker keeps.
     written: Option<HashSet<PathBuf>>,
+    /// Whether each file must get its entry's owner (see [`apply_blob_any_owner`]).
+    owners: bool,
 }
 
 impl Applier<'_> {
@@ -410,9 +426,23 @@ impl Applier<'_> {
     fn set_meta(&self, path: &Path, meta: &Meta, kind: EntryType) -> Result<(), LayerError> {
         let (uid, gid) = (Uid::from_raw(meta.uid as u32), Gid::from_raw(meta.gid as u32));
         match fchownat(None, path, Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            // EINVAL: the id is not mapped in our user namespace (rootless);
-            // EPERM: we may not give files away. The files stay ours.
-            Ok(()) | Err(Errno::EINVAL) | Err(Errno::EPERM) => {}
+            Ok(()) => {}
+            // EINVAL: the id is not mapped in our user namespace (rootless
+            // without a big enough subordinate range); EPERM: we may not give
+            // files away. Keeping the file ours would silently make it root's
+            // in the image, so the layer cannot be used here.
+            Err(Errno::EINVAL) | Err(Errno::EPERM) if !self.owners => {}
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => {
+                let rel = path.strip_prefix(self.root).unwrap_or(path);
+                let mapping = crate::sandbox::userns::IdMapping::current();
+                return Err(LayerError::Unmapped(Box::new(super::UnmappedOwner {
+                    layer: self.layer.to_owned(),
+                    entry: format!("/{}", rel.display()),
+                    uid: meta.uid,
+                    gid: meta.gid,
+                    hint: mapping.more_ids_hint().unwrap_or_else(|| "kiln may not give files away here".into()),
+                })));
+            }
             Err(e) => return Err(io_err("changing owner of", path)(e.into())),
         }
         if kind != EntryType::Symlink {

@@ -30,4 +30,21 @@ pub enum LayerError {
     Unsafe { layer: String, entry: String, why: &'static str },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A file owned by an id kiln's user namespace does not have.
+    #[error(transparent)]
+    Unmapped(Box<UnmappedOwner>),
+}
+
+/// A layer's file whose owner kiln cannot give it (boxed in [`LayerError`],
+/// which stays small).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "layer {layer}: {entry} is owned by uid {uid} and gid {gid}, which do not exist in kiln's user namespace. {hint}"
+)]
+pub struct UnmappedOwner {
+    pub layer: String,
+    pub entry: String,
+    pub uid: u64,
+    pub gid: u64,
+    pub hint: String,
 }

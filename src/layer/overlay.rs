@@ -15,11 +15,12 @@ use std::path::Path;
 pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// The opaque markers overlayfs may have written in an upper folder: either
-/// namespace, as the mount was made.
-pub const OPAQUE_XATTRS: [&str; 2] = [OPAQUE_XATTR, "trusted.overlay.opaque"];
+/// namespace, as the mount was made, or fuse-overlayfs's own when it runs
+/// unprivileged.
+pub const OPAQUE_XATTRS: [&str; 3] = [OPAQUE_XATTR, "trusted.overlay.opaque", "user.fuseoverlayfs.opaque"];
 
-/// The prefixes of overlayfs's xattrs.
-const PREFIXES: [&[u8]; 2] = [b"user.overlay.", b"trusted.overlay."];
+/// The prefixes of overlayfs's (and fuse-overlayfs's) xattrs.
+const PREFIXES: [&[u8]; 3] = [b"user.overlay.", b"trusted.overlay.", b"user.fuseoverlayfs."];
 
 /// Whether the xattr `name` is overlayfs's own.
 pub fn is_overlay_xattr(name: &[u8]) -> bool {
@@ -43,6 +44,7 @@ mod tests {
             ("user.keep", false),
             ("security.capability", false),
             ("user.overlayx", false),
+            ("user.fuseoverlayfs.origin", true),
         ] {
             assert_eq!(is_overlay_xattr(name.as_bytes()), want, "{name}");
         }

@@ -7,8 +7,9 @@ use kiln_frontend::{ExecOp, Shortened};
 use kiln_solver::ExecContext;
 
 use super::{Engine, EngineError, FsState};
-use crate::layer::{diff, LayerWriter};
+use crate::layer::LayerWriter;
 use crate::sandbox::rootfs::MountPoints;
+use crate::sandbox::userns::IdMapping;
 use crate::sandbox::{Spec, SpecFile, Stdio};
 
 /// How many lines of a failed RUN's output the error shows.
@@ -27,10 +28,25 @@ pub(super) fn tail_text(tail: &[String]) -> String {
     s
 }
 
+/// A failed step's hint, shown after its output.
+pub(super) fn hint_text(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+}
+
+/// With a single-id map, a step that needs any user but root fails in ways
+/// (EINVAL from chown or setuid) that do not say why: say it.
+fn single_id_hint() -> Option<String> {
+    let mapping = IdMapping::current();
+    if !matches!(mapping, IdMapping::Single { .. }) {
+        return None;
+    }
+    mapping.more_ids_hint().map(|h| format!("if the step needs users or groups other than root (chown, USER, su): {h}"))
+}
+
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let base = &inputs[0];
-        let mount = self.snapshots.mount(&base.layers, true)?;
+        let mut mount = self.snapshots.mount(&base.layers, true)?;
         let made = MountPoints::before(&mount.root);
         let spec = Spec {
             rootfs: mount.root.clone(),
@@ -58,12 +74,10 @@ impl Engine {
         }
         if code != 0 {
             let command = Shortened::new(&op.args.join(" ")).quoted();
-            return Err(EngineError::RunFailed { command, code, tail: tail.into() });
+            return Err(EngineError::RunFailed { command, code, tail: tail.into(), hint: single_id_hint() });
         }
-        let upper = mount.upper.clone().expect("a writable mount has an upper dir");
-        made.clean(&upper);
         let mut writer = LayerWriter::new(&self.store)?;
-        diff::write_upper(&upper, writer.tar())?;
+        mount.write_diff(&made, writer.tar())?;
         let layer = writer.finish()?;
         drop(mount);
         Ok(base.with(layer))

@@ -47,8 +47,8 @@ impl FsState {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// `command` is quoted, and shortened when long (see [`kiln_frontend::Shortened::quoted`]).
-    #[error("process {command} did not complete successfully: exit code: {code}{}", exec::tail_text(.tail))]
-    RunFailed { command: String, code: i32, tail: Vec<String> },
+    #[error("process {command} did not complete successfully: exit code: {code}{}{}", exec::tail_text(.tail), exec::hint_text(.hint))]
+    RunFailed { command: String, code: i32, tail: Vec<String>, hint: Option<String> },
     #[error("the step was cancelled because another step failed")]
     Cancelled,
     #[error(transparent)]

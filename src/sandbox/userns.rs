@@ -148,7 +148,8 @@ fn map_ids(pid: u32) -> Result<()> {
         return run(&newgidmap, gid.as_raw(), sg);
     }
     // No subordinate ids: the user alone becomes root. Files owned by other ids
-    // cannot be created then; extraction ignores such chown failures.
+    // cannot be created then: extraction fails naming the file and the id, and
+    // a failed step says why (see `IdMapping::more_ids_hint`).
     let write = |file: &str, text: String| {
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         fs::write(&path, text).map_err(|e| UsernsError::WriteMap(path, e))
@@ -158,11 +159,115 @@ fn map_ids(pid: u32) -> Result<()> {
     write("gid_map", format!("0 {} 1\n", gid.as_raw()))
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
+/// `tool` in PATH or the usual system folders.
+pub fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(tool)).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .chain(["/usr/bin", "/usr/sbin", "/bin"].map(|d| Path::new(d).join(tool)))
         .find(|p| p.is_file())
+}
+
+/// How the ids of kiln's process map to the host's (`/proc/self/uid_map`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdMapping {
+    /// No user namespace of kiln's: every id is the host's own.
+    Host,
+    /// The user as root plus subordinate ids: ids `0..=max` inside.
+    Range { max_uid: u64, max_gid: u64, host_uid: u32 },
+    /// The user alone, as root: no other id exists.
+    Single { host_uid: u32, host_gid: u32 },
+}
+
+/// `(inside, outside, count)` of each line of an id map.
+fn map_lines(text: &str) -> Vec<(u64, u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| (f[0], f[1], f[2]))
+        })
+        .collect()
+}
+
+impl IdMapping {
+    /// This process's mapping.
+    pub fn current() -> Self {
+        let read = |f: &str| map_lines(&fs::read_to_string(f).unwrap_or_default());
+        Self::from_maps(&read("/proc/self/uid_map"), &read("/proc/self/gid_map"))
+    }
+
+    fn from_maps(uid: &[(u64, u64, u64)], gid: &[(u64, u64, u64)]) -> Self {
+        let full = |m: &[(u64, u64, u64)]| m.iter().any(|&(i, o, c)| i == 0 && o == 0 && c >= u64::from(u32::MAX));
+        if full(uid) || uid.is_empty() {
+            return IdMapping::Host;
+        }
+        let count = |m: &[(u64, u64, u64)]| m.iter().map(|l| l.2).sum::<u64>();
+        let host = |m: &[(u64, u64, u64)]| m.iter().find(|l| l.0 == 0).map_or(0, |l| l.1 as u32);
+        if count(uid) <= 1 || count(gid) <= 1 {
+            return IdMapping::Single { host_uid: host(uid), host_gid: host(gid) };
+        }
+        let max = |m: &[(u64, u64, u64)]| m.iter().map(|&(i, _, c)| i + c - 1).max().unwrap_or(0);
+        IdMapping::Range { max_uid: max(uid), max_gid: max(gid), host_uid: host(uid) }
+    }
+
+    /// One line for `kiln info`.
+    pub fn describe(&self) -> String {
+        match self {
+            IdMapping::Host => "the host's ids (no user namespace)".into(),
+            IdMapping::Range { max_uid, max_gid, host_uid } => {
+                format!("uids 0-{max_uid}, gids 0-{max_gid} (0 is host uid {host_uid}; the rest from /etc/subuid and /etc/subgid)")
+            }
+            IdMapping::Single { host_uid, host_gid } => {
+                format!("a single id: 0 is host uid {host_uid}, gid {host_gid} (no /etc/subuid and /etc/subgid range)")
+            }
+        }
+    }
+
+    /// What to do when something needs an id this mapping lacks; None when
+    /// every id is mapped.
+    pub fn more_ids_hint(&self) -> Option<String> {
+        let name = |uid: u32| User::from_uid(Uid::from_raw(uid)).ok().flatten().map_or(uid.to_string(), |u| u.name);
+        match self {
+            IdMapping::Host => None,
+            IdMapping::Single { host_uid, .. } => {
+                let user = name(*host_uid);
+                Some(format!(
+                    "kiln runs rootless with a single id: only root (your uid {host_uid}) exists in its user \
+                     namespace, because {user} has no range in /etc/subuid and /etc/subgid (or newuidmap and \
+                     newgidmap are missing). Add one with `sudo usermod --add-subuids 100000-165535 \
+                     --add-subgids 100000-165535 {user}` (package uidmap provides newuidmap)"
+                ))
+            }
+            IdMapping::Range { max_uid, max_gid, host_uid } => {
+                let user = name(*host_uid);
+                Some(format!(
+                    "kiln runs rootless with uids 0-{max_uid} and gids 0-{max_gid} only (the ranges of {user} in \
+                     /etc/subuid and /etc/subgid); give {user} a larger range with `sudo usermod --add-subuids \
+                     START-END --add-subgids START-END {user}`"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps_are_told_apart() {
+        let host = map_lines("         0          0 4294967295\n");
+        assert_eq!(IdMapping::from_maps(&host, &host), IdMapping::Host);
+        let single = map_lines("0 1000 1\n");
+        assert_eq!(IdMapping::from_maps(&single, &single), IdMapping::Single { host_uid: 1000, host_gid: 1000 });
+        let range = map_lines("0 1000 1\n1 100000 65536\n");
+        assert_eq!(
+            IdMapping::from_maps(&range, &range),
+            IdMapping::Range { max_uid: 65536, max_gid: 65536, host_uid: 1000 }
+        );
+        assert!(IdMapping::Host.more_ids_hint().is_none());
+        let hint = IdMapping::from_maps(&single, &single).more_ids_hint().unwrap();
+        assert!(hint.contains("usermod --add-subuids 100000-165535"), "{hint}");
+    }
 }

@@ -97,6 +97,32 @@ pub fn ensure_rootless_user() {
     });
 }
 
+/// The unprivileged user with no /etc/subuid or /etc/subgid range: kiln
+/// maps it alone, a single id.
+pub const SINGLE_ID_USER: &str = "kiln-single-id";
+
+/// Create [`SINGLE_ID_USER`] unless it exists: a system user, which useradd
+/// gives no subordinate ids (and none is added later).
+pub fn ensure_single_id_user() {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        if !Command::new("id").arg(SINGLE_ID_USER).output().unwrap().status.success() {
+            assert!(nix::unistd::geteuid().is_root(), "the tests create the user {SINGLE_ID_USER} as root (CI does)");
+            let out = Command::new("useradd")
+                .args(["--system", "--create-home", "--shell", "/bin/sh", SINGLE_ID_USER])
+                .output()
+                .unwrap();
+            let exists = Command::new("id").arg(SINGLE_ID_USER).output().unwrap().status.success();
+            assert!(out.status.success() || exists, "useradd: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = fs::read_to_string(file).unwrap_or_default();
+            let mine = format!("{SINGLE_ID_USER}:");
+            assert!(!text.lines().any(|l| l.starts_with(&mine)), "{SINGLE_ID_USER} must have no range in {file}");
+        }
+    });
+}
+
 /// A copy of the kiln binary any user can run, wherever the checkout lives
 /// (CI's clone may sit under a folder only root can enter).
 pub fn shared_kiln() -> &'static str {
@@ -121,6 +147,19 @@ pub enum Mode {
     Root,
     /// [`ROOTLESS_USER`], through runuser: kiln's rootless mode.
     Rootless,
+    /// [`SINGLE_ID_USER`], through runuser: rootless with a single-id map.
+    SingleId,
+}
+
+impl Mode {
+    /// The user kiln runs as, when not the test's own.
+    fn user(self) -> Option<&'static str> {
+        match self {
+            Mode::Root => None,
+            Mode::Rootless => Some(ROOTLESS_USER),
+            Mode::SingleId => Some(SINGLE_ID_USER),
+        }
+    }
 }
 
 /// A kiln with a fresh store and a context folder to write a build into.
@@ -163,18 +202,20 @@ impl Kiln {
         let dir = tempfile::Builder::new().prefix("kiln-it-").tempdir().unwrap();
         fs::create_dir_all(dir.path().join("ctx")).unwrap();
         let k = Kiln { dir, mode };
-        if mode == Mode::Rootless {
-            ensure_rootless_user();
-            k.give(k.dir.path());
+        match mode {
+            Mode::Root => {}
+            Mode::Rootless => ensure_rootless_user(),
+            Mode::SingleId => ensure_single_id_user(),
         }
+        k.give(k.dir.path());
         k
     }
 
     /// Hand `path` to the user kiln runs as (a no-op for root), so that what a
     /// test checks is kiln's confinement, not the file's permissions.
     pub fn give(&self, path: &Path) {
-        if self.mode == Mode::Rootless {
-            let owner = format!("{ROOTLESS_USER}:{ROOTLESS_USER}");
+        if let Some(user) = self.mode.user() {
+            let owner = format!("{user}:{user}");
             let ok = Command::new("chown").args(["-R", &owner]).arg(path).status().unwrap().success();
             assert!(ok, "chown {owner} {}", path.display());
         }
@@ -199,12 +240,12 @@ impl Kiln {
     /// A command running kiln on this store, as this kiln's user; add the
     /// subcommand and its arguments.
     pub fn command(&self) -> Command {
-        let mut cmd = match self.mode {
-            Mode::Root => Command::new(kiln_bin()),
-            Mode::Rootless => {
+        let mut cmd = match self.mode.user() {
+            None => Command::new(kiln_bin()),
+            Some(user) => {
                 let mut c = Command::new("runuser");
-                let home = format!("HOME=/home/{ROOTLESS_USER}");
-                c.args(["-u", ROOTLESS_USER, "--", "env", &home, "XDG_DATA_HOME=", shared_kiln()]);
+                let home = format!("HOME=/home/{user}");
+                c.args(["-u", user, "--", "env", &home, "XDG_DATA_HOME=", shared_kiln()]);
                 c
             }
         };

@@ -1,10 +1,14 @@
 //! Snapshots: every layer is extracted once into `snapshots/<diffID hex>/`, and a
 //! filesystem made of layers is an overlayfs mount with those folders as lower
 //! dirs — plus a fresh upper dir when it is writable, which then holds exactly
-//! the changes made through the mount.
+//! the changes made through the mount. Where the kernel refuses overlayfs (some
+//! rootless set-ups) fuse-overlayfs mounts the same folders, and without it the
+//! copy snapshotter copies the layers instead ([`probe`] chooses; [`copy`]).
+//! All three give the same layers for the same steps.
 //!
 //! Mounts are made in kiln's private mount namespace (see `main`), so one that is
-//! not unmounted (a crash, a kill) vanishes with the process instead of leaking.
+//! not unmounted (a crash, a kill) vanishes with the process instead of leaking
+//! (fuse-overlayfs's daemon dies with kiln: see [`fuse`]).
 //!
 //! The mount options (`lowerdir=a:b:…`) must fit in one page (the kernel copies
 //! the mount data into a single page and cuts it there), and a snapshot's own
@@ -21,8 +25,16 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use tempfile::TempDir;
 
-use crate::layer::{extract, Layer, LayerError};
+use crate::layer::{diff, extract, Layer, LayerError};
+use crate::sandbox::rootfs::MountPoints;
 use crate::store::Store;
+
+mod copy;
+mod fuse;
+pub mod probe;
+
+pub use fuse::FuseError;
+pub use probe::{Choice, Kind};
 
 /// Errors of snapshots and mounts.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +51,19 @@ pub enum SnapshotError {
     TooManyLayers { layers: usize, len: usize, limit: usize, fit: usize, root: PathBuf },
     #[error("the short link {link} of snapshot {snapshot} points to {target} instead")]
     LinkCollision { link: PathBuf, snapshot: String, target: PathBuf },
-    #[error("mounting an overlay of {layers} layer(s) on {target}")]
+    #[error("mounting an overlay of {layers} layer(s) on {target} (KILN_SNAPSHOTTER=fuse-overlayfs or copy avoids the kernel's overlayfs)")]
     Mount {
         layers: usize,
         target: PathBuf,
         #[source]
         source: nix::errno::Errno,
     },
+    #[error(transparent)]
+    Fuse(#[from] FuseError),
+    #[error("writing the changes as a layer")]
+    Diff(#[source] LayerError),
+    #[error(transparent)]
+    Choice(#[from] probe::UnknownSnapshotter),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError {
@@ -58,18 +76,66 @@ pub struct Snapshotter {
     store: Store,
 }
 
-/// A mounted filesystem; unmounted and removed on drop.
+/// A filesystem made of layers: always a real folder at `root`; unmounted and
+/// removed on drop.
 pub struct Mount {
-    /// Where the filesystem is mounted.
+    /// Where the filesystem is (mounted, or copied).
     pub root: PathBuf,
-    /// The upper dir of a writable mount: the changes.
+    /// The upper dir of a writable overlay: the changes. None for a copy.
     pub upper: Option<PathBuf>,
+    backing: Backing,
     _dir: TempDir,
+}
+
+/// What makes a [`Mount`]'s folder, and so how its changes are found.
+enum Backing {
+    Kernel,
+    /// The daemon, and the lower folders (for [`diff::write_fuse_upper`]).
+    Fuse(fuse::Daemon, Vec<PathBuf>),
+    /// A copy, with what it held before when it is writable.
+    Copy(Option<copy::Baseline>),
+}
+
+impl Mount {
+    /// Write what changed in this writable filesystem to `out`, as an OCI
+    /// layer, leaving out the mount points `made` the sandbox had to create.
+    /// A fuse-overlayfs mount is unmounted first, so its daemon has written
+    /// everything.
+    pub fn write_diff<W: std::io::Write>(
+        &mut self,
+        made: &MountPoints,
+        out: &mut tar::Builder<W>,
+    ) -> Result<(), SnapshotError> {
+        match &mut self.backing {
+            Backing::Kernel => {
+                let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
+                made.clean(upper);
+                diff::write_upper(upper, out).map_err(SnapshotError::Diff)
+            }
+            Backing::Fuse(daemon, lowers) => {
+                daemon.unmount();
+                let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
+                made.clean(upper);
+                diff::write_fuse_upper(upper, lowers, out).map_err(SnapshotError::Diff)
+            }
+            Backing::Copy(baseline) => {
+                let baseline = baseline.as_ref().expect("a writable copy has a baseline");
+                made.clean(&self.root);
+                baseline.write_diff(&self.root, out).map_err(SnapshotError::Diff)
+            }
+        }
+    }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = umount2(&self.root, MntFlags::MNT_DETACH);
+        match &mut self.backing {
+            Backing::Kernel => {
+                let _ = umount2(&self.root, MntFlags::MNT_DETACH);
+            }
+            Backing::Fuse(daemon, _) => daemon.unmount(),
+            Backing::Copy(_) => {}
+        }
     }
 }
 
@@ -111,8 +177,17 @@ impl Snapshotter {
         short_link(&self.store.snapshots_dir(), layer.diff_id.hex())
     }
 
-    /// Mount `layers` (bottom first). Writable mounts get an upper dir.
+    /// The snapshotter this process uses (probed once; see [`probe`]).
+    pub fn choice(&self) -> Result<Choice, SnapshotError> {
+        Ok(probe::choose(&self.store.work_dir())?)
+    }
+
+    /// Mount `layers` (bottom first). Writable mounts get an upper dir (or,
+    /// copied, a baseline to compare with).
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
+        if self.choice()?.kind == Kind::Copy {
+            return self.copy(layers, writable);
+        }
         // The short links, not the snapshot folders: the options must fit in a page.
         // overlayfs lists the top layer first, and refuses a folder listed twice
         // (ELOOP) — which a stack holds whenever two steps made the same layer,
@@ -137,7 +212,8 @@ impl Snapshotter {
         // An empty bottom layer: overlayfs needs two lower dirs when it has no upper
         // dir, and one when the stack is empty (FROM scratch).
         lowers.push(empty);
-        let lowers: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
+        let lower_dirs = lowers;
+        let lowers: Vec<String> = lower_dirs.iter().map(|p| escape(p)).collect();
         let lowerdir = lowers.join(":");
         // userxattr: opaque-dir markers live in user.overlay.* xattrs, the only ones
         // an overlay mounted inside a user namespace (rootless) can use, so every
@@ -151,6 +227,12 @@ impl Snapshotter {
             }
             data.push_str(&format!(",upperdir={},workdir={}", escape(&u), escape(&w)));
             upper = Some(u);
+        }
+        // fuse-overlayfs takes its options from its command line: no page limit.
+        if self.choice()?.kind == Kind::FuseOverlayfs {
+            let work = dir.path().join("work");
+            let daemon = fuse::Daemon::mount(&lowers, upper.as_deref().map(|u| (u, work.as_path())), &root)?;
+            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), _dir: dir });
         }
         // The kernel copies the options into one page and cuts them at its last
         // byte (it must hold the NUL), so longer options would reach overlayfs cut
@@ -176,7 +258,21 @@ impl Snapshotter {
         let flags = if writable { MsFlags::MS_NODEV } else { MsFlags::MS_RDONLY | MsFlags::MS_NODEV };
         mount(Some("overlay"), &root, Some("overlay"), flags, Some(data.as_str()))
             .map_err(|source| SnapshotError::Mount { layers: layers.len(), target: root.clone(), source })?;
-        Ok(Mount { root, upper, _dir: dir })
+        Ok(Mount { root, upper, backing: Backing::Kernel, _dir: dir })
+    }
+
+    /// The copy snapshotter's "mount": the layers applied one over the other
+    /// into a folder of its own.
+    fn copy(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&crate::store::temp_prefix("copy"))
+            .tempdir_in(self.store.work_dir())
+            .map_err(io("creating a folder in", &self.store.work_dir()))?;
+        let root = dir.path().join("merged");
+        fs::create_dir(&root).map_err(io("creating", &root))?;
+        copy::populate(&self.store, layers, &root)?;
+        let baseline = if writable { Some(copy::Baseline::record(&root, dir.path())?) } else { None };
+        Ok(Mount { root, upper: None, backing: Backing::Copy(baseline), _dir: dir })
     }
 }
 
