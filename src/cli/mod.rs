@@ -7,6 +7,7 @@ pub mod debug;
 pub mod debug_context;
 pub mod debug_expand;
 pub mod images;
+pub mod limits;
 pub mod load;
 pub mod output;
 pub mod registry;
