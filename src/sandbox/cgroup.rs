@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+
 use super::Limits;
 
 /// The pids limit a RUN gets when the build sets none. It counts threads
@@ -215,13 +217,14 @@ impl Cgroup {
     /// made for it (the sandbox then bounds its processes with RLIMIT_NPROC).
     pub(crate) fn for_limits(limits: &Limits) -> Result<Option<Cgroup>> {
         match Cgroup::create(limits) {
-            Ok(cgroup) => Ok(cgroup),
+            // The default pids limit gives way (RLIMIT_NPROC stands in for
+            // it); an explicit limit the cgroup cannot take is still an error.
             Err(CgroupError::NotDelegated { .. } | CgroupError::NoController { .. } | CgroupError::Busy { .. })
-                if limits.memory.is_none() && limits.millicpus.is_none() && limits.pids_default =>
+                if limits.pids_default =>
             {
-                Ok(None)
+                Cgroup::create(&Limits { pids: None, pids_default: false, ..*limits })
             }
-            Err(e) => Err(e),
+            made => made,
         }
     }
 
@@ -252,6 +255,7 @@ impl Cgroup {
             if version == Version::V2 {
                 enable(&own, &wanted, &layout, limit)?;
             }
+            sweep(&own, version);
             let path = own.join(&name);
             fs::create_dir(&path).map_err(|source| denied(limit, &own, source))?;
             cgroup.dirs.push(Dir { version, path, controllers: vec![controller] });
@@ -261,6 +265,7 @@ impl Cgroup {
         if cgroup.dirs.iter().all(|d| d.version == Version::V1) {
             if let Some((Version::V1, own)) = layout.find("freezer") {
                 if cgroup.dirs.iter().all(|d| d.path.parent() != Some(&own)) {
+                    sweep(&own, Version::V1);
                     let path = own.join(&name);
                     if fs::create_dir(&path).is_ok() {
                         cgroup.dirs.push(Dir { version: Version::V1, path, controllers: vec!["freezer"] });
@@ -399,6 +404,30 @@ impl Drop for Cgroup {
                 thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Remove the cgroups a kiln left under `own` when it died without its
+/// `Drop` running (SIGKILL, or a signal kiln does not handle): their
+/// processes died with it (parent-death signals), but the directories stay
+/// until someone removes them. A name whose pid is alive is left alone.
+fn sweep(own: &Path, version: Version) {
+    let Ok(entries) = fs::read_dir(own) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("kiln-")?.split('-').next()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        if pid <= 0 || unsafe { libc::kill(pid, 0) } == 0 || Errno::last() != Errno::ESRCH {
+            continue;
+        }
+        // A kiln killed while it froze its step leaves it frozen, and a
+        // frozen process cannot die.
+        let _ = fs::write(entry.path().join("freezer.state"), "THAWED");
+        // Dropped at once: killed whatever is left, removed.
+        drop(Cgroup { dirs: vec![Dir { version, path: entry.path(), controllers: Vec::new() }] });
     }
 }
 
