@@ -54,7 +54,7 @@ pub(super) fn format_size(bytes: u64) -> String {
 
 /// `ms` as `--step-timeout` takes it: `10s`, `1h30m`, `1500ms`.
 pub(super) fn format_duration(ms: u64) -> String {
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = ms / 1000;

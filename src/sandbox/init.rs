@@ -298,7 +298,7 @@ fn limit_processes(n: u64) -> Result<()> {
         Errno::result(libc::getrlimit(libc::RLIMIT_NPROC, &mut limit)).map_err(|e| InitError::ProcessLimit(n, e))?;
         let n = (n as libc::rlim_t).min(limit.rlim_max);
         let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
-        Errno::result(libc::setrlimit(libc::RLIMIT_NPROC, &limit)).map_err(|e| InitError::ProcessLimit(n as u64, e))?;
+        Errno::result(libc::setrlimit(libc::RLIMIT_NPROC, &limit)).map_err(|e| InitError::ProcessLimit(n, e))?;
     }
     Ok(())
 }
