@@ -30,7 +30,7 @@ pub(super) fn tail_text(tail: &[String]) -> String {
 
 /// The limits a RUN runs with: the build's, and the default pids limit
 /// where it set none (`Some(0)` there: no pids limit at all).
-fn step_limits(build: &Limits) -> Limits {
+pub(crate) fn step_limits(build: &Limits) -> Limits {
     let (pids, pids_default) = match build.pids {
         None => (Some(DEFAULT_PIDS_LIMIT), true),
         Some(0) => (None, false),

@@ -13,6 +13,8 @@ mod source;
 
 use std::collections::BTreeMap;
 
+pub(crate) use exec::step_limits;
+
 use kiln_frontend::{CopyFrom, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
 

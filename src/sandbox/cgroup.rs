@@ -228,6 +228,12 @@ impl Cgroup {
         }
     }
 
+    /// Make, then remove, the cgroup `limits` need: a build checks its
+    /// limits this way before any step runs.
+    pub(crate) fn check(limits: &Limits) -> Result<()> {
+        Cgroup::for_limits(limits).map(drop)
+    }
+
     fn create(limits: &Limits) -> Result<Option<Cgroup>> {
         let mut wanted: Vec<(&'static str, &'static str)> = Vec::new();
         if limits.memory.is_some() {
@@ -521,6 +527,58 @@ mod tests {
         // A cgroup namespace shows its own cgroup as `/`.
         let layout = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/\n");
         assert_eq!(layout.v2.unwrap().0, PathBuf::from("/sys/fs/cgroup"));
+    }
+
+    /// A cgroup over plain folders holding the files a kernel would show.
+    fn fake(version: Version, controllers: &[&'static str], files: &[&str]) -> (tempfile::TempDir, Cgroup) {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in files {
+            fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let dir = Dir { version, path: tmp.path().to_owned(), controllers: controllers.to_vec() };
+        (tmp, Cgroup { dirs: vec![dir] })
+    }
+
+    fn read(tmp: &tempfile::TempDir, file: &str) -> String {
+        fs::read_to_string(tmp.path().join(file)).unwrap()
+    }
+
+    const LIMITS: Limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(300),
+        millicpus: Some(1500),
+        timeout_ms: None,
+        pids_default: false,
+    };
+
+    #[test]
+    fn v2_limits_go_to_v2_files_and_swap_is_off() {
+        let (tmp, cgroup) = fake(Version::V2, &["memory", "pids", "cpu"], &["memory.swap.max", "memory.events"]);
+        cgroup.write_limits(&LIMITS).unwrap();
+        assert_eq!(read(&tmp, "memory.max"), "67108864");
+        assert_eq!(read(&tmp, "memory.swap.max"), "0");
+        assert_eq!(read(&tmp, "pids.max"), "300");
+        assert_eq!(read(&tmp, "cpu.max"), "150000 100000");
+        assert!(!cgroup.oom_killed());
+        fs::write(tmp.path().join("memory.events"), "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n").unwrap();
+        assert!(cgroup.oom_killed());
+        std::mem::forget(cgroup);
+    }
+
+    #[test]
+    fn v1_limits_go_to_v1_files_and_memsw_equals_memory() {
+        let (tmp, cgroup) = fake(Version::V1, &["memory", "cpu"], &["memory.memsw.limit_in_bytes"]);
+        cgroup.write_limits(&LIMITS).unwrap();
+        assert_eq!(read(&tmp, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read(&tmp, "memory.memsw.limit_in_bytes"), "67108864");
+        assert_eq!(read(&tmp, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&tmp, "cpu.cfs_quota_us"), "150000");
+        assert!(!tmp.path().join("pids.max").exists(), "pids is not this tree's");
+        fs::write(tmp.path().join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+        assert!(!cgroup.oom_killed());
+        fs::write(tmp.path().join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+        assert!(cgroup.oom_killed());
+        std::mem::forget(cgroup);
     }
 
     #[test]
