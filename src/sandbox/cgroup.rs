@@ -90,6 +90,8 @@ enum Version {
 struct Layout {
     /// kiln's own cgroup in the unified tree, and the controllers it offers.
     v2: Option<(PathBuf, Vec<String>)>,
+    /// Where the unified tree is mounted (its root, when the mount shows it all).
+    v2_mount: Option<PathBuf>,
     /// For each v1 tree: its controllers and kiln's own cgroup in it.
     v1: Vec<(Vec<String>, PathBuf)>,
 }
@@ -144,6 +146,7 @@ impl Layout {
                 "cgroup2" if layout.v2.is_none() => {
                     if let Some(path) = own("") {
                         layout.v2 = Some((dir(path), Vec::new()));
+                        layout.v2_mount = (root == "/").then(|| mountpoint.clone());
                     }
                 }
                 "cgroup" => {
@@ -258,9 +261,10 @@ impl Cgroup {
                 dir.controllers.push(controller);
                 continue;
             }
-            if version == Version::V2 {
-                enable(&own, &wanted, &layout, limit)?;
-            }
+            let own = match version {
+                Version::V2 => v2_parent(own, &wanted, &layout, limit)?,
+                Version::V1 => own,
+            };
             sweep(&own, version);
             let path = own.join(&name);
             fs::create_dir(&path).map_err(|source| denied(limit, &own, source))?;
@@ -461,6 +465,38 @@ fn denied(limit: &'static str, own: &Path, source: std::io::Error) -> CgroupErro
     }
 }
 
+/// The v2 cgroup to make the sandbox's under: kiln's own, once it lets its
+/// children have the controllers. Where it cannot, because it holds
+/// processes (a root shell's session, a container's sole cgroup), real root
+/// uses `kiln/` at the top of the tree instead, as docker's cgroupfs driver
+/// uses `docker/`: the root cgroup is exempt from the rule.
+fn v2_parent(own: PathBuf, wanted: &[(&str, &str)], layout: &Layout, limit: &'static str) -> Result<PathBuf> {
+    match enable(&own, wanted, layout, limit) {
+        Err(CgroupError::Busy { .. }) if real_root() && layout.v2_mount.is_some() => {
+            let top = layout.v2_mount.clone().expect("checked");
+            enable(&top, wanted, layout, limit)?;
+            let base = top.join("kiln");
+            match fs::create_dir(&base) {
+                Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(denied(limit, &top, e)),
+                _ => {}
+            }
+            enable(&base, wanted, layout, limit)?;
+            Ok(base)
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(own),
+    }
+}
+
+/// Root of the host, not of a user namespace (rootless kiln's root is not).
+fn real_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f == ["0", "0", "4294967295"]
+        })
+}
+
 /// On v2, a cgroup's children get a controller only when the cgroup lists
 /// it in `cgroup.subtree_control`. Enabling it fails (EBUSY) while the
 /// cgroup itself holds processes (v2's "no internal processes" rule), as
@@ -510,6 +546,7 @@ mod tests {
     fn a_hybrid_machine_uses_its_v1_trees() {
         let layout = Layout::parse(HYBRID_MOUNTS, HYBRID_CGROUP);
         assert_eq!(layout.v2, Some(("/sys/fs/cgroup/unified".into(), vec![])));
+        assert_eq!(layout.v2_mount, Some("/sys/fs/cgroup/unified".into()));
         let find = |c| layout.find(c);
         assert_eq!(find("memory"), Some((Version::V1, "/sys/fs/cgroup/memory/process_api/abc".into())));
         assert_eq!(find("pids"), Some((Version::V1, "/sys/fs/cgroup/pids".into())));
@@ -524,6 +561,8 @@ mod tests {
         layout.v2.as_mut().unwrap().1 = vec!["memory".into(), "pids".into()];
         assert_eq!(layout.find("memory"), Some((Version::V2, "/sys/fs/cgroup/c1".into())));
         assert_eq!(layout.find("cpu"), None);
+        // Not the whole tree: there is no top to fall back to.
+        assert_eq!(layout.v2_mount, None);
         // A cgroup namespace shows its own cgroup as `/`.
         let layout = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/\n");
         assert_eq!(layout.v2.unwrap().0, PathBuf::from("/sys/fs/cgroup"));
