@@ -8,9 +8,9 @@
 //! there; any other is looked up among the v1 mounts.
 //!
 //! The sandbox's cgroup is a child of kiln's own (per tree on v1), named
-//! `kiln-<pid>-<n>`. The launcher moves the sandbox's first process into it
-//! while that process waits for its id maps, before it has forked anything,
-//! so every process of the step is born inside. When the step ends (or
+//! `kiln-<pid>-<pid namespace>-<n>`. The launcher moves the sandbox's first
+//! process into it while that process waits for its id maps, before it has
+//! forked anything, so every process of the step is born inside. When the step ends (or
 //! fails, or is cancelled, or times out) [`Cgroup`]'s `Drop` kills whatever
 //! is left in it (v2 `cgroup.kill`; v1 the freezer, then SIGKILL to each
 //! process) and removes the directories.
@@ -252,7 +252,8 @@ impl Cgroup {
             return Ok(None);
         }
         let layout = Layout::current()?;
-        let name = format!("kiln-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("kiln-{}-{}-{n}", std::process::id(), pid_namespace());
         // Dropped on any error below: what was made so far is removed.
         let mut cgroup = Cgroup { dirs: Vec::new() };
         for (controller, limit) in &wanted {
@@ -425,10 +426,17 @@ fn sweep(own: &Path, version: Version) {
     let Ok(entries) = fs::read_dir(own) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("kiln-")?.split('-').next()?.parse::<i32>().ok())
-        else {
+        let Some((pid, ns)) = name.to_str().and_then(|n| {
+            let mut f = n.strip_prefix("kiln-")?.split('-');
+            Some((f.next()?.parse::<i32>().ok()?, f.next()?.parse::<u64>().ok()?))
+        }) else {
             continue;
         };
+        // A pid means something only in the pid namespace that made it: a
+        // kiln elsewhere (another container sharing the tree) is left alone.
+        if ns != pid_namespace() {
+            continue;
+        }
         // SAFETY: signal 0 only checks that the process exists.
         if pid <= 0 || unsafe { libc::kill(pid, 0) } == 0 || Errno::last() != Errno::ESRCH {
             continue;
@@ -439,6 +447,13 @@ fn sweep(own: &Path, version: Version) {
         // Dropped at once: killed whatever is left, removed.
         drop(Cgroup { dirs: vec![Dir { version, path: entry.path(), controllers: Vec::new() }] });
     }
+}
+
+/// This process's pid namespace, by inode number (0 when unknown), part of
+/// the name of each cgroup kiln makes.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
 }
 
 /// The processes in the cgroup at `dir`.

@@ -277,3 +277,38 @@ fn rootless_without_a_delegated_cgroup_refuses_explicit_limits_instead_of_ignori
     // The timeout needs no cgroup.
     k.build(&["--step-timeout", "1m"]).ok();
 }
+
+#[test]
+fn the_cgroup_of_a_kiln_that_was_killed_is_removed_by_the_next_build() {
+    let k = Kiln::with_busybox();
+    k.write("Dockerfile", "FROM busybox\nRUN echo ready; sleep 86408\n");
+    let mut child = k
+        .command()
+        .args(["build", "--memory", "64m"])
+        .arg(k.ctx())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.lines().any(|l| l.ends_with(" ready")) {
+        assert_ne!(stderr.read_line(&mut seen).unwrap(), 0, "the build ended early:\n{seen}");
+    }
+    // No Drop runs: kiln is gone at once.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let prefix = format!("kiln-{}-", child.id());
+    // Its step dies with it (parent-death signals) ...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with("sleep 86408").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", processes_with("sleep 86408"));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // ... but not its cgroup, which the next build removes.
+    assert!(!cgroups_named(&prefix).is_empty(), "a killed kiln's cgroup should be there to sweep");
+    k.write("Dockerfile", "FROM busybox\nRUN echo next\n");
+    k.build(&["--memory", "64m"]).ok();
+    let left = cgroups_named(&prefix);
+    assert!(left.is_empty(), "{left:?}");
+}
