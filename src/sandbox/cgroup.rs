@@ -10,10 +10,11 @@
 //! The sandbox's cgroup is a child of kiln's own (per tree on v1), named
 //! `kiln-<pid>-<pid namespace>-<n>`. The launcher moves the sandbox's first
 //! process into it while that process waits for its id maps, before it has
-//! forked anything, so every process of the step is born inside. When the step ends (or
-//! fails, or is cancelled, or times out) [`Cgroup`]'s `Drop` kills whatever
-//! is left in it (v2 `cgroup.kill`; v1 the freezer, then SIGKILL to each
-//! process) and removes the directories.
+//! forked anything, so every process of the step is born inside. When the
+//! step ends (or fails, or is cancelled, or times out) [`Cgroup`]'s `Drop`
+//! kills whatever is left in it (v2 `cgroup.kill`; v1 the freezer, then
+//! SIGKILL to each process) and removes the directories. A kiln killed
+//! outright leaves its directories behind; the next kiln removes them.
 //!
 //! Rootless kiln can use cgroups only where the tree is delegated to the
 //! user (a writable v2 subtree). Where it is not, an explicit limit is an
