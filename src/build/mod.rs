@@ -70,6 +70,8 @@ pub enum BuildError {
     Ignore(#[from] ContextError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Limits(#[from] crate::sandbox::cgroup::CgroupError),
     #[error("starting the build's threads")]
     Runtime(#[source] std::io::Error),
     /// `place` is `Dockerfile:LINE: ` when the failing step is known.
@@ -230,6 +232,8 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
+    // So are the limits: one that cannot be applied fails now, not at the first RUN.
+    crate::sandbox::cgroup::Cgroup::check(&crate::ops::step_limits(&request.run.limits))?;
     // Named folders are checked before any work too.
     let named_roots = named::resolve(&request.named_contexts)?;
     let opts = frontend_options(&request, dockerfile_name);

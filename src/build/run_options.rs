@@ -14,6 +14,8 @@ pub struct RunOptions {
     /// `--allow`.
     pub allow: Entitlements,
     /// `--memory`, `--pids-limit`, `--cpus`, `--step-timeout`, for every RUN.
+    /// `pids`: `None` for the engine's default
+    /// ([`crate::sandbox::cgroup::DEFAULT_PIDS_LIMIT`]), `Some(0)` for none.
     pub limits: Limits,
     /// `--debug-shell`: when a RUN fails, open a shell in its filesystem.
     pub debug_shell: bool,

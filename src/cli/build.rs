@@ -63,6 +63,21 @@ pub struct Args {
     /// when it breaks a rule and says `# check=error=true`.
     #[arg(long)]
     pub check: bool,
+    /// Memory limit of each RUN step: bytes, or a number with k, m or g
+    /// (64m, 1.5g; at least 6m). Beyond it the step fails as out of memory.
+    #[arg(long, value_name = "SIZE", value_parser = super::limits::memory)]
+    pub memory: Option<u64>,
+    /// Processes and threads each RUN step may have [default: 4096];
+    /// 0 or -1 for no limit.
+    #[arg(long = "pids-limit", value_name = "N", value_parser = super::limits::pids, allow_hyphen_values = true)]
+    pub pids_limit: Option<u64>,
+    /// CPU time of each RUN step, in CPUs (1.5: one and a half).
+    #[arg(long, value_name = "X", value_parser = super::limits::cpus)]
+    pub cpus: Option<u64>,
+    /// Kill a RUN step, and fail the build, when it runs longer than this
+    /// (30s, 5m, 1h30m).
+    #[arg(long = "step-timeout", value_name = "DURATION", value_parser = super::limits::duration)]
+    pub step_timeout: Option<u64>,
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,

@@ -8,6 +8,7 @@ pub mod debug_context;
 pub mod debug_expand;
 pub mod images;
 pub mod info;
+pub mod limits;
 pub mod load;
 pub mod output;
 pub mod registry;
@@ -36,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile.
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Run a command in a new container from an image.
     Run(run::Args),
     /// List images.

@@ -7,6 +7,7 @@ use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
 use kiln::registry::{PullPolicy, RegistryConfig, Transfer, TransferProgress};
+use kiln::sandbox::Limits;
 use kiln::store::Store;
 use kiln_solver::{Digest, Event};
 
@@ -64,6 +65,13 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     };
     request.registry = config.clone();
     request.cache_from = args.cache_from.iter().map(|c| CacheLocation::parse_from(c)).collect::<Result<_, _>>()?;
+    request.run.limits = Limits {
+        memory: args.memory,
+        pids: args.pids_limit,
+        millicpus: args.cpus,
+        timeout_ms: args.step_timeout,
+        ..Limits::default()
+    };
     request.cache_to = args.cache_to.iter().map(|c| CacheExport::parse(c)).collect::<Result<_, _>>()?;
     if args.check {
         return super::build_check::check(store, &request);

@@ -45,7 +45,7 @@ pub fn main() -> i32 {
         let store = Store::open(&settings.root)?;
         match command {
             Command::Debug(_) => unreachable!("handled above"),
-            Command::Build(args) => build::build(&store, &settings.registry, args).map(|()| 0),
+            Command::Build(args) => build::build(&store, &settings.registry, *args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
             Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),

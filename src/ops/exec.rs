@@ -8,9 +8,10 @@ use kiln_solver::ExecContext;
 
 use super::{Engine, EngineError, FsState};
 use crate::layer::LayerWriter;
+use crate::sandbox::cgroup::DEFAULT_PIDS_LIMIT;
 use crate::sandbox::rootfs::MountPoints;
 use crate::sandbox::userns::IdMapping;
-use crate::sandbox::{Spec, SpecFile, Stdio};
+use crate::sandbox::{Limits, Spec, SpecFile, Stdio};
 
 /// How many lines of a failed RUN's output the error shows.
 const TAIL_LINES: usize = 12;
@@ -43,6 +44,46 @@ fn single_id_hint() -> Option<String> {
     mapping.more_ids_hint().map(|h| format!("if the step needs users or groups other than root (chown, USER, su): {h}"))
 }
 
+/// The limits a RUN runs with: the build's, and the default pids limit
+/// where it set none (`Some(0)` there: no pids limit at all).
+pub(crate) fn step_limits(build: &Limits) -> Limits {
+    let (pids, pids_default) = match build.pids {
+        None => (Some(DEFAULT_PIDS_LIMIT), true),
+        Some(0) => (None, false),
+        Some(n) => (Some(n), false),
+    };
+    Limits { pids, pids_default, ..*build }
+}
+
+/// `bytes` as a person writes a limit: `64 MiB`, `1.5 GiB`, `1000 bytes`.
+pub(super) fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            let whole = bytes / size;
+            let tenths = (bytes % size) * 10 / size;
+            return if tenths == 0 { format!("{whole} {unit}") } else { format!("{whole}.{tenths} {unit}") };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// `ms` as `--step-timeout` takes it: `10s`, `1h30m`, `1500ms`.
+pub(super) fn format_duration(ms: u64) -> String {
+    if ms == 0 || !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            text += &format!("{n}{unit}");
+        }
+    }
+    text
+}
+
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let base = &inputs[0];
@@ -58,6 +99,7 @@ impl Engine {
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
+            limits: step_limits(&self.run.limits),
             ..Spec::default()
         };
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
@@ -68,18 +110,52 @@ impl Engine {
             tail.push_back(line.to_owned());
             ctx.log(line);
         };
-        let code = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?.code;
+        let exit = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?;
         if ctx.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
-        if code != 0 {
-            let command = Shortened::new(&op.args.join(" ")).quoted();
-            return Err(EngineError::RunFailed { command, code, tail: tail.into(), hint: single_id_hint() });
+        let command = || Shortened::new(&op.args.join(" ")).quoted();
+        if exit.timed_out {
+            let after = format_duration(spec.limits.timeout_ms.unwrap_or_default());
+            return Err(EngineError::TimedOut { command: command(), after, tail: tail.into() });
+        }
+        if exit.code != 0 && exit.oom_killed {
+            let limit = format_size(spec.limits.memory.unwrap_or_default());
+            return Err(EngineError::OutOfMemory { command: command(), limit, tail: tail.into() });
+        }
+        if exit.code != 0 {
+            let hint = single_id_hint();
+            return Err(EngineError::RunFailed { command: command(), code: exit.code, tail: tail.into(), hint });
         }
         let mut writer = LayerWriter::new(&self.store)?;
         mount.write_diff(&made, writer.tar())?;
         let layer = writer.finish()?;
         drop(mount);
         Ok(base.with(layer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_as_the_flags_wrote_them() {
+        for (bytes, want) in [(64 << 20, "64 MiB"), (6 << 20, "6 MiB"), (3 << 29, "1.5 GiB"), (1000, "1000 bytes")] {
+            assert_eq!(format_size(bytes), want);
+        }
+        for (ms, want) in [(10_000, "10s"), (5_400_000, "1h30m"), (3_600_000, "1h"), (1500, "1500ms"), (61_000, "1m1s")]
+        {
+            assert_eq!(format_duration(ms), want);
+        }
+    }
+
+    #[test]
+    fn a_build_without_a_pids_limit_gets_the_default_and_zero_means_none() {
+        let with = |pids| step_limits(&Limits { pids, memory: Some(1 << 30), ..Limits::default() });
+        assert_eq!((with(None).pids, with(None).pids_default), (Some(DEFAULT_PIDS_LIMIT), true));
+        assert_eq!((with(Some(0)).pids, with(Some(0)).pids_default), (None, false));
+        assert_eq!((with(Some(50)).pids, with(Some(50)).pids_default), (Some(50), false));
+        assert_eq!(with(None).memory, Some(1 << 30));
     }
 }

@@ -13,6 +13,8 @@ mod source;
 
 use std::collections::BTreeMap;
 
+pub(crate) use exec::step_limits;
+
 use kiln_frontend::{CopyFrom, Op};
 use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
 
@@ -49,6 +51,12 @@ pub enum EngineError {
     /// `command` is quoted, and shortened when long (see [`kiln_frontend::Shortened::quoted`]).
     #[error("process {command} did not complete successfully: exit code: {code}{}{}", exec::tail_text(.tail), exec::hint_text(.hint))]
     RunFailed { command: String, code: i32, tail: Vec<String>, hint: Option<String> },
+    /// The kernel's OOM killer killed a process of the step, which then failed.
+    #[error("out of memory (the limit is {limit}): process {command} was killed; raise --memory{}", exec::tail_text(.tail))]
+    OutOfMemory { command: String, limit: String, tail: Vec<String> },
+    /// The step ran past `--step-timeout`; all of its processes were killed.
+    #[error("timed out after {after}: process {command} was killed; raise --step-timeout{}", exec::tail_text(.tail))]
+    TimedOut { command: String, after: String, tail: Vec<String> },
     #[error("the step was cancelled because another step failed")]
     Cancelled,
     #[error(transparent)]

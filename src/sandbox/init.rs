@@ -66,6 +66,8 @@ pub enum InitError {
     Setuid(u32, #[source] Errno),
     #[error("chdir {0}")]
     Chdir(String, #[source] Errno),
+    #[error("setting RLIMIT_NPROC to the pids limit {0}")]
+    ProcessLimit(u64, #[source] Errno),
     #[error("waiting for the {0}")]
     Wait(&'static str, #[source] Errno),
 }
@@ -250,6 +252,11 @@ fn exec_command(
     // A user namespace with setgroups denied (rootless without subordinate
     // ids) cannot change groups; the process keeps the one group it has.
     let groups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if let Some(n) = spec.limits.pids {
+        if let Err(e) = limit_processes(n) {
+            return e.into();
+        }
+    }
     if let Err(e) = become_user(sys, user, cwd, &spec.cwd, groups_denied) {
         return e.into();
     }
@@ -275,6 +282,25 @@ fn exec_command(
         Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR => ExecError::NotExecutable(cmd, errno),
         e => ExecError::Failed(cmd, e),
     }
+}
+
+/// Bound the command's processes with RLIMIT_NPROC too, the one bound where
+/// kiln gets no cgroup (rootless without a delegated tree). Since Linux 5.14
+/// the kernel counts it per user namespace and uid, and the sandbox has a
+/// user namespace of its own: only the step's processes of one uid count,
+/// not all that the same host user runs elsewhere. Real root (host uid 0)
+/// is exempt, but then kiln has its cgroup. Never above the hard limit kiln
+/// was given, which an unprivileged process cannot raise.
+fn limit_processes(n: u64) -> Result<()> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write this struct.
+    unsafe {
+        Errno::result(libc::getrlimit(libc::RLIMIT_NPROC, &mut limit)).map_err(|e| InitError::ProcessLimit(n, e))?;
+        let n = (n as libc::rlim_t).min(limit.rlim_max);
+        let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+        Errno::result(libc::setrlimit(libc::RLIMIT_NPROC, &limit)).map_err(|e| InitError::ProcessLimit(n, e))?;
+    }
+    Ok(())
 }
 
 /// Drop to `user` and enter the working directory `cwd`, in the one order

@@ -8,8 +8,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio as StdStdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::cgroup::{Cgroup, CgroupError};
 use super::channel::{self, ChannelError};
 use super::{signals, Spec, SpecError};
 
@@ -30,6 +31,8 @@ pub enum SandboxError {
     Signals(#[source] nix::errno::Errno),
     #[error("waiting for the sandbox")]
     Wait(#[source] std::io::Error),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 /// Where the sandboxed process's standard streams go. Never kiln's own
@@ -72,8 +75,13 @@ impl Sandbox {
     /// The spec is checked whole (and given its default PATH, see
     /// [`Spec::validated`]) before anything is spawned. `cancelled` is polled
     /// while the process runs; when it says yes, the whole sandbox is killed.
+    /// So it is when it runs past its timeout. Either way, and whenever it
+    /// ends, nothing of it is left running: its cgroup is emptied and removed.
     pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<Exit, SandboxError> {
         let spec = spec.validated()?;
+        // Made before anything runs: a limit that cannot be applied is an
+        // error, never a step run without it.
+        let cgroup = Cgroup::for_limits(&spec.limits)?;
         let mut spec_file = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("sandbox"))
             .suffix(".json")
@@ -132,12 +140,18 @@ impl Sandbox {
             });
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         drop(cmd); // closes our copies of the output pipe's write end
         drop(child_end);
         let mapped = match launcher.wait_for_mapping_request() {
-            Ok(()) => {
-                write_id_maps(child.id()).and_then(|_| launcher.mapping_written().map_err(SandboxError::Handshake))
-            }
+            // It has unshared and forked nothing yet: joined now, every
+            // process of the step is born in the cgroup.
+            Ok(()) => cgroup
+                .as_ref()
+                .map_or(Ok(()), |c| c.join(child.id()))
+                .map_err(SandboxError::from)
+                .and_then(|_| write_id_maps(child.id()))
+                .and_then(|_| launcher.mapping_written().map_err(SandboxError::Handshake)),
             // The child failed before unsharing; its own message says why.
             Err(ChannelError::Closed(_)) => Ok(()),
             Err(e) => Err(SandboxError::Handshake(e)),
@@ -159,6 +173,7 @@ impl Sandbox {
         };
         signals::forward_to(nix::unistd::Pid::from_raw(child.id() as i32));
 
+        let mut timed_out = false;
         let status = thread::scope(|s| {
             if let Some((input, out, err)) = proxy {
                 if let Some(mut input) = input {
@@ -179,8 +194,25 @@ impl Sandbox {
             }
             loop {
                 match child.try_wait() {
-                    Ok(Some(status)) => return Ok(status),
+                    Ok(Some(status)) => {
+                        // What it left behind (its pid namespace took them
+                        // with it, unless one got out) must not hold the
+                        // output pipe open, or this scope would never end.
+                        if let Some(cgroup) = &cgroup {
+                            cgroup.kill_all();
+                        }
+                        return Ok(status);
+                    }
                     Ok(None) if cancelled() => {
+                        let _ = child.kill();
+                    }
+                    Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                        timed_out = true;
+                        // The whole step at once, not only its first process:
+                        // the output pipe closes only when the last writer dies.
+                        if let Some(cgroup) = &cgroup {
+                            cgroup.kill_all();
+                        }
                         let _ = child.kill();
                     }
                     Ok(None) => thread::sleep(Duration::from_millis(20)),
@@ -188,7 +220,10 @@ impl Sandbox {
                 }
             }
         })?;
-        Ok(Exit { code: exit_code(status), ..Exit::default() })
+        let oom_killed = cgroup.as_ref().is_some_and(Cgroup::oom_killed);
+        // Dropping it kills whatever the step left behind and removes it.
+        drop(cgroup);
+        Ok(Exit { code: exit_code(status), oom_killed, timed_out })
     }
 }
 

@@ -14,6 +14,7 @@
 //! namespace. Every process in the chain has a parent-death signal, so killing
 //! the engine (or the step being cancelled) tears the whole step down.
 
+pub mod cgroup;
 mod channel;
 mod init;
 mod launch;

@@ -102,6 +102,10 @@ pub struct Limits {
     pub millicpus: Option<u64>,
     /// Wall-clock time in milliseconds, after which every process is killed.
     pub timeout_ms: Option<u64>,
+    /// `pids` is the engine's default, not the user's: where no cgroup can
+    /// be made for it, RLIMIT_NPROC alone bounds the step instead of an error.
+    #[serde(default)]
+    pub pids_default: bool,
 }
 
 /// A file of [`Spec::files`].

@@ -1,0 +1,645 @@
+//! A cgroup of its own for each sandbox: the limits of [`Limits`], the OOM
+//! killer's verdict, and a way to kill every process of the step.
+//!
+//! Machines come in three layouts, and kiln takes each controller where it
+//! is: pure v2 (one unified tree), pure v1 (a tree per controller), and the
+//! hybrid (v1 trees for the controllers, a unified tree holding none). A
+//! controller the unified tree lists in its `cgroup.controllers` is used
+//! there; any other is looked up among the v1 mounts.
+//!
+//! The sandbox's cgroup is a child of kiln's own (per tree on v1), named
+//! `kiln-<pid>-<pid namespace>-<n>`. The launcher moves the sandbox's first
+//! process into it while that process waits for its id maps, before it has
+//! forked anything, so every process of the step is born inside. When the
+//! step ends (or fails, or is cancelled, or times out) [`Cgroup`]'s `Drop`
+//! kills whatever is left in it (v2 `cgroup.kill`; v1 the freezer, then
+//! SIGKILL to each process) and removes the directories. A kiln killed
+//! outright leaves its directories behind; the next kiln removes them.
+//!
+//! Rootless kiln can use cgroups only where the tree is delegated to the
+//! user (a writable v2 subtree). Where it is not, an explicit limit is an
+//! error; the default pids limit alone falls back to RLIMIT_NPROC, which
+//! the sandbox sets (see `init`).
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::Limits;
+
+/// The pids limit a RUN gets when the build sets none. It counts threads
+/// too. Real builds stay far below it (`make -j`, a JVM with a few hundred
+/// threads, a test suite's workers; podman's default is 2048), while a fork
+/// bomb stops at it long before the machine's pid space (32768 by default)
+/// or memory runs out.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+
+/// The CFS period kiln writes with a CPU quota (docker's).
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Why a sandbox's cgroup could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "{limit} needs the {controller} cgroup controller, which this machine does not offer to kiln \
+         (no v1 hierarchy and not in the unified tree's cgroup.controllers)"
+    )]
+    NoController { limit: &'static str, controller: &'static str },
+    #[error(
+        "{limit} needs a cgroup, and kiln may not create one under {dir} (the cgroup tree is not delegated \
+         to this user); run kiln in a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes kiln …`) \
+         or as root, or leave the limit out"
+    )]
+    NotDelegated { limit: &'static str, dir: PathBuf, source: std::io::Error },
+    #[error(
+        "{limit} needs a cgroup, and kiln cannot enable controllers in {file}: its cgroup holds other \
+         processes (cgroup v2 allows controllers only below a cgroup without processes); run kiln in a \
+         cgroup of its own (e.g. `systemd-run --scope -p Delegate=yes kiln …`)"
+    )]
+    Busy { limit: &'static str, file: PathBuf, source: std::io::Error },
+    #[error("the memory limit {0} bytes is not accepted by the kernel (at least 6 MiB is needed)")]
+    MemoryTooLow(u64),
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, CgroupError>;
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { action, path: path.to_owned(), source }
+}
+
+/// Which kind of tree a controller lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// Where kiln's own cgroups are, per tree.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Layout {
+    /// kiln's own cgroup in the unified tree, and the controllers it offers.
+    v2: Option<(PathBuf, Vec<String>)>,
+    /// Where the unified tree is mounted (its root, when the mount shows it all).
+    v2_mount: Option<PathBuf>,
+    /// For each v1 tree: its controllers and kiln's own cgroup in it.
+    v1: Vec<(Vec<String>, PathBuf)>,
+}
+
+impl Layout {
+    /// Read from this process's /proc/self/mountinfo and /proc/self/cgroup.
+    fn current() -> Result<Layout> {
+        let mountinfo =
+            fs::read_to_string("/proc/self/mountinfo").map_err(io("reading", "/proc/self/mountinfo".as_ref()))?;
+        let cgroup = fs::read_to_string("/proc/self/cgroup").map_err(io("reading", "/proc/self/cgroup".as_ref()))?;
+        let mut layout = Layout::parse(&mountinfo, &cgroup);
+        if let Some((dir, controllers)) = &mut layout.v2 {
+            *controllers = fs::read_to_string(dir.join("cgroup.controllers"))
+                .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default();
+        }
+        Ok(layout)
+    }
+
+    /// The trees mounted (`mountinfo`) and this process's place in each
+    /// (`cgroup`, /proc/self/cgroup's `ID:CONTROLLERS:PATH` lines). The v2
+    /// controllers are left empty: they are read from the tree itself.
+    fn parse(mountinfo: &str, cgroup: &str) -> Layout {
+        let mut layout = Layout::default();
+        let own = |controllers: &str| {
+            cgroup.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, c, path) = (f.next()?, f.next()?, f.next()?);
+                (c == controllers).then(|| path.to_owned())
+            })
+        };
+        for line in mountinfo.lines() {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTS
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let left: Vec<&str> = left.split(' ').collect();
+            let right: Vec<&str> = right.split(' ').collect();
+            if left.len() < 5 || right.len() < 3 {
+                continue;
+            }
+            let (root, mountpoint) = (unescape(left[3]), PathBuf::from(unescape(left[4])));
+            let dir = |path: String| {
+                // The mount shows the tree from `root` down; a path outside
+                // it (a cgroup namespace's view) is the mount itself.
+                let rel = path.strip_prefix(root.as_str()).unwrap_or("").trim_start_matches('/');
+                if rel.is_empty() {
+                    mountpoint.clone()
+                } else {
+                    mountpoint.join(rel)
+                }
+            };
+            match right[0] {
+                "cgroup2" if layout.v2.is_none() => {
+                    if let Some(path) = own("") {
+                        layout.v2 = Some((dir(path), Vec::new()));
+                        layout.v2_mount = (root == "/").then(|| mountpoint.clone());
+                    }
+                }
+                "cgroup" => {
+                    let controllers: Vec<String> = right[2]
+                        .split(',')
+                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('=') && !o.starts_with("name"))
+                        .map(str::to_owned)
+                        .collect();
+                    if controllers.is_empty() || layout.v1.iter().any(|(c, _)| *c == controllers) {
+                        continue;
+                    }
+                    if let Some(path) = own(&controllers.join(",")) {
+                        layout.v1.push((controllers, dir(path)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        layout
+    }
+
+    /// Where `controller` lives: the unified tree when it offers it, else a v1 tree.
+    fn find(&self, controller: &str) -> Option<(Version, PathBuf)> {
+        if let Some((dir, controllers)) = &self.v2 {
+            if controllers.iter().any(|c| c == controller) {
+                return Some((Version::V2, dir.clone()));
+            }
+        }
+        self.v1.iter().find(|(c, _)| c.iter().any(|c| c == controller)).map(|(_, dir)| (Version::V1, dir.clone()))
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One directory of a sandbox's cgroup (one per tree on v1).
+#[derive(Debug)]
+struct Dir {
+    version: Version,
+    path: PathBuf,
+    controllers: Vec<&'static str>,
+}
+
+/// A sandbox's cgroup: created with its limits, joined by the sandbox's
+/// first process, emptied and removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    dirs: Vec<Dir>,
+}
+
+/// Numbers the cgroups of one kiln process.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl Cgroup {
+    /// The cgroup for `limits`, or `None` when there is nothing to limit, or
+    /// when the only limit is the default pids limit and no cgroup can be
+    /// made for it (the sandbox then bounds its processes with RLIMIT_NPROC).
+    pub(crate) fn for_limits(limits: &Limits) -> Result<Option<Cgroup>> {
+        match Cgroup::create(limits) {
+            // The default pids limit gives way (RLIMIT_NPROC stands in for
+            // it); an explicit limit the cgroup cannot take is still an error.
+            Err(CgroupError::NotDelegated { .. } | CgroupError::NoController { .. } | CgroupError::Busy { .. })
+                if limits.pids_default =>
+            {
+                Cgroup::create(&Limits { pids: None, pids_default: false, ..*limits })
+            }
+            made => made,
+        }
+    }
+
+    /// Make, then remove, the cgroup `limits` need: a build checks its
+    /// limits this way before any step runs.
+    pub(crate) fn check(limits: &Limits) -> Result<()> {
+        Cgroup::for_limits(limits).map(drop)
+    }
+
+    fn create(limits: &Limits) -> Result<Option<Cgroup>> {
+        let mut wanted: Vec<(&'static str, &'static str)> = Vec::new();
+        if limits.memory.is_some() {
+            wanted.push(("memory", "--memory"));
+        }
+        if limits.pids.is_some() {
+            wanted.push(("pids", if limits.pids_default { "the default pids limit" } else { "--pids-limit" }));
+        }
+        if limits.millicpus.is_some() {
+            wanted.push(("cpu", "--cpus"));
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let layout = Layout::current()?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("kiln-{}-{}-{n}", std::process::id(), pid_namespace());
+        // Dropped on any error below: what was made so far is removed.
+        let mut cgroup = Cgroup { dirs: Vec::new() };
+        for (controller, limit) in &wanted {
+            let (version, own) = layout.find(controller).ok_or(CgroupError::NoController { limit, controller })?;
+            if let Some(dir) = cgroup.dirs.iter_mut().find(|d| d.path.parent() == Some(&own)) {
+                dir.controllers.push(controller);
+                continue;
+            }
+            let own = match version {
+                Version::V2 => v2_parent(own, &wanted, &layout, limit)?,
+                Version::V1 => own,
+            };
+            sweep(&own, version);
+            let path = own.join(&name);
+            fs::create_dir(&path).map_err(|source| denied(limit, &own, source))?;
+            cgroup.dirs.push(Dir { version, path, controllers: vec![controller] });
+        }
+        // v1 only: the freezer stops a tree of processes so none can fork
+        // while they are being killed (v2 has cgroup.kill for that).
+        if cgroup.dirs.iter().all(|d| d.version == Version::V1) {
+            if let Some((Version::V1, own)) = layout.find("freezer") {
+                if cgroup.dirs.iter().all(|d| d.path.parent() != Some(&own)) {
+                    sweep(&own, Version::V1);
+                    let path = own.join(&name);
+                    if fs::create_dir(&path).is_ok() {
+                        cgroup.dirs.push(Dir { version: Version::V1, path, controllers: vec!["freezer"] });
+                    }
+                }
+            }
+        }
+        cgroup.write_limits(limits)?;
+        Ok(Some(cgroup))
+    }
+
+    fn write_limits(&self, limits: &Limits) -> Result<()> {
+        for dir in &self.dirs {
+            for controller in &dir.controllers {
+                match (*controller, dir.version) {
+                    ("memory", version) => {
+                        let Some(bytes) = limits.memory else { continue };
+                        let (limit, swap) = match version {
+                            Version::V2 => ("memory.max", "memory.swap.max"),
+                            Version::V1 => ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+                        };
+                        write(&dir.path.join(limit), &bytes.to_string()).map_err(|e| match e {
+                            CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL) => {
+                                CgroupError::MemoryTooLow(bytes)
+                            }
+                            e => e,
+                        })?;
+                        // No swap beyond the limit: memory+swap equal to memory on
+                        // v1, no swap at all on v2. Absent without swap accounting.
+                        let swap_value = if version == Version::V2 { "0".to_owned() } else { bytes.to_string() };
+                        if dir.path.join(swap).exists() {
+                            write(&dir.path.join(swap), &swap_value)?;
+                        }
+                    }
+                    ("pids", _) => {
+                        if let Some(n) = limits.pids {
+                            write(&dir.path.join("pids.max"), &n.to_string())?;
+                        }
+                    }
+                    ("cpu", version) => {
+                        let Some(milli) = limits.millicpus else { continue };
+                        let quota = milli * CPU_PERIOD_US / 1000;
+                        match version {
+                            Version::V2 => write(&dir.path.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?,
+                            Version::V1 => {
+                                write(&dir.path.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                                write(&dir.path.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Move process `pid` (and its threads) into every directory of the
+    /// cgroup. Called before it forks anything: its children are born inside.
+    pub(crate) fn join(&self, pid: u32) -> Result<()> {
+        for dir in &self.dirs {
+            write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the cgroup.
+    pub(crate) fn oom_killed(&self) -> bool {
+        let Some(dir) = self.dirs.iter().find(|d| d.controllers.contains(&"memory")) else { return false };
+        let field = |file: &str, name: &str| {
+            fs::read_to_string(dir.path.join(file))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok()))
+        };
+        match dir.version {
+            Version::V2 => field("memory.events", "oom_kill ").is_some_and(|n| n > 0),
+            // `oom_kill` since Linux 4.13; before it, hitting the limit at all.
+            Version::V1 => match field("memory.oom_control", "oom_kill ") {
+                Some(n) => n > 0,
+                None => field("memory.failcnt", "").is_some_and(|n| n > 0),
+            },
+        }
+    }
+
+    /// SIGKILL every process in the cgroup, and wait until none is left
+    /// (a killed process leaves its cgroup when it exits, before it is reaped).
+    pub(crate) fn kill_all(&self) {
+        let Some(first) = self.dirs.first() else { return };
+        let kill_file = first.path.join("cgroup.kill");
+        let freezer = self.dirs.iter().find(|d| d.controllers.contains(&"freezer"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = procs(&first.path);
+            if pids.is_empty() || Instant::now() > deadline {
+                return;
+            }
+            if first.version == Version::V2 && kill_file.exists() {
+                let _ = fs::write(&kill_file, "1");
+            } else {
+                // Frozen, nothing forks between reading the list and the kills.
+                let frozen = freezer.is_some_and(|f| fs::write(f.path.join("freezer.state"), "FROZEN").is_ok());
+                for pid in procs(&first.path) {
+                    // SAFETY: kill only sends a signal.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                if frozen {
+                    // A frozen process cannot die; thawed, the pending SIGKILL takes it.
+                    let _ = fs::write(freezer.expect("frozen").path.join("freezer.state"), "THAWED");
+                }
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether any directory of the cgroup still holds a process (for tests
+    /// and the drop).
+    fn populated(&self) -> bool {
+        self.dirs.iter().any(|d| !procs(&d.path).is_empty())
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.populated() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        for dir in &self.dirs {
+            // rmdir can fail with EBUSY for a moment after the last process left.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while let Err(e) = fs::remove_dir(&dir.path) {
+                if e.kind() == ErrorKind::NotFound || Instant::now() > deadline {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Remove the cgroups a kiln left under `own` when it died without its
+/// `Drop` running (SIGKILL, or a signal kiln does not handle): their
+/// processes died with it (parent-death signals), but the directories stay
+/// until someone removes them. A name whose pid is alive is left alone.
+fn sweep(own: &Path, version: Version) {
+    let Ok(entries) = fs::read_dir(own) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((pid, ns)) = name.to_str().and_then(|n| {
+            let mut f = n.strip_prefix("kiln-")?.split('-');
+            Some((f.next()?.parse::<i32>().ok()?, f.next()?.parse::<u64>().ok()?))
+        }) else {
+            continue;
+        };
+        // A pid means something only in the pid namespace that made it: a
+        // kiln elsewhere (another container sharing the tree) is left alone.
+        if ns != pid_namespace() {
+            continue;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        if pid <= 0 || unsafe { libc::kill(pid, 0) } == 0 || Errno::last() != Errno::ESRCH {
+            continue;
+        }
+        // A kiln killed while it froze its step leaves it frozen, and a
+        // frozen process cannot die.
+        let _ = fs::write(entry.path().join("freezer.state"), "THAWED");
+        // Dropped at once: killed whatever is left, removed.
+        drop(Cgroup { dirs: vec![Dir { version, path: entry.path(), controllers: Vec::new() }] });
+    }
+}
+
+/// This process's pid namespace, by inode number (0 when unknown), part of
+/// the name of each cgroup kiln makes.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
+}
+
+/// The processes in the cgroup at `dir`.
+fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(io("writing", path))
+}
+
+/// The error for a directory kiln may not create under `own`.
+fn denied(limit: &'static str, own: &Path, source: std::io::Error) -> CgroupError {
+    match source.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            CgroupError::NotDelegated { limit, dir: own.to_owned(), source }
+        }
+        _ if source.raw_os_error() == Some(libc::EPERM) => {
+            CgroupError::NotDelegated { limit, dir: own.to_owned(), source }
+        }
+        _ => CgroupError::Io { action: "creating a cgroup under", path: own.to_owned(), source },
+    }
+}
+
+/// The v2 cgroup to make the sandbox's under: kiln's own, once it lets its
+/// children have the controllers. Where it cannot, because it holds
+/// processes (a root shell's session, a container's sole cgroup), real root
+/// uses `kiln/` at the top of the tree instead, as docker's cgroupfs driver
+/// uses `docker/`: the root cgroup is exempt from the rule.
+fn v2_parent(own: PathBuf, wanted: &[(&str, &str)], layout: &Layout, limit: &'static str) -> Result<PathBuf> {
+    match enable(&own, wanted, layout, limit) {
+        Err(CgroupError::Busy { .. }) if real_root() && layout.v2_mount.is_some() => {
+            let top = layout.v2_mount.clone().expect("checked");
+            enable(&top, wanted, layout, limit)?;
+            let base = top.join("kiln");
+            match fs::create_dir(&base) {
+                Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(denied(limit, &top, e)),
+                _ => {}
+            }
+            enable(&base, wanted, layout, limit)?;
+            Ok(base)
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(own),
+    }
+}
+
+/// Root of the host, not of a user namespace (rootless kiln's root is not).
+fn real_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f == ["0", "0", "4294967295"]
+        })
+}
+
+/// On v2, a cgroup's children get a controller only when the cgroup lists
+/// it in `cgroup.subtree_control`. Enabling it fails (EBUSY) while the
+/// cgroup itself holds processes (v2's "no internal processes" rule), as
+/// kiln's own usually does; kiln then leaves it as it is and reports how
+/// to give kiln a cgroup of its own.
+fn enable(own: &Path, wanted: &[(&str, &str)], layout: &Layout, limit: &'static str) -> Result<()> {
+    let file = own.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&file).unwrap_or_default();
+    for (controller, _) in wanted {
+        let on_v2 = layout.find(controller).is_some_and(|(v, _)| v == Version::V2);
+        if !on_v2 || enabled.split_whitespace().any(|c| c == *controller) {
+            continue;
+        }
+        match fs::write(&file, format!("+{controller}")) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(CgroupError::Busy { limit, file, source: e })
+            }
+            Err(e) => return Err(denied(limit, own, e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTS: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    const HYBRID_CGROUP: &str = "\
+9:name=systemd:/
+8:pids:/
+4:memory:/process_api/abc
+1:cpu,cpuacct:/user.slice
+0::/
+";
+
+    #[test]
+    fn a_hybrid_machine_uses_its_v1_trees() {
+        let layout = Layout::parse(HYBRID_MOUNTS, HYBRID_CGROUP);
+        assert_eq!(layout.v2, Some(("/sys/fs/cgroup/unified".into(), vec![])));
+        assert_eq!(layout.v2_mount, Some("/sys/fs/cgroup/unified".into()));
+        let find = |c| layout.find(c);
+        assert_eq!(find("memory"), Some((Version::V1, "/sys/fs/cgroup/memory/process_api/abc".into())));
+        assert_eq!(find("pids"), Some((Version::V1, "/sys/fs/cgroup/pids".into())));
+        assert_eq!(find("cpu"), Some((Version::V1, "/sys/fs/cgroup/cpu,cpuacct/user.slice".into())));
+        assert_eq!(find("freezer"), None);
+    }
+
+    #[test]
+    fn a_v2_controller_wins_over_nothing_and_a_namespaced_mount_is_its_own_root() {
+        let mounts = "30 23 0:26 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let mut layout = Layout::parse(mounts, "0::/kubepods/pod1/c1\n");
+        layout.v2.as_mut().unwrap().1 = vec!["memory".into(), "pids".into()];
+        assert_eq!(layout.find("memory"), Some((Version::V2, "/sys/fs/cgroup/c1".into())));
+        assert_eq!(layout.find("cpu"), None);
+        // Not the whole tree: there is no top to fall back to.
+        assert_eq!(layout.v2_mount, None);
+        // A cgroup namespace shows its own cgroup as `/`.
+        let layout = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/\n");
+        assert_eq!(layout.v2.unwrap().0, PathBuf::from("/sys/fs/cgroup"));
+    }
+
+    /// A cgroup over plain folders holding the files a kernel would show.
+    fn fake(version: Version, controllers: &[&'static str], files: &[&str]) -> (tempfile::TempDir, Cgroup) {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in files {
+            fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let dir = Dir { version, path: tmp.path().to_owned(), controllers: controllers.to_vec() };
+        (tmp, Cgroup { dirs: vec![dir] })
+    }
+
+    fn read(tmp: &tempfile::TempDir, file: &str) -> String {
+        fs::read_to_string(tmp.path().join(file)).unwrap()
+    }
+
+    const LIMITS: Limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(300),
+        millicpus: Some(1500),
+        timeout_ms: None,
+        pids_default: false,
+    };
+
+    #[test]
+    fn v2_limits_go_to_v2_files_and_swap_is_off() {
+        let (tmp, cgroup) = fake(Version::V2, &["memory", "pids", "cpu"], &["memory.swap.max", "memory.events"]);
+        cgroup.write_limits(&LIMITS).unwrap();
+        assert_eq!(read(&tmp, "memory.max"), "67108864");
+        assert_eq!(read(&tmp, "memory.swap.max"), "0");
+        assert_eq!(read(&tmp, "pids.max"), "300");
+        assert_eq!(read(&tmp, "cpu.max"), "150000 100000");
+        assert!(!cgroup.oom_killed());
+        fs::write(tmp.path().join("memory.events"), "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n").unwrap();
+        assert!(cgroup.oom_killed());
+        std::mem::forget(cgroup);
+    }
+
+    #[test]
+    fn v1_limits_go_to_v1_files_and_memsw_equals_memory() {
+        let (tmp, cgroup) = fake(Version::V1, &["memory", "cpu"], &["memory.memsw.limit_in_bytes"]);
+        cgroup.write_limits(&LIMITS).unwrap();
+        assert_eq!(read(&tmp, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read(&tmp, "memory.memsw.limit_in_bytes"), "67108864");
+        assert_eq!(read(&tmp, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&tmp, "cpu.cfs_quota_us"), "150000");
+        assert!(!tmp.path().join("pids.max").exists(), "pids is not this tree's");
+        fs::write(tmp.path().join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+        assert!(!cgroup.oom_killed());
+        fs::write(tmp.path().join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+        assert!(cgroup.oom_killed());
+        std::mem::forget(cgroup);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(unescape(r"/a\\"), r"/a\\");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}
