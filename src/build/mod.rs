@@ -70,6 +70,8 @@ pub enum BuildError {
     Ignore(#[from] ContextError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("starting the build's threads")]
     Runtime(#[source] std::io::Error),
     /// `place` is `Dockerfile:LINE: ` when the failing step is known.
@@ -243,6 +245,9 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for w in &graph.warnings {
         request.progress.warning(w);
     }
+    // Before any step runs: a required secret or agent not given, or an
+    // entitlement not allowed, is the Dockerfile line's error now.
+    crate::secrets::check_graph(&graph, &opts.dockerfile_name, &request.run)?;
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
     let ignore = match request.dockerignore {

@@ -68,6 +68,16 @@ pub enum InitError {
     Chdir(String, #[source] Errno),
     #[error("waiting for the {0}")]
     Wait(&'static str, #[source] Errno),
+    #[error("reading the value of the environment variable {name} from {}", .path.display())]
+    EnvFile {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Never the value itself: it is a secret.
+    #[error("the value of the environment variable {0} {1}")]
+    EnvValue(String, &'static str),
 }
 
 type Result<T> = std::result::Result<T, InitError>;
@@ -119,7 +129,7 @@ pub fn child_main(spec_path: &Path) -> ! {
 fn sandbox(spec_path: &Path) -> Result<i32> {
     let bytes = fs::read(spec_path).map_err(|e| InitError::ReadSpec(spec_path.to_owned(), e))?;
     let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| InitError::ParseSpec(spec_path.to_owned(), e))?;
-    let spec = spec.validated()?;
+    let spec = with_env_files(spec.validated()?)?;
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
@@ -203,6 +213,33 @@ fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
             reap_until(child)
         }
     }
+}
+
+/// `spec` with the variables of [`Spec::env_files`] read now, just before
+/// the command starts: their values (secrets) are never in the spec file.
+/// Each replaces any entry of the same name.
+fn with_env_files(mut spec: Spec) -> Result<Spec> {
+    for file in std::mem::take(&mut spec.env_files) {
+        let name = file.name;
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(InitError::EnvValue(name, "cannot be set: the name is empty or holds '=' or NUL"));
+        }
+        let bytes = fs::read(&file.source).map_err(|source| InitError::EnvFile {
+            name: name.clone(),
+            path: file.source.clone(),
+            source,
+        })?;
+        if bytes.contains(&0) {
+            return Err(InitError::EnvValue(name, "holds a NUL byte, which an environment cannot carry"));
+        }
+        let Ok(value) = String::from_utf8(bytes) else {
+            return Err(InitError::EnvValue(name, "is not UTF-8"));
+        };
+        let prefix = format!("{name}=");
+        spec.env.retain(|e| !e.starts_with(&prefix));
+        spec.env.push(format!("{prefix}{value}"));
+    }
+    Ok(spec)
 }
 
 /// `env` with HOME set to the user's home when it is unset or empty, as runc
