@@ -31,7 +31,6 @@ impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
-        let made = MountPoints::before(&mount.root);
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),
@@ -44,6 +43,7 @@ impl Engine {
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
             ..Spec::default()
         };
+        let made = MountPoints::before(&mount.root, &spec.mounts);
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |line: &str| {
             if tail.len() == TAIL_LINES {
