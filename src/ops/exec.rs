@@ -35,7 +35,6 @@ impl Engine {
         crate::secrets::check_exec(op, &self.run)?;
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
-        let made = MountPoints::before(&mount.root);
         // Dropped after the sandbox is gone: its tmpfs goes with the values.
         let secrets = StepSecrets::prepare(op, &self.run, &self.store.work_dir())?;
         let mut env: Vec<String> = op.env.iter().chain(&op.proxy_env).cloned().collect();
@@ -57,6 +56,7 @@ impl Engine {
             env_files: secrets.env_files.clone(),
             ..Spec::default()
         };
+        let made = MountPoints::before(&mount.root, &spec.mounts);
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |line: &str| {
             // Before the line goes anywhere: progress, the error's tail.

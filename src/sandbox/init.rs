@@ -257,7 +257,7 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs, &spec.files)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files, &spec.mounts)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 

@@ -17,6 +17,7 @@
 mod channel;
 mod init;
 mod launch;
+mod mounts;
 pub mod rootfs;
 mod signals;
 mod spec;
@@ -27,6 +28,7 @@ mod workdir;
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
+pub use mounts::MountError;
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 
