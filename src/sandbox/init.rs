@@ -394,6 +394,34 @@ mod tests {
     }
 
     #[test]
+    fn env_files_are_read_into_the_environment_and_replace_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, value: &[u8]| {
+            let source = dir.path().join(name);
+            fs::write(&source, value).unwrap();
+            crate::sandbox::SpecEnvFile { name: name.into(), source }
+        };
+        let spec = |env: &[&str], files| Spec {
+            env: env.iter().map(|s| s.to_string()).collect(),
+            env_files: files,
+            ..Spec::default()
+        };
+        let got = with_env_files(spec(&["A=1", "TOKEN=old"], vec![file("TOKEN", b"s3cr3t")])).unwrap();
+        assert_eq!(got.env, ["A=1", "TOKEN=s3cr3t"]);
+        assert!(got.env_files.is_empty());
+        for (files, want) in [
+            (vec![file("NUL", b"a\0b")], "the value of the environment variable NUL holds a NUL byte"),
+            (vec![file("BIN", b"\xff")], "the value of the environment variable BIN is not UTF-8"),
+        ] {
+            let err = with_env_files(spec(&[], files)).unwrap_err().to_string();
+            assert!(err.starts_with(want) && !err.contains('\u{0}'), "{err}");
+        }
+        let missing = crate::sandbox::SpecEnvFile { name: "GONE".into(), source: dir.path().join("gone") };
+        let err = with_env_files(spec(&[], vec![missing])).unwrap_err().to_string();
+        assert!(err.contains("environment variable GONE from"), "{err}");
+    }
+
+    #[test]
     fn home_is_set_only_when_unset_or_empty() {
         let env = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(with_home(&env(&["PATH=/bin"]), "/root"), env(&["PATH=/bin", "HOME=/root"]));

@@ -260,7 +260,7 @@ mod tests {
             ("d=/no/such.sock".to_owned(), None, "--ssh d: cannot use /no/such.sock"),
             ("=x".to_owned(), None, "the id is missing"),
         ] {
-            let got = ssh_from_flags(&[flag.clone()], auth).unwrap_err().to_string();
+            let got = ssh_from_flags(std::slice::from_ref(&flag), auth).unwrap_err().to_string();
             assert!(got.contains(want), "{flag}: {got}");
         }
         let twice = ["default".to_owned(), format!("default={}", sock.display())];

@@ -68,7 +68,7 @@ impl StepSecrets {
                     let dir = step.tmpfs(scratch, id)?;
                     if let Some(target) = target {
                         let path = dir.join(format!("{n}"));
-                        write_file(&path, &value, *mode, *uid, *gid).map_err(fail(id, "writing its file"))?;
+                        write_file(&path, &value, *mode, *uid, *gid).map_err(fail(id, &owned_by(*uid, *gid)))?;
                         let kind = SpecMountKind::Bind { source: path, readonly: true };
                         step.mounts.push(SpecMount { target: target.clone(), kind });
                     }
@@ -88,7 +88,7 @@ impl StepSecrets {
                     let dir = step.tmpfs(scratch, id)?;
                     let path = dir.join(format!("{n}.sock"));
                     let agent = Agent::serve(&path, &source.socket, *mode, *uid, *gid)
-                        .map_err(fail(id, "serving its ssh agent"))?;
+                        .map_err(fail(id, &format!("serving its ssh agent as {}", owned_by(*uid, *gid))))?;
                     step.agents.push(agent);
                     step.mounts.push(SpecMount {
                         target: target.clone(),
@@ -136,6 +136,15 @@ impl Drop for StepSecrets {
             let _ = std::fs::remove_dir(&dir);
         }
     }
+}
+
+/// What a failed chown most likely means, for the message.
+fn owned_by(uid: u32, gid: u32) -> String {
+    let why = match (uid, gid) {
+        (0, 0) => "",
+        _ => " (a rootless kiln without a subordinate id range in /etc/subuid and /etc/subgid has only id 0)",
+    };
+    format!("writing a file owned by {uid}:{gid}{why}")
 }
 
 fn fail(id: &str, what: &str) -> impl FnOnce(std::io::Error) -> SecretsError {

@@ -347,3 +347,17 @@ fn an_ssh_agent_is_forwarded_to_the_steps_that_mount_it() {
         k.assert_clean();
     }
 }
+
+#[test]
+fn an_unreadable_secret_file_is_an_error_naming_the_flag() {
+    // Root reads every file: only the rootless user meets one it cannot.
+    let k = Kiln::in_mode(Mode::Rootless);
+    k.write("Dockerfile", "FROM busybox\nRUN echo STEP-RAN\n");
+    let file = k.dir.path().join("root-only");
+    fs::write(&file, "x").unwrap();
+    std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let flag = format!("id=a,src={}", file.display());
+    let want = format!("--secret id=a: cannot read {}", file.display());
+    refused_before_anything_ran(k.build(&["--secret", &flag]), &[&want, "Permission denied"]);
+}
