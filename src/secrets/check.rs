@@ -4,7 +4,7 @@
 //! without them). Checked over the whole graph before any step runs, and
 //! again by the engine for each step it is handed.
 
-use kiln_frontend::{BuildGraph, ExecOp, Network, Op, RunMount};
+use kiln_frontend::{BuildGraph, ExecOp, Network, RequiredId, RunMount, RunRequirements};
 
 use super::SecretsError;
 use crate::build::RunOptions;
@@ -13,45 +13,66 @@ use crate::build::RunOptions;
 /// required secret or ssh agent `run` lacks, or for an entitlement it does
 /// not allow, as an error naming `dockerfile_name:LINE` and the flag to pass.
 pub fn check_graph(graph: &BuildGraph, dockerfile_name: &str, run: &RunOptions) -> Result<(), SecretsError> {
-    // A graph whose closure is broken fails in the solver with its own error.
-    let vertices = graph.graph.closure(&graph.target).unwrap_or_default();
-    let mut problems: Vec<(usize, SecretsError)> = vertices
-        .into_iter()
-        .filter_map(|v| {
-            let Op::Exec(op) = &v.op else { return None };
-            let line = graph.sources.get(&v.digest).map(|at| at.line);
-            let place = line.map(|l| format!("{dockerfile_name}:{l}: ")).unwrap_or_default();
-            problem(op, run, place).map(|e| (line.unwrap_or(usize::MAX), e))
-        })
-        .collect();
-    problems.sort_by_key(|(line, _)| *line);
-    match problems.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
+    graph.run_requirements().iter().try_for_each(|needs| {
+        let place = needs.location.map(|at| format!("{dockerfile_name}:{}: ", at.line)).unwrap_or_default();
+        Asks::of_step(needs).refused(run, place).map_or(Ok(()), Err)
+    })
 }
 
 /// The engine's own check of one step (the place is added by the caller).
 pub(crate) fn check_exec(op: &ExecOp, run: &RunOptions) -> Result<(), SecretsError> {
-    problem(op, run, String::new()).map_or(Ok(()), Err)
+    Asks::of_op(op).refused(run, String::new()).map_or(Ok(()), Err)
 }
 
-fn problem(op: &ExecOp, run: &RunOptions, place: String) -> Option<SecretsError> {
-    if op.network == Network::Host && !run.allow.network_host {
-        return Some(SecretsError::NetworkHost { place });
-    }
-    if op.insecure && !run.allow.security_insecure {
-        return Some(SecretsError::Insecure { place });
-    }
-    op.mounts.iter().find_map(|m| match m {
-        RunMount::Secret { id, required: true, .. } if !run.secrets.iter().any(|s| &s.id == id) => {
-            Some(SecretsError::MissingSecret { place: place.clone(), id: id.clone() })
+/// What one step asks for: each secret and agent id with whether it is
+/// required, and the entitlements.
+struct Asks<'a> {
+    secrets: Vec<(&'a str, bool)>,
+    ssh: Vec<(&'a str, bool)>,
+    network_host: bool,
+    insecure: bool,
+}
+
+impl<'a> Asks<'a> {
+    fn of_step(needs: &'a RunRequirements) -> Self {
+        let ids = |ids: &'a [RequiredId]| ids.iter().map(|r| (r.id.as_str(), r.required)).collect();
+        Asks {
+            secrets: ids(&needs.secrets),
+            ssh: ids(&needs.ssh),
+            network_host: needs.network_host,
+            insecure: needs.insecure,
         }
-        RunMount::Ssh { id, required: true, .. } if !run.ssh.iter().any(|s| &s.id == id) => {
-            Some(SecretsError::MissingSsh { place: place.clone(), id: id.clone() })
+    }
+
+    fn of_op(op: &'a ExecOp) -> Self {
+        let (mut secrets, mut ssh) = (Vec::new(), Vec::new());
+        for m in &op.mounts {
+            match m {
+                RunMount::Secret { id, required, .. } => secrets.push((id.as_str(), *required)),
+                RunMount::Ssh { id, required, .. } => ssh.push((id.as_str(), *required)),
+                _ => {}
+            }
         }
-        _ => None,
-    })
+        Asks { secrets, ssh, network_host: op.network == Network::Host, insecure: op.insecure }
+    }
+
+    /// Why `run` cannot run this step, if it cannot.
+    fn refused(&self, run: &RunOptions, place: String) -> Option<SecretsError> {
+        if self.network_host && !run.allow.network_host {
+            return Some(SecretsError::NetworkHost { place });
+        }
+        if self.insecure && !run.allow.security_insecure {
+            return Some(SecretsError::Insecure { place });
+        }
+        let missing = |asked: &[(&'a str, bool)], given: Vec<&str>| {
+            asked.iter().find(|(id, required)| *required && !given.contains(id)).map(|(id, _)| id.to_string())
+        };
+        if let Some(id) = missing(&self.secrets, run.secrets.iter().map(|s| s.id.as_str()).collect()) {
+            return Some(SecretsError::MissingSecret { place, id });
+        }
+        let id = missing(&self.ssh, run.ssh.iter().map(|s| s.id.as_str()).collect())?;
+        Some(SecretsError::MissingSsh { place, id })
+    }
 }
 
 #[cfg(test)]
