@@ -241,6 +241,12 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         registry: &request.registry,
         progress: request.progress.clone(),
     };
+    // What the RUN steps ask for, checked before any base is pulled: a
+    // lowering over the store alone (a missing base stands in empty; what
+    // that lowering cannot tell, the check after the real one still does).
+    if let Ok(offline) = kiln_frontend::build_graph(&text, &opts, &resolver::Offline(resolver.clone())) {
+        crate::secrets::check_graph(&offline, &opts.dockerfile_name, &request.run)?;
+    }
     let graph = kiln_frontend::build_graph(&text, &opts, &resolver)?;
     for w in &graph.warnings {
         request.progress.warning(w);

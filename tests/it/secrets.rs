@@ -207,6 +207,19 @@ fn what_the_caller_did_not_give_fails_the_build_before_any_step() {
 }
 
 #[test]
+fn a_missing_secret_fails_before_a_base_image_is_pulled() {
+    let k = Kiln::with_busybox();
+    // Nothing listens on port 1: a pull would fail with a connection error.
+    k.write("Dockerfile", "FROM localhost:1/absent:latest\nRUN --mount=type=secret,id=tok,required true\n");
+    let out = k.build(&[]).failed();
+    assert!(out.stderr.contains("Dockerfile:2: RUN --mount=type=secret,id=tok,required"), "{}", out.stderr);
+    assert!(!out.stderr.contains("localhost:1"), "a pull was tried first:\n{}", out.stderr);
+    // With the secret, the pull is what fails: the check stood in for nothing else.
+    let out = k.build(&["--secret", "id=tok,env=PATH"]).failed();
+    assert!(out.stderr.contains("localhost:1"), "{}", out.stderr);
+}
+
+#[test]
 fn an_entitlement_given_lets_the_step_run() {
     for k in Kiln::each_mode() {
         k.write("Dockerfile", "FROM busybox\nRUN --network=host echo HOST-NET\n");
