@@ -8,6 +8,9 @@
 //! [`SpecEnvFile`], read by the sandbox just before it starts the command,
 //! so the spec file kiln writes holds paths, never values. Dropping
 //! [`StepSecrets`] unmounts the tmpfs, which frees every value with it.
+//! (A program that links kiln as a library and has no private mount
+//! namespace shows the tmpfs in the host's mount table while the step runs,
+//! at a 0700 folder of the 0700 store root; see `build`'s module doc.)
 //!
 //! An ssh agent is not bound directly: a bind keeps the host socket's owner
 //! and mode, which a step running as another user could not connect to, and
