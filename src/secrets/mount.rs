@@ -56,8 +56,11 @@ impl StepSecrets {
     /// BuildKit); a required one was refused before the build started.
     pub(crate) fn prepare(op: &ExecOp, run: &RunOptions, scratch: &Path) -> Result<Self, SecretsError> {
         let mut step = StepSecrets::default();
-        let wanted = op.mounts.iter().filter(|m| matches!(m, RunMount::Secret { .. } | RunMount::Ssh { .. }));
-        for (n, m) in wanted.enumerate() {
+        let wanted: Vec<_> =
+            op.mounts.iter().filter(|m| matches!(m, RunMount::Secret { .. } | RunMount::Ssh { .. })).collect();
+        // Room for a file and a variable of the largest size per mount.
+        let size = (wanted.len() as u64 * 2 + 1) * MAX_SECRET_SIZE;
+        for (n, m) in wanted.into_iter().enumerate() {
             match m {
                 RunMount::Secret { id, target, env, required, mode, uid, gid } => {
                     let Some(source) = run.secrets.iter().find(|s| &s.id == id) else {
@@ -68,7 +71,7 @@ impl StepSecrets {
                     };
                     let value = read_value(source)?;
                     step.redactor.add(&value);
-                    let dir = step.tmpfs(scratch, id)?;
+                    let dir = step.tmpfs(scratch, id, size)?;
                     if let Some(target) = target {
                         let path = dir.join(format!("{n}"));
                         write_file(&path, &value, *mode, *uid, *gid).map_err(fail(id, &owned_by(*uid, *gid)))?;
@@ -88,7 +91,7 @@ impl StepSecrets {
                         }
                         continue;
                     };
-                    let dir = step.tmpfs(scratch, id)?;
+                    let dir = step.tmpfs(scratch, id, size)?;
                     let path = dir.join(format!("{n}.sock"));
                     let agent = Agent::serve(&path, &source.socket, *mode, *uid, *gid)
                         .map_err(fail(id, &format!("serving its ssh agent as {}", owned_by(*uid, *gid))))?;
@@ -105,9 +108,9 @@ impl StepSecrets {
         Ok(step)
     }
 
-    /// The step's tmpfs, mounted on first use: mode 0700, nothing on it
-    /// executable, no devices, sized for what a step may put there.
-    fn tmpfs(&mut self, scratch: &Path, id: &str) -> Result<PathBuf, SecretsError> {
+    /// The step's tmpfs of `size` bytes, mounted on first use: mode 0700,
+    /// nothing on it executable, no devices.
+    fn tmpfs(&mut self, scratch: &Path, id: &str, size: u64) -> Result<PathBuf, SecretsError> {
         if let Some(dir) = &self.tmpfs {
             return Ok(dir.clone());
         }
@@ -117,7 +120,7 @@ impl StepSecrets {
             .map_err(fail(id, "making a folder for its tmpfs"))?
             .keep();
         let flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-        let size = format!("mode=0700,size={}", 16 * MAX_SECRET_SIZE);
+        let size = format!("mode=0700,size={size}");
         if let Err(e) = mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(size.as_str())) {
             let _ = std::fs::remove_dir(&dir);
             return Err(fail(id, "mounting its tmpfs")(e.into()));
