@@ -72,6 +72,8 @@ pub enum BuildError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Limits(#[from] crate::sandbox::cgroup::CgroupError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("starting the build's threads")]
     Runtime(#[source] std::io::Error),
     /// `place` is `Dockerfile:LINE: ` when the failing step is known.
@@ -243,10 +245,19 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         registry: &request.registry,
         progress: request.progress.clone(),
     };
+    // What the RUN steps ask for, checked before any base is pulled: a
+    // lowering over the store alone (a missing base stands in empty; what
+    // that lowering cannot tell, the check after the real one still does).
+    if let Ok(offline) = kiln_frontend::build_graph(&text, &opts, &resolver::Offline(resolver.clone())) {
+        crate::secrets::check_graph(&offline, &opts.dockerfile_name, &request.run)?;
+    }
     let graph = kiln_frontend::build_graph(&text, &opts, &resolver)?;
     for w in &graph.warnings {
         request.progress.warning(w);
     }
+    // Before any step runs: a required secret or agent not given, or an
+    // entitlement not allowed, is the Dockerfile line's error now.
+    crate::secrets::check_graph(&graph, &opts.dockerfile_name, &request.run)?;
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
     let ignore = match request.dockerignore {

@@ -15,6 +15,7 @@ use crate::store::Store;
 
 /// Looks base images up in the store — by name, or by ID (see
 /// [`Store::find`]) — pulling them as `pull` says.
+#[derive(Clone)]
 pub(crate) struct StoreResolver<'a> {
     pub(crate) store: &'a Store,
     pub(crate) pull: PullPolicy,
@@ -59,5 +60,22 @@ impl ImageResolver for StoreResolver<'_> {
         // An image without a name goes by its ID, as `kiln images` shows it.
         let name = image.name.clone().unwrap_or_else(|| manifest.config().digest().to_string());
         Ok(Some(ResolvedImage { name, digest: image.digest().to_string(), config: meta }))
+    }
+}
+
+/// Base images as the store has them, never pulled; one it lacks stands in
+/// as an empty image. Lowering with it tells what the RUN steps ask for
+/// (secrets, agents, entitlements) before any pull, so a build that cannot
+/// run fails before it downloads anything.
+pub(crate) struct Offline<'a>(pub(crate) StoreResolver<'a>);
+
+impl ImageResolver for Offline<'_> {
+    fn resolve(&self, reference: &str) -> Result<Option<ResolvedImage>, String> {
+        let found = StoreResolver { pull: PullPolicy::Never, ..self.0.clone() }.resolve(reference).ok().flatten();
+        Ok(Some(found.unwrap_or_else(|| ResolvedImage {
+            name: reference.to_owned(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            config: Default::default(),
+        })))
     }
 }

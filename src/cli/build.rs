@@ -78,6 +78,20 @@ pub struct Args {
     /// (30s, 5m, 1h30m).
     #[arg(long = "step-timeout", value_name = "DURATION", value_parser = super::limits::duration)]
     pub step_timeout: Option<u64>,
+    /// A secret RUN --mount=type=secret can use (repeatable):
+    /// id=ID[,src=FILE|,env=VARIABLE][,type=file|env]. With only id=ID: the
+    /// variable ID if set, else the file ID. Never in the image or its cache.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// An ssh agent RUN --mount=type=ssh can use (repeatable): `default` (or
+    /// ID) for $SSH_AUTH_SOCK, or ID=SOCKET. Agent sockets only.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Allow what RUN may ask for only with the caller's consent (repeatable,
+    /// or a comma list): network.host (RUN --network=host),
+    /// security.insecure (RUN --security=insecure).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,

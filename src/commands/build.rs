@@ -44,6 +44,10 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if args.push && args.tags.is_empty() {
         anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
     }
+    // Before the context is read: a missing secret file fails first.
+    let secrets = kiln::secrets::secrets_from_flags(&args.secrets, |name| std::env::var_os(name).is_some())?;
+    let ssh = kiln::secrets::ssh_from_flags(&args.ssh, std::env::var_os("SSH_AUTH_SOCK").map(Into::into))?;
+    let allow = kiln::secrets::entitlements_from_flags(&args.allow)?;
     let inputs = super::build_context::inputs(&args)?;
     let mut request = BuildRequest::new(&inputs.context);
     request.dockerfile = inputs.dockerfile.clone();
@@ -55,6 +59,7 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.no_cache = args.no_cache;
     request.jobs = args.jobs;
     request.progress = Arc::new(Stderr::default());
+    (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
     if !args.outputs.is_empty() {
         request.outputs = args.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     }

@@ -12,6 +12,7 @@ use crate::sandbox::cgroup::DEFAULT_PIDS_LIMIT;
 use crate::sandbox::rootfs::MountPoints;
 use crate::sandbox::userns::IdMapping;
 use crate::sandbox::{Limits, Spec, SpecFile, Stdio};
+use crate::secrets::StepSecrets;
 
 /// How many lines of a failed RUN's output the error shows.
 const TAIL_LINES: usize = 12;
@@ -86,28 +87,42 @@ pub(super) fn format_duration(ms: u64) -> String {
 
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        // The engine's own refusal: an entitlement or a required secret the
+        // build lacks never reaches a step, whoever built the graph.
+        crate::secrets::check_exec(op, &self.run)?;
         let base = &inputs[0];
         let mut mount = self.snapshots.mount(&base.layers, true)?;
-        let made = MountPoints::before(&mount.root);
+        // Dropped after the sandbox is gone: its tmpfs goes with the values.
+        let secrets = StepSecrets::prepare(op, &self.run, &self.store.work_dir())?;
+        let mut env: Vec<String> = op.env.iter().chain(&op.proxy_env).cloned().collect();
+        if let Some(sock) = &secrets.ssh_auth_sock {
+            env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+            env.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),
             // The proxies are part of what the step sees, not of what it is
             // (its digest), so they come in only here.
-            env: op.env.iter().chain(&op.proxy_env).cloned().collect(),
+            env,
             cwd: if op.cwd.is_empty() { "/".into() } else { op.cwd.clone() },
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
             limits: step_limits(&self.run.limits),
+            mounts: secrets.mounts.clone(),
+            env_files: secrets.env_files.clone(),
             ..Spec::default()
         };
+        let made = MountPoints::before(&mount.root, &spec.mounts);
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut sink = |line: &str| {
+            // Before the line goes anywhere: progress, the error's tail.
+            let line = secrets.redactor.line(line);
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
-            tail.push_back(line.to_owned());
+            tail.push_back(line.to_string());
             ctx.log(line);
         };
         let exit = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?;
@@ -127,6 +142,7 @@ impl Engine {
             let hint = single_id_hint();
             return Err(EngineError::RunFailed { command: command(), code: exit.code, tail: tail.into(), hint });
         }
+        drop(secrets);
         let mut writer = LayerWriter::new(&self.store)?;
         mount.write_diff(&made, writer.tar())?;
         let layer = writer.finish()?;

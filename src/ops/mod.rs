@@ -81,6 +81,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Mkdir(#[from] mkdir::MkdirError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]

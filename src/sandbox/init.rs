@@ -70,6 +70,16 @@ pub enum InitError {
     ProcessLimit(u64, #[source] Errno),
     #[error("waiting for the {0}")]
     Wait(&'static str, #[source] Errno),
+    #[error("reading the value of the environment variable {name} from {}", .path.display())]
+    EnvFile {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Never the value itself: it is a secret.
+    #[error("the value of the environment variable {0} {1}")]
+    EnvValue(String, &'static str),
 }
 
 type Result<T> = std::result::Result<T, InitError>;
@@ -121,7 +131,7 @@ pub fn child_main(spec_path: &Path) -> ! {
 fn sandbox(spec_path: &Path) -> Result<i32> {
     let bytes = fs::read(spec_path).map_err(|e| InitError::ReadSpec(spec_path.to_owned(), e))?;
     let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| InitError::ParseSpec(spec_path.to_owned(), e))?;
-    let spec = spec.validated()?;
+    let spec = with_env_files(spec.validated()?)?;
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
@@ -207,6 +217,33 @@ fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
     }
 }
 
+/// `spec` with the variables of [`Spec::env_files`] read now, just before
+/// the command starts: their values (secrets) are never in the spec file.
+/// Each replaces any entry of the same name.
+fn with_env_files(mut spec: Spec) -> Result<Spec> {
+    for file in std::mem::take(&mut spec.env_files) {
+        let name = file.name;
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(InitError::EnvValue(name, "cannot be set: the name is empty or holds '=' or NUL"));
+        }
+        let bytes = fs::read(&file.source).map_err(|source| InitError::EnvFile {
+            name: name.clone(),
+            path: file.source.clone(),
+            source,
+        })?;
+        if bytes.contains(&0) {
+            return Err(InitError::EnvValue(name, "holds a NUL byte, which an environment cannot carry"));
+        }
+        let Ok(value) = String::from_utf8(bytes) else {
+            return Err(InitError::EnvValue(name, "is not UTF-8"));
+        };
+        let prefix = format!("{name}=");
+        spec.env.retain(|e| !e.starts_with(&prefix));
+        spec.env.push(format!("{prefix}{value}"));
+    }
+    Ok(spec)
+}
+
 /// `env` with HOME set to the user's home when it is unset or empty, as runc
 /// does for docker's RUN steps and containers (never in the image config).
 fn with_home(env: &[String], home: &str) -> Vec<String> {
@@ -222,7 +259,7 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs, &spec.files)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files, &spec.mounts)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 
@@ -380,6 +417,34 @@ mod tests {
         let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid)).unwrap();
         become_user(&sys, &user, &cwd, &spec.cwd, groups_denied).unwrap();
         sys.calls()
+    }
+
+    #[test]
+    fn env_files_are_read_into_the_environment_and_replace_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, value: &[u8]| {
+            let source = dir.path().join(name);
+            fs::write(&source, value).unwrap();
+            crate::sandbox::SpecEnvFile { name: name.into(), source }
+        };
+        let spec = |env: &[&str], files| Spec {
+            env: env.iter().map(|s| s.to_string()).collect(),
+            env_files: files,
+            ..Spec::default()
+        };
+        let got = with_env_files(spec(&["A=1", "TOKEN=old"], vec![file("TOKEN", b"s3cr3t")])).unwrap();
+        assert_eq!(got.env, ["A=1", "TOKEN=s3cr3t"]);
+        assert!(got.env_files.is_empty());
+        for (files, want) in [
+            (vec![file("NUL", b"a\0b")], "the value of the environment variable NUL holds a NUL byte"),
+            (vec![file("BIN", b"\xff")], "the value of the environment variable BIN is not UTF-8"),
+        ] {
+            let err = with_env_files(spec(&[], files)).unwrap_err().to_string();
+            assert!(err.starts_with(want) && !err.contains('\u{0}'), "{err}");
+        }
+        let missing = crate::sandbox::SpecEnvFile { name: "GONE".into(), source: dir.path().join("gone") };
+        let err = with_env_files(spec(&[], vec![missing])).unwrap_err().to_string();
+        assert!(err.contains("environment variable GONE from"), "{err}");
     }
 
     #[test]

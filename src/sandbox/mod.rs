@@ -18,6 +18,7 @@ pub mod cgroup;
 mod channel;
 mod init;
 mod launch;
+mod mounts;
 pub mod rootfs;
 mod signals;
 mod spec;
@@ -28,6 +29,7 @@ mod workdir;
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
+pub use mounts::MountError;
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 

@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 
-use super::spec::{SpecFile, PIPES};
+use super::mounts::{self, MountError, Planned};
+use super::spec::{SpecFile, SpecMount, PIPES};
 use super::syscall::Syscall;
 
 /// The host files bound read-only over the same path in the image; created
@@ -44,6 +45,8 @@ pub enum RootfsError {
     PivotRoot(PathBuf, #[source] Errno),
     #[error("detaching the old root")]
     DetachOldRoot(#[source] Errno),
+    #[error(transparent)]
+    Mounts(#[from] MountError),
 }
 
 type Result<T> = std::result::Result<T, RootfsError>;
@@ -63,9 +66,10 @@ fn mount(
     })
 }
 
-/// Mount /proc, /dev, /sys and the host's resolv.conf and hosts into `root`
-/// and pivot into it: afterwards `/` is `root` and the cwd is `/`.
-pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()> {
+/// Mount /proc, /dev, /sys, the host's resolv.conf and hosts, then the
+/// spec's `mounts`, into `root` and pivot into it: afterwards `/` is `root`
+/// and the cwd is `/`.
+pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile], user_mounts: &[SpecMount]) -> Result<()> {
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
     mount(sys, Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
@@ -120,6 +124,8 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Resul
             bind_host_file(sys, root, host)?;
         }
     }
+    // Before the masking, so a mount under /proc cannot uncover a masked path.
+    mounts::mount_all(sys, root, user_mounts)?;
     protect_proc_and_sys(sys, root);
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the new.
@@ -216,19 +222,25 @@ fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf> {
 /// not end up in a layer — nor the folders their creation copied up.
 /// Taken before the sandbox runs ([`MountPoints::before`]), applied to the
 /// overlay's upper folder after ([`MountPoints::clean`]).
-pub struct MountPoints(Vec<PathBuf>);
+pub struct MountPoints {
+    /// Host files' mount points (empty files).
+    files: Vec<PathBuf>,
+    /// The spec's mounts' points, and the image's folders above them.
+    planned: Vec<Planned>,
+}
 
 impl MountPoints {
-    /// The mount points missing from `root`, resolved the way [`enter`]
-    /// resolves them (the image's /etc may be a link).
-    pub fn before(root: &Path) -> Self {
-        let missing = HOST_FILES
+    /// The mount points missing from `root`, for kiln's host files and for
+    /// `user_mounts`, resolved the way [`enter`] resolves them (the image's
+    /// /etc may be a link).
+    pub fn before(root: &Path, user_mounts: &[SpecMount]) -> Self {
+        let files = HOST_FILES
             .into_iter()
             .filter_map(|p| crate::fsutil::resolve_in_root(root, Path::new(p)).ok())
             .filter(|p| p.symlink_metadata().is_err())
             .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
             .collect();
-        Self(missing)
+        Self { files, planned: mounts::planned_points(root, user_mounts) }
     }
 
     /// Remove the mount points the sandbox made, and the folders made only to
@@ -241,7 +253,10 @@ impl MountPoints {
         use xattr::FileExt;
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let Ok(root) = open_no_follow(upper, flags) else { return };
-        for p in &self.0 {
+        for planned in &self.planned {
+            remove_planned(root.as_fd(), planned);
+        }
+        for p in &self.files {
             let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { continue };
             let Ok(dir) = crate::fsutil::open_beneath(root.as_fd(), parent, flags) else { continue };
             let st = fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
@@ -262,6 +277,58 @@ impl MountPoints {
                 // Fails, as it should, unless empty.
                 let _ = unlinkat(Some(root.as_raw_fd()), d, UnlinkatFlags::RemoveDir);
             }
+        }
+    }
+}
+
+/// Remove a spec mount's points from the upper folder, deepest first: an
+/// empty folder or empty file only (what the step wrote there stays, and so
+/// do the folders holding it); then the image's folders above them that the
+/// step left as they were, copied up only because a point was made inside.
+/// Every lookup goes from `upper`'s descriptor and follows no symlink.
+fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
+    use nix::sys::stat::{fstatat, SFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    use xattr::FileExt;
+    let remove = |p: &Path, expect: Option<mounts::Owner>| -> bool {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { return false };
+        let Ok(dir) = crate::fsutil::open_beneath(upper, parent, OFlag::O_PATH | OFlag::O_DIRECTORY) else {
+            return false;
+        };
+        let Ok(st) = fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            return false;
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFREG && expect.is_none() && st.st_size == 0 {
+            return unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir).is_ok();
+        }
+        if kind != SFlag::S_IFDIR {
+            return false;
+        }
+        if let Some(owner) = expect {
+            if (st.st_mode & 0o7777, st.st_uid, st.st_gid) != owner {
+                return false;
+            }
+            // An opaque folder hides the image's: the step replaced it.
+            let Ok(fd) = crate::fsutil::open_beneath(upper, p, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else {
+                return false;
+            };
+            let fd = fs::File::from(fd);
+            if crate::layer::overlay::OPAQUE_XATTRS.iter().any(|a| fd.get_xattr(a).ok().flatten().is_some()) {
+                return false;
+            }
+        }
+        // Fails, as it should, unless empty.
+        unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir).is_ok()
+    };
+    for p in planned.created.iter().rev() {
+        if !remove(p, None) {
+            return;
+        }
+    }
+    for (p, owner) in &planned.parents {
+        if !remove(p, Some(*owner)) {
+            return;
         }
     }
 }
@@ -293,7 +360,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
-        enter(&sys, root, &files).unwrap();
+        enter(&sys, root, &files, &[]).unwrap();
         let calls = sys.calls();
         let pipes = root.join("dev/pipes");
         let mounts: Vec<(usize, MsFlags)> = calls
@@ -321,7 +388,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root, &[]).unwrap();
+        enter(&sys, root, &[], &[]).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -357,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path(), &[]), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(matches!(enter(&sys, dir.path(), &[], &[]), Err(RootfsError::NotADirectory(d)) if d == "proc"));
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 
@@ -367,8 +434,8 @@ mod tests {
         let (root, upper) = (dir.path().join("root"), dir.path().join("upper"));
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
-        let made = MountPoints::before(&root);
-        assert_eq!(made.0, [PathBuf::from("etc/resolv.conf")]);
+        let made = MountPoints::before(&root, &[]);
+        assert_eq!(made.files, [PathBuf::from("etc/resolv.conf")]);
 
         // What the upper folder holds after the step: the created mount
         // point, the folders made to mount on, and a file the step wrote.
@@ -396,7 +463,7 @@ mod tests {
         fs::create_dir_all(&host).unwrap();
         fs::write(host.join("resolv.conf"), "").unwrap();
         std::os::unix::fs::symlink(&host, upper.join("etc")).unwrap();
-        MountPoints::before(&root).clean(&upper);
+        MountPoints::before(&root, &[]).clean(&upper);
         assert!(host.join("resolv.conf").exists(), "the cleanup followed a symlink out of the upper folder");
     }
 }

@@ -134,6 +134,8 @@ pub enum SpecError {
     BadEnv(String),
     #[error("the script path {0:?} is not /dev/pipes/NAME")]
     BadFile(String),
+    #[error("the mount target {0:?} is not an absolute path below /")]
+    BadMountTarget(String),
 }
 
 impl Spec {
@@ -150,6 +152,7 @@ impl Spec {
         }
         let texts = self.args.iter().map(|a| ("argument", a)).chain(self.env.iter().map(|e| ("environment entry", e)));
         let texts = texts.chain(self.files.iter().map(|f| ("script path", &f.path)));
+        let texts = texts.chain(self.mounts.iter().map(|m| ("mount target", &m.target)));
         let fields = [("working directory", &self.cwd), ("user", &self.user), ("hostname", &self.hostname)];
         if let Some((what, value)) = texts.chain(fields).find(|(_, v)| v.contains('\0')) {
             return Err(SpecError::Nul { what, value: value.clone() });
@@ -165,6 +168,12 @@ impl Spec {
         let plain = |name: &str| !name.is_empty() && name != "." && name != ".." && !name.contains('/');
         if let Some(bad) = self.files.iter().find(|f| !f.path.strip_prefix(PIPES).is_some_and(plain)) {
             return Err(SpecError::BadFile(bad.path.clone()));
+        }
+        // The root itself cannot be mounted over: the pivot needs it as it is.
+        let below_root =
+            |t: &str| t.starts_with('/') && !crate::fsutil::lexical(std::path::Path::new(t)).names.is_empty();
+        if let Some(bad) = self.mounts.iter().find(|m| !below_root(&m.target)) {
+            return Err(SpecError::BadMountTarget(bad.target.clone()));
         }
         let mut spec = self.clone();
         if spec.path().is_none() {
@@ -199,6 +208,11 @@ mod tests {
         Spec { files: vec![SpecFile { path: path.into(), content: "#!/bin/sh\n".into() }], ..spec(&["sh"], &[], "/") }
     }
 
+    fn with_mount(target: &str) -> Spec {
+        let kind = SpecMountKind::Tmpfs { size: None };
+        Spec { mounts: vec![SpecMount { target: target.into(), kind }], ..spec(&["sh"], &[], "/") }
+    }
+
     #[test]
     fn invalid_specs_are_refused() {
         let nul = |what, value: &str| Err(SpecError::Nul { what, value: value.into() });
@@ -221,6 +235,11 @@ mod tests {
             (with_file("/dev/pipes/.."), Err(SpecError::BadFile("/dev/pipes/..".into()))),
             (with_file("/dev/pipes/"), Err(SpecError::BadFile("/dev/pipes/".into()))),
             (with_file("/etc/EOF"), Err(SpecError::BadFile("/etc/EOF".into()))),
+            (with_mount("/cache"), Ok(())),
+            (with_mount("/"), Err(SpecError::BadMountTarget("/".into()))),
+            (with_mount("/a/.."), Err(SpecError::BadMountTarget("/a/..".into()))),
+            (with_mount("cache"), Err(SpecError::BadMountTarget("cache".into()))),
+            (with_mount("/c\0"), nul("mount target", "/c\0")),
         ] {
             assert_eq!(spec.validated().map(drop), want, "{spec:?}");
         }

@@ -153,7 +153,7 @@ pub enum Mode {
 
 impl Mode {
     /// The user kiln runs as, when not the test's own.
-    fn user(self) -> Option<&'static str> {
+    pub fn user(self) -> Option<&'static str> {
         match self {
             Mode::Root => None,
             Mode::Rootless => Some(ROOTLESS_USER),

@@ -27,6 +27,7 @@ mod registry_upload;
 mod rootless;
 mod run;
 mod run_limits;
+mod secrets;
 mod security;
 mod semantics;
 mod shared_cache;
