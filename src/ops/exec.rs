@@ -29,6 +29,9 @@ pub(super) fn tail_text(tail: &[String]) -> String {
 
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        if op.insecure && !self.run.allow.security_insecure {
+            return Err(EngineError::InsecureNotAllowed);
+        }
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
         let made = MountPoints::before(&mount.root);
@@ -42,6 +45,7 @@ impl Engine {
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
+            insecure: op.insecure,
             ..Spec::default()
         };
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);

@@ -51,6 +51,10 @@ pub enum EngineError {
     RunFailed { command: String, code: i32, tail: Vec<String> },
     #[error("the step was cancelled because another step failed")]
     Cancelled,
+    /// BuildKit's entitlement rule, held in the engine too: whoever calls the
+    /// library, an insecure step never runs unless the build allowed it.
+    #[error("RUN --security=insecure is not allowed: pass --allow security.insecure to allow it")]
+    InsecureNotAllowed,
     #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]

@@ -18,6 +18,7 @@ mod channel;
 mod init;
 mod launch;
 pub mod rootfs;
+mod seccomp;
 mod signals;
 mod spec;
 mod syscall;
@@ -27,6 +28,7 @@ mod workdir;
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
+pub use seccomp::SeccompError;
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 
