@@ -63,6 +63,16 @@ pub struct Args {
     /// when it breaks a rule and says `# check=error=true`.
     #[arg(long)]
     pub check: bool,
+    /// Let the Dockerfile use what it may only with the caller's leave
+    /// (repeatable, or a comma list): security.insecure (RUN
+    /// --security=insecure), network.host (RUN --network=host).
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// When a RUN step fails, open a shell (/bin/sh of the image) in its
+    /// filesystem, with its environment, working directory, user and mounts;
+    /// the build fails when the shell exits.
+    #[arg(long)]
+    pub debug_shell: bool,
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kiln::build::{build_args_from_flags, BuildRequest, Progress};
+use kiln::build::{build_args_from_flags, BuildRequest, Entitlements, Progress};
 use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
 use kiln::progress::Plain;
@@ -54,6 +54,8 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.no_cache = args.no_cache;
     request.jobs = args.jobs;
     request.progress = Arc::new(Stderr::default());
+    request.run.allow = entitlements(&args.allow)?;
+    request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {
         request.outputs = args.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     }
@@ -89,6 +91,22 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         write_file(path, &serde_json::to_vec_pretty(&built.pushed_metadata(&pushed))?)?;
     }
     Ok(())
+}
+
+/// `--allow`'s entitlements, as BuildKit names them.
+fn entitlements(allow: &[String]) -> anyhow::Result<Entitlements> {
+    let mut granted = Entitlements::default();
+    for name in allow {
+        match name.trim() {
+            "security.insecure" => granted.security_insecure = true,
+            "network.host" => granted.network_host = true,
+            other => anyhow::bail!(
+                "--allow {}: unknown entitlement; expected security.insecure or network.host",
+                escape(other)
+            ),
+        }
+    }
+    Ok(granted)
 }
 
 /// Write a small file whole, atomically.

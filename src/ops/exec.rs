@@ -61,6 +61,9 @@ impl Engine {
             return Err(EngineError::Cancelled);
         }
         if code != 0 {
+            if self.run.debug_shell {
+                self.debug_shell(ctx, &spec)?;
+            }
             let command = Shortened::new(&op.args.join(" ")).quoted();
             return Err(EngineError::RunFailed { command, code, tail: tail.into() });
         }

@@ -35,7 +35,7 @@ impl Lowering<'_> {
             );
             return Err(Error::at(mount.location, e));
         }
-        for (flag, word, default) in [("network", &run.network, "default"), ("security", &run.security, "sandbox")] {
+        for (flag, word, default) in [("network", &run.network, "default")] {
             if let Some(w) = word.as_ref().filter(|w| w.raw != default) {
                 let e =
                     LowerError::Unsupported(format!("RUN --{flag}={} is not supported yet: remove the flag", w.raw));
@@ -71,7 +71,8 @@ impl Lowering<'_> {
             proxy_env,
             mounts: Vec::new(),
             network: Default::default(),
-            insecure: false,
+            // Allowed or refused by the engine (`--allow security.insecure`).
+            insecure: run.security.as_ref().is_some_and(|w| w.raw == "insecure"),
         });
         // Like BuildKit: a RUN of one heredoc is named with its first line.
         let name = match (&run.command, run.heredocs.first()) {
