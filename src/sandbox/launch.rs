@@ -4,11 +4,15 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio as StdStdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
+
+use nix::errno::Errno;
 
 use super::channel::{self, ChannelError};
 use super::{signals, Spec, SpecError};
@@ -159,12 +163,11 @@ impl Sandbox {
         };
         signals::forward_to(nix::unistd::Pid::from_raw(child.id() as i32));
 
+        let stdin_done = AtomicBool::new(false);
         let status = thread::scope(|s| {
             if let Some((input, out, err)) = proxy {
-                if let Some(mut input) = input {
-                    // Not scoped: it may sit in a read of kiln's stdin long
-                    // after the container is gone, and must not hold us up.
-                    thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut input));
+                if let Some(input) = input {
+                    s.spawn(|| copy_stdin(input, &stdin_done));
                 }
                 s.spawn(move || copy_out(out, std::io::stdout()));
                 s.spawn(move || copy_out(err, std::io::stderr()));
@@ -179,7 +182,10 @@ impl Sandbox {
             }
             loop {
                 match child.try_wait() {
-                    Ok(Some(status)) => return Ok(status),
+                    Ok(Some(status)) => {
+                        stdin_done.store(true, Ordering::Relaxed);
+                        return Ok(status);
+                    }
                     Ok(None) if cancelled() => {
                         let _ = child.kill();
                     }
@@ -189,6 +195,36 @@ impl Sandbox {
             }
         })?;
         Ok(Exit { code: exit_code(status), ..Exit::default() })
+    }
+}
+
+/// Copy kiln's stdin to the container's until either ends or `done` is set.
+/// It waits for input in short polls and reads only when some is ready, so
+/// once the container is gone it stops without taking another byte: what
+/// the user types next belongs to whatever reads kiln's stdin next (the next
+/// `--debug-shell`). Read straight from fd 0: std's buffered stdin could
+/// keep input back from the next reader.
+fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
+    let fd = std::io::stdin().as_fd().as_raw_fd();
+    let mut buf = [0u8; 8192];
+    while !done.load(Ordering::Relaxed) {
+        let mut ready = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd, valid for the call.
+        match Errno::result(unsafe { libc::poll(&mut ready, 1, 100) }) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
     }
 }
 

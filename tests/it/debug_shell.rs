@@ -64,15 +64,57 @@ fn failed_steps_in_parallel_get_one_shell_after_the_other() {
     let k = Kiln::with_busybox();
     k.write(
         "Dockerfile",
-        "FROM busybox AS a\nRUN echo a > /who && false\n\
-         FROM busybox AS b\nRUN echo b > /who && false\n\
+        "FROM busybox AS a\nRUN echo a > /who && echo failing-a && false\n\
+         FROM busybox AS b\nRUN echo b > /who && echo failing-b && false\n\
          FROM busybox\nCOPY --from=a /who /a\nCOPY --from=b /who /b\n",
     );
-    // Each shell reads one line: the first gets the first command, the second the next.
-    let out = build_with_shell(&k, &["--jobs", "2"], "echo shell-$(cat /who); exit\necho shell-$(cat /who); exit\n");
-    assert_ne!(out.code, 0);
-    let shells: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("shell-")).collect();
-    // When one step fails the other may be cancelled before it fails; but
-    // the shells never overlap, so each line is whole and comes from one shell.
-    assert!(!shells.is_empty() && shells.iter().all(|l| *l == "shell-a" || *l == "shell-b"), "{}", out.stdout);
+    let mut cmd = k.command();
+    cmd.args(["build", "--debug-shell", "--jobs", "2"]).arg(k.ctx());
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (stdout, stderr) = (collect(child.stdout.take().unwrap()), collect(child.stderr.take().unwrap()));
+    let mut stdin = child.stdin.take().unwrap();
+    // Both steps have failed and one shell is open: the other waits for it.
+    wait_for(&stderr, |e| e.contains("failing-a") && e.contains("failing-b") && e.contains("debug shell:"));
+    assert_eq!(text(&stderr).matches("debug shell: /bin/sh").count(), 1, "{}", text(&stderr));
+    stdin.write_all(b"echo shell-$(cat /who); exit\n").unwrap();
+    wait_for(&stdout, |o| o.contains("shell-"));
+    // Only now the second opens, and what is typed next goes to it alone.
+    wait_for(&stderr, |e| e.matches("debug shell: /bin/sh").count() == 2);
+    stdin.write_all(b"echo second-shell-$(cat /who); exit\n").unwrap();
+    drop(stdin);
+    assert!(!child.wait().unwrap().success());
+    let out = text(&stdout);
+    let first = out.lines().find_map(|l| l.strip_prefix("shell-")).unwrap();
+    let second = out.lines().find_map(|l| l.strip_prefix("second-shell-"));
+    let want = if first == "a" { "b" } else { "a" };
+    assert_eq!(second, Some(want), "stdout: {out}\nstderr: {}", text(&stderr));
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Everything `from` says, gathered by a thread as it comes.
+fn collect(mut from: impl std::io::Read + Send + 'static) -> Shared {
+    let buf = Shared::default();
+    let out = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut chunk) {
+            out.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+fn text(buf: &Shared) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// Wait until `done` holds for what `buf` gathered (a minute at most).
+#[track_caller]
+fn wait_for(buf: &Shared, done: impl Fn(&str) -> bool) {
+    let start = std::time::Instant::now();
+    while !done(&text(buf)) {
+        assert!(start.elapsed().as_secs() < 60, "gave up waiting; so far:\n{}", text(buf));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

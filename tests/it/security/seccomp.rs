@@ -99,7 +99,8 @@ fn a_step_can_make_no_user_namespace_nor_use_keyrings() {
 #[test]
 fn kiln_run_gets_the_same_filter() {
     for k in Kiln::each_mode() {
-        let out = k.cmd(&["run", "busybox", "sh", "-c", "unshare -U true && echo ESCAPED; grep Seccomp: /proc/self/status"]);
+        let out =
+            k.cmd(&["run", "busybox", "sh", "-c", "unshare -U true && echo ESCAPED; grep Seccomp: /proc/self/status"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(!out.stdout.contains("ESCAPED"), "{:?}: {}", k.mode, out.stdout);
         assert!(out.stdout.contains("Seccomp:\t2"), "{:?}: {}", k.mode, out.stdout);
