@@ -286,7 +286,7 @@ fn exec_command(
 }
 
 /// How far the command is confined beyond its namespaces.
-pub(super) struct Confinement {
+struct Confinement {
     /// Keep only docker's default capabilities.
     drop_capabilities: bool,
     /// The seccomp programs to install, in order; none for

@@ -180,19 +180,19 @@ impl Sandbox {
                     }
                 });
             }
-            loop {
+            let status = loop {
                 match child.try_wait() {
-                    Ok(Some(status)) => {
-                        stdin_done.store(true, Ordering::Relaxed);
-                        return Ok(status);
-                    }
+                    Ok(Some(status)) => break Ok(status),
                     Ok(None) if cancelled() => {
                         let _ = child.kill();
                     }
                     Ok(None) => thread::sleep(Duration::from_millis(20)),
-                    Err(e) => return Err(SandboxError::Wait(e)),
+                    Err(e) => break Err(SandboxError::Wait(e)),
                 }
-            }
+            };
+            // The scope waits for the stdin copy: tell it to stop.
+            stdin_done.store(true, Ordering::Relaxed);
+            status
         })?;
         Ok(Exit { code: exit_code(status), ..Exit::default() })
     }

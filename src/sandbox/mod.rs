@@ -7,8 +7,10 @@
 //! then forks the namespace's PID 1 ([`init`]), which mounts /proc, a minimal
 //! /dev, /etc/resolv.conf and /etc/hosts into the root filesystem the engine
 //! prepared, pivots into it ([`rootfs`]), and runs the command as its own
-//! child. Every kernel call of that setup goes through [`syscall::Syscall`],
-//! so its order is unit-tested. Signals sent to `kiln run` reach the command
+//! child, which keeps docker's default capabilities and installs docker's
+//! default seccomp profile ([`seccomp`]) before it becomes the step's user.
+//! Every kernel call of that setup goes through [`syscall::Syscall`], so its
+//! order is unit-tested. Signals sent to `kiln run` reach the command
 //! ([`signals`]). When the command exits, PID 1 exits with
 //! its status, and the kernel kills whatever the command left running in the pid
 //! namespace. Every process in the chain has a parent-death signal, so killing
