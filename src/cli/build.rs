@@ -92,6 +92,11 @@ pub struct Args {
     /// security.insecure (RUN --security=insecure).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// When a RUN step fails, open a shell (/bin/sh of the image) in its
+    /// filesystem, with its environment, working directory, user and mounts;
+    /// the build fails when the shell exits.
+    #[arg(long)]
+    pub debug_shell: bool,
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,

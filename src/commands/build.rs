@@ -60,6 +60,7 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.jobs = args.jobs;
     request.progress = Arc::new(Stderr::default());
     (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
+    request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {
         request.outputs = args.outputs.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     }

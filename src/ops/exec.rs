@@ -112,6 +112,7 @@ impl Engine {
             limits: step_limits(&self.run.limits),
             mounts: secrets.mounts.clone(),
             env_files: secrets.env_files.clone(),
+            insecure: op.insecure,
             ..Spec::default()
         };
         let made = MountPoints::before(&mount.root, &spec.mounts);
@@ -128,6 +129,9 @@ impl Engine {
         let exit = self.sandbox.run(&spec, Stdio::Capture(&mut sink), &|| ctx.is_cancelled())?;
         if ctx.is_cancelled() {
             return Err(EngineError::Cancelled);
+        }
+        if exit.code != 0 && !exit.timed_out && self.run.debug_shell {
+            self.debug_shell(ctx, &spec)?;
         }
         let command = || Shortened::new(&op.args.join(" ")).quoted();
         if exit.timed_out {

@@ -7,6 +7,7 @@
 
 mod add;
 mod copy;
+mod debug_shell;
 mod exec;
 mod mkdir;
 mod source;

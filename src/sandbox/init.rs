@@ -20,6 +20,7 @@ use nix::unistd::{execvpe, fork, ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, ChannelError};
 use super::rootfs::{self, RootfsError};
+use super::seccomp::{self, SeccompError};
 use super::signals;
 use super::spec::SpecError;
 use super::syscall::{Linux, Syscall};
@@ -60,6 +61,10 @@ pub enum InitError {
     Setgroups(#[source] Errno),
     #[error("dropping capability {0}")]
     DropCapability(u32, #[source] Errno),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("installing the seccomp filter")]
+    InstallSeccomp(#[source] Errno),
     #[error("setgid {0}")]
     Setgid(u32, #[source] Errno),
     #[error("setuid {0}")]
@@ -202,10 +207,12 @@ fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
     };
     let args = cstrings("argument", &spec.args)?;
     let env = cstrings("environment entry", &with_home(&spec.env, &user.home))?;
+    // Built here, where an error can still be reported as the setup's.
+    let confinement = Confinement::of(spec)?;
     // SAFETY: PID 1 is single-threaded.
     match unsafe { fork() }.map_err(InitError::Fork)? {
         ForkResult::Child => {
-            let err = exec_command(sys, spec, &user, &cwd, &args, &env);
+            let err = exec_command(sys, spec, &user, &confinement, &cwd, &args, &env);
             report("kiln", &err);
             std::process::exit(err.exit_code())
         }
@@ -259,7 +266,7 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs, &spec.files, &spec.mounts)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files, &spec.mounts, !spec.insecure)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 
@@ -282,6 +289,7 @@ fn exec_command(
     sys: &dyn Syscall,
     spec: &Spec,
     user: &ExecUser,
+    confinement: &Confinement,
     cwd: &OwnedFd,
     args: &[CString],
     env: &[CString],
@@ -294,7 +302,7 @@ fn exec_command(
             return e.into();
         }
     }
-    if let Err(e) = become_user(sys, user, cwd, &spec.cwd, groups_denied) {
+    if let Err(e) = become_user(sys, user, confinement, cwd, &spec.cwd, groups_denied) {
         return e.into();
     }
     // Signals PID 1 blocked, or Rust's runtime ignores, start at their
@@ -340,20 +348,56 @@ fn limit_processes(n: u64) -> Result<()> {
     Ok(())
 }
 
+/// How far the command is confined beyond its namespaces.
+struct Confinement {
+    /// Keep only docker's default capabilities.
+    drop_capabilities: bool,
+    /// The seccomp programs to install, in order; none for
+    /// `--security=insecure`, or where the kernel has no seccomp (as docker).
+    seccomp: Vec<seccompiler::BpfProgram>,
+}
+
+impl Confinement {
+    fn of(spec: &Spec) -> Result<Self> {
+        if spec.insecure {
+            // docker --privileged: every capability, no filter.
+            return Ok(Self { drop_capabilities: false, seccomp: Vec::new() });
+        }
+        let seccomp =
+            if seccomp::kernel_supports() { seccomp::default_filters()?.unwrap_or_default() } else { Vec::new() };
+        Ok(Self { drop_capabilities: true, seccomp })
+    }
+}
+
 /// Drop to `user` and enter the working directory `cwd`, in the one order
 /// that holds: capabilities dropped while still root (afterwards the
-/// bounding set cannot change), groups and gid before the uid (after setuid
-/// they cannot change either), the directory entered as the user (so a
-/// folder it may not enter fails, as in docker), and last every descriptor
-/// above stdio closed, the directory's included.
-fn become_user(sys: &dyn Syscall, user: &ExecUser, cwd: &OwnedFd, cwd_text: &str, groups_denied: bool) -> Result<()> {
+/// bounding set cannot change), the seccomp filter installed while
+/// CAP_SYS_ADMIN is still effective (installing it without no_new_privs, so
+/// that setuid programs work as in docker, needs it; setuid to a user clears
+/// it), groups and gid before the uid (after setuid they cannot change
+/// either), the directory entered as the user (so a folder it may not enter
+/// fails, as in docker), and last every descriptor above stdio closed, the
+/// directory's included. Every call after the filter is one it allows.
+fn become_user(
+    sys: &dyn Syscall,
+    user: &ExecUser,
+    confinement: &Confinement,
+    cwd: &OwnedFd,
+    cwd_text: &str,
+    groups_denied: bool,
+) -> Result<()> {
     // A session of its own, as the command's process group leader.
     let _ = sys.setsid();
     if !groups_denied {
         let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         sys.setgroups(&groups).map_err(InitError::Setgroups)?;
     }
-    drop_capabilities(sys)?;
+    if confinement.drop_capabilities {
+        drop_capabilities(sys)?;
+    }
+    for program in &confinement.seccomp {
+        sys.install_seccomp(program).map_err(InitError::InstallSeccomp)?;
+    }
     sys.setresgid(Gid::from_raw(user.gid)).map_err(|e| InitError::Setgid(user.gid, e))?;
     sys.setresuid(Uid::from_raw(user.uid)).map_err(|e| InitError::Setuid(user.uid, e))?;
     sys.fchdir(cwd).map_err(|e| InitError::Chdir(cwd_text.to_owned(), e))?;
@@ -394,6 +438,12 @@ mod tests {
     /// The whole setup against the recording kernel: namespaces, root,
     /// working directory, user.
     fn record_setup(groups_denied: bool) -> Vec<Call> {
+        let confinement =
+            Confinement { drop_capabilities: true, seccomp: seccomp::default_filters().unwrap().unwrap() };
+        record_confined(groups_denied, &confinement)
+    }
+
+    fn record_confined(groups_denied: bool, confinement: &Confinement) -> Vec<Call> {
         let dir = tempfile::tempdir().unwrap();
         let spec = Spec {
             rootfs: dir.path().to_owned(),
@@ -415,7 +465,7 @@ mod tests {
         prepare_root(&sys, &spec).unwrap();
         let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27], home: "/".into() };
         let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid)).unwrap();
-        become_user(&sys, &user, &cwd, &spec.cwd, groups_denied).unwrap();
+        become_user(&sys, &user, confinement, &cwd, &spec.cwd, groups_denied).unwrap();
         sys.calls()
     }
 
@@ -506,6 +556,28 @@ mod tests {
         // The working directory is entered as the user, and checked after.
         assert!(setuid < at(&calls, &Call::Fchdir));
         assert!(at(&calls, &Call::Fchdir) < at(&calls, &Call::CheckCwdInsideRoot));
+    }
+
+    #[test]
+    fn the_seccomp_filter_goes_on_after_the_capabilities_and_before_the_ids_change() {
+        let calls = record_setup(false);
+        let installed: Vec<usize> =
+            calls.iter().enumerate().filter(|(_, c)| matches!(c, Call::InstallSeccomp(_))).map(|(i, _)| i).collect();
+        assert_eq!(installed.len(), 2, "the allowlist and clone3's ENOSYS: {calls:#?}");
+        let last_drop = calls.iter().rposition(|c| matches!(c, Call::DropBoundingCapability(_))).unwrap();
+        assert!(last_drop < installed[0] && installed[1] < at(&calls, &Call::Setresgid(1000)));
+        // Nothing the filter forbids comes after it.
+        assert!(!calls[installed[0]..]
+            .iter()
+            .any(|c| matches!(c, Call::Mount { .. } | Call::Unshare(_) | Call::PivotRoot(..) | Call::Sethostname(_))));
+    }
+
+    #[test]
+    fn insecure_keeps_every_capability_and_installs_no_filter() {
+        let spec = Spec { insecure: true, ..Spec::default() };
+        let calls = record_confined(false, &Confinement::of(&spec).unwrap());
+        assert!(!calls.iter().any(|c| matches!(c, Call::DropBoundingCapability(_) | Call::InstallSeccomp(_))));
+        assert!(calls.contains(&Call::Setresuid(1000)));
     }
 
     #[test]

@@ -4,13 +4,17 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio as StdStdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::cgroup::{Cgroup, CgroupError};
+use nix::errno::Errno;
+
 use super::channel::{self, ChannelError};
 use super::{signals, Spec, SpecError};
 
@@ -174,12 +178,11 @@ impl Sandbox {
         signals::forward_to(nix::unistd::Pid::from_raw(child.id() as i32));
 
         let mut timed_out = false;
+        let stdin_done = AtomicBool::new(false);
         let status = thread::scope(|s| {
             if let Some((input, out, err)) = proxy {
-                if let Some(mut input) = input {
-                    // Not scoped: it may sit in a read of kiln's stdin long
-                    // after the container is gone, and must not hold us up.
-                    thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut input));
+                if let Some(input) = input {
+                    s.spawn(|| copy_stdin(input, &stdin_done));
                 }
                 s.spawn(move || copy_out(out, std::io::stdout()));
                 s.spawn(move || copy_out(err, std::io::stderr()));
@@ -192,7 +195,7 @@ impl Sandbox {
                     }
                 });
             }
-            loop {
+            let status = loop {
                 match child.try_wait() {
                     Ok(Some(status)) => {
                         // What it left behind (its pid namespace took them
@@ -201,7 +204,7 @@ impl Sandbox {
                         if let Some(cgroup) = &cgroup {
                             cgroup.kill_all();
                         }
-                        return Ok(status);
+                        break Ok(status);
                     }
                     Ok(None) if cancelled() => {
                         let _ = child.kill();
@@ -216,14 +219,47 @@ impl Sandbox {
                         let _ = child.kill();
                     }
                     Ok(None) => thread::sleep(Duration::from_millis(20)),
-                    Err(e) => return Err(SandboxError::Wait(e)),
+                    Err(e) => break Err(SandboxError::Wait(e)),
                 }
-            }
+            };
+            // The scope waits for the stdin copy: tell it to stop.
+            stdin_done.store(true, Ordering::Relaxed);
+            status
         })?;
         let oom_killed = cgroup.as_ref().is_some_and(Cgroup::oom_killed);
         // Dropping it kills whatever the step left behind and removes it.
         drop(cgroup);
         Ok(Exit { code: exit_code(status), oom_killed, timed_out })
+    }
+}
+
+/// Copy kiln's stdin to the container's until either ends or `done` is set.
+/// It waits for input in short polls and reads only when some is ready, so
+/// once the container is gone it stops without taking another byte: what
+/// the user types next belongs to whatever reads kiln's stdin next (the next
+/// `--debug-shell`). Read straight from fd 0: std's buffered stdin could
+/// keep input back from the next reader.
+fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
+    let fd = std::io::stdin().as_fd().as_raw_fd();
+    let mut buf = [0u8; 8192];
+    while !done.load(Ordering::Relaxed) {
+        let mut ready = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd, valid for the call.
+        match Errno::result(unsafe { libc::poll(&mut ready, 1, 100) }) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
     }
 }
 

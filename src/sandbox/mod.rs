@@ -7,8 +7,10 @@
 //! then forks the namespace's PID 1 ([`init`]), which mounts /proc, a minimal
 //! /dev, /etc/resolv.conf and /etc/hosts into the root filesystem the engine
 //! prepared, pivots into it ([`rootfs`]), and runs the command as its own
-//! child. Every kernel call of that setup goes through [`syscall::Syscall`],
-//! so its order is unit-tested. Signals sent to `kiln run` reach the command
+//! child, which keeps docker's default capabilities and installs docker's
+//! default seccomp profile ([`seccomp`]) before it becomes the step's user.
+//! Every kernel call of that setup goes through [`syscall::Syscall`], so its
+//! order is unit-tested. Signals sent to `kiln run` reach the command
 //! ([`signals`]). When the command exits, PID 1 exits with
 //! its status, and the kernel kills whatever the command left running in the pid
 //! namespace. Every process in the chain has a parent-death signal, so killing
@@ -20,6 +22,7 @@ mod init;
 mod launch;
 mod mounts;
 pub mod rootfs;
+mod seccomp;
 mod signals;
 mod spec;
 mod syscall;
@@ -30,6 +33,7 @@ pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
 pub use mounts::MountError;
+pub use seccomp::SeccompError;
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 

@@ -68,8 +68,16 @@ fn mount(
 
 /// Mount /proc, /dev, /sys, the host's resolv.conf and hosts, then the
 /// spec's `mounts`, into `root` and pivot into it: afterwards `/` is `root`
-/// and the cwd is `/`.
-pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile], user_mounts: &[SpecMount]) -> Result<()> {
+/// and the cwd is `/`. Unless `confined` is false (`RUN --security=insecure`,
+/// where docker --privileged does the same), /sys is read-only and /proc's
+/// kernel knobs are read-only or masked.
+pub(crate) fn enter(
+    sys: &dyn Syscall,
+    root: &Path,
+    files: &[SpecFile],
+    user_mounts: &[SpecMount],
+    confined: bool,
+) -> Result<()> {
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
     mount(sys, Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
@@ -114,7 +122,7 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile], user_mou
     // bind, made read-only all the way down. Where that fails, no /sys at all.
     if let Ok(sys_dir) = ensure_dir(root, "sys") {
         let bound = mount(sys, Some("/sys"), &sys_dir, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).is_ok();
-        if bound && sys.read_only_tree(&sys_dir).is_err() {
+        if bound && confined && sys.read_only_tree(&sys_dir).is_err() {
             let _ = sys.umount2(&sys_dir, MntFlags::MNT_DETACH);
         }
     }
@@ -126,7 +134,9 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile], user_mou
     }
     // Before the masking, so a mount under /proc cannot uncover a masked path.
     mounts::mount_all(sys, root, user_mounts)?;
-    protect_proc_and_sys(sys, root);
+    if confined {
+        protect_proc_and_sys(sys, root);
+    }
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the new.
     sys.chdir(root).map_err(|e| RootfsError::Chdir(root.to_owned(), e))?;
@@ -360,7 +370,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
-        enter(&sys, root, &files, &[]).unwrap();
+        enter(&sys, root, &files, &[], true).unwrap();
         let calls = sys.calls();
         let pipes = root.join("dev/pipes");
         let mounts: Vec<(usize, MsFlags)> = calls
@@ -388,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root, &[], &[]).unwrap();
+        enter(&sys, root, &[], &[], true).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -420,11 +430,29 @@ mod tests {
     }
 
     #[test]
+    fn insecure_leaves_sys_and_the_kernel_knobs_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("proc/sys")).unwrap();
+        let confined = |confined| {
+            let sys = Recording::default();
+            enter(&sys, root, &[], &[], confined).unwrap();
+            let calls = sys.calls();
+            let read_only = calls.iter().any(|c| matches!(c, Call::ReadOnlyTree(_)));
+            let proc_sys =
+                calls.iter().any(|c| matches!(c, Call::Mount { target, .. } if *target == root.join("proc/sys")));
+            (read_only, proc_sys)
+        };
+        assert_eq!(confined(true), (true, true));
+        assert_eq!(confined(false), (false, false));
+    }
+
+    #[test]
     fn a_file_where_a_mount_folder_belongs_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path(), &[], &[]), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(matches!(enter(&sys, dir.path(), &[], &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc"));
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 

@@ -45,6 +45,9 @@ pub(crate) trait Syscall {
     fn kill_with_parent(&self) -> nix::Result<()>;
     /// prctl(PR_CAPBSET_DROP, cap).
     fn drop_bounding_capability(&self, cap: u32) -> nix::Result<()>;
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of one program, without
+    /// no_new_privs (see `seccomp`).
+    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
     /// sethostname(2).
     fn sethostname(&self, name: &str) -> nix::Result<()>;
     /// chdir(2).
@@ -142,6 +145,10 @@ impl Syscall for Linux {
         Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
     }
 
+    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+        super::seccomp::install(program)
+    }
+
     fn sethostname(&self, name: &str) -> nix::Result<()> {
         nix::unistd::sethostname(name)
     }
@@ -189,12 +196,19 @@ impl Syscall for Linux {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
     Unshare(CloneFlags),
-    Mount { source: Option<String>, target: PathBuf, fstype: Option<String>, flags: MsFlags },
+    Mount {
+        source: Option<String>,
+        target: PathBuf,
+        fstype: Option<String>,
+        flags: MsFlags,
+    },
     Umount2(PathBuf),
     PivotRoot(PathBuf, PathBuf),
     ReadOnlyTree(PathBuf),
     KillWithParent,
     DropBoundingCapability(u32),
+    /// The length of the program.
+    InstallSeccomp(usize),
     Sethostname(String),
     Chdir(PathBuf),
     Fchdir,
@@ -277,6 +291,10 @@ impl Syscall for Recording {
             return Err(Errno::EINVAL);
         }
         self.record(Call::DropBoundingCapability(cap))
+    }
+
+    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+        self.record(Call::InstallSeccomp(program.len()))
     }
 
     fn sethostname(&self, name: &str) -> nix::Result<()> {

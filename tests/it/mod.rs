@@ -9,6 +9,7 @@ mod contexts;
 mod copy;
 mod copy_rules;
 mod debug_parse;
+mod debug_shell;
 mod docker_config;
 mod dockerfile_syntax;
 mod expand;

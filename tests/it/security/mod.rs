@@ -11,6 +11,7 @@ mod limits;
 mod messages;
 mod names;
 mod sandbox;
+mod seccomp;
 mod store;
 mod terminal;
 mod whiteouts;
