@@ -31,6 +31,8 @@ impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
+        // Dropped on every way out of this function: what the mounts needed goes with the step.
+        let prepared = self.prepare_mounts(op, inputs)?;
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),
@@ -41,6 +43,7 @@ impl Engine {
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
+            mounts: prepared.mounts.clone(),
             ..Spec::default()
         };
         let made = MountPoints::before(&mount.root, &spec.mounts);
@@ -66,6 +69,7 @@ impl Engine {
         diff::write_upper(&upper, writer.tar())?;
         let layer = writer.finish()?;
         drop(mount);
+        drop(prepared);
         Ok(base.with(layer))
     }
 }

@@ -9,6 +9,7 @@ mod add;
 mod copy;
 mod exec;
 mod mkdir;
+pub mod run_mounts;
 mod source;
 
 use std::collections::BTreeMap;
@@ -73,6 +74,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Mkdir(#[from] mkdir::MkdirError),
+    #[error(transparent)]
+    RunMount(#[from] run_mounts::RunMountError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]
@@ -178,6 +181,7 @@ impl Executor for Engine {
                 Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
                 None => Ok(None),
             },
+            Op::Exec(e) => self.mounts_checksum(e),
             _ => Ok(None),
         }
     }
