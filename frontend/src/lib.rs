@@ -32,7 +32,7 @@ pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning}
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::InstructionError;
-pub use lower::{BuildGraph, LowerError};
+pub use lower::{BuildGraph, LowerError, RequiredId, RunRequirements};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, MountFrom, Network, Op, RunMount, Sharing};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};

@@ -214,8 +214,9 @@ pub enum RunMount {
     Cache {
         /// Where the step sees it.
         target: String,
-        /// `id=`, defaulting to `target`. A given id holds no `/` (the default,
-        /// the target, does: the engine hashes ids into folder names).
+        /// `id=`, defaulting to the target as written, cleaned (BuildKit's
+        /// default: relative when the target was). A given id holds no `/`
+        /// (the default may: the engine hashes ids into folder names).
         id: String,
         /// `ro`: the step may not write there.
         readonly: bool,
@@ -262,8 +263,10 @@ pub enum RunMount {
     Ssh {
         /// `default` unless given.
         id: String,
-        /// `/run/buildkit/ssh_agent.N` by default (N counts the step's ssh mounts);
-        /// `SSH_AUTH_SOCK` is set to it when it is the step's first.
+        /// `/run/buildkit/ssh_agent.N` by default (N counts the step's ssh mounts,
+        /// from 0). The frontend sets `SSH_AUTH_SOCK` to the step's first one
+        /// in [`ExecOp::env`] unless the environment sets it already, as
+        /// BuildKit does: the engine need not add it.
         target: String,
         /// `required=true`: the build fails before anything runs without it.
         required: bool,

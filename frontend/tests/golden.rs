@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, NamedContext, Op};
+use kiln_frontend::{build_graph, BuildGraph, CopyFrom, ImageConfig, MountFrom, NamedContext, Op, RunMount};
 use kiln_solver::Digest;
 use support::{opts, FakeResolver};
 
@@ -193,6 +193,15 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
                 for f in &e.files {
                     field("file", &format!("{} {:?}", f.name, f.content));
                 }
+                for m in &e.mounts {
+                    field("mount", &mount(m));
+                }
+                if !e.network.is_default() {
+                    field("network", &format!("{:?}", e.network).to_lowercase());
+                }
+                if e.insecure {
+                    field("security", "insecure");
+                }
             }
         }
         if !v.inputs.is_empty() {
@@ -214,6 +223,33 @@ fn render(bg: &BuildGraph, resolver: &FakeResolver) -> String {
         let _ = writeln!(out, "  {reference} x{n}");
     }
     out
+}
+
+/// A RUN mount on one line, every field shown (defaults included).
+fn mount(m: &RunMount) -> String {
+    let from = |f: &MountFrom| match f {
+        MountFrom::Context => "context".to_owned(),
+        MountFrom::Input(n) => format!("input {n}"),
+        MountFrom::NamedContext(key) => format!("named context {key}"),
+    };
+    match m {
+        RunMount::Bind { target, from: f, source, rw } => {
+            format!("bind {target} from {} source {source:?} rw {rw}", from(f))
+        }
+        RunMount::Cache { target, id, readonly, sharing, from: f, source, mode, uid, gid } => {
+            let f = f.as_ref().map_or("empty".to_owned(), from);
+            format!(
+                "cache {target} id {id:?} readonly {readonly} sharing {sharing:?} from {f} source {source:?} mode {mode:o} uid {uid} gid {gid}"
+            )
+        }
+        RunMount::Tmpfs { target, size } => format!("tmpfs {target} size {size:?}"),
+        RunMount::Secret { id, target, env, required, mode, uid, gid } => format!(
+            "secret id {id:?} target {target:?} env {env:?} required {required} mode {mode:o} uid {uid} gid {gid}"
+        ),
+        RunMount::Ssh { id, target, required, mode, uid, gid } => {
+            format!("ssh id {id:?} target {target} required {required} mode {mode:o} uid {uid} gid {gid}")
+        }
+    }
 }
 
 /// The image config, one value a line; unset fields are left out (an unset

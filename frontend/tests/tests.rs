@@ -110,3 +110,66 @@ fn cmd_sets_args_escaped_and_entrypoint_does_not() {
     assert!(escaped("FROM busybox\nCMD [\"x\"]\nENTRYPOINT [\"y\"]"));
     assert!(escaped("FROM busybox AS a\nCMD [\"x\"]\nFROM a\nENTRYPOINT [\"y\"]"));
 }
+
+#[test]
+fn run_requirements_list_what_each_built_step_asks() {
+    let text = "\
+FROM busybox AS tools
+RUN --mount=type=secret,id=tools-token,required true
+FROM busybox AS unused
+RUN --mount=type=secret,id=never-asked,required --network=host true
+FROM tools
+RUN plain
+RUN --mount=type=secret,id=npm --mount=type=secret,id=aws,required=true --mount=type=cache,target=/c true
+RUN --mount=type=ssh --mount=type=ssh,id=gh,required true
+RUN --network=host --security=insecure true
+RUN --network=none --security=sandbox true
+";
+    let bg = build_graph(text, &opts(&[], None), &FakeResolver::default()).unwrap();
+    let rows: Vec<String> = bg
+        .run_requirements()
+        .iter()
+        .map(|r| {
+            let ids = |list: &[kiln_frontend::RequiredId]| {
+                list.iter().map(|s| format!("{}{}", s.id, if s.required { "!" } else { "" })).collect::<Vec<_>>()
+            };
+            assert_eq!(bg.sources.get(&r.vertex).copied(), r.location);
+            format!(
+                "{} secrets {:?} ssh {:?} host {} insecure {}",
+                r.location.unwrap(),
+                ids(&r.secrets),
+                ids(&r.ssh),
+                r.network_host,
+                r.insecure
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "2:1 secrets [\"tools-token!\"] ssh [] host false insecure false",
+            "7:1 secrets [\"npm\", \"aws!\"] ssh [] host false insecure false",
+            "8:1 secrets [] ssh [\"default\", \"gh!\"] host false insecure false",
+            "9:1 secrets [] ssh [] host true insecure true",
+        ]
+    );
+}
+
+#[test]
+fn run_flags_at_their_defaults_keep_the_step_digest() {
+    let digest = |run: &str| {
+        let bg = build_graph(&format!("FROM busybox\n{run}"), &opts(&[], None), &FakeResolver::default()).unwrap();
+        bg.target
+    };
+    let plain = digest("RUN true");
+    assert_eq!(digest("RUN --network=default --security=sandbox true"), plain);
+    for changed in [
+        "RUN --network=none true",
+        "RUN --network=host true",
+        "RUN --security=insecure true",
+        "RUN --mount=type=secret,id=s true",
+        "RUN --mount=type=cache,target=/c true",
+    ] {
+        assert_ne!(digest(changed), plain, "{changed}");
+    }
+}

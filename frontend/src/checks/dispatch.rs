@@ -279,14 +279,16 @@ impl Walk<'_> {
 }
 
 /// A name with a word of a secret in it (`API_KEY`, `db_password`, `TOKEN`),
-/// and no `public` word (`PUBLIC_KEY`): BuildKit's two patterns.
+/// and no word saying it holds something else (`PUBLIC_KEY`, `KEY_FILE`, a
+/// path; `TOKEN_VERSION`): BuildKit's two patterns (its allow list as of
+/// moby/buildkit#6501).
 fn is_secret_name(name: &str) -> bool {
     static PATTERNS: OnceLock<(Regex, Regex)> = OnceLock::new();
     let (deny, allow) = PATTERNS.get_or_init(|| {
         let words = |w: &[&str]| Regex::new(&format!("(?i)(?:_|^)(?:{})(?:_|$)", w.join("|"))).expect("valid");
         let secrets =
             ["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
-        (words(&secrets), words(&["public"]))
+        (words(&secrets), words(&["public", "file", "version"]))
     });
     deny.is_match(name) && !allow.is_match(name)
 }
@@ -302,7 +304,18 @@ mod tests {
         {
             assert!(is_secret_name(name), "{name}");
         }
-        for name in ["PUBLIC_KEY", "KEYBOARD", "MONKEY", "TOKENIZER", "VERSION", "AUTHOR", "public_api_token"] {
+        for name in [
+            "PUBLIC_KEY",
+            "KEYBOARD",
+            "MONKEY",
+            "TOKENIZER",
+            "VERSION",
+            "AUTHOR",
+            "public_api_token",
+            "SESSION_SECRET_FILE",
+            "key_file",
+            "AUTH_MODULE_VERSION",
+        ] {
             assert!(!is_secret_name(name), "{name}");
         }
     }

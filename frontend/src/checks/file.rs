@@ -7,7 +7,7 @@
 //! so that it never is).
 
 use crate::error::{Error, Location};
-use crate::instructions::{self, ArgDecl, Instruction};
+use crate::instructions::{self, mount, ArgDecl, Instruction};
 use crate::parser::Node;
 use crate::shell::Lexer;
 
@@ -60,12 +60,14 @@ impl Command {
             .filter_map(|flag| {
                 let value = flag.value.as_deref().unwrap_or("");
                 match flag.name.as_str() {
-                    "from" => Some(value),
-                    "mount" => value.split(',').find_map(|kv| kv.strip_prefix("from=")),
+                    "from" => Some(value.to_owned()),
+                    "mount" => mount::fields(value)
+                        .ok()?
+                        .into_iter()
+                        .find_map(|f| (f.key == "from").then_some(f.value).flatten()),
                     _ => None,
                 }
             })
-            .map(str::to_owned)
             .collect();
         Command {
             keyword: keyword(&node).to_owned(),

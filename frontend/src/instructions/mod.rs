@@ -9,6 +9,7 @@
 
 mod copy;
 mod health;
+pub(crate) mod mount;
 mod run;
 
 use crate::error::{Error, Location};

@@ -2,7 +2,7 @@
 //! here, so a typo fails even in a stage that is never built; whether kiln can
 //! run them is the lowering's business.
 
-use super::{flag, flags, CommandLine, InstructionError, Word};
+use super::{flag, flags, mount, CommandLine, InstructionError, Word};
 use crate::error::Error;
 use crate::parser::{Heredoc, Node};
 
@@ -49,77 +49,10 @@ pub(super) fn run(node: &Node) -> Result<Run, Error> {
     Ok(Run { command, mounts, network, security, heredocs: node.heredocs.clone() })
 }
 
-/// The fields of a `--mount` value, split on commas outside double quotes.
-fn fields(value: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    for c in value.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(String::new()),
-            c => out.last_mut().expect("never empty").push(c),
-        }
-    }
-    out
-}
-
-/// BuildKit's `--mount` grammar: `type=bind|cache|tmpfs|secret|ssh` (bind by
-/// default) and the keys each takes; a target for all but secret and ssh.
-/// Values holding `$` expand later and are not checked here.
+/// The `--mount` grammar on the value as written; values holding a variable
+/// are judged once expanded, when the stage is lowered.
 fn check_mount(value: &str) -> Result<(), String> {
-    const KEYS: &[&str] = &[
-        "type",
-        "from",
-        "source",
-        "src",
-        "target",
-        "dst",
-        "destination",
-        "readonly",
-        "ro",
-        "rw",
-        "readwrite",
-        "id",
-        "sharing",
-        "mode",
-        "uid",
-        "gid",
-        "required",
-        "size",
-        "env",
-    ];
-    let mut kind = "bind".to_owned();
-    let mut target = false;
-    for field in fields(value) {
-        let (key, val) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_owned())),
-            None => (field.trim().to_ascii_lowercase(), None),
-        };
-        if key.is_empty() {
-            return Err("an empty field: write key=value pairs separated by commas".to_owned());
-        }
-        if !KEYS.contains(&key.as_str()) {
-            return Err(format!("unknown key \"{key}\" (type, source, target, from, id, …)"));
-        }
-        let val = val.unwrap_or_default();
-        match key.as_str() {
-            "type" => {
-                if !["bind", "cache", "tmpfs", "secret", "ssh"].contains(&val.as_str()) {
-                    return Err(format!("unknown mount type \"{val}\": use bind, cache, tmpfs, secret or ssh"));
-                }
-                kind = val;
-            }
-            "target" | "dst" | "destination" => target = !val.is_empty(),
-            "sharing" if !val.contains('$') && !["shared", "private", "locked"].contains(&val.as_str()) => {
-                return Err(format!("unknown sharing \"{val}\": use shared, private or locked"));
-            }
-            _ => {}
-        }
-    }
-    if !target && !["secret", "ssh"].contains(&kind.as_str()) {
-        return Err(format!("a {kind} mount needs a target, e.g. --mount=type={kind},target=/path"));
-    }
-    Ok(())
+    mount::parse(&mount::fields(value)?, &|v| v.contains('$')).map(|_| ())
 }
 
 #[cfg(test)]

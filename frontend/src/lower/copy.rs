@@ -154,13 +154,21 @@ impl Lowering<'_> {
     fn copy_source(&mut self, index: usize, from: &str, at: Location) -> Result<(CopyFrom, Option<Digest>), Halt> {
         let input = match self.named_context(from) {
             Some((key, NamedContext::Directory)) => return Ok((CopyFrom::NamedContext(key), None)),
-            Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at)?,
-            None => self.stage_source(index, from, at)?,
+            Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at, Reader::Copy)?,
+            None => self.stage_source(index, from, at, Reader::Copy)?,
         };
         Ok((CopyFrom::Input, Some(input)))
     }
 
-    fn stage_source(&mut self, index: usize, from: &str, at: Location) -> Result<Digest, Halt> {
+    /// The vertex of an earlier stage (by name or index, as `--from` names
+    /// it) or, when no stage has that name, of an image.
+    pub(super) fn stage_source(
+        &mut self,
+        index: usize,
+        from: &str,
+        at: Location,
+        reader: Reader,
+    ) -> Result<Digest, Halt> {
         let stages = self.file.stages.len();
         // A number is an index, as Go's Atoi reads it (`+1`, `01`), never an image.
         let found = match from.parse::<i64>() {
@@ -168,23 +176,55 @@ impl Lowering<'_> {
                 usize::try_from(n)
                     .ok()
                     .filter(|&i| i < stages)
-                    .ok_or_else(|| Error::at(at, LowerError::StageIndex(from.to_owned(), stages)))?,
+                    .ok_or_else(|| Error::at(at, reader.error(From::Index(stages), from)))?,
             ),
             Err(_) => self.find_stage(from),
         };
         match found {
-            Some(i) if i == index => Err(Error::at(at, LowerError::CopyFromItself(from.to_owned())).into()),
-            Some(i) if i > index => Err(Error::at(at, LowerError::CopyFromLater(from.to_owned())).into()),
+            Some(i) if i == index => Err(Error::at(at, reader.error(From::Itself, from)).into()),
+            Some(i) if i > index => Err(Error::at(at, reader.error(From::Later, from)).into()),
             Some(i) => Ok(self.stage(i)?.vertex.clone()),
-            None => Ok(self.image_source(from, at)?),
+            None => Ok(self.image_source(from, at, reader)?),
         }
     }
 
-    fn image_source(&mut self, from: &str, at: Location) -> Result<Digest, Error> {
-        let image =
-            self.resolve(from, at)?.ok_or_else(|| Error::at(at, LowerError::CopyFromNotFound(from.to_owned())))?;
+    pub(super) fn image_source(&mut self, from: &str, at: Location, reader: Reader) -> Result<Digest, Error> {
+        let image = self.resolve(from, at)?.ok_or_else(|| Error::at(at, reader.error(From::NotFound, from)))?;
         let name = format!("image {}", image.name);
         let op = Op::Image { name: image.name, digest: image.digest };
         self.add(op, vec![], name, at)
+    }
+}
+
+/// What reads another stage or an image: COPY's `--from` or a RUN mount's
+/// `from=`; each names itself in its errors.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reader {
+    Copy,
+    Mount,
+}
+
+/// Why a `--from` names nothing that can be read.
+enum From {
+    NotFound,
+    Itself,
+    Later,
+    /// A stage index past the stages (their count).
+    Index(usize),
+}
+
+impl Reader {
+    fn error(self, why: From, name: &str) -> LowerError {
+        let name = name.to_owned();
+        match (self, why) {
+            (Reader::Copy, From::NotFound) => LowerError::CopyFromNotFound(name),
+            (Reader::Copy, From::Itself) => LowerError::CopyFromItself(name),
+            (Reader::Copy, From::Later) => LowerError::CopyFromLater(name),
+            (Reader::Copy, From::Index(n)) => LowerError::StageIndex(name, n),
+            (Reader::Mount, From::NotFound) => LowerError::MountFromNotFound(name),
+            (Reader::Mount, From::Itself) => LowerError::MountFromItself(name),
+            (Reader::Mount, From::Later) => LowerError::MountFromLater(name),
+            (Reader::Mount, From::Index(n)) => LowerError::MountStageIndex(name, n),
+        }
     }
 }

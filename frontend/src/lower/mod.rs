@@ -2,7 +2,8 @@
 //! per instruction family.
 //!
 //! Lowering starts at the target stage and pulls in the stages it needs
-//! (through `FROM <stage>` and `COPY --from=<stage>`), each once, so a stage
+//! (through `FROM <stage>`, `COPY --from=<stage>` and RUN's
+//! `--mount=from=<stage>`), each once, so a stage
 //! nobody needs is never lowered and its base image never resolved. A stage can
 //! only depend on earlier stages, so this always ends. The stages being lowered
 //! wait on an explicit stack, not the call stack: a chain of thousands of
@@ -18,6 +19,9 @@
 //!   WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT); `image_config` the rest of them
 //!   (SHELL, HEALTHCHECK, VOLUME, STOPSIGNAL, MAINTAINER, ONBUILD), `signal`
 //!   STOPSIGNAL's names;
+//! * `mount`: RUN's `--mount`s, with BuildKit's defaults, and their `from=`;
+//! * `requirements`: what a graph's RUN steps ask of the build (secrets, ssh,
+//!   `--allow`), for the engine to check before anything runs;
 //! * `platform`: `FROM --platform`.
 
 mod add;
@@ -28,8 +32,10 @@ mod go_fmt;
 mod heredoc;
 mod image_config;
 mod meta;
+mod mount;
 mod onbuild;
 mod platform;
+mod requirements;
 mod run;
 mod signal;
 mod stage;
@@ -44,6 +50,7 @@ use crate::instructions::{Command, Dockerfile, Instruction, Word};
 use crate::ops::Op;
 use crate::options::{BuildOptions, ImageResolver, ResolvedImage};
 use crate::shell::Lexer;
+pub use requirements::{RequiredId, RunRequirements};
 use stage::StageState;
 
 /// Stages that cannot be lowered.
@@ -81,6 +88,32 @@ pub enum LowerError {
     /// `COPY --from=$X`.
     #[error("COPY --from={0}: variables are not expanded in --from (BuildKit refuses them): name a stage instead, e.g. FROM {0} AS src (global ARGs expand there), then COPY --from=src")]
     FromVariable(String),
+    /// A RUN mount's `from=` names neither a stage nor an image the resolver knows.
+    #[error("RUN --mount from={0}: no stage or image named \"{0}\"")]
+    MountFromNotFound(String),
+    /// A RUN mount's `from=` names the stage it is in.
+    #[error("RUN --mount from={0}: a stage cannot mount itself; name an earlier stage")]
+    MountFromItself(String),
+    /// A RUN mount's `from=` names a stage defined further down.
+    #[error("RUN --mount from={0}: that stage comes later (of stages sharing a name, the last counts); a stage can only mount earlier ones")]
+    MountFromLater(String),
+    /// A RUN mount's `from=$X`.
+    #[error("RUN --mount from={0}: variables are not expanded in from= (BuildKit refuses them): name a stage instead, e.g. FROM {0} AS src (global ARGs expand there), then from=src")]
+    MountFromVariable(String),
+    /// A RUN mount's `from=` that expands to nothing.
+    #[error("RUN --mount from= names nothing: name a stage, an image or a build context, or leave from= out for the build context")]
+    MountFromEmpty,
+    /// A RUN mount's `from=<number>` beyond the stages.
+    #[error("RUN --mount from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
+    MountStageIndex(String, usize),
+    /// A `--mount` value that is wrong once its variables are expanded.
+    #[error("invalid --mount={value}: {problem}")]
+    Mount {
+        /// The value as written.
+        value: String,
+        /// What is wrong, and what to write.
+        problem: String,
+    },
     /// `COPY --from=<number>` beyond the stages.
     #[error("COPY --from={0}: invalid stage index, the Dockerfile has {1} stages (counted from 0)")]
     StageIndex(String, usize),
@@ -313,7 +346,7 @@ impl Lowering<'_> {
     fn dispatch(&mut self, index: usize, st: &mut StageState, cmd: &Command) -> Result<(), Halt> {
         match &cmd.instruction {
             Instruction::Copy(copy) => self.copy(index, st, cmd, copy),
-            Instruction::Run(run) => Ok(self.run(st, cmd, run)?),
+            Instruction::Run(run) => self.run(index, st, cmd, run),
             Instruction::Arg(decls) => Ok(self.arg(st, decls)?),
             Instruction::Env(pairs) => Ok(self.env(st, pairs)?),
             Instruction::Label(pairs) => Ok(self.label(st, pairs)?),

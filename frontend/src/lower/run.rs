@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 
 use super::args::PROXY_KINDS;
 use super::stage::StageState;
-use super::{env_get, env_set, heredoc, LowerError, Lowering};
+use super::{env_get, env_set, heredoc, Halt, Lowering};
 use crate::config::ImageConfig;
-use crate::error::Error;
 use crate::instructions::{Command, CommandLine, Run};
-use crate::ops::{ExecOp, Op};
+use crate::ops::{ExecOp, Network, Op, RunMount};
 
 /// The command to run: exec form as written; shell form appended to the
 /// stage's SHELL (`/bin/sh -c` by default).
@@ -26,22 +25,19 @@ pub(super) fn wrap(config: &ImageConfig, line: &CommandLine) -> Vec<String> {
 }
 
 impl Lowering<'_> {
-    pub(super) fn run(&mut self, st: &mut StageState, cmd: &Command, run: &Run) -> Result<(), Error> {
-        // Checked by the parser; running them is not implemented yet, and
-        // only refused here so that a stage nobody builds never fails on them.
-        if let Some(mount) = run.mounts.first() {
-            let e = LowerError::Unsupported(
-                "RUN --mount is not supported yet: remove the flag (or do the step without the mount)".to_owned(),
-            );
-            return Err(Error::at(mount.location, e));
-        }
-        for (flag, word, default) in [("network", &run.network, "default"), ("security", &run.security, "sandbox")] {
-            if let Some(w) = word.as_ref().filter(|w| w.raw != default) {
-                let e =
-                    LowerError::Unsupported(format!("RUN --{flag}={} is not supported yet: remove the flag", w.raw));
-                return Err(Error::at(w.location, e));
-            }
-        }
+    pub(super) fn run(&mut self, index: usize, st: &mut StageState, cmd: &Command, run: &Run) -> Result<(), Halt> {
+        // First what may halt (a `from=` stage not lowered yet): nothing
+        // below changes the stage before it.
+        let mut inputs = vec![st.vertex.clone()];
+        let mounts = self.mounts(index, st, run, &mut inputs)?;
+        // Checked by the parser; `host` and `insecure` are the engine's to
+        // allow (`--allow`), before anything runs.
+        let network = match run.network.as_ref().map(|w| w.raw.as_str()) {
+            Some("none") => Network::None,
+            Some("host") => Network::Host,
+            _ => Network::Default,
+        };
+        let insecure = run.security.as_ref().is_some_and(|w| w.raw == "insecure");
         let (line, files) = match &run.command {
             CommandLine::Shell(text) if !run.heredocs.is_empty() => heredoc::run_command(text, &run.heredocs),
             line => (line.clone(), Vec::new()),
@@ -61,6 +57,14 @@ impl Lowering<'_> {
         // (an ENV's when that came later), empty for one without a value.
         let shown_args: Vec<String> =
             st.args.iter().map(|a| format!("{}={}", a.name, st.get(&a.name).unwrap_or_default())).collect();
+        // BuildKit points SSH_AUTH_SOCK at the first agent, unless set.
+        let first_agent = mounts.iter().find_map(|m| match m {
+            RunMount::Ssh { target, .. } => Some(target),
+            _ => None,
+        });
+        if let Some(target) = first_agent.filter(|_| env_get(&env, "SSH_AUTH_SOCK").is_none()) {
+            env_set(&mut env, "SSH_AUTH_SOCK", target);
+        }
         let proxy_env = proxy_env(&self.opts.build_args, &env);
         let op = Op::Exec(ExecOp {
             args: args.to_vec(),
@@ -69,9 +73,9 @@ impl Lowering<'_> {
             user: st.config.user.clone(),
             files,
             proxy_env,
-            mounts: Vec::new(),
-            network: Default::default(),
-            insecure: false,
+            mounts,
+            network,
+            insecure,
         });
         // Like BuildKit: a RUN of one heredoc is named with its first line.
         let name = match (&run.command, run.heredocs.first()) {
@@ -80,7 +84,7 @@ impl Lowering<'_> {
             }
             _ => st.name(&cmd.text),
         };
-        st.vertex = self.add(op, vec![st.vertex.clone()], name, cmd.location)?;
+        st.vertex = self.add(op, inputs, name, cmd.location)?;
         // Like docker: `RUN |2 A=1 B=2 /bin/sh -c make` when ARGs are in scope.
         let args_note = match shown_args.len() {
             0 => String::new(),
