@@ -9,6 +9,7 @@ pub mod debug_expand;
 pub mod images;
 pub mod load;
 pub mod output;
+pub mod prune;
 pub mod registry;
 pub mod run;
 pub mod settings;
@@ -64,6 +65,8 @@ pub enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's catalog.
     Search(registry::SearchArgs),
+    /// Remove what the store keeps for later builds (RUN cache mounts).
+    Prune(prune::Args),
     /// Show what kiln makes of its inputs (parse trees, …) as JSON.
     #[command(long_about = debug::HELP)]
     Debug(debug::Args),

@@ -66,6 +66,65 @@ enum Guard {
     Lock(#[allow(dead_code)] fs::File),
 }
 
+/// What [`prune`] did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Each cache removed: its id and the bytes it held.
+    pub removed: Vec<(String, u64)>,
+    /// The ids in use by a build, left alone.
+    pub busy: Vec<String>,
+}
+
+/// Remove every cache mount folder no build is using: one whose lock can be
+/// taken exclusively at once. A build that starts meanwhile waits for the
+/// lock, then makes the folder afresh.
+pub fn prune(store: &crate::store::Store) -> Result<Pruned, RunMountError> {
+    let io = |action, path: &Path| {
+        let path = path.to_owned();
+        move |e| RunMountError::Io { target: "-".into(), source: PathError { action, path, source: e } }
+    };
+    let base = cache_mounts_dir(store.root());
+    let locks = base.join("locks");
+    let mut pruned = Pruned::default();
+    let names = match fs::read_dir(&base) {
+        Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) => return Err(io("reading", &base)(e)),
+    };
+    // Only the cache folders: named by a sha256 (not `locks`, nor a folder being made).
+    let is_cache = |n: &std::ffi::OsStr| n.len() == 64 && n.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+    fs::create_dir_all(&locks).map_err(io("creating", &locks))?;
+    for name in names.into_iter().filter(|n| is_cache(n)) {
+        let lock_path = locks.join(&name);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        let id = fs::read_to_string(&lock_path).ok().filter(|id| !id.is_empty()).unwrap_or_else(|| name.to_string_lossy().into_owned());
+        if lock.try_lock_exclusive().is_err() {
+            pruned.busy.push(id);
+            continue;
+        }
+        let dir = base.join(&name);
+        if fs::symlink_metadata(&dir).is_err() {
+            continue;
+        }
+        let bytes = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        // remove_dir_all never follows a symlink the cache holds.
+        fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+        pruned.removed.push((id, bytes));
+    }
+    Ok(pruned)
+}
+
 /// Where cache mounts live in the store.
 pub fn cache_mounts_dir(store_root: &Path) -> PathBuf {
     store_root.join("cache-mounts")
@@ -187,6 +246,12 @@ impl Engine {
             },
         }
         .map_err(io("locking", &lock_path))?;
+        // The id, for `kiln prune`'s report (folder names are its hash).
+        // Written at offset 0, so two steps writing at once write the same bytes.
+        if lock.metadata().is_ok_and(|m| m.len() == 0) {
+            use std::os::unix::fs::FileExt as _;
+            let _ = lock.write_all_at(id.as_bytes(), 0);
+        }
         prepared.guards.push(Guard::Lock(lock));
         let seed = |dest: &Path| -> Result<(), EngineError> {
             fs::create_dir(dest).map_err(io("creating", dest))?;
