@@ -19,7 +19,6 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
 use kiln_frontend::{CopyFrom, CopyOp, ExecOp, MountFrom, RunMount, Sharing};
 use kiln_solver::Digest;
 use sha2::{Digest as _, Sha256};
@@ -92,7 +91,8 @@ pub fn prune(store: &crate::store::Store) -> Result<Pruned, RunMountError> {
         Err(e) => return Err(io("reading", &base)(e)),
     };
     // Only the cache folders: named by a sha256 (not `locks`, nor a folder being made).
-    let is_cache = |n: &std::ffi::OsStr| n.len() == 64 && n.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+    let is_cache =
+        |n: &std::ffi::OsStr| n.len() == 64 && n.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
     fs::create_dir_all(&locks).map_err(io("creating", &locks))?;
     for name in names.into_iter().filter(|n| is_cache(n)) {
         let lock_path = locks.join(&name);
@@ -102,8 +102,11 @@ pub fn prune(store: &crate::store::Store) -> Result<Pruned, RunMountError> {
             .write(true)
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
-        let id = fs::read_to_string(&lock_path).ok().filter(|id| !id.is_empty()).unwrap_or_else(|| name.to_string_lossy().into_owned());
-        if lock.try_lock_exclusive().is_err() {
+        let id = fs::read_to_string(&lock_path)
+            .ok()
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| name.to_string_lossy().into_owned());
+        if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
             pruned.busy.push(id);
             continue;
         }
@@ -153,7 +156,9 @@ impl Engine {
                     prepared.mounts.push(SpecMount { target: target.clone(), kind });
                 }
                 RunMount::Tmpfs { target, size } => {
-                    prepared.mounts.push(SpecMount { target: target.clone(), kind: SpecMountKind::Tmpfs { size: *size } });
+                    prepared
+                        .mounts
+                        .push(SpecMount { target: target.clone(), kind: SpecMountKind::Tmpfs { size: *size } });
                 }
                 RunMount::Secret { .. } | RunMount::Ssh { .. } => {}
             }
@@ -237,12 +242,12 @@ impl Engine {
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
         let own = match sharing {
-            Sharing::Shared => lock.lock_shared().map(|()| false),
-            Sharing::Locked => lock.lock_exclusive().map(|()| false),
+            Sharing::Shared => fs2::FileExt::lock_shared(&lock).map(|()| false),
+            Sharing::Locked => fs2::FileExt::lock_exclusive(&lock).map(|()| false),
             // A busy id (anyone holding it) gives this step a folder of its own.
-            Sharing::Private => match lock.try_lock_exclusive() {
-                Ok(()) => lock.lock_shared().map(|()| false),
-                Err(_) => lock.lock_shared().map(|()| true),
+            Sharing::Private => match fs2::FileExt::try_lock_exclusive(&lock) {
+                Ok(()) => fs2::FileExt::lock_shared(&lock).map(|()| false),
+                Err(_) => fs2::FileExt::lock_shared(&lock).map(|()| true),
             },
         }
         .map_err(io("locking", &lock_path))?;
@@ -258,7 +263,8 @@ impl Engine {
             if let Some(from) = from {
                 self.seed_cache(from, source, dest, target, inputs)?;
             }
-            fs::set_permissions(dest, fs::Permissions::from_mode(*mode & 0o7777)).map_err(io("setting the mode of", dest))?;
+            fs::set_permissions(dest, fs::Permissions::from_mode(*mode & 0o7777))
+                .map_err(io("setting the mode of", dest))?;
             if fs::metadata(dest).is_ok_and(|md| (md.uid(), md.gid()) != (*uid, *gid)) {
                 std::os::unix::fs::lchown(dest, Some(*uid), Some(*gid)).map_err(io("changing the owner of", dest))?;
             }

@@ -68,8 +68,14 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
             let src = open_source(source)?;
             let is_dir = fstat(src.as_raw_fd()).is_ok_and(|st| kind(st.st_mode) == SFlag::S_IFDIR);
             let target = open_target(root_path, root, &m.target, !is_dir)?;
-            sys.mount(Some(&fd_path(&src)), Path::new(&fd_path(&target)), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-                .map_err(failed)?;
+            sys.mount(
+                Some(&fd_path(&src)),
+                Path::new(&fd_path(&target)),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(failed)?;
             // The descriptor still names what lies under the new mount; the
             // remount must reach the mount itself, so the target is opened again.
             let mounted = open_in_root(root, &m.target).map_err(|e| MountError::Target(m.target.clone(), e))?;
@@ -136,7 +142,8 @@ fn open_root(root: &Path) -> nix::Result<OwnedFd> {
 /// refused.
 fn open_source(source: &Path) -> Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::open(source, flags, Mode::empty()).map(owned).map_err(|e| MountError::Source(source.into(), e))?;
+    let fd =
+        nix::fcntl::open(source, flags, Mode::empty()).map(owned).map_err(|e| MountError::Source(source.into(), e))?;
     match fstat(fd.as_raw_fd()) {
         Ok(st) if kind(st.st_mode) == SFlag::S_IFLNK => Err(MountError::SourceIsSymlink(source.into())),
         Ok(_) => Ok(fd),
@@ -194,7 +201,8 @@ fn open_target(root_path: &Path, root: BorrowedFd<'_>, target: &str, file: bool)
         let last = i + 1 == names.len();
         let made = if last && file {
             let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-            nix::fcntl::openat(Some(parent.as_raw_fd()), *name, flags, Mode::from_bits_truncate(0o644)).map(|fd| drop(owned(fd)))
+            nix::fcntl::openat(Some(parent.as_raw_fd()), *name, flags, Mode::from_bits_truncate(0o644))
+                .map(|fd| drop(owned(fd)))
         } else {
             nix::sys::stat::mkdirat(Some(parent.as_raw_fd()), *name, Mode::from_bits_truncate(0o755))
         };
@@ -248,7 +256,9 @@ pub(crate) fn planned_points(root: &Path, mounts: &[SpecMount]) -> Vec<Planned> 
                 .ancestors()
                 .skip(1)
                 .filter(|p| !p.as_os_str().is_empty())
-                .filter_map(|p| root.join(p).symlink_metadata().ok().map(|m| (p.to_owned(), (m.mode() & 0o7777, m.uid(), m.gid()))))
+                .filter_map(|p| {
+                    root.join(p).symlink_metadata().ok().map(|m| (p.to_owned(), (m.mode() & 0o7777, m.uid(), m.gid())))
+                })
                 .collect();
             out.push(Planned { created, parents });
         }

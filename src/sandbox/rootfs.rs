@@ -310,7 +310,9 @@ fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
                 return false;
             }
             // An opaque folder hides the image's: the step replaced it.
-            let Ok(fd) = crate::fsutil::open_beneath(upper, p, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { return false };
+            let Ok(fd) = crate::fsutil::open_beneath(upper, p, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else {
+                return false;
+            };
             let fd = fs::File::from(fd);
             if crate::layer::overlay::OPAQUE_XATTRS.iter().any(|a| fd.get_xattr(a).ok().flatten().is_some()) {
                 return false;

@@ -166,7 +166,8 @@ impl Spec {
             return Err(SpecError::BadFile(bad.path.clone()));
         }
         // The root itself cannot be mounted over: the pivot needs it as it is.
-        let below_root = |t: &str| t.starts_with('/') && !crate::fsutil::lexical(std::path::Path::new(t)).names.is_empty();
+        let below_root =
+            |t: &str| t.starts_with('/') && !crate::fsutil::lexical(std::path::Path::new(t)).names.is_empty();
         if let Some(bad) = self.mounts.iter().find(|m| !below_root(&m.target)) {
             return Err(SpecError::BadMountTarget(bad.target.clone()));
         }

@@ -108,7 +108,11 @@ fn a_cache_persists_across_builds_never_reaches_a_layer_and_prune_removes_it() {
         assert!(cache_dir(&k, "/var/cache/app").join("log").exists());
 
         let out = k.cmd(&["prune", "--cache-mounts"]).ok();
-        assert!(out.stdout.contains("/var/cache/app") && out.stdout.contains("Total reclaimed space: 8B"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("/var/cache/app") && out.stdout.contains("Total reclaimed space: 8B"),
+            "{}",
+            out.stdout
+        );
         assert!(!cache_dir(&k, "/var/cache/app").exists());
         k.build(&["-t", "cache:v1", "--no-cache"]).ok();
         k.cmd(&["run", "cache:v1", "sh", "-c", "test $(cat /runs) = 1"]).ok();
