@@ -251,3 +251,18 @@ fn prune_needs_to_be_told_what() {
     let out = k.cmd(&["prune"]).failed();
     assert!(out.stderr.contains("--cache-mounts"), "{}", out.stderr);
 }
+
+#[test]
+fn a_failed_step_leaves_no_mount_or_staged_folder_behind() {
+    let k = Kiln::with_busybox();
+    k.write("f", "x\n");
+    k.write(
+        "Dockerfile",
+        "FROM busybox AS st\nFROM busybox\n\
+         RUN --mount=from=st,target=/s,rw --mount=target=/c,rw --mount=type=cache,target=/k \
+             --mount=type=tmpfs,target=/t touch /s/x /c/x /k/x /t/x && exit 3\n",
+    );
+    let out = k.build(&[]).failed();
+    assert!(out.stderr.contains("exit code: 3"), "{}", out.stderr);
+    k.assert_clean();
+}
