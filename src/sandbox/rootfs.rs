@@ -420,6 +420,22 @@ mod tests {
     }
 
     #[test]
+    fn the_specs_mounts_come_after_kilns_own_and_before_the_pivot() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sys = Recording::default();
+        let tmpfs = SpecMount { target: "/cache".into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
+        enter(&sys, root, &[], &[tmpfs]).unwrap();
+        let calls = sys.calls();
+        let user = position(&calls, |c| matches!(c, Call::Mount { target, .. } if target.starts_with("/proc/self/fd")));
+        for own in ["proc", "dev", "dev/shm", "sys"] {
+            assert!(mounts_on(&calls, &root.join(own)) < user, "{own} is mounted after the spec's mounts");
+        }
+        assert!(user < position(&calls, |c| matches!(c, Call::PivotRoot(..))));
+        assert!(root.join("cache").is_dir());
+    }
+
+    #[test]
     fn a_file_where_a_mount_folder_belongs_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
@@ -452,6 +468,39 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["dev", "dev/kept"]);
+    }
+
+    #[test]
+    fn a_spec_mount_point_goes_and_so_does_its_untouched_copied_up_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        let tmpfs = |t: &str| SpecMount { target: t.into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
+        for (upper_mode, written, kept) in [
+            (0o700, false, &[][..]),
+            // The step changed /root's mode: its copy is the step's change.
+            (0o755, false, &["root"][..]),
+            // The step wrote next to the mount point.
+            (0o700, true, &["root", "root/mine"][..]),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (root, upper) = (dir.path().join("root"), dir.path().join("upper"));
+            fs::create_dir_all(root.join("root")).unwrap();
+            mode(&root.join("root"), 0o700);
+            let made = MountPoints::before(&root, &[tmpfs("/root/.cache/x")]);
+            fs::create_dir_all(upper.join("root/.cache/x")).unwrap();
+            mode(&upper.join("root"), upper_mode);
+            if written {
+                fs::write(upper.join("root/mine"), "").unwrap();
+            }
+            made.clean(&upper);
+            let mut left: Vec<_> = walkdir::WalkDir::new(&upper)
+                .min_depth(1)
+                .into_iter()
+                .map(|e| e.unwrap().path().strip_prefix(&upper).unwrap().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(left, kept, "upper mode {upper_mode:o}, written {written}");
+        }
     }
 
     #[test]
