@@ -32,7 +32,7 @@ impl Engine {
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
         // Dropped on every way out of this function: what the mounts needed goes with the step.
-        let prepared = self.prepare_mounts(op, inputs)?;
+        let prepared = self.prepare_mounts(op, inputs, &|| ctx.is_cancelled())?;
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),

@@ -141,7 +141,12 @@ pub fn cache_folder_name(id: &str) -> String {
 impl Engine {
     /// Turn each bind, cache and tmpfs mount of `op` into what the sandbox
     /// mounts. Secret and ssh mounts are not this module's.
-    pub(super) fn prepare_mounts(&self, op: &ExecOp, inputs: &[FsState]) -> Result<Prepared, EngineError> {
+    pub(super) fn prepare_mounts(
+        &self,
+        op: &ExecOp,
+        inputs: &[FsState],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Prepared, EngineError> {
         let mut prepared = Prepared::default();
         for m in &op.mounts {
             match m {
@@ -151,7 +156,7 @@ impl Engine {
                     prepared.mounts.push(SpecMount { target: target.clone(), kind });
                 }
                 RunMount::Cache { target, readonly, .. } => {
-                    let host = self.cache_folder(&mut prepared, m, inputs)?;
+                    let host = self.cache_folder(&mut prepared, m, inputs, cancelled)?;
                     let kind = SpecMountKind::Bind { source: host, readonly: *readonly };
                     prepared.mounts.push(SpecMount { target: target.clone(), kind });
                 }
@@ -223,7 +228,13 @@ impl Engine {
 
     /// The cache folder this step mounts, made (and seeded) the first time,
     /// locked as its `sharing` says until the step ends.
-    fn cache_folder(&self, prepared: &mut Prepared, m: &RunMount, inputs: &[FsState]) -> Result<PathBuf, EngineError> {
+    fn cache_folder(
+        &self,
+        prepared: &mut Prepared,
+        m: &RunMount,
+        inputs: &[FsState],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<PathBuf, EngineError> {
         let RunMount::Cache { target, id, sharing, from, source, mode, uid, gid, .. } = m else { unreachable!() };
         let io = |action, path: &Path| {
             let target = target.clone();
@@ -242,15 +253,18 @@ impl Engine {
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
         let own = match sharing {
-            Sharing::Shared => fs2::FileExt::lock_shared(&lock).map(|()| false),
-            Sharing::Locked => fs2::FileExt::lock_exclusive(&lock).map(|()| false),
+            Sharing::Shared => wait_for_lock(&lock, false, cancelled).map(|()| false),
+            Sharing::Locked => wait_for_lock(&lock, true, cancelled).map(|()| false),
             // A busy id (anyone holding it) gives this step a folder of its own.
             Sharing::Private => match fs2::FileExt::try_lock_exclusive(&lock) {
                 Ok(()) => fs2::FileExt::lock_shared(&lock).map(|()| false),
-                Err(_) => fs2::FileExt::lock_shared(&lock).map(|()| true),
+                Err(_) => wait_for_lock(&lock, false, cancelled).map(|()| true),
             },
         }
-        .map_err(io("locking", &lock_path))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => EngineError::Cancelled,
+            _ => io("locking", &lock_path)(e).into(),
+        })?;
         // The id, for `kiln prune`'s report (folder names are its hash).
         // Written at offset 0, so two steps writing at once write the same bytes.
         if lock.metadata().is_ok_and(|m| m.len() == 0) {
@@ -316,6 +330,21 @@ impl Engine {
         let moved = copy_tree(&staged, dest, target);
         let _ = fs::remove_dir_all(&staged);
         Ok(moved?)
+    }
+}
+
+/// Take `lock` (exclusively or shared), waiting as long as another build
+/// holds it — unless the step is cancelled meanwhile (an `Interrupted` error).
+fn wait_for_lock(lock: &fs::File, exclusive: bool, cancelled: &dyn Fn() -> bool) -> std::io::Result<()> {
+    loop {
+        let taken =
+            if exclusive { fs2::FileExt::try_lock_exclusive(lock) } else { fs2::FileExt::try_lock_shared(lock) };
+        match taken {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() != fs2::lock_contended_error().kind() => return Err(e),
+            Err(_) if cancelled() => return Err(std::io::ErrorKind::Interrupted.into()),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
     }
 }
 
