@@ -33,6 +33,12 @@ impl Engine {
         let mount = self.snapshots.mount(&base.layers, true)?;
         // Dropped on every way out of this function: what the mounts needed goes with the step.
         let prepared = self.prepare_mounts(op, inputs, &|| ctx.is_cancelled())?;
+        // The context files were staged after the cache key was made from
+        // their checksum: had they changed, the result would be saved under a
+        // key that does not describe it.
+        if ctx.content_checksum().is_some() && self.mounts_checksum(op)?.as_ref() != ctx.content_checksum() {
+            return Err(super::run_mounts::RunMountError::ContextChanged.into());
+        }
         let spec = Spec {
             rootfs: mount.root.clone(),
             args: op.args.clone(),

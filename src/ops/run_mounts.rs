@@ -42,6 +42,11 @@ pub enum RunMountError {
         #[source]
         source: crate::copy::CopyError,
     },
+    #[error(
+        "RUN --mount: the build context changed while it was read: its files no longer match the \
+         checksum of the step's cache key (build again once they stop changing)"
+    )]
+    ContextChanged,
     #[error("RUN --mount target={target}")]
     Io {
         target: String,
