@@ -184,8 +184,8 @@ impl Engine {
         for m in &op.mounts {
             let RunMount::Bind { target, from, source, .. } = m else { continue };
             let Some(root) = self.host_source(&copy_from(from))? else { continue };
-            let sum = crate::copy::checksum(root, &context_copy(from, source))
-                .map_err(|source| RunMountError::Copy { target: target.clone(), source })?;
+            let sum =
+                crate::copy::checksum(root, &context_copy(from, source)).map_err(|e| copy_error(target, source, e))?;
             // Length-prefixed, so two mounts cannot read as one.
             for part in [target.as_bytes(), sum.as_str().as_bytes()] {
                 h.update((part.len() as u64).to_le_bytes());
@@ -386,7 +386,7 @@ fn stage_context(
     target: &str,
 ) -> Result<(), RunMountError> {
     let op = context_copy(from, source);
-    let copy_err = |source| RunMountError::Copy { target: target.into(), source };
+    let copy_err = |e| copy_error(target, source, e);
     let selected = crate::copy::select(root, &op.sources, &[]).map_err(copy_err)?;
     let Some(sel) = selected.first() else {
         return Err(RunMountError::NoSource { target: target.into(), source_path: source.into(), from: "the context" });
@@ -400,6 +400,18 @@ fn stage_context(
         copy_entry(&host, &dest.join(rel), target)?;
     }
     Ok(())
+}
+
+/// A COPY error in a mount's words: a missing source is the mount's, not a COPY's.
+fn copy_error(target: &str, source: &str, e: crate::copy::CopyError) -> RunMountError {
+    match e {
+        crate::copy::CopyError::NotInContext(_) => RunMountError::NoSource {
+            target: target.into(),
+            source_path: source.into(),
+            from: "the build context (or .dockerignore excludes it)",
+        },
+        e => RunMountError::Copy { target: target.into(), source: e },
+    }
 }
 
 /// Copy a whole tree, symlinks as symlinks (never followed).

@@ -268,3 +268,23 @@ fn a_failed_step_leaves_no_mount_or_staged_folder_behind() {
     assert!(out.stderr.contains("exit code: 3"), "{}", out.stderr);
     k.assert_clean();
 }
+
+#[test]
+fn a_bind_from_a_named_context_and_no_source_outside_the_context() {
+    let k = Kiln::with_busybox();
+    let named = k.dir.path().join("named");
+    std::fs::create_dir_all(&named).unwrap();
+    std::fs::write(named.join("n"), "named\n").unwrap();
+    std::fs::write(named.join(".dockerignore"), "hidden\n").unwrap();
+    std::fs::write(named.join("hidden"), "no\n").unwrap();
+    k.write("Dockerfile", "FROM busybox\nRUN --mount=from=extra,target=/n cat /n/n > /got && test ! -e /n/hidden\n");
+    let build_context = format!("extra={}", named.display());
+    k.build(&["-t", "named:v1", "--build-context", &build_context]).ok();
+    assert_eq!(k.file_in_top_layer("named:v1", "got").as_deref(), Some("named\n"));
+
+    k.write("Dockerfile", "FROM busybox\nRUN --mount=source=../../etc,target=/e ls /e\n");
+    let out = k.build(&[]).failed();
+    // Cleaned to `etc` in the context, as BuildKit does: never the host's /etc.
+    assert!(out.stderr.contains("target=/e: source \"etc\" is not in the build context"), "{}", out.stderr);
+    k.assert_clean();
+}
