@@ -79,3 +79,25 @@ fn a_build_prints_its_warnings_and_fails_on_them_when_asked() {
     assert!(out.stderr.contains("lint violation found for rules: JSONArgsRecommended"), "{}", out.stderr);
     assert!(!k.image_names().contains(&"checked:v2".to_owned()));
 }
+
+/// The issue's "`kiln build --check` warns on ARG/ENV names that look like
+/// secrets": BuildKit's SecretsUsedInArgOrEnv, its allow list included.
+#[test]
+fn check_warns_on_arg_and_env_names_that_look_like_secrets() {
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nARG NPM_TOKEN PUBLIC_KEY\nENV DB_PASSWORD=x KEY_FILE=/run/secrets/k\nRUN --mount=type=secret,id=npm true\n",
+    );
+    let out = k.build(&["--check"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let ends = [
+        "Dockerfile:2:1: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data (ARG \"NPM_TOKEN\") (https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/)",
+        "Dockerfile:3:1: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data (ENV \"DB_PASSWORD\") (https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/)",
+        "Check complete, 2 warnings have been found!",
+    ];
+    assert_eq!(lines.len(), ends.len(), "{}", out.stdout);
+    for (line, end) in lines.iter().zip(ends) {
+        assert!(line.ends_with(end), "{line:?} should end with {end:?}");
+    }
+}

@@ -12,7 +12,7 @@ use super::file::{Command, File};
 use super::{from, suggest, Rule, Scope, Warning};
 use crate::config::DEFAULT_PATH;
 use crate::error::Location;
-use crate::instructions::{CommandLine, Instruction, Word};
+use crate::instructions::{mount, CommandLine, Instruction, Word};
 use crate::options::{BuildOptions, ImageResolver};
 use crate::shell::Lexer;
 
@@ -211,6 +211,17 @@ impl Walk<'_> {
                 let flags = [&copy.chown, &copy.chmod, &copy.checksum];
                 for word in copy.sources.iter().chain([&copy.dest]).chain(flags.into_iter().flatten()) {
                     self.expand(word, at);
+                }
+            }
+            // A mount's values expand like COPY's words (but from=, which
+            // never does).
+            Instruction::Run(run) => {
+                for word in &run.mounts {
+                    for field in mount::fields(&word.raw).unwrap_or_default() {
+                        if let (Some(raw), false) = (field.value, field.key == "from") {
+                            self.expand(&Word { raw, location: word.location }, at);
+                        }
+                    }
                 }
             }
             _ => {}

@@ -7,7 +7,7 @@
 //! so that it never is).
 
 use crate::error::{Error, Location};
-use crate::instructions::{self, mount, ArgDecl, Instruction};
+use crate::instructions::{self, mount, ArgDecl, CommandLine, Instruction};
 use crate::parser::Node;
 use crate::shell::Lexer;
 
@@ -32,8 +32,8 @@ pub(super) struct Command {
     /// Uppercased.
     pub(super) upper: &'static str,
     pub(super) location: Location,
-    /// Typed; `None` for RUN (the checks expand none of it) and for an
-    /// instruction that does not type (the build's error, not a warning).
+    /// Typed (RUN without its command); `None` for an instruction that does
+    /// not type (the build's error, not a warning).
     pub(super) instruction: Option<Instruction>,
     /// ENV or LABEL in the `key value` form.
     pub(super) legacy_pairs: bool,
@@ -44,13 +44,16 @@ pub(super) struct Command {
 
 impl Command {
     fn read(node: Node, lexer: &Lexer) -> Command {
-        let mut instruction = match node.keyword {
-            "RUN" => None,
-            _ => instructions::instruction(&node, lexer).ok(),
-        };
-        // Nor are COPY's heredoc bodies held.
-        if let Some(Instruction::Copy(copy)) = &mut instruction {
-            copy.inline = Vec::new();
+        let mut instruction = instructions::instruction(&node, lexer).ok();
+        // Neither RUN's command and heredocs (the checks expand only its
+        // mounts) nor COPY's heredoc bodies are held.
+        match &mut instruction {
+            Some(Instruction::Copy(copy)) => copy.inline = Vec::new(),
+            Some(Instruction::Run(run)) => {
+                run.command = CommandLine::Shell(String::new());
+                run.heredocs = Vec::new();
+            }
+            _ => {}
         }
         let legacy_pairs = matches!(node.keyword, "ENV" | "LABEL")
             && lexer.split(&node.rest).first().is_some_and(|(_, w)| !w.contains('='));

@@ -176,7 +176,7 @@ fn commands() {
             ],
         ),
         (
-            "FROM busybox\nARG API_KEY\nENV DB_PASSWORD=x PUBLIC_KEY=y\n",
+            "FROM busybox\nARG API_KEY\nENV DB_PASSWORD=x PUBLIC_KEY=y KEY_FILE=/k NPM_TOKEN_VERSION=2\n",
             &[
                 "2: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data (ARG \"API_KEY\")",
                 "3: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data (ENV \"DB_PASSWORD\")",
@@ -211,6 +211,10 @@ fn undefined_variables() {
         ("FROM busybox\nCOPY --chown=$U:$G a /\n", &[
             "2: UndefinedVar: Usage of undefined variable '$G'",
             "2: UndefinedVar: Usage of undefined variable '$U'",
+        ]),
+        // RUN mounts' values expand (from= never does; the command is the shell's).
+        ("FROM busybox\nARG ID=x\nRUN --mount=type=cache,id=$ID,target=$TARGT --mount=from=$S,target=/s echo $NO\n", &[
+            "3: UndefinedVar: Usage of undefined variable '$TARGT'",
         ]),
     ]);
 }

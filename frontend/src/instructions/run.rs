@@ -1,6 +1,7 @@
-//! RUN and its flags. `--mount`, `--network` and `--security` are checked
-//! here, so a typo fails even in a stage that is never built; whether kiln can
-//! run them is the lowering's business.
+//! RUN and its flags. `--mount` (with the grammar of `mount`), `--network`
+//! and `--security` are checked here, so a typo fails even in a stage that is
+//! never built; mount values holding a variable are judged by the lowering,
+//! once expanded.
 
 use super::{flag, flags, mount, CommandLine, InstructionError, Word};
 use crate::error::Error;

@@ -45,7 +45,9 @@ impl Lowering<'_> {
             };
             let needs_target = || invalid(format!("a {} mount needs a target that is not empty", spec.kind.name()));
             let source = clean(&format!("/{}", spec.source.as_deref().unwrap_or_default()))[1..].to_owned();
-            let from = match spec.from.as_deref() {
+            // A tmpfs starts empty whatever its from= says (BuildKit mounts
+            // scratch): nothing to read, so nothing to lower for it.
+            let from = match spec.from.as_deref().filter(|_| spec.kind != MountType::Tmpfs) {
                 Some(from) => Some(self.mount_source(index, from, word, inputs)?),
                 None => None,
             };
@@ -106,7 +108,16 @@ impl Lowering<'_> {
                     let target = match (target, &env) {
                         (Some(t), _) => Some(t),
                         (None, Some(_)) => None,
-                        (None, None) => Some(format!("/run/secrets/{}", base_name(&id))),
+                        (None, None) => {
+                            let target = clean(&format!("/run/secrets/{}", base_name(&id)));
+                            if !target.starts_with("/run/secrets/") {
+                                let problem = format!(
+                                    "secret id \"{id}\" names no file: give a target, or an id such as id=token"
+                                );
+                                return Err(invalid(problem).into());
+                            }
+                            Some(target)
+                        }
                     };
                     RunMount::Secret {
                         id,
@@ -174,11 +185,11 @@ impl Lowering<'_> {
             Some((_, NamedContext::Image(reference))) => self.image_source(&reference, at, Reader::Mount)?,
             None => self.stage_source(index, from, at, Reader::Mount)?,
         };
-        let n = match inputs.iter().position(|d| *d == vertex) {
-            // Input 0 is the root filesystem: a mount of the stage this
-            // one is built on still reads it as an input of its own.
-            Some(n) if n > 0 => n,
-            _ => {
+        // Input 0 is the root filesystem the step writes to: even a mount of
+        // the very same vertex reads it as an input of its own.
+        let n = match inputs.iter().skip(1).position(|d| *d == vertex) {
+            Some(i) => i + 1,
+            None => {
                 inputs.push(vertex);
                 inputs.len() - 1
             }
