@@ -288,3 +288,16 @@ fn a_bind_from_a_named_context_and_no_source_outside_the_context() {
     assert!(out.stderr.contains("target=/e: source \"etc\" is not in the build context"), "{}", out.stderr);
     k.assert_clean();
 }
+
+#[test]
+fn a_bind_of_the_stage_the_step_builds_on_sees_it_as_it_was() {
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox AS b\nRUN echo before > /f\nFROM b\n\
+         RUN --mount=from=b,target=/m echo after > /f && cat /m/f > /seen\n",
+    );
+    k.build(&["-t", "self:v1"]).ok();
+    assert_eq!(k.file_in_top_layer("self:v1", "seen").as_deref(), Some("before\n"));
+    k.assert_clean();
+}
