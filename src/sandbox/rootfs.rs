@@ -248,13 +248,24 @@ impl MountPoints {
     /// paths with a symlink to a host folder, so every lookup goes from a
     /// descriptor of `upper` and follows no symlink: such a path is left alone.
     pub fn clean(&self, upper: &Path) {
+        self.clean_with(upper, true)
+    }
+
+    /// [`MountPoints::clean`] for a step whose filesystem is a copy, not an
+    /// overlay: nothing was copied up there, so the image's folders above
+    /// the spec's mount points are the image's own and stay.
+    pub fn clean_copy(&self, root: &Path) {
+        self.clean_with(root, false)
+    }
+
+    fn clean_with(&self, upper: &Path, copied_up_parents: bool) {
         use nix::sys::stat::{fstatat, SFlag};
         use nix::unistd::{unlinkat, UnlinkatFlags};
         use xattr::FileExt;
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let Ok(root) = open_no_follow(upper, flags) else { return };
         for planned in &self.planned {
-            remove_planned(root.as_fd(), planned);
+            remove_planned(root.as_fd(), planned, copied_up_parents);
         }
         for p in &self.files {
             let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { continue };
@@ -286,7 +297,7 @@ impl MountPoints {
 /// do the folders holding it); then the image's folders above them that the
 /// step left as they were, copied up only because a point was made inside.
 /// Every lookup goes from `upper`'s descriptor and follows no symlink.
-fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
+fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned, copied_up_parents: bool) {
     use nix::sys::stat::{fstatat, SFlag};
     use nix::unistd::{unlinkat, UnlinkatFlags};
     use xattr::FileExt;
@@ -325,6 +336,9 @@ fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
         if !remove(p, None) {
             return;
         }
+    }
+    if !copied_up_parents {
+        return;
     }
     for (p, owner) in &planned.parents {
         if !remove(p, Some(*owner)) {
@@ -491,6 +505,12 @@ mod tests {
             mode(&upper.join("root"), upper_mode);
             if written {
                 fs::write(upper.join("root/mine"), "").unwrap();
+            }
+            if kept.is_empty() {
+                // On a copy, /root is the image's own and stays.
+                made.clean_copy(&upper);
+                assert!(upper.join("root").is_dir() && !upper.join("root/.cache").exists());
+                fs::create_dir_all(upper.join("root/.cache/x")).unwrap();
             }
             made.clean(&upper);
             let mut left: Vec<_> = walkdir::WalkDir::new(&upper)
