@@ -11,6 +11,7 @@ pub mod info;
 pub mod limits;
 pub mod load;
 pub mod output;
+pub mod prune;
 pub mod registry;
 pub mod run;
 pub mod settings;
@@ -68,6 +69,8 @@ pub enum Command {
     Search(registry::SearchArgs),
     /// Show the store, snapshotter, cgroups, id mapping and sandbox helpers kiln uses here.
     Info(info::Args),
+    /// Remove what the store keeps for later builds (RUN cache mounts).
+    Prune(prune::Args),
     /// Show what kiln makes of its inputs (parse trees, …) as JSON.
     #[command(long_about = debug::HELP)]
     Debug(debug::Args),

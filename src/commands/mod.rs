@@ -14,6 +14,7 @@ mod info;
 mod inspect;
 mod load;
 mod login;
+mod prune;
 mod pull;
 mod push;
 mod rmi;
@@ -51,6 +52,7 @@ pub fn main() -> i32 {
             Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),
             Command::Tag(args) => tag::tag(&store, args).map(|()| 0),
             Command::Rmi(args) => rmi::rmi(&store, args).map(|()| 0),
+            Command::Prune(args) => prune::prune(&store, args).map(|()| 0),
             Command::Load(args) => load::load(&store, args).map(|()| 0),
             Command::Save(args) => save::save(&store, args).map(|()| 0),
             Command::History(args) => history::history(&store, args).map(|()| 0),

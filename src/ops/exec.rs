@@ -92,6 +92,14 @@ impl Engine {
         crate::secrets::check_exec(op, &self.run)?;
         let base = &inputs[0];
         let mut mount = self.snapshots.mount(&base.layers, true)?;
+        // Dropped on every way out of this function: what the mounts needed goes with the step.
+        let prepared = self.prepare_mounts(op, inputs, &|| ctx.is_cancelled())?;
+        // The context files were staged after the cache key was made from
+        // their checksum: had they changed, the result would be saved under a
+        // key that does not describe it.
+        if ctx.content_checksum().is_some() && self.mounts_checksum(op)?.as_ref() != ctx.content_checksum() {
+            return Err(super::run_mounts::RunMountError::ContextChanged.into());
+        }
         // Dropped after the sandbox is gone: its tmpfs goes with the values.
         let secrets = StepSecrets::prepare(op, &self.run, &self.store.work_dir())?;
         let mut env: Vec<String> = op.env.iter().chain(&op.proxy_env).cloned().collect();
@@ -110,7 +118,7 @@ impl Engine {
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
             limits: step_limits(&self.run.limits),
-            mounts: secrets.mounts.clone(),
+            mounts: prepared.mounts.iter().chain(&secrets.mounts).cloned().collect(),
             env_files: secrets.env_files.clone(),
             insecure: op.insecure,
             ..Spec::default()
@@ -151,6 +159,7 @@ impl Engine {
         mount.write_diff(&made, writer.tar())?;
         let layer = writer.finish()?;
         drop(mount);
+        drop(prepared);
         Ok(base.with(layer))
     }
 }

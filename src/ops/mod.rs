@@ -10,6 +10,7 @@ mod copy;
 mod debug_shell;
 mod exec;
 mod mkdir;
+pub mod run_mounts;
 mod source;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ pub enum EngineError {
     Mkdir(#[from] mkdir::MkdirError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error(transparent)]
+    RunMount(#[from] run_mounts::RunMountError),
     #[error("COPY from the build context, but this build has no context")]
     NoContext,
     #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]
@@ -189,6 +192,7 @@ impl Executor for Engine {
                 Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
                 None => Ok(None),
             },
+            Op::Exec(e) => self.mounts_checksum(e),
             _ => Ok(None),
         }
     }

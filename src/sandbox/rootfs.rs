@@ -258,13 +258,24 @@ impl MountPoints {
     /// paths with a symlink to a host folder, so every lookup goes from a
     /// descriptor of `upper` and follows no symlink: such a path is left alone.
     pub fn clean(&self, upper: &Path) {
+        self.clean_with(upper, true)
+    }
+
+    /// [`MountPoints::clean`] for a step whose filesystem is a copy, not an
+    /// overlay: nothing was copied up there, so the image's folders above
+    /// the spec's mount points are the image's own and stay.
+    pub fn clean_copy(&self, root: &Path) {
+        self.clean_with(root, false)
+    }
+
+    fn clean_with(&self, upper: &Path, copied_up_parents: bool) {
         use nix::sys::stat::{fstatat, SFlag};
         use nix::unistd::{unlinkat, UnlinkatFlags};
         use xattr::FileExt;
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let Ok(root) = open_no_follow(upper, flags) else { return };
         for planned in &self.planned {
-            remove_planned(root.as_fd(), planned);
+            remove_planned(root.as_fd(), planned, copied_up_parents);
         }
         for p in &self.files {
             let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { continue };
@@ -296,7 +307,7 @@ impl MountPoints {
 /// do the folders holding it); then the image's folders above them that the
 /// step left as they were, copied up only because a point was made inside.
 /// Every lookup goes from `upper`'s descriptor and follows no symlink.
-fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
+fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned, copied_up_parents: bool) {
     use nix::sys::stat::{fstatat, SFlag};
     use nix::unistd::{unlinkat, UnlinkatFlags};
     use xattr::FileExt;
@@ -335,6 +346,9 @@ fn remove_planned(upper: std::os::fd::BorrowedFd<'_>, planned: &Planned) {
         if !remove(p, None) {
             return;
         }
+    }
+    if !copied_up_parents {
+        return;
     }
     for (p, owner) in &planned.parents {
         if !remove(p, Some(*owner)) {
@@ -448,6 +462,22 @@ mod tests {
     }
 
     #[test]
+    fn the_specs_mounts_come_after_kilns_own_and_before_the_pivot() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sys = Recording::default();
+        let tmpfs = SpecMount { target: "/cache".into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
+        enter(&sys, root, &[], &[tmpfs], true).unwrap();
+        let calls = sys.calls();
+        let user = position(&calls, |c| matches!(c, Call::Mount { target, .. } if target.starts_with("/proc/self/fd")));
+        for own in ["proc", "dev", "dev/shm", "sys"] {
+            assert!(mounts_on(&calls, &root.join(own)) < user, "{own} is mounted after the spec's mounts");
+        }
+        assert!(user < position(&calls, |c| matches!(c, Call::PivotRoot(..))));
+        assert!(root.join("cache").is_dir());
+    }
+
+    #[test]
     fn a_file_where_a_mount_folder_belongs_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
@@ -480,6 +510,45 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["dev", "dev/kept"]);
+    }
+
+    #[test]
+    fn a_spec_mount_point_goes_and_so_does_its_untouched_copied_up_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        let tmpfs = |t: &str| SpecMount { target: t.into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
+        for (upper_mode, written, kept) in [
+            (0o700, false, &[][..]),
+            // The step changed /root's mode: its copy is the step's change.
+            (0o755, false, &["root"][..]),
+            // The step wrote next to the mount point.
+            (0o700, true, &["root", "root/mine"][..]),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (root, upper) = (dir.path().join("root"), dir.path().join("upper"));
+            fs::create_dir_all(root.join("root")).unwrap();
+            mode(&root.join("root"), 0o700);
+            let made = MountPoints::before(&root, &[tmpfs("/root/.cache/x")]);
+            fs::create_dir_all(upper.join("root/.cache/x")).unwrap();
+            mode(&upper.join("root"), upper_mode);
+            if written {
+                fs::write(upper.join("root/mine"), "").unwrap();
+            }
+            if kept.is_empty() {
+                // On a copy, /root is the image's own and stays.
+                made.clean_copy(&upper);
+                assert!(upper.join("root").is_dir() && !upper.join("root/.cache").exists());
+                fs::create_dir_all(upper.join("root/.cache/x")).unwrap();
+            }
+            made.clean(&upper);
+            let mut left: Vec<_> = walkdir::WalkDir::new(&upper)
+                .min_depth(1)
+                .into_iter()
+                .map(|e| e.unwrap().path().strip_prefix(&upper).unwrap().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(left, kept, "upper mode {upper_mode:o}, written {written}");
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl Mount {
             }
             Backing::Copy(baseline) => {
                 let baseline = baseline.as_ref().expect("a writable copy has a baseline");
-                made.clean(&self.root);
+                made.clean_copy(&self.root);
                 baseline.write_diff(&self.root, out).map_err(SnapshotError::Diff)
             }
         }

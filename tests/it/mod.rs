@@ -28,6 +28,7 @@ mod registry_upload;
 mod rootless;
 mod run;
 mod run_limits;
+mod run_mounts;
 mod secrets;
 mod security;
 mod semantics;

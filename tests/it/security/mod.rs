@@ -9,6 +9,7 @@ mod devices;
 mod fds;
 mod limits;
 mod messages;
+mod mounts;
 mod names;
 mod sandbox;
 mod seccomp;

@@ -194,5 +194,5 @@ fn an_unknown_entitlement_is_refused_naming_the_flag() {
     let k = Kiln::with_busybox();
     k.write("Dockerfile", "FROM busybox\nRUN true\n");
     let out = k.build(&["--allow", "security.insecure,root.everything"]).failed();
-    assert!(out.stderr.contains("--allow root.everything"), "{}", out.stderr);
+    assert!(out.stderr.contains("--allow \"root.everything\""), "{}", out.stderr);
 }
