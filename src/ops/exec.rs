@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 
-use kiln_frontend::{ExecOp, Shortened};
+use kiln_frontend::{ExecOp, Network, Shortened};
 use kiln_solver::ExecContext;
 
 use super::{Engine, EngineError, FsState};
 use crate::layer::{diff, LayerWriter};
 use crate::sandbox::rootfs::MountPoints;
-use crate::sandbox::{Spec, SpecFile, Stdio};
+use crate::build::Entitlements;
+use crate::sandbox::{NetworkMode, Spec, SpecFile, Stdio};
 
 /// How many lines of a failed RUN's output the error shows.
 const TAIL_LINES: usize = 12;
@@ -27,8 +28,20 @@ pub(super) fn tail_text(tail: &[String]) -> String {
     s
 }
 
+/// The sandbox's network for `RUN --network=…`: a namespace of its own with
+/// outbound access by default, the host's only with `--allow network.host`.
+fn network_mode(network: Network, allow: Entitlements) -> Result<NetworkMode, EngineError> {
+    match network {
+        Network::Default => Ok(NetworkMode::Outbound),
+        Network::None => Ok(NetworkMode::None),
+        Network::Host if allow.network_host => Ok(NetworkMode::Host),
+        Network::Host => Err(EngineError::NetworkHostNotAllowed),
+    }
+}
+
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        let network = network_mode(op.network, self.run.allow)?;
         let base = &inputs[0];
         let mount = self.snapshots.mount(&base.layers, true)?;
         let made = MountPoints::before(&mount.root);
@@ -42,6 +55,7 @@ impl Engine {
             user: op.user.clone(),
             hostname: ctx.key().0.hex()[..12].to_owned(),
             files: op.files.iter().map(|f| SpecFile { path: f.name.clone(), content: f.content.clone() }).collect(),
+            network,
             ..Spec::default()
         };
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
@@ -67,5 +81,29 @@ impl Engine {
         let layer = writer.finish()?;
         drop(mount);
         Ok(base.with(layer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_network_maps_to_its_sandbox_mode_and_host_needs_the_entitlement() {
+        let allowed = Entitlements { network_host: true, ..Entitlements::default() };
+        let none = Entitlements::default();
+        for (network, allow, want) in [
+            (Network::Default, none, Some(NetworkMode::Outbound)),
+            (Network::None, none, Some(NetworkMode::None)),
+            (Network::Host, allowed, Some(NetworkMode::Host)),
+            (Network::Host, none, None),
+            (Network::Default, allowed, Some(NetworkMode::Outbound)),
+        ] {
+            let got = network_mode(network, allow);
+            match want {
+                Some(mode) => assert_eq!(got.unwrap(), mode, "{network:?}"),
+                None => assert!(matches!(got, Err(EngineError::NetworkHostNotAllowed)), "{network:?}"),
+            }
+        }
     }
 }

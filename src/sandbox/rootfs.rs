@@ -65,7 +65,8 @@ fn mount(
 
 /// Mount /proc, /dev, /sys and the host's resolv.conf and hosts into `root`
 /// and pivot into it: afterwards `/` is `root` and the cwd is `/`.
-pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()> {
+/// `resolv_conf` replaces the host's (a private network's, see `network`).
+pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile], resolv_conf: Option<&Path>) -> Result<()> {
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
     mount(sys, Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
@@ -115,9 +116,12 @@ pub(crate) fn enter(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Resul
         }
     }
     for file in HOST_FILES {
-        let host = Path::new(file);
+        let host = match resolv_conf {
+            Some(own) if file == "/etc/resolv.conf" => own,
+            _ => Path::new(file),
+        };
         if host.exists() {
-            bind_host_file(sys, root, host)?;
+            bind_host_file(sys, root, host, Path::new(file))?;
         }
     }
     protect_proc_and_sys(sys, root);
@@ -149,13 +153,13 @@ fn write_pipes(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()>
     mount(sys, None, &pipes, None, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)
 }
 
-/// Bind the host's `file` read-only over the same path in the image. The path is
+/// Bind the host's `file` read-only over the path `at` in the image. The path is
 /// resolved inside the image (its /etc may be a symlink), so nothing is ever
 /// created or mounted outside the root; an image whose path is not a regular
 /// file, or cannot have one, simply goes without.
-fn bind_host_file(sys: &dyn Syscall, root: &Path, file: &Path) -> Result<()> {
+fn bind_host_file(sys: &dyn Syscall, root: &Path, file: &Path, at: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(target) = crate::fsutil::resolve_in_root(root, file) else { return Ok(()) };
+    let Ok(target) = crate::fsutil::resolve_in_root(root, at) else { return Ok(()) };
     if target.symlink_metadata().is_err() {
         let Some(parent) = target.parent() else { return Ok(()) };
         if fs::create_dir_all(parent).is_err() {
@@ -293,7 +297,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
-        enter(&sys, root, &files).unwrap();
+        enter(&sys, root, &files, None).unwrap();
         let calls = sys.calls();
         let pipes = root.join("dev/pipes");
         let mounts: Vec<(usize, MsFlags)> = calls
@@ -321,7 +325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root, &[]).unwrap();
+        enter(&sys, root, &[], None).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -353,11 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn a_private_networks_resolv_conf_is_bound_instead_of_the_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let own = dir.path().join("resolv.conf");
+        fs::write(&own, "nameserver 169.254.1.1\n").unwrap();
+        let source_of = |resolv_conf: Option<&Path>| {
+            let sys = Recording::default();
+            enter(&sys, &root, &[], resolv_conf).unwrap();
+            let calls = sys.calls();
+            let Call::Mount { source, .. } = &calls[mounts_on(&calls, &root.join("etc/resolv.conf"))] else {
+                unreachable!()
+            };
+            source.clone().unwrap()
+        };
+        assert_eq!(source_of(Some(&own)), own.to_string_lossy());
+        if Path::new("/etc/resolv.conf").exists() {
+            assert_eq!(source_of(None), "/etc/resolv.conf");
+        }
+    }
+
+    #[test]
     fn a_file_where_a_mount_folder_belongs_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path(), &[]), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(matches!(enter(&sys, dir.path(), &[], None), Err(RootfsError::NotADirectory(d)) if d == "proc"));
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 
