@@ -7,9 +7,9 @@ use kiln_frontend::{ExecOp, Network, Shortened};
 use kiln_solver::ExecContext;
 
 use super::{Engine, EngineError, FsState};
+use crate::build::Entitlements;
 use crate::layer::{diff, LayerWriter};
 use crate::sandbox::rootfs::MountPoints;
-use crate::build::Entitlements;
 use crate::sandbox::{NetworkMode, Spec, SpecFile, Stdio};
 
 /// How many lines of a failed RUN's output the error shows.

@@ -26,6 +26,7 @@ mod registry_token;
 mod registry_upload;
 mod rootless;
 mod run;
+mod run_network;
 mod security;
 mod semantics;
 mod shared_cache;
