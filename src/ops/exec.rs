@@ -3,15 +3,16 @@
 
 use std::collections::VecDeque;
 
-use kiln_frontend::{ExecOp, Shortened};
+use kiln_frontend::{ExecOp, Network, Shortened};
 use kiln_solver::ExecContext;
 
 use super::{Engine, EngineError, FsState};
+use crate::build::Entitlements;
 use crate::layer::LayerWriter;
 use crate::sandbox::cgroup::DEFAULT_PIDS_LIMIT;
 use crate::sandbox::rootfs::MountPoints;
 use crate::sandbox::userns::IdMapping;
-use crate::sandbox::{Limits, Spec, SpecFile, Stdio};
+use crate::sandbox::{Limits, NetworkMode, Spec, SpecFile, Stdio};
 use crate::secrets::StepSecrets;
 
 /// How many lines of a failed RUN's output the error shows.
@@ -85,11 +86,23 @@ pub(super) fn format_duration(ms: u64) -> String {
     text
 }
 
+/// The sandbox's network for `RUN --network=…`: a namespace of its own with
+/// outbound access by default, the host's only with `--allow network.host`.
+fn network_mode(network: Network, allow: Entitlements) -> Result<NetworkMode, EngineError> {
+    match network {
+        Network::Default => Ok(NetworkMode::Outbound),
+        Network::None => Ok(NetworkMode::None),
+        Network::Host if allow.network_host => Ok(NetworkMode::Host),
+        Network::Host => Err(EngineError::NetworkHostNotAllowed),
+    }
+}
+
 impl Engine {
     pub(super) fn exec(&self, ctx: &ExecContext, op: &ExecOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         // The engine's own refusal: an entitlement or a required secret the
         // build lacks never reaches a step, whoever built the graph.
         crate::secrets::check_exec(op, &self.run)?;
+        let network = network_mode(op.network, self.run.allow)?;
         let base = &inputs[0];
         let mut mount = self.snapshots.mount(&base.layers, true)?;
         // Dropped on every way out of this function: what the mounts needed goes with the step.
@@ -121,6 +134,7 @@ impl Engine {
             mounts: prepared.mounts.iter().chain(&secrets.mounts).cloned().collect(),
             env_files: secrets.env_files.clone(),
             insecure: op.insecure,
+            network,
             ..Spec::default()
         };
         let made = MountPoints::before(&mount.root, &spec.mounts);
@@ -186,5 +200,24 @@ mod tests {
         assert_eq!((with(Some(0)).pids, with(Some(0)).pids_default), (None, false));
         assert_eq!((with(Some(50)).pids, with(Some(50)).pids_default), (Some(50), false));
         assert_eq!(with(None).memory, Some(1 << 30));
+    }
+
+    #[test]
+    fn each_network_maps_to_its_sandbox_mode_and_host_needs_the_entitlement() {
+        let allowed = Entitlements { network_host: true, ..Entitlements::default() };
+        let none = Entitlements::default();
+        for (network, allow, want) in [
+            (Network::Default, none, Some(NetworkMode::Outbound)),
+            (Network::None, none, Some(NetworkMode::None)),
+            (Network::Host, allowed, Some(NetworkMode::Host)),
+            (Network::Host, none, None),
+            (Network::Default, allowed, Some(NetworkMode::Outbound)),
+        ] {
+            let got = network_mode(network, allow);
+            match want {
+                Some(mode) => assert_eq!(got.unwrap(), mode, "{network:?}"),
+                None => assert!(matches!(got, Err(EngineError::NetworkHostNotAllowed)), "{network:?}"),
+            }
+        }
     }
 }

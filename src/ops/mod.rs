@@ -91,6 +91,9 @@ pub enum EngineError {
     NoContext,
     #[error("no build context named {0:?} was given: pass --build-context {0}=DIR")]
     NoNamedContext(String),
+    /// BuildKit's entitlement: the host's network only when the caller allows it.
+    #[error("RUN --network=host needs the entitlement network.host: pass --allow network.host to kiln build")]
+    NetworkHostNotAllowed,
     /// An operation this engine cannot run yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),

@@ -25,7 +25,7 @@ use super::signals;
 use super::spec::SpecError;
 use super::syscall::{Linux, Syscall};
 use super::workdir::WorkdirError;
-use super::{exit, Spec};
+use super::{exit, NetworkMode, Spec};
 use crate::users::{Accounts, ExecUser, UserError};
 
 /// Why the sandbox could not be set up (not: why the command failed).
@@ -39,8 +39,10 @@ pub enum InitError {
     Spec(#[from] SpecError),
     #[error("closing inherited descriptors")]
     CloseDescriptors(#[source] Errno),
-    #[error("creating namespaces (user, mount, pid, uts, ipc)")]
+    #[error("creating namespaces (user, mount, pid, uts, ipc, and network unless the host's)")]
     Unshare(#[source] Errno),
+    #[error("bringing up the loopback interface of the step's network namespace")]
+    Loopback(#[source] Errno),
     #[error("kiln could not map ids into the sandbox's user namespace")]
     Handshake(#[source] ChannelError),
     #[error("fork")]
@@ -140,7 +142,7 @@ fn sandbox(spec_path: &Path) -> Result<i32> {
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
-    enter_namespaces(&sys, unsafe { channel::Child::inherited() })?;
+    enter_namespaces(&sys, unsafe { channel::Child::inherited() }, spec.network)?;
     // Blocked until PID 1 is known (see `signals::block`); PID 1 inherits
     // the handlers, which it needs (see `signals`), and the mask.
     signals::block(true).map_err(InitError::Signals)?;
@@ -170,16 +172,28 @@ fn sandbox(spec_path: &Path) -> Result<i32> {
 /// descriptor but stdio and the channel; make sure, and close the channel
 /// too once the handshake is over: from then on no descriptor but stdio
 /// exists, so none can be reached through /proc/self/fd.
-fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child) -> Result<()> {
+///
+/// A network namespace of its own, unless `network` is the host's: created
+/// with the user namespace, so that namespace owns it (the launcher's
+/// helper joins both; see `network`). The launcher answers only once the
+/// helper has configured it; `lo` is brought up here, as nothing else does
+/// for `--network=none`.
+fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: NetworkMode) -> Result<()> {
     sys.close_range(channel::CHILD_FD as u32 + 1).map_err(InitError::CloseDescriptors)?;
-    let flags = CloneFlags::CLONE_NEWUSER
+    let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
+    if network != NetworkMode::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     sys.unshare(flags).map_err(InitError::Unshare)?;
     channel.request_mapping().map_err(InitError::Handshake)?;
     channel.wait_for_mapping().map_err(InitError::Handshake)?;
+    if network != NetworkMode::Host {
+        sys.loopback_up().map_err(InitError::Loopback)?;
+    }
     sys.close_range(3).map_err(InitError::CloseDescriptors)
 }
 
@@ -266,7 +280,7 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs, &spec.files, &spec.mounts, !spec.insecure)?;
+    rootfs::enter(sys, &spec.rootfs, &spec.files, spec.resolv_conf.as_deref(), &spec.mounts, !spec.insecure)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 
@@ -438,12 +452,16 @@ mod tests {
     /// The whole setup against the recording kernel: namespaces, root,
     /// working directory, user.
     fn record_setup(groups_denied: bool) -> Vec<Call> {
-        let confinement =
-            Confinement { drop_capabilities: true, seccomp: seccomp::default_filters().unwrap().unwrap() };
-        record_confined(groups_denied, &confinement)
+        record_setup_with(groups_denied, NetworkMode::Host)
     }
 
-    fn record_confined(groups_denied: bool, confinement: &Confinement) -> Vec<Call> {
+    fn record_setup_with(groups_denied: bool, network: NetworkMode) -> Vec<Call> {
+        let confinement =
+            Confinement { drop_capabilities: true, seccomp: seccomp::default_filters().unwrap().unwrap() };
+        record_confined(groups_denied, &confinement, network)
+    }
+
+    fn record_confined(groups_denied: bool, confinement: &Confinement, network: NetworkMode) -> Vec<Call> {
         let dir = tempfile::tempdir().unwrap();
         let spec = Spec {
             rootfs: dir.path().to_owned(),
@@ -460,7 +478,7 @@ mod tests {
             launcher.wait_for_mapping_request().unwrap();
             launcher.mapping_written().unwrap();
         });
-        enter_namespaces(&sys, child).unwrap();
+        enter_namespaces(&sys, child, network).unwrap();
         mapper.join().unwrap();
         prepare_root(&sys, &spec).unwrap();
         let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27], home: "/".into() };
@@ -537,6 +555,21 @@ mod tests {
     }
 
     #[test]
+    fn a_private_network_is_unshared_with_the_user_namespace_and_its_lo_brought_up() {
+        for network in [NetworkMode::None, NetworkMode::Outbound] {
+            let calls = record_setup_with(false, network);
+            let Call::Unshare(flags) = calls[1] else { panic!("{calls:#?}") };
+            assert!(flags.contains(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUSER), "{network:?}");
+            // After the handshake (root in the namespace that owns it) and
+            // before the descriptors are closed.
+            assert_eq!(calls[2..4], [Call::LoopbackUp, Call::CloseRange(3)], "{network:?}");
+        }
+        let host = record_setup_with(false, NetworkMode::Host);
+        assert!(!matches!(host[1], Call::Unshare(f) if f.contains(CloneFlags::CLONE_NEWNET)));
+        assert!(!host.contains(&Call::LoopbackUp));
+    }
+
+    #[test]
     fn capabilities_go_before_the_ids_change_and_the_uid_changes_last() {
         let calls = record_setup(false);
         let dropped: Vec<u32> = calls
@@ -575,7 +608,7 @@ mod tests {
     #[test]
     fn insecure_keeps_every_capability_and_installs_no_filter() {
         let spec = Spec { insecure: true, ..Spec::default() };
-        let calls = record_confined(false, &Confinement::of(&spec).unwrap());
+        let calls = record_confined(false, &Confinement::of(&spec).unwrap(), NetworkMode::Host);
         assert!(!calls.iter().any(|c| matches!(c, Call::DropBoundingCapability(_) | Call::InstallSeccomp(_))));
         assert!(calls.contains(&Call::Setresuid(1000)));
     }

@@ -16,6 +16,7 @@ use super::cgroup::{Cgroup, CgroupError};
 use nix::errno::Errno;
 
 use super::channel::{self, ChannelError};
+use super::network::{Attached, NetworkError, NetworkSetup};
 use super::{signals, Spec, SpecError};
 
 /// Why a sandboxed process could not be run (not: why it failed).
@@ -31,6 +32,8 @@ pub enum SandboxError {
     IdMap(PathBuf, #[source] std::io::Error),
     #[error("the sandbox handshake")]
     Handshake(#[source] ChannelError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("forwarding signals to the sandbox")]
     Signals(#[source] nix::errno::Errno),
     #[error("waiting for the sandbox")]
@@ -82,10 +85,13 @@ impl Sandbox {
     /// So it is when it runs past its timeout. Either way, and whenever it
     /// ends, nothing of it is left running: its cgroup is emptied and removed.
     pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<Exit, SandboxError> {
-        let spec = spec.validated()?;
+        let mut spec = spec.validated()?;
         // Made before anything runs: a limit that cannot be applied is an
         // error, never a step run without it.
         let cgroup = Cgroup::for_limits(&spec.limits)?;
+        // The helper is found (or its absence reported) before anything runs.
+        let network = NetworkSetup::new(spec.network, &self.scratch)?;
+        spec.resolv_conf = network.resolv_conf().map(Path::to_owned);
         let mut spec_file = tempfile::Builder::new()
             .prefix(&crate::store::temp_prefix("sandbox"))
             .suffix(".json")
@@ -147,24 +153,28 @@ impl Sandbox {
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         drop(cmd); // closes our copies of the output pipe's write end
         drop(child_end);
-        let mapped = match launcher.wait_for_mapping_request() {
+        let connected = match launcher.wait_for_mapping_request() {
             // It has unshared and forked nothing yet: joined now, every
             // process of the step is born in the cgroup.
             Ok(()) => cgroup
                 .as_ref()
                 .map_or(Ok(()), |c| c.join(child.id()))
                 .map_err(SandboxError::from)
-                .and_then(|_| write_id_maps(child.id()))
-                .and_then(|_| launcher.mapping_written().map_err(SandboxError::Handshake)),
+                .and_then(|_| map_and_connect(launcher, child.id(), &network))
+                .map(Some),
             // The child failed before unsharing; its own message says why.
-            Err(ChannelError::Closed(_)) => Ok(()),
+            Err(ChannelError::Closed(_)) => Ok(None),
             Err(e) => Err(SandboxError::Handshake(e)),
         };
-        if let Err(e) = mapped {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        // The network helper, if any, runs until this goes out of scope.
+        let _helper = match connected {
+            Ok(helper) => helper,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
         let _forwarding = match forward_signals.then(|| signals::install(false)).transpose() {
@@ -261,6 +271,16 @@ fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
             Err(_) => return,
         }
     }
+}
+
+/// The sandbox (process `pid`) has unshared its namespaces: write its id
+/// maps, connect its network namespace, and only then let it go on, so the
+/// command starts with its interface configured.
+fn map_and_connect(launcher: channel::Parent, pid: u32, network: &NetworkSetup) -> Result<Attached, SandboxError> {
+    write_id_maps(pid)?;
+    let helper = network.attach(pid)?;
+    launcher.mapping_written().map_err(SandboxError::Handshake)?;
+    Ok(helper)
 }
 
 /// Copy a container's output to one of kiln's streams until every writer is

@@ -2,8 +2,9 @@
 //!
 //! The engine checks the [`Spec`] whole, then re-executes its own binary as
 //! `kiln __sandbox SPEC`, which enters new user, mount, pid, uts and ipc
-//! namespaces (the network stays the host's). That child waits until the
-//! engine has written its uid/gid maps (the typed handshake of [`channel`]),
+//! namespaces, and a network namespace unless the spec asks for the host's
+//! ([`network`]). That child waits until the engine has written its uid/gid
+//! maps and connected its network (the typed handshake of [`channel`]),
 //! then forks the namespace's PID 1 ([`init`]), which mounts /proc, a minimal
 //! /dev, /etc/resolv.conf and /etc/hosts into the root filesystem the engine
 //! prepared, pivots into it ([`rootfs`]), and runs the command as its own
@@ -21,6 +22,7 @@ mod channel;
 mod init;
 mod launch;
 mod mounts;
+pub mod network;
 pub mod rootfs;
 mod seccomp;
 mod signals;
@@ -34,6 +36,7 @@ pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
 pub use mounts::MountError;
 pub use seccomp::SeccompError;
+pub use network::{NetworkError, NetworkSetup};
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 

@@ -68,13 +68,15 @@ fn mount(
 
 /// Mount /proc, /dev, /sys, the host's resolv.conf and hosts, then the
 /// spec's `mounts`, into `root` and pivot into it: afterwards `/` is `root`
-/// and the cwd is `/`. Unless `confined` is false (`RUN --security=insecure`,
-/// where docker --privileged does the same), /sys is read-only and /proc's
-/// kernel knobs are read-only or masked.
+/// and the cwd is `/`. `resolv_conf` replaces the host's (a private
+/// network's, see `network`). Unless `confined` is false
+/// (`RUN --security=insecure`, where docker --privileged does the same), /sys
+/// is read-only and /proc's kernel knobs are read-only or masked.
 pub(crate) fn enter(
     sys: &dyn Syscall,
     root: &Path,
     files: &[SpecFile],
+    resolv_conf: Option<&Path>,
     user_mounts: &[SpecMount],
     confined: bool,
 ) -> Result<()> {
@@ -127,9 +129,12 @@ pub(crate) fn enter(
         }
     }
     for file in HOST_FILES {
-        let host = Path::new(file);
+        let host = match resolv_conf {
+            Some(own) if file == "/etc/resolv.conf" => own,
+            _ => Path::new(file),
+        };
         if host.exists() {
-            bind_host_file(sys, root, host)?;
+            bind_host_file(sys, root, host, Path::new(file))?;
         }
     }
     // Before the masking, so a mount under /proc cannot uncover a masked path.
@@ -165,13 +170,13 @@ fn write_pipes(sys: &dyn Syscall, root: &Path, files: &[SpecFile]) -> Result<()>
     mount(sys, None, &pipes, None, flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)
 }
 
-/// Bind the host's `file` read-only over the same path in the image. The path is
+/// Bind the host's `file` read-only over the path `at` in the image. The path is
 /// resolved inside the image (its /etc may be a symlink), so nothing is ever
 /// created or mounted outside the root; an image whose path is not a regular
 /// file, or cannot have one, simply goes without.
-fn bind_host_file(sys: &dyn Syscall, root: &Path, file: &Path) -> Result<()> {
+fn bind_host_file(sys: &dyn Syscall, root: &Path, file: &Path, at: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(target) = crate::fsutil::resolve_in_root(root, file) else { return Ok(()) };
+    let Ok(target) = crate::fsutil::resolve_in_root(root, at) else { return Ok(()) };
     if target.symlink_metadata().is_err() {
         let Some(parent) = target.parent() else { return Ok(()) };
         if fs::create_dir_all(parent).is_err() {
@@ -384,7 +389,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
-        enter(&sys, root, &files, &[], true).unwrap();
+        enter(&sys, root, &files, None, &[], true).unwrap();
         let calls = sys.calls();
         let pipes = root.join("dev/pipes");
         let mounts: Vec<(usize, MsFlags)> = calls
@@ -412,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root, &[], &[], true).unwrap();
+        enter(&sys, root, &[], None, &[], true).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -450,7 +455,7 @@ mod tests {
         fs::create_dir_all(root.join("proc/sys")).unwrap();
         let confined = |confined| {
             let sys = Recording::default();
-            enter(&sys, root, &[], &[], confined).unwrap();
+            enter(&sys, root, &[], None, &[], confined).unwrap();
             let calls = sys.calls();
             let read_only = calls.iter().any(|c| matches!(c, Call::ReadOnlyTree(_)));
             let proc_sys =
@@ -467,7 +472,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let tmpfs = SpecMount { target: "/cache".into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
-        enter(&sys, root, &[], &[tmpfs], true).unwrap();
+        enter(&sys, root, &[], None, &[tmpfs], true).unwrap();
         let calls = sys.calls();
         let user = position(&calls, |c| matches!(c, Call::Mount { target, .. } if target.starts_with("/proc/self/fd")));
         for own in ["proc", "dev", "dev/shm", "sys"] {
@@ -478,11 +483,33 @@ mod tests {
     }
 
     #[test]
+    fn a_private_networks_resolv_conf_is_bound_instead_of_the_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let own = dir.path().join("resolv.conf");
+        fs::write(&own, "nameserver 169.254.1.1\n").unwrap();
+        let source_of = |resolv_conf: Option<&Path>| {
+            let sys = Recording::default();
+            enter(&sys, &root, &[], resolv_conf, &[], true).unwrap();
+            let calls = sys.calls();
+            let Call::Mount { source, .. } = &calls[mounts_on(&calls, &root.join("etc/resolv.conf"))] else {
+                unreachable!()
+            };
+            source.clone().unwrap()
+        };
+        assert_eq!(source_of(Some(&own)), own.to_string_lossy());
+        if Path::new("/etc/resolv.conf").exists() {
+            assert_eq!(source_of(None), "/etc/resolv.conf");
+        }
+    }
+
+    #[test]
     fn a_file_where_a_mount_folder_belongs_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path(), &[], &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(matches!(enter(&sys, dir.path(), &[], None, &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc"));
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 

@@ -39,6 +39,11 @@ pub struct Spec {
     /// Which network the command sees.
     #[serde(default)]
     pub network: NetworkMode,
+    /// The host file bound read-only at /etc/resolv.conf instead of the
+    /// host's own: a private network's, naming its DNS forwarder. Set by
+    /// the launcher (see `network::NetworkSetup`), not by callers.
+    #[serde(default)]
+    pub resolv_conf: Option<PathBuf>,
     /// cgroup limits and the timeout.
     #[serde(default)]
     pub limits: Limits,

@@ -50,6 +50,9 @@ pub(crate) trait Syscall {
     fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
     /// sethostname(2).
     fn sethostname(&self, name: &str) -> nix::Result<()>;
+    /// ioctl(SIOCSIFFLAGS) setting IFF_UP on `lo`, on a socket of the
+    /// current network namespace.
+    fn loopback_up(&self) -> nix::Result<()>;
     /// chdir(2).
     fn chdir(&self, path: &Path) -> nix::Result<()>;
     /// fchdir(2).
@@ -153,6 +156,22 @@ impl Syscall for Linux {
         nix::unistd::sethostname(name)
     }
 
+    fn loopback_up(&self) -> nix::Result<()> {
+        // SAFETY: a fresh socket, closed by OwnedFd; the ioctls read and
+        // write one ifreq that lives on this stack frame.
+        unsafe {
+            let fd = Errno::result(libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0))?;
+            let socket = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (i, b) in b"lo".iter().enumerate() {
+                req.ifr_name[i] = *b as libc::c_char;
+            }
+            Errno::result(libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            Errno::result(libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &req)).map(drop)
+        }
+    }
+
     fn chdir(&self, path: &Path) -> nix::Result<()> {
         nix::unistd::chdir(path)
     }
@@ -210,6 +229,7 @@ pub(crate) enum Call {
     /// The length of the program.
     InstallSeccomp(usize),
     Sethostname(String),
+    LoopbackUp,
     Chdir(PathBuf),
     Fchdir,
     Setsid,
@@ -299,6 +319,10 @@ impl Syscall for Recording {
 
     fn sethostname(&self, name: &str) -> nix::Result<()> {
         self.record(Call::Sethostname(name.to_owned()))
+    }
+
+    fn loopback_up(&self) -> nix::Result<()> {
+        self.record(Call::LoopbackUp)
     }
 
     fn chdir(&self, path: &Path) -> nix::Result<()> {

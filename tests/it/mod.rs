@@ -29,6 +29,7 @@ mod rootless;
 mod run;
 mod run_limits;
 mod run_mounts;
+mod run_network;
 mod secrets;
 mod security;
 mod semantics;
