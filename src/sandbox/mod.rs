@@ -35,8 +35,8 @@ pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio};
 pub use mounts::MountError;
-pub use seccomp::SeccompError;
 pub use network::{NetworkError, NetworkSetup};
+pub use seccomp::SeccompError;
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 

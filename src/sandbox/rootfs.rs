@@ -509,7 +509,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
-        assert!(matches!(enter(&sys, dir.path(), &[], None, &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc"));
+        assert!(
+            matches!(enter(&sys, dir.path(), &[], None, &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc")
+        );
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }
 
