@@ -16,20 +16,17 @@
 //! and mode, which a step running as another user could not connect to, and
 //! which the step could change on the host's own socket. kiln serves a
 //! socket of its own on the tmpfs instead, with the mount's mode, uid and
-//! gid, and forwards each connection to the agent (BuildKit forwards
-//! through its session the same way).
+//! gid, and forwards each connection to the agent, only the requests that
+//! use a key, never those that change the agent (see `agent`).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use kiln_frontend::{ExecOp, RunMount};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::agent::Agent;
 use super::{Redactor, SecretKind, SecretSource, SecretsError, MAX_SECRET_SIZE};
 use crate::build::RunOptions;
 use crate::sandbox::{SpecEnvFile, SpecMount, SpecMountKind};
@@ -186,55 +183,4 @@ fn write_file(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::
     // After the chown, which clears setuid bits, and without the umask.
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(())
-}
-
-/// A socket on the step's tmpfs forwarding each connection to an ssh agent.
-struct Agent {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    accept: JoinHandle<()>,
-}
-
-impl Agent {
-    fn serve(path: &Path, agent: &Path, mode: u32, uid: u32, gid: u32) -> std::io::Result<Agent> {
-        let listener = UnixListener::bind(path)?;
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (agent, stopping) = (agent.to_owned(), stop.clone());
-        let accept = std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                // An agent that cannot be reached looks to the step like an
-                // agent that hung up: ssh then says so in its own words.
-                let Ok(upstream) = UnixStream::connect(&agent) else { continue };
-                forward(client, upstream);
-            }
-        });
-        Ok(Agent { path: path.to_owned(), stop, accept })
-    }
-
-    /// Stop accepting (connections the step left open end with it).
-    fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which sees the flag.
-        let _ = UnixStream::connect(&self.path);
-        let _ = self.accept.join();
-    }
-}
-
-/// Copy both ways between a step's connection and the agent, each direction
-/// closing the other's write side when it ends.
-fn forward(client: UnixStream, upstream: UnixStream) {
-    let pairs = [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())];
-    for (from, to) in pairs {
-        let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-            let _ = to.shutdown(std::net::Shutdown::Write);
-        });
-    }
 }

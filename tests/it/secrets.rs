@@ -361,6 +361,32 @@ fn an_ssh_agent_is_forwarded_to_the_steps_that_mount_it() {
     }
 }
 
+/// A step may use the agent's keys, never change the agent: `ssh-add -D`
+/// (remove every key) is refused without reaching it, as BuildKit lends the
+/// agent read-only, and the key is still there during and after the build.
+#[test]
+fn a_step_cannot_remove_the_agents_keys() {
+    for k in Kiln::each_mode() {
+        let agent = Agent::start(&k);
+        let ssh_add = ssh_add_in_context(&k);
+        k.write(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nCOPY ssh /ssh\n\
+                 RUN --mount=type=ssh if {ssh_add} -D; then echo REMO''VED; else echo REFU''SED; fi; {ssh_add} -l\n"
+            ),
+        );
+        let default = format!("default={}", agent.socket.display());
+        let out = k.build(&["--ssh", &default]).ok();
+        let mode = k.mode;
+        assert!(out.stderr.contains("REFUSED") && !out.stderr.contains("REMOVED"), "{mode:?}: {}", out.stderr);
+        assert!(out.stderr.contains("kiln-forwarded-key (ED25519)"), "{mode:?}: {}", out.stderr);
+        let listed = Command::new("ssh-add").arg("-l").env("SSH_AUTH_SOCK", &agent.socket).output().unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("kiln-forwarded-key"), "{mode:?}: the agent lost its key: {listed}");
+    }
+}
+
 #[test]
 fn an_unreadable_secret_file_is_an_error_naming_the_flag() {
     // Root reads every file: only the rootless user meets one it cannot.
