@@ -106,7 +106,8 @@ impl StepSecrets {
     }
 
     /// The step's tmpfs of `size` bytes, mounted on first use: mode 0700,
-    /// nothing on it executable, no devices.
+    /// nothing on it executable, no devices, never swapped where the kernel
+    /// allows.
     fn tmpfs(&mut self, scratch: &Path, id: &str, size: u64) -> Result<PathBuf, SecretsError> {
         if let Some(dir) = &self.tmpfs {
             return Ok(dir.clone());
@@ -117,8 +118,15 @@ impl StepSecrets {
             .map_err(fail(id, "making a folder for its tmpfs"))?
             .keep();
         let flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-        let size = format!("mode=0700,size={size}");
-        if let Err(e) = mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(size.as_str())) {
+        // `noswap` (Linux 6.4) keeps the values off the swap device too; an
+        // older kernel refuses the option with EINVAL, and gets it without.
+        let options = format!("mode=0700,size={size}");
+        let mounted = match mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(format!("{options},noswap").as_str()))
+        {
+            Err(nix::errno::Errno::EINVAL) => mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(options.as_str())),
+            other => other,
+        };
+        if let Err(e) = mounted {
             let _ = std::fs::remove_dir(&dir);
             return Err(fail(id, "mounting its tmpfs")(e.into()));
         }
