@@ -161,6 +161,28 @@ fn a_failing_step_shows_its_output_with_the_secret_masked() {
     }
 }
 
+/// The tmpfs holding the values is never swapped out where the kernel
+/// allows it: real root (Linux 6.4+); a user namespace may not ask, and
+/// gets a tmpfs without `noswap` rather than a failed step.
+#[test]
+fn the_secrets_tmpfs_is_not_swapped_where_the_kernel_allows() {
+    for k in Kiln::each_mode() {
+        let src = secret_file(&k, &token());
+        k.write(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok grep ' /run/secrets/tok ' /proc/self/mountinfo\n",
+        );
+        let out = k.build(&["--secret", &format!("id=tok,src={}", src.display())]).ok();
+        let mountinfo =
+            out.stderr.lines().find(|l| l.contains("/run/secrets/tok") && l.contains("tmpfs")).unwrap_or("");
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let numbers: Vec<u32> = kernel.split(['.', '-']).take(2).map(|n| n.trim().parse().unwrap_or(0)).collect();
+        let knows_noswap = numbers.as_slice() >= [6, 4].as_slice();
+        let want = knows_noswap && matches!(k.mode, Mode::Root);
+        assert_eq!(mountinfo.contains("noswap"), want, "{:?}: {}", k.mode, out.stderr);
+    }
+}
+
 #[test]
 fn an_optional_secret_not_given_is_not_mounted() {
     for k in Kiln::each_mode() {
