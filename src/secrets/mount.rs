@@ -166,6 +166,7 @@ fn fail(id: &str, what: &str) -> impl FnOnce(std::io::Error) -> SecretsError {
 /// A secret's value: its file's content (at most [`MAX_SECRET_SIZE`]), or
 /// its variable's, empty when kiln's environment lacks it (as BuildKit).
 fn read_value(source: &SecretSource) -> Result<Vec<u8>, SecretsError> {
+    forbid_dumps();
     match &source.kind {
         SecretKind::Env(var) => Ok(std::env::var_os(var).map(|v| v.into_encoded_bytes()).unwrap_or_default()),
         SecretKind::File(path) => {
@@ -182,6 +183,18 @@ fn read_value(source: &SecretSource) -> Result<Vec<u8>, SecretsError> {
     }
 }
 
+/// From the first value read on, kiln's memory holds secrets (the
+/// redactor's copies): no core dump of it, and no other process of the
+/// caller's may ptrace it or read its /proc/PID/mem and environ. Left so for
+/// the rest of the process, as a step of another build may hold values
+/// too. The sandbox's processes are not affected: execve makes each of them
+/// dumpable again, so kiln still writes their id maps and a network helper
+/// still joins their namespace.
+fn forbid_dumps() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
 /// Write `value` to a new file with exactly `mode`, owned by `uid`:`gid`.
 fn write_file(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -191,4 +204,36 @@ fn write_file(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::
     // After the chown, which clears setuid bits, and without the umask.
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run in a process of its own (the test binary again), as the flag
+    /// stays set for the rest of the process.
+    #[test]
+    fn reading_a_value_makes_kiln_non_dumpable() {
+        const CHILD: &str = "_KILN_TEST_DUMPABLE_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            // SAFETY: PR_GET_DUMPABLE reads a flag of the process.
+            assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 1, "dumpable to begin with");
+            let source = SecretSource { id: "x".into(), kind: SecretKind::Env("_KILN_NO_SUCH_VARIABLE".into()) };
+            read_value(&source).unwrap();
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 0, "dumpable while holding values");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "secrets::mount::tests::reading_a_value_makes_kiln_non_dumpable", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

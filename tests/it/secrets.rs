@@ -170,7 +170,8 @@ fn the_secrets_tmpfs_is_not_swapped_where_the_kernel_allows() {
         let src = secret_file(&k, &token());
         k.write(
             "Dockerfile",
-            "FROM busybox\nRUN --mount=type=secret,id=tok grep ' /run/secrets/tok ' /proc/self/mountinfo\n",
+            "FROM busybox\nRUN --mount=type=secret,id=tok grep ' /run/secrets/tok ' /proc/self/mountinfo\n\
+             RUN echo AFTER''-THE-SECRET\n",
         );
         let out = k.build(&["--secret", &format!("id=tok,src={}", src.display())]).ok();
         let mountinfo =
@@ -180,6 +181,9 @@ fn the_secrets_tmpfs_is_not_swapped_where_the_kernel_allows() {
         let knows_noswap = numbers.as_slice() >= [6, 4].as_slice();
         let want = knows_noswap && matches!(k.mode, Mode::Root);
         assert_eq!(mountinfo.contains("noswap"), want, "{:?}: {}", k.mode, out.stderr);
+        // kiln is non-dumpable from the secret on; the next step's sandbox
+        // (its id maps, its network helper) is set up as before.
+        assert!(out.stderr.contains("AFTER-THE-SECRET"), "{:?}: {}", k.mode, out.stderr);
     }
 }
 
