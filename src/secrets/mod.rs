@@ -32,6 +32,7 @@ pub struct SshSource {
     pub socket: PathBuf,
 }
 
+mod agent;
 mod check;
 mod flags;
 mod mount;

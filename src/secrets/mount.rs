@@ -16,20 +16,17 @@
 //! and mode, which a step running as another user could not connect to, and
 //! which the step could change on the host's own socket. kiln serves a
 //! socket of its own on the tmpfs instead, with the mount's mode, uid and
-//! gid, and forwards each connection to the agent (BuildKit forwards
-//! through its session the same way).
+//! gid, and forwards each connection to the agent, only the requests that
+//! use a key, never those that change the agent (see `agent`).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use kiln_frontend::{ExecOp, RunMount};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::agent::Agent;
 use super::{Redactor, SecretKind, SecretSource, SecretsError, MAX_SECRET_SIZE};
 use crate::build::RunOptions;
 use crate::sandbox::{SpecEnvFile, SpecMount, SpecMountKind};
@@ -109,7 +106,8 @@ impl StepSecrets {
     }
 
     /// The step's tmpfs of `size` bytes, mounted on first use: mode 0700,
-    /// nothing on it executable, no devices.
+    /// nothing on it executable, no devices, never swapped where the kernel
+    /// allows.
     fn tmpfs(&mut self, scratch: &Path, id: &str, size: u64) -> Result<PathBuf, SecretsError> {
         if let Some(dir) = &self.tmpfs {
             return Ok(dir.clone());
@@ -120,8 +118,15 @@ impl StepSecrets {
             .map_err(fail(id, "making a folder for its tmpfs"))?
             .keep();
         let flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-        let size = format!("mode=0700,size={size}");
-        if let Err(e) = mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(size.as_str())) {
+        // `noswap` (Linux 6.4) keeps the values off the swap device too; an
+        // older kernel refuses the option with EINVAL, and gets it without.
+        let options = format!("mode=0700,size={size}");
+        let mounted = match mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(format!("{options},noswap").as_str()))
+        {
+            Err(nix::errno::Errno::EINVAL) => mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(options.as_str())),
+            other => other,
+        };
+        if let Err(e) = mounted {
             let _ = std::fs::remove_dir(&dir);
             return Err(fail(id, "mounting its tmpfs")(e.into()));
         }
@@ -161,6 +166,7 @@ fn fail(id: &str, what: &str) -> impl FnOnce(std::io::Error) -> SecretsError {
 /// A secret's value: its file's content (at most [`MAX_SECRET_SIZE`]), or
 /// its variable's, empty when kiln's environment lacks it (as BuildKit).
 fn read_value(source: &SecretSource) -> Result<Vec<u8>, SecretsError> {
+    forbid_dumps();
     match &source.kind {
         SecretKind::Env(var) => Ok(std::env::var_os(var).map(|v| v.into_encoded_bytes()).unwrap_or_default()),
         SecretKind::File(path) => {
@@ -177,6 +183,18 @@ fn read_value(source: &SecretSource) -> Result<Vec<u8>, SecretsError> {
     }
 }
 
+/// From the first value read on, kiln's memory holds secrets (the
+/// redactor's copies): no core dump of it, and no other process of the
+/// caller's may ptrace it or read its /proc/PID/mem and environ. Left so for
+/// the rest of the process, as a step of another build may hold values
+/// too. The sandbox's processes are not affected: execve makes each of them
+/// dumpable again, so kiln still writes their id maps and a network helper
+/// still joins their namespace.
+fn forbid_dumps() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
 /// Write `value` to a new file with exactly `mode`, owned by `uid`:`gid`.
 fn write_file(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -188,53 +206,34 @@ fn write_file(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::
     Ok(())
 }
 
-/// A socket on the step's tmpfs forwarding each connection to an ssh agent.
-struct Agent {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    accept: JoinHandle<()>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Agent {
-    fn serve(path: &Path, agent: &Path, mode: u32, uid: u32, gid: u32) -> std::io::Result<Agent> {
-        let listener = UnixListener::bind(path)?;
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (agent, stopping) = (agent.to_owned(), stop.clone());
-        let accept = std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                // An agent that cannot be reached looks to the step like an
-                // agent that hung up: ssh then says so in its own words.
-                let Ok(upstream) = UnixStream::connect(&agent) else { continue };
-                forward(client, upstream);
-            }
-        });
-        Ok(Agent { path: path.to_owned(), stop, accept })
-    }
-
-    /// Stop accepting (connections the step left open end with it).
-    fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which sees the flag.
-        let _ = UnixStream::connect(&self.path);
-        let _ = self.accept.join();
-    }
-}
-
-/// Copy both ways between a step's connection and the agent, each direction
-/// closing the other's write side when it ends.
-fn forward(client: UnixStream, upstream: UnixStream) {
-    let pairs = [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())];
-    for (from, to) in pairs {
-        let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-            let _ = to.shutdown(std::net::Shutdown::Write);
-        });
+    /// Run in a process of its own (the test binary again), as the flag
+    /// stays set for the rest of the process.
+    #[test]
+    fn reading_a_value_makes_kiln_non_dumpable() {
+        const CHILD: &str = "_KILN_TEST_DUMPABLE_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            // SAFETY: PR_GET_DUMPABLE reads a flag of the process.
+            assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 1, "dumpable to begin with");
+            let source = SecretSource { id: "x".into(), kind: SecretKind::Env("_KILN_NO_SUCH_VARIABLE".into()) };
+            read_value(&source).unwrap();
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 0, "dumpable while holding values");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "secrets::mount::tests::reading_a_value_makes_kiln_non_dumpable", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -161,6 +161,32 @@ fn a_failing_step_shows_its_output_with_the_secret_masked() {
     }
 }
 
+/// The tmpfs holding the values is never swapped out where the kernel
+/// allows it: real root (Linux 6.4+); a user namespace may not ask, and
+/// gets a tmpfs without `noswap` rather than a failed step.
+#[test]
+fn the_secrets_tmpfs_is_not_swapped_where_the_kernel_allows() {
+    for k in Kiln::each_mode() {
+        let src = secret_file(&k, &token());
+        k.write(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok grep ' /run/secrets/tok ' /proc/self/mountinfo\n\
+             RUN echo AFTER''-THE-SECRET\n",
+        );
+        let out = k.build(&["--secret", &format!("id=tok,src={}", src.display())]).ok();
+        let mountinfo =
+            out.stderr.lines().find(|l| l.contains("/run/secrets/tok") && l.contains("tmpfs")).unwrap_or("");
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let numbers: Vec<u32> = kernel.split(['.', '-']).take(2).map(|n| n.trim().parse().unwrap_or(0)).collect();
+        let knows_noswap = numbers.as_slice() >= [6, 4].as_slice();
+        let want = knows_noswap && matches!(k.mode, Mode::Root);
+        assert_eq!(mountinfo.contains("noswap"), want, "{:?}: {}", k.mode, out.stderr);
+        // kiln is non-dumpable from the secret on; the next step's sandbox
+        // (its id maps, its network helper) is set up as before.
+        assert!(out.stderr.contains("AFTER-THE-SECRET"), "{:?}: {}", k.mode, out.stderr);
+    }
+}
+
 #[test]
 fn an_optional_secret_not_given_is_not_mounted() {
     for k in Kiln::each_mode() {
@@ -358,6 +384,32 @@ fn an_ssh_agent_is_forwarded_to_the_steps_that_mount_it() {
         let entries = new_entries(&k, "ssh");
         assert!(!entries.iter().any(|e| e.starts_with("run") || e.starts_with("tmp/agent")), "{mode:?}: {entries:?}");
         k.assert_clean();
+    }
+}
+
+/// A step may use the agent's keys, never change the agent: `ssh-add -D`
+/// (remove every key) is refused without reaching it, as BuildKit lends the
+/// agent read-only, and the key is still there during and after the build.
+#[test]
+fn a_step_cannot_remove_the_agents_keys() {
+    for k in Kiln::each_mode() {
+        let agent = Agent::start(&k);
+        let ssh_add = ssh_add_in_context(&k);
+        k.write(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nCOPY ssh /ssh\n\
+                 RUN --mount=type=ssh if {ssh_add} -D; then echo REMO''VED; else echo REFU''SED; fi; {ssh_add} -l\n"
+            ),
+        );
+        let default = format!("default={}", agent.socket.display());
+        let out = k.build(&["--ssh", &default]).ok();
+        let mode = k.mode;
+        assert!(out.stderr.contains("REFUSED") && !out.stderr.contains("REMOVED"), "{mode:?}: {}", out.stderr);
+        assert!(out.stderr.contains("kiln-forwarded-key (ED25519)"), "{mode:?}: {}", out.stderr);
+        let listed = Command::new("ssh-add").arg("-l").env("SSH_AUTH_SOCK", &agent.socket).output().unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("kiln-forwarded-key"), "{mode:?}: the agent lost its key: {listed}");
     }
 }
 
