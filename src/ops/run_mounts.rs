@@ -561,7 +561,7 @@ mod tests {
         fs::set_permissions(from.join("d/f"), fs::Permissions::from_mode(0o751)).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", from.join("l")).unwrap();
         fs::create_dir(&to).unwrap();
-        copy_tree(&from, &to, "/t").unwrap();
+        copy_tree(&from, &to, "src", "/t").unwrap();
         assert_eq!(fs::read_to_string(to.join("d/f")).unwrap(), "x");
         assert_eq!(fs::metadata(to.join("d/f")).unwrap().mode() & 0o7777, 0o751);
         assert_eq!(fs::read_link(to.join("l")).unwrap(), Path::new("/etc/passwd"));
