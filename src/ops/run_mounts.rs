@@ -15,9 +15,11 @@
 //! empty (or seeded) folder of its own for this step. `kiln prune
 //! --cache-mounts` removes a folder only while it holds the lock exclusively.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use kiln_frontend::{CopyFrom, CopyOp, ExecOp, MountFrom, RunMount, Sharing};
 use kiln_solver::Digest;
@@ -47,6 +49,12 @@ pub enum RunMountError {
          checksum of the step's cache key (build again once they stop changing)"
     )]
     ContextChanged,
+    #[error(
+        "RUN --mount type=cache,target={target}: waited {after} (--step-timeout) for the cache id {id:?}, \
+         which another step holds (sharing=locked, or this step's is); raise --step-timeout or let the \
+         other step finish"
+    )]
+    LockTimeout { target: String, id: String, after: String },
     #[error("RUN --mount target={target}")]
     Io {
         target: String,
@@ -153,6 +161,7 @@ impl Engine {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Prepared, EngineError> {
         let mut prepared = Prepared::default();
+        let caches = self.cache_folders(&mut prepared, op, inputs, cancelled)?;
         for m in &op.mounts {
             match m {
                 RunMount::Bind { target, from, source, rw } => {
@@ -160,8 +169,8 @@ impl Engine {
                     let kind = SpecMountKind::Bind { source: host, readonly: !rw };
                     prepared.mounts.push(SpecMount { target: target.clone(), kind });
                 }
-                RunMount::Cache { target, readonly, .. } => {
-                    let host = self.cache_folder(&mut prepared, m, inputs, cancelled)?;
+                RunMount::Cache { target, readonly, id, .. } => {
+                    let host = caches[id.as_str()].clone();
                     let kind = SpecMountKind::Bind { source: host, readonly: *readonly };
                     prepared.mounts.push(SpecMount { target: target.clone(), kind });
                 }
@@ -231,16 +240,54 @@ impl Engine {
             .map_err(|e| RunMountError::Io { target: target.into(), source: io_at("creating a folder in", &work)(e) })
     }
 
-    /// The cache folder this step mounts, made (and seeded) the first time,
-    /// locked as its `sharing` says until the step ends.
+    /// The folder of each cache id the step mounts. One lock per id, taken
+    /// in id order: a step mounting an id twice would otherwise wait on its
+    /// own lock, and two steps locking X then Y and Y then X on each other.
+    /// An id's mounts share its folder; the strongest `sharing` among them
+    /// holds, and the first of them seeds it. The wait ends with the step's
+    /// timeout (it comes before the sandbox, which has its own) or when the
+    /// build is cancelled.
+    fn cache_folders<'a>(
+        &self,
+        prepared: &mut Prepared,
+        op: &'a ExecOp,
+        inputs: &[FsState],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<BTreeMap<&'a str, PathBuf>, EngineError> {
+        let mut by_id: BTreeMap<&str, (&RunMount, Sharing)> = BTreeMap::new();
+        for m in &op.mounts {
+            let RunMount::Cache { id, sharing, .. } = m else { continue };
+            let rank = |s: Sharing| match s {
+                Sharing::Private => 0,
+                Sharing::Shared => 1,
+                Sharing::Locked => 2,
+            };
+            let entry = by_id.entry(id).or_insert((m, *sharing));
+            if rank(*sharing) > rank(entry.1) {
+                entry.1 = *sharing;
+            }
+        }
+        let timeout = self.run.limits.timeout_ms;
+        let deadline = timeout.map(|ms| Instant::now() + Duration::from_millis(ms));
+        let mut folders = BTreeMap::new();
+        for (id, (m, sharing)) in by_id {
+            let wait = Wait { cancelled, deadline, timeout_ms: timeout.unwrap_or_default() };
+            folders.insert(id, self.cache_folder(prepared, m, sharing, inputs, &wait)?);
+        }
+        Ok(folders)
+    }
+
+    /// The cache folder of `m`'s id, made (and seeded) the first time,
+    /// locked as `sharing` says until the step ends.
     fn cache_folder(
         &self,
         prepared: &mut Prepared,
         m: &RunMount,
+        sharing: Sharing,
         inputs: &[FsState],
-        cancelled: &dyn Fn() -> bool,
+        wait: &Wait<'_>,
     ) -> Result<PathBuf, EngineError> {
-        let RunMount::Cache { target, id, sharing, from, source, mode, uid, gid, .. } = m else { unreachable!() };
+        let RunMount::Cache { target, id, from, source, mode, uid, gid, .. } = m else { unreachable!() };
         let io = |action, path: &Path| {
             let target = target.clone();
             let path = path.to_owned();
@@ -258,16 +305,22 @@ impl Engine {
             .open(&lock_path)
             .map_err(io("opening", &lock_path))?;
         let own = match sharing {
-            Sharing::Shared => wait_for_lock(&lock, false, cancelled).map(|()| false),
-            Sharing::Locked => wait_for_lock(&lock, true, cancelled).map(|()| false),
+            Sharing::Shared => wait_for_lock(&lock, false, wait).map(|()| false),
+            Sharing::Locked => wait_for_lock(&lock, true, wait).map(|()| false),
             // A busy id (anyone holding it) gives this step a folder of its own.
             Sharing::Private => match fs2::FileExt::try_lock_exclusive(&lock) {
                 Ok(()) => fs2::FileExt::lock_shared(&lock).map(|()| false),
-                Err(_) => wait_for_lock(&lock, false, cancelled).map(|()| true),
+                Err(_) => wait_for_lock(&lock, false, wait).map(|()| true),
             },
         }
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::Interrupted => EngineError::Cancelled,
+            std::io::ErrorKind::TimedOut => RunMountError::LockTimeout {
+                target: target.clone(),
+                id: id.clone(),
+                after: super::exec::format_duration(wait.timeout_ms),
+            }
+            .into(),
             _ => io("locking", &lock_path)(e).into(),
         })?;
         // The id, for `kiln prune`'s report (folder names are its hash).
@@ -327,27 +380,39 @@ impl Engine {
             let input = inputs.get(*n).ok_or_else(|| RunMountError::NoInput { target: target.into() })?;
             let mount = self.snapshots.mount(&input.layers, false)?;
             let host = resolved_in(&mount.root, source, target, "the stage or image")?;
-            return Ok(copy_tree(&host, dest, target)?);
+            return Ok(copy_tree(&host, dest, source, target)?);
         }
         let root = self.host_source(&copy_from(from))?.expect("a host source");
         let staged = dest.with_extension("seed");
         stage_context(root, from, source, &staged, target)?;
-        let moved = copy_tree(&staged, dest, target);
+        let moved = copy_tree(&staged, dest, source, target);
         let _ = fs::remove_dir_all(&staged);
         Ok(moved?)
     }
 }
 
+/// How long a step waits for a cache lock.
+struct Wait<'a> {
+    cancelled: &'a dyn Fn() -> bool,
+    deadline: Option<Instant>,
+    /// The step timeout the deadline comes from, for the error.
+    timeout_ms: u64,
+}
+
 /// Take `lock` (exclusively or shared), waiting as long as another build
-/// holds it — unless the step is cancelled meanwhile (an `Interrupted` error).
-fn wait_for_lock(lock: &fs::File, exclusive: bool, cancelled: &dyn Fn() -> bool) -> std::io::Result<()> {
+/// holds it — unless the step is cancelled meanwhile (an `Interrupted`
+/// error) or its timeout passes (`TimedOut`).
+fn wait_for_lock(lock: &fs::File, exclusive: bool, wait: &Wait<'_>) -> std::io::Result<()> {
     loop {
         let taken =
             if exclusive { fs2::FileExt::try_lock_exclusive(lock) } else { fs2::FileExt::try_lock_shared(lock) };
         match taken {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() != fs2::lock_contended_error().kind() => return Err(e),
-            Err(_) if cancelled() => return Err(std::io::ErrorKind::Interrupted.into()),
+            Err(_) if (wait.cancelled)() => return Err(std::io::ErrorKind::Interrupted.into()),
+            Err(_) if wait.deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Err(std::io::ErrorKind::TimedOut.into())
+            }
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     }
@@ -414,8 +479,14 @@ fn copy_error(target: &str, source: &str, e: crate::copy::CopyError) -> RunMount
     }
 }
 
-/// Copy a whole tree, symlinks as symlinks (never followed).
-fn copy_tree(from: &Path, dest: &Path, target: &str) -> Result<(), RunMountError> {
+/// Seed the cache folder `dest` with `from` as COPY would: a folder's
+/// content, or a file (`source` names it) into the folder; symlinks as
+/// symlinks (never followed), each entry with its owner and mode.
+fn copy_tree(from: &Path, dest: &Path, source: &str, target: &str) -> Result<(), RunMountError> {
+    if fs::symlink_metadata(from).is_ok_and(|m| !m.is_dir()) {
+        let name = Path::new(source).file_name().or(from.file_name()).unwrap_or("source".as_ref());
+        return copy_entry_as(from, &dest.join(name), target, true);
+    }
     for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
         let entry = entry.map_err(|e| RunMountError::Io {
             target: target.into(),
@@ -426,13 +497,18 @@ fn copy_tree(from: &Path, dest: &Path, target: &str) -> Result<(), RunMountError
         if to == dest && dest.is_dir() {
             continue;
         }
-        copy_entry(entry.path(), &to, target)?;
+        copy_entry_as(entry.path(), &to, target, true)?;
     }
     Ok(())
 }
 
 /// One file, folder or symlink, with its permission bits.
 fn copy_entry(host: &Path, to: &Path, target: &str) -> Result<(), RunMountError> {
+    copy_entry_as(host, to, target, false)
+}
+
+/// [`copy_entry`], also with its owner when `owner` says so.
+fn copy_entry_as(host: &Path, to: &Path, target: &str, owner: bool) -> Result<(), RunMountError> {
     let io = |action, path: &Path| {
         let path = path.to_owned();
         move |e| RunMountError::Io { target: target.into(), source: PathError { action, path, source: e } }
@@ -444,12 +520,20 @@ fn copy_entry(host: &Path, to: &Path, target: &str) -> Result<(), RunMountError>
     } else if ft.is_symlink() {
         let link = fs::read_link(host).map_err(io("reading", host))?;
         std::os::unix::fs::symlink(link, to).map_err(io("creating", to))?;
+        if owner {
+            std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))
+                .map_err(io("changing the owner of", to))?;
+        }
         return Ok(());
     } else if ft.is_file() {
         fs::copy(host, to).map_err(io("copying to", to))?;
     } else {
         // Sockets, fifos and devices are not part of what a context sends.
         return Ok(());
+    }
+    // Before the mode: a chown clears setuid and setgid bits.
+    if owner {
+        std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(io("changing the owner of", to))?;
     }
     fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("setting the mode of", to))
 }
@@ -477,7 +561,7 @@ mod tests {
         fs::set_permissions(from.join("d/f"), fs::Permissions::from_mode(0o751)).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", from.join("l")).unwrap();
         fs::create_dir(&to).unwrap();
-        copy_tree(&from, &to, "/t").unwrap();
+        copy_tree(&from, &to, "src", "/t").unwrap();
         assert_eq!(fs::read_to_string(to.join("d/f")).unwrap(), "x");
         assert_eq!(fs::metadata(to.join("d/f")).unwrap().mode() & 0o7777, 0o751);
         assert_eq!(fs::read_link(to.join("l")).unwrap(), Path::new("/etc/passwd"));

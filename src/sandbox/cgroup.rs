@@ -62,6 +62,12 @@ pub enum CgroupError {
          cgroup of its own (e.g. `systemd-run --scope -p Delegate=yes kiln …`)"
     )]
     Busy { limit: &'static str, file: PathBuf, source: std::io::Error },
+    #[error(
+        "kiln cannot limit the processes of RUN steps here ({0}); as root, RLIMIT_NPROC does not bound \
+         them: give kiln a cgroup with the pids cgroup controller (e.g. `systemd-run --scope -p Delegate=yes \
+         kiln …`, or a writable cgroup mount in its container), or pass --pids-limit 0 to build without a limit"
+    )]
+    NoDefaultPids(Box<CgroupError>),
     #[error("the memory limit {0} bytes is not accepted by the kernel (at least 6 MiB is needed)")]
     MemoryTooLow(u64),
     #[error("{action} {path}")]
@@ -217,19 +223,13 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 impl Cgroup {
     /// The cgroup for `limits`, or `None` when there is nothing to limit, or
-    /// when the only limit is the default pids limit and no cgroup can be
-    /// made for it (the sandbox then bounds its processes with RLIMIT_NPROC).
+    /// when the only limit is the default pids limit, no cgroup can be made
+    /// for it and kiln is rootless (the sandbox then bounds its processes
+    /// with RLIMIT_NPROC).
     pub(crate) fn for_limits(limits: &Limits) -> Result<Option<Cgroup>> {
-        match Cgroup::create(limits) {
-            // The default pids limit gives way (RLIMIT_NPROC stands in for
-            // it); an explicit limit the cgroup cannot take is still an error.
-            Err(CgroupError::NotDelegated { .. } | CgroupError::NoController { .. } | CgroupError::Busy { .. })
-                if limits.pids_default =>
-            {
-                Cgroup::create(&Limits { pids: None, pids_default: false, ..*limits })
-            }
-            made => made,
-        }
+        without_cgroup(Cgroup::create(limits), limits, real_root(), || {
+            Cgroup::create(&Limits { pids: None, pids_default: false, ..*limits })
+        })
     }
 
     /// Make, then remove, the cgroup `limits` need: a build checks its
@@ -504,6 +504,31 @@ fn v2_parent(own: PathBuf, wanted: &[(&str, &str)], layout: &Layout, limit: &'st
     }
 }
 
+/// What a build gets when `made` (the cgroup for `limits`) failed: the
+/// default pids limit gives way to RLIMIT_NPROC (`retry`, the cgroup
+/// without it) only rootless. The kernel does not apply RLIMIT_NPROC to
+/// kuid 0, and with real root's identity map a `USER root` step is kuid 0:
+/// there a fork bomb would be unbounded, so the build stops instead. An
+/// explicit limit the cgroup cannot take is an error either way.
+fn without_cgroup(
+    made: Result<Option<Cgroup>>,
+    limits: &Limits,
+    real_root: bool,
+    retry: impl FnOnce() -> Result<Option<Cgroup>>,
+) -> Result<Option<Cgroup>> {
+    match made {
+        Err(e @ (CgroupError::NotDelegated { .. } | CgroupError::NoController { .. } | CgroupError::Busy { .. }))
+            if limits.pids_default =>
+        {
+            if real_root {
+                return Err(CgroupError::NoDefaultPids(Box::new(e)));
+            }
+            retry()
+        }
+        made => made,
+    }
+}
+
 /// Root of the host, not of a user namespace (rootless kiln's root is not).
 fn real_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -634,6 +659,31 @@ mod tests {
         fs::write(tmp.path().join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
         assert!(cgroup.oom_killed());
         std::mem::forget(cgroup);
+    }
+
+    #[test]
+    fn the_default_pids_limit_gives_way_only_rootless() {
+        let default = Limits { pids: Some(100), pids_default: true, ..Limits::default() };
+        let explicit = Limits { pids: Some(100), ..Limits::default() };
+        let failed = || Err(CgroupError::NoController { limit: "the default pids limit", controller: "pids" });
+        // Rootless: RLIMIT_NPROC stands in (the retry, without a pids limit).
+        let (_tmp, cgroup) = fake(Version::V2, &["memory"], &[]);
+        let made = without_cgroup(failed(), &default, false, || Ok(Some(cgroup))).unwrap();
+        assert!(made.is_some());
+        assert!(without_cgroup(failed(), &default, false, || Ok(None)).unwrap().is_none());
+        // Real root: kuid 0 ignores RLIMIT_NPROC, so the build stops, saying how to go on.
+        let err = without_cgroup(failed(), &default, true, || panic!("no retry as root")).unwrap_err();
+        assert!(matches!(err, CgroupError::NoDefaultPids(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("--pids-limit 0") && msg.contains("pids cgroup controller"), "{msg}");
+        // An explicit limit is never dropped.
+        for root in [false, true] {
+            let err = without_cgroup(failed(), &explicit, root, || panic!("no retry")).unwrap_err();
+            assert!(matches!(err, CgroupError::NoController { .. }), "{err:?}");
+        }
+        // A cgroup that was made is used as it is.
+        let (_tmp, cgroup) = fake(Version::V2, &["pids"], &[]);
+        assert!(without_cgroup(Ok(Some(cgroup)), &default, true, || panic!("no retry")).unwrap().is_some());
     }
 
     #[test]

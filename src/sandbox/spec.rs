@@ -108,7 +108,8 @@ pub struct Limits {
     /// Wall-clock time in milliseconds, after which every process is killed.
     pub timeout_ms: Option<u64>,
     /// `pids` is the engine's default, not the user's: where no cgroup can
-    /// be made for it, RLIMIT_NPROC alone bounds the step instead of an error.
+    /// be made for it, RLIMIT_NPROC alone bounds the step instead of an error
+    /// (rootless only: the kernel does not apply it to real root's uid 0).
     #[serde(default)]
     pub pids_default: bool,
 }

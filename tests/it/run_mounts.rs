@@ -301,3 +301,77 @@ fn a_bind_of_the_stage_the_step_builds_on_sees_it_as_it_was() {
     assert_eq!(k.file_in_top_layer("self:v1", "seen").as_deref(), Some("before\n"));
     k.assert_clean();
 }
+
+/// Wait for `child` at most `secs`: a build that hangs fails the test instead.
+fn finish_within(mut child: Child, secs: u64) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("the build still ran after {secs}s:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_locked_cache_id_mounted_twice_in_one_step_does_not_wait_on_itself() {
+    let k = Kiln::with_busybox();
+    let (a, _) = two_contexts(
+        &k,
+        "FROM busybox\nRUN --mount=type=cache,id=twice,target=/a,sharing=locked \
+         --mount=type=cache,id=twice,target=/b --mount=type=cache,id=other,target=/o,sharing=locked \
+         touch /a/x && test -e /b/x\n",
+        "",
+    );
+    let out = finish_within(spawn_build(&k, &a, "twice"), 120);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    k.assert_clean();
+}
+
+#[test]
+fn the_wait_for_a_locked_cache_ends_with_the_step_timeout() {
+    let k = Kiln::with_busybox();
+    let (a, b) = two_contexts(
+        &k,
+        "FROM busybox\nRUN --mount=type=cache,id=held,target=/c,sharing=locked \
+         touch /c/in; i=0; while [ ! -e /c/stop ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
+        "FROM busybox\nRUN --mount=type=cache,id=held,target=/c,sharing=locked true\n",
+    );
+    let mut first = spawn_build(&k, &a, "held-a");
+    let dir = cache_dir(&k, "held");
+    wait_for(&dir.join("in"), &mut first);
+    let mut cmd = k.command();
+    cmd.args(["build", "--no-cache", "--step-timeout", "1s", "-t", "held-b"]).arg(&b);
+    let second = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let out = finish_within(second, 60);
+    std::fs::write(dir.join("stop"), "").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for want in ["waited 1s (--step-timeout)", "\"held\"", "raise --step-timeout"] {
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+    finish(first);
+    k.assert_clean();
+}
+
+#[test]
+fn a_cache_seeded_from_a_stage_keeps_owners_and_modes_and_takes_a_file() {
+    for k in Kiln::each_mode() {
+        k.write(
+            "Dockerfile",
+            "FROM busybox AS seed\n\
+             RUN mkdir -p /s/d && echo x > /s/d/f && chown -R 1000:1001 /s/d && chmod 4755 /s/d/f && echo one > /one\n\
+             FROM busybox\n\
+             RUN --mount=type=cache,id=owned,from=seed,source=/s,target=/c \
+                 --mount=type=cache,id=file,from=seed,source=/one,target=/f \
+                 stat -c '%u:%g %a' /c/d /c/d/f > /got && cat /f/one >> /got\n",
+        );
+        k.build(&["-t", "seeded:v1"]).ok();
+        let got = k.file_in_top_layer("seeded:v1", "got");
+        assert_eq!(got.as_deref(), Some("1000:1001 755\n1000:1001 4755\none\n"), "{:?}", k.mode);
+        k.assert_clean();
+    }
+}

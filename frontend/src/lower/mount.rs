@@ -15,6 +15,9 @@ use crate::instructions::{Run, Word};
 use crate::ops::{MountFrom, RunMount};
 use crate::options::NamedContext;
 
+/// The most `--mount` flags one RUN takes.
+const MAX_MOUNTS: usize = 64;
+
 impl Lowering<'_> {
     /// The mounts of `run`, in the order written. The vertices they read
     /// are appended to `inputs` (input 0, the root filesystem, is there
@@ -27,6 +30,16 @@ impl Lowering<'_> {
         run: &Run,
         inputs: &mut Vec<Digest>,
     ) -> Result<Vec<RunMount>, Halt> {
+        // Each mount is a lock, a staged copy or an overlay the engine makes
+        // before the step runs: a bound keeps one line from asking for thousands.
+        if let Some(word) = run.mounts.get(MAX_MOUNTS) {
+            let problem = format!(
+                "a RUN takes at most {MAX_MOUNTS} --mount flags and this one has {}: split the step, or mount a \
+                 common parent folder once",
+                run.mounts.len()
+            );
+            return Err(Error::at(word.location, LowerError::Mount { value: word.raw.clone(), problem }).into());
+        }
         let mut mounts = Vec::new();
         let mut ssh_count = 0;
         for word in &run.mounts {
