@@ -102,8 +102,15 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
 /// source mount's nosuid, nodev, noexec, read-only and atime flags, and a
 /// remount that drops one fails with EPERM.
 fn locked_flags(fd: &OwnedFd) -> MsFlags {
-    let Ok(st) = fstatvfs(fd) else { return MsFlags::empty() };
-    let f = st.flags();
+    fstatvfs(fd).map(|st| locked_flags_in(st.flags())).unwrap_or(MsFlags::empty())
+}
+
+/// [`locked_flags`] of the mount holding `path`.
+pub(crate) fn locked_flags_of(path: &Path) -> MsFlags {
+    nix::sys::statvfs::statvfs(path).map(|st| locked_flags_in(st.flags())).unwrap_or(MsFlags::empty())
+}
+
+fn locked_flags_in(f: FsFlags) -> MsFlags {
     [
         (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
