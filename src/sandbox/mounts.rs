@@ -44,6 +44,8 @@ pub enum MountError {
     Create(String, #[source] Errno),
     #[error("mounting on {0}")]
     Mount(String, #[source] Errno),
+    #[error("the mount target {0} is in the sandbox's {1} (through the image's symlinks): mount somewhere else")]
+    KernelFs(String, &'static str),
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -61,6 +63,18 @@ pub(crate) fn mount_all(sys: &dyn Syscall, root: &Path, mounts: &[SpecMount]) ->
     Ok(())
 }
 
+/// Refuse a target on the sandbox's /proc or /sys, reached through the
+/// image's symlinks (the frontend refuses those paths as written): a mount
+/// there could hide what `rootfs` makes read-only or masks.
+fn refuse_kernel_fs(target: &OwnedFd, name: &str) -> Result<()> {
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    match fstatfs(target).map(|st| st.filesystem_type()) {
+        Ok(t) if t == PROC_SUPER_MAGIC => Err(MountError::KernelFs(name.to_owned(), "/proc")),
+        Ok(t) if t == SYSFS_MAGIC => Err(MountError::KernelFs(name.to_owned(), "/sys")),
+        _ => Ok(()),
+    }
+}
+
 fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &SpecMount) -> Result<()> {
     let failed = |e| MountError::Mount(m.target.clone(), e);
     match &m.kind {
@@ -68,6 +82,7 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
             let src = open_source(source)?;
             let is_dir = fstat(src.as_raw_fd()).is_ok_and(|st| kind(st.st_mode) == SFlag::S_IFDIR);
             let target = open_target(root_path, root, &m.target, !is_dir)?;
+            refuse_kernel_fs(&target, &m.target)?;
             sys.mount(
                 Some(&fd_path(&src)),
                 Path::new(&fd_path(&target)),
@@ -88,6 +103,7 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
         }
         SpecMountKind::Tmpfs { size } => {
             let target = open_target(root_path, root, &m.target, false)?;
+            refuse_kernel_fs(&target, &m.target)?;
             let data = match size {
                 Some(size) => format!("mode=1777,size={size}"),
                 None => "mode=1777".to_owned(),
