@@ -198,12 +198,7 @@ impl Sandbox {
                 s.spawn(move || copy_out(err, std::io::stderr()));
             }
             if let Some((reader, sink)) = output {
-                s.spawn(move || {
-                    for line in BufReader::new(reader).split(b'\n') {
-                        let Ok(line) = line else { break };
-                        sink(&String::from_utf8_lossy(&line));
-                    }
-                });
+                s.spawn(move || for_each_line(reader, MAX_LINE, sink));
             }
             let status = loop {
                 match child.try_wait() {
@@ -240,6 +235,31 @@ impl Sandbox {
         // Dropping it kills whatever the step left behind and removes it.
         drop(cgroup);
         Ok(Exit { code: exit_code(status), oom_killed, timed_out })
+    }
+}
+
+/// The longest line [`Stdio::Capture`] hands on whole: a step printing
+/// without a newline (`cat /dev/zero`) must not grow kiln's memory.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Hand `sink` each line of `from` (without its newline); a line longer
+/// than `max` bytes goes in pieces of `max`.
+fn for_each_line(from: impl Read, max: usize, sink: &mut (dyn FnMut(&str) + Send)) {
+    let mut from = BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut from).take(max as u64).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        } else if from.fill_buf().is_ok_and(|b| b.first() == Some(&b'\n')) {
+            // A line of exactly `max`: its newline ends it, not another line.
+            from.consume(1);
+        }
+        sink(&String::from_utf8_lossy(&line));
     }
 }
 
@@ -331,7 +351,15 @@ pub(crate) fn exit_code(status: ExitStatus) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::identity_map;
+    use super::{for_each_line, identity_map};
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_handed_on_in_pieces() {
+        let input = b"ab\ncdefghi\n\nklm\nj".to_vec();
+        let mut lines = Vec::new();
+        for_each_line(&input[..], 3, &mut |l: &str| lines.push(l.to_owned()));
+        assert_eq!(lines, ["ab", "cde", "fgh", "i", "", "klm", "j"]);
+    }
 
     #[test]
     fn maps_each_of_our_ranges_to_itself() {

@@ -24,10 +24,10 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, Mode, SFlag};
-use nix::sys::statvfs::{fstatvfs, FsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
 
 use super::spec::{SpecMount, SpecMountKind};
-use super::syscall::Syscall;
+use super::syscall::{Syscall, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Why a mount of the spec could not be made. Each names the container path.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,10 @@ pub enum MountError {
     Create(String, #[source] Errno),
     #[error("mounting on {0}")]
     Mount(String, #[source] Errno),
+    #[error("mounting on {0}: a bind mount needs open_tree, mount_setattr and move_mount (Linux 5.12 or later)")]
+    Unsupported(String),
+    #[error("the mount target {0} is in the sandbox's {1} (through the image's symlinks): mount somewhere else")]
+    KernelFs(String, &'static str),
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -61,6 +65,26 @@ pub(crate) fn mount_all(sys: &dyn Syscall, root: &Path, mounts: &[SpecMount]) ->
     Ok(())
 }
 
+/// A bind's error; the new mount API missing is said so.
+fn bind_failed(target: &str, e: Errno) -> MountError {
+    match e {
+        Errno::ENOSYS => MountError::Unsupported(target.to_owned()),
+        e => MountError::Mount(target.to_owned(), e),
+    }
+}
+
+/// Refuse a target on the sandbox's /proc or /sys, reached through the
+/// image's symlinks (the frontend refuses those paths as written): a mount
+/// there could hide what `rootfs` makes read-only or masks.
+fn refuse_kernel_fs(target: &OwnedFd, name: &str) -> Result<()> {
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    match fstatfs(target).map(|st| st.filesystem_type()) {
+        Ok(t) if t == PROC_SUPER_MAGIC => Err(MountError::KernelFs(name.to_owned(), "/proc")),
+        Ok(t) if t == SYSFS_MAGIC => Err(MountError::KernelFs(name.to_owned(), "/sys")),
+        _ => Ok(()),
+    }
+}
+
 fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &SpecMount) -> Result<()> {
     let failed = |e| MountError::Mount(m.target.clone(), e);
     match &m.kind {
@@ -68,26 +92,24 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
             let src = open_source(source)?;
             let is_dir = fstat(src.as_raw_fd()).is_ok_and(|st| kind(st.st_mode) == SFlag::S_IFDIR);
             let target = open_target(root_path, root, &m.target, !is_dir)?;
-            sys.mount(
-                Some(&fd_path(&src)),
-                Path::new(&fd_path(&target)),
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )
-            .map_err(failed)?;
-            // The descriptor still names what lies under the new mount; the
-            // remount must reach the mount itself, so the target is opened again.
-            let mounted = open_in_root(root, &m.target).map_err(|e| MountError::Target(m.target.clone(), e))?;
-            let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-            flags |= locked_flags(&mounted);
+            refuse_kernel_fs(&target, &m.target)?;
+            // A detached copy of the source, made nosuid, nodev (and
+            // read-only) before it is attached to the very inode opened
+            // above: nothing is looked up by path after the checks, so a
+            // step swapping the mount point for a symlink meanwhile cannot
+            // send the mount, or a remount, elsewhere. Flags are only set,
+            // so those a user namespace locks stay.
+            let tree = sys.open_tree_clone(src.as_fd()).map_err(|e| bind_failed(&m.target, e))?;
+            let mut attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
             if *readonly {
-                flags |= MsFlags::MS_RDONLY;
+                attr |= MOUNT_ATTR_RDONLY;
             }
-            sys.mount(None, Path::new(&fd_path(&mounted)), None, flags, None).map_err(failed)
+            sys.set_tree_attr(tree.as_fd(), attr).map_err(|e| bind_failed(&m.target, e))?;
+            sys.move_mount(tree.as_fd(), target.as_fd()).map_err(|e| bind_failed(&m.target, e))
         }
         SpecMountKind::Tmpfs { size } => {
             let target = open_target(root_path, root, &m.target, false)?;
+            refuse_kernel_fs(&target, &m.target)?;
             let data = match size {
                 Some(size) => format!("mode=1777,size={size}"),
                 None => "mode=1777".to_owned(),
@@ -98,11 +120,11 @@ fn mount_one(sys: &dyn Syscall, root_path: &Path, root: BorrowedFd<'_>, m: &Spec
     }
 }
 
-/// The flags a remount must keep: in a user namespace the kernel locks the
-/// source mount's nosuid, nodev, noexec, read-only and atime flags, and a
-/// remount that drops one fails with EPERM.
-fn locked_flags(fd: &OwnedFd) -> MsFlags {
-    let Ok(st) = fstatvfs(fd) else { return MsFlags::empty() };
+/// The flags a remount of the mount holding `path` must keep: in a user
+/// namespace the kernel locks a mount's nosuid, nodev, noexec, read-only and
+/// atime flags, and a remount that drops one fails with EPERM.
+pub(crate) fn locked_flags_of(path: &Path) -> MsFlags {
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
     let f = st.flags();
     [
         (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
@@ -277,35 +299,22 @@ mod tests {
         SpecMount { target: target.into(), kind: SpecMountKind::Bind { source: source.into(), readonly } }
     }
 
-    fn mounts(calls: &[Call]) -> Vec<(Option<String>, MsFlags)> {
-        calls
-            .iter()
-            .filter_map(|c| match c {
-                Call::Mount { source, target, flags, .. } => {
-                    assert!(target.starts_with("/proc/self/fd/"), "mounted on a path: {target:?}");
-                    Some((source.clone(), *flags))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
-    fn a_bind_is_recursive_then_remounted_nosuid_nodev_and_read_only_when_asked() {
+    fn a_bind_is_a_detached_clone_made_nosuid_nodev_and_read_only_when_asked_then_attached() {
+        use crate::sandbox::syscall::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
         let dir = tempfile::tempdir().unwrap();
         let (root, src) = (dir.path().join("root"), dir.path().join("src"));
         fs::create_dir_all(&root).unwrap();
         fs::create_dir_all(&src).unwrap();
-        for readonly in [true, false] {
+        for (readonly, attr) in [
+            (true, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY),
+            (false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+        ] {
             let sys = Recording::default();
             mount_all(&sys, &root, &[bind("/data", &src, readonly)]).unwrap();
-            let m = mounts(&sys.calls());
-            let [(Some(first), bind_flags), (None, remount)] = &m[..] else { panic!("{m:?}") };
-            assert!(first.starts_with("/proc/self/fd/"), "the source is pinned by a descriptor");
-            assert_eq!(*bind_flags, MsFlags::MS_BIND | MsFlags::MS_REC);
-            let always = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-            assert!(remount.contains(always));
-            assert_eq!(remount.contains(MsFlags::MS_RDONLY), readonly);
+            // No mount(2) by path, and no remount after the attach: the
+            // flags are set while the tree is still detached.
+            assert_eq!(sys.calls(), [Call::OpenTreeClone, Call::SetTreeAttr(attr), Call::MoveMount]);
         }
         assert!(root.join("data").is_dir());
     }

@@ -83,6 +83,12 @@ pub(crate) fn enter(
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
     mount(sys, Some(&root.to_string_lossy()), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    // nodev whatever the snapshotter: a copy snapshotter's root is a plain
+    // folder where extraction as real root made an image's device nodes
+    // (`b 8 0` would be the host's disk). The overlay is nodev already. The
+    // flags a user namespace locks are kept, or the remount fails.
+    let nodev = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV | mounts::locked_flags_of(root);
+    mount(sys, None, root, None, nodev, None)?;
 
     let proc_dir = ensure_dir(root, "proc")?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -425,6 +431,9 @@ mod tests {
             if target == Path::new("/") && flags.contains(MsFlags::MS_PRIVATE)));
         assert!(matches!(&calls[1], Call::Mount { source: Some(s), target, .. }
             if Path::new(s) == root && target == root));
+        // Then nodev, whatever the snapshotter made the root of.
+        assert!(matches!(&calls[2], Call::Mount { source: None, target, flags, .. }
+            if target == root && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV)));
         let pivot = position(&calls, |c| matches!(c, Call::PivotRoot(..)));
         for target in ["proc", "dev", "dev/null", "dev/tty", "dev/shm", "sys"] {
             assert!(mounts_on(&calls, &root.join(target)) < pivot, "{target} is mounted after the pivot");

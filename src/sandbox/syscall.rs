@@ -7,7 +7,7 @@
 //! [`Recording`] only writes them down, so that order is unit-tested without
 //! root (youki's `syscall.rs` does the same).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 #[cfg(test)]
 use std::{cell::RefCell, path::PathBuf};
@@ -41,6 +41,14 @@ pub(crate) trait Syscall {
     /// mount_setattr(2) of `path` and every mount below it (AT_RECURSIVE):
     /// read-only, nosuid, nodev and noexec.
     fn read_only_tree(&self, path: &Path) -> nix::Result<()>;
+    /// open_tree(2) of `source` with OPEN_TREE_CLONE | AT_RECURSIVE: a
+    /// detached copy of the mount tree there, not yet attached anywhere.
+    fn open_tree_clone(&self, source: BorrowedFd<'_>) -> nix::Result<OwnedFd>;
+    /// mount_setattr(2) of a detached `tree` and every mount in it
+    /// (AT_RECURSIVE), setting `attr` (`MOUNT_ATTR_*`) and clearing nothing.
+    fn set_tree_attr(&self, tree: BorrowedFd<'_>, attr: u64) -> nix::Result<()>;
+    /// move_mount(2) of the detached `tree` onto the inode `target` names.
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
     /// prctl(PR_SET_PDEATHSIG, SIGKILL).
     fn kill_with_parent(&self) -> nix::Result<()>;
     /// prctl(PR_CAPBSET_DROP, cap).
@@ -104,35 +112,38 @@ impl Syscall for Linux {
     }
 
     fn read_only_tree(&self, path: &Path) -> nix::Result<()> {
-        // Not in libc's bindings for every target yet: the uapi struct by hand.
-        #[repr(C)]
-        struct MountAttr {
-            attr_set: u64,
-            attr_clr: u64,
-            propagation: u64,
-            userns_fd: u64,
-        }
-        const MOUNT_ATTR_RDONLY: u64 = 0x1;
-        const MOUNT_ATTR_NOSUID: u64 = 0x2;
-        const MOUNT_ATTR_NODEV: u64 = 0x4;
-        const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-        const AT_RECURSIVE: libc::c_uint = 0x8000;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
         let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: a valid C string and a properly sized, initialised mount_attr.
+        let attr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        mount_setattr(libc::AT_FDCWD, &c_path, AT_RECURSIVE, attr)
+    }
+
+    fn open_tree_clone(&self, source: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+        const OPEN_TREE_CLONE: libc::c_uint = 1;
+        let flags =
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE | libc::AT_EMPTY_PATH as libc::c_uint;
+        // SAFETY: a descriptor we borrow, an empty C string, plain flags.
+        let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
+        let fd = Errno::result(fd)?;
+        // SAFETY: open_tree returned a new descriptor that nothing else owns.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as libc::c_int) })
+    }
+
+    fn set_tree_attr(&self, tree: BorrowedFd<'_>, attr: u64) -> nix::Result<()> {
+        mount_setattr(tree.as_raw_fd(), c"", AT_RECURSIVE | libc::AT_EMPTY_PATH as libc::c_uint, attr)
+    }
+
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+        const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+        // SAFETY: two borrowed descriptors, empty C strings, plain flags.
         let rc = unsafe {
             libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                c_path.as_ptr(),
-                AT_RECURSIVE,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                target.as_raw_fd(),
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
             )
         };
         Errno::result(rc).map(drop)
@@ -209,6 +220,37 @@ impl Syscall for Linux {
     }
 }
 
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// mount_setattr(2) setting `attr`, clearing nothing.
+fn mount_setattr(dirfd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_uint, attr: u64) -> nix::Result<()> {
+    // Not in libc's bindings for every target yet: the uapi struct by hand.
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: attr, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a valid C string and a properly sized, initialised mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
 #[cfg(test)]
 /// One call the [`Recording`] kernel saw, with the arguments that matter to
 /// the order of the setup.
@@ -224,6 +266,10 @@ pub(crate) enum Call {
     Umount2(PathBuf),
     PivotRoot(PathBuf, PathBuf),
     ReadOnlyTree(PathBuf),
+    OpenTreeClone,
+    /// The `MOUNT_ATTR_*` set.
+    SetTreeAttr(u64),
+    MoveMount,
     KillWithParent,
     DropBoundingCapability(u32),
     /// The length of the program.
@@ -300,6 +346,20 @@ impl Syscall for Recording {
 
     fn read_only_tree(&self, path: &Path) -> nix::Result<()> {
         self.record(Call::ReadOnlyTree(path.to_owned()))
+    }
+
+    fn open_tree_clone(&self, _source: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+        self.record(Call::OpenTreeClone)?;
+        // Any descriptor will do: the recording calls never use it.
+        std::fs::File::open("/").map(OwnedFd::from).map_err(|_| Errno::EBADF)
+    }
+
+    fn set_tree_attr(&self, _tree: BorrowedFd<'_>, attr: u64) -> nix::Result<()> {
+        self.record(Call::SetTreeAttr(attr))
+    }
+
+    fn move_mount(&self, _tree: BorrowedFd<'_>, _target: BorrowedFd<'_>) -> nix::Result<()> {
+        self.record(Call::MoveMount)
     }
 
     fn kill_with_parent(&self) -> nix::Result<()> {

@@ -52,6 +52,15 @@ impl Lowering<'_> {
                     if abs == "/" {
                         return Err(invalid(format!("target \"{t}\" is the root: mount somewhere below it")).into());
                     }
+                    // A mount there could hide the kernel knobs the sandbox
+                    // makes read-only or masks (BuildKit allows it; kiln not).
+                    if let Some(fs) =
+                        ["/proc", "/sys"].into_iter().find(|fs| abs == *fs || abs.starts_with(&format!("{fs}/")))
+                    {
+                        let problem =
+                            format!("target \"{t}\" is in {fs}, which the sandbox provides: mount somewhere else");
+                        return Err(invalid(problem).into());
+                    }
                     Some(abs)
                 }
                 None => None,

@@ -66,3 +66,23 @@ fn a_run_step_cannot_make_a_device_it_can_open() {
         assert!(!out.stderr.contains("OPENED"), "{:?}:\n{}", k.mode, out.stderr);
     }
 }
+
+#[test]
+fn under_the_copy_snapshotter_the_root_is_nodev_too() {
+    // The copy snapshotter extracts into a plain folder, where kiln as root
+    // really makes the image's nodes: only a nodev root keeps them closed.
+    let k = Kiln::empty();
+    let tar = rootfs_with_devices(&k);
+    let cmd = |args: &[&str]| {
+        let out = k.command().env("KILN_SNAPSHOTTER", "copy").args(args).output().unwrap();
+        super::super::harness::Run::from(out)
+    };
+    cmd(&["import", tar.to_str().unwrap(), "devices"]).ok();
+    let out = cmd(&["run", "devices", "sh", "-c", TRY_OPEN]).ok();
+    assert_eq!(out.stdout, "DEV-NULL-WORKS\n", "kiln run opened an image's device node");
+    k.write("Dockerfile", &format!("FROM devices\nRUN {TRY_OPEN} > /result\nCMD [\"cat\", \"/result\"]\n"));
+    let ctx = k.ctx();
+    cmd(&["build", "-t", "devices:run", ctx.to_str().unwrap()]).ok();
+    let out = cmd(&["run", "devices:run"]).ok();
+    assert_eq!(out.stdout, "DEV-NULL-WORKS\n", "a RUN step opened an image's device node");
+}

@@ -217,3 +217,16 @@ fn an_image_whose_passwd_is_a_fifo_is_an_error_not_a_hang() {
         &["cannot read the image's /etc/passwd: it is not a regular file"],
     );
 }
+
+#[test]
+fn a_run_printing_a_50_mb_line_without_newline_keeps_kilns_memory_bounded() {
+    let k = Kiln::with_busybox();
+    k.write("Dockerfile", "FROM busybox\nRUN head -c 50000000 /dev/zero | tr '\\0' a\n");
+    let ctx = k.ctx();
+    let args = ["build", "-t", "long-line:v1", ctx.to_str().unwrap()];
+    let (code, stderr, peak_mb) = run_measured_within(&k, &args, Some(2 << 30));
+    let head: String = stderr.chars().take(2_000).collect();
+    assert_eq!(code, 0, "{head}");
+    // The line was held whole, and copied for the log and the error's tail.
+    assert!(peak_mb < 100, "kiln used {peak_mb} MB for a step printing a 50 MB line");
+}

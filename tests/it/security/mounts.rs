@@ -89,3 +89,17 @@ fn removing_mount_points_never_follows_a_parent_the_step_swapped_for_a_symlink()
         k.assert_clean();
     }
 }
+
+#[test]
+fn a_target_in_proc_or_sys_is_refused_as_written_and_through_a_symlink() {
+    let k = Kiln::with_busybox();
+    k.write("Dockerfile", "FROM busybox\nRUN --mount=type=tmpfs,target=/proc/sys true\n");
+    let out = k.build(&["-t", "proc:v1"]).failed();
+    assert!(out.stderr.contains("Dockerfile:2:") && out.stderr.contains("is in /proc"), "{}", out.stderr);
+    // The image's /p is /proc: only the sandbox, resolving in the root, sees it.
+    for (link, fs) in [("/proc/sys", "/proc"), ("/sys/kernel", "/sys")] {
+        k.write("Dockerfile", &format!("FROM busybox\nRUN ln -s {link} /p\nRUN --mount=type=tmpfs,target=/p true\n"));
+        let out = k.build(&["-t", "proc:v2"]).failed();
+        assert!(out.stderr.contains(&format!("in the sandbox's {fs}")), "{}", out.stderr);
+    }
+}
