@@ -53,6 +53,8 @@ pub(crate) trait Syscall {
     /// ioctl(SIOCSIFFLAGS) setting IFF_UP on `lo`, on a socket of the
     /// current network namespace.
     fn loopback_up(&self) -> nix::Result<()>;
+    /// Add `prohibit` routes to the cloud metadata services (see `network`).
+    fn block_metadata(&self) -> nix::Result<()>;
     /// chdir(2).
     fn chdir(&self, path: &Path) -> nix::Result<()>;
     /// fchdir(2).
@@ -172,6 +174,10 @@ impl Syscall for Linux {
         }
     }
 
+    fn block_metadata(&self) -> nix::Result<()> {
+        super::network::add_blocked_routes()
+    }
+
     fn chdir(&self, path: &Path) -> nix::Result<()> {
         nix::unistd::chdir(path)
     }
@@ -230,6 +236,7 @@ pub(crate) enum Call {
     InstallSeccomp(usize),
     Sethostname(String),
     LoopbackUp,
+    BlockMetadata,
     Chdir(PathBuf),
     Fchdir,
     Setsid,
@@ -323,6 +330,10 @@ impl Syscall for Recording {
 
     fn loopback_up(&self) -> nix::Result<()> {
         self.record(Call::LoopbackUp)
+    }
+
+    fn block_metadata(&self) -> nix::Result<()> {
+        self.record(Call::BlockMetadata)
     }
 
     fn chdir(&self, path: &Path) -> nix::Result<()> {
