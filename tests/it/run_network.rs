@@ -188,6 +188,8 @@ fn assert_metadata_blocked(k: &Kiln, path: Option<&Path>) {
         // which would open it from the host. The DNS forwarder (resolv.conf's
         // nameserver) must still be routed, and answer a query. The markers
         // are split by '' so the echoed command line does not contain them.
+        // A packet socket (CAP_NET_RAW) would pass the routes by: frames
+        // written straight to the helper's tap device (arping, here).
         k.write(
             "Dockerfile",
             "FROM busybox\n\
@@ -198,7 +200,9 @@ fn assert_metadata_blocked(k: &Kiln, path: Option<&Path>) {
              if timeout 5 nc -w 3 169.254.1.1 53 </dev/null; then echo LINK-''LOCAL-REACHED; fi; \
              if [ -e /proc/net/if_inet6 ]; then ip -6 route | grep -q '^prohibit fd00:ec2::/64' && echo V6-''BLOCKED; \
              else echo V6-''BLOCKED; fi; \
-             timeout 10 nslookup -type=a localhost.example 10.0.2.3; true\n",
+             timeout 10 nslookup -type=a localhost.example 10.0.2.3; \
+             dev=$(ip route | awk '/^default/ {print $5}'); \
+             if timeout 5 arping -c 1 -w 2 -I $dev 10.0.2.2; then echo RAW-''FRAMES-SENT; fi; true\n",
         );
         let mut cmd = k.command();
         if let Some(path) = path {
@@ -215,6 +219,7 @@ fn assert_metadata_blocked(k: &Kiln, path: Option<&Path>) {
         );
         assert!(text.contains("V6-BLOCKED"), "{:?}: no prohibit route for fd00:ec2::/64:\n{text}", k.mode);
         assert!(!text.contains("METADATA-REACHED") && !text.contains("LINK-LOCAL-REACHED"), "{:?}:\n{text}", k.mode);
+        assert!(!text.contains("RAW-FRAMES-SENT"), "{:?}: a packet socket reached the helper:\n{text}", k.mode);
         assert!(text.contains("Permission denied"), "{:?}: the metadata address was not refused:\n{text}", k.mode);
         let secs: u64 =
             text.split("METADATA-SECONDS ").nth(1).and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap();

@@ -22,7 +22,7 @@
 //!   cannot read, and ENOSYS makes glibc (and Go) fall back to clone, whose
 //!   flags it can.
 //! - personality only with the values docker allows; socket only for the
-//!   address families docker allows (no AF_ALG, no AF_VSOCK).
+//!   address families docker allows (no AF_ALG, no AF_VSOCK), but AF_PACKET.
 //!
 //! Only the filter's native architecture is allowed: a 32-bit binary (i386
 //! on x86_64, arm on aarch64) is killed at its first call, where docker
@@ -104,9 +104,12 @@ const PERSONALITIES: [u64; 5] = [0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
 /// docker's address families above AF_ROSE (11): all of 1..=11 are allowed.
 /// Left out: DECnet 12, ECONET 19, ATMSVC 20, IRDA 23, WANPIPE 25, ISDN 34,
 /// CAIF 37 (gone from the kernel), ALG 38 (the kernel's crypto API, needless
-/// attack surface) and VSOCK 40 (reaches the host's VMs).
-const MORE_SOCKET_FAMILIES: [u64; 25] =
-    [13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
+/// attack surface), VSOCK 40 (reaches the host's VMs), and, unlike docker,
+/// PACKET 17: with CAP_NET_RAW a packet socket writes frames straight to the
+/// network helper's tap device, past the namespace's routes, so past the
+/// block on the cloud metadata service (see `network`).
+const MORE_SOCKET_FAMILIES: [u64; 24] =
+    [13, 14, 15, 16, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
 
 /// The filters to install, in order, for the native architecture; `None`
 /// where kiln has no filter for it.
