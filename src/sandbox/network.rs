@@ -50,7 +50,8 @@
 //!   sandbox adds `prohibit` routes for 169.254.0.0/16 and fd00:ec2::/64 in
 //!   its namespace after the helper configured it ([`blocked_routes`]), and
 //!   its command, without CAP_NET_ADMIN, cannot remove them, nor pass them
-//!   with a packet socket (refused by `seccomp`). The host's own
+//!   with a packet socket or an IP header of its own (both refused by
+//!   `seccomp`). The host's own
 //!   other addresses and its LAN stay reachable, as from docker's bridge.
 //!
 //! DNS: the host's /etc/resolv.conf may name a resolver on its loopback
