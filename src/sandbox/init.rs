@@ -43,6 +43,11 @@ pub enum InitError {
     Unshare(#[source] Errno),
     #[error("bringing up the loopback interface of the step's network namespace")]
     Loopback(#[source] Errno),
+    #[error(
+        "blocking the cloud metadata service (169.254.0.0/16, fd00:ec2::/64) in the step's network namespace; \
+         RUN --network=none avoids the need"
+    )]
+    BlockMetadata(#[source] Errno),
     #[error("kiln could not map ids into the sandbox's user namespace")]
     Handshake(#[source] ChannelError),
     #[error("fork")]
@@ -193,6 +198,12 @@ fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: Net
     channel.wait_for_mapping().map_err(InitError::Handshake)?;
     if network != NetworkMode::Host {
         sys.loopback_up().map_err(InitError::Loopback)?;
+    }
+    // After the handshake: the helper has configured the interface, and the
+    // routes survive whatever it set. The command, its capabilities dropped
+    // later, cannot remove them.
+    if network == NetworkMode::Outbound {
+        sys.block_metadata().map_err(InitError::BlockMetadata)?;
     }
     sys.close_range(3).map_err(InitError::CloseDescriptors)
 }
@@ -556,17 +567,25 @@ mod tests {
 
     #[test]
     fn a_private_network_is_unshared_with_the_user_namespace_and_its_lo_brought_up() {
-        for network in [NetworkMode::None, NetworkMode::Outbound] {
+        for (network, want) in [
+            (NetworkMode::None, vec![Call::LoopbackUp, Call::CloseRange(3)]),
+            (NetworkMode::Outbound, vec![Call::LoopbackUp, Call::BlockMetadata, Call::CloseRange(3)]),
+        ] {
             let calls = record_setup_with(false, network);
             let Call::Unshare(flags) = calls[1] else { panic!("{calls:#?}") };
             assert!(flags.contains(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUSER), "{network:?}");
-            // After the handshake (root in the namespace that owns it) and
-            // before the descriptors are closed.
-            assert_eq!(calls[2..4], [Call::LoopbackUp, Call::CloseRange(3)], "{network:?}");
+            // After the handshake (root in the namespace that owns it, the
+            // helper done) and before the descriptors are closed; the
+            // metadata routes only where a helper connects the namespace.
+            assert_eq!(calls[2..2 + want.len()], want[..], "{network:?}");
+            // Long before the capabilities go.
+            let drop = calls.iter().position(|c| matches!(c, Call::DropBoundingCapability(_)));
+            assert!(drop.is_none_or(|d| d > 2 + want.len()), "{network:?}");
         }
         let host = record_setup_with(false, NetworkMode::Host);
         assert!(!matches!(host[1], Call::Unshare(f) if f.contains(CloneFlags::CLONE_NEWNET)));
         assert!(!host.contains(&Call::LoopbackUp));
+        assert!(!host.contains(&Call::BlockMetadata));
     }
 
     #[test]

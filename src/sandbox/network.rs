@@ -44,10 +44,20 @@
 //!   port the namespace binds); slirp4netns forwards nothing unless asked
 //!   through its API socket, which is not enabled.
 //!
+//! - the cloud's metadata service (169.254.169.254, fd00:ec2::254), which
+//!   would hand the runner's cloud credentials to any step (the helper
+//!   connects from the host, so IMDSv2's hop limit does not help): the
+//!   sandbox adds `prohibit` routes for 169.254.0.0/16 and fd00:ec2::/64 in
+//!   its namespace after the helper configured it ([`blocked_routes`]), and
+//!   its command, without CAP_NET_ADMIN, cannot remove them, nor pass them
+//!   with a packet socket or an IP header of its own (both refused by
+//!   `seccomp`). The host's own
+//!   other addresses and its LAN stay reachable, as from docker's bridge.
+//!
 //! DNS: the host's /etc/resolv.conf may name a resolver on its loopback
 //! (systemd-resolved's 127.0.0.53), which the namespace cannot reach. The
 //! sandbox gets a resolv.conf naming the helper's forwarder (pasta's
-//! `--dns-forward` address, podman's 169.254.1.1; slirp4netns's 10.0.2.3),
+//! `--dns-forward` address and slirp4netns's, 10.0.2.3),
 //! which relays each query to the host's resolvers from the host's side,
 //! with the host's `search` and `options` lines.
 
@@ -61,9 +71,10 @@ use std::time::{Duration, Instant};
 
 use super::spec::NetworkMode;
 
-/// The address pasta answers DNS queries on (podman's choice): link-local,
-/// so it never collides with a real server the copied routes lead to.
-const PASTA_DNS: &str = "169.254.1.1";
+/// The address pasta answers DNS queries on: slirp4netns's, in the
+/// namespace's own 10.0.2.0/24 (not podman's link-local 169.254.1.1, as
+/// 169.254.0.0/16 is blocked, see [`blocked_routes`]).
+const PASTA_DNS: &str = "10.0.2.3";
 
 /// slirp4netns's DNS forwarder in its default 10.0.2.0/24 network.
 const SLIRP_DNS: &str = "10.0.2.3";
@@ -356,20 +367,140 @@ impl Drop for Attached {
     }
 }
 
+/// The destinations a step's namespace gets a `prohibit` route for: the
+/// cloud metadata services' link-local ranges (AWS, GCP, Azure's IMDS,
+/// OpenStack at 169.254.169.254; AWS's IPv6 endpoint fd00:ec2::254).
+/// Prohibit routes need no device, so they hold whatever the helper set up.
+pub(crate) fn blocked_routes() -> [(std::net::IpAddr, u8); 2] {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    [(Ipv4Addr::new(169, 254, 0, 0).into(), 16), (Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0).into(), 64)]
+}
+
+/// The rtnetlink RTM_NEWROUTE request for a `prohibit` route to
+/// `dst`/`prefix` in the main table (what `ip route replace prohibit` sends):
+/// a header, an rtmsg and one RTA_DST attribute. Replaces a route the helper
+/// may have set for the same destination.
+pub(crate) fn prohibit_route_request(dst: std::net::IpAddr, prefix: u8, seq: u32) -> Vec<u8> {
+    let (family, addr) = match dst {
+        std::net::IpAddr::V4(a) => (libc::AF_INET, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (libc::AF_INET6, a.octets().to_vec()),
+    };
+    let attr_len = 4 + addr.len(); // rtattr header + address, both 4-aligned
+    let len = 16 + 12 + attr_len;
+    let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_REPLACE;
+    let mut msg = Vec::with_capacity(len);
+    // struct nlmsghdr
+    msg.extend_from_slice(&(len as u32).to_ne_bytes());
+    msg.extend_from_slice(&libc::RTM_NEWROUTE.to_ne_bytes());
+    msg.extend_from_slice(&(flags as u16).to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel's
+                                                // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type; flags
+    msg.extend_from_slice(&[
+        family as u8,
+        prefix,
+        0,
+        0,
+        libc::RT_TABLE_MAIN,
+        libc::RTPROT_STATIC,
+        libc::RT_SCOPE_UNIVERSE,
+        libc::RTN_PROHIBIT,
+    ]);
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // struct rtattr RTA_DST
+    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    msg.extend_from_slice(&libc::RTA_DST.to_ne_bytes());
+    msg.extend_from_slice(&addr);
+    msg
+}
+
+/// Add the [`blocked_routes`] in the calling process's network namespace
+/// (which needs CAP_NET_ADMIN there). A namespace without IPv6 (a kernel
+/// booted with ipv6.disable=1) has no IPv6 route to block.
+pub(crate) fn add_blocked_routes() -> nix::Result<()> {
+    use nix::errno::Errno;
+    // SAFETY: a fresh socket, closed by OwnedFd.
+    let socket = unsafe {
+        let fd =
+            Errno::result(libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE))?;
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    };
+    for (seq, (dst, prefix)) in (1u32..).zip(blocked_routes()) {
+        let msg = prohibit_route_request(dst, prefix, seq);
+        // SAFETY: sends the bytes of `msg`, which outlives the call.
+        let sent = unsafe { libc::send(socket.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        match Errno::result(sent) {
+            Err(Errno::EAFNOSUPPORT) if dst.is_ipv6() => continue,
+            r => r?,
+        };
+        match netlink_ack(socket.as_raw_fd(), seq) {
+            Err(Errno::EAFNOSUPPORT) if dst.is_ipv6() => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+/// Read the kernel's answer to request `seq`: its NLMSG_ERROR, whose error
+/// is 0 on success.
+fn netlink_ack(fd: i32, seq: u32) -> nix::Result<()> {
+    use nix::errno::Errno;
+    let mut buf = [0u8; 1024];
+    loop {
+        // SAFETY: receives into `buf`, at most its length.
+        let n = Errno::result(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })? as usize;
+        if n == 0 {
+            return Err(Errno::EPROTO);
+        }
+        let mut at = 0;
+        while at + 16 <= n {
+            let word = |i: usize| u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap());
+            let len = word(0) as usize;
+            let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+            if len < 16 || at + len > n {
+                return Err(Errno::EPROTO);
+            }
+            if kind == libc::NLMSG_ERROR as u16 && word(8) == seq && len >= 20 {
+                let code = i32::from_ne_bytes(buf[at + 16..at + 20].try_into().unwrap());
+                return if code == 0 { Ok(()) } else { Err(Errno::from_raw(-code)) };
+            }
+            at += (len + 3) & !3;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn the_metadata_ranges_get_a_prohibit_route_request_in_the_main_table() {
+        let [(v4, 16), (v6, 64)] = blocked_routes() else { panic!("{:?}", blocked_routes()) };
+        assert_eq!(v4.to_string(), "169.254.0.0");
+        assert_eq!(v6.to_string(), "fd00:ec2::");
+        let msg = prohibit_route_request(v4, 16, 7);
+        assert_eq!(msg.len(), 16 + 12 + 8);
+        assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 36);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), libc::RTM_NEWROUTE);
+        assert_eq!(u32::from_ne_bytes(msg[8..12].try_into().unwrap()), 7);
+        // family, dst_len, .., table, protocol, scope, type
+        assert_eq!(msg[16..24], [libc::AF_INET as u8, 16, 0, 0, 254, libc::RTPROT_STATIC, 0, libc::RTN_PROHIBIT]);
+        assert_eq!(u16::from_ne_bytes([msg[30], msg[31]]), libc::RTA_DST);
+        assert_eq!(msg[32..], [169, 254, 0, 0]);
+        let msg = prohibit_route_request(v6, 64, 8);
+        assert_eq!((msg.len(), msg[16], msg[17]), (16 + 12 + 20, libc::AF_INET6 as u8, 64));
+    }
+
+    #[test]
     fn resolv_conf_names_the_forwarder_and_keeps_the_hosts_search_and_options() {
         for (host, want) in [
-            ("", "nameserver 169.254.1.1\n"),
-            ("nameserver 127.0.0.53\n", "nameserver 169.254.1.1\n"),
+            ("", "nameserver 10.0.2.3\n"),
+            ("nameserver 127.0.0.53\n", "nameserver 10.0.2.3\n"),
             (
                 "# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch corp.example\noptions edns0 trust-ad\n",
-                "nameserver 169.254.1.1\nsearch corp.example\noptions edns0 trust-ad\n",
+                "nameserver 10.0.2.3\nsearch corp.example\noptions edns0 trust-ad\n",
             ),
-            ("domain lan\n  options ndots:2\nsortlist 10.0.0.0\n", "nameserver 169.254.1.1\ndomain lan\noptions ndots:2\n"),
+            ("domain lan\n  options ndots:2\nsortlist 10.0.0.0\n", "nameserver 10.0.2.3\ndomain lan\noptions ndots:2\n"),
         ] {
             assert_eq!(resolv_conf(host, PASTA_DNS), want, "{host:?}");
         }

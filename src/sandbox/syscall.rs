@@ -61,6 +61,8 @@ pub(crate) trait Syscall {
     /// ioctl(SIOCSIFFLAGS) setting IFF_UP on `lo`, on a socket of the
     /// current network namespace.
     fn loopback_up(&self) -> nix::Result<()>;
+    /// Add `prohibit` routes to the cloud metadata services (see `network`).
+    fn block_metadata(&self) -> nix::Result<()>;
     /// chdir(2).
     fn chdir(&self, path: &Path) -> nix::Result<()>;
     /// fchdir(2).
@@ -183,6 +185,10 @@ impl Syscall for Linux {
         }
     }
 
+    fn block_metadata(&self) -> nix::Result<()> {
+        super::network::add_blocked_routes()
+    }
+
     fn chdir(&self, path: &Path) -> nix::Result<()> {
         nix::unistd::chdir(path)
     }
@@ -276,6 +282,7 @@ pub(crate) enum Call {
     InstallSeccomp(usize),
     Sethostname(String),
     LoopbackUp,
+    BlockMetadata,
     Chdir(PathBuf),
     Fchdir,
     Setsid,
@@ -383,6 +390,10 @@ impl Syscall for Recording {
 
     fn loopback_up(&self) -> nix::Result<()> {
         self.record(Call::LoopbackUp)
+    }
+
+    fn block_metadata(&self) -> nix::Result<()> {
+        self.record(Call::BlockMetadata)
     }
 
     fn chdir(&self, path: &Path) -> nix::Result<()> {

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -118,11 +119,7 @@ fn the_default_network_reaches_the_hosts_address_but_not_its_loopback() {
         assert!(text.contains("PUBLIC-SERVICE") && public.hits() >= 1, "{:?}: {host} not reached:\n{text}", k.mode);
         // The helper's DNS forwarder, never the host's loopback resolver.
         let nameservers: Vec<&str> = text.lines().filter_map(|l| l.split("nameserver ").nth(1)).collect();
-        assert!(
-            matches!(nameservers[..], ["169.254.1.1"] | ["10.0.2.3"]),
-            "{:?}: resolv.conf names {nameservers:?}",
-            k.mode
-        );
+        assert!(nameservers == ["10.0.2.3"], "{:?}: resolv.conf names {nameservers:?}", k.mode);
         k.assert_clean();
     }
 }
@@ -163,6 +160,76 @@ fn a_port_a_step_listens_on_is_not_reachable_from_the_host() {
         let text = output(&out);
         assert!(text.contains("LISTENING") && text.contains("PROBED"), "{:?}:\n{text}", k.mode);
         assert!(!reached.load(Ordering::Relaxed), "{:?}: the step's port {port} was reachable from the host", k.mode);
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn the_default_network_blocks_the_cloud_metadata_service_but_not_the_dns_forwarder() {
+    for k in Kiln::each_mode() {
+        assert_metadata_blocked(&k, None);
+    }
+    // slirp4netns too: found alone on PATH, pasta is not.
+    let k = Kiln::with_busybox();
+    let only_slirp = k.dir.path().join("only-slirp4netns");
+    std::fs::create_dir_all(&only_slirp).unwrap();
+    let slirp = ["/usr/bin/slirp4netns", "/bin/slirp4netns"].into_iter().find(|p| Path::new(p).exists());
+    std::os::unix::fs::symlink(slirp.expect("slirp4netns is installed"), only_slirp.join("slirp4netns")).unwrap();
+    assert_metadata_blocked(&k, Some(&only_slirp));
+}
+
+/// A default-network step of `k`'s, with `path` as kiln's PATH if given,
+/// cannot reach the metadata service and still reaches the DNS forwarder.
+fn assert_metadata_blocked(k: &Kiln, path: Option<&Path>) {
+    {
+        // Nothing may answer at 169.254.169.254 on this machine, so what is
+        // checked is that the step's own kernel refuses at once (a prohibit
+        // route: EACCES) rather than handing the connection to the helper,
+        // which would open it from the host. The DNS forwarder (resolv.conf's
+        // nameserver) must still be routed, and answer a query. The markers
+        // are split by '' so the echoed command line does not contain them.
+        // A packet socket (CAP_NET_RAW) would pass the routes by: frames
+        // written straight to the helper's tap device (arping, here).
+        k.write(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN ip route; ip -6 route 2>/dev/null; ip route get 10.0.2.3; \
+             t0=$(date +%s); \
+             if timeout 5 nc -w 3 169.254.169.254 80 </dev/null; then echo METADATA-''REACHED; fi; \
+             echo METADATA-''SECONDS $(( $(date +%s) - t0 )); \
+             if timeout 5 nc -w 3 169.254.1.1 53 </dev/null; then echo LINK-''LOCAL-REACHED; fi; \
+             if [ -e /proc/net/if_inet6 ]; then ip -6 route | grep -q '^prohibit fd00:ec2::/64' && echo V6-''BLOCKED; \
+             else echo V6-''BLOCKED; fi; \
+             timeout 10 nslookup -type=a localhost.example 10.0.2.3; \
+             dev=$(ip route | awk '/^default/ {print $5}'); \
+             if timeout 5 arping -c 1 -w 2 -I $dev 10.0.2.2; then echo RAW-''FRAMES-SENT; fi; true\n",
+        );
+        let mut cmd = k.command();
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        let out = cmd.args(["build", "--no-cache", k.ctx().to_str().unwrap()]).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{:?} {path:?}:\n{text}", k.mode);
+        assert!(path.is_none() || text.contains("dev tap0"), "not slirp4netns's tap0:\n{text}");
+        assert!(
+            text.contains("prohibit 169.254.0.0/16"),
+            "{:?}: no prohibit route for the metadata range:\n{text}",
+            k.mode
+        );
+        assert!(text.contains("V6-BLOCKED"), "{:?}: no prohibit route for fd00:ec2::/64:\n{text}", k.mode);
+        assert!(!text.contains("METADATA-REACHED") && !text.contains("LINK-LOCAL-REACHED"), "{:?}:\n{text}", k.mode);
+        assert!(!text.contains("RAW-FRAMES-SENT"), "{:?}: a packet socket reached the helper:\n{text}", k.mode);
+        assert!(text.contains("Permission denied"), "{:?}: the metadata address was not refused:\n{text}", k.mode);
+        let secs: u64 =
+            text.split("METADATA-SECONDS ").nth(1).and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap();
+        assert!(secs <= 1, "{:?}: refusing took {secs}s, as if the helper had the connection:\n{text}", k.mode);
+        assert!(text.contains("10.0.2.3 dev "), "{:?}: the DNS forwarder is not routed:\n{text}", k.mode);
+        assert!(
+            text.contains("Server:") && text.contains("10.0.2.3"),
+            "{:?}: no answer from the forwarder:\n{text}",
+            k.mode
+        );
         k.assert_clean();
     }
 }

@@ -22,7 +22,10 @@
 //!   cannot read, and ENOSYS makes glibc (and Go) fall back to clone, whose
 //!   flags it can.
 //! - personality only with the values docker allows; socket only for the
-//!   address families docker allows (no AF_ALG, no AF_VSOCK).
+//!   address families docker allows (no AF_ALG, no AF_VSOCK) less AF_PACKET,
+//!   and, unlike docker, raw IP sockets only for ICMP and never writing their
+//!   own IP header (IPPROTO_RAW, IP_HDRINCL, IPV6_HDRINCL): either would
+//!   pass the routes that block the cloud metadata service (see `network`).
 //!
 //! Only the filter's native architecture is allowed: a 32-bit binary (i386
 //! on x86_64, arm on aarch64) is killed at its first call, where docker
@@ -59,7 +62,11 @@ struct Arch {
     clone3: i64,
     personality: i64,
     socket: i64,
+    setsockopt: i64,
 }
+
+/// IPV6_HDRINCL (linux/in6.h), which libc does not name.
+const IPV6_HDRINCL: u64 = 36;
 
 const X86_64: Arch = Arch {
     target: TargetArch::x86_64,
@@ -68,6 +75,7 @@ const X86_64: Arch = Arch {
     clone3: 435,
     personality: 135,
     socket: 41,
+    setsockopt: 54,
 };
 
 const AARCH64: Arch = Arch {
@@ -77,6 +85,7 @@ const AARCH64: Arch = Arch {
     clone3: 435,
     personality: 92,
     socket: 198,
+    setsockopt: 208,
 };
 
 /// The architecture kiln was built for, when the filter knows it.
@@ -104,9 +113,12 @@ const PERSONALITIES: [u64; 5] = [0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
 /// docker's address families above AF_ROSE (11): all of 1..=11 are allowed.
 /// Left out: DECnet 12, ECONET 19, ATMSVC 20, IRDA 23, WANPIPE 25, ISDN 34,
 /// CAIF 37 (gone from the kernel), ALG 38 (the kernel's crypto API, needless
-/// attack surface) and VSOCK 40 (reaches the host's VMs).
-const MORE_SOCKET_FAMILIES: [u64; 25] =
-    [13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
+/// attack surface), VSOCK 40 (reaches the host's VMs), and, unlike docker,
+/// PACKET 17: with CAP_NET_RAW a packet socket writes frames straight to the
+/// network helper's tap device, past the namespace's routes, so past the
+/// block on the cloud metadata service (see `network`).
+const MORE_SOCKET_FAMILIES: [u64; 24] =
+    [13, 14, 15, 16, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
 
 /// The filters to install, in order, for the native architecture; `None`
 /// where kiln has no filter for it.
@@ -131,11 +143,36 @@ fn build(arch: &Arch) -> Result<Vec<BpfProgram>, SeccompError> {
         .map(|v| rule(vec![condition(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *v)?]))
         .collect::<Result<_, _>>()?;
     rules.insert(arch.personality, personality);
-    let mut socket = vec![rule(vec![condition(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Lt, 12)?])?];
+    let arg = |n, op, v| condition(n, SeccompCmpArgLen::Dword, op, v);
+    let (inet, inet6) = (libc::AF_INET as u64, libc::AF_INET6 as u64);
+    let mut socket = vec![rule(vec![
+        arg(0, SeccompCmpOp::Lt, 12)?,
+        arg(0, SeccompCmpOp::Ne, inet)?,
+        arg(0, SeccompCmpOp::Ne, inet6)?,
+    ])?];
     for family in &MORE_SOCKET_FAMILIES {
-        socket.push(rule(vec![condition(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *family)?])?);
+        socket.push(rule(vec![arg(0, SeccompCmpOp::Eq, *family)?])?);
+    }
+    // IP sockets: any but raw ones, and those only for ICMP (ping). A raw
+    // socket writing its own IP header (IPPROTO_RAW, or IP_HDRINCL below) is
+    // routed by the address given to sendto, not the header's, so it passes
+    // the namespace's routes: the metadata block (see `network`).
+    for (family, icmp) in [(inet, libc::IPPROTO_ICMP as u64), (inet6, libc::IPPROTO_ICMPV6 as u64)] {
+        for kind in [libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_SEQPACKET] {
+            let kind = arg(1, SeccompCmpOp::MaskedEq(0xf), kind as u64)?;
+            socket.push(rule(vec![arg(0, SeccompCmpOp::Eq, family)?, kind])?);
+        }
+        let raw = arg(1, SeccompCmpOp::MaskedEq(0xf), libc::SOCK_RAW as u64)?;
+        socket.push(rule(vec![arg(0, SeccompCmpOp::Eq, family)?, raw, arg(2, SeccompCmpOp::Eq, icmp)?])?);
     }
     rules.insert(arch.socket, socket);
+    let (ip, ip6) = (libc::IPPROTO_IP as u64, libc::IPPROTO_IPV6 as u64);
+    let setsockopt = vec![
+        rule(vec![arg(1, SeccompCmpOp::Ne, ip)?, arg(1, SeccompCmpOp::Ne, ip6)?])?,
+        rule(vec![arg(1, SeccompCmpOp::Eq, ip)?, arg(2, SeccompCmpOp::Ne, libc::IP_HDRINCL as u64)?])?,
+        rule(vec![arg(1, SeccompCmpOp::Eq, ip6)?, arg(2, SeccompCmpOp::Ne, IPV6_HDRINCL)?])?,
+    ];
+    rules.insert(arch.setsockopt, setsockopt);
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let allowlist = SeccompFilter::new(rules, eperm, SeccompAction::Allow, arch.target).map_err(SeccompError)?;
     let clone3 = BTreeMap::from([(arch.clone3, Vec::new())]);

@@ -82,10 +82,20 @@ fn a_step_can_make_no_user_namespace_nor_use_keyrings() {
             ("add_key", "rc=-1 errno=1"),
             ("personality-bsd", "rc=-1 errno=1"),
             ("socket-vsock", "rc=-1 errno=1"),
+            // A packet socket or an IP header of the step's own would pass
+            // the metadata block's routes (run_network).
+            ("socket-packet", "rc=-1 errno=1"),
+            ("socket-raw-ip", "rc=-1 errno=1"),
+            ("hdrincl", "rc=-1 errno=1"),
         ] {
             assert_eq!(verdict(&lines, name), want, "{name} ({mode:?})");
         }
-        for (name, want) in [("clone-plain", "rc=1 errno=0"), ("socket-unix", "rc=1 errno=0")] {
+        for (name, want) in [
+            ("clone-plain", "rc=1 errno=0"),
+            ("socket-unix", "rc=1 errno=0"),
+            ("socket-raw-icmp", "rc=1 errno=0"),
+            ("ip-ttl", "rc=0 errno=0"),
+        ] {
             assert_eq!(verdict(&lines, name), want, "{name} ({mode:?})");
         }
         // glibc's pthread_create tries clone3 first: ENOSYS must send it to clone.

@@ -59,6 +59,16 @@ int main(int argc, char **argv) {
     report("socket-vsock", rc, errno);
     errno = 0, rc = socket(AF_UNIX, SOCK_STREAM, 0);
     report("socket-unix", rc, errno);
+    errno = 0, rc = socket(17 /* AF_PACKET */, SOCK_RAW, 0);
+    report("socket-packet", rc, errno);
+    errno = 0, rc = socket(AF_INET, SOCK_RAW, 255 /* IPPROTO_RAW */);
+    report("socket-raw-ip", rc, errno);
+    int icmp = socket(AF_INET, SOCK_RAW, 1 /* IPPROTO_ICMP */), on = 1;
+    report("socket-raw-icmp", icmp, errno);
+    errno = 0, rc = setsockopt(icmp, 0 /* IPPROTO_IP */, 3 /* IP_HDRINCL */, &on, sizeof on);
+    report("hdrincl", rc, errno);
+    errno = 0, rc = setsockopt(icmp, 0 /* IPPROTO_IP */, 2 /* IP_TTL */, &on, sizeof on);
+    report("ip-ttl", rc, errno);
     pthread_t thread;
     int err = pthread_create(&thread, NULL, thread_main, NULL);
     if (err == 0)
