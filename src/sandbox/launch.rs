@@ -136,18 +136,7 @@ impl Sandbox {
         // (prctl, setsid, fcntl, dup2, close_range), which are
         // async-signal-safe, and allocates nothing.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // A session of its own: the sandbox has no controlling
-                // terminal, so nothing in it can push keystrokes (TIOCSTI)
-                // into the caller's shell or take the terminal over.
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                super::inherit_channel(child_fd)
-            });
+            cmd.pre_exec(move || super::detach_with_channel(child_fd));
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));

@@ -59,6 +59,25 @@ fn inherit_channel(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// In a forked child before exec, for the processes kiln starts around a
+/// step (the sandbox, its network helper): killed when kiln dies, even
+/// outright; in a session of its own, so it has no controlling terminal (it
+/// can push no keystrokes into the caller's shell, and a ^C at the terminal
+/// is kiln's to handle); and holding `fd` as the only descriptor above
+/// stdio (see [`inherit_channel`]). Async-signal-safe, allocates nothing.
+fn detach_with_channel(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: prctl and setsid are plain syscalls on this process only.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::setsid() < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    inherit_channel(fd)
+}
+
 /// Close every descriptor from `from` on (not merely mark it close-on-exec:
 /// a descriptor that is open at all can be reached through /proc/self/fd).
 fn close_from(from: u32) -> nix::Result<()> {

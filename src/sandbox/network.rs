@@ -292,18 +292,7 @@ impl NetworkSetup {
         // SAFETY: between fork and exec only raw, async-signal-safe syscalls
         // (prctl, setsid, fcntl, dup2, close_range), and no allocation.
         unsafe {
-            cmd.pre_exec(move || {
-                // Gone with kiln, even when kiln is killed outright.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Out of kiln's process group: a ^C at the terminal is kiln's
-                // to handle (it cancels the build), not the helper's.
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                super::inherit_channel(writer_fd)
-            });
+            cmd.pre_exec(move || super::detach_with_channel(writer_fd));
         }
         let child = cmd.spawn().map_err(|e| NetworkError::Spawn(name, e))?;
         drop(cmd);
