@@ -31,6 +31,7 @@ mod shorten;
 pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
+pub use instructions::mount::csv_record;
 pub use instructions::InstructionError;
 pub use lower::{BuildGraph, LowerError, RequiredId, RunRequirements};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, MountFrom, Network, Op, RunMount, Sharing};

@@ -32,7 +32,7 @@ pub fn secrets_from_flags(flags: &[String], has_env: impl Fn(&str) -> bool) -> R
 fn parse_secret(flag: &str, has_env: &impl Fn(&str) -> bool) -> Result<SecretSource, SecretsError> {
     let bad = |why: String| SecretsError::SecretFlag { flag: flag.to_owned(), why };
     let (mut id, mut src, mut env, mut typ) = (String::new(), String::new(), String::new(), None);
-    for field in csv_fields(flag).map_err(|w| bad(w.to_owned()))? {
+    for field in kiln_frontend::csv_record(flag).map_err(bad)? {
         let Some((key, value)) = field.split_once('=') else {
             return Err(bad(format!("{field:?} is not KEY=VALUE")));
         };
@@ -84,46 +84,6 @@ fn check_secret_file(id: &str, path: &Path) -> Result<(), SecretsError> {
         return Err(SecretsError::SecretTooBig { id: id.to_owned(), path: path.to_owned(), size: meta.len() });
     }
     Ok(())
-}
-
-/// Go's `encoding/csv` reading of one record, as buildx splits its flags:
-/// commas separate fields, and a field in double quotes may hold commas
-/// (and `""` for a quote).
-fn csv_fields(text: &str) -> Result<Vec<String>, &'static str> {
-    let mut fields = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err("a quoted field is not closed"),
-                }
-            }
-            if !matches!(chars.peek(), None | Some(',')) {
-                return Err("a quote in the middle of a field");
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                field.push(c);
-                chars.next();
-            }
-        }
-        fields.push(field);
-        if chars.next().is_none() {
-            return Ok(fields);
-        }
-    }
 }
 
 /// `--ssh` flags as buildx reads them: `ID[=SOCKET]`, `default` for the id

@@ -79,10 +79,11 @@ const KEYS: &[&str] = &[
     "env",
 ];
 
-/// The fields of a `--mount` value, read as one CSV record the way BuildKit
-/// reads it: split on commas; a field that starts with `"` is quoted up to its
-/// closing `"` (`""` inside it is one `"`), so it can hold commas.
-pub(crate) fn fields(value: &str) -> Result<Vec<Field>, String> {
+/// One record of Go's `encoding/csv` (without LazyQuotes), the way BuildKit
+/// reads `--mount` values and buildx reads `--secret` and `--ssh`: split on
+/// commas; a field that starts with `"` is quoted up to its closing `"` (`""`
+/// inside it is one `"`), so it can hold commas; a bare `"` elsewhere is an error.
+pub fn csv_record(value: &str) -> Result<Vec<String>, String> {
     let mut raw = Vec::new();
     let mut chars = value.chars().peekable();
     loop {
@@ -91,7 +92,9 @@ pub(crate) fn fields(value: &str) -> Result<Vec<Field>, String> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err("a quoted field has no closing \"".to_owned()),
+                    None => {
+                        return Err("a quoted field has no closing \" (the quote at its start is not closed)".to_owned())
+                    }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -119,9 +122,15 @@ pub(crate) fn fields(value: &str) -> Result<Vec<Field>, String> {
         }
         raw.push(field);
         if chars.next().is_none() {
-            break;
+            return Ok(raw);
         }
     }
+}
+
+/// The fields of a `--mount` value: one CSV record ([`csv_record`]) of
+/// `key=value` pairs.
+pub(crate) fn fields(value: &str) -> Result<Vec<Field>, String> {
+    let raw = csv_record(value)?;
     raw.into_iter()
         .map(|field| {
             let (key, value) = match field.split_once('=') {
