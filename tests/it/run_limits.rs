@@ -205,8 +205,19 @@ fn the_limits_land_in_the_step_s_cgroup_which_is_gone_afterwards() {
     // While it runs, the step's processes are in its cgroup.
     let procs = read("cgroup.procs").unwrap();
     assert!(procs.lines().count() >= 2, "{procs}");
-    // The sleep alone, not the shell whose command line names it too.
-    for p in processes_with("sleep 86404").iter().filter(|p| p.contains(": sleep 86404")) {
+    // The sleep alone, not the shell whose command line names it too. The
+    // shell has printed "ready" but may not have started it yet: wait for it.
+    let started = std::time::Instant::now();
+    let sleeps = loop {
+        let sleeps: Vec<String> =
+            processes_with("sleep 86404").into_iter().filter(|p| p.contains(": sleep 86404")).collect();
+        if !sleeps.is_empty() || started.elapsed() > std::time::Duration::from_secs(30) {
+            break sleeps;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!sleeps.is_empty(), "the step's sleep never started:\n{seen}");
+    for p in &sleeps {
         let pid: i32 = p.split(':').next().unwrap().parse().unwrap();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     }
