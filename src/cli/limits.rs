@@ -11,32 +11,7 @@ const MIN_MEMORY: u64 = 6 << 20;
 /// `64m`, `64MiB`, `1.5g`), as docker's `RAMInBytes`. At least 6 MiB.
 pub fn memory(text: &str) -> Result<u64, String> {
     let bad = || format!("expected a size such as 64m, 1g or a number of bytes (at least 6m), not {text:?}");
-    let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let t = t.strip_suffix('i').unwrap_or(t);
-    let (number, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c {
-                'k' => 10,
-                'm' => 20,
-                'g' => 30,
-                't' => 40,
-                'p' => 50,
-                _ => return Err(bad()),
-            };
-            (t[..i].trim_end(), shift)
-        }
-        _ => (t, 0),
-    };
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad());
-    }
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let bytes = value * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err(bad());
-    }
-    let bytes = bytes as u64;
+    let bytes = kiln_frontend::ram_in_bytes(text.trim()).ok_or_else(bad)?;
     if bytes < MIN_MEMORY {
         return Err(format!(
             "the memory limit {text:?} is below the minimum of 6 MiB (6m) the kernel can run a step in"
@@ -76,28 +51,9 @@ pub fn cpus(text: &str) -> Result<u64, String> {
 /// milliseconds.
 pub fn duration(text: &str) -> Result<u64, String> {
     let bad = || format!("expected a duration such as 30s, 5m, 1h or 1h30m, not {text:?}");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let ms = match &rest[..unit] {
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            _ => return Err(bad()),
-        };
-        total += value * ms;
-        rest = &rest[unit..];
-    }
-    let ms = total.round();
-    if !(1.0..1e15).contains(&ms) {
+    let ns = kiln_frontend::parse_go_duration(text.trim()).ok_or_else(bad)?;
+    let ms = (ns + 500_000) / 1_000_000;
+    if !(1..1_000_000_000_000_000).contains(&ms) {
         return Err(format!("the timeout {text:?} must be at least 1ms"));
     }
     Ok(ms as u64)

@@ -79,7 +79,7 @@ fn interval(name: &'static str, w: &Word) -> Result<u64, Error> {
 
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?unit)+` or a bare `0`,
 /// in nanoseconds; `None` when malformed or beyond ±2^63 ns.
-pub(crate) fn parse_duration(text: &str) -> Option<i128> {
+pub fn parse_duration(text: &str) -> Option<i128> {
     let (negative, mut s) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

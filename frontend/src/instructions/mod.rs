@@ -8,7 +8,7 @@
 //! lines stay unwrapped: the SHELL in effect is only known when lowering.
 
 mod copy;
-mod health;
+pub(crate) mod health;
 pub(crate) mod mount;
 mod run;
 

@@ -277,7 +277,7 @@ fn boolean(key: &str, value: Option<&str>) -> Result<bool, String> {
 }
 
 /// go-units' `RAMInBytes`: `1024`, `64m`, `1.5g`, `10 MiB`, units of 1024.
-pub(crate) fn ram_in_bytes(text: &str) -> Option<u64> {
+pub fn ram_in_bytes(text: &str) -> Option<u64> {
     let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, rest) = text.split_at(digits);
     if number.is_empty() || number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
