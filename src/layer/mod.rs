@@ -11,7 +11,7 @@ pub mod extract;
 pub mod overlay;
 mod writer;
 
-pub use writer::{Layer, LayerSink, LayerTar, LayerWriter};
+pub use writer::{Layer, LayerSink, LayerTar, LayerWriter, TAR_LAYER_TYPE};
 
 /// Errors while reading or writing layers.
 #[derive(Debug, thiserror::Error)]
