@@ -9,6 +9,7 @@ pub mod diff;
 pub mod entry;
 pub mod extract;
 pub mod overlay;
+pub mod pgzip;
 mod writer;
 
 pub use writer::{Layer, LayerSink, LayerTar, LayerWriter, TAR_LAYER_TYPE};
