@@ -153,6 +153,8 @@ impl CacheStorage for ImportedCache {
             // The digest proves the blob, not the diffID the record pairs it
             // with: snapshots are kept by diffID, so a lie there would put
             // this blob's files under another layer's name. Checked as pulls do.
+            // The layers stay as they came (compressed): a base image's among
+            // them must keep its digest, and nothing tells them apart.
             let blob = std::fs::File::open(self.store.blob_path(&layer.digest)).ok()?;
             if crate::image_io::diff_id(blob, &layer.digest).ok()? != layer.diff_id {
                 return None;

@@ -57,13 +57,12 @@ fn a_pushed_image_pulls_into_an_empty_store_with_the_same_digest_and_runs() {
 
 /// The layer media types of the manifest the registry holds for `name`.
 fn layer_types(name: &str) -> Vec<String> {
-    let raw = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")])
-        .output()
-        .unwrap();
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
-    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
-    manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap().to_owned()).collect()
+    super::registry::remote_manifest(name)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The records of compressed layers in `k`'s store, with their mtimes.
