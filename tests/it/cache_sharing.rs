@@ -77,7 +77,7 @@ fn no_cache_filter_runs_the_named_stages_and_what_follows() {
 #[test]
 fn two_builds_at_once_run_a_shared_step_once() {
     let k = Kiln::with_busybox();
-    k.write("Dockerfile", "FROM busybox\nRUN sleep 2 && date +%s%N > /t\n");
+    k.write("Dockerfile", "FROM busybox\nRUN sleep 2 && date +%s > /t\n");
     let ctx = k.ctx();
     let start = || {
         let mut cmd = k.command();
@@ -87,11 +87,11 @@ fn two_builds_at_once_run_a_shared_step_once() {
     let (a, b) = (start(), start());
     let (a, b) = (Run::from(a.wait_with_output().unwrap()).ok(), Run::from(b.wait_with_output().unwrap()).ok());
     let mut seen: Vec<&str> =
-        [&a, &b].iter().flat_map(|r| outcome(&r.stderr, "RUN sleep 2 && date +%s%N > /t")).collect();
+        [&a, &b].iter().flat_map(|r| outcome(&r.stderr, "RUN sleep 2 && date +%s > /t")).collect();
     seen.sort();
     assert_eq!(seen, ["CACHED", "DONE"], "{}\n{}", a.stderr, b.stderr);
     // The same result: the same image.
     assert_eq!(a.stdout, b.stdout);
     assert!(std::fs::read_dir(k.root().join("locks")).unwrap().next().is_none(), "a lock file was left");
-    assert_eq!(k.cmd(&["run", a.stdout.trim(), "cat", "/t"]).ok().stdout.len(), 20);
+    assert!(k.cmd(&["run", a.stdout.trim(), "cat", "/t"]).ok().stdout.trim().parse::<u64>().is_ok());
 }
