@@ -108,6 +108,9 @@ struct Seen {
     forced: bool,
 }
 
+/// A record to write once its step's result is saved: slot, record, listing.
+type Pending = (String, StepRecord, Option<Listing>);
+
 /// One build's explanations: records read and written, the first miss told.
 pub struct Explainer {
     dir: PathBuf,
@@ -118,7 +121,7 @@ pub struct Explainer {
     filtered: BTreeMap<Digest, String>,
     seen: Mutex<HashMap<Digest, Seen>>,
     /// Records of steps that missed, written once their result is saved.
-    pending: Mutex<HashMap<CacheKey, (String, StepRecord, Option<Listing>)>>,
+    pending: Mutex<HashMap<CacheKey, Pending>>,
     told: AtomicBool,
     tell: Box<dyn Fn(&Miss) + Send + Sync>,
 }
@@ -162,15 +165,16 @@ impl Explainer {
         let place = self.places.get(&vertex.digest).and_then(|p| p.first());
         let slot = self.slot(vertex, place);
         let prev = slot.as_ref().and_then(|s| StepRecord::decode(&std::fs::read(self.path(s, "json")).ok()?));
+        // Listed before the lock is taken: it may read many files.
+        let content_changed = prev.as_ref().map(|p| p.content.as_ref()) != Some(lookup.content);
+        let listing = match (lookup.content, content_changed) {
+            (Some(content), true) => files().map(|f| Listing::new(Some(content.clone()), f)),
+            _ => None,
+        };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let inputs = vertex.inputs.iter().zip(lookup.input_keys);
         let inputs = inputs.map(|(d, key)| Input { slot: seen.get(d).and_then(|s| s.slot.clone()), key: key.clone() });
         let record = self.record(lookup, place, inputs.collect());
-        let content_changed = prev.as_ref().map(|p| &p.content) != Some(&record.content);
-        let listing = match (&record.content, content_changed) {
-            (Some(content), true) => files().map(|f| Listing::new(Some(content.clone()), f)),
-            _ => None,
-        };
         let forced = self.no_cache
             || self.filtered.contains_key(&vertex.digest)
             || vertex.inputs.iter().any(|d| seen.get(d).is_some_and(|s| s.forced));
