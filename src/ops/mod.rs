@@ -9,6 +9,7 @@ mod add;
 mod copy;
 mod debug_shell;
 mod exec;
+mod listing;
 mod mkdir;
 pub mod run_mounts;
 mod source;
@@ -113,6 +114,8 @@ pub struct Engine {
     git_mtime: crate::fetch::git::Mtime,
     /// Secrets, ssh agents, entitlements and limits for RUN steps.
     run: crate::build::RunOptions,
+    /// What each context folder's files held when last read.
+    indexes: listing::Indexes,
 }
 
 impl Engine {
@@ -131,6 +134,7 @@ impl Engine {
             resolved: Default::default(),
             git_mtime: crate::fetch::git::Mtime::from_env(),
             run: Default::default(),
+            indexes: listing::Indexes::new(store),
         })
     }
 
@@ -192,7 +196,7 @@ impl Executor for Engine {
         match op {
             Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
             Op::Copy(c) => match self.host_source(&c.from)? {
-                Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
+                Some(root) => Ok(Some(self.host_checksum(root, c)?)),
                 None => Ok(None),
             },
             Op::Exec(e) => self.mounts_checksum(e),
