@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod checks;
 mod cli;
+mod context_index;
 mod contexts;
 mod copy;
 mod copy_rules;
