@@ -9,6 +9,7 @@ mod add;
 mod copy;
 mod debug_shell;
 mod exec;
+mod listing;
 mod mkdir;
 pub mod run_mounts;
 mod source;
@@ -116,6 +117,8 @@ pub struct Engine {
     /// The keys this build is running, locked against other builds.
     locks: KeyLocks,
     explain: Option<std::sync::Arc<crate::explain::Explainer>>,
+    /// What each context folder's files held when last read.
+    indexes: listing::Indexes,
 }
 
 impl Engine {
@@ -136,6 +139,7 @@ impl Engine {
             run: Default::default(),
             locks: KeyLocks::new(store),
             explain: None,
+            indexes: listing::Indexes::new(store),
         })
     }
 
@@ -203,7 +207,7 @@ impl Executor for Engine {
         match op {
             Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
             Op::Copy(c) => match self.host_source(&c.from)? {
-                Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
+                Some(root) => Ok(Some(self.host_checksum(root, c)?)),
                 None => Ok(None),
             },
             Op::Exec(e) => self.mounts_checksum(e),
@@ -228,7 +232,15 @@ impl Executor for Engine {
 
     fn looked_up(&self, lookup: &Lookup<'_, Op>) {
         if let Some(explain) = &self.explain {
-            explain.looked_up(lookup, || None);
+            let files = || match &lookup.vertex.op {
+                // Files that changed since the key was made are not what it lists.
+                Op::Copy(c) => {
+                    let listing = self.copy_listing(c).ok().flatten();
+                    listing.filter(|l| Some(&l.checksum) == lookup.content).map(|l| l.entries)
+                }
+                _ => None,
+            };
+            explain.looked_up(lookup, files);
         }
     }
 
