@@ -16,6 +16,7 @@ pub mod context;
 pub mod copy;
 pub mod digest;
 pub mod docker_config;
+pub mod explain;
 pub mod fetch;
 pub mod flags;
 pub mod fsutil;

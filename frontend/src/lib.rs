@@ -28,13 +28,13 @@ pub mod redact;
 mod shell;
 mod shorten;
 
-pub use checks::{check, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
+pub use checks::{check, is_secret_name, CheckConfig, CheckReport, DirectiveError, Rule, Warning};
 pub use config::{Healthcheck, History, ImageConfig, DEFAULT_PATH};
 pub use error::{Error, ErrorKind, Location};
 pub use instructions::health::parse_duration as parse_go_duration;
 pub use instructions::mount::{csv_record, ram_in_bytes};
 pub use instructions::InstructionError;
-pub use lower::{BuildGraph, LowerError, RequiredId, RunRequirements};
+pub use lower::{BuildGraph, LowerError, RequiredId, RunRequirements, StepPlace};
 pub use ops::{CopyFrom, CopyOp, ExecOp, InlineFile, MkdirOp, MountFrom, Network, Op, RunMount, Sharing};
 pub use options::{BuildOptions, ImageResolver, NamedContext, ResolvedImage};
 pub use parse_tree::{parse_tree, ParseTree, TreeArg, TreeDirectives, TreeHeredoc, TreeNode};

@@ -173,3 +173,32 @@ fn run_flags_at_their_defaults_keep_the_step_digest() {
         assert_ne!(digest(changed), plain, "{changed}");
     }
 }
+
+/// Where each vertex comes from, for `kiln build --explain` and `--no-cache-filter`.
+#[test]
+fn places_name_each_steps_stage_number_text_and_args() {
+    use kiln_frontend::StepPlace;
+    let text = "FROM scratch AS a\nARG V=1\nCOPY x /x\nFROM scratch AS b\nENV E=1\nCOPY  x /x\nCOPY y /y\n\
+                FROM a\nCOPY --from=b /y /z\n";
+    let g = build_graph(text, &opts(&[], None), &FakeResolver::default()).unwrap();
+    assert_eq!(g.stage_names, [Some("a".to_owned()), Some("b".to_owned()), None]);
+    let place = |stage, step, text: &str, args: &[(&str, &str)]| StepPlace {
+        stage,
+        step,
+        text: text.to_owned(),
+        args: args.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+    };
+    let mut places: Vec<Vec<StepPlace>> = g.places.values().cloned().collect();
+    places.sort_by_key(|p| (p[0].stage, p[0].step));
+    assert_eq!(
+        places,
+        [
+            // Equal steps of two stages: one vertex, two places.
+            vec![place(0, 1, "FROM scratch AS a", &[]), place(1, 1, "FROM scratch AS b", &[])],
+            vec![place(0, 2, "COPY x /x", &[("V", "1")]), place(1, 2, "COPY  x /x", &[])],
+            vec![place(1, 3, "COPY y /y", &[])],
+            // `FROM a` makes no vertex of its own; it starts with a's ARGs.
+            vec![place(2, 2, "COPY --from=b /y /z", &[("V", "1")])],
+        ]
+    );
+}

@@ -1,7 +1,7 @@
 //! The [`Solver`]: runs the closure of a target through an [`Executor`], as
 //! many vertices at once as the job limit allows, and reports [`Event`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,29 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Remember `output` as the result for `key`.
     fn save(&self, key: &CacheKey, output: &Self::Output) -> Result<(), Self::Error>;
+
+    /// Told how a vertex's cache lookup went, before it runs when it missed
+    /// (and whether or not the solver was asked to use the cache): what an
+    /// engine needs to say why a step missed. Called once per vertex of a
+    /// solve, after every input's own call. It cannot fail the solve. By
+    /// default it does nothing.
+    fn looked_up(&self, _lookup: &Lookup<'_, Self::Op>) {}
+}
+
+/// A vertex's cache lookup, as [`Executor::looked_up`] is told it.
+pub struct Lookup<'a, O> {
+    /// 1-based position in the solve order: the [`Event::index`] of the vertex.
+    pub index: usize,
+    /// The vertex (its digest, operation, inputs and name).
+    pub vertex: &'a Vertex<O>,
+    /// The key derived for it.
+    pub key: &'a CacheKey,
+    /// Its inputs' keys, in the order of `vertex.inputs`.
+    pub input_keys: &'a [CacheKey],
+    /// The content checksum that went into `key`.
+    pub content: Option<&'a Digest>,
+    /// Whether a stored result was found (and will be used).
+    pub cached: bool,
 }
 
 /// One thing that happened to one vertex.
@@ -145,23 +168,37 @@ pub struct Solver<E: Executor> {
     executor: Arc<E>,
     jobs: usize,
     use_cache: bool,
+    /// Vertices that run even when a result is stored (and so does everything
+    /// that reads them).
+    skip_cache: HashSet<Digest>,
     on_event: EventSink,
 }
 
 struct Done<O> {
     key: CacheKey,
     output: O,
+    /// It ran while told to skip the cache: what reads it must run too, or it
+    /// would be a stored result built on the output this run replaced.
+    forced: bool,
 }
 
 impl<E: Executor> Solver<E> {
     /// A solver running at most `jobs` vertices at once (at least one).
     pub fn new(executor: Arc<E>, jobs: usize) -> Self {
-        Self { executor, jobs: jobs.max(1), use_cache: true, on_event: Arc::new(|_| {}) }
+        Self { executor, jobs: jobs.max(1), use_cache: true, skip_cache: HashSet::new(), on_event: Arc::new(|_| {}) }
     }
 
     /// When false, every vertex runs even if a result is stored (results are still saved).
     pub fn use_cache(mut self, yes: bool) -> Self {
         self.use_cache = yes;
+        self
+    }
+
+    /// Run `vertices`, and every vertex that reads one of them, even if a
+    /// result is stored (results are still saved): BuildKit's per-vertex
+    /// ignore-cache, which `--no-cache-filter` asks for.
+    pub fn skip_cache_for(mut self, vertices: impl IntoIterator<Item = Digest>) -> Self {
+        self.skip_cache.extend(vertices);
         self
     }
 
@@ -194,14 +231,19 @@ impl<E: Executor> Solver<E> {
                 let Some(i) = schedule.next_ready() else { break };
                 // Ready means every input is done, so these are all there.
                 let inputs = order[i].inputs.iter().map(|d| done[index[d]].as_ref().expect("a ready vertex's inputs"));
-                let (input_keys, input_outputs): (Vec<CacheKey>, Vec<E::Output>) =
-                    inputs.map(|d| (d.key.clone(), d.output.clone())).unzip();
+                let mut forced = self.skip_cache.contains(&order[i].digest);
+                let (input_keys, input_outputs): (Vec<CacheKey>, Vec<E::Output>) = inputs
+                    .map(|d| {
+                        forced |= d.forced;
+                        (d.key.clone(), d.output.clone())
+                    })
+                    .unzip();
                 let job = Job {
                     index: i,
                     total: order.len(),
                     vertex: order[i].clone(),
                     executor: self.executor.clone(),
-                    use_cache: self.use_cache,
+                    use_cache: self.use_cache && !forced,
                     cancelled: cancelled.clone(),
                     on_event: self.on_event.clone(),
                 };
@@ -266,10 +308,20 @@ impl<E: Executor> Job<E> {
         let result = (|| {
             let content = self.executor.content_checksum(op)?;
             let key = CacheKey::derive(&self.vertex.digest, input_keys, content.as_ref());
-            if self.use_cache {
-                if let Some(output) = self.executor.load(&key, op)? {
-                    return Ok((true, Done { key, output }));
-                }
+            let found = match self.use_cache {
+                true => self.executor.load(&key, op)?,
+                false => None,
+            };
+            self.executor.looked_up(&Lookup {
+                index: self.index + 1,
+                vertex: &self.vertex,
+                key: &key,
+                input_keys,
+                content: content.as_ref(),
+                cached: found.is_some(),
+            });
+            if let Some(output) = found {
+                return Ok((true, Done { key, output, forced: false }));
             }
             let ctx = ExecContext {
                 index: self.index + 1,
@@ -283,7 +335,7 @@ impl<E: Executor> Job<E> {
             };
             let output = self.executor.execute(&ctx, op, inputs)?;
             self.executor.save(&key, &output)?;
-            Ok((false, Done { key, output }))
+            Ok((false, Done { key, output, forced: !self.use_cache }))
         })();
         match result {
             Ok((true, d)) => {

@@ -89,6 +89,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    NoCacheFilter(#[from] crate::explain::UnknownStage),
     #[error("exporting the image to {dest}")]
     Output {
         dest: String,
@@ -127,6 +129,8 @@ pub trait Progress: Send + Sync {
     fn named(&self, _name: &str) {}
     /// A base image's blob is being pulled.
     fn transfer(&self, _event: &crate::registry::Transfer) {}
+    /// The first step that missed the cache, and why (`kiln build --explain`).
+    fn cache_miss(&self, _miss: &crate::explain::Miss) {}
 }
 
 /// A [`Progress`] that reports nothing.
@@ -153,6 +157,9 @@ pub struct BuildRequest {
     pub outputs: Vec<Output>,
     /// Run every step, even those with a cached result.
     pub no_cache: bool,
+    /// Run the steps of these stages (by name), and so everything after
+    /// them, even those with a cached result (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
     /// How many steps may run at once; `None` for the number of CPUs.
     pub jobs: Option<usize>,
     /// Where progress goes.
@@ -193,6 +200,7 @@ impl BuildRequest {
             tags: Vec::new(),
             outputs: vec![Output::Image],
             no_cache: false,
+            no_cache_filter: Vec::new(),
             jobs: None,
             progress: Arc::new(Silent),
             sandbox_exe: None,
@@ -250,6 +258,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     // that lowering cannot tell, the check after the real one still does).
     if let Ok(offline) = kiln_frontend::build_graph(&text, &opts, &resolver::Offline(resolver.clone())) {
         crate::secrets::check_graph(&offline, &opts.dockerfile_name, &request.run)?;
+        crate::explain::no_cache_filter(&offline.places, &offline.stage_names, &request.no_cache_filter)?;
     }
     let graph = kiln_frontend::build_graph(&text, &opts, &resolver)?;
     for w in &graph.warnings {
@@ -258,12 +267,14 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     // Before any step runs: a required secret or agent not given, or an
     // entitlement not allowed, is the Dockerfile line's error now.
     crate::secrets::check_graph(&graph, &opts.dockerfile_name, &request.run)?;
+    let filtered = crate::explain::no_cache_filter(&graph.places, &graph.stage_names, &request.no_cache_filter)?;
 
     let context = context.canonicalize().map_err(|e| BuildError::Context(context.clone(), e))?;
     let ignore = match request.dockerignore {
         true => DockerIgnore::load(&context, dockerfile_path.as_deref())?,
         false => DockerIgnore::none(),
     };
+    let explainer = explainer(store, &request, &context, dockerfile_path.as_deref(), &graph, filtered.clone());
     let root = SourceRoot::Context { root: context, ignore: Arc::new(ignore) };
     let mut imports = Vec::new();
     for from in &request.cache_from {
@@ -277,13 +288,17 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     let mut engine = Engine::new(store, Some(root))?
         .with_cache(cache.clone())
         .with_named_contexts(named_roots)
-        .with_run_options(request.run.clone());
+        .with_run_options(request.run.clone())
+        .with_explainer(Arc::new(explainer));
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
     let jobs = request.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let progress = request.progress.clone();
-    let solver = Solver::new(Arc::new(engine), jobs).use_cache(!request.no_cache).on_event(move |e| progress.event(&e));
+    let solver = Solver::new(Arc::new(engine), jobs)
+        .use_cache(!request.no_cache)
+        .skip_cache_for(filtered.into_keys())
+        .on_event(move |e| progress.event(&e));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -321,6 +336,28 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         }
     }
     Ok(BuildResult { id, manifest, tags, warnings: graph.warnings })
+}
+
+/// The build's [`crate::explain::Explainer`]: its project is the context
+/// folder and the Dockerfile (see the module docs there for why paths).
+fn explainer(
+    store: &Store,
+    request: &BuildRequest,
+    context: &Path,
+    dockerfile: Option<&Path>,
+    graph: &kiln_frontend::BuildGraph,
+    filtered: BTreeMap<Digest, String>,
+) -> crate::explain::Explainer {
+    let dockerfile = match (dockerfile, &request.dockerfile) {
+        (Some(path), _) => path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        (None, Dockerfile::Text { name, .. }) => name.clone(),
+        (None, _) => String::new(),
+    };
+    let project = format!("{}\0{dockerfile}", context.display());
+    let progress = request.progress.clone();
+    let (places, stages) = (graph.places.clone(), graph.stage_names.clone());
+    crate::explain::Explainer::new(store, project, places, stages, move |miss| progress.cache_miss(miss))
+        .forced(request.no_cache, filtered)
 }
 
 /// An output's error, named by where it was going.

@@ -39,6 +39,7 @@
 
 pub mod artifact;
 pub mod dir;
+mod key_lock;
 mod layered;
 mod local;
 pub mod registry;
@@ -50,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::layer::Layer;
 
 pub use artifact::{CacheArtifact, ImportedCache};
+pub use key_lock::KeyLocks;
 pub use layered::{export, import, Layered};
 pub use local::LocalCache;
 pub use spec::{CacheExport, CacheLocation, Mode};

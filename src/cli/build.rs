@@ -26,6 +26,14 @@ pub struct Args {
     /// Run every step, even those with a cached result.
     #[arg(long)]
     pub no_cache: bool,
+    /// Run the steps of these stages (by name), and what follows them, even
+    /// those with a cached result (repeatable, or a comma list).
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Say in full why the first step that missed the cache missed: the
+    /// files, build args, base image or instruction that changed.
+    #[arg(long)]
+    pub explain: bool,
     /// How many steps may run at once [default: the number of CPUs].
     #[arg(long)]
     pub jobs: Option<usize>,

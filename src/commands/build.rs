@@ -14,9 +14,10 @@ use kiln_solver::{Digest, Event};
 use crate::cli::build::{Args, Pull};
 use crate::cli::output::escape;
 
-/// Plain progress, and what the build says besides its steps, on stderr.
+/// Plain progress, and what the build says besides its steps, on stderr;
+/// `.1`: `--explain`.
 #[derive(Default)]
-struct Stderr(Plain);
+struct Stderr(Plain, bool);
 
 impl Progress for Stderr {
     fn event(&self, event: &Event) {
@@ -38,6 +39,18 @@ impl Progress for Stderr {
     fn transfer(&self, event: &Transfer) {
         super::pull::Transfers.transfer(event);
     }
+
+    fn cache_miss(&self, miss: &kiln::explain::Miss) {
+        let lines = match self.1 {
+            true => miss.details(),
+            // A first build or a miss asked for needs no line.
+            false if miss.is_expected() => return,
+            false => vec![format!("cache miss: {}", miss.summary())],
+        };
+        let text: String = lines.iter().map(|l| format!("#{} {}\n", miss.index, escape(l))).collect();
+        // One write: the lines stay together among other steps' output.
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+    }
 }
 
 pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result<()> {
@@ -57,8 +70,9 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.target = args.target;
     request.tags = args.tags;
     request.no_cache = args.no_cache;
+    request.no_cache_filter = args.no_cache_filter;
     request.jobs = args.jobs;
-    request.progress = Arc::new(Stderr::default());
+    request.progress = Arc::new(Stderr(Plain::default(), args.explain));
     (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
     request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {

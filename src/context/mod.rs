@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod dockerignore;
 mod goregex;
+pub mod index;
 mod pattern;
 pub mod walk;
 

@@ -1,41 +1,53 @@
 //! The checksum of what a COPY reads, for its cache key: names, types, modes,
 //! xattrs, contents and link targets of everything the sources select, and
 //! which names are hard links to which. Owners and times are left out, as
-//! BuildKit does, so a fresh checkout of the same files hits the same cache.
+//! BuildKit does, and so is the context's own path, so a fresh checkout of
+//! the same files, anywhere, hits the same cache.
+//!
+//! A file's content enters it as the sha256 of its bytes. Those are taken in
+//! parallel, and not at all for a file the context index has seen with the
+//! same metadata ([`ContextIndex`]): an unchanged context is checked without
+//! reading a byte of it.
 //!
 //! It is computed twice over the same files: once before the step, for the
-//! cache key ([`checksum`]), and once more from the very bytes that go into
-//! the layer as it is written ([`Checksum`] fed by `write_layer`). A file that
-//! changed in between gives two different checksums, and the step fails
+//! cache key ([`listing`]), and once more from the very bytes that go into
+//! the layer as it is written ([`Checksum`] fed by `write_layer`, which also
+//! compares each file's digest with the one the key was made of). A file
+//! that changed in between gives two different checksums, and the step fails
 //! instead of storing a layer under a key that does not describe it. So both
 //! passes must see every entry alike, hard links included: a later name of
 //! an inode is hashed as a link to the first name (by its path below the
 //! source root), its bytes not again.
 
+use std::cell::RefCell;
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use kiln_frontend::CopyOp;
 use kiln_solver::Digest;
+use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use super::plan::{plan, Planned};
 use super::{CopyError, SourceRoot};
+use crate::context::index::{ContentDigest, ContextIndex, Stat};
 use crate::layer::entry::{read_xattrs, HardLinks};
-use kiln_frontend::CopyOp;
 
 /// A checksum being computed, one selected source and one entry at a time.
 /// Both passes feed it in the same order: a source's path, then for each of
 /// its entries (the source itself first, then what is below it, sorted) the
-/// entry, then a file's bytes.
+/// entry with its body.
 pub(crate) struct Checksum(Sha256);
 
 /// What an entry holds besides its name, mode and xattrs.
 pub(crate) enum Body<'a> {
-    /// Its own content: a file's bytes, which follow through
-    /// [`Checksum::reader`]; nothing for a folder or a device.
-    Own,
+    /// Nothing: a folder, a device, a fifo.
+    Empty,
+    /// A file's bytes, by their sha256.
+    File(&'a ContentDigest),
     /// A symlink's target.
     Symlink(&'a Path),
     /// A later name of an inode: the first name's path below the source root.
@@ -48,8 +60,7 @@ impl Checksum {
     }
 
     fn field(&mut self, bytes: &[u8]) {
-        self.0.update((bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
+        field(&mut self.0, bytes);
     }
 
     /// A selected source, by its path relative to the source root.
@@ -60,42 +71,26 @@ impl Checksum {
     /// A source folder `--parents` keeps on the way to a source.
     pub(crate) fn parent(&mut self, host: &Path, rel: &Path) -> Result<fs::Metadata, CopyError> {
         let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        self.field(b"parent");
-        self.entry(rel, &meta, &[], Body::Own);
+        self.parent_entry(rel, &meta);
         Ok(meta)
+    }
+
+    fn parent_entry(&mut self, rel: &Path, meta: &Metadata) -> Vec<u8> {
+        self.field(b"parent");
+        self.named(rel, record(meta, &[], Body::Empty))
     }
 
     /// One entry of a source: its path below the source (empty for the source
     /// itself), its metadata, the xattrs it is written with, and its body.
     pub(crate) fn entry(&mut self, rel: &Path, meta: &Metadata, xattrs: &[(String, Vec<u8>)], body: Body<'_>) {
-        self.field(rel.to_string_lossy().as_bytes());
-        self.field(&meta.mode().to_le_bytes());
-        self.0.update((xattrs.len() as u64).to_le_bytes());
-        for (key, value) in xattrs {
-            self.field(key.as_bytes());
-            self.field(value);
-        }
-        // A tag for each kind of body, so that no two bodies hash alike.
-        match body {
-            Body::Own if meta.is_file() => {
-                self.field(b"data");
-                self.0.update(meta.len().to_le_bytes());
-            }
-            Body::Own => self.field(b""),
-            Body::Symlink(target) => {
-                self.field(b"symlink");
-                self.field(target.to_string_lossy().as_bytes());
-            }
-            Body::HardLink(first) => {
-                self.field(b"hardlink");
-                self.field(first.to_string_lossy().as_bytes());
-            }
-        }
+        self.named(rel, record(meta, xattrs, body));
     }
 
-    /// `inner`, hashed as it is read: the file's bytes, exactly as they are used.
-    pub(crate) fn reader<R: Read>(&mut self, inner: R) -> Hashing<'_, R> {
-        Hashing { inner, checksum: self }
+    /// An entry's name and record; the record back, for a listing.
+    fn named(&mut self, rel: &Path, record: Vec<u8>) -> Vec<u8> {
+        self.field(rel.to_string_lossy().as_bytes());
+        self.0.update(&record);
+        record
     }
 
     pub(crate) fn finish(self) -> Digest {
@@ -103,32 +98,138 @@ impl Checksum {
     }
 }
 
-/// A reader that feeds a [`Checksum`] what it reads.
-pub(crate) struct Hashing<'a, R> {
-    inner: R,
-    checksum: &'a mut Checksum,
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
 }
 
-impl<R: Read> Read for Hashing<'_, R> {
+/// All the checksum takes of an entry but its name.
+fn record(meta: &Metadata, xattrs: &[(String, Vec<u8>)], body: Body<'_>) -> Vec<u8> {
+    // Written out, not hashed: these bytes are what the checksum takes.
+    let mut out = Vec::with_capacity(64);
+    let mut put = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    put(&meta.mode().to_le_bytes());
+    put(&(xattrs.len() as u64).to_le_bytes());
+    for (key, value) in xattrs {
+        put(key.as_bytes());
+        put(value);
+    }
+    // A tag for each kind of body, so that no two bodies hash alike.
+    match body {
+        Body::File(digest) => {
+            put(b"data");
+            put(&meta.len().to_le_bytes());
+            put(digest);
+        }
+        Body::Empty => put(b""),
+        Body::Symlink(target) => {
+            put(b"symlink");
+            put(target.to_string_lossy().as_bytes());
+        }
+        Body::HardLink(first) => {
+            put(b"hardlink");
+            put(first.to_string_lossy().as_bytes());
+        }
+    }
+    out
+}
+
+/// A reader that hashes what it reads: a file's bytes, exactly as they are
+/// used.
+pub(crate) struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Hashing<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Hashing { inner, hash: Sha256::new() }
+    }
+
+    pub(crate) fn finish(self) -> ContentDigest {
+        self.hash.finalize().into()
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.checksum.0.update(&buf[..n]);
+        self.hash.update(&buf[..n]);
         Ok(n)
     }
 }
 
-/// The checksum of everything the sources of `op` select (the first pass).
+/// What a COPY reads, entry by entry, and the checksum they make.
+pub struct Listing {
+    /// The checksum of the step's cache key (what [`checksum`] gives).
+    pub checksum: Digest,
+    /// Every entry, in the order the checksum takes them: its path below the
+    /// source root as the checksum sees it (`.` for the root itself), and
+    /// the digest of all the checksum takes of it but its name — type, mode,
+    /// xattrs, and the sha256 of a file's bytes or a link's target — so any
+    /// change to an entry changes its digest. A source selected twice is
+    /// listed twice. Empty unless asked for.
+    pub entries: Vec<(String, Digest)>,
+    /// How many files were read: those the index did not know unchanged.
+    pub files_read: usize,
+}
+
+/// The checksum of everything the sources of `op` select (the first pass),
+/// read with no index.
 pub fn checksum(from: &SourceRoot, op: &CopyOp) -> Result<Digest, CopyError> {
-    let mut h = Checksum::new();
+    Ok(scan(from, op, None, false)?.checksum)
+}
+
+/// What `op` reads of `from`, entry by entry, with its checksum; files the
+/// `index` of `from` knows unchanged are not read, and it learns the others.
+pub fn listing(from: &SourceRoot, op: &CopyOp, index: Option<&ContextIndex>) -> Result<Listing, CopyError> {
+    scan(from, op, index, true)
+}
+
+/// One entry found, its file's content not yet known.
+enum Item {
+    Source(PathBuf),
+    Parent { listed: PathBuf, rel: PathBuf, meta: Metadata },
+    Entry { rel: PathBuf, meta: Metadata, xattrs: Vec<(String, Vec<u8>)>, body: Pending },
+}
+
+enum Pending {
+    Empty,
+    /// The file at this place in the list of files to hash.
+    File(usize),
+    Symlink(PathBuf),
+    HardLink(PathBuf),
+}
+
+/// The first pass: the walk (names, metadata, xattrs, link targets) in the
+/// checksum's order, then the files' contents in parallel, then the checksum
+/// fed in order. Nothing holds a file's bytes: memory grows with the number
+/// of entries only.
+pub(crate) fn scan(
+    from: &SourceRoot,
+    op: &CopyOp,
+    index: Option<&ContextIndex>,
+    list: bool,
+) -> Result<Listing, CopyError> {
+    // Taken before any file's metadata, so before its reading too (see
+    // `ContextIndex::record`).
+    let started = index.map(ContextIndex::now);
+    let mut items = Vec::new();
+    let mut files: Vec<(PathBuf, Metadata)> = Vec::new();
     let mut links = HardLinks::default();
     for Planned { sel, parents } in plan(from, op)? {
-        h.source(&sel.rel);
+        items.push(Item::Source(sel.rel.clone()));
         for (host, rel) in parents.iter().flat_map(|(_, dirs)| dirs) {
-            h.parent(host, rel)?;
+            let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.clone(), e))?;
+            let listed = host.strip_prefix(from.root()).unwrap_or(host).to_owned();
+            items.push(Item::Parent { listed, rel: rel.clone(), meta });
         }
         let mut entries = vec![(sel.host.clone(), PathBuf::new())];
         if sel.is_dir {
-            entries.extend(sel.walk().collect::<Result<Vec<_>, _>>()?);
+            entries.extend(sel.walk()?);
         }
         for (host, rel) in entries {
             let meta = if rel.as_os_str().is_empty() { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
@@ -136,23 +237,97 @@ pub fn checksum(from: &SourceRoot, op: &CopyOp) -> Result<Digest, CopyError> {
             // A selected folder is not itself written (its destination is),
             // so it brings no xattrs.
             let xattrs = if sel.is_dir && rel.as_os_str().is_empty() { Vec::new() } else { read_xattrs(&host)? };
-            if let Some(first) = links.first(&meta, || sel.rel.join(&rel)) {
-                h.entry(&rel, &meta, &xattrs, Body::HardLink(first));
-                continue;
-            }
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
-                h.entry(&rel, &meta, &xattrs, Body::Symlink(&target));
-                continue;
-            }
-            h.entry(&rel, &meta, &xattrs, Body::Own);
-            if meta.is_file() {
-                let f = fs::File::open(&host).map_err(|e| CopyError::Read(host.clone(), e))?;
-                io::copy(&mut h.reader(f), &mut io::sink()).map_err(|e| CopyError::Read(host.clone(), e))?;
-            }
+            let body = if let Some(first) = links.first(&meta, || sel.rel.join(&rel)) {
+                Pending::HardLink(first.clone())
+            } else if meta.file_type().is_symlink() {
+                Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
+            } else if meta.is_file() {
+                files.push((host, meta.clone()));
+                Pending::File(files.len() - 1)
+            } else {
+                Pending::Empty
+            };
+            items.push(Item::Entry { rel, meta, xattrs, body });
         }
     }
-    Ok(h.finish())
+
+    let read = AtomicUsize::new(0);
+    let digests = files
+        .par_iter()
+        .map(|(host, meta)| content(host, meta, index.zip(started), &read))
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(files);
+
+    let mut h = Checksum::new();
+    let mut entries = Vec::new();
+    let mut source = PathBuf::new();
+    for item in items {
+        let (listed, record) = match item {
+            Item::Source(rel) => {
+                h.source(&rel);
+                source = rel;
+                continue;
+            }
+            Item::Parent { listed, rel, meta } => (listed, h.parent_entry(&rel, &meta)),
+            Item::Entry { rel, meta, xattrs, body } => {
+                let body = match &body {
+                    Pending::Empty => Body::Empty,
+                    Pending::File(i) => Body::File(&digests[*i]),
+                    Pending::Symlink(target) => Body::Symlink(target),
+                    Pending::HardLink(first) => Body::HardLink(first),
+                };
+                let record = h.named(&rel, record(&meta, &xattrs, body));
+                (source.join(rel), record)
+            }
+        };
+        if list {
+            let listed = listed.to_string_lossy();
+            let path = if listed.is_empty() { ".".to_owned() } else { listed.into_owned() };
+            entries.push((path, Digest::of(&record)));
+        }
+    }
+    Ok(Listing { checksum: h.finish(), entries, files_read: read.into_inner() })
+}
+
+/// The sha256 of the file at `host`: from the index when it knows the file
+/// unchanged since, else read (and taught to the index).
+fn content(
+    host: &Path,
+    meta: &Metadata,
+    index: Option<(&ContextIndex, std::time::SystemTime)>,
+    read: &AtomicUsize,
+) -> Result<ContentDigest, CopyError> {
+    let stat = Stat::of(meta);
+    let indexed = index.and_then(|(index, started)| Some((index, host.strip_prefix(index.root()).ok()?, started)));
+    if let Some(digest) = indexed.and_then(|(index, rel, _)| index.lookup(rel, &stat)) {
+        return Ok(digest);
+    }
+    read.fetch_add(1, Ordering::Relaxed);
+    let (digest, after) = hash_file(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
+    if let Some((index, rel, started)) = indexed {
+        index.record(rel, &stat, &Stat::of(&after), digest, started);
+    }
+    Ok(digest)
+}
+
+thread_local! {
+    /// Each hashing thread's read buffer: large reads, and no allocation per file.
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 256 * 1024]);
+}
+
+/// The sha256 of a file's bytes, and its metadata once they are read.
+fn hash_file(host: &Path) -> io::Result<(ContentDigest, Metadata)> {
+    let mut file = fs::File::open(host)?;
+    let mut hash = Sha256::new();
+    BUFFER.with_borrow_mut(|buf| loop {
+        match file.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => hash.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    })?;
+    Ok((hash.finalize().into(), file.metadata()?))
 }
 
 #[cfg(test)]
@@ -186,7 +361,7 @@ mod tests {
         };
         let first = checksum(ctx, &op).unwrap();
         let mut writer = LayerWriter::new(&store).unwrap();
-        let second = super::super::write_layer(&op, None, Some(ctx), writer.tar()).unwrap();
+        let second = super::super::write_layer(&op, None, Some(ctx), None, writer.tar()).unwrap();
         let layer = writer.finish().unwrap();
         let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
         let mut tar = tar::Archive::new(blob);
@@ -234,6 +409,72 @@ mod tests {
         fs::remove_file(p("b")).unwrap();
         fs::write(p("b"), "one inode").unwrap();
         assert_ne!(xattr_changed, sum(&ctx, &[".".into()]).unwrap());
+    }
+
+    /// A clock well past every file's ctime: what the index sees of a
+    /// context whose files were written a while before the build.
+    fn later() -> std::time::SystemTime {
+        std::time::SystemTime::now() + std::time::Duration::from_secs(60)
+    }
+
+    #[test]
+    fn an_indexed_context_is_checked_without_reading_it() {
+        let (d, ctx) = context(&[("a", "one"), ("sub/b", "two"), ("sub/c", "three")], "");
+        let index = ContextIndex::in_memory(d.path()).with_clock(later);
+        let op = CopyOp { sources: vec![".".into()], dest: "/d/".into(), ..CopyOp::default() };
+        let cold = listing(&ctx, &op, Some(&index)).unwrap();
+        assert_eq!(cold.files_read, 3);
+        assert_eq!(cold.checksum, checksum(&ctx, &op).unwrap(), "the index changes nothing of the checksum");
+        let paths: Vec<_> = cold.entries.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, [".", "a", "sub", "sub/b", "sub/c"]);
+
+        let warm = listing(&ctx, &op, Some(&index)).unwrap();
+        assert_eq!((warm.files_read, &warm.checksum, &warm.entries), (0, &cold.checksum, &cold.entries));
+
+        // Same size, its mtime put back: only the ctime tells, and it is read again.
+        let b = d.path().join("sub/b");
+        let mtime = fs::metadata(&b).unwrap().modified().unwrap();
+        fs::write(&b, "TWO").unwrap();
+        fs::File::options().write(true).open(&b).unwrap().set_modified(mtime).unwrap();
+        let edited = listing(&ctx, &op, Some(&index)).unwrap();
+        assert_eq!(edited.files_read, 1);
+        assert_ne!(edited.checksum, cold.checksum);
+        let changed: Vec<_> =
+            edited.entries.iter().zip(&cold.entries).filter(|(e, c)| e != c).map(|(e, _)| e.0.as_str()).collect();
+        assert_eq!(changed, ["sub/b"]);
+    }
+
+    #[test]
+    fn a_file_too_fresh_to_trust_is_read_again() {
+        let (d, ctx) = context(&[("a", "one")], "");
+        let index = ContextIndex::in_memory(d.path());
+        let op = CopyOp { sources: vec!["a".into()], dest: "/d/".into(), ..CopyOp::default() };
+        // Written just now: a write within the same clock tick would not show.
+        assert_eq!(listing(&ctx, &op, Some(&index)).unwrap().files_read, 1);
+        assert_eq!(listing(&ctx, &op, Some(&index)).unwrap().files_read, 1);
+    }
+
+    #[test]
+    fn many_files_hash_in_parallel_to_one_checksum_in_a_fixed_order() {
+        let names: Vec<String> = (0..300).map(|i| format!("d{}/f{i}", i % 7)).collect();
+        let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+        let (_d, ctx) = context(&files, "");
+        let op = CopyOp { sources: vec![".".into()], dest: "/d/".into(), ..CopyOp::default() };
+        let first = listing(&ctx, &op, None).unwrap();
+        assert_eq!(first.entries.len(), 1 + 7 + 300);
+        for _ in 0..3 {
+            assert_eq!(listing(&ctx, &op, None).unwrap().checksum, first.checksum);
+        }
+        // The same tree elsewhere, written in another order: the same checksum.
+        let other = tempfile::tempdir().unwrap();
+        for name in names.iter().rev() {
+            let p = other.path().join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, name).unwrap();
+        }
+        let ignore = std::sync::Arc::new(crate::context::dockerignore::DockerIgnore::none());
+        let elsewhere = SourceRoot::Context { root: other.path().to_owned(), ignore };
+        assert_eq!(listing(&elsewhere, &op, None).unwrap().checksum, first.checksum);
     }
 
     #[test]

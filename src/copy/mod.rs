@@ -25,13 +25,15 @@ use std::path::{Path, PathBuf};
 use kiln_frontend::{CopyFrom, CopyOp, InlineFile};
 use kiln_solver::Digest;
 
+use crate::context::index::{ContentDigest, ContextIndex};
 use crate::fsutil::{resolve_in_root, CopyFailure, PathError};
 use crate::layer::entry::{self, read_xattrs, HardLinks};
 use crate::layer::LayerTar;
 use crate::users::{Accounts, UserError};
 
-pub use checksum::checksum;
-use checksum::{Body, Checksum};
+pub(crate) use checksum::scan;
+pub use checksum::{checksum, listing, Listing};
+use checksum::{Body, Checksum, Hashing};
 use dest::{Kind, Tree};
 use mode::Chmod;
 use plan::{plan, Planned};
@@ -87,6 +89,11 @@ pub enum CopyError {
          checksum of the step's cache key (build again once they stop changing)"
     )]
     Changed,
+    #[error(
+        "COPY failed: the build context changed while it was read: the content of {0} no longer matches the \
+         checksum of the step's cache key (build again once it stops changing)"
+    )]
+    ChangedFile(PathBuf),
 }
 
 /// The first name an inode with several was written under: its path in the
@@ -106,6 +113,9 @@ struct Overrides {
 /// for the files of the Dockerfile itself). Returns the [`checksum`] of what
 /// was written, computed from the very bytes that went into the layer: the
 /// caller compares it with the checksum the step's cache key was made of.
+/// With the `planned` index of `from`, each file's bytes are also checked
+/// as it is written against the digest the key was made of, so a file that
+/// changed in between is named.
 ///
 /// Each selected source is copied in turn as BuildKit does: into `dest` when
 /// `dest` ends in `/` or is a folder by then (in the base, or made by an
@@ -115,6 +125,7 @@ pub fn write_layer(
     op: &CopyOp,
     base: Option<&Path>,
     from: Option<&SourceRoot>,
+    planned: Option<&ContextIndex>,
     tar: &mut LayerTar,
 ) -> Result<Digest, CopyError> {
     let owner = op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?;
@@ -141,6 +152,7 @@ pub fn write_layer(
         o: Overrides { owner, chmod, keep_owner },
         links: HardLinks::default(),
         checksum: Checksum::new(),
+        planned,
     };
     let into = op.dest.ends_with('/');
     match (&op.from, from) {
@@ -177,6 +189,8 @@ struct Writer<'a, 'b> {
     o: Overrides,
     links: HardLinks<FirstName>,
     checksum: Checksum,
+    /// The context's index, holding the digest each file had for the cache key.
+    planned: Option<&'b ContextIndex>,
 }
 
 impl Writer<'_, '_> {
@@ -209,7 +223,7 @@ impl Writer<'_, '_> {
         // The folder itself is not written (its destination is), but it is
         // part of the checksum: as the first pass saw it.
         let meta = fs::metadata(&sel.host).map_err(|e| CopyError::Read(sel.host.clone(), e))?;
-        self.checksum.entry(Path::new(""), &meta, &[], Body::Own);
+        self.checksum.entry(Path::new(""), &meta, &[], Body::Empty);
         match self.tree.kind(dest) {
             Some(Kind::Dir) => self.mkdir_all(dest)?,
             Some(Kind::Other) => return Err(CopyError::NotADirectory(format!("/{}", dest.display()))),
@@ -224,8 +238,7 @@ impl Writer<'_, '_> {
                 self.tree.made(dest, Kind::Dir);
             }
         }
-        for entry in sel.walk() {
-            let (host, rel) = entry?;
+        for (host, rel) in sel.walk()? {
             self.append(File { host: &host, path: &dest.join(&rel), source: &sel.rel, rel: &rel })?;
         }
         Ok(())
@@ -288,13 +301,28 @@ impl Writer<'_, '_> {
         let tree = &mut self.tree;
         match first {
             Some(first) => {
+                archive::extract(file, (&sel.host, &sel.written), dest, owner, tar, tree)?;
                 self.checksum.entry(Path::new(""), &meta, &xattrs, Body::HardLink(&first));
-                archive::extract(file, (&sel.host, &sel.written), dest, owner, tar, tree)
             }
             None => {
-                self.checksum.entry(Path::new(""), &meta, &xattrs, Body::Own);
-                archive::extract(self.checksum.reader(file), (&sel.host, &sel.written), dest, owner, tar, tree)
+                let mut data = Hashing::new(file);
+                archive::extract(&mut data, (&sel.host, &sel.written), dest, owner, tar, tree)?;
+                let digest = data.finish();
+                self.check_planned(&sel.host, &digest)?;
+                self.checksum.entry(Path::new(""), &meta, &xattrs, Body::File(&digest));
             }
+        }
+        Ok(())
+    }
+
+    /// A file whose bytes are not those its step's cache key was made of
+    /// fails the step, named.
+    fn check_planned(&self, host: &Path, written: &ContentDigest) -> Result<(), CopyError> {
+        let Some(index) = self.planned else { return Ok(()) };
+        let Ok(rel) = host.strip_prefix(index.root()) else { return Ok(()) };
+        match index.planned(rel) {
+            Some(planned) if planned != *written => Err(CopyError::ChangedFile(rel.to_owned())),
+            _ => Ok(()),
         }
     }
 
@@ -334,37 +362,49 @@ impl Writer<'_, '_> {
         self.tree.made(path, if meta.is_dir() { Kind::Dir } else { Kind::Other });
         let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
         let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        let checksum = &mut self.checksum;
-        let first = self.links.first(&meta, || (path.to_owned(), source.join(rel)));
-        match first {
-            Some((_, first_source)) => checksum.entry(rel, &meta, &xattrs, Body::HardLink(first_source)),
-            None => checksum.entry(rel, &meta, &xattrs, target.as_deref().map_or(Body::Own, Body::Symlink)),
-        }
+        let first = self.links.first(&meta, || (path.to_owned(), source.join(rel))).cloned();
         let tar = &mut *self.tar;
-        match first {
+        // The digest of a file's bytes, hashed as they are written.
+        let written = match &first {
             Some((first, _)) if first != path => {
                 h.set_entry_type(tar::EntryType::Link);
                 h.set_size(0);
-                append_entry(tar, &mut h, path, Some(first), &xattrs, io::empty(), host)
+                append_entry(tar, &mut h, path, Some(first), &xattrs, io::empty(), host)?;
+                None
             }
             _ if target.is_some() || !meta.is_file() => {
                 h.set_size(0);
-                append_entry(tar, &mut h, path, target.as_deref(), &xattrs, io::empty(), host)
+                append_entry(tar, &mut h, path, target.as_deref(), &xattrs, io::empty(), host)?;
+                None
             }
             _ => {
                 let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
                 // The size the header says, from the same stat as the checksum's.
                 h.set_size(meta.size());
                 if first.is_none() {
-                    append_entry(tar, &mut h, path, None, &xattrs, checksum.reader(f), host)
+                    let mut data = Hashing::new(f);
+                    append_entry(tar, &mut h, path, None, &xattrs, &mut data, host)?;
+                    Some(data.finish())
                 } else {
                     // Two sources landing on one path: the inode again under its
                     // own first name, written whole (a link to itself would not
                     // extract), its bytes hashed once, as the first pass does.
-                    append_entry(tar, &mut h, path, None, &xattrs, f, host)
+                    append_entry(tar, &mut h, path, None, &xattrs, f, host)?;
+                    None
                 }
             }
+        };
+        if let Some(digest) = &written {
+            self.check_planned(host, digest)?;
         }
+        let body = match (&first, &target, &written) {
+            (Some((_, first_source)), _, _) => Body::HardLink(first_source),
+            (None, Some(target), _) => Body::Symlink(target),
+            (None, None, Some(digest)) => Body::File(digest),
+            (None, None, None) => Body::Empty,
+        };
+        self.checksum.entry(rel, &meta, &xattrs, body);
+        Ok(())
     }
 }
 

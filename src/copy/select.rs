@@ -1,5 +1,6 @@
 //! Which files a COPY reads.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,46 +66,64 @@ pub struct Selected {
 impl Selected {
     /// Everything below a selected directory, sorted, without following symlinks,
     /// excluded paths left out: `(host path, path relative to the directory)`.
-    pub fn walk(&self) -> impl Iterator<Item = Result<(PathBuf, PathBuf), CopyError>> + '_ {
+    ///
+    /// One walk, as context/walk.rs does it: a folder .dockerignore excludes
+    /// is still sent when something below it is (`dir` + `!dir/keep`), which
+    /// is known once the walk has been below it, so the entries are gathered
+    /// first and judged after.
+    pub fn walk(&self) -> Result<Vec<(PathBuf, PathBuf)>, CopyError> {
         // An excluded folder nothing below can come back from is skipped
         // whole, as BuildKit's walk skips it: by .dockerignore (see
         // `DockerIgnore::skips_dir`), or by --exclude without `!` rules.
         let exclude_prunes = self.exclude.as_ref().is_some_and(|x| !x.has_exceptions());
-        let excluded_dir = move |e: &walkdir::DirEntry| {
-            e.file_type().is_dir()
-                && e.path().strip_prefix(&self.host).is_ok_and(|rel| {
-                    let full = self.rel.join(rel);
-                    let ignored = match &self.from {
-                        SourceRoot::Context { ignore, .. } => {
-                            self.from.excluded(&full) && ignore.skips_dir(&full.to_string_lossy())
-                        }
-                        SourceRoot::Fs { .. } => false,
-                    };
-                    ignored || (exclude_prunes && self.exclude.as_ref().is_some_and(|x| x.is_excluded(rel)))
-                })
+        let ignore = match &self.from {
+            SourceRoot::Context { ignore, .. } => Some(ignore),
+            SourceRoot::Fs { .. } => None,
         };
-        walkdir::WalkDir::new(&self.host)
-            .min_depth(1)
-            .sort_by_file_name()
+        // (host path, path below the directory, is a folder, excluded by .dockerignore, by --exclude)
+        let mut found: Vec<(PathBuf, PathBuf, bool, bool, bool)> = Vec::new();
+        // The folders with something below them .dockerignore does not exclude.
+        let mut kept_below: HashSet<PathBuf> = HashSet::new();
+        let mut keeps = |rel: &Path| {
+            for dir in rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+                if !kept_below.insert(dir.to_owned()) {
+                    break;
+                }
+            }
+        };
+        let mut entries = walkdir::WalkDir::new(&self.host).min_depth(1).sort_by_file_name().into_iter();
+        while let Some(e) = entries.next() {
+            let e = e.map_err(|err| CopyError::Read(err.path().unwrap_or(&self.host).to_owned(), err.into()))?;
+            let Ok(rel) = e.path().strip_prefix(&self.host).map(Path::to_owned) else { continue };
+            let full = self.rel.join(&rel);
+            let is_dir = e.file_type().is_dir();
+            let ignored = self.from.excluded(&full);
+            if is_dir && ignored && ignore.is_some_and(|i| i.skips_dir(&full.to_string_lossy())) {
+                entries.skip_current_dir();
+                continue;
+            }
+            let excluded = self.exclude.as_ref().is_some_and(|x| x.is_excluded(&rel));
+            if is_dir && excluded && exclude_prunes {
+                entries.skip_current_dir();
+                // Not sent, but what .dockerignore keeps below it still
+                // sends the folders above it.
+                if !ignored || self.from.sends_below(e.path(), &full) {
+                    keeps(&rel);
+                }
+                continue;
+            }
+            if !ignored {
+                keeps(&rel);
+            }
+            found.push((e.into_path(), rel, is_dir, ignored, excluded));
+        }
+        Ok(found
             .into_iter()
-            .filter_entry(move |e| !excluded_dir(e))
-            .filter_map(move |e| {
-                let e = match e {
-                    Ok(e) => e,
-                    Err(err) => {
-                        let path = err.path().unwrap_or(&self.host).to_owned();
-                        return Some(Err(CopyError::Read(path, err.into())));
-                    }
-                };
-                let rel = e.path().strip_prefix(&self.host).ok()?.to_owned();
-                let full = self.rel.join(&rel);
-                // A folder .dockerignore excludes is still sent when something
-                // below it is (`dir` + `!dir/keep`).
-                let ignored =
-                    self.from.excluded(&full) && !(e.file_type().is_dir() && self.from.sends_below(e.path(), &full));
-                let sent = !ignored && !self.exclude.as_ref().is_some_and(|x| x.is_excluded(&rel));
-                sent.then(|| Ok((e.path().to_owned(), rel)))
+            .filter(|(_, rel, is_dir, ignored, excluded)| {
+                !excluded && (!ignored || (*is_dir && kept_below.contains(rel)))
             })
+            .map(|(host, rel, ..)| (host, rel))
+            .collect())
     }
 }
 
@@ -227,6 +246,60 @@ pub(super) mod tests {
             let err = select(&ctx, &[bad.to_string()], &[]).err().unwrap();
             assert_eq!(matches!(err, CopyError::Outside(_)), outside, "{bad}: {err}");
         }
+    }
+
+    /// `COPY . ` reads exactly what the context walk says a build sends, for
+    /// rules that skip folders whole and rules that bring things back.
+    #[test]
+    fn a_folder_walk_sends_what_the_context_walk_sends() {
+        let files = [
+            ("a.txt", ""),
+            ("dir/keep", ""),
+            ("dir/drop", ""),
+            ("dir/sub/x", ""),
+            ("dir/sub/deep/keep", ""),
+            ("logs/1.log", ""),
+            ("src/main.rs", ""),
+            ("src/b.tmp", ""),
+            ("src/gen/c.tmp", ""),
+        ];
+        for ignore in [
+            "",
+            "dir\n!dir/keep\nlogs\n*.tmp\nsrc/*.tmp\n",
+            "dir\n!dir/sub/deep/keep\n",
+            "dir\n!**/keep\n",
+            "*\n!src\n",
+            "src\n!src/gen/*.tmp\n",
+        ] {
+            let (d, ctx) = context(&files, ignore);
+            let sel = select(&ctx, &[".".into()], &[]).unwrap();
+            let mut got: Vec<String> = sel[0]
+                .walk()
+                .unwrap()
+                .into_iter()
+                .map(|(host, rel)| {
+                    let rel = rel.to_string_lossy().into_owned();
+                    if host.is_dir() {
+                        format!("{rel}/")
+                    } else {
+                        rel
+                    }
+                })
+                .collect();
+            got.sort();
+            let SourceRoot::Context { ignore: rules, .. } = &ctx else { unreachable!() };
+            let want = crate::context::walk::list(d.path(), rules).unwrap();
+            assert_eq!(got, want, "{ignore:?}");
+        }
+        // --exclude prunes its folder, but what .dockerignore keeps below
+        // it still sends the excluded-by-.dockerignore folder above.
+        let (_d, ctx) = context(&files, "dir\n!dir/sub/deep/keep\n");
+        let sel = select(&ctx, &[".".into()], &["dir/sub".into()]).unwrap();
+        let got: Vec<String> = sel[0].walk().unwrap().into_iter().map(|(_, r)| r.display().to_string()).collect();
+        assert_eq!(
+            got,
+            ["a.txt", "dir", "logs", "logs/1.log", "src", "src/b.tmp", "src/gen", "src/gen/c.tmp", "src/main.rs"]
+        );
     }
 
     #[test]

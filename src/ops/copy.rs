@@ -24,9 +24,10 @@ impl Engine {
             CopyFrom::Inline(_) => None,
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
+        let planned = host.and_then(|h| self.planned(h));
         let mut writer = LayerWriter::new(&self.store)?;
-        let written =
-            copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
+        let base_root = base_mount.as_ref().map(|m| m.root.as_path());
+        let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar())?;
         // The context (or a named one) was read once for the cache key and
         // once more for the layer: a file changed in between would store this
         // layer under a key that describes other files. (A stage or image is a
@@ -130,6 +131,8 @@ mod tests {
         ] {
             let err = build_copy(change).expect_err(case);
             assert!(err.contains("the build context changed while it was read"), "{case}: {err}");
+            // A file's new bytes are caught as they are written, and named.
+            assert_eq!(err.contains("the content of f no longer matches"), case != "mode", "{case}: {err}");
         }
     }
 }

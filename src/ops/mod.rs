@@ -9,6 +9,7 @@ mod add;
 mod copy;
 mod debug_shell;
 mod exec;
+mod listing;
 mod mkdir;
 pub mod run_mounts;
 mod source;
@@ -18,9 +19,9 @@ use std::collections::BTreeMap;
 pub(crate) use exec::step_limits;
 
 use kiln_frontend::{CopyFrom, Op};
-use kiln_solver::{CacheKey, Digest, ExecContext, Executor};
+use kiln_solver::{CacheKey, Digest, ExecContext, Executor, Lookup};
 
-use crate::cache::{CacheError, CacheRecord, CacheStorage, LocalCache};
+use crate::cache::{CacheError, CacheRecord, CacheStorage, KeyLocks, LocalCache};
 use crate::copy::{CopyError, SourceRoot};
 use crate::image::ImageError;
 use crate::layer::{Layer, LayerError};
@@ -113,6 +114,11 @@ pub struct Engine {
     git_mtime: crate::fetch::git::Mtime,
     /// Secrets, ssh agents, entitlements and limits for RUN steps.
     run: crate::build::RunOptions,
+    /// The keys this build is running, locked against other builds.
+    locks: KeyLocks,
+    explain: Option<std::sync::Arc<crate::explain::Explainer>>,
+    /// What each context folder's files held when last read.
+    indexes: listing::Indexes,
 }
 
 impl Engine {
@@ -131,6 +137,9 @@ impl Engine {
             resolved: Default::default(),
             git_mtime: crate::fetch::git::Mtime::from_env(),
             run: Default::default(),
+            locks: KeyLocks::new(store),
+            explain: None,
+            indexes: listing::Indexes::new(store),
         })
     }
 
@@ -157,6 +166,12 @@ impl Engine {
     /// Keep the build cache in `cache` instead of the store.
     pub fn with_cache(mut self, cache: impl CacheStorage + 'static) -> Self {
         self.cache = Box::new(cache);
+        self
+    }
+
+    /// Keep what fed each step's key, and tell why the first step missed.
+    pub fn with_explainer(mut self, explain: std::sync::Arc<crate::explain::Explainer>) -> Self {
+        self.explain = Some(explain);
         self
     }
 
@@ -192,7 +207,7 @@ impl Executor for Engine {
         match op {
             Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add_checksum(c),
             Op::Copy(c) => match self.host_source(&c.from)? {
-                Some(root) => Ok(Some(crate::copy::checksum(root, c)?)),
+                Some(root) => Ok(Some(self.host_checksum(root, c)?)),
                 None => Ok(None),
             },
             Op::Exec(e) => self.mounts_checksum(e),
@@ -201,10 +216,56 @@ impl Executor for Engine {
     }
 
     fn load(&self, key: &CacheKey, _op: &Op) -> Result<Option<FsState>, EngineError> {
-        Ok(self.cache.load(key).map(|r| FsState { layers: r.layers, created: r.created }))
+        let found = || self.cache.load(key).map(|r| FsState { layers: r.layers, created: r.created });
+        if let Some(hit) = found() {
+            return Ok(Some(hit));
+        }
+        // Another build may be running this very step: wait for it, then look
+        // again. Held from here until the result is saved or the step fails.
+        self.locks.acquire(key)?;
+        let hit = found();
+        if hit.is_some() {
+            self.locks.release(key);
+        }
+        Ok(hit)
+    }
+
+    fn looked_up(&self, lookup: &Lookup<'_, Op>) {
+        if let Some(explain) = &self.explain {
+            let files = || match &lookup.vertex.op {
+                // Files that changed since the key was made are not what it lists.
+                Op::Copy(c) => {
+                    let listing = self.copy_listing(c).ok().flatten();
+                    listing.filter(|l| Some(&l.checksum) == lookup.content).map(|l| l.entries)
+                }
+                _ => None,
+            };
+            explain.looked_up(lookup, files);
+        }
     }
 
     fn execute(&self, ctx: &ExecContext, op: &Op, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        let result = self.run_op(ctx, op, inputs);
+        if result.is_err() {
+            self.locks.release(ctx.key());
+        }
+        result
+    }
+
+    fn save(&self, key: &CacheKey, output: &FsState) -> Result<(), EngineError> {
+        let saved = self.cache.save(key, &CacheRecord::new(output.layers.clone(), output.created.clone()));
+        if saved.is_ok() {
+            if let Some(explain) = &self.explain {
+                explain.saved(key);
+            }
+        }
+        self.locks.release(key);
+        Ok(saved?)
+    }
+}
+
+impl Engine {
+    fn run_op(&self, ctx: &ExecContext, op: &Op, inputs: &[FsState]) -> Result<FsState, EngineError> {
         match op {
             Op::Scratch => Ok(FsState::default()),
             Op::Image { name, digest } => source::image(&self.store, name, digest),
@@ -213,9 +274,5 @@ impl Executor for Engine {
             Op::Exec(e) => self.exec(ctx, e, inputs),
             Op::Mkdir(m) => self.mkdir(m, inputs),
         }
-    }
-
-    fn save(&self, key: &CacheKey, output: &FsState) -> Result<(), EngineError> {
-        Ok(self.cache.save(key, &CacheRecord::new(output.layers.clone(), output.created.clone()))?)
     }
 }

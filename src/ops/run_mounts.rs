@@ -194,7 +194,7 @@ impl Engine {
             let RunMount::Bind { target, from, source, .. } = m else { continue };
             let Some(root) = self.host_source(&copy_from(from))? else { continue };
             let sum =
-                crate::copy::checksum(root, &context_copy(from, source)).map_err(|e| copy_error(target, source, e))?;
+                self.host_checksum(root, &context_copy(from, source)).map_err(|e| copy_error(target, source, e))?;
             // Length-prefixed, so two mounts cannot read as one.
             for part in [target.as_bytes(), sum.as_str().as_bytes()] {
                 h.update((part.len() as u64).to_le_bytes());
@@ -460,8 +460,7 @@ fn stage_context(
         return copy_entry(&sel.host, dest, target);
     }
     copy_entry(&sel.host, dest, target)?;
-    for entry in sel.walk() {
-        let (host, rel) = entry.map_err(copy_err)?;
+    for (host, rel) in sel.walk().map_err(copy_err)? {
         copy_entry(&host, &dest.join(rel), target)?;
     }
     Ok(())

@@ -153,6 +153,12 @@ impl Store {
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
     }
+
+    /// What each build context's files held when last read
+    /// (`context::index`): a cache, safe to delete.
+    pub fn context_index_dir(&self) -> PathBuf {
+        self.root.join("context-index")
+    }
 }
 
 #[cfg(test)]

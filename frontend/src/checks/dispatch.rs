@@ -293,7 +293,7 @@ impl Walk<'_> {
 /// and no word saying it holds something else (`PUBLIC_KEY`, `KEY_FILE`, a
 /// path; `TOKEN_VERSION`): BuildKit's two patterns (its allow list as of
 /// moby/buildkit#6501).
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     static PATTERNS: OnceLock<(Regex, Regex)> = OnceLock::new();
     let (deny, allow) = PATTERNS.get_or_init(|| {
         let words = |w: &[&str]| Regex::new(&format!("(?i)(?:_|^)(?:{})(?:_|$)", w.join("|"))).expect("valid");

@@ -28,6 +28,7 @@ use crate::parser;
 use crate::shell::Lexer;
 pub(crate) use directive::CHECK_BUILD_ARG;
 pub use directive::{CheckConfig, DirectiveError};
+pub use dispatch::is_secret_name;
 pub(crate) use resolver::Remembered;
 
 /// A check rule, named as BuildKit names it.

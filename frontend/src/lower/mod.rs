@@ -181,6 +181,27 @@ pub struct BuildGraph {
     /// The `# check=` directive's value as written (`skip=…;error=true`), for
     /// the build checks.
     pub check_directive: Option<String>,
+    /// The steps each vertex was made by, first place first (equal steps of
+    /// two stages are one vertex with two places), for `--explain` and
+    /// `--no-cache-filter`. A vertex a stage only reads (FROM an earlier
+    /// stage, an image `COPY --from` names) has no place in that stage.
+    pub places: BTreeMap<Digest, Vec<StepPlace>>,
+    /// The name of every stage of the Dockerfile (lowered or not), by index.
+    pub stage_names: Vec<Option<String>>,
+}
+
+/// A step of a stage, as `kiln build --explain` names it across builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPlace {
+    /// The stage's index in the Dockerfile, from 0.
+    pub stage: usize,
+    /// Which of the stage's steps (1 for FROM), as in `[build 2/4]`: unlike a
+    /// line number, it stays when lines that are not steps are added above.
+    pub step: usize,
+    /// The instruction on one line, as written, URL passwords redacted.
+    pub text: String,
+    /// The ARGs in scope with a value, in declaration order.
+    pub args: Vec<(String, String)>,
 }
 
 /// Lower the stages of `file` that the target needs.
@@ -207,6 +228,7 @@ pub(crate) fn lower(
         images: BTreeMap::new(),
         done: vec![None; file.stages.len()],
         sources: BTreeMap::new(),
+        places: BTreeMap::new(),
     };
     lowering.global_args()?;
     let target = match &opts.target {
@@ -222,6 +244,8 @@ pub(crate) fn lower(
         warnings,
         sources: lowering.sources,
         check_directive: None,
+        places: lowering.places,
+        stage_names: file.stages.iter().map(|s| s.name.clone()).collect(),
     })
 }
 
@@ -279,6 +303,8 @@ struct Lowering<'a> {
     done: Vec<Option<Built>>,
     /// Where in the Dockerfile each vertex comes from.
     sources: BTreeMap<Digest, Location>,
+    /// The steps that made each vertex.
+    places: BTreeMap<Digest, Vec<StepPlace>>,
 }
 
 impl Lowering<'_> {
@@ -324,6 +350,7 @@ impl Lowering<'_> {
             }
         };
         while let Some(trigger) = frame.triggers.as_slice().first() {
+            let before = st.vertex.clone();
             self.dispatch(frame.index, st, trigger).map_err(|halt| match halt {
                 Halt::Failed(e) => {
                     let at = self.file.stages[frame.index].location;
@@ -331,10 +358,17 @@ impl Lowering<'_> {
                 }
                 need => need,
             })?;
+            if st.vertex != before {
+                self.place(frame.index, st, &trigger.text);
+            }
             frame.triggers.next();
         }
         while let Some(command) = frame.commands.as_slice().first() {
+            let before = st.vertex.clone();
             self.dispatch(frame.index, st, command)?;
+            if st.vertex != before {
+                self.place(frame.index, st, &command.text);
+            }
             frame.commands.next(); // applied: dropped
         }
         let st = frame.state.take().expect("set above");
@@ -390,6 +424,16 @@ impl Lowering<'_> {
         let digest = self.graph.add(op, inputs, name).map_err(|e| Error::whole(ErrorKind::Graph(e)))?;
         self.sources.entry(digest.clone()).or_insert(at);
         Ok(digest)
+    }
+
+    /// Note that stage `stage`'s current step made `st.vertex`.
+    fn place(&mut self, stage: usize, st: &StageState, text: &str) {
+        let args = st.args.iter().filter_map(|a| Some((a.name.clone(), a.value.clone()?))).collect();
+        let place = StepPlace { stage, step: st.step(), text: crate::redact::credentials(text), args };
+        let places = self.places.entry(st.vertex.clone()).or_default();
+        if !places.contains(&place) {
+            places.push(place);
+        }
     }
 
     fn expand(&self, word: &Word, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {

@@ -70,6 +70,11 @@ impl StageState {
         format!("{}{}/{}] {}", self.prefix, self.step, self.steps, Shortened::new(text))
     }
 
+    /// How many of the stage's steps are lowered, FROM included.
+    pub(super) fn step(&self) -> usize {
+        self.step
+    }
+
     /// A history row for a step that only changes the config (or WORKDIR's
     /// folder): BuildKit marks every row its Dockerfile frontend writes with
     /// its comment, which tools read to tell BuildKit images apart.
@@ -165,6 +170,8 @@ impl Lowering<'_> {
             steps: 1 + triggers.iter().chain(commands).filter(|c| is_step(c)).count(),
         };
         let name = state.name(&stage.text);
+        // FROM an earlier stage makes no vertex: that stage's steps are its own.
+        let made_here = !matches!(from, From::Stage(_));
         state.vertex = match from {
             From::Stage(built) => built.vertex,
             From::Scratch => self.add(Op::Scratch, vec![], name, at)?,
@@ -182,6 +189,9 @@ impl Lowering<'_> {
                 self.add(Op::Copy(copy), vec![scratch], name, at)?
             }
         };
+        if made_here {
+            self.place(index, &state, &stage.text);
+        }
         // Like BuildKit: a stage whose base sets no PATH gets the default one, so
         // `ENV PATH=$PATH:/x` and every runtime see a usable PATH.
         if env_get(&state.config.env, "PATH").is_none() {
