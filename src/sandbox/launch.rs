@@ -97,9 +97,10 @@ impl Sandbox {
             .suffix(".json")
             .tempfile_in(&self.scratch)
             .map_err(|e| SandboxError::Spec(self.scratch.clone(), e))?;
-        serde_json::to_writer(&mut spec_file, &spec)
+        // One write, not one per JSON token (serde writes tokens unbuffered).
+        serde_json::to_vec(&spec)
             .map_err(std::io::Error::from)
-            .and_then(|_| spec_file.flush())
+            .and_then(|json| spec_file.write_all(&json))
             .map_err(|e| SandboxError::Spec(spec_file.path().to_owned(), e))?;
 
         // The handshake (see `channel`): the child unshares, asks, and waits
@@ -175,6 +176,7 @@ impl Sandbox {
             }
         };
         signals::forward_to(nix::unistd::Pid::from_raw(child.id() as i32));
+        let exit_fd = pidfd(child.id());
 
         let mut timed_out = false;
         let stdin_done = AtomicBool::new(false);
@@ -212,7 +214,7 @@ impl Sandbox {
                         }
                         let _ = child.kill();
                     }
-                    Ok(None) => thread::sleep(Duration::from_millis(20)),
+                    Ok(None) => wait_exit(exit_fd.as_ref(), Duration::from_millis(20)),
                     Err(e) => break Err(SandboxError::Wait(e)),
                 }
             };
@@ -225,6 +227,24 @@ impl Sandbox {
         drop(cgroup);
         Ok(Exit { code: exit_code(status), oom_killed, timed_out })
     }
+}
+
+/// A descriptor that becomes readable when process `pid` (our child, not
+/// yet reaped) exits; none on kernels before 5.3.
+fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, owned here.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a descriptor the kernel just made for us alone.
+    (fd >= 0).then(|| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Wait at most `max` for the child behind `pidfd` to exit: a short step
+/// ends its wait when it exits, not at the next tick of a polling sleep.
+fn wait_exit(pidfd: Option<&std::os::fd::OwnedFd>, max: Duration) {
+    let Some(fd) = pidfd else { return thread::sleep(max) };
+    let mut ready = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd, valid for the call. EINTR or an error just ends this wait early.
+    unsafe { libc::poll(&mut ready, 1, max.as_millis() as i32) };
 }
 
 /// The longest line [`Stdio::Capture`] hands on whole: a step printing

@@ -11,29 +11,29 @@
 //! then lets the sandbox go on. The helper dies with the step ([`Attached`]
 //! kills it on drop) and with kiln (its parent-death signal).
 //!
-//! # pasta, else slirp4netns
+//! # slirp4netns, else pasta
 //!
 //! Both are user-mode TCP/IP stacks: the step's packets go to a tap device in
 //! its namespace, and the helper, outside, replays each connection with
 //! ordinary sockets of the host. So the same set-up serves root and rootless
 //! kiln, and nothing on the host (no bridge, no NAT rule) is changed.
-//! pasta (Debian package `passt`) is preferred: it is what current podman
-//! uses, its DNS forwarder relays to a resolver on the host's loopback
-//! (systemd-resolved's 127.0.0.53) from the host's side, and it translates
-//! at the socket level rather than through libslirp's full TCP/IP
-//! emulation, so bulk transfers are faster. slirp4netns (libslirp, what
-//! rootless docker and older podman use) is the fallback. Both give the
-//! namespace slirp's layout, 10.0.2.100/24 by gateway 10.0.2.2 (pasta's
-//! default, the host's own address, would make the host's address the
-//! step's own, so a server on the host's LAN address could not be reached).
+//! Both forward the step's DNS queries (to their address 10.0.2.3) from the
+//! host's side, so a resolver on the host's loopback (systemd-resolved's
+//! 127.0.0.53) serves the step too. Both give the namespace slirp's layout,
+//! 10.0.2.100/24 by gateway 10.0.2.2 (pasta's default, the host's own
+//! address, would make the host's address the step's own, so a server on
+//! the host's LAN address could not be reached).
 //!
-//! Startup cost, measured on a loaded 2-core VM with Debian 12's versions
-//! (pasta 2023-03-09, slirp4netns 1.2.0): until the namespace is configured,
-//! pasta about 85 ms, slirp4netns about 28 ms (10 runs each); per trivial
-//! RUN step in kiln, about 160 ms with `--network=none`, 190-230 ms with
-//! slirp4netns, 270-370 ms with pasta. So slirp4netns starts faster; pasta
-//! is still preferred for the DNS and throughput reasons above. A build
-//! with many short steps pays about a tenth of a second per step for it.
+//! Every RUN step starts its helper, so its start-up is paid once a step,
+//! and it decides: slirp4netns (libslirp, what rootless docker and podman
+//! before 5.0 use) is preferred, pasta (Debian package `passt`) is the
+//! fallback. Measured on a 2-core VM with Debian 12's versions (pasta
+//! 2023-03-09, slirp4netns 1.2.0): until the namespace is configured, pasta
+//! about 85 ms, slirp4netns about 28 ms quiet; a 4-step `RUN echo` build
+//! under load 12 took 1.66-1.89 s with pasta, 1.08-1.28 s with slirp4netns
+//! and 0.95-1.14 s with `--network=none`. pasta moves bulk data with less
+//! CPU (it translates at the socket level rather than emulating TCP), which
+//! a download bound by the network does not notice.
 //!
 //! What the step must not reach, and how each helper is told:
 //! - the host's loopback services: pasta `--no-map-gw` (the gateway address
@@ -92,7 +92,7 @@ const READY_FD: i32 = super::channel::CHILD_FD;
 pub enum NetworkError {
     #[error(
         "RUN's default network needs pasta (Debian package passt) or slirp4netns, and neither is installed: \
-         install one (apt-get install passt), or give the step RUN --network=none"
+         install one (apt-get install slirp4netns), or give the step RUN --network=none"
     )]
     NoHelper,
     #[error("writing the step's resolv.conf in {0}")]
@@ -131,13 +131,13 @@ pub enum Helper {
 }
 
 impl Helper {
-    /// The helper to use: pasta when installed, else slirp4netns (see the
+    /// The helper to use: slirp4netns when installed, else pasta (see the
     /// module doc). Looked up in `PATH`, or the system's folders without one.
     pub fn find() -> Option<Helper> {
         let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
         let dirs: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| d.is_absolute()).collect();
         let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
-        find("pasta").map(Helper::Pasta).or_else(|| find("slirp4netns").map(Helper::Slirp4netns))
+        find("slirp4netns").map(Helper::Slirp4netns).or_else(|| find("pasta").map(Helper::Pasta))
     }
 
     /// Its name, for messages.

@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags, MsFlags};
 
 /// The environment variable that forces a snapshotter.
 pub const ENV: &str = "KILN_SNAPSHOTTER";
@@ -125,14 +125,16 @@ fn try_overlay(work: &Path) -> Result<(), String> {
     for d in ["lower", "upper", "work", "merged"] {
         std::fs::create_dir(p(d)).map_err(|e| format!("creating {}: {e}", p(d).display()))?;
     }
+    // volatile (when the kernel takes it) as real mounts: also spares this
+    // unmount a syncfs of the whole disk.
     let data = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
+        "lowerdir={},upperdir={},workdir={},userxattr{}",
         super::escape(&p("lower")),
         super::escape(&p("upper")),
-        super::escape(&p("work"))
+        super::escape(&p("work")),
+        super::VOLATILE
     );
-    mount(Some("overlay"), &p("merged"), Some("overlay"), MsFlags::MS_NODEV, Some(data.as_str()))
-        .map_err(|e| format!("mount: {e}"))?;
+    super::mount_overlay(&p("merged"), MsFlags::MS_NODEV, &data).map_err(|e| format!("mount: {e}"))?;
     let _ = umount2(&p("merged"), MntFlags::MNT_DETACH);
     Ok(())
 }

@@ -169,13 +169,13 @@ fn the_default_network_blocks_the_cloud_metadata_service_but_not_the_dns_forward
     for k in Kiln::each_mode() {
         assert_metadata_blocked(&k, None);
     }
-    // slirp4netns too: found alone on PATH, pasta is not.
+    // pasta too: found alone on PATH, slirp4netns (preferred) is not.
     let k = Kiln::with_busybox();
-    let only_slirp = k.dir.path().join("only-slirp4netns");
-    std::fs::create_dir_all(&only_slirp).unwrap();
-    let slirp = ["/usr/bin/slirp4netns", "/bin/slirp4netns"].into_iter().find(|p| Path::new(p).exists());
-    std::os::unix::fs::symlink(slirp.expect("slirp4netns is installed"), only_slirp.join("slirp4netns")).unwrap();
-    assert_metadata_blocked(&k, Some(&only_slirp));
+    let only_pasta = k.dir.path().join("only-pasta");
+    std::fs::create_dir_all(&only_pasta).unwrap();
+    let pasta = ["/usr/bin/pasta", "/bin/pasta"].into_iter().find(|p| Path::new(p).exists());
+    std::os::unix::fs::symlink(pasta.expect("pasta is installed"), only_pasta.join("pasta")).unwrap();
+    assert_metadata_blocked(&k, Some(&only_pasta));
 }
 
 /// A default-network step of `k`'s, with `path` as kiln's PATH if given,
@@ -211,7 +211,8 @@ fn assert_metadata_blocked(k: &Kiln, path: Option<&Path>) {
         let out = cmd.args(["build", "--no-cache", k.ctx().to_str().unwrap()]).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{:?} {path:?}:\n{text}", k.mode);
-        assert!(path.is_none() || text.contains("dev tap0"), "not slirp4netns's tap0:\n{text}");
+        // slirp4netns's device is tap0; pasta's takes the name of the host's.
+        assert_eq!(text.contains("dev tap0"), path.is_none(), "{path:?}: the wrong helper:\n{text}");
         assert!(
             text.contains("prohibit 169.254.0.0/16"),
             "{:?}: no prohibit route for the metadata range:\n{text}",
