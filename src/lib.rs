@@ -19,6 +19,7 @@ pub mod docker_config;
 pub mod fetch;
 pub mod flags;
 pub mod fsutil;
+pub mod gc;
 pub mod history;
 pub mod host;
 pub mod image;

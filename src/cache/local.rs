@@ -31,7 +31,17 @@ impl CacheStorage for LocalCache {
     fn load(&self, key: &CacheKey) -> Option<CacheRecord> {
         let record = CacheRecord::decode(&fs::read(self.path(key)).ok()?)?;
         // Blobs may have been removed since; the record is then of no use.
-        record.layers.iter().all(|l| self.store.has_blob(&l.digest)).then_some(record)
+        let usable = record.layers.iter().all(|l| self.store.has_blob(&l.digest));
+        if usable {
+            // The size cap evicts the least recently used records first: a
+            // hit makes this one the most recent. Best effort: a record that
+            // cannot be touched is only evicted sooner.
+            let _ = fs::File::options()
+                .write(true)
+                .open(self.path(key))
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        }
+        usable.then_some(record)
     }
 
     fn save(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {

@@ -62,7 +62,7 @@ pub fn temp_prefix(kind: &str) -> String {
 /// Remove what processes that are gone left in `dir` (see [`temp_prefix`]).
 /// Their mounts went with them (kiln mounts in a private namespace), so only
 /// files and folders remain, and nothing in use is touched.
-fn sweep_stale(dir: &Path) {
+pub(crate) fn sweep_stale(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
