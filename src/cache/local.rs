@@ -66,7 +66,12 @@ mod tests {
         let (digest, size) = store.write_blob(b"layer").unwrap();
         let record = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: Digest::of(b"t"), size }], None);
         cache.save(&key, &record).unwrap();
+        // A hit is a use: the size cap evicts the least recently used first.
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::options().write(true).open(cache.path(&key)).unwrap().set_modified(long_ago).unwrap();
         assert_eq!(cache.load(&key), Some(record));
+        let used = fs::metadata(cache.path(&key)).unwrap().modified().unwrap();
+        assert!(used.elapsed().unwrap() < std::time::Duration::from_secs(60), "{used:?}");
         fs::remove_file(store.blob_path(&digest)).unwrap();
         assert_eq!(cache.load(&key), None);
         fs::write(cache.path(&key), b"{").unwrap();

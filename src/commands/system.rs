@@ -31,7 +31,7 @@ fn df(store: &Store, args: DfArgs) -> anyhow::Result<()> {
     let cache_total = usage.entries.len() + mounts.len();
     let cache_active = usage.entries.iter().filter(|e| e.shared).count();
     let cache_size = usage.cache_size + mounts.iter().map(|(_, b)| b).sum::<u64>();
-    let percent = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let percent = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let rows = vec![
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(str::to_owned),
         [

@@ -24,21 +24,21 @@ impl StoreLock {
     /// Wait for the lock shared: runs that add to the store hold it so.
     pub fn shared(store: &Store) -> Result<Self, GcError> {
         let (file, path) = open(store)?;
-        file.lock_shared().map_err(|source| GcError::Lock { path, source })?;
+        FileExt::lock_shared(&file).map_err(|source| GcError::Lock { path, source })?;
         Ok(Self { _file: file })
     }
 
     /// Wait for the lock exclusive: no run is then adding to the store.
     pub fn exclusive(store: &Store) -> Result<Self, GcError> {
         let (file, path) = open(store)?;
-        file.lock_exclusive().map_err(|source| GcError::Lock { path, source })?;
+        FileExt::lock_exclusive(&file).map_err(|source| GcError::Lock { path, source })?;
         Ok(Self { _file: file })
     }
 
     /// The lock exclusive if no run holds it now; `None` when one does.
     pub fn try_exclusive(store: &Store) -> Result<Option<Self>, GcError> {
         let (file, path) = open(store)?;
-        match file.try_lock_exclusive() {
+        match FileExt::try_lock_exclusive(&file) {
             Ok(()) => Ok(Some(Self { _file: file })),
             Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(None),
             Err(source) => Err(GcError::Lock { path, source }),

@@ -248,6 +248,8 @@ fn remove_snapshot(path: &Path) -> Result<(), GcError> {
 
 /// The size cap's default: a tenth of the filesystem holding the store, as
 /// BuildKit's default garbage collection policy keeps.
+// fsblkcnt_t and the fragment size are not 64 bits on every target.
+#[allow(clippy::unnecessary_cast)]
 pub fn default_keep_storage(store: &Store) -> u64 {
     match nix::sys::statvfs::statvfs(store.root()) {
         Ok(st) => st.blocks() as u64 * st.fragment_size() as u64 / 10,
@@ -332,4 +334,124 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, GcError> {
     }
     usage.cache_size = cache_held.difference(&image_held).map(|p| sizes.of(p)).sum();
     Ok(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{CacheRecord, CacheStorage, LocalCache};
+    use crate::layer::Layer;
+    use kiln_solver::{CacheKey, Digest};
+    use oci_spec::image::{DescriptorBuilder, MediaType};
+
+    /// A layer: its blob, and its snapshot of `kb` kilobytes.
+    fn layer(store: &Store, name: &str, kb: usize) -> Layer {
+        let (digest, size) = store.write_blob(name.as_bytes()).unwrap();
+        let diff_id = Digest::of(format!("diff {name}").as_bytes());
+        let snapshot = store.snapshots_dir().join(diff_id.hex());
+        fs::create_dir_all(&snapshot).unwrap();
+        fs::write(snapshot.join("data"), vec![7u8; kb * 1000]).unwrap();
+        Layer { digest, diff_id, size }
+    }
+
+    fn image(store: &Store, name: &str, layers: &[&Layer]) {
+        let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": diff_ids}});
+        let (config, _) = store.write_blob(&serde_json::to_vec(&config).unwrap()).unwrap();
+        let blobs: Vec<_> = layers.iter().map(|l| serde_json::json!({"digest": l.digest.as_str()})).collect();
+        let manifest = serde_json::json!({"config": {"digest": config.as_str()}, "layers": blobs});
+        let (digest, size) = store.write_blob(&serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let desc = DescriptorBuilder::default()
+            .media_type(MediaType::ImageManifest)
+            .digest(crate::digest::to_oci(&digest))
+            .size(size)
+            .build()
+            .unwrap();
+        store.tag(name, &desc).unwrap();
+    }
+
+    /// A record for `layers`, last used `hours` ago.
+    fn record(store: &Store, key: &str, layers: &[&Layer], hours: u64) -> PathBuf {
+        let key = CacheKey(Digest::of(key.as_bytes()));
+        let layers = layers.iter().map(|l| (*l).clone()).collect();
+        LocalCache::new(store).save(&key, &CacheRecord::new(layers, None)).unwrap();
+        let path = store.cache_dir().join(format!("{}.json", key.0.hex()));
+        let when = SystemTime::now() - Duration::from_secs(hours * 3600);
+        fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+        path
+    }
+
+    fn held(store: &Store, l: &Layer) -> bool {
+        store.has_blob(&l.digest) && store.snapshots_dir().join(l.diff_id.hex()).is_dir()
+    }
+
+    #[test]
+    fn prunes_follow_docker_builder_prune() {
+        let hour = Some(Duration::from_secs(3600));
+        // (all, until, keep_storage): which of the records shared, old, new remain.
+        for (all, until, keep, want) in [
+            (false, None, None, [true, false, false]),
+            (true, None, None, [false, false, false]),
+            (true, hour, None, [false, false, true]),
+            (false, hour, None, [true, false, true]),
+            // Room for one dangling layer: the least recently used go first
+            // (the shared record frees only its own file, then the old one).
+            (true, None, Some(150_000), [false, false, true]),
+            (true, None, Some(10_000_000), [true, true, true]),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let (base, top, old, new) = (
+                layer(&store, "base", 10),
+                layer(&store, "top", 10),
+                layer(&store, "old", 100),
+                layer(&store, "new", 100),
+            );
+            image(&store, "app", &[&base, &top]);
+            let records = [
+                record(&store, "shared", &[&base, &top], 48),
+                record(&store, "old", &[&base, &old], 24),
+                record(&store, "new", &[&base, &new], 0),
+            ];
+            let orphan = store.write_blob(b"orphan").unwrap().0;
+            let options = PruneOptions { all, until, keep_storage: keep };
+            let pruned = Collector::wait(&store).unwrap().prune(&options).unwrap();
+            let case = format!("{options:?}");
+            assert_eq!(records.each_ref().map(|r| r.exists()), want, "{case}");
+            assert_eq!([held(&store, &old), held(&store, &new)], [want[1], want[2]], "{case}");
+            assert!(held(&store, &base) && held(&store, &top), "{case}: the image's layers stay");
+            assert!(!store.has_blob(&orphan), "{case}");
+            assert_eq!(pruned.entries.len(), want.iter().filter(|w| !**w).count(), "{case}");
+            let freed = want.iter().zip([0, 100_000, 100_000]).filter(|(w, _)| !**w).map(|(_, n)| n).sum::<u64>();
+            assert!(pruned.reclaimed >= freed, "{case}: {} freed", pruned.reclaimed);
+            // The records left still load: nothing they name went.
+            let cache = LocalCache::new(&store);
+            for (key, kept) in ["shared", "old", "new"].into_iter().zip(want) {
+                assert_eq!(cache.load(&CacheKey(Digest::of(key.as_bytes()))).is_some(), kept, "{case} {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn usage_counts_shared_paths_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (base, a, b) = (layer(&store, "base", 50), layer(&store, "a", 20), layer(&store, "b", 30));
+        image(&store, "a", &[&base, &a]);
+        image(&store, "b", &[&base, &b]);
+        record(&store, "b", &[&base, &b], 0);
+        let dangling = layer(&store, "dangling", 40);
+        record(&store, "dangling", &[&base, &dangling], 0);
+        let usage = disk_usage(&store).unwrap();
+        let snap = |l: &Layer| du(&store.snapshots_dir().join(l.diff_id.hex()));
+        assert!(usage.images_size >= snap(&base) + snap(&a) + snap(&b));
+        assert!(usage.images_size < 2 * snap(&base) + snap(&a) + snap(&b), "base counted once");
+        // Only a's own layer is freed by removing the images: b's the cache holds.
+        assert!(usage.images_reclaimable >= snap(&a) && usage.images_reclaimable < snap(&a) + snap(&b));
+        assert!(usage.cache_size >= snap(&dangling) && usage.cache_size < snap(&dangling) + snap(&b));
+        let shared: Vec<bool> = usage.entries.iter().map(|e| e.shared).collect();
+        assert_eq!(shared.iter().filter(|s| **s).count(), 1, "{shared:?}");
+        let image_a = usage.images.iter().find(|i| i.name.as_deref() == Some("a:latest")).unwrap();
+        assert!(image_a.shared >= snap(&base) && image_a.size - image_a.shared >= snap(&a));
+    }
 }

@@ -13,6 +13,7 @@ mod debug_shell;
 mod docker_config;
 mod dockerfile_syntax;
 mod expand;
+mod gc;
 mod harness;
 mod history;
 mod interop;
