@@ -168,12 +168,24 @@ impl Collector {
             .into_iter()
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_hex64))
             .collect();
-        let mut plain = vec![self.store.layout().join("blobs/sha256"), snapshots.join("l")];
-        plain
-            .extend(["registry/compressed", "compressed", "registry/sources", "downloads/blobs"].map(|d| root.join(d)));
-        plain.extend([self.store.cache_dir(), root.join("downloads/urls")]);
-        for dir in &plain {
-            garbage.extend(files(dir));
+        // Each folder with the names its roots hold: what else other parts of
+        // kiln keep there (locks, indexes) is never taken for garbage.
+        let json = |n: &str| n.ends_with(".json");
+        let compressed = |n: &str| n.split_once('.').is_some_and(|(hex, _)| is_hex64(hex));
+        let any = |_: &str| true;
+        let folders: [(PathBuf, NameFilter); 8] = [
+            (self.store.layout().join("blobs/sha256"), is_hex64),
+            (snapshots.join("l"), any),
+            (root.join("registry/compressed"), compressed),
+            (root.join("compressed"), compressed),
+            (root.join("registry/sources"), is_hex64),
+            (root.join("downloads/blobs"), is_hex64),
+            (self.store.cache_dir(), json),
+            (root.join("downloads/urls"), json),
+        ];
+        for (dir, ours) in &folders {
+            let named = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).is_some_and(ours);
+            garbage.extend(files(dir).into_iter().filter(named));
             stale_temps(dir)?;
         }
         stale_temps(&self.store.layout())?;
@@ -195,6 +207,9 @@ impl Collector {
 fn shared(entry: &CacheEntry, image_held: &Held) -> bool {
     entry.held.iter().filter(|p| **p != entry.file).all(|p| image_held.contains(p))
 }
+
+/// Which names in a folder are a root's to hold.
+type NameFilter = fn(&str) -> bool;
 
 fn is_hex64(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -414,13 +429,16 @@ mod tests {
                 record(&store, "new", &[&base, &new], 0),
             ];
             let orphan = store.write_blob(b"orphan").unwrap().0;
+            // What other parts of kiln keep beside the records is not garbage.
+            let other = store.cache_dir().join("locks");
+            fs::create_dir_all(&other).unwrap();
             let options = PruneOptions { all, until, keep_storage: keep };
             let pruned = Collector::wait(&store).unwrap().prune(&options).unwrap();
             let case = format!("{options:?}");
             assert_eq!(records.each_ref().map(|r| r.exists()), want, "{case}");
             assert_eq!([held(&store, &old), held(&store, &new)], [want[1], want[2]], "{case}");
             assert!(held(&store, &base) && held(&store, &top), "{case}: the image's layers stay");
-            assert!(!store.has_blob(&orphan), "{case}");
+            assert!(!store.has_blob(&orphan) && other.is_dir(), "{case}");
             assert_eq!(pruned.entries.len(), want.iter().filter(|w| !**w).count(), "{case}");
             let freed = want.iter().zip([0, 100_000, 100_000]).filter(|(w, _)| !**w).map(|(_, n)| n).sum::<u64>();
             assert!(pruned.reclaimed >= freed, "{case}: {} freed", pruned.reclaimed);
