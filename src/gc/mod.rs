@@ -54,6 +54,11 @@ pub enum GcError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(
+        "the image {image} cannot be read (its blob {blob} is not valid JSON), so what it holds \
+         cannot be told: nothing was removed; remove the image with `kiln rmi`"
+    )]
+    Damaged { image: String, blob: String },
     #[error("removing {}", .path.display())]
     Remove {
         path: PathBuf,
@@ -448,6 +453,26 @@ mod tests {
                 assert_eq!(cache.load(&CacheKey(Digest::of(key.as_bytes()))).is_some(), kept, "{case} {key}");
             }
         }
+    }
+
+    #[test]
+    fn a_damaged_image_stops_collection_until_it_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base = layer(&store, "base", 1);
+        image(&store, "app", &[&base]);
+        let manifest = store.get("app").unwrap().digest();
+        let orphan = store.write_blob(b"orphan").unwrap().0;
+        // The config, replaced by something that is not JSON.
+        let doc: serde_json::Value = serde_json::from_slice(&fs::read(store.blob_path(&manifest)).unwrap()).unwrap();
+        let config: Digest = doc["config"]["digest"].as_str().unwrap().parse().unwrap();
+        fs::write(store.blob_path(&config), b"not json").unwrap();
+        let err = Collector::wait(&store).unwrap().collect().unwrap_err();
+        assert!(matches!(&err, GcError::Damaged { image, .. } if image == "app:latest"), "{err}");
+        assert!(store.has_blob(&orphan) && held(&store, &base));
+        store.untag("app").unwrap();
+        Collector::wait(&store).unwrap().collect().unwrap();
+        assert!(!store.has_blob(&orphan) && !store.has_blob(&base.digest));
     }
 
     #[test]

@@ -78,15 +78,21 @@ pub(crate) struct Roots {
 }
 
 impl Roots {
-    /// Read every root of `store`. A root that cannot be read whole holds
-    /// what could be read: a damaged image keeps its blobs, never loses them.
-    pub(crate) fn read(store: &Store) -> Result<Self, crate::store::StoreError> {
+    /// Read every root of `store`. An image whose manifest or config is
+    /// stored but unreadable stops the collection: what it holds cannot be
+    /// told, and guessing could take its layers. (A blob that is not stored
+    /// holds nothing: a pulled index lists platforms never fetched.)
+    pub(crate) fn read(store: &Store) -> Result<Self, super::GcError> {
         let walker = Walker::new(store);
         let mut images = Vec::new();
         for image in store.images()? {
             let manifest = image.digest();
             let mut held = Held::new();
             walker.manifest(&manifest, &mut held, 0);
+            if let Some(blob) = walker.damaged.take() {
+                let image = image.name.unwrap_or_else(|| manifest.to_string());
+                return Err(super::GcError::Damaged { image, blob: blob.to_string() });
+            }
             images.push(ImageRoot { name: image.name, manifest, held });
         }
         let mut entries = walker.records();
@@ -104,6 +110,8 @@ struct Walker<'a> {
     store: &'a Store,
     /// Compressed copies by diffID hex: each record file and the copy's digest.
     compressed: HashMap<String, Vec<(PathBuf, Option<Digest>)>>,
+    /// A stored manifest or config that is not JSON, met by the last walk.
+    damaged: std::cell::Cell<Option<Digest>>,
 }
 
 impl<'a> Walker<'a> {
@@ -117,7 +125,7 @@ impl<'a> Walker<'a> {
                 compressed.entry(hex.to_owned()).or_default().push((path.clone(), blob));
             }
         }
-        Self { store, compressed }
+        Self { store, compressed, damaged: std::cell::Cell::new(None) }
     }
 
     fn blob(&self, digest: &Digest, held: &mut Held) {
@@ -146,7 +154,12 @@ impl<'a> Walker<'a> {
     /// A manifest or an index, and all it names that the store has.
     fn manifest(&self, digest: &Digest, held: &mut Held, depth: usize) {
         self.blob(digest, held);
-        let Some(doc) = self.json(digest) else { return };
+        let Some(doc) = self.json(digest) else {
+            if self.store.has_blob(digest) {
+                self.damaged.set(Some(digest.clone()));
+            }
+            return;
+        };
         // Indexes of indexes exist; a loop of them cannot (digests), but a
         // damaged store should not recurse forever either.
         if depth < 8 {
@@ -161,6 +174,9 @@ impl<'a> Walker<'a> {
             Some(c) => {
                 self.blob(c, held);
                 let config = self.json(c).unwrap_or_default();
+                if config.is_null() && self.store.has_blob(c) {
+                    self.damaged.set(Some(c.clone()));
+                }
                 config["rootfs"]["diff_ids"].as_array().into_iter().flatten().map(digest_at).collect()
             }
             None => Vec::new(),
