@@ -20,6 +20,7 @@ pub mod explain;
 pub mod fetch;
 pub mod flags;
 pub mod fsutil;
+pub mod gc;
 pub mod history;
 pub mod host;
 pub mod image;

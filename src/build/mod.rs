@@ -91,6 +91,7 @@ pub enum BuildError {
     Cache(#[from] crate::cache::CacheError),
     #[error(transparent)]
     NoCacheFilter(#[from] crate::explain::UnknownStage),
+    Gc(#[from] crate::gc::GcError),
     #[error("exporting the image to {dest}")]
     Output {
         dest: String,
@@ -231,6 +232,9 @@ pub struct BuildResult {
 /// Build an image into `store`. Creates a runtime of its own: not to be
 /// called from inside an async runtime.
 pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildError> {
+    // Until the image is named, what this build writes is reachable from
+    // nothing: no collection may run meanwhile (see `crate::gc`).
+    let _in_use = crate::gc::StoreLock::shared(store)?;
     let context = &request.context;
     if !context.is_dir() {
         return Err(BuildError::NoContext(context.clone()));

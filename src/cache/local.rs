@@ -31,7 +31,17 @@ impl CacheStorage for LocalCache {
     fn load(&self, key: &CacheKey) -> Option<CacheRecord> {
         let record = CacheRecord::decode(&fs::read(self.path(key)).ok()?)?;
         // Blobs may have been removed since; the record is then of no use.
-        record.layers.iter().all(|l| self.store.has_blob(&l.digest)).then_some(record)
+        let usable = record.layers.iter().all(|l| self.store.has_blob(&l.digest));
+        if usable {
+            // The size cap evicts the least recently used records first: a
+            // hit makes this one the most recent. Best effort: a record that
+            // cannot be touched is only evicted sooner.
+            let _ = fs::File::options()
+                .write(true)
+                .open(self.path(key))
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        }
+        usable.then_some(record)
     }
 
     fn save(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
@@ -56,7 +66,12 @@ mod tests {
         let (digest, size) = store.write_blob(b"layer").unwrap();
         let record = CacheRecord::new(vec![Layer { digest: digest.clone(), diff_id: Digest::of(b"t"), size }], None);
         cache.save(&key, &record).unwrap();
+        // A hit is a use: the size cap evicts the least recently used first.
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::options().write(true).open(cache.path(&key)).unwrap().set_modified(long_ago).unwrap();
         assert_eq!(cache.load(&key), Some(record));
+        let used = fs::metadata(cache.path(&key)).unwrap().modified().unwrap();
+        assert!(used.elapsed().unwrap() < std::time::Duration::from_secs(60), "{used:?}");
         fs::remove_file(store.blob_path(&digest)).unwrap();
         assert_eq!(cache.load(&key), None);
         fs::write(cache.path(&key), b"{").unwrap();

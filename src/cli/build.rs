@@ -34,6 +34,12 @@ pub struct Args {
     /// files, build args, base image or instruction that changed.
     #[arg(long)]
     pub explain: bool,
+    /// Keep the build cache under SIZE (10g, 512m: docker's binary units)
+    /// once the build is done, least recently used entries first [env:
+    /// KILN_KEEP_STORAGE; then `keep_storage` in the config file; default: a
+    /// tenth of the store's filesystem].
+    #[arg(long, value_name = "SIZE", value_parser = super::prune::size)]
+    pub keep_storage: Option<u64>,
     /// How many steps may run at once [default: the number of CPUs].
     #[arg(long)]
     pub jobs: Option<usize>,

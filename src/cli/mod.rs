@@ -47,7 +47,7 @@ pub enum Command {
     Inspect(images::InspectArgs),
     /// Give an image another name.
     Tag(images::TagArgs),
-    /// Remove image names.
+    /// Remove images (by name or ID), and the space only they held.
     Rmi(images::RmiArgs),
     /// Load images from a `docker save` or OCI layout tar archive.
     Load(load::LoadArgs),
@@ -69,8 +69,10 @@ pub enum Command {
     Search(registry::SearchArgs),
     /// Show the store, snapshotter, cgroups, id mapping and sandbox helpers kiln uses here.
     Info(info::Args),
-    /// Remove what the store keeps for later builds (RUN cache mounts).
+    /// Remove build cache (dangling, or all with -a), and what nothing holds.
     Prune(prune::Args),
+    /// The store as a whole: `kiln system df`.
+    System(prune::SystemArgs),
     /// Show what kiln makes of its inputs (parse trees, …) as JSON.
     #[command(long_about = debug::HELP)]
     Debug(debug::Args),

@@ -83,9 +83,49 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Sizes as docker's prune and `system df` show them (go-units'
+/// `HumanSize`): powers of 1000, four significant digits, no trailing zeros.
+pub fn human_size_4(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    let decimals = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{}", units[u])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{escape, human_size};
+    use super::{escape, human_size, human_size_4};
+
+    #[test]
+    fn prune_sizes_read_like_go_units() {
+        for (bytes, want) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (1500, "1.5kB"),
+            (123_456, "123.5kB"),
+            (1_234_567, "1.235MB"),
+            (12_345_678, "12.35MB"),
+            (1_200_000_000, "1.2GB"),
+            // As go-units: rounding happens after the unit is chosen.
+            (999_999, "1000kB"),
+        ] {
+            assert_eq!(human_size_4(bytes), want, "{bytes}");
+        }
+    }
 
     #[test]
     fn controls_are_shown_not_obeyed() {

@@ -7,6 +7,7 @@
 //! | registries |       |             | `[registries."host:port"]`: `insecure`, `ca`, `mirrors` | https, the system's CAs and `/etc/kiln/certs.d/<host>/ca.crt`, no mirror |
 //! | credentials |      | `DOCKER_CONFIG`, `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR` | | `~/.docker/config.json`, then podman's auth files |
 //! | snapshotter |      | `KILN_SNAPSHOTTER` | `snapshotter` | probed: `overlay`, else `fuse-overlayfs`, else `copy` |
+//! | build cache cap | `--keep-storage` (build, prune) | `KILN_KEEP_STORAGE` | `keep_storage` | a tenth of the store's filesystem |
 //!
 //! The config file is TOML: `$KILN_CONFIG` (which must then exist), else
 //! `/etc/kiln/config.toml` for root and `$XDG_CONFIG_HOME/kiln/config.toml`
@@ -36,6 +37,8 @@ pub enum SettingsError {
     Read(PathBuf, #[source] std::io::Error),
     #[error("the config file {0} is not valid")]
     Parse(PathBuf, #[source] toml::de::Error),
+    #[error("{place}: expected a size such as \"20GB\", \"512m\" or a number of bytes, not {value:?}")]
+    KeepStorage { place: String, value: String },
 }
 
 /// The config file's keys. Unknown keys are refused: a typo must not pass for
@@ -51,6 +54,19 @@ pub struct ConfigFile {
     /// `overlay`, `fuse-overlayfs` or `copy` instead of the probed one
     /// (`KILN_SNAPSHOTTER` wins; the library reads it).
     pub snapshotter: Option<kiln::snapshot::Kind>,
+    /// The build cache's size cap, enforced after every build (`"20GB"`,
+    /// docker's binary units, or a number of bytes).
+    pub keep_storage: Option<SizeValue>,
+}
+
+/// A size in the config file: a string in docker's syntax, or bytes.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(u64),
+    /// `20GB`, `512m`.
+    Text(String),
 }
 
 /// `[registries."host:port"]`.
@@ -76,6 +92,9 @@ pub struct Settings {
     pub registry: RegistryConfig,
     /// The config file's snapshotter, if any.
     pub snapshotter: Option<kiln::snapshot::Kind>,
+    /// The build cache cap from the environment or the config file; `None`
+    /// for the default, [`kiln::gc::default_keep_storage`].
+    pub keep_storage: Option<u64>,
 }
 
 /// What the defaults depend on: who kiln runs as, and its environment.
@@ -152,11 +171,24 @@ pub fn read_config(path: &Path, required: bool) -> Result<ConfigFile, SettingsEr
 pub fn resolve(flag_root: Option<PathBuf>, env: &Environment) -> Result<Settings, SettingsError> {
     let (path, required) = env.config_path();
     let config = read_config(&path, required)?;
-    Ok(merge(flag_root, env, config, &path))
+    merge(flag_root, env, config, &path)
 }
 
 /// The precedence table above, without I/O.
-fn merge(flag_root: Option<PathBuf>, env: &Environment, config: ConfigFile, config_path: &Path) -> Settings {
+fn merge(
+    flag_root: Option<PathBuf>,
+    env: &Environment,
+    config: ConfigFile,
+    config_path: &Path,
+) -> Result<Settings, SettingsError> {
+    let keep_storage = match (env.var("KILN_KEEP_STORAGE"), &config.keep_storage) {
+        (Some(text), _) => Some(parse_size(&text.to_string_lossy(), "KILN_KEEP_STORAGE")?),
+        (None, Some(SizeValue::Bytes(n))) => Some(*n),
+        (None, Some(SizeValue::Text(text))) => {
+            Some(parse_size(text, &format!("{}: keep_storage", config_path.display()))?)
+        }
+        (None, None) => None,
+    };
     let from_config = config.root.map(|r| config_path.parent().unwrap_or(Path::new("/")).join(r));
     let root = flag_root.or_else(|| env.var("KILN_ROOT")).or(from_config).unwrap_or_else(|| env.default_root());
     let base = config_path.parent().unwrap_or(Path::new("/"));
@@ -168,7 +200,12 @@ fn merge(flag_root: Option<PathBuf>, env: &Environment, config: ConfigFile, conf
         })
         .collect();
     let registry = RegistryConfig { hosts, auth: env.auth_files(), ..RegistryConfig::default() };
-    Settings { root, registry, snapshotter: config.snapshotter }
+    Ok(Settings { root, registry, snapshotter: config.snapshotter, keep_storage })
+}
+
+fn parse_size(text: &str, place: &str) -> Result<u64, SettingsError> {
+    kiln_frontend::ram_in_bytes(text.trim())
+        .ok_or_else(|| SettingsError::KeepStorage { place: place.to_owned(), value: text.to_owned() })
 }
 
 #[cfg(test)]
@@ -198,7 +235,7 @@ mod tests {
         ] {
             let env = env(is_root, vars);
             let config = ConfigFile { root: config.map(PathBuf::from), ..ConfigFile::default() };
-            let got = merge(flag.map(PathBuf::from), &env, config, Path::new("/etc/kiln/config.toml"));
+            let got = merge(flag.map(PathBuf::from), &env, config, Path::new("/etc/kiln/config.toml")).unwrap();
             assert_eq!(got.root, Path::new(want), "{flag:?} {is_root} {vars:?}");
         }
     }
@@ -241,7 +278,7 @@ mod tests {
         )
         .unwrap();
         let config = read_config(&file, true).unwrap();
-        let settings = merge(None, &env(true, &[("HOME", "/root")]), config, &file);
+        let settings = merge(None, &env(true, &[("HOME", "/root")]), config, &file).unwrap();
         let local = settings.registry.host("127.0.0.1:5000");
         assert!(local.insecure);
         assert_eq!(local.ca, Some(dir.path().join("ca.crt")));
@@ -252,6 +289,22 @@ mod tests {
         assert_eq!(config.snapshotter, Some(kiln::snapshot::Kind::FuseOverlayfs));
         std::fs::write(&file, "[registries.\"x\"]\ninsecur = true\n").unwrap();
         assert!(read_config(&file, true).is_err(), "a typo in a registry's keys");
+        for (text, vars, want) in [
+            ("keep_storage = \"20GB\"\n", &[][..], Some(20 << 30)),
+            ("keep_storage = 1000\n", &[], Some(1000)),
+            ("keep_storage = \"20GB\"\n", &[("KILN_KEEP_STORAGE", "1g")], Some(1 << 30)),
+            ("", &[], None),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let config = read_config(&file, true).unwrap();
+            let settings = merge(None, &env(true, vars), config, &file).unwrap();
+            assert_eq!(settings.keep_storage, want, "{text} {vars:?}");
+        }
+        std::fs::write(&file, "keep_storage = \"lots\"\n").unwrap();
+        let err = merge(None, &env(true, &[]), read_config(&file, true).unwrap(), &file).unwrap_err();
+        assert!(err.to_string().contains("keep_storage") && err.to_string().contains("lots"), "{err}");
+        let err = merge(None, &env(true, &[("KILN_KEEP_STORAGE", "x")]), ConfigFile::default(), &file).unwrap_err();
+        assert!(err.to_string().starts_with("KILN_KEEP_STORAGE:"), "{err}");
         let missing = dir.path().join("missing.toml");
         assert_eq!(read_config(&missing, false).unwrap(), ConfigFile::default());
         assert!(matches!(read_config(&missing, true), Err(SettingsError::Read(..))));

@@ -53,7 +53,7 @@ impl Progress for Stderr {
     }
 }
 
-pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result<()> {
+pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, args: Args) -> anyhow::Result<()> {
     if args.push && args.tags.is_empty() {
         anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
     }
@@ -116,7 +116,30 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if let Some(path) = &args.metadata_file {
         write_file(path, &serde_json::to_vec_pretty(&built.pushed_metadata(&pushed))?)?;
     }
+    let cap = args.keep_storage.or(keep_storage).unwrap_or_else(|| kiln::gc::default_keep_storage(store));
+    enforce_cap(store, cap);
     Ok(())
+}
+
+/// Keep the build cache under `cap`, least recently used entries first. The
+/// image is built and named: a failure here is a warning, and when another
+/// run holds the store the cap waits for the next build.
+fn enforce_cap(store: &Store, cap: u64) {
+    use crate::cli::output::human_size_4 as size;
+    match kiln::gc::enforce_cap(store, cap) {
+        Ok(Some(pruned)) if !pruned.entries.is_empty() => eprintln!(
+            "build cache over its cap of {}: removed {} least recently used entries ({})",
+            size(cap),
+            pruned.entries.len(),
+            size(pruned.reclaimed)
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "warning: keeping the build cache under {}: {}",
+            size(cap),
+            escape(&format!("{:#}", anyhow::Error::new(e)))
+        ),
+    }
 }
 
 /// Write a small file whole, atomically.

@@ -21,6 +21,7 @@ mod rmi;
 mod run;
 mod save;
 mod search;
+mod system;
 mod tag;
 
 use clap::Parser;
@@ -44,15 +45,29 @@ pub fn main() -> i32 {
             kiln::snapshot::probe::force(kind);
         }
         let store = Store::open(&settings.root)?;
+        // What adds to the store holds it against collection until it is
+        // done (see `kiln::gc`); a build takes the lock itself, so that it
+        // can let go of it to enforce the cache cap when it ends.
+        let adds = matches!(
+            command,
+            Command::Pull(_)
+                | Command::Load(_)
+                | Command::Import(_)
+                | Command::Tag(_)
+                | Command::Push(_)
+                | Command::Save(_)
+        );
+        let _in_use = adds.then(|| kiln::gc::StoreLock::shared(&store)).transpose()?;
         match command {
             Command::Debug(_) => unreachable!("handled above"),
-            Command::Build(args) => build::build(&store, &settings.registry, *args).map(|()| 0),
+            Command::Build(args) => build::build(&store, &settings.registry, settings.keep_storage, *args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
             Command::Images => images::images(&store).map(|()| 0),
             Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),
             Command::Tag(args) => tag::tag(&store, args).map(|()| 0),
             Command::Rmi(args) => rmi::rmi(&store, args).map(|()| 0),
             Command::Prune(args) => prune::prune(&store, args).map(|()| 0),
+            Command::System(args) => system::system(&store, args).map(|()| 0),
             Command::Load(args) => load::load(&store, args).map(|()| 0),
             Command::Save(args) => save::save(&store, args).map(|()| 0),
             Command::History(args) => history::history(&store, args).map(|()| 0),

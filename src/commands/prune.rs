@@ -1,14 +1,56 @@
-//! `kiln prune`: remove what the store keeps for later and no image needs.
+//! `kiln prune`: remove build cache, as `docker builder prune` does, then
+//! whatever no image and no cache entry holds (see [`kiln::gc`]).
 
+use std::io::{BufRead, Write};
+
+use kiln::gc::{Collector, PruneOptions};
 use kiln::ops::run_mounts;
 use kiln::store::Store;
 
-use crate::cli::prune::Args;
+use crate::cli::output::human_size_4 as size;
+use crate::cli::prune::{Args, Filter};
 
 pub fn prune(store: &Store, args: Args) -> anyhow::Result<()> {
-    if !args.cache_mounts {
-        anyhow::bail!("say what to prune: --cache-mounts removes the folders of RUN --mount=type=cache");
+    let what = match (args.cache_mounts, args.all) {
+        (true, _) => "all RUN --mount=type=cache folders not in use",
+        (false, true) => "all build cache",
+        (false, false) => "all dangling build cache",
+    };
+    if !args.force && !confirm(what)? {
+        anyhow::bail!("prune cancelled: nothing was removed (-f removes without asking)");
     }
+    let mut reclaimed = 0;
+    if args.cache_mounts || args.all {
+        reclaimed += cache_mounts(store)?;
+    }
+    if !args.cache_mounts {
+        let options = PruneOptions {
+            all: args.all,
+            until: args.filter.iter().map(|Filter::Until(d)| *d).max(),
+            keep_storage: args.keep_storage,
+        };
+        let collector = match Collector::try_now(store)? {
+            Some(c) => c,
+            None => {
+                eprintln!("waiting for the builds using the store to finish");
+                Collector::wait(store)?
+            }
+        };
+        let pruned = collector.prune(&options)?;
+        if !pruned.entries.is_empty() {
+            crate::outln!("Deleted build cache objects:")?;
+            for id in &pruned.entries {
+                crate::outln!("{id}")?;
+            }
+            crate::outln!("")?;
+        }
+        reclaimed += pruned.reclaimed;
+    }
+    crate::outln!("Total reclaimed space: {}", size(reclaimed))?;
+    Ok(())
+}
+
+fn cache_mounts(store: &Store) -> anyhow::Result<u64> {
     let pruned = run_mounts::prune(store)?;
     for busy in &pruned.busy {
         eprintln!("cache mount {busy:?} is in use by a build: skipped");
@@ -16,22 +58,19 @@ pub fn prune(store: &Store, args: Args) -> anyhow::Result<()> {
     for (id, bytes) in &pruned.removed {
         crate::outln!("Deleted cache mount {id:?} ({})", size(*bytes))?;
     }
-    crate::outln!("Total reclaimed space: {}", size(pruned.removed.iter().map(|(_, b)| b).sum()))?;
-    Ok(())
+    Ok(pruned.removed.iter().map(|(_, b)| b).sum())
 }
 
-/// docker's units: powers of 1000, three significant digits.
-fn size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
+/// docker's question, answered on stdin (a terminal or not, as docker
+/// reads it): only `y` or `yes` goes on; an empty stdin is a no.
+fn confirm(what: &str) -> anyhow::Result<bool> {
+    print!("WARNING! This will remove {what}. Are you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !answer.ends_with('\n') {
+        // No line came (an empty stdin): end the question's line.
+        println!();
     }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}{}", units[unit]).replace(".000", "")
-    }
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

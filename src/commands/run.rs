@@ -11,7 +11,12 @@ use crate::cli::run::Args;
 pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result<i32> {
     // An image the store lacks is pulled first, as docker run does.
     let platform = Platform::host();
-    kiln::registry::ensure(store, args.image(), PullPolicy::Missing, &super::pull::options(config, &platform))?;
+    {
+        // Held while pulling only (see `kiln::gc`): a container may run for
+        // days, and its image, once named, holds its snapshots.
+        let _pulling = kiln::gc::StoreLock::shared(store)?;
+        kiln::registry::ensure(store, args.image(), PullPolicy::Missing, &super::pull::options(config, &platform))?;
+    }
     let request = RunRequest {
         image: args.image().to_owned(),
         command: args.command().to_vec(),

@@ -141,6 +141,25 @@ pub fn prune(store: &crate::store::Store) -> Result<Pruned, RunMountError> {
     Ok(pruned)
 }
 
+/// Each cache mount folder (for `kiln system df`): its id and the bytes it
+/// takes on disk.
+pub fn usage(store: &crate::store::Store) -> Vec<(String, u64)> {
+    let base = cache_mounts_dir(store.root());
+    let Ok(dir) = fs::read_dir(&base) else { return Vec::new() };
+    let mut out: Vec<(String, u64)> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|name| {
+            let id = fs::read_to_string(base.join("locks").join(&name)).ok().filter(|id| !id.is_empty());
+            let bytes = crate::gc::du(&base.join(&name));
+            (id.unwrap_or(name), bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Where cache mounts live in the store.
 pub fn cache_mounts_dir(store_root: &Path) -> PathBuf {
     store_root.join("cache-mounts")

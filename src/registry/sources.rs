@@ -15,7 +15,7 @@ use crate::store::Store;
 /// The most repositories remembered per blob: the record stays small.
 const KEEP: usize = 16;
 
-fn path(store: &Store, digest: &Digest) -> PathBuf {
+pub(crate) fn path(store: &Store, digest: &Digest) -> PathBuf {
     store.root().join("registry/sources").join(digest.hex())
 }
 

@@ -9,8 +9,15 @@
 //! <root>/snapshots/l/<short id>                       short links to them, for overlay's lowerdir
 //! <root>/cache/<cache key hex>.json                   build cache: key → result
 //! <root>/registry/sources/<blob hex>                  where a blob was seen on registries (mounts)
+//! <root>/registry/compressed/<diffID hex>.<alg>       the compressed copy of a layer (its digest)
+//! <root>/downloads/{urls,blobs}/                      ADD <url> answers and contents
+//! <root>/cache-mounts/                                RUN --mount=type=cache folders
 //! <root>/work/                                        scratch space of running steps
+//! <root>/store.lock                                   runs shared, garbage collection exclusive (`crate::gc`)
+//! <root>/snapshot-sizes.json                          what each snapshot takes on disk (`crate::gc`)
 //! ```
+//!
+//! What no image or cache entry holds is removed by [`crate::gc`], which owns reachability.
 
 mod blobs;
 mod images;
@@ -62,7 +69,7 @@ pub fn temp_prefix(kind: &str) -> String {
 /// Remove what processes that are gone left in `dir` (see [`temp_prefix`]).
 /// Their mounts went with them (kiln mounts in a private namespace), so only
 /// files and folders remain, and nothing in use is touched.
-fn sweep_stale(dir: &Path) {
+pub(crate) fn sweep_stale(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();

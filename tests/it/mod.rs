@@ -16,6 +16,7 @@ mod docker_config;
 mod dockerfile_syntax;
 mod expand;
 mod explain;
+mod gc;
 mod harness;
 mod history;
 mod interop;

@@ -109,7 +109,7 @@ fn a_cache_persists_across_builds_never_reaches_a_layer_and_prune_removes_it() {
         assert_eq!(top_layer(&k, "cache:v1"), ["owner", "runs"], "{:?}", k.mode);
         assert!(cache_dir(&k, "/var/cache/app").join("log").exists());
 
-        let out = k.cmd(&["prune", "--cache-mounts"]).ok();
+        let out = k.cmd(&["prune", "-f", "--cache-mounts"]).ok();
         assert!(
             out.stdout.contains("/var/cache/app") && out.stdout.contains("Total reclaimed space: 8B"),
             "{}",
@@ -239,7 +239,7 @@ fn prune_skips_a_cache_in_use() {
     let mut first = spawn_build(&k, &a, "busy");
     let dir = cache_dir(&k, "busy");
     wait_for(&dir.join("in"), &mut first);
-    let out = k.cmd(&["prune", "--cache-mounts"]).ok();
+    let out = k.cmd(&["prune", "-f", "--cache-mounts"]).ok();
     assert!(out.stderr.contains("\"busy\" is in use"), "{}", out.stderr);
     assert!(dir.join("in").exists());
     std::fs::write(dir.join("stop"), "").unwrap();
@@ -248,10 +248,11 @@ fn prune_skips_a_cache_in_use() {
 }
 
 #[test]
-fn prune_needs_to_be_told_what() {
+fn prune_asks_before_removing_cache_mounts() {
     let k = Kiln::empty();
-    let out = k.cmd(&["prune"]).failed();
-    assert!(out.stderr.contains("--cache-mounts"), "{}", out.stderr);
+    let out = k.cmd(&["prune", "--cache-mounts"]).failed();
+    assert!(out.stdout.contains("RUN --mount=type=cache folders"), "{}", out.stdout);
+    assert!(out.stderr.contains("-f"), "{}", out.stderr);
 }
 
 #[test]
