@@ -91,6 +91,7 @@ pub enum BuildError {
     Cache(#[from] crate::cache::CacheError),
     #[error(transparent)]
     NoCacheFilter(#[from] crate::explain::UnknownStage),
+    #[error(transparent)]
     Gc(#[from] crate::gc::GcError),
     #[error("exporting the image to {dest}")]
     Output {
