@@ -35,6 +35,10 @@ impl StdinContext {
     }
 }
 
+/// How the folder of a context read from stdin is named, in the temporary
+/// directory: it lives for one build, so no context index is kept for it.
+pub(crate) const TEMP_PREFIX: &str = "kiln-context-";
+
 /// Read stdin's content from `input`: spooled to a temporary file, then
 /// unpacked (never outside its folder: the layer extractor's checks) when it
 /// is an archive.
@@ -57,10 +61,10 @@ pub fn read(mut input: impl Read) -> Result<StdinContext, ContextError> {
     if Form::sniff(&head) == Form::Tar && !is_tar_header(&head) {
         let mut text = Vec::new();
         spool.read_to_end(&mut text).map_err(io_err)?;
-        let empty = tempfile::Builder::new().prefix("kiln-context-").tempdir().map_err(io_err)?;
+        let empty = tempfile::Builder::new().prefix(TEMP_PREFIX).tempdir().map_err(io_err)?;
         return Ok(StdinContext::Dockerfile { text: String::from_utf8_lossy(&text).into_owned(), empty });
     }
-    let dir = tempfile::Builder::new().prefix("kiln-context-").tempdir().map_err(io_err)?;
+    let dir = tempfile::Builder::new().prefix(TEMP_PREFIX).tempdir().map_err(io_err)?;
     let path = spool_path(&spool)?;
     apply_blob_any_owner(&path, dir.path(), "the build context on stdin")
         .map_err(|e| ContextError::Archive(Box::new(e)))?;

@@ -68,6 +68,11 @@ impl Stat {
         }
     }
 
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Whether the file was last changed early enough before `started` that
     /// a change after it would show in its ctime.
     fn settled_before(&self, started: SystemTime) -> bool {

@@ -71,19 +71,19 @@ impl Checksum {
     /// A source folder `--parents` keeps on the way to a source.
     pub(crate) fn parent(&mut self, host: &Path, rel: &Path) -> Result<fs::Metadata, CopyError> {
         let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
-        self.parent_entry(rel, &meta);
+        self.parent_entry(rel, meta.mode());
         Ok(meta)
     }
 
-    fn parent_entry(&mut self, rel: &Path, meta: &Metadata) -> Vec<u8> {
+    fn parent_entry(&mut self, rel: &Path, mode: u32) -> Vec<u8> {
         self.field(b"parent");
-        self.named(rel, record(meta, &[], Body::Empty))
+        self.named(rel, record(mode, 0, &[], Body::Empty))
     }
 
     /// One entry of a source: its path below the source (empty for the source
     /// itself), its metadata, the xattrs it is written with, and its body.
     pub(crate) fn entry(&mut self, rel: &Path, meta: &Metadata, xattrs: &[(String, Vec<u8>)], body: Body<'_>) {
-        self.named(rel, record(meta, xattrs, body));
+        self.named(rel, record(meta.mode(), meta.len(), xattrs, body));
     }
 
     /// An entry's name and record; the record back, for a listing.
@@ -103,15 +103,16 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
-/// All the checksum takes of an entry but its name.
-fn record(meta: &Metadata, xattrs: &[(String, Vec<u8>)], body: Body<'_>) -> Vec<u8> {
+/// All the checksum takes of an entry but its name: its mode, its size
+/// (for a file), xattrs and body.
+fn record(mode: u32, size: u64, xattrs: &[(String, Vec<u8>)], body: Body<'_>) -> Vec<u8> {
     // Written out, not hashed: these bytes are what the checksum takes.
     let mut out = Vec::with_capacity(64);
     let mut put = |bytes: &[u8]| {
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(bytes);
     };
-    put(&meta.mode().to_le_bytes());
+    put(&mode.to_le_bytes());
     put(&(xattrs.len() as u64).to_le_bytes());
     for (key, value) in xattrs {
         put(key.as_bytes());
@@ -121,7 +122,7 @@ fn record(meta: &Metadata, xattrs: &[(String, Vec<u8>)], body: Body<'_>) -> Vec<
     match body {
         Body::File(digest) => {
             put(b"data");
-            put(&meta.len().to_le_bytes());
+            put(&size.to_le_bytes());
             put(digest);
         }
         Body::Empty => put(b""),
@@ -163,6 +164,7 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// What a COPY reads, entry by entry, and the checksum they make.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     /// The checksum of the step's cache key (what [`checksum`] gives).
     pub checksum: Digest,
@@ -189,17 +191,23 @@ pub fn listing(from: &SourceRoot, op: &CopyOp, index: Option<&ContextIndex>) -> 
     scan(from, op, index, true)
 }
 
-/// One entry found, its file's content not yet known.
+/// One entry found, in the checksum's order; a file's content not yet
+/// known. There is one per entry of the context, so it is kept small: the
+/// rare kinds boxed, the xattrs a boxed slice (no allocation when none).
 enum Item {
-    Source(PathBuf),
-    Parent { listed: PathBuf, rel: PathBuf, meta: Metadata },
-    Entry { rel: PathBuf, meta: Metadata, xattrs: Vec<(String, Vec<u8>)>, body: Pending },
+    /// A selected source: its path below the source root, and on the host.
+    Source(Box<(PathBuf, PathBuf)>),
+    /// A folder `--parents` keeps: its path below the root, below the pivot, and its mode.
+    Parent(Box<(PathBuf, PathBuf, u32)>),
+    /// An entry of the last source, by its host path (its path below the
+    /// source is what follows the source's).
+    Entry { host: PathBuf, mode: u32, xattrs: Box<[(String, Vec<u8>)]>, body: Pending },
 }
 
 enum Pending {
     Empty,
-    /// The file at this place in the list of files to hash.
-    File(usize),
+    /// A file: what `stat` said of it, and its digest once known.
+    File(Stat, ContentDigest),
     Symlink(PathBuf),
     HardLink(PathBuf),
 }
@@ -207,7 +215,7 @@ enum Pending {
 /// The first pass: the walk (names, metadata, xattrs, link targets) in the
 /// checksum's order, then the files' contents in parallel, then the checksum
 /// fed in order. Nothing holds a file's bytes: memory grows with the number
-/// of entries only.
+/// of entries only, a couple of hundred bytes each.
 pub(crate) fn scan(
     from: &SourceRoot,
     op: &CopyOp,
@@ -218,19 +226,19 @@ pub(crate) fn scan(
     // `ContextIndex::record`).
     let started = index.map(ContextIndex::now);
     let mut items = Vec::new();
-    let mut files: Vec<(PathBuf, Metadata)> = Vec::new();
     let mut links = HardLinks::default();
     for Planned { sel, parents } in plan(from, op)? {
-        items.push(Item::Source(sel.rel.clone()));
+        items.push(Item::Source(Box::new((sel.rel.clone(), sel.host.clone()))));
         for (host, rel) in parents.iter().flat_map(|(_, dirs)| dirs) {
             let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.clone(), e))?;
             let listed = host.strip_prefix(from.root()).unwrap_or(host).to_owned();
-            items.push(Item::Parent { listed, rel: rel.clone(), meta });
+            items.push(Item::Parent(Box::new((listed, rel.clone(), meta.mode()))));
         }
         let mut entries = vec![(sel.host.clone(), PathBuf::new())];
         if sel.is_dir {
             entries.extend(sel.walk()?);
         }
+        items.reserve_exact(entries.len());
         for (host, rel) in entries {
             let meta = if rel.as_os_str().is_empty() { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
                 .map_err(|e| CopyError::Read(host.clone(), e))?;
@@ -242,41 +250,45 @@ pub(crate) fn scan(
             } else if meta.file_type().is_symlink() {
                 Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
             } else if meta.is_file() {
-                files.push((host, meta.clone()));
-                Pending::File(files.len() - 1)
+                Pending::File(Stat::of(&meta), [0; 32])
             } else {
                 Pending::Empty
             };
-            items.push(Item::Entry { rel, meta, xattrs, body });
+            items.push(Item::Entry { host, mode: meta.mode(), xattrs: xattrs.into_boxed_slice(), body });
         }
     }
 
     let read = AtomicUsize::new(0);
-    let digests = files
-        .par_iter()
-        .map(|(host, meta)| content(host, meta, index.zip(started), &read))
-        .collect::<Result<Vec<_>, _>>()?;
-    drop(files);
+    items.par_iter_mut().try_for_each(|item| -> Result<(), CopyError> {
+        if let Item::Entry { host, body: Pending::File(stat, digest), .. } = item {
+            *digest = content(host, stat, index.zip(started), &read)?;
+        }
+        Ok(())
+    })?;
 
     let mut h = Checksum::new();
     let mut entries = Vec::new();
-    let mut source = PathBuf::new();
+    let (mut source, mut source_host) = (PathBuf::new(), PathBuf::new());
     for item in items {
         let (listed, record) = match item {
-            Item::Source(rel) => {
-                h.source(&rel);
-                source = rel;
+            Item::Source(source_of) => {
+                (source, source_host) = *source_of;
+                h.source(&source);
                 continue;
             }
-            Item::Parent { listed, rel, meta } => (listed, h.parent_entry(&rel, &meta)),
-            Item::Entry { rel, meta, xattrs, body } => {
-                let body = match &body {
-                    Pending::Empty => Body::Empty,
-                    Pending::File(i) => Body::File(&digests[*i]),
-                    Pending::Symlink(target) => Body::Symlink(target),
-                    Pending::HardLink(first) => Body::HardLink(first),
+            Item::Parent(parent) => {
+                let (listed, rel, mode) = *parent;
+                (listed, h.parent_entry(&rel, mode))
+            }
+            Item::Entry { host, mode, xattrs, body } => {
+                let (body, size) = match &body {
+                    Pending::Empty => (Body::Empty, 0),
+                    Pending::File(stat, digest) => (Body::File(digest), stat.size()),
+                    Pending::Symlink(target) => (Body::Symlink(target), 0),
+                    Pending::HardLink(first) => (Body::HardLink(first), 0),
                 };
-                let record = h.named(&rel, record(&meta, &xattrs, body));
+                let rel = host.strip_prefix(&source_host).unwrap_or(Path::new(""));
+                let record = h.named(rel, record(mode, size, &xattrs, body));
                 (source.join(rel), record)
             }
         };
@@ -293,19 +305,18 @@ pub(crate) fn scan(
 /// unchanged since, else read (and taught to the index).
 fn content(
     host: &Path,
-    meta: &Metadata,
+    stat: &Stat,
     index: Option<(&ContextIndex, std::time::SystemTime)>,
     read: &AtomicUsize,
 ) -> Result<ContentDigest, CopyError> {
-    let stat = Stat::of(meta);
     let indexed = index.and_then(|(index, started)| Some((index, host.strip_prefix(index.root()).ok()?, started)));
-    if let Some(digest) = indexed.and_then(|(index, rel, _)| index.lookup(rel, &stat)) {
+    if let Some(digest) = indexed.and_then(|(index, rel, _)| index.lookup(rel, stat)) {
         return Ok(digest);
     }
     read.fetch_add(1, Ordering::Relaxed);
     let (digest, after) = hash_file(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
     if let Some((index, rel, started)) = indexed {
-        index.record(rel, &stat, &Stat::of(&after), digest, started);
+        index.record(rel, stat, &Stat::of(&after), digest, started);
     }
     Ok(digest)
 }

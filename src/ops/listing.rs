@@ -10,6 +10,7 @@ use kiln_frontend::CopyOp;
 use kiln_solver::Digest;
 
 use super::{Engine, EngineError};
+use crate::context::archive::TEMP_PREFIX;
 use crate::context::index::ContextIndex;
 use crate::copy::{CopyError, Listing, SourceRoot};
 use crate::store::Store;
@@ -30,7 +31,13 @@ impl Indexes {
     pub(super) fn of(&self, from: &SourceRoot) -> Option<Arc<ContextIndex>> {
         let SourceRoot::Context { root, .. } = from else { return None };
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let index = open.entry(root.clone()).or_insert_with(|| Arc::new(ContextIndex::open(&self.dir, root)));
+        let index = open.entry(root.clone()).or_insert_with(|| {
+            // A context from stdin is a new folder every build: an index on
+            // disk would only push out those of real folders.
+            let once = root.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+                && root.parent().is_some_and(|p| std::env::temp_dir().canonicalize().is_ok_and(|t| t == p));
+            Arc::new(if once { ContextIndex::in_memory(root) } else { ContextIndex::open(&self.dir, root) })
+        });
         Some(index.clone())
     }
 }
