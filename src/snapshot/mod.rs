@@ -259,8 +259,11 @@ impl Snapshotter {
         // The sandbox's bind mount of this root keeps the flag, locked, since
         // it is made in a user namespace.
         let flags = if writable { MsFlags::MS_NODEV } else { MsFlags::MS_RDONLY | MsFlags::MS_NODEV };
-        mount_overlay(&root, flags, &data)
-            .map_err(|source| SnapshotError::Mount { layers: layers.len(), target: root.clone(), source })?;
+        mount_overlay(&root, flags, &data).map_err(|source| SnapshotError::Mount {
+            layers: layers.len(),
+            target: root.clone(),
+            source,
+        })?;
         Ok(Mount { root, upper, backing: Backing::Kernel, _dir: dir })
     }
 
