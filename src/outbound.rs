@@ -277,6 +277,21 @@ mod tests {
     }
 
     #[test]
+    fn zstd_output_does_not_depend_on_the_worker_count() {
+        // Equal tars must give equal blobs on every machine: checked, not assumed.
+        let input: Vec<u8> = (0..6u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 27) as u8).collect();
+        let encode = |workers: u32| {
+            let mut z = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            z.multithread(workers).unwrap();
+            z.write_all(&input).unwrap();
+            z.finish().unwrap()
+        };
+        let one = encode(1);
+        assert_eq!(encode(3), one);
+        assert_eq!(zstd::decode_all(&one[..]).unwrap(), input);
+    }
+
+    #[test]
     fn records_of_older_stores_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -334,14 +334,33 @@ fn write_docker<W: Write>(store: &Store, images: &[Named], out: W) -> Result<W, 
 }
 
 /// Append `layer` uncompressed at `path`. A tar entry's size comes first, so
-/// the layer is decompressed into a scratch file in the store (checked
-/// against its diffID on the way), then appended.
+/// a compressed layer is decompressed into a scratch file in the store
+/// (checked against its diffID on the way), then appended; a plain one (what
+/// kiln keeps) is appended straight from its blob, checked as it goes (a
+/// mismatch fails the write, and the archive is never renamed into place).
 fn append_uncompressed<W: Write>(
     store: &Store,
     tar: &mut tar::Builder<W>,
     layer: &crate::layer::Layer,
     path: &str,
 ) -> Result<(), ImageIoError> {
+    if layer.is_plain() {
+        let blob = store.blob_path(&layer.digest);
+        let file = fs::File::open(&blob).map_err(crate::store::io_err("opening", &blob))?;
+        let size = file.metadata().map_err(crate::store::io_err("reading", &blob))?.len();
+        let mut hashing =
+            Hashing { inner: io::BufReader::with_capacity(256 * 1024, file), hasher: Sha256::new(), count: 0 };
+        tar.append_data(&mut file_header(size), path, &mut hashing).map_err(ImageIoError::Write)?;
+        let actual = Digest::from_hasher(hashing.hasher);
+        if actual != layer.diff_id || hashing.count != size {
+            return Err(ImageIoError::DiffIdMismatch {
+                layer: layer.digest.to_string(),
+                expected: layer.diff_id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        return Ok(());
+    }
     let work = store.work_dir();
     let mut scratch = tempfile::Builder::new()
         .prefix(&crate::store::temp_prefix("layer"))
