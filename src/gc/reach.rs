@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use kiln_solver::Digest;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cache::CacheRecord;
@@ -154,41 +155,41 @@ impl<'a> Walker<'a> {
     /// A manifest or an index, and all it names that the store has.
     fn manifest(&self, digest: &Digest, held: &mut Held, depth: usize) {
         self.blob(digest, held);
-        let Some(doc) = self.json(digest) else {
-            if self.store.has_blob(digest) {
-                self.damaged.set(Some(digest.clone()));
-            }
-            return;
-        };
+        let Some(doc) = self.json::<Document>(digest) else { return };
         // Indexes of indexes exist; a loop of them cannot (digests), but a
         // damaged store should not recurse forever either.
         if depth < 8 {
-            for child in doc["manifests"].as_array().into_iter().flatten() {
-                if let Some(d) = digest_at(&child["digest"]).filter(|d| self.store.has_blob(d)) {
+            for child in &doc.manifests {
+                if let Some(d) = child.digest().filter(|d| self.store.has_blob(d)) {
                     self.manifest(&d, held, depth + 1);
                 }
             }
         }
-        let config = digest_at(&doc["config"]["digest"]);
+        let config = doc.config.as_ref().and_then(Named::digest);
         let diff_ids: Vec<Option<Digest>> = match config.as_ref() {
             Some(c) => {
                 self.blob(c, held);
-                let config = self.json(c).unwrap_or_default();
-                if config.is_null() && self.store.has_blob(c) {
-                    self.damaged.set(Some(c.clone()));
-                }
-                config["rootfs"]["diff_ids"].as_array().into_iter().flatten().map(digest_at).collect()
+                let config = self.json::<Config>(c).unwrap_or_default();
+                config.rootfs.diff_ids.iter().map(|d| d.parse().ok()).collect()
             }
             None => Vec::new(),
         };
-        for (i, layer) in doc["layers"].as_array().into_iter().flatten().enumerate() {
+        for (i, layer) in doc.layers.iter().enumerate() {
             let diff_id = diff_ids.get(i).cloned().flatten();
-            self.layer(digest_at(&layer["digest"]).as_ref(), diff_id.as_ref(), held);
+            self.layer(layer.digest().as_ref(), diff_id.as_ref(), held);
         }
     }
 
-    fn json(&self, digest: &Digest) -> Option<Value> {
-        serde_json::from_slice(&fs::read(self.store.blob_path(digest)).ok()?).ok()
+    /// A stored blob's JSON, as far as `T` reads it: configs can be large
+    /// (a label per line of a 10 MB Dockerfile), so only what reachability
+    /// needs is kept. A stored blob that does not parse marks the walk damaged.
+    fn json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Option<T> {
+        let bytes = fs::read(self.store.blob_path(digest)).ok()?;
+        let parsed = serde_json::from_slice(&bytes).ok();
+        if parsed.is_none() {
+            self.damaged.set(Some(digest.clone()));
+        }
+        parsed
     }
 
     fn records(&self) -> Vec<CacheEntry> {
@@ -229,8 +230,39 @@ impl<'a> Walker<'a> {
     }
 }
 
-fn digest_at(v: &Value) -> Option<Digest> {
-    v.as_str()?.parse().ok()
+/// What a manifest or an index names.
+#[derive(Deserialize)]
+struct Document {
+    #[serde(default)]
+    manifests: Vec<Named>,
+    config: Option<Named>,
+    #[serde(default)]
+    layers: Vec<Named>,
+}
+
+/// A descriptor, by its digest.
+#[derive(Deserialize)]
+struct Named {
+    digest: Option<String>,
+}
+
+impl Named {
+    fn digest(&self) -> Option<Digest> {
+        self.digest.as_deref()?.parse().ok()
+    }
+}
+
+/// What an image config says of its layers.
+#[derive(Deserialize, Default)]
+struct Config {
+    #[serde(default)]
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize, Default)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
 }
 
 fn mtime(path: &Path) -> SystemTime {
