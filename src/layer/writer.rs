@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::LayerError;
+use crate::snapshot::direct::Tee;
 use crate::store::{BlobWriter, Store};
 
 /// A stored layer.
@@ -20,17 +21,22 @@ pub struct Layer {
 }
 
 /// Where a layer's uncompressed tar bytes go: hashed for the diffID, gzipped,
-/// and written to a blob that is hashed for the digest — one pass. Dropped before
+/// and written to a blob that is hashed for the digest — one pass; and, with a
+/// [`Tee`], made into the layer's snapshot as they go. Dropped before
 /// [`LayerSink::finish`], it leaves nothing in the store.
 pub struct LayerSink {
     gz: GzEncoder<BlobWriter>,
     diff_id: Sha256,
+    tee: Option<Tee>,
 }
 
 impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.gz.write(buf)?;
         self.diff_id.update(&buf[..n]);
+        if let Some(tee) = &mut self.tee {
+            tee.write(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -43,14 +49,18 @@ impl LayerSink {
     pub fn new(store: &Store) -> Result<Self, LayerError> {
         // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
         let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
-        Ok(Self { gz, diff_id: Sha256::new() })
+        Ok(Self { gz, diff_id: Sha256::new(), tee: None })
     }
 
-    /// Store the blob and return the layer.
+    /// Store the blob and return the layer; a tee's snapshot is put in
+    /// place once the blob is.
     pub fn finish(self) -> Result<Layer, LayerError> {
         let diff_id = Digest::from_hasher(self.diff_id);
         let blob = self.gz.finish().map_err(LayerError::Write)?;
         let (digest, size) = blob.commit(None)?;
+        if let Some(tee) = self.tee {
+            tee.finish(&diff_id);
+        }
         Ok(Layer { digest, diff_id, size })
     }
 }
@@ -70,6 +80,19 @@ impl LayerWriter {
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         Ok(Self { tar })
+    }
+
+    /// Start a layer in `store` whose snapshot folder is written with it
+    /// (see [`crate::snapshot::direct`]), so it is never extracted.
+    pub fn with_snapshot(store: &Store) -> Result<Self, LayerError> {
+        let mut writer = Self::new(store)?;
+        writer.tee(Tee::extract(store)?);
+        Ok(writer)
+    }
+
+    /// Also give the tar's bytes to `tee`, from the next entry on.
+    pub fn tee(&mut self, tee: Tee) {
+        self.tar.get_mut().tee = Some(tee);
     }
 
     /// The tar builder to append entries to.

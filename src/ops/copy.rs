@@ -24,7 +24,7 @@ impl Engine {
             CopyFrom::Inline(_) => None,
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
-        let mut writer = LayerWriter::new(&self.store)?;
+        let mut writer = LayerWriter::with_snapshot(&self.store)?;
         let written =
             copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
         // The context (or a named one) was read once for the cache key and
