@@ -203,3 +203,51 @@ fn at(rel: &Path, source: io::Error) -> LayerError {
 fn differs(rel: &Path, why: &str) -> LayerError {
     at(rel, io::Error::other(why.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::diff;
+
+    /// The layer `diff::write_upper` writes of `upper`, as a tar.
+    fn layer_of(upper: &Path) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        diff::write_upper(upper, &mut tar).unwrap();
+        tar.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_upper_folder_is_conformed_or_refused_when_extraction_would_differ() {
+        type Make = fn(&Path);
+        let cases: [(&str, Make, bool); 5] = [
+            ("plain files", |_| {}, true),
+            (
+                "a socket, which tar leaves out",
+                |d| drop(std::os::unix::net::UnixListener::bind(d.join("s")).unwrap()),
+                false,
+            ),
+            ("a file named as a whiteout", |d| fs::write(d.join(".wh.x"), "").unwrap(), false),
+            ("a redirected folder", |d| xattr::set(d.join("d"), "user.overlay.redirect", b"/o").unwrap(), false),
+            ("a layer that lost a file", |_| {}, false),
+        ];
+        for (case, make, fits) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let upper = dir.path();
+            fs::create_dir(upper.join("d")).unwrap();
+            fs::write(upper.join("d/f"), "f").unwrap();
+            xattr::set(upper.join("d"), "user.overlay.impure", b"y").unwrap();
+            make(upper);
+            let tar = layer_of(upper);
+            if case == "a layer that lost a file" {
+                fs::write(upper.join("extra"), "not in the layer").unwrap();
+            }
+            let got = conform(&tar[..], upper);
+            assert_eq!(got.is_ok(), fits, "{case}: {got:?}");
+            if fits {
+                assert_eq!(xattr::get(upper.join("d"), "user.overlay.impure").unwrap(), None, "{case}");
+                let m = fs::metadata(upper.join("d/f")).unwrap();
+                assert_eq!((m.mtime_nsec(), m.atime(), m.atime_nsec()), (0, m.mtime(), 0), "{case}: times");
+            }
+        }
+    }
+}
