@@ -14,6 +14,7 @@ use oci_spec::image::{
 
 use crate::digest::{self, Digest, DigestError};
 use crate::docker_config::DockerFields;
+use crate::layer::compress::Form;
 use crate::layer::Layer;
 use crate::store::{Store, StoreError};
 
@@ -295,8 +296,15 @@ fn store_manifest(
     config_size: u64,
     layers: &[Layer],
 ) -> Result<(Descriptor, Digest), StoreError> {
-    let layers: Vec<Descriptor> =
-        layers.iter().map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest, l.size)).collect();
+    // Each layer named by its real form: kiln's own are plain tars, a base
+    // image's stay as they were pulled (gzip or zstd).
+    let layers = layers
+        .iter()
+        .map(|l| {
+            let form = Form::of_layer(store, l).map_err(|_| StoreError::MissingBlob(l.digest.to_string()))?;
+            Ok(descriptor(form.oci_media_type(), &l.digest, l.size))
+        })
+        .collect::<Result<Vec<Descriptor>, StoreError>>()?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)

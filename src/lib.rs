@@ -25,6 +25,7 @@ pub mod image;
 pub mod image_io;
 pub mod layer;
 pub mod ops;
+pub mod outbound;
 pub mod progress;
 pub mod registry;
 pub mod sandbox;

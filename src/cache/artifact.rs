@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CacheError, CacheRecord, CacheStorage};
 use crate::content::{copy_blob, Provider};
+use crate::layer::compress::Form;
 use crate::store::Store;
 
 /// The manifest's `artifactType`.
@@ -31,7 +32,6 @@ pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.cache.v1";
 pub const CONFIG_TYPE: &str = "application/vnd.kiln.cache.config.v1+json";
 /// The manifest's media type.
 pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// Every record an export carries, by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,8 +58,10 @@ impl CacheArtifact {
         Self { version: super::RECORD_VERSION, records }
     }
 
-    /// The config, the manifest and the layers it lists.
-    pub(crate) fn encode(&self) -> Encoded {
+    /// The config, the manifest and the layers it lists, each layer's media
+    /// type read from its blob in `store` (an export's are compressed, see
+    /// [`super::layered::export`]).
+    pub(crate) fn encode(&self, store: &Store) -> Encoded {
         let config = serde_json::to_vec(self).expect("a cache artifact serialises");
         let mut seen = std::collections::BTreeSet::new();
         let layers: Vec<Descriptor> = self
@@ -67,7 +69,10 @@ impl CacheArtifact {
             .values()
             .flat_map(|r| &r.layers)
             .filter(|l| seen.insert(l.digest.clone()))
-            .map(|l| layer_descriptor(&l.digest, l.size))
+            .map(|l| {
+                let form = Form::of_layer(store, l).unwrap_or(Form::Gzip);
+                layer_descriptor(form.oci_media_type(), &l.digest, l.size)
+            })
             .collect();
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -112,9 +117,9 @@ impl Manifest {
 }
 
 /// A layer blob's descriptor.
-pub(crate) fn layer_descriptor(digest: &Digest, size: u64) -> Descriptor {
+pub(crate) fn layer_descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {
     DescriptorBuilder::default()
-        .media_type(MediaType::from(LAYER_TYPE))
+        .media_type(media_type)
         .digest(crate::digest::to_oci(digest))
         .size(size)
         .build()
@@ -142,10 +147,14 @@ impl CacheStorage for ImportedCache {
         let record = self.records.get(key)?;
         for layer in &record.layers {
             // A blob that is gone or fails verification makes the record useless: a miss.
-            copy_blob(&*self.blobs, &self.store, &layer_descriptor(&layer.digest, layer.size)).ok()?;
+            // The media type is not checked on the way in: any form is read.
+            let desc = layer_descriptor(MediaType::ImageLayerGzip, &layer.digest, layer.size);
+            copy_blob(&*self.blobs, &self.store, &desc).ok()?;
             // The digest proves the blob, not the diffID the record pairs it
             // with: snapshots are kept by diffID, so a lie there would put
             // this blob's files under another layer's name. Checked as pulls do.
+            // The layers stay as they came (compressed): a base image's among
+            // them must keep its digest, and nothing tells them apart.
             let blob = std::fs::File::open(self.store.blob_path(&layer.digest)).ok()?;
             if crate::image_io::diff_id(blob, &layer.digest).ok()? != layer.diff_id {
                 return None;
@@ -174,7 +183,8 @@ mod tests {
             records.insert(CacheKey(Digest::of(key)), CacheRecord::new(layers, None));
         }
         let artifact = CacheArtifact::new(records);
-        let encoded = artifact.encode();
+        let dir = tempfile::tempdir().unwrap();
+        let encoded = artifact.encode(&Store::open(dir.path()).unwrap());
         assert_eq!(encoded.layers.len(), 2);
         assert_eq!(CacheArtifact::decode(&encoded.config, "x").unwrap(), artifact);
         let manifest = Manifest::decode(&encoded.manifest, "x").unwrap();

@@ -99,7 +99,7 @@ pub fn export(store: &Store, artifact: &CacheArtifact, dest: &Path) -> Result<()
     let io_err = |source| CacheError::Io { place: dest.display().to_string(), source };
     fs::create_dir_all(dest.join("blobs/sha256")).map_err(io_err)?;
     let layout = LayoutDir::new(dest);
-    let encoded = artifact.encode();
+    let encoded = artifact.encode(store);
     for layer in &encoded.layers {
         copy_blob(store, &layout, layer)?;
     }

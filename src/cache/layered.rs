@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use kiln_solver::CacheKey;
+use kiln_solver::{CacheKey, Digest};
 
 use super::{
     dir, registry, CacheArtifact, CacheError, CacheExport, CacheLocation, CacheRecord, CacheStorage, ImportedCache,
@@ -93,11 +93,22 @@ pub fn export(
     image: &[Layer],
     to: &CacheExport,
 ) -> Result<(), CacheError> {
-    let records = used
-        .iter()
-        .filter(|(_, r)| to.mode == Mode::Max || image.starts_with(&r.layers))
-        .map(|(k, r)| (k.clone(), r.clone()))
-        .collect();
+    // Layers leave compressed, each made once (and remembered) however many
+    // records share it; the records name the compressed blobs, which any
+    // store reads as it reads a pulled layer.
+    let mut out: BTreeMap<Digest, Layer> = BTreeMap::new();
+    let mut records = BTreeMap::new();
+    for (k, r) in used.iter().filter(|(_, r)| to.mode == Mode::Max || image.starts_with(&r.layers)) {
+        let mut r = r.clone();
+        for layer in &mut r.layers {
+            if !out.contains_key(&layer.digest) {
+                let sent = crate::outbound::compressed(store, layer, to.compression)?;
+                out.insert(layer.digest.clone(), sent);
+            }
+            *layer = out[&layer.digest].clone();
+        }
+        records.insert(k.clone(), r);
+    }
     let artifact = CacheArtifact::new(records);
     match &to.to {
         CacheLocation::Local(dest) => dir::export(store, &artifact, dest),
@@ -108,7 +119,6 @@ pub fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_solver::Digest;
 
     #[test]
     fn min_keeps_the_records_the_image_is_built_on() {
@@ -130,7 +140,8 @@ mod tests {
             for b in [&b"base"[..], b"run", b"other"] {
                 store.write_blob(b).unwrap();
             }
-            let to = CacheExport { to: CacheLocation::Local(d.path().join("c")), mode };
+            let to =
+                CacheExport { to: CacheLocation::Local(d.path().join("c")), mode, compression: Default::default() };
             export(&store, &RegistryConfig::default(), &used, &image, &to).unwrap();
             let read = dir::import(&Store::open(other.path()).unwrap(), &d.path().join("c")).unwrap().unwrap();
             let hits: Vec<bool> = stacks.iter().map(|(k, ..)| read.load(&CacheKey(Digest::of(k))).is_some()).collect();

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! - `layers`: the result's filesystem, bottom layer first: each layer's blob
-//!   digest (gzip, what a manifest names), its diffID (the uncompressed tar,
+//!   digest (what a manifest names: the plain tar for a layer kiln made, so
+//!   equal to its diffID; compressed for a pulled or imported one), its diffID (the uncompressed tar,
 //!   what a config's rootfs names) and the blob's size.
 //! - `created`: when the newest layer was made (RFC 3339), or absent for a
 //!   base image without one. Kept so that an image rebuilt from cache gets the
@@ -81,6 +82,8 @@ pub enum CacheError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("compressing the cache's layers")]
+    Outbound(#[from] crate::outbound::OutboundError),
     #[error("writing the cache to {place}")]
     Io {
         place: String,

@@ -33,7 +33,7 @@ pub fn export(
     artifact: &CacheArtifact,
     reference: &Reference,
 ) -> Result<(), CacheError> {
-    let encoded = artifact.encode();
+    let encoded = artifact.encode(store);
     // The config goes up through the same path as the layers: from the store.
     let (config_digest, _) = store.write_blob(&encoded.config)?;
     let mut blobs = vec![config_digest];

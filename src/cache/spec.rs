@@ -1,10 +1,12 @@
 //! `--cache-from` and `--cache-to` as buildx writes them:
 //! `type=local,src=DIR`, `type=local,dest=DIR[,mode=min|max]`,
-//! `type=registry,ref=REPO:TAG[,mode=min|max]`.
+//! `type=registry,ref=REPO:TAG[,mode=min|max]`; `--cache-to` also takes
+//! `compression=gzip|zstd` (gzip unless told).
 
 use std::path::PathBuf;
 
 use super::CacheError;
+use crate::outbound::Compression;
 use crate::store::reference::Reference;
 
 /// Where a cache is, for reading or writing.
@@ -33,6 +35,8 @@ pub struct CacheExport {
     pub to: CacheLocation,
     /// Which records.
     pub mode: Mode,
+    /// How the layers are compressed on the way out.
+    pub compression: Compression,
 }
 
 impl CacheLocation {
@@ -49,8 +53,22 @@ impl CacheLocation {
 impl CacheExport {
     /// `--cache-to`'s value.
     pub fn parse(spec: &str) -> Result<Self, CacheError> {
-        let (to, mode) = parse(spec, "dest")?;
-        Ok(Self { to, mode: mode.unwrap_or_default() })
+        let mut compression = Compression::default();
+        let mut rest = Vec::new();
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("compression", "gzip")) => compression = Compression::Gzip,
+                Some(("compression", "zstd")) => compression = Compression::Zstd,
+                Some(("compression", _)) => return Err(bad(spec, "compression is gzip or zstd")),
+                _ => rest.push(field),
+            }
+        }
+        let (to, mode) = parse(&rest.join(","), "dest").map_err(|e| match e {
+            // The error names the spec as given, compression= included.
+            CacheError::Spec { why, .. } => bad(spec, why),
+            other => other,
+        })?;
+        Ok(Self { to, mode: mode.unwrap_or_default(), compression })
     }
 }
 
@@ -108,10 +126,19 @@ mod tests {
             ("type=gha", None),
             ("dest=/c", None),
             ("type=local,dest=/c,mode=all", None),
+            ("type=local,dest=/c,compression=lz4", None),
         ] {
             let got = CacheExport::parse(spec).ok().map(|e| (e.to, e.mode));
             assert_eq!(got, want, "--cache-to {spec}");
         }
+        for (spec, want) in [
+            ("type=local,dest=/c", Some(Compression::Gzip)),
+            ("type=local,dest=/c,compression=zstd,mode=max", Some(Compression::Zstd)),
+            ("type=local,src=/c,compression=zstd", None),
+        ] {
+            assert_eq!(CacheExport::parse(spec).ok().map(|e| e.compression), want, "--cache-to {spec}");
+        }
+        assert!(CacheLocation::parse_from("type=local,src=/c,compression=zstd").is_err());
         for (spec, want) in [
             ("type=local,src=/c", Some(local("/c"))),
             ("type=registry,ref=127.0.0.1:5000/app:cache", Some(registry("127.0.0.1:5000/app:cache"))),

@@ -28,6 +28,10 @@ pub struct SaveArgs {
     /// The archive's format: a `docker save` archive, or an OCI image layout.
     #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
     pub format: SaveFormat,
+    /// With --format oci: how layers are compressed (the store keeps them
+    /// plain). A docker archive's layers are plain tars, as `docker save` writes.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: super::registry::Compression,
     /// The images: names, or IDs.
     #[arg(required = true)]
     pub images: Vec<String>,

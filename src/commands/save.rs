@@ -13,7 +13,7 @@ use crate::cli::output::StdoutClosed;
 pub fn save(store: &Store, args: SaveArgs) -> anyhow::Result<()> {
     let format = match args.format {
         SaveFormat::Docker => Format::Docker,
-        SaveFormat::Oci => Format::Oci,
+        SaveFormat::Oci => Format::Oci(args.compression.into()),
     };
     let images = resolve(store, &args.images)?;
     match &args.output {

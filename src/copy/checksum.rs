@@ -189,7 +189,7 @@ mod tests {
         let second = super::super::write_layer(&op, None, Some(ctx), writer.tar()).unwrap();
         let layer = writer.finish().unwrap();
         let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let mut tar = tar::Archive::new(blob);
         let entries = tar.entries().unwrap().map(|e| {
             let e = e.unwrap();
             let link = e.link_name().unwrap().map(|l| l.display().to_string());

@@ -43,7 +43,7 @@ fn write(op: &CopyOp, base: Option<&Path>, ctx: &SourceRoot) -> Result<Vec<Seen>
     }
     let layer = writer.finish().unwrap();
     let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut tar = tar::Archive::new(blob);
     let entries = tar.entries().unwrap().map(|e| {
         let mut e = e.unwrap();
         let h = e.header().clone();
@@ -151,7 +151,7 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
     write_layer(&dir, None, Some(&ctx), writer.tar()).unwrap();
     let layer = writer.finish().unwrap();
     let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut tar = tar::Archive::new(blob);
     let first = tar.entries().unwrap().next().unwrap().unwrap();
     assert_eq!(
         (first.path().unwrap().display().to_string(), first.header().mtime().unwrap()),

@@ -2,8 +2,10 @@
 //! type=oci|docker` write, and what `kiln load` reads back:
 //!
 //! - [`Format::Oci`]: an OCI image layout as a tar (`oci-layout`,
-//!   `index.json`, `blobs/sha256/…`), the blobs exactly as stored, so the
-//!   manifest digest is the store's. The archive is a content
+//!   `index.json`, `blobs/sha256/…`), its layers compressed as asked (gzip
+//!   by default: the store keeps plain tars, see [`crate::outbound`]), so the
+//!   manifest digest is the store's only for an image whose layers already
+//!   were; the config, and so the image ID, is the store's. The archive is a content
 //!   [`Ingester`]: images go in through [`content::copy_image`], as they
 //!   will go to a registry.
 //! - [`Format::Docker`]: a `docker save` archive (`manifest.json`,
@@ -28,6 +30,7 @@ use tempfile::NamedTempFile;
 use super::ImageIoError;
 use crate::content::{self, ContentError, Ingester, Provider};
 use crate::digest::Digest;
+use crate::outbound::Compression;
 use crate::store::reference::Reference;
 use crate::store::Store;
 
@@ -42,8 +45,8 @@ pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 pub enum Format {
     /// A `docker save` archive.
     Docker,
-    /// An OCI image layout tar.
-    Oci,
+    /// An OCI image layout tar, its layers compressed so.
+    Oci(Compression),
 }
 
 /// One image to write: its manifest, and the names it goes by (the store's
@@ -59,7 +62,7 @@ pub struct Named {
 /// Write `images` from `store` to `out` as a `format` archive; returns `out`.
 pub fn write_archive<W: Write>(store: &Store, images: &[Named], format: Format, out: W) -> Result<W, ImageIoError> {
     match format {
-        Format::Oci => write_oci(store, images, out),
+        Format::Oci(compression) => write_oci(store, images, compression, out),
         Format::Docker => write_docker(store, images, out),
     }
 }
@@ -235,14 +238,42 @@ fn index_entries(image: &Named) -> Result<Vec<Descriptor>, ImageIoError> {
         .collect()
 }
 
-fn write_oci<W: Write>(store: &Store, images: &[Named], out: W) -> Result<W, ImageIoError> {
+fn write_oci<W: Write>(store: &Store, images: &[Named], compression: Compression, out: W) -> Result<W, ImageIoError> {
     let archive = OciArchive::new(out);
     let mut manifests = Vec::new();
     for image in images {
+        let image =
+            Named { manifest: outbound_manifest(store, &image.manifest, compression)?, names: image.names.clone() };
         content::copy_image(store, &archive, &image.manifest)?;
-        manifests.extend(index_entries(image)?);
+        manifests.extend(index_entries(&image)?);
     }
     archive.finish(manifests)
+}
+
+/// The manifest to write for the stored `manifest`, its layers in
+/// `compression`: kept in the store beside it (the compressed layers are
+/// remembered there too), so it is copied as every stored image is.
+fn outbound_manifest(
+    store: &Store,
+    manifest: &Descriptor,
+    compression: Compression,
+) -> Result<Descriptor, ImageIoError> {
+    let bytes = store.read_verified(&content::descriptor_digest(manifest)?)?;
+    let out = crate::outbound::manifest_for(store, &bytes, compression)?;
+    if out == bytes {
+        return Ok(manifest.clone());
+    }
+    let (digest, size) = store.write_blob(&out)?;
+    // A docker manifest sent with zstd layers became OCI: say so in the index.
+    let media_type = serde_json::from_slice::<serde_json::Value>(&out)
+        .ok()
+        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(oci_spec::image::MediaType::from))
+        .unwrap_or_else(|| manifest.media_type().clone());
+    let mut desc = manifest.clone();
+    desc.set_digest(crate::digest::to_oci(&digest));
+    desc.set_size(size);
+    desc.set_media_type(media_type);
+    Ok(desc)
 }
 
 /// One image in a docker save `manifest.json`.
@@ -303,14 +334,33 @@ fn write_docker<W: Write>(store: &Store, images: &[Named], out: W) -> Result<W, 
 }
 
 /// Append `layer` uncompressed at `path`. A tar entry's size comes first, so
-/// the layer is decompressed into a scratch file in the store (checked
-/// against its diffID on the way), then appended.
+/// a compressed layer is decompressed into a scratch file in the store
+/// (checked against its diffID on the way), then appended; a plain one (what
+/// kiln keeps) is appended straight from its blob, checked as it goes (a
+/// mismatch fails the write, and the archive is never renamed into place).
 fn append_uncompressed<W: Write>(
     store: &Store,
     tar: &mut tar::Builder<W>,
     layer: &crate::layer::Layer,
     path: &str,
 ) -> Result<(), ImageIoError> {
+    if layer.is_plain() {
+        let blob = store.blob_path(&layer.digest);
+        let file = fs::File::open(&blob).map_err(crate::store::io_err("opening", &blob))?;
+        let size = file.metadata().map_err(crate::store::io_err("reading", &blob))?.len();
+        let mut hashing =
+            Hashing { inner: io::BufReader::with_capacity(256 * 1024, file), hasher: Sha256::new(), count: 0 };
+        tar.append_data(&mut file_header(size), path, &mut hashing).map_err(ImageIoError::Write)?;
+        let actual = Digest::from_hasher(hashing.hasher);
+        if actual != layer.diff_id || hashing.count != size {
+            return Err(ImageIoError::DiffIdMismatch {
+                layer: layer.digest.to_string(),
+                expected: layer.diff_id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        return Ok(());
+    }
     let work = store.work_dir();
     let mut scratch = tempfile::Builder::new()
         .prefix(&crate::store::temp_prefix("layer"))

@@ -1,6 +1,6 @@
 //! `docker save` archives: `manifest.json` lists each image's config and layer
 //! tars by their path inside the archive. The layers are plain (sometimes
-//! gzip) tars; they are stored as gzip OCI layers under a fresh OCI manifest,
+//! gzip) tars; they are stored as plain OCI layers under a fresh OCI manifest,
 //! and the config is kept byte for byte, so the image ID stays docker's.
 
 use kiln_solver::Digest;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::spool::{LoadedImage, Spool};
 use super::{decompressed, layer_err, write_image, ImageIoError};
-use crate::layer::compress::compress_tar;
+use crate::layer::compress::store_tar;
 use crate::layer::Layer;
 use crate::store::Store;
 
@@ -86,7 +86,7 @@ fn load_image(
     for (path, expected) in image.layers.iter().zip(diff_ids) {
         let file = spool.open(path, "layer", "manifest.json")?;
         let tar = decompressed(file, &format!("layer {path}"))?;
-        let layer = compress_tar(store, path, tar).map_err(layer_err(store))?;
+        let layer = store_tar(store, path, tar).map_err(layer_err(store))?;
         if layer.diff_id.as_str() != expected {
             return Err(ImageIoError::DiffIdMismatch {
                 layer: path.clone(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::archive::{save_to_file, Format, Named};
 use super::filesystem::{check_local_dest, export_local, export_tar};
 use super::ImageIoError;
+use crate::outbound::Compression;
 use crate::store::Store;
 
 /// One output of a build.
@@ -13,10 +14,12 @@ use crate::store::Store;
 pub enum Output {
     /// `type=image` (the default): the image is named in the store (`-t`).
     Image,
-    /// `type=oci,dest=FILE`: an OCI image layout tar.
+    /// `type=oci,dest=FILE[,compression=gzip|zstd]`: an OCI image layout tar.
     Oci {
         /// The archive to write.
         dest: PathBuf,
+        /// How its layers are compressed (gzip unless asked).
+        compression: Compression,
     },
     /// `type=docker,dest=FILE`: a `docker save` archive, for `docker load`.
     Docker {
@@ -46,14 +49,20 @@ impl Output {
             }
             return Ok(Output::Local { dest: PathBuf::from(spec) });
         }
-        let (mut kind, mut dest) = (None, None);
+        let (mut kind, mut dest, mut compression) = (None, None, None);
         for field in spec.split(',') {
             match field.split_once('=') {
                 Some(("type", v)) => kind = Some(v),
                 Some(("dest", v)) if !v.is_empty() => dest = Some(PathBuf::from(v)),
                 Some(("dest", _)) => return Err(bad("dest is empty")),
-                _ => return Err(bad("the fields are type and dest")),
+                Some(("compression", "gzip")) => compression = Some(Compression::Gzip),
+                Some(("compression", "zstd")) => compression = Some(Compression::Zstd),
+                Some(("compression", _)) => return Err(bad("compression is gzip or zstd")),
+                _ => return Err(bad("the fields are type, dest and (for type=oci) compression")),
             }
+        }
+        if compression.is_some() && kind != Some("oci") {
+            return Err(bad("compression= applies to type=oci only (type=docker writes plain layers, as docker save)"));
         }
         let has_dest = dest.is_some();
         let dest = || match &dest {
@@ -64,7 +73,7 @@ impl Output {
         match kind {
             Some("image") if !has_dest => Ok(Output::Image),
             Some("image") => Err(bad("type=image takes no dest: it names the image in the store")),
-            Some("oci") => Ok(Output::Oci { dest: dest()? }),
+            Some("oci") => Ok(Output::Oci { dest: dest()?, compression: compression.unwrap_or_default() }),
             Some("docker") => Ok(Output::Docker { dest: dest()? }),
             Some("local") => Ok(Output::Local { dest: dest()? }),
             Some("tar") => Ok(Output::Tar { dest: dest()? }),
@@ -92,7 +101,7 @@ impl Output {
     pub fn dest(&self) -> Option<&Path> {
         match self {
             Output::Image => None,
-            Output::Oci { dest } | Output::Docker { dest } | Output::Local { dest } | Output::Tar { dest } => {
+            Output::Oci { dest, .. } | Output::Docker { dest } | Output::Local { dest } | Output::Tar { dest } => {
                 Some(dest)
             }
         }
@@ -103,7 +112,9 @@ impl Output {
     pub fn export(&self, store: &Store, image: &Named) -> Result<(), ImageIoError> {
         match self {
             Output::Image => Ok(()),
-            Output::Oci { dest } => save_to_file(store, std::slice::from_ref(image), Format::Oci, dest),
+            Output::Oci { dest, compression } => {
+                save_to_file(store, std::slice::from_ref(image), Format::Oci(*compression), dest)
+            }
             Output::Docker { dest } => save_to_file(store, std::slice::from_ref(image), Format::Docker, dest),
             Output::Local { dest } => export_local(store, &image.manifest, dest),
             Output::Tar { dest } => export_tar(store, &image.manifest, dest),
@@ -120,7 +131,13 @@ mod tests {
         let p = PathBuf::from;
         for (spec, want) in [
             ("type=image", Some(Output::Image)),
-            ("type=oci,dest=out.tar", Some(Output::Oci { dest: p("out.tar") })),
+            ("type=oci,dest=out.tar", Some(Output::Oci { dest: p("out.tar"), compression: Compression::Gzip })),
+            (
+                "type=oci,compression=zstd,dest=out.tar",
+                Some(Output::Oci { dest: p("out.tar"), compression: Compression::Zstd }),
+            ),
+            ("type=oci,dest=out.tar,compression=lz4", None),
+            ("type=docker,dest=out.tar,compression=zstd", None),
             ("dest=a.tar,type=docker", Some(Output::Docker { dest: p("a.tar") })),
             ("type=local,dest=out", Some(Output::Local { dest: p("out") })),
             ("type=tar,dest=/tmp/fs.tar", Some(Output::Tar { dest: p("/tmp/fs.tar") })),

@@ -127,6 +127,8 @@ pub enum ImageIoError {
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
 }
 

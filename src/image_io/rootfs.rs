@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(manifest.layers().len(), 1);
         let digest = crate::digest::from_oci(manifest.layers()[0].digest()).unwrap();
         let blob = std::fs::File::open(store.blob_path(&digest)).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let mut tar = tar::Archive::new(blob);
         tar.entries()
             .unwrap()
             .map(|e| {

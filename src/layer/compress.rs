@@ -1,5 +1,5 @@
 //! Storing a tar stream that already exists — a `docker save` layer, an
-//! uncompressed layer from elsewhere — as a gzip layer. The tar bytes pass
+//! uncompressed layer from elsewhere — as a plain tar layer. The tar bytes pass
 //! through unchanged, so the diffID is exactly what the image config that came
 //! with them says it should be (the caller checks); [`super::LayerWriter`]
 //! instead re-encodes every entry, which would change it.
@@ -12,10 +12,10 @@ use std::io::{self, BufRead, Read, Write};
 use super::{Layer, LayerError, LayerSink};
 use crate::store::Store;
 
-/// Store the tar read from `tar` as a gzip layer: raw tar → sha256 (diffID) →
-/// gzip → blob writer (digest), in one pass. `name` says which layer this is in
+/// Store the tar read from `tar` as a plain layer: raw tar → blob writer,
+/// whose one sha256 is both digest and diffID. `name` says which layer this is in
 /// a read error (a corrupt gzip stream under `tar` surfaces there).
-pub fn compress_tar(store: &Store, name: &str, mut tar: impl Read) -> Result<Layer, LayerError> {
+pub fn store_tar(store: &Store, name: &str, mut tar: impl Read) -> Result<Layer, LayerError> {
     let mut sink = LayerSink::new(store)?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -54,6 +54,44 @@ impl Form {
     }
 }
 
+impl Form {
+    /// The form of the stored blob `digest`, from its first bytes.
+    pub fn of_blob(store: &Store, digest: &kiln_solver::Digest) -> io::Result<Self> {
+        let mut head = [0u8; 4];
+        let mut file = std::fs::File::open(store.blob_path(digest))?;
+        let mut n = 0;
+        while n < head.len() {
+            match file.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Form::sniff(&head[..n]))
+    }
+
+    /// The form of `layer`'s blob: a plain tar when its digest is its diffID
+    /// (what kiln writes), else read from the blob (a pulled layer, or one
+    /// from a store that still gzipped local layers).
+    pub fn of_layer(store: &Store, layer: &Layer) -> io::Result<Self> {
+        if layer.is_plain() {
+            return Ok(Form::Tar);
+        }
+        Self::of_blob(store, &layer.digest)
+    }
+
+    /// The OCI media type of a layer blob in this form.
+    pub fn oci_media_type(self) -> oci_spec::image::MediaType {
+        use oci_spec::image::MediaType;
+        match self {
+            Form::Tar => MediaType::ImageLayer,
+            Form::Gzip => MediaType::ImageLayerGzip,
+            Form::Zstd => MediaType::ImageLayerZstd,
+        }
+    }
+}
+
 /// The tar stream of the layer blob `reader` reads, whatever its [`Form`].
 /// Multi-member gzip too: pigz and eStargz write a layer as many members,
 /// and a single-member decoder would stop silently after the first.
@@ -76,14 +114,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let tar = b"not really a tar, but the bytes are all that matter".repeat(100);
-        let layer = compress_tar(&store, "test", &tar[..]).unwrap();
+        let layer = store_tar(&store, "test", &tar[..]).unwrap();
         assert_eq!(layer.diff_id, Digest::of(&tar));
+        assert_eq!(layer.digest, layer.diff_id);
         let blob = std::fs::read(store.blob_path(&layer.digest)).unwrap();
-        assert_eq!(Digest::of(&blob), layer.digest);
         assert_eq!(blob.len() as u64, layer.size);
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut back).unwrap();
-        assert_eq!(back, tar);
+        assert_eq!(blob, tar);
     }
 
     #[test]

@@ -270,9 +270,7 @@ mod tests {
         let mut writer = LayerWriter::new(&store).unwrap();
         write_upper(&up, writer.tar()).unwrap();
         let layer = writer.finish().unwrap();
-        let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(blob).read_to_end(&mut tar).unwrap();
+        let tar = fs::read(store.blob_path(&layer.digest)).unwrap();
 
         let mut got = Vec::new();
         let mut archive = tar::Archive::new(&tar[..]);

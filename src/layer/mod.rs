@@ -9,9 +9,10 @@ pub mod diff;
 pub mod entry;
 pub mod extract;
 pub mod overlay;
+pub mod pgzip;
 mod writer;
 
-pub use writer::{Layer, LayerSink, LayerTar, LayerWriter};
+pub use writer::{Layer, LayerSink, LayerTar, LayerWriter, TAR_LAYER_TYPE};
 
 /// Errors while reading or writing layers.
 #[derive(Debug, thiserror::Error)]

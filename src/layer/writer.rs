@@ -1,67 +1,84 @@
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
-use flate2::{write::GzEncoder, Compression, GzBuilder};
 use kiln_solver::Digest;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::LayerError;
 use crate::snapshot::direct::Tee;
 use crate::store::{BlobWriter, Store};
 
+/// The media type of a layer kiln stores: a plain tar. Compression happens
+/// only when a layer leaves the machine (push, save, `-o`, `--cache-to`).
+pub const TAR_LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+
 /// A stored layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
-    /// Digest of the compressed blob (what the manifest names).
+    /// Digest of the stored blob (what the manifest names). Equal to
+    /// `diff_id` for the plain tars kiln writes; a pulled layer, or one from
+    /// a store older than plain layers, is compressed and differs.
     pub digest: Digest,
     /// Digest of the uncompressed tar (what the config's rootfs names).
     pub diff_id: Digest,
-    /// Size of the compressed blob.
+    /// Size of the stored blob.
     pub size: u64,
 }
 
-/// Where a layer's uncompressed tar bytes go: hashed for the diffID, gzipped,
-/// and written to a blob that is hashed for the digest — one pass; and, with a
-/// [`Tee`], made into the layer's snapshot as they go. Dropped before
+impl Layer {
+    /// Whether the stored blob is the plain tar itself.
+    pub fn is_plain(&self) -> bool {
+        self.digest == self.diff_id
+    }
+}
+
+/// Where a layer's uncompressed tar bytes go: straight into a blob, whose one
+/// sha256 is both digest and diffID; and, with a [`Tee`], made into the
+/// layer's snapshot as they go. Local layers stay uncompressed because
+/// they are cheapest to write and to read back; dropped before
 /// [`LayerSink::finish`], it leaves nothing in the store.
 pub struct LayerSink {
-    gz: GzEncoder<BlobWriter>,
-    diff_id: Sha256,
+    // tar writes 512-byte headers and small files one by one: batched here,
+    // they reach the hasher and the file in big writes.
+    blob: BufWriter<BlobWriter>,
     tee: Option<Tee>,
 }
 
 impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.gz.write(buf)?;
-        self.diff_id.update(&buf[..n]);
+        let n = self.blob.write(buf)?;
         if let Some(tee) = &mut self.tee {
             tee.write(&buf[..n]);
         }
         Ok(n)
     }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.blob.write_all(buf)?;
+        if let Some(tee) = &mut self.tee {
+            tee.write(buf);
+        }
+        Ok(())
+    }
     fn flush(&mut self) -> io::Result<()> {
-        self.gz.flush()
+        self.blob.flush()
     }
 }
 
 impl LayerSink {
     /// Start a layer blob in `store`.
     pub fn new(store: &Store) -> Result<Self, LayerError> {
-        // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
-        let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
-        Ok(Self { gz, diff_id: Sha256::new(), tee: None })
+        Ok(Self { blob: BufWriter::with_capacity(256 * 1024, store.blob_writer()?), tee: None })
     }
 
     /// Store the blob and return the layer; a tee's snapshot is put in
     /// place once the blob is.
     pub fn finish(self) -> Result<Layer, LayerError> {
-        let diff_id = Digest::from_hasher(self.diff_id);
-        let blob = self.gz.finish().map_err(LayerError::Write)?;
+        let LayerSink { blob, tee } = self;
+        let blob = blob.into_inner().map_err(|e| LayerError::Write(e.into_error()))?;
         let (digest, size) = blob.commit(None)?;
-        if let Some(tee) = self.tee {
-            tee.finish(&diff_id);
+        if let Some(tee) = tee {
+            tee.finish(&digest);
         }
-        Ok(Layer { digest, diff_id, size })
+        Ok(Layer { diff_id: digest.clone(), digest, size })
     }
 }
 
@@ -129,8 +146,12 @@ mod tests {
         let blob = std::fs::read(store.blob_path(&layer.digest)).unwrap();
         assert_eq!(Digest::of(&blob), layer.digest);
         assert_eq!(blob.len() as u64, layer.size);
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut tar).unwrap();
-        assert_eq!(Digest::of(&tar), layer.diff_id);
+        // A plain tar: one digest for both, and the entry is readable as is.
+        assert_eq!(layer.diff_id, layer.digest);
+        let mut entries = tar::Archive::new(&blob[..]);
+        let mut entry = entries.entries().unwrap().next().unwrap().unwrap();
+        let mut body = String::new();
+        entry.read_to_string(&mut body).unwrap();
+        assert_eq!(body, "abc");
     }
 }

@@ -37,7 +37,7 @@ fn solve_with(store: &Store, op: CopyOp, mtime: Mtime) -> Result<FsState, String
 
 fn entries(store: &Store, fs: &FsState) -> BTreeMap<String, Entry> {
     let blob = std::fs::File::open(store.blob_path(&fs.layers.last().unwrap().digest)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut tar = tar::Archive::new(blob);
     let mut out = BTreeMap::new();
     for e in tar.entries().unwrap() {
         let mut e = e.unwrap();

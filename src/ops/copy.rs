@@ -110,7 +110,7 @@ mod tests {
             .block_on(Solver::new(hooked, 1).use_cache(false).solve(&graph.graph, &graph.target))
             .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
         let blob = fs::File::open(store.blob_path(&fs.layers[0].digest)).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let mut tar = tar::Archive::new(blob);
         let mut entry = tar.entries().unwrap().map(Result::unwrap).find(|e| e.path().unwrap().ends_with("f")).unwrap();
         let mut content = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut content).unwrap();

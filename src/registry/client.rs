@@ -123,13 +123,8 @@ pub enum RegistryError {
         #[source]
         source: crate::snapshot::SnapshotError,
     },
-    #[error("compressing layer {layer} with {compression} for the push")]
-    Compress {
-        layer: String,
-        compression: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("preparing the layers for the push")]
+    Outbound(#[from] crate::outbound::OutboundError),
     #[error("layer {layer}: its content hashes to {actual}, its image config says {expected}")]
     DiffId { layer: String, expected: String, actual: String },
 }

@@ -24,7 +24,6 @@
 
 pub mod auth;
 pub mod client;
-pub mod compress;
 pub mod pull;
 pub mod push;
 pub mod sources;
@@ -32,8 +31,8 @@ pub mod sources;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use crate::outbound::Compression;
 pub use client::{Client, RegistryError};
-pub use compress::Compression;
 pub use pull::{ensure, pull, PullOptions, PullPolicy};
 pub use push::{push, PushOptions, Pushed};
 

@@ -52,7 +52,7 @@ pub fn push(store: &Store, name: &str, dest: Option<&str>, options: &PushOptions
     let image = store.get(name)?;
     let stored = image.digest();
     let bytes = store.read_verified(&stored).map_err(|e| missing_blob(e, &stored))?;
-    let bytes = super::compress::manifest_for(store, &bytes, options.compression)?;
+    let bytes = crate::outbound::manifest_for(store, &bytes, options.compression)?;
     let digest = Digest::of(&bytes);
     let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
         what: "manifest",

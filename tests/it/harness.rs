@@ -305,8 +305,7 @@ impl Kiln {
             .map(|l| {
                 let digest = l["digest"].as_str().unwrap();
                 let blob = self.root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
-                let gz = flate2::read::GzDecoder::new(fs::File::open(blob).unwrap());
-                let mut archive = tar::Archive::new(gz);
+                let mut archive = tar::Archive::new(layer_tar(&blob));
                 archive.entries().unwrap().map(|e| Entry::read(&mut e.unwrap())).collect()
             })
             .collect()
@@ -317,7 +316,7 @@ impl Kiln {
         let v = self.inspect(image);
         let last = v["Manifest"]["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_owned();
         let blob = self.root().join("oci/blobs/sha256").join(last.trim_start_matches("sha256:"));
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(blob).unwrap()));
+        let mut archive = tar::Archive::new(layer_tar(&blob));
         for e in archive.entries().unwrap() {
             let mut e = e.unwrap();
             if e.path().unwrap().to_string_lossy() == path {
@@ -435,4 +434,19 @@ pub fn spawn_in_terminal(cmd: &mut Command) -> (std::process::Child, fs::File) {
     // once it (and whatever it started) is gone.
     drop(pty.slave);
     (child, fs::File::from(pty.master))
+}
+
+/// The tar stream of the layer blob at `path`, whatever its form: kiln keeps
+/// its own layers as plain tars; pulled ones stay gzip or zstd.
+pub fn layer_tar(path: &Path) -> Box<dyn Read> {
+    use std::io::BufRead;
+    let mut file = std::io::BufReader::new(fs::File::open(path).unwrap());
+    let head = file.fill_buf().unwrap();
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file).unwrap())
+    } else {
+        Box::new(file)
+    }
 }

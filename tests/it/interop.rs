@@ -28,6 +28,10 @@ fn skopeo_and_umoci_read_the_store_and_docker_save_archives_load() {
     let inspect: serde_json::Value = serde_json::from_str(&tool("skopeo", &["inspect", &layout])).unwrap();
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3, "{inspect}");
     assert_eq!(inspect["Digest"], k.inspect("interop:v1")["Digest"]);
+    // Local layers are plain tars (digest == diffID), named so: valid OCI.
+    let raw: serde_json::Value = serde_json::from_str(&tool("skopeo", &["inspect", "--raw", &layout])).unwrap();
+    let types: Vec<&str> = raw["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["application/vnd.oci.image.layer.v1.tar"; 3], "{raw}");
 
     // skopeo copies (and so verifies) every blob.
     let out = k.dir.path().join("copied");

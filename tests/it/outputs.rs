@@ -67,11 +67,13 @@ fn every_output_is_read_back_by_the_tools_that_must_accept_it() {
     let id = built(&k, &outputs.iter().map(String::as_str).collect::<Vec<_>>());
     let stored = k.inspect("out:v1");
 
-    // The OCI archive: the store's blobs as they are, found by the -t name.
-    let inspect: Value =
-        serde_json::from_str(&tool("skopeo", &["inspect", &format!("oci-archive:{}:out:v1", path(&oci))])).unwrap();
-    assert_eq!(inspect["Digest"], stored["Digest"], "{inspect}");
+    // The OCI archive, found by the -t name: the image's config, its layers
+    // (plain tars in the store) gzipped on the way out.
+    let spec = format!("oci-archive:{}:out:v1", path(&oci));
+    let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &spec])).unwrap();
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 4);
+    assert_eq!(layer_mime_types(&spec), ["application/vnd.oci.image.layer.v1.tar+gzip"; 4]);
+    assert_eq!(config_digest(&spec), stored["Id"].as_str().unwrap());
     tool(
         "skopeo",
         &["copy", &format!("oci-archive:{}:out:v1", path(&oci)), &format!("dir:{}", path(&d.join("skopeo-oci")))],
@@ -150,7 +152,7 @@ fn without_type_image_the_names_go_to_the_archive_not_the_store() {
 }
 
 #[test]
-fn save_and_load_round_trip_with_equal_digests() {
+fn save_and_load_round_trip_with_equal_image_ids() {
     let k = Kiln::with_busybox();
     built(&k, &[]);
     k.cmd(&["tag", "out:v1", "out:other"]).ok();
@@ -167,11 +169,12 @@ fn save_and_load_round_trip_with_equal_digests() {
         assert_eq!(back["Id"], stored["Id"], "{format}");
         assert_eq!(back["Config"], stored["Config"], "{format}");
         if format == "oci" {
-            // Blobs copied as they are: the manifest digest is the same too.
-            assert_eq!(back["Digest"], stored["Digest"]);
+            // Layers gzipped on the way out: the manifest is the archive's, not the store's.
             let spec = format!("oci-archive:{}:out:other", path(&archive));
             let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &spec])).unwrap();
-            assert_eq!(inspect["Digest"], stored["Digest"]);
+            assert_eq!(back["Digest"], inspect["Digest"]);
+            assert_ne!(back["Digest"], stored["Digest"]);
+            assert!(layer_mime_types(&spec).iter().all(|t| t.ends_with("+gzip")));
         } else {
             tool("skopeo", &["inspect", &format!("docker-archive:{}:out:other", path(&archive))]);
         }
@@ -364,4 +367,45 @@ fn a_failed_export_or_build_leaves_nothing_behind() {
     assert!(out.stderr.contains("not empty"), "{}", out.stderr);
     assert_eq!(fs::read_dir(&nonempty).unwrap().count(), 1);
     k.assert_clean();
+}
+
+/// The layers' media types of the manifest skopeo reads at `spec`.
+fn layer_mime_types(spec: &str) -> Vec<String> {
+    let raw: Value = serde_json::from_str(&tool("skopeo", &["inspect", "--raw", spec])).unwrap();
+    raw["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The config digest (image ID) of the image skopeo reads at `spec`.
+fn config_digest(spec: &str) -> String {
+    let raw: Value = serde_json::from_str(&tool("skopeo", &["inspect", "--raw", spec])).unwrap();
+    raw["config"]["digest"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn save_and_output_compress_with_zstd_when_asked_and_reuse_the_compressed_layers() {
+    let k = Kiln::with_busybox();
+    built(&k, &[]);
+    let stored = k.inspect("out:v1");
+    let zstd = k.dir.path().join("z.tar");
+    k.cmd(&["save", "--format", "oci", "--compression", "zstd", "-o", path(&zstd), "out:v1"]).ok();
+    let spec = format!("oci-archive:{}:out:v1", path(&zstd));
+    let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &spec])).unwrap();
+    assert!(layer_mime_types(&spec).iter().all(|t| t.ends_with("+zstd")));
+    assert_eq!(config_digest(&spec), stored["Id"].as_str().unwrap());
+    let other = Kiln::empty();
+    other.cmd(&["load", "-i", path(&zstd)]).ok();
+    assert_eq!(other.cmd(&["run", "out:v1"]).ok().stdout, "hello\n");
+
+    // -o type=oci,compression=zstd names the same blobs: made once, recorded.
+    let records = fs::read_dir(k.root().join("compressed")).unwrap().count();
+    let out = k.dir.path().join("o.tar");
+    let spec_o = format!("type=oci,dest={},compression=zstd", path(&out));
+    k.build(&["-t", "out:v1", "-o", &spec_o]).ok();
+    assert_eq!(fs::read_dir(k.root().join("compressed")).unwrap().count(), records);
+    let again: Value =
+        serde_json::from_str(&tool("skopeo", &["inspect", &format!("oci-archive:{}:out:v1", path(&out))])).unwrap();
+    assert_eq!(again["Digest"], inspect["Digest"], "the same compressed layers, the same manifest");
+
+    let bad = k.build(&["-o", &format!("type=oci,dest={},compression=lz4", path(&out))]).failed();
+    assert!(bad.stderr.contains("compression is gzip or zstd"), "{}", bad.stderr);
 }

@@ -272,3 +272,14 @@ impl Session {
 pub fn count(r: &Registry, method: &str, part: &str, status: u16) -> usize {
     r.requests().iter().filter(|(m, p, s)| m == method && p.contains(part) && *s == status).count()
 }
+
+/// The manifest a plain-HTTP test registry holds for `name` (what a push
+/// sent: its layers compressed, unlike the store's).
+pub fn remote_manifest(name: &str) -> serde_json::Value {
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    serde_json::from_slice(&raw.stdout).unwrap()
+}

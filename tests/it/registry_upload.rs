@@ -127,7 +127,7 @@ fn an_upload_cut_once_resumes_where_the_registry_stands() {
 
     let b = Kiln::empty();
     s.run(&b, &["pull", &name], None).ok();
-    assert_eq!(b.inspect(&name)["Digest"], a.inspect(&name)["Digest"]);
+    assert_eq!(b.inspect(&name)["Id"], a.inspect(&name)["Id"]);
     assert_eq!(s.run(&b, &["run", &name, "wc", "-c", "/big"], None).ok().stdout.trim(), "20000000 /big");
 }
 

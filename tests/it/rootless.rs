@@ -103,7 +103,7 @@ fn owners(k: &Kiln, image: &str) -> Vec<(String, u64, u64)> {
     for l in v["Manifest"]["layers"].as_array().unwrap().iter().skip(1) {
         let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
         let blob = std::fs::File::open(k.root().join("oci/blobs/sha256").join(hex)).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let mut archive = tar::Archive::new(blob);
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
             let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_owned();

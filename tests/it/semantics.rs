@@ -118,7 +118,7 @@ fn owners(k: &Kiln, image: &str, n: usize) -> Vec<(String, u32, u64, u64)> {
     let v: Value = k.inspect(image);
     let digest = v["Manifest"]["layers"][n]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
     let blob = std::fs::File::open(k.root().join("oci/blobs/sha256").join(digest)).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut archive = tar::Archive::new(blob);
     let entries = archive.entries().unwrap().map(Result::unwrap);
     entries
         .map(|e| {
