@@ -28,7 +28,7 @@ pub fn import_rootfs(
     created_by: &str,
 ) -> Result<Descriptor, ImageIoError> {
     let name = reference::normalize(name)?;
-    let mut writer = LayerWriter::new(store)?;
+    let mut writer = LayerWriter::with_snapshot(store)?;
     // Bounded: a hostile tarball's long name record would be read whole.
     let mut archive =
         tar::Archive::new(crate::layer::bounded::Bounded::new(decompressed(rootfs, "the rootfs tarball")?));

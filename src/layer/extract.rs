@@ -488,7 +488,7 @@ fn set_mtime(path: &Path, mtime: &TimeSpec) -> Result<(), LayerError> {
 }
 
 /// A PAX time: decimal seconds with an optional fraction.
-fn parse_pax_time(value: &str) -> Option<TimeSpec> {
+pub(crate) fn parse_pax_time(value: &str) -> Option<TimeSpec> {
     let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
     let secs: i64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();

@@ -4,6 +4,7 @@ use kiln_solver::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::LayerError;
+use crate::snapshot::direct::Tee;
 use crate::store::{BlobWriter, Store};
 
 /// The media type of a layer kiln stores: a plain tar. Compression happens
@@ -31,21 +32,31 @@ impl Layer {
 }
 
 /// Where a layer's uncompressed tar bytes go: straight into a blob, whose one
-/// sha256 is both digest and diffID. Local layers stay uncompressed because
+/// sha256 is both digest and diffID; and, with a [`Tee`], made into the
+/// layer's snapshot as they go. Local layers stay uncompressed because
 /// they are cheapest to write and to read back; dropped before
 /// [`LayerSink::finish`], it leaves nothing in the store.
 pub struct LayerSink {
     // tar writes 512-byte headers and small files one by one: batched here,
     // they reach the hasher and the file in big writes.
     blob: BufWriter<BlobWriter>,
+    tee: Option<Tee>,
 }
 
 impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.blob.write(buf)
+        let n = self.blob.write(buf)?;
+        if let Some(tee) = &mut self.tee {
+            tee.write(&buf[..n]);
+        }
+        Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.blob.write_all(buf)
+        self.blob.write_all(buf)?;
+        if let Some(tee) = &mut self.tee {
+            tee.write(buf);
+        }
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.blob.flush()
@@ -55,13 +66,18 @@ impl Write for LayerSink {
 impl LayerSink {
     /// Start a layer blob in `store`.
     pub fn new(store: &Store) -> Result<Self, LayerError> {
-        Ok(Self { blob: BufWriter::with_capacity(256 * 1024, store.blob_writer()?) })
+        Ok(Self { blob: BufWriter::with_capacity(256 * 1024, store.blob_writer()?), tee: None })
     }
 
-    /// Store the blob and return the layer.
+    /// Store the blob and return the layer; a tee's snapshot is put in
+    /// place once the blob is.
     pub fn finish(self) -> Result<Layer, LayerError> {
-        let blob = self.blob.into_inner().map_err(|e| LayerError::Write(e.into_error()))?;
+        let LayerSink { blob, tee } = self;
+        let blob = blob.into_inner().map_err(|e| LayerError::Write(e.into_error()))?;
         let (digest, size) = blob.commit(None)?;
+        if let Some(tee) = tee {
+            tee.finish(&digest);
+        }
         Ok(Layer { diff_id: digest.clone(), digest, size })
     }
 }
@@ -81,6 +97,19 @@ impl LayerWriter {
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         Ok(Self { tar })
+    }
+
+    /// Start a layer in `store` whose snapshot folder is written with it
+    /// (see [`crate::snapshot::direct`]), so it is never extracted.
+    pub fn with_snapshot(store: &Store) -> Result<Self, LayerError> {
+        let mut writer = Self::new(store)?;
+        writer.tee(Tee::extract(store)?);
+        Ok(writer)
+    }
+
+    /// Also give the tar's bytes to `tee`, from the next entry on.
+    pub fn tee(&mut self, tee: Tee) {
+        self.tar.get_mut().tee = Some(tee);
     }
 
     /// The tar builder to append entries to.

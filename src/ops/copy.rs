@@ -25,7 +25,7 @@ impl Engine {
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let planned = host.and_then(|h| self.planned(h));
-        let mut writer = LayerWriter::new(&self.store)?;
+        let mut writer = LayerWriter::with_snapshot(&self.store)?;
         let base_root = base_mount.as_ref().map(|m| m.root.as_path());
         let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar())?;
         // The context (or a named one) was read once for the cache key and

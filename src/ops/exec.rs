@@ -170,7 +170,11 @@ impl Engine {
         }
         drop(secrets);
         let mut writer = LayerWriter::new(&self.store)?;
+        if let Some(tee) = self.snapshots.upper_tee(&mount) {
+            writer.tee(tee);
+        }
         mount.write_diff(&made, writer.tar())?;
+        mount.unmount();
         let layer = writer.finish()?;
         drop(mount);
         drop(prepared);

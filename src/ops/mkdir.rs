@@ -44,7 +44,7 @@ impl Engine {
     pub(super) fn mkdir(&self, op: &MkdirOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let base = &inputs[0];
         let mount = (!base.layers.is_empty()).then(|| self.snapshots.mount(&base.layers, false)).transpose()?;
-        let mut writer = LayerWriter::new(&self.store)?;
+        let mut writer = LayerWriter::with_snapshot(&self.store)?;
         write_to(op, mount.as_ref().map(|m| m.root.as_path()), writer.tar())?;
         let layer = writer.finish()?;
         Ok(base.with(layer))

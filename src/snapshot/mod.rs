@@ -30,6 +30,7 @@ use crate::sandbox::rootfs::MountPoints;
 use crate::store::Store;
 
 mod copy;
+pub mod direct;
 mod fuse;
 pub mod probe;
 
@@ -127,6 +128,16 @@ impl Mount {
     }
 }
 
+impl Mount {
+    /// Unmount a kernel overlay now rather than when dropped, so its upper
+    /// folder can become a snapshot (see [`Snapshotter::upper_tee`]).
+    pub fn unmount(&mut self) {
+        if matches!(self.backing, Backing::Kernel) {
+            let _ = umount2(&self.root, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         match &mut self.backing {
@@ -167,6 +178,19 @@ impl Snapshotter {
             Err(e) => return Err(io("renaming into", &dir)(e)),
         }
         Ok(dir)
+    }
+
+    /// A tee that makes the upper folder of `mount`, a writable kernel
+    /// overlay, the snapshot of the layer written from it (see [`direct`]);
+    /// the mount must be [unmounted](Mount::unmount) before the layer is
+    /// finished. fuse-overlayfs and copies give `None`: their layers are
+    /// extracted when first mounted (fuse-overlayfs's upper folder has its
+    /// own markers, a copy has no upper folder).
+    pub fn upper_tee(&self, mount: &Mount) -> Option<direct::Tee> {
+        match (&mount.backing, &mount.upper) {
+            (Backing::Kernel, Some(upper)) => Some(direct::Tee::upper(&self.store, upper)),
+            _ => None,
+        }
     }
 
     /// The short path of `layer`'s snapshot (see [`short_link`]), extracting it

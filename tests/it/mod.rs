@@ -12,6 +12,7 @@ mod copy;
 mod copy_rules;
 mod debug_parse;
 mod debug_shell;
+mod direct_snapshots;
 mod docker_config;
 mod dockerfile_syntax;
 mod expand;
