@@ -275,8 +275,9 @@ fn the_cache_cap_evicts_least_recently_used_entries_first() {
     // Once the images are gone, only the cache holds their 1 MB layers.
     k.cmd(&["rmi", "a", "b"]).ok();
     assert!(blobs(&k).contains(&la) && blobs(&k).contains(&lb));
-    // Room for one of them: b, the least recently used, goes.
-    let out = build(&k, &c, &["-t", "c", "--keep-storage", "1500k"]);
+    // Room for one of them (its plain blob and its snapshot: ~2 MB): b, the
+    // least recently used, goes.
+    let out = build(&k, &c, &["-t", "c", "--keep-storage", "3000k"]);
     assert!(out.stderr.contains("least recently used"), "{}", out.stderr);
     assert!(blobs(&k).contains(&la) && !blobs(&k).contains(&lb));
     assert!(records_naming(&k, &lb).is_empty() && !records_naming(&k, &la).is_empty());
