@@ -299,3 +299,20 @@ fn a_failure_while_others_wait_for_a_job_starts_none_of_them() {
     assert_eq!(fake.runs("top"), 0);
     assert!(fake.total_runs() < 6, "{} ran", fake.total_runs());
 }
+
+#[test]
+fn a_key_salt_keeps_results_made_without_it_or_with_another_apart() {
+    let (g, top) = fan(&["left", "right"]);
+    let fake = Fake::with_gate(1);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let run = |salt: Option<&[u8]>| {
+        let solver = Solver::new(fake.clone(), 2).key_salt(salt.map(Digest::of));
+        rt.block_on(solver.solve(&g, &top)).unwrap();
+        fake.total_runs()
+    };
+    assert_eq!(run(None), 4);
+    assert_eq!(run(Some(b"epoch 1")), 8, "made without the salt: not reused");
+    assert_eq!(run(Some(b"epoch 1")), 8, "the same salt: reused");
+    assert_eq!(run(Some(b"epoch 2")), 12, "another salt: not reused");
+    assert_eq!(run(None), 12, "no salt: the keys of before");
+}

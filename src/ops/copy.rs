@@ -25,8 +25,13 @@ impl Engine {
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let mut writer = LayerWriter::new(&self.store)?;
-        let written =
-            copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
+        let written = copy::write_layer(
+            op,
+            base_mount.as_ref().map(|m| m.root.as_path()),
+            from.as_ref(),
+            writer.tar(),
+            self.epoch,
+        )?;
         // The context (or a named one) was read once for the cache key and
         // once more for the layer: a file changed in between would store this
         // layer under a key that describes other files. (A stage or image is a

@@ -170,7 +170,7 @@ impl Engine {
         }
         drop(secrets);
         let mut writer = LayerWriter::new(&self.store)?;
-        mount.write_diff(&made, writer.tar())?;
+        mount.write_diff(&made, writer.tar(), self.epoch)?;
         let layer = writer.finish()?;
         drop(mount);
         drop(prepared);
