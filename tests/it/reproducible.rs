@@ -162,6 +162,17 @@ fn an_epoch_given_as_a_build_arg_is_used_and_a_bad_one_is_a_clear_error() {
     assert!(!out.stderr.contains("not consumed"), "the builder reads it: {}", out.stderr);
     assert_eq!(k.inspect("repro")["Config"]["created"], EPOCH_RFC3339);
 
+    // From the environment it is a build arg too, as buildx passes it; a
+    // --build-arg wins.
+    k.write("Dockerfile", "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo epoch=$SOURCE_DATE_EPOCH\n");
+    let out = k.command().env("SOURCE_DATE_EPOCH", "1600000000").args(["build", "--no-cache"]).arg(k.ctx()).output();
+    let stderr = String::from_utf8_lossy(&out.unwrap().stderr).into_owned();
+    assert!(stderr.contains("epoch=1600000000"), "{stderr}");
+    let mut cmd = k.command();
+    cmd.env("SOURCE_DATE_EPOCH", "1600000000").args(["build", "--no-cache", "--build-arg", &arg]);
+    let stderr = String::from_utf8_lossy(&cmd.arg(k.ctx()).output().unwrap().stderr).into_owned();
+    assert!(stderr.contains(&format!("epoch={EPOCH}")), "{stderr}");
+
     let out = k.build(&["--build-arg", "SOURCE_DATE_EPOCH=yesterday"]).failed();
     assert!(out.stderr.contains("SOURCE_DATE_EPOCH=\"yesterday\""), "{}", out.stderr);
     assert!(out.stderr.contains("seconds since 1970"), "{}", out.stderr);
