@@ -9,7 +9,7 @@
 //!
 //! Entries come in a fixed order (sorted by name, depth first) with full
 //! headers and no user or group names, so the same upper folder always gives
-//! the same tar bytes, written by [`entry::append`] (long names and xattrs in
+//! the same tar bytes, written by [`entry::append`](super::entry::append) (long names and xattrs in
 //! PAX records).
 
 use std::fs::{self, File};
@@ -202,7 +202,7 @@ fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
     name
 }
 
-/// Append one entry through [`entry::append`]; a failed read of `data` is
+/// Append one entry through [`entry::append`](super::entry::append); a failed read of `data` is
 /// named by `path`.
 fn append_read<W: Write>(
     out: &mut Writer<'_, W>,

@@ -25,13 +25,8 @@ impl Engine {
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let mut writer = LayerWriter::new(&self.store)?;
-        let written = copy::write_layer(
-            op,
-            base_mount.as_ref().map(|m| m.root.as_path()),
-            from.as_ref(),
-            writer.tar(),
-            self.epoch,
-        )?;
+        let base_root = base_mount.as_ref().map(|m| m.root.as_path());
+        let written = copy::write_layer(op, base_root, from.as_ref(), writer.tar(), self.epoch)?;
         // The context (or a named one) was read once for the cache key and
         // once more for the layer: a file changed in between would store this
         // layer under a key that describes other files. (A stage or image is a
