@@ -100,6 +100,17 @@ impl CacheKey {
         field(content.map(Digest::as_str).unwrap_or("").as_bytes());
         CacheKey(Digest::from_hasher(h))
     }
+
+    /// This key with `salt` mixed in: for an input every result depends on
+    /// beyond the graph (see [`Solver::key_salt`](crate::Solver::key_salt)).
+    pub fn salted(&self, salt: &Digest) -> Self {
+        let mut h = Sha256::new();
+        for bytes in [&b"kiln-cache-key-salt-v1"[..], self.0.as_str().as_bytes(), salt.as_str().as_bytes()] {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        CacheKey(Digest::from_hasher(h))
+    }
 }
 
 impl fmt::Display for CacheKey {
@@ -131,5 +142,8 @@ mod tests {
         assert_ne!(base, CacheKey::derive(&Digest::of(b"w"), std::slice::from_ref(&k), Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[], Some(&c)));
         assert_ne!(base, CacheKey::derive(&v, &[k], None));
+        assert_ne!(base.salted(&c), base);
+        assert_ne!(base.salted(&c), base.salted(&v));
+        assert_eq!(base.salted(&c), base.salted(&c));
     }
 }

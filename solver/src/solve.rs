@@ -171,6 +171,7 @@ pub struct Solver<E: Executor> {
     /// Vertices that run even when a result is stored (and so does everything
     /// that reads them).
     skip_cache: HashSet<Digest>,
+    salt: Option<Digest>,
     on_event: EventSink,
 }
 
@@ -186,6 +187,7 @@ impl<E: Executor> Solver<E> {
     /// A solver running at most `jobs` vertices at once (at least one).
     pub fn new(executor: Arc<E>, jobs: usize) -> Self {
         Self { executor, jobs: jobs.max(1), use_cache: true, skip_cache: HashSet::new(), on_event: Arc::new(|_| {}) }
+        Self { executor, jobs: jobs.max(1), use_cache: true, salt: None, on_event: Arc::new(|_| {}) }
     }
 
     /// When false, every vertex runs even if a result is stored (results are still saved).
@@ -199,6 +201,16 @@ impl<E: Executor> Solver<E> {
     /// ignore-cache, which `--no-cache-filter` asks for.
     pub fn skip_cache_for(mut self, vertices: impl IntoIterator<Item = Digest>) -> Self {
         self.skip_cache.extend(vertices);
+        self
+    }
+
+    /// Mix `salt` into every cache key: an input that every result depends
+    /// on beyond its vertex, inputs and content (kiln's `SOURCE_DATE_EPOCH`,
+    /// which every layer's file times are clamped to), so a result made
+    /// without it is never reused with it. `None`, the default, leaves the
+    /// keys as they are.
+    pub fn key_salt(mut self, salt: Option<Digest>) -> Self {
+        self.salt = salt;
         self
     }
 
@@ -244,6 +256,7 @@ impl<E: Executor> Solver<E> {
                     vertex: order[i].clone(),
                     executor: self.executor.clone(),
                     use_cache: self.use_cache && !forced,
+                    salt: self.salt.clone(),
                     cancelled: cancelled.clone(),
                     on_event: self.on_event.clone(),
                 };
@@ -286,6 +299,7 @@ struct Job<E: Executor> {
     vertex: Arc<Vertex<E::Op>>,
     executor: Arc<E>,
     use_cache: bool,
+    salt: Option<Digest>,
     cancelled: Arc<AtomicBool>,
     on_event: EventSink,
 }
@@ -307,7 +321,10 @@ impl<E: Executor> Job<E> {
         let start = Instant::now();
         let result = (|| {
             let content = self.executor.content_checksum(op)?;
-            let key = CacheKey::derive(&self.vertex.digest, input_keys, content.as_ref());
+            let mut key = CacheKey::derive(&self.vertex.digest, input_keys, content.as_ref());
+            if let Some(salt) = &self.salt {
+                key = key.salted(salt);
+            }
             let found = match self.use_cache {
                 true => self.executor.load(&key, op)?,
                 false => None,

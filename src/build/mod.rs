@@ -17,6 +17,7 @@
 //! overlay mounts and the sandbox's id maps need it.
 
 mod check;
+mod epoch;
 mod metadata;
 mod named;
 mod resolver;
@@ -62,6 +63,11 @@ pub enum BuildError {
     NotUtf8 { path: PathBuf, line: usize, column: usize, byte: u8 },
     #[error("invalid --build-arg {0:?}: the name is empty; write --build-arg NAME=VALUE")]
     BuildArg(String),
+    #[error(
+        "SOURCE_DATE_EPOCH={0:?} (a --build-arg, or the environment) is not a whole number of seconds since 1970: \
+         give one such as 1700000000, or $(git log -1 --format=%ct)"
+    )]
+    SourceDateEpoch(String),
     #[error(transparent)]
     Name(StoreError),
     #[error(transparent)]
@@ -247,6 +253,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     for output in &request.outputs {
         output.check().map_err(output_err(output))?;
     }
+    let epoch = epoch::source_date_epoch(&request.build_args, |name| std::env::var(name).ok())?;
     // So are the limits: one that cannot be applied fails now, not at the first RUN.
     crate::sandbox::cgroup::Cgroup::check(&crate::ops::step_limits(&request.run.limits))?;
     // Named folders are checked before any work too.
@@ -294,7 +301,8 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         .with_cache(cache.clone())
         .with_named_contexts(named_roots)
         .with_run_options(request.run.clone())
-        .with_explainer(Arc::new(explainer));
+        .with_explainer(Arc::new(explainer))
+        .with_epoch(epoch);
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
@@ -303,6 +311,7 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     let solver = Solver::new(Arc::new(engine), jobs)
         .use_cache(!request.no_cache)
         .skip_cache_for(filtered.into_keys())
+        .key_salt(epoch::key_salt(epoch))
         .on_event(move |e| progress.event(&e));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -320,7 +329,10 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         BuildError::Solve { place: place.unwrap_or_default(), source: Box::new(source) }
     })?;
 
-    let (manifest, id) = crate::image::write(store, &fs.layers, fs.created.as_deref(), graph.config)?;
+    // With an epoch, the image and its new history entries are dated by it,
+    // not by when its newest layer was made.
+    let created = epoch.map(crate::image::rfc3339).or(fs.created);
+    let (manifest, id) = crate::image::write(store, &fs.layers, created.as_deref(), graph.config)?;
     request.progress.image_written(&id);
     let used = cache.used();
     for to in &request.cache_to {

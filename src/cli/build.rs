@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = super::prune::size)]
     pub keep_storage: Option<u64>,
     /// How many steps may run at once [default: the number of CPUs].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Where the image goes (repeatable): type=image (the default: named in
     /// the store), type=oci|docker|tar,dest=FILE, type=local,dest=DIR.
@@ -125,4 +125,12 @@ pub enum Pull {
     Always,
     /// Never: the store must have it.
     Never,
+}
+
+/// `--jobs N`: at least one step must be able to run.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number of steps, 1 or more (the default is the number of CPUs)".to_owned()),
+    }
 }

@@ -67,6 +67,11 @@ pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, 
     request.dockerignore = inputs.dockerignore;
     request.named_contexts = super::build_context::named_contexts(&args.build_contexts)?;
     request.build_args = build_args_from_flags(&args.build_args, |name| std::env::var(name).ok())?;
+    // As buildx: the environment's SOURCE_DATE_EPOCH is a build arg the
+    // Dockerfile can read, unless --build-arg gives one.
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        request.build_args.entry("SOURCE_DATE_EPOCH".to_owned()).or_insert(epoch);
+    }
     request.target = args.target;
     request.tags = args.tags;
     request.no_cache = args.no_cache;

@@ -15,9 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::dest::{Kind, Tree};
-use super::{append_entry, CopyError};
+use super::{append_entry, CopyError, Out};
 use crate::layer::bounded::Bounded;
-use crate::layer::LayerTar;
 
 /// Whether `path` is a regular file (after symlinks) that reads as a tar
 /// archive, compressed or not: one whose first header reads.
@@ -94,7 +93,7 @@ pub(super) fn extract(
     (host, name): (&Path, &Path),
     dest: &Path,
     owner: Option<(u32, u32)>,
-    tar: &mut LayerTar,
+    tar: &mut Out<'_>,
     tree: &mut Tree<'_>,
 ) -> Result<(), CopyError> {
     let read_err = |e: io::Error| CopyError::Read(host.to_owned(), e);

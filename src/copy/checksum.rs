@@ -372,7 +372,7 @@ mod tests {
         };
         let first = checksum(ctx, &op).unwrap();
         let mut writer = LayerWriter::new(&store).unwrap();
-        let second = super::super::write_layer(&op, None, Some(ctx), None, writer.tar()).unwrap();
+        let second = super::super::write_layer(&op, None, Some(ctx), None, writer.tar(), None).unwrap();
         let layer = writer.finish().unwrap();
         let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
         let mut tar = tar::Archive::new(blob);

@@ -11,9 +11,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{append_entry, CopyError};
+use super::{append_entry, CopyError, Out};
 use crate::layer::entry::read_xattrs;
-use crate::layer::LayerTar;
 
 /// What a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +60,7 @@ impl<'a> Tree<'a> {
     /// Make sure `dir` and its parents are folders: each missing one is
     /// written 0755 and owned by `owner`, each of the base's written as the
     /// base has it; a file on the way is an error.
-    pub(super) fn mkdir_all(&mut self, tar: &mut LayerTar, dir: &Path, owner: (u32, u32)) -> Result<(), CopyError> {
+    pub(super) fn mkdir_all(&mut self, tar: &mut Out<'_>, dir: &Path, owner: (u32, u32)) -> Result<(), CopyError> {
         let mut chain: Vec<&Path> = dir.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
         chain.reverse();
         for path in chain {

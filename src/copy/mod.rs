@@ -28,7 +28,7 @@ use kiln_solver::Digest;
 use crate::context::index::{ContentDigest, ContextIndex};
 use crate::fsutil::{resolve_in_root, CopyFailure, PathError};
 use crate::layer::entry::{self, read_xattrs, HardLinks};
-use crate::layer::LayerTar;
+use crate::layer::{LayerSink, LayerTar};
 use crate::users::{Accounts, UserError};
 
 pub(crate) use checksum::scan;
@@ -121,12 +121,15 @@ struct Overrides {
 /// `dest` ends in `/` or is a folder by then (in the base, or made by an
 /// earlier source), else onto `dest` itself, so that the last of several
 /// files onto one file name wins.
+///
+/// Times later than `epoch` (`SOURCE_DATE_EPOCH`) are written as `epoch`.
 pub fn write_layer(
     op: &CopyOp,
     base: Option<&Path>,
     from: Option<&SourceRoot>,
     planned: Option<&ContextIndex>,
     tar: &mut LayerTar,
+    epoch: Option<u64>,
 ) -> Result<Digest, CopyError> {
     let owner = op.chown.as_deref().map(|c| parse_chown(c, base)).transpose()?;
     let chmod =
@@ -146,8 +149,9 @@ pub fn write_layer(
         None => crate::fsutil::lexical(Path::new(&op.dest)).clamped(),
     };
     let keep_owner = from.is_some_and(|f| matches!(f, SourceRoot::Fs { .. }));
+    let mut tar = entry::Writer::new(tar, epoch);
     let mut w = Writer {
-        tar,
+        tar: &mut tar,
         tree: Tree::new(base),
         o: Overrides { owner, chmod, keep_owner },
         links: HardLinks::default(),
@@ -183,8 +187,8 @@ pub fn write_layer(
 }
 
 /// The state of one COPY's layer being written.
-struct Writer<'a, 'b> {
-    tar: &'a mut LayerTar,
+struct Writer<'a, 'b, 'c> {
+    tar: &'a mut Out<'c>,
     tree: Tree<'b>,
     o: Overrides,
     links: HardLinks<FirstName>,
@@ -193,7 +197,7 @@ struct Writer<'a, 'b> {
     planned: Option<&'b ContextIndex>,
 }
 
-impl Writer<'_, '_> {
+impl Writer<'_, '_, '_> {
     /// The folders to `dir`, made as BuildKit's MkdirAll makes them: the
     /// missing ones 0755 and owned per --chown.
     fn mkdir_all(&mut self, dir: &Path) -> Result<(), CopyError> {
@@ -420,9 +424,12 @@ struct File<'a> {
     rel: &'a Path,
 }
 
+/// Where a COPY's entries go.
+type Out<'a> = entry::Writer<'a, LayerSink>;
+
 /// Append one entry through the layer entry writer; a failed read is named by `host`.
 fn append_entry(
-    tar: &mut LayerTar,
+    tar: &mut Out<'_>,
     h: &mut tar::Header,
     path: &Path,
     link: Option<&Path>,
@@ -436,7 +443,7 @@ fn append_entry(
         return Err(CopyError::Whiteout(format!("/{}", path.display())));
     }
     let link = link.map(|l| l.as_os_str().as_bytes());
-    entry::append(tar, h, path.as_os_str().as_bytes(), link, xattrs, data).map_err(|e| match e {
+    tar.append(h, path.as_os_str().as_bytes(), link, xattrs, data).map_err(|e| match e {
         CopyFailure::Read(e) => CopyError::Read(host.to_owned(), e),
         CopyFailure::Write(e) => CopyError::Write(e),
     })

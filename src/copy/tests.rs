@@ -37,7 +37,7 @@ fn write(op: &CopyOp, base: Option<&Path>, ctx: &SourceRoot) -> Result<Vec<Seen>
     let store = Store::open(dir.path()).unwrap();
     let mut writer = LayerWriter::new(&store).unwrap();
     let from = (!matches!(op.from, CopyFrom::Inline(_))).then_some(ctx);
-    let written = write_layer(op, base, from, None, writer.tar()).map_err(|e| e.to_string())?;
+    let written = write_layer(op, base, from, None, writer.tar(), None).map_err(|e| e.to_string())?;
     if from.is_some() {
         assert_eq!(checksum(ctx, op).unwrap(), written, "both passes of {op:?}");
     }
@@ -148,7 +148,7 @@ fn sources_are_copied_in_turn_as_buildkit_does() {
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(store_dir.path()).unwrap();
     let mut writer = LayerWriter::new(&store).unwrap();
-    write_layer(&dir, None, Some(&ctx), None, writer.tar()).unwrap();
+    write_layer(&dir, None, Some(&ctx), None, writer.tar(), None).unwrap();
     let layer = writer.finish().unwrap();
     let blob = fs::File::open(store.blob_path(&layer.digest)).unwrap();
     let mut tar = tar::Archive::new(blob);

@@ -85,6 +85,6 @@ pub fn export_tar(store: &Store, manifest: &Descriptor, dest: &Path) -> Result<(
     flatten(store, &layers, scratch.path())?;
     let mut tar = tar::Builder::new(file);
     // A flattened folder has no whiteouts: write_upper writes it as it is.
-    crate::layer::diff::write_upper(scratch.path(), &mut tar)?;
+    crate::layer::diff::write_upper(scratch.path(), &mut tar, None)?;
     tar.into_inner().map_err(ImageIoError::Write)?.commit()
 }

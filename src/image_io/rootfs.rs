@@ -109,7 +109,8 @@ fn copy_entry<W: Write>(
         header.set_size(0);
     }
     let link = link.as_ref().map(|l| l.as_os_str().as_bytes());
-    entry::append(tar, &mut header, path.as_os_str().as_bytes(), link, &pax, entry).map_err(|e| match e {
+    // An import keeps the archive's times: it is not a build.
+    entry::append(tar, &mut header, path.as_os_str().as_bytes(), link, &pax, entry, None).map_err(|e| match e {
         CopyFailure::Read(e) => read_err(e),
         CopyFailure::Write(e) => copy_err(e),
     })?;

@@ -9,7 +9,7 @@
 //!
 //! Entries come in a fixed order (sorted by name, depth first) with full
 //! headers and no user or group names, so the same upper folder always gives
-//! the same tar bytes, written by [`entry::append`] (long names and xattrs in
+//! the same tar bytes, written by [`entry::append`](super::entry::append) (long names and xattrs in
 //! PAX records).
 
 use std::fs::{self, File};
@@ -23,7 +23,7 @@ use tar::{EntryType, Header};
 use crate::fsutil::CopyFailure;
 use walkdir::WalkDir;
 
-use super::entry::{self, read_xattrs, HardLinks};
+use super::entry::{read_xattrs, HardLinks, Writer};
 use super::extract::{io_err, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use super::overlay::is_opaque;
 use super::LayerError;
@@ -32,9 +32,10 @@ use super::LayerError;
 /// [`LayerTar`](super::LayerTar) from [`LayerWriter::tar`](super::LayerWriter::tar)),
 /// with paths relative to `upper`. Symlinks are written as symlinks, never
 /// followed; sockets are skipped (tar cannot hold them); file contents are
-/// streamed.
-pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
-    write_upper_of(upper, None, out)
+/// streamed. Times later than `epoch` (`SOURCE_DATE_EPOCH`) are written as
+/// `epoch`: a step's files carry the time it ran.
+pub fn write_upper<W: Write>(upper: &Path, out: &mut tar::Builder<W>, epoch: Option<u64>) -> Result<(), LayerError> {
+    write_upper_of(upper, None, &mut Writer::new(out, epoch))
 }
 
 /// fuse-overlayfs's markers of an opaque folder in its upper folder: a
@@ -49,14 +50,15 @@ pub fn write_fuse_upper<W: Write>(
     upper: &Path,
     lowers: &[PathBuf],
     out: &mut tar::Builder<W>,
+    epoch: Option<u64>,
 ) -> Result<(), LayerError> {
-    write_upper_of(upper, Some(lowers), out)
+    write_upper_of(upper, Some(lowers), &mut Writer::new(out, epoch))
 }
 
 fn write_upper_of<W: Write>(
     upper: &Path,
     fuse_lowers: Option<&[PathBuf]>,
-    out: &mut tar::Builder<W>,
+    out: &mut Writer<'_, W>,
 ) -> Result<(), LayerError> {
     let mut links = HardLinks::default();
     let walk = WalkDir::new(upper).follow_links(false).sort_by_file_name().min_depth(1);
@@ -94,7 +96,7 @@ fn write_upper_of<W: Write>(
 /// Append the whiteout `.wh.<name>` of `rel`, owned by `(uid, gid)`, with
 /// the mtime `mtime`; `path` names it in errors.
 pub(crate) fn append_whiteout<W: Write>(
-    out: &mut tar::Builder<W>,
+    out: &mut Writer<'_, W>,
     rel: &[u8],
     (uid, gid): (u32, u32),
     mtime: i64,
@@ -126,7 +128,7 @@ fn header_of(meta: &std::fs::Metadata) -> Header {
 /// `.wh..wh..opq` marker after it. A later name of an inode `links` has seen
 /// becomes a hard link.
 pub(crate) fn append_entry<W: Write>(
-    out: &mut tar::Builder<W>,
+    out: &mut Writer<'_, W>,
     links: &mut HardLinks<Vec<u8>>,
     path: &Path,
     rel: &[u8],
@@ -200,10 +202,10 @@ fn sibling(rel: &[u8], prefix: &[u8]) -> Vec<u8> {
     name
 }
 
-/// Append one entry through [`entry::append`]; a failed read of `data` is
+/// Append one entry through [`entry::append`](super::entry::append); a failed read of `data` is
 /// named by `path`.
 fn append_read<W: Write>(
-    out: &mut tar::Builder<W>,
+    out: &mut Writer<'_, W>,
     header: &mut Header,
     name: &[u8],
     link: Option<&[u8]>,
@@ -211,7 +213,7 @@ fn append_read<W: Write>(
     data: impl Read,
     path: &Path,
 ) -> Result<(), LayerError> {
-    entry::append(out, header, name, link, records, data).map_err(|e| match e {
+    out.append(header, name, link, records, data).map_err(|e| match e {
         CopyFailure::Read(source) => io_err("reading", path)(source),
         CopyFailure::Write(source) => LayerError::Write(source),
     })
@@ -268,7 +270,7 @@ mod tests {
         upper(&up, &long);
 
         let mut writer = LayerWriter::new(&store).unwrap();
-        write_upper(&up, writer.tar()).unwrap();
+        write_upper(&up, writer.tar(), None).unwrap();
         let layer = writer.finish().unwrap();
         let tar = fs::read(store.blob_path(&layer.digest)).unwrap();
 
@@ -345,7 +347,7 @@ mod tests {
         upper(&up, "long");
         let write = || {
             let mut writer = LayerWriter::new(&store).unwrap();
-            write_upper(&up, writer.tar()).unwrap();
+            write_upper(&up, writer.tar(), None).unwrap();
             writer.finish().unwrap()
         };
         assert_eq!(write(), write());

@@ -13,7 +13,12 @@
 //! - an entry's data is exactly the size its header says: a file that grew
 //!   while read is cut at that size, one that shrank fails the entry (tar
 //!   pads what it got, not what the header says, which would corrupt the
-//!   archive).
+//!   archive);
+//! - with `SOURCE_DATE_EPOCH` (`epoch`), no time later than it: the header's
+//!   mtime (and a GNU header's atime and ctime) and PAX `mtime`, `atime` and
+//!   `ctime` records later than the epoch become the epoch, earlier ones stay
+//!   (BuildKit's `rewrite-timestamp`). A step's files carry the time it ran;
+//!   clamped, two builds of the same input give the same layer.
 //!
 //! Hard links and whiteouts are entries like any other here: the caller sets
 //! the header's type and the link target. Writers that read files from a
@@ -39,8 +44,9 @@ const XATTR: &str = "SCHILY.xattr.";
 
 /// Append one entry to `out`: `header` (type, mode, owner, times, size) for
 /// the entry `name`, a hard link's or symlink's target `link`, extra PAX
-/// `records`, and the entry's data (read up to the header's size). A failure
-/// of `data` is a [`CopyFailure::Read`], of `out` a [`CopyFailure::Write`].
+/// `records`, and the entry's data (read up to the header's size), its times
+/// clamped to `epoch` when given. A failure of `data` is a
+/// [`CopyFailure::Read`], of `out` a [`CopyFailure::Write`].
 pub fn append<W: Write>(
     out: &mut tar::Builder<W>,
     header: &mut Header,
@@ -48,6 +54,7 @@ pub fn append<W: Write>(
     link: Option<&[u8]>,
     records: &[(String, Vec<u8>)],
     data: impl Read,
+    epoch: Option<u64>,
 ) -> Result<(), CopyFailure> {
     let mut pax: Vec<(&str, &[u8])> = Vec::new();
     // A ustar header read from elsewhere may hold part of its old name in the
@@ -63,7 +70,16 @@ pub fn append<W: Write>(
             pax.push(("linkpath", link));
         }
     }
-    pax.extend(records.iter().filter(|(k, _)| written(k)).map(|(k, v)| (k.as_str(), &v[..])));
+    let epoch_text = epoch.map(|e| e.to_string());
+    pax.extend(records.iter().filter(|(k, _)| written(k)).map(|(k, v)| match (epoch, &epoch_text) {
+        (Some(e), Some(text)) if TIME_RECORDS.contains(&k.as_str()) && pax_time_after(v, e) => {
+            (k.as_str(), text.as_bytes())
+        }
+        _ => (k.as_str(), &v[..]),
+    }));
+    if let Some(epoch) = epoch {
+        clamp_times(header, epoch);
+    }
     if !pax.is_empty() {
         out.append_pax_extensions(pax).map_err(CopyFailure::Write)?;
     }
@@ -76,6 +92,65 @@ pub fn append<W: Write>(
             Err(CopyFailure::Read(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while read")))
         }
         Ok(()) => Ok(()),
+    }
+}
+
+/// One layer's tar and the epoch its entries' times are clamped to: what the
+/// writers of a whole layer (COPY's, RUN's diffs) pass around, so no entry of
+/// theirs forgets the epoch.
+pub struct Writer<'a, W: Write> {
+    tar: &'a mut tar::Builder<W>,
+    epoch: Option<u64>,
+}
+
+impl<'a, W: Write> Writer<'a, W> {
+    /// Entries into `tar`, their times clamped to `epoch` when given.
+    pub fn new(tar: &'a mut tar::Builder<W>, epoch: Option<u64>) -> Self {
+        Self { tar, epoch }
+    }
+
+    /// [`append`] into this layer.
+    pub fn append(
+        &mut self,
+        header: &mut Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        records: &[(String, Vec<u8>)],
+        data: impl Read,
+    ) -> Result<(), CopyFailure> {
+        append(self.tar, header, name, link, records, data, self.epoch)
+    }
+}
+
+/// The PAX records that hold a time, as Go's archive/tar writes them.
+const TIME_RECORDS: [&str; 3] = ["mtime", "atime", "ctime"];
+
+/// Set the header's times later than `epoch` to `epoch`. A GNU header's atime
+/// and ctime count too: an imported entry may bring them (kiln's own headers
+/// leave them zero).
+fn clamp_times(header: &mut Header, epoch: u64) {
+    if header.mtime().is_ok_and(|t| t > epoch) {
+        header.set_mtime(epoch);
+    }
+    if let Some(gnu) = header.as_gnu_mut() {
+        if gnu.atime().is_ok_and(|t| t > epoch) {
+            gnu.set_atime(epoch);
+        }
+        if gnu.ctime().is_ok_and(|t| t > epoch) {
+            gnu.set_ctime(epoch);
+        }
+    }
+}
+
+/// Whether a PAX time record (`1700000000.123456789`, decimal seconds,
+/// possibly negative) is later than `epoch`. One that does not parse is left
+/// as it is, as readers ignore it.
+fn pax_time_after(value: &[u8], epoch: u64) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else { return false };
+    let (secs, fraction) = text.split_once('.').unwrap_or((text, ""));
+    match secs.parse::<u64>() {
+        Ok(secs) => secs > epoch || (secs == epoch && fraction.bytes().any(|b| b != b'0')),
+        Err(_) => false,
     }
 }
 
@@ -222,20 +297,20 @@ mod tests {
         };
         let xattr = xattr_record("user.k".as_ref(), b"v".to_vec()).unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append(&mut b, &mut file(3), b"short", None, &[], &b"abc"[..]).unwrap();
+        append(&mut b, &mut file(3), b"short", None, &[], &b"abc"[..], None).unwrap();
         // Records the writer writes itself or never writes are left out.
         let records = [
             ("path".to_owned(), b"other".to_vec()),
             xattr,
             xattr_record("user.overlay.opaque".as_ref(), b"y".to_vec()).unwrap(),
         ];
-        append(&mut b, &mut file(2), long.as_bytes(), None, &records, &b"grown"[..]).unwrap();
+        append(&mut b, &mut file(2), long.as_bytes(), None, &records, &b"grown"[..], None).unwrap();
         let mut link = Header::new_ustar();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
         link.as_ustar_mut().unwrap().prefix[..3].copy_from_slice(b"old");
-        append(&mut b, &mut link, b"l", Some(long.as_bytes()), &[], io::empty()).unwrap();
-        let shrank = append(&mut b, &mut file(9), b"s", None, &[], &b"abc"[..]);
+        append(&mut b, &mut link, b"l", Some(long.as_bytes()), &[], io::empty(), None).unwrap();
+        let shrank = append(&mut b, &mut file(9), b"s", None, &[], &b"abc"[..], None);
         assert!(matches!(shrank, Err(CopyFailure::Read(e)) if e.kind() == io::ErrorKind::UnexpectedEof));
         let tar = b.into_inner().unwrap();
         let got = read_back(&tar[..tar.len()]);
@@ -245,6 +320,38 @@ mod tests {
             ("l".to_owned(), Some(long.clone()), vec!["linkpath".to_owned()], vec![]),
         ];
         assert_eq!(got[..3], want[..]);
+    }
+
+    #[test]
+    fn with_an_epoch_later_times_become_the_epoch_and_earlier_ones_stay() {
+        const EPOCH: u64 = 1_700_000_000;
+        // (header mtime, atime, ctime, PAX mtime record) → what is written.
+        type Times = (u64, u64, u64, &'static str);
+        let cases: [(u64, u64, u64, &str, Times); 4] = [
+            (EPOCH + 5, EPOCH + 6, EPOCH + 7, "1700000009.5", (EPOCH, EPOCH, EPOCH, "1700000000")),
+            (EPOCH - 5, 0, 0, "1699999995.25", (EPOCH - 5, 0, 0, "1699999995.25")),
+            (EPOCH, EPOCH, EPOCH, "1700000000.000", (EPOCH, EPOCH, EPOCH, "1700000000.000")),
+            (EPOCH, 0, 0, "1700000000.001", (EPOCH, 0, 0, "1700000000")),
+        ];
+        for (mtime, atime, ctime, record, want) in cases {
+            let mut h = Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(0);
+            h.set_mtime(mtime);
+            h.as_gnu_mut().unwrap().set_atime(atime);
+            h.as_gnu_mut().unwrap().set_ctime(ctime);
+            let records = [("mtime".to_owned(), record.as_bytes().to_vec())];
+            let mut b = tar::Builder::new(Vec::new());
+            append(&mut b, &mut h, b"f", None, &records, io::empty(), Some(EPOCH)).unwrap();
+            let tar = b.into_inner().unwrap();
+            let mut archive = tar::Archive::new(&tar[..]);
+            let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+            let pax = e.pax_extensions().unwrap().unwrap().map(|r| r.unwrap().value().unwrap().to_owned()).collect();
+            let pax: Vec<String> = pax;
+            let h = e.header().as_gnu().unwrap();
+            let got = (e.header().mtime().unwrap(), h.atime().unwrap(), h.ctime().unwrap(), pax[0].as_str());
+            assert_eq!(got, want, "{mtime} {atime} {ctime} {record}");
+        }
     }
 
     #[test]

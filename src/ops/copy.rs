@@ -27,7 +27,7 @@ impl Engine {
         let planned = host.and_then(|h| self.planned(h));
         let mut writer = LayerWriter::with_snapshot(&self.store)?;
         let base_root = base_mount.as_ref().map(|m| m.root.as_path());
-        let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar())?;
+        let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar(), self.epoch)?;
         // The context (or a named one) was read once for the cache key and
         // once more for the layer: a file changed in between would store this
         // layer under a key that describes other files. (A stage or image is a

@@ -173,7 +173,7 @@ impl Engine {
         if let Some(tee) = self.snapshots.upper_tee(&mount) {
             writer.tee(tee);
         }
-        mount.write_diff(&made, writer.tar())?;
+        mount.write_diff(&made, writer.tar(), self.epoch)?;
         mount.unmount();
         let layer = writer.finish()?;
         drop(mount);

@@ -89,9 +89,12 @@ fn write_to<W: Write>(op: &MkdirOp, base: Option<&Path>, tar: &mut tar::Builder<
         // Like COPY's parents: a fixed time keeps the layer the same on every build.
         h.set_mtime(0);
         h.set_size(0);
-        entry::append(tar, &mut h, part.as_os_str().as_bytes(), None, &[], std::io::empty()).map_err(|e| match e {
-            CopyFailure::Read(source) | CopyFailure::Write(source) => MkdirError::Write { path: path(), source },
-        })?;
+        // No epoch: time 0 is never later than one.
+        entry::append(tar, &mut h, part.as_os_str().as_bytes(), None, &[], std::io::empty(), None).map_err(
+            |e| match e {
+                CopyFailure::Read(source) | CopyFailure::Write(source) => MkdirError::Write { path: path(), source },
+            },
+        )?;
     }
     Ok(())
 }

@@ -112,6 +112,8 @@ pub struct Engine {
     downloads: crate::fetch::http::Downloads,
     resolved: crate::fetch::Resolved,
     git_mtime: crate::fetch::git::Mtime,
+    /// `SOURCE_DATE_EPOCH`: no file time in a layer this engine writes is later.
+    epoch: Option<u64>,
     /// Secrets, ssh agents, entitlements and limits for RUN steps.
     run: crate::build::RunOptions,
     /// The keys this build is running, locked against other builds.
@@ -136,6 +138,7 @@ impl Engine {
             downloads: crate::fetch::http::Downloads::new(store),
             resolved: Default::default(),
             git_mtime: crate::fetch::git::Mtime::from_env(),
+            epoch: None,
             run: Default::default(),
             locks: KeyLocks::new(store),
             explain: None,
@@ -154,6 +157,18 @@ impl Engine {
     /// is set) or their checkout's.
     pub fn with_git_mtime(mut self, mtime: crate::fetch::git::Mtime) -> Self {
         self.git_mtime = mtime;
+        self
+    }
+
+    /// Write every file time later than `epoch` (`SOURCE_DATE_EPOCH`) as
+    /// `epoch`, in every layer (COPY, ADD, RUN), and give git sources their
+    /// commit's time, as BuildKit does when the epoch is set.
+    pub fn with_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.epoch = epoch;
+        self.git_mtime = match epoch {
+            Some(_) => crate::fetch::git::Mtime::Commit,
+            None => crate::fetch::git::Mtime::Checkout,
+        };
         self
     }
 

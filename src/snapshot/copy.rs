@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::layer::diff::{append_entry, append_whiteout};
-use crate::layer::entry::HardLinks;
+use crate::layer::entry::{HardLinks, Writer};
 use crate::layer::extract::{self, Stack};
 use crate::layer::{Layer, LayerError};
 use crate::store::Store;
@@ -114,7 +114,14 @@ impl Baseline {
     }
 
     /// Append what changed in `root` since [`Baseline::record`] to `out`.
-    pub(super) fn write_diff<W: Write>(&self, root: &Path, out: &mut tar::Builder<W>) -> Result<(), LayerError> {
+    /// Times later than `epoch` are written as `epoch`.
+    pub(super) fn write_diff<W: Write>(
+        &self,
+        root: &Path,
+        out: &mut tar::Builder<W>,
+        epoch: Option<u64>,
+    ) -> Result<(), LayerError> {
+        let out = &mut Writer::new(out, epoch);
         let mut walk = Walk { baseline: self, root, out, links: HardLinks::default(), pending: Vec::new() };
         walk.dir(Path::new(""), true)
     }
@@ -153,7 +160,7 @@ const MOUNT_DIRS: [&str; 4] = ["etc", "proc", "dev", "sys"];
 struct Walk<'a, W: Write> {
     baseline: &'a Baseline,
     root: &'a Path,
-    out: &'a mut tar::Builder<W>,
+    out: &'a mut Writer<'a, W>,
     links: HardLinks<Vec<u8>>,
     /// Unchanged folders above the current one, not written yet: an overlay's
     /// upper folder holds them (copied up) once anything below them changed.
@@ -287,7 +294,7 @@ mod tests {
         fs::remove_dir(root.join("proc")).unwrap();
 
         let mut out = tar::Builder::new(Vec::new());
-        baseline.write_diff(&root, &mut out).unwrap();
+        baseline.write_diff(&root, &mut out, None).unwrap();
         let got = listing(&out.into_inner().unwrap());
         let want = [
             "Regular a",
@@ -305,7 +312,7 @@ mod tests {
         // Nothing changed, nothing written.
         let baseline = Baseline::record(&root, &scratch).unwrap();
         let mut out = tar::Builder::new(Vec::new());
-        baseline.write_diff(&root, &mut out).unwrap();
+        baseline.write_diff(&root, &mut out, None).unwrap();
         assert_eq!(listing(&out.into_inner().unwrap()), Vec::<String>::new());
     }
 }

@@ -101,28 +101,30 @@ impl Mount {
     /// Write what changed in this writable filesystem to `out`, as an OCI
     /// layer, leaving out the mount points `made` the sandbox had to create.
     /// A fuse-overlayfs mount is unmounted first, so its daemon has written
-    /// everything.
+    /// everything. Times later than `epoch` (`SOURCE_DATE_EPOCH`) are written
+    /// as `epoch`.
     pub fn write_diff<W: std::io::Write>(
         &mut self,
         made: &MountPoints,
         out: &mut tar::Builder<W>,
+        epoch: Option<u64>,
     ) -> Result<(), SnapshotError> {
         match &mut self.backing {
             Backing::Kernel => {
                 let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
                 made.clean(upper);
-                diff::write_upper(upper, out).map_err(SnapshotError::Diff)
+                diff::write_upper(upper, out, epoch).map_err(SnapshotError::Diff)
             }
             Backing::Fuse(daemon, lowers) => {
                 daemon.unmount();
                 let upper = self.upper.as_ref().expect("a writable overlay has an upper dir");
                 made.clean(upper);
-                diff::write_fuse_upper(upper, lowers, out).map_err(SnapshotError::Diff)
+                diff::write_fuse_upper(upper, lowers, out, epoch).map_err(SnapshotError::Diff)
             }
             Backing::Copy(baseline) => {
                 let baseline = baseline.as_ref().expect("a writable copy has a baseline");
                 made.clean_copy(&self.root);
-                baseline.write_diff(&self.root, out).map_err(SnapshotError::Diff)
+                baseline.write_diff(&self.root, out, epoch).map_err(SnapshotError::Diff)
             }
         }
     }

@@ -245,6 +245,39 @@ fn a_step_cancelled_by_another_s_failure_leaves_no_process_or_cgroup() {
     nothing_left(&k, pid, "sleep 86406");
 }
 
+/// The issue-10 form: a step fails while a sibling stage sleeps and another
+/// sibling has finished. The sleeper is killed at once (the build ends long
+/// before its sleep would), nothing of it is left, and the finished sibling
+/// is CACHED when the build runs again.
+#[test]
+fn a_failure_kills_a_sleeping_sibling_promptly_and_finished_siblings_stay_cached() {
+    let k = Kiln::with_busybox();
+    k.write(
+        "Dockerfile",
+        "FROM busybox AS slow\nRUN sleep 86408\n\
+         FROM busybox AS quick\nRUN echo quick-done > /q\n\
+         FROM busybox AS failing\nRUN sleep 5; exit 4\n\
+         FROM busybox\nCOPY --from=slow /etc/hostname /a\nCOPY --from=quick /q /q\nCOPY --from=failing /etc/hostname /b\n",
+    );
+    let started = std::time::Instant::now();
+    let (pid, out) = build_with_pid(&k, &["--jobs", "3"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("exit code: 4"), "{}", out.stderr);
+    // Not a speed: a sleeper that was not killed would hold the build for a day.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "the sleeping sibling was waited for");
+    nothing_left(&k, pid, "sleep 86408");
+
+    let again = k.build(&["--jobs", "3"]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let lines: Vec<&str> = again.stderr.lines().collect();
+    let step = lines.iter().find_map(|l| l.strip_suffix(" [quick 2/2] RUN echo quick-done > /q"));
+    let step = step.unwrap_or_else(|| panic!("no quick step in:\n{}", again.stderr));
+    assert!(lines.contains(&format!("{step} CACHED").as_str()), "the finished sibling ran again:\n{}", again.stderr);
+    let slow = lines.iter().find_map(|l| l.strip_suffix(" [slow 2/2] RUN sleep 86408")).unwrap();
+    assert!(!lines.contains(&format!("{slow} CACHED").as_str()), "a killed step was cached:\n{}", again.stderr);
+    nothing_left(&k, pid, "sleep 86408");
+}
+
 #[test]
 fn limits_that_do_not_parse_are_clear_errors_naming_the_flag() {
     let k = Kiln::with_busybox();

@@ -112,6 +112,8 @@ impl Lowering<'_> {
             .filter(|k| !self.consumed.contains(*k) && !is_proxy(k))
             // Read by the build checks, not by an ARG.
             .filter(|k| k.as_str() != crate::checks::CHECK_BUILD_ARG)
+            // Read by the builder: the time of a reproducible build.
+            .filter(|k| k.as_str() != "SOURCE_DATE_EPOCH")
             .map(String::as_str)
             .collect();
         if unused.is_empty() {
