@@ -186,8 +186,14 @@ struct Done<O> {
 impl<E: Executor> Solver<E> {
     /// A solver running at most `jobs` vertices at once (at least one).
     pub fn new(executor: Arc<E>, jobs: usize) -> Self {
-        Self { executor, jobs: jobs.max(1), use_cache: true, skip_cache: HashSet::new(), on_event: Arc::new(|_| {}) }
-        Self { executor, jobs: jobs.max(1), use_cache: true, salt: None, on_event: Arc::new(|_| {}) }
+        Self {
+            executor,
+            jobs: jobs.max(1),
+            use_cache: true,
+            skip_cache: HashSet::new(),
+            salt: None,
+            on_event: Arc::new(|_| {}),
+        }
     }
 
     /// When false, every vertex runs even if a result is stored (results are still saved).

@@ -212,7 +212,7 @@ mod tests {
     /// The layer `diff::write_upper` writes of `upper`, as a tar.
     fn layer_of(upper: &Path) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
-        diff::write_upper(upper, &mut tar).unwrap();
+        diff::write_upper(upper, &mut tar, None).unwrap();
         tar.into_inner().unwrap()
     }
 
