@@ -140,7 +140,14 @@ impl Engine {
         let base = &inputs[0];
         let base_mount = (!base.layers.is_empty()).then(|| self.snapshots.mount(&base.layers, false)).transpose()?;
         let mut writer = LayerWriter::with_snapshot(&self.store)?;
-        copy::write_layer(&staged, base_mount.as_ref().map(|m| m.root.as_path()), Some(&from), None, writer.tar(), self.epoch)?;
+        copy::write_layer(
+            &staged,
+            base_mount.as_ref().map(|m| m.root.as_path()),
+            Some(&from),
+            None,
+            writer.tar(),
+            self.epoch,
+        )?;
         let layer = writer.finish()?;
         Ok(base.with(layer))
     }
