@@ -29,4 +29,4 @@ mod solve;
 
 pub use digest::{CacheKey, Digest, DigestError};
 pub use graph::{Graph, GraphError, Vertex};
-pub use solve::{Event, EventKind, ExecContext, Executor, SolveError, Solver};
+pub use solve::{ByteProgress, Event, EventKind, ExecContext, Executor, SolveError, Solver, BYTES_INTERVAL};

@@ -1,42 +1,51 @@
-//! `kiln build`: [`kiln::build()`], with progress as plain lines on stderr.
+//! `kiln build`: [`kiln::build()`], shown on stderr as `--progress` says.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
-use kiln::build::{build_args_from_flags, BuildRequest, Progress};
+use kiln::build::{build_args_from_flags, BuildRequest, Silent};
 use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
-use kiln::progress::Plain;
-use kiln::registry::{PullPolicy, RegistryConfig, Transfer, TransferProgress};
+use kiln::progress::{Mode, Plain, RawJson, Tty, View};
+use kiln::registry::{PullPolicy, RegistryConfig};
 use kiln::sandbox::Limits;
 use kiln::store::Store;
-use kiln_solver::{Digest, Event};
 
 use crate::cli::build::{Args, Pull};
-use crate::cli::output::escape;
 
-/// Plain progress, and what the build says besides its steps, on stderr.
-#[derive(Default)]
-struct Stderr(Plain);
-
-impl Progress for Stderr {
-    fn event(&self, event: &Event) {
-        self.0.event(event);
+/// The mode `-q`, `--progress` or `KILN_PROGRESS` (in that order) ask for,
+/// as it is on this terminal.
+fn progress_mode(args: &Args) -> anyhow::Result<Mode> {
+    let asked = match (args.quiet, args.progress) {
+        (true, _) => Mode::Quiet,
+        (false, Some(mode)) => mode,
+        (false, None) => match std::env::var("KILN_PROGRESS") {
+            Ok(value) if !value.is_empty() => {
+                value.parse().map_err(|e| anyhow::anyhow!("KILN_PROGRESS={value:?}: {e}"))?
+            }
+            _ => Mode::Auto,
+        },
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mode = asked.resolve(terminal, std::env::var("TERM").ok().as_deref());
+    if mode == Mode::Tty && !terminal {
+        anyhow::bail!("--progress tty: stderr is not a terminal; use --progress plain (or auto)");
     }
+    // The debug shell takes the terminal, a live view would draw over it;
+    // --check shows findings, not steps.
+    Ok(match mode {
+        Mode::Tty if args.debug_shell || args.check => Mode::Plain,
+        mode => mode,
+    })
+}
 
-    fn warning(&self, message: &str) {
-        eprintln!("warning: {}", escape(message));
-    }
-
-    fn image_written(&self, id: &Digest) {
-        eprintln!("writing image {id}");
-    }
-
-    fn named(&self, name: &str) {
-        eprintln!("naming to {name}");
-    }
-
-    fn transfer(&self, event: &Transfer) {
-        super::pull::Transfers.transfer(event);
+/// The view for `mode`, on stderr.
+fn view(mode: Mode) -> Arc<dyn View> {
+    match mode {
+        Mode::Tty => Arc::new(Tty::new(indicatif::ProgressDrawTarget::stderr())),
+        Mode::RawJson => Arc::new(RawJson::new(std::io::stderr())),
+        Mode::Quiet => Arc::new(Silent),
+        Mode::Plain | Mode::Auto => Arc::new(Plain::new(std::io::stderr())),
     }
 }
 
@@ -44,6 +53,7 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if args.push && args.tags.is_empty() {
         anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
     }
+    let mode = progress_mode(&args)?;
     // Before the context is read: a missing secret file fails first.
     let secrets = kiln::secrets::secrets_from_flags(&args.secrets, |name| std::env::var_os(name).is_some())?;
     let ssh = kiln::secrets::ssh_from_flags(&args.ssh, std::env::var_os("SSH_AUTH_SOCK").map(Into::into))?;
@@ -58,7 +68,8 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.tags = args.tags;
     request.no_cache = args.no_cache;
     request.jobs = args.jobs;
-    request.progress = Arc::new(Stderr::default());
+    let view = view(mode);
+    request.progress = view.clone();
     (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
     request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {
@@ -82,7 +93,9 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     if args.check {
         return super::build_check::check(store, &request);
     }
-    let built = kiln::build(store, request)?;
+    let built = kiln::build(store, request);
+    view.finish(built.is_ok());
+    let built = built?;
     // The context unpacked from stdin is removed now, not after a push.
     drop(inputs);
     if let Some(path) = &args.iidfile {
@@ -94,7 +107,9 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         // Each name after the build: the image is complete and named locally
         // before any registry sees it.
         for tag in &built.tags {
-            eprintln!("pushing {tag}");
+            if mode != Mode::Quiet {
+                eprintln!("pushing {tag}");
+            }
             pushed.push(super::push::push_one(store, config, tag, None, args.compression.into())?);
         }
     }

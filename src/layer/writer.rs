@@ -25,12 +25,19 @@ pub struct Layer {
 pub struct LayerSink {
     gz: GzEncoder<BlobWriter>,
     diff_id: Sha256,
+    /// Tar bytes written so far, and who is told (the step's progress).
+    written: u64,
+    on_bytes: Option<Box<dyn FnMut(u64) + Send>>,
 }
 
 impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.gz.write(buf)?;
         self.diff_id.update(&buf[..n]);
+        self.written += n as u64;
+        if let Some(report) = &mut self.on_bytes {
+            report(self.written);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -43,7 +50,7 @@ impl LayerSink {
     pub fn new(store: &Store) -> Result<Self, LayerError> {
         // A zero mtime and no file name in the gzip header keep equal tars equal blobs.
         let gz = GzBuilder::new().mtime(0).write(store.blob_writer()?, Compression::new(6));
-        Ok(Self { gz, diff_id: Sha256::new() })
+        Ok(Self { gz, diff_id: Sha256::new(), written: 0, on_bytes: None })
     }
 
     /// Store the blob and return the layer.
@@ -70,6 +77,12 @@ impl LayerWriter {
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         Ok(Self { tar })
+    }
+
+    /// Tell `report` how many tar bytes were written, after each write (it
+    /// decides how often to pass it on: `ExecContext::byte_progress` does).
+    pub fn report_bytes(&mut self, report: impl FnMut(u64) + Send + 'static) {
+        self.tar.get_mut().on_bytes = Some(Box::new(report));
     }
 
     /// The tar builder to append entries to.

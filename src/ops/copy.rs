@@ -25,6 +25,8 @@ impl Engine {
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let mut writer = LayerWriter::new(&self.store)?;
+        let bytes = ctx.byte_progress();
+        writer.report_bytes(move |n| bytes.report(n, None));
         let written =
             copy::write_layer(op, base_mount.as_ref().map(|m| m.root.as_path()), from.as_ref(), writer.tar())?;
         // The context (or a named one) was read once for the cache key and
