@@ -55,7 +55,6 @@ struct Step {
     /// The line under it with its last line of output, once it printed one.
     log: Option<ProgressBar>,
     name: String,
-    started: Instant,
     /// The last lines it printed, as the view shows them.
     tail: VecDeque<String>,
 }
@@ -151,7 +150,7 @@ impl Progress for Tty {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(step_styles()[0].clone());
                 bar.set_message(name.clone());
-                let step = Step { bar, log: None, name, started: Instant::now(), tail: VecDeque::new() };
+                let step = Step { bar, log: None, name, tail: VecDeque::new() };
                 state.running.insert(e.index, step);
             }
             EventKind::Cached => {

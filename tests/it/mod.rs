@@ -19,6 +19,7 @@ mod interop;
 mod layers;
 mod library;
 mod outputs;
+mod progress;
 mod registry;
 mod registry_faults;
 mod registry_login;
