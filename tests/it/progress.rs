@@ -92,9 +92,10 @@ fn rawjson_is_one_versioned_object_per_line_with_every_step() {
 fn quiet_prints_only_the_image_id_unless_the_build_fails() {
     let k = Kiln::with_busybox();
     k.write("Dockerfile", "FROM busybox\nRUN echo noisy\n");
+    let id = Regex::new(r"^sha256:[0-9a-f]{64}\n$").unwrap();
     for flag in ["-q", "--quiet", "--progress=quiet"] {
         let out = k.build(&[flag, "-t", "quiet:1"]).ok();
-        assert!(Regex::new(r"^sha256:[0-9a-f]{64}\n$").unwrap().is_match(&out.stdout), "{flag}: {:?}", out.stdout);
+        assert!(id.is_match(&out.stdout), "{flag}: {:?}", out.stdout);
         assert_eq!(out.stderr, "", "{flag}");
     }
     let both = k.build(&["-q", "--progress", "plain"]).failed();
@@ -127,6 +128,7 @@ fn kiln_progress_in_the_environment_is_honoured_and_the_flag_wins() {
 /// On a terminal, `auto` is the live view: its steps and its summary line.
 #[test]
 fn on_a_terminal_the_live_view_ends_with_a_summary_line() {
+    let summary = Regex::new(r"\[\+\] Building \d+\.\ds \(2/2\) FINISHED").unwrap();
     for k in Kiln::each_mode() {
         k.write("Dockerfile", "FROM busybox\nRUN echo live; sleep 0.3\n");
         let mut cmd = k.command();
@@ -146,7 +148,6 @@ fn on_a_terminal_the_live_view_ends_with_a_summary_line() {
         let status = child.wait().unwrap();
         let screen = String::from_utf8_lossy(&screen);
         assert!(status.success(), "{:?}: {screen}", k.mode);
-        let summary = Regex::new(r"\[\+\] Building \d+\.\ds \(2/2\) FINISHED").unwrap();
         assert!(summary.is_match(&screen), "{:?}: no summary line in\n{screen}", k.mode);
         assert!(screen.contains("=> [2/2] RUN echo live; sleep 0.3"), "{:?}: {screen}", k.mode);
         assert!(screen.contains("sha256:"), "the ID on stdout: {screen}");
