@@ -42,7 +42,7 @@ fn progress_mode(args: &Args) -> anyhow::Result<Mode> {
 /// The view for `mode`, on stderr.
 fn view(mode: Mode) -> Arc<dyn View> {
     match mode {
-        Mode::Tty => Arc::new(Tty::new(indicatif::ProgressDrawTarget::stderr())),
+        Mode::Tty => Arc::new(Tty::stderr()),
         Mode::RawJson => Arc::new(RawJson::new(std::io::stderr())),
         Mode::Quiet => Arc::new(Silent),
         Mode::Plain | Mode::Auto => Arc::new(Plain::new(std::io::stderr())),

@@ -38,6 +38,8 @@ pub struct Tty {
     header: ProgressBar,
     state: Arc<Mutex<State>>,
     start: Instant,
+    /// Drawn on stderr: end the last line there (indicatif leaves the cursor on it).
+    on_stderr: bool,
 }
 
 #[derive(Default)]
@@ -80,7 +82,14 @@ impl Tty {
                 step.bar.tick();
             }
         });
-        Self { multi, header, state, start: Instant::now() }
+        Self { multi, header, state, start: Instant::now(), on_stderr: false }
+    }
+
+    /// The view on stderr, as `kiln build` shows it.
+    pub fn stderr() -> Self {
+        let mut view = Self::new(ProgressDrawTarget::stderr());
+        view.on_stderr = true;
+        view
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -224,8 +233,19 @@ impl View for Tty {
         }
         let end = if ok { "FINISHED" } else { "FAILED" };
         let secs = self.start.elapsed().as_secs_f64();
-        self.header.set_style(style("{msg}"));
-        self.header.finish_with_message(format!("[+] Building {secs:.1}s ({}/{}) {end}", state.finished, state.total));
+        // Printed, not drawn: it stays when the view is gone.
+        self.header.finish_and_clear();
+        self.print(&format!("[+] Building {secs:.1}s ({}/{}) {end}", state.finished, state.total));
+        if self.on_stderr {
+            eprintln!();
+        }
+    }
+}
+
+impl Drop for Tty {
+    /// A view never finished (a library caller's) still stops its ticker.
+    fn drop(&mut self) {
+        self.lock().ended = true;
     }
 }
 
