@@ -146,6 +146,7 @@ impl ExecContext {
 /// [`BYTES_INTERVAL`] (and always when `done` reaches a known `total`).
 #[derive(Clone)]
 pub struct ByteProgress {
+    /// The vertex's event, its kind replaced by each report.
     event: Arc<Event>,
     on_event: EventSink,
     start: Instant,

@@ -68,8 +68,6 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
     request.tags = args.tags;
     request.no_cache = args.no_cache;
     request.jobs = args.jobs;
-    let view = view(mode);
-    request.progress = view.clone();
     (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
     request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {
@@ -90,6 +88,10 @@ pub fn build(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Resu
         ..Limits::default()
     };
     request.cache_to = args.cache_to.iter().map(|c| CacheExport::parse(c)).collect::<Result<_, _>>()?;
+    // Made last: a live view starts drawing, and an error in the flags
+    // above would leave it on the screen.
+    let view = view(mode);
+    request.progress = view.clone();
     if args.check {
         return super::build_check::check(store, &request);
     }
