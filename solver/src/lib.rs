@@ -29,4 +29,4 @@ mod solve;
 
 pub use digest::{CacheKey, Digest, DigestError};
 pub use graph::{Graph, GraphError, Vertex};
-pub use solve::{Event, EventKind, ExecContext, Executor, Lookup, SolveError, Solver};
+pub use solve::{ByteProgress, Event, EventKind, ExecContext, Executor, Lookup, SolveError, Solver, BYTES_INTERVAL};

@@ -2,7 +2,7 @@
 //! many vertices at once as the job limit allows, and reports [`Event`]s.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,11 +85,26 @@ pub enum EventKind {
     Cached,
     /// A line of output from the running operation.
     Log(String),
+    /// Bytes the running operation moved so far (a layer written, files
+    /// copied), and how many it will move when it knows. Sent at most every
+    /// [`BYTES_INTERVAL`], so an operation may report as often as it likes.
+    Bytes {
+        /// Bytes moved so far.
+        done: u64,
+        /// Bytes it will move in all, when known.
+        total: Option<u64>,
+    },
     /// The operation finished.
     Done(Duration),
-    /// The operation failed.
-    Failed(Duration),
+    /// The operation failed after this long; the error and its causes on one
+    /// line (the first line of each).
+    Failed(Duration, String),
 }
+
+/// The shortest time between two [`EventKind::Bytes`] of one vertex: a view
+/// redraws about that often, and a copy of many small files must not send an
+/// event per file.
+pub const BYTES_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a running operation may use from the solver.
 pub struct ExecContext {
@@ -101,6 +116,7 @@ pub struct ExecContext {
     content: Option<Digest>,
     cancelled: Arc<AtomicBool>,
     on_event: EventSink,
+    bytes: ByteProgress,
 }
 
 impl ExecContext {
@@ -113,6 +129,16 @@ impl ExecContext {
             name: self.name.clone(),
             kind: EventKind::Log(line.into()),
         });
+    }
+
+    /// Report how many bytes the operation moved so far (see [`EventKind::Bytes`]).
+    pub fn bytes(&self, done: u64, total: Option<u64>) {
+        self.bytes.report(done, total);
+    }
+
+    /// A handle to report bytes from a writer that outlives this borrow.
+    pub fn byte_progress(&self) -> ByteProgress {
+        self.bytes.clone()
     }
 
     /// Whether another vertex failed: a long operation should stop early.
@@ -137,6 +163,46 @@ impl ExecContext {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// Reports [`EventKind::Bytes`] for one vertex, at most every
+/// [`BYTES_INTERVAL`] (and always when `done` reaches a known `total`).
+#[derive(Clone)]
+pub struct ByteProgress {
+    /// The vertex's event, its kind replaced by each report.
+    event: Arc<Event>,
+    on_event: EventSink,
+    start: Instant,
+    /// Milliseconds after `start` of the last event sent, plus one (0: none yet).
+    last: Arc<AtomicU64>,
+}
+
+impl ByteProgress {
+    /// Report `done` bytes of `total`.
+    pub fn report(&self, done: u64, total: Option<u64>) {
+        let now = self.start.elapsed().as_millis() as u64 + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last + BYTES_INTERVAL.as_millis() as u64 || Some(done) == total;
+        // Of two threads racing, one sends: the other's count is a moment old anyway.
+        if !due || self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return;
+        }
+        let mut event = Event::clone(&self.event);
+        event.kind = EventKind::Bytes { done, total };
+        (self.on_event)(event);
+    }
+}
+
+/// An error and its causes on one line: the first line of each, joined by `: `.
+fn one_line(error: &dyn std::error::Error) -> String {
+    let first = |e: &dyn std::error::Error| e.to_string().lines().next().unwrap_or_default().to_owned();
+    let mut text = first(error);
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {}", first(c));
+        cause = c.source();
+    }
+    text
 }
 
 /// Why a solve failed.
@@ -346,6 +412,18 @@ impl<E: Executor> Job<E> {
             if let Some(output) = found {
                 return Ok((true, Done { key, output, forced: false }));
             }
+            let bytes = ByteProgress {
+                event: Arc::new(Event {
+                    index: self.index + 1,
+                    total: self.total,
+                    digest: self.vertex.digest.clone(),
+                    name: self.vertex.name.clone(),
+                    kind: EventKind::Started,
+                }),
+                on_event: self.on_event.clone(),
+                start: Instant::now(),
+                last: Arc::new(AtomicU64::new(0)),
+            };
             let ctx = ExecContext {
                 index: self.index + 1,
                 total: self.total,
@@ -355,6 +433,7 @@ impl<E: Executor> Job<E> {
                 content,
                 cancelled: self.cancelled.clone(),
                 on_event: self.on_event.clone(),
+                bytes,
             };
             let output = self.executor.execute(&ctx, op, inputs)?;
             self.executor.save(&key, &output)?;
@@ -370,7 +449,7 @@ impl<E: Executor> Job<E> {
                 Ok(d)
             }
             Err(e) => {
-                self.emit(EventKind::Failed(start.elapsed()));
+                self.emit(EventKind::Failed(start.elapsed(), one_line(&e)));
                 Err(e)
             }
         }

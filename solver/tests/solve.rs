@@ -55,6 +55,11 @@ impl Executor for Fake {
             }
         }
         ctx.log(format!("running {op}"));
+        if op.starts_with("bytes") {
+            for done in 0..=10_000 {
+                ctx.bytes(done, Some(10_000));
+            }
+        }
         self.running.fetch_sub(1, Ordering::SeqCst);
         if op.starts_with("fail") {
             return Err(Failed(op.clone()));
@@ -146,7 +151,9 @@ fn a_failure_stops_dependents_keeps_finished_work_and_names_the_vertex() {
     assert_eq!(fake.runs("top"), 0);
     assert_eq!(fake.stored.lock().unwrap().len(), fake.total_runs() - 1, "finished vertices stay saved");
     let events = events.lock().unwrap();
-    assert!(events.iter().any(|e| e.name == "fail-left" && matches!(e.kind, EventKind::Failed(_))));
+    let failed = |e: &&kiln_solver::Event| e.name == "fail-left" && matches!(e.kind, EventKind::Failed(..));
+    let failed = events.iter().find(failed).expect("a Failed event");
+    assert!(matches!(&failed.kind, EventKind::Failed(_, error) if error == "op fail-left failed"), "{failed:?}");
     assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Log(l) if l == "running fail-left")));
 }
 
@@ -187,4 +194,31 @@ fn a_wide_and_deep_graph_runs_every_vertex_once() {
     assert!(out.starts_with("top(c299(c298("), "{}", &out[..40]);
     assert_eq!(fake.total_runs(), 601);
     assert!(fake.runs.lock().unwrap().values().all(|&n| n == 1));
+}
+
+/// An operation may report bytes as often as it likes: the events are few,
+/// the first and the last (done == total) always among them.
+#[test]
+fn byte_progress_is_sent_at_a_bounded_rate_and_ends_with_the_total() {
+    let fake = Arc::new(Fake::default());
+    let mut g = Graph::new();
+    let top = g.add("bytes".to_owned(), vec![], "bytes").unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let start = Instant::now();
+    rt.block_on(Solver::new(fake, 1).on_event(move |e| sink.lock().unwrap().push(e)).solve(&g, &top)).unwrap();
+    let bound = 2 + (start.elapsed().as_millis() / kiln_solver::BYTES_INTERVAL.as_millis()) as usize;
+    let bytes: Vec<(u64, Option<u64>)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Bytes { done, total } => Some((done, total)),
+            _ => None,
+        })
+        .collect();
+    assert!(!bytes.is_empty() && bytes.len() <= bound, "{} events, at most {bound}: {bytes:?}", bytes.len());
+    assert_eq!(bytes.first(), Some(&(0, Some(10_000))));
+    assert_eq!(bytes.last(), Some(&(10_000, Some(10_000))));
 }

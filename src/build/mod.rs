@@ -18,6 +18,7 @@
 
 mod check;
 mod epoch;
+mod logs;
 mod metadata;
 mod named;
 mod resolver;
@@ -82,10 +83,12 @@ pub enum BuildError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("starting the build's threads")]
     Runtime(#[source] std::io::Error),
-    /// `place` is `Dockerfile:LINE: ` when the failing step is known.
-    #[error("{place}build failed")]
+    /// `place` is `Dockerfile:LINE: ` when the failing step is known; `log`
+    /// its whole output, when it printed any (see `logs`).
+    #[error("{place}build failed{}", .log.as_ref().map(|l| format!("; the step's full output is in {}", l.display())).unwrap_or_default())]
     Solve {
         place: String,
+        log: Option<PathBuf>,
         #[source]
         source: Box<SolveError<EngineError>>,
     },
@@ -308,11 +311,20 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     }
     let jobs = request.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let progress = request.progress.clone();
+    let (logs, no_logs) = logs::StepLogs::open(store);
+    if let Some(e) = no_logs {
+        progress.warning(&format!("the steps' output is not kept on disk: {e}"));
+    }
+    let logs = Arc::new(logs);
+    let recorded = logs.clone();
     let solver = Solver::new(Arc::new(engine), jobs)
         .use_cache(!request.no_cache)
         .skip_cache_for(filtered.into_keys())
         .key_salt(epoch::key_salt(epoch))
-        .on_event(move |e| progress.event(&e));
+        .on_event(move |e| {
+            recorded.record(&e);
+            progress.event(&e);
+        });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -320,13 +332,14 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
         .map_err(BuildError::Runtime)?;
     let fs = runtime.block_on(solver.solve(&graph.graph, &graph.target)).map_err(|source| {
         // Name the failing step by its place in the Dockerfile, like every other error.
-        let place = match &source {
-            SolveError::Vertex { vertex, .. } => {
-                graph.sources.get(vertex).map(|at| format!("{}:{}: ", opts.dockerfile_name, at.line))
-            }
-            _ => None,
+        let (place, log) = match &source {
+            SolveError::Vertex { vertex, .. } => (
+                graph.sources.get(vertex).map(|at| format!("{}:{}: ", opts.dockerfile_name, at.line)),
+                logs.path(vertex),
+            ),
+            _ => (None, None),
         };
-        BuildError::Solve { place: place.unwrap_or_default(), source: Box::new(source) }
+        BuildError::Solve { place: place.unwrap_or_default(), log, source: Box::new(source) }
     })?;
 
     // With an epoch, the image and its new history entries are dated by it,

@@ -43,6 +43,15 @@ pub struct Args {
     /// How many steps may run at once [default: the number of CPUs].
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+    /// How to show the build on stderr: auto (tty on a terminal, else
+    /// plain), tty (a live view), plain (lines, `#5 [build 2/4] RUN make`),
+    /// rawjson (a JSON object per line), quiet [env: KILN_PROGRESS; default: auto].
+    #[arg(long, value_name = "MODE", value_parser = progress_mode)]
+    pub progress: Option<kiln::progress::Mode>,
+    /// Print only the image ID (on stdout), nothing else unless the build
+    /// fails: --progress quiet.
+    #[arg(short = 'q', long, conflicts_with = "progress")]
+    pub quiet: bool,
     /// Where the image goes (repeatable): type=image (the default: named in
     /// the store), type=oci|docker|tar,dest=FILE, type=local,dest=DIR.
     #[arg(short = 'o', long = "output")]
@@ -114,6 +123,11 @@ pub struct Args {
     /// The build context folder; `-` reads it from stdin as a tar archive
     /// (plain, gzip or zstd), or a Dockerfile with no context.
     pub context: PathBuf,
+}
+
+/// `--progress`'s value (and `KILN_PROGRESS`'s).
+pub fn progress_mode(value: &str) -> Result<kiln::progress::Mode, kiln::progress::ModeError> {
+    value.parse()
 }
 
 /// `--pull`.

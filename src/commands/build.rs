@@ -1,55 +1,53 @@
-//! `kiln build`: [`kiln::build()`], with progress as plain lines on stderr.
+//! `kiln build`: [`kiln::build()`], shown on stderr as `--progress` says.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
-use kiln::build::{build_args_from_flags, BuildRequest, Progress};
+use kiln::build::{build_args_from_flags, BuildRequest, Silent};
 use kiln::cache::{CacheExport, CacheLocation};
 use kiln::image_io::{AtomicFile, Output};
-use kiln::progress::Plain;
-use kiln::registry::{PullPolicy, RegistryConfig, Transfer, TransferProgress};
+use kiln::progress::{Mode, Plain, RawJson, Tty, View};
+use kiln::registry::{PullPolicy, RegistryConfig};
 use kiln::sandbox::Limits;
 use kiln::store::Store;
-use kiln_solver::{Digest, Event};
 
 use crate::cli::build::{Args, Pull};
 use crate::cli::output::escape;
 
-/// Plain progress, and what the build says besides its steps, on stderr;
-/// `.1`: `--explain`.
-#[derive(Default)]
-struct Stderr(Plain, bool);
-
-impl Progress for Stderr {
-    fn event(&self, event: &Event) {
-        self.0.event(event);
+/// The mode `-q`, `--progress` or `KILN_PROGRESS` (in that order) ask for,
+/// as it is on this terminal.
+fn progress_mode(args: &Args) -> anyhow::Result<Mode> {
+    let asked = match (args.quiet, args.progress) {
+        (true, _) => Mode::Quiet,
+        (false, Some(mode)) => mode,
+        (false, None) => match std::env::var("KILN_PROGRESS") {
+            Ok(value) if !value.is_empty() => {
+                value.parse().map_err(|e| anyhow::anyhow!("KILN_PROGRESS={value:?}: {e}"))?
+            }
+            _ => Mode::Auto,
+        },
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mode = asked.resolve(terminal, std::env::var("TERM").ok().as_deref());
+    if mode == Mode::Tty && !terminal {
+        anyhow::bail!("--progress tty: stderr is not a terminal; use --progress plain (or auto)");
     }
+    // The debug shell takes the terminal, a live view would draw over it;
+    // --check shows findings, not steps.
+    Ok(match mode {
+        Mode::Tty if args.debug_shell || args.check => Mode::Plain,
+        mode => mode,
+    })
+}
 
-    fn warning(&self, message: &str) {
-        eprintln!("warning: {}", escape(message));
-    }
-
-    fn image_written(&self, id: &Digest) {
-        eprintln!("writing image {id}");
-    }
-
-    fn named(&self, name: &str) {
-        eprintln!("naming to {name}");
-    }
-
-    fn transfer(&self, event: &Transfer) {
-        super::pull::Transfers.transfer(event);
-    }
-
-    fn cache_miss(&self, miss: &kiln::explain::Miss) {
-        let lines = match self.1 {
-            true => miss.details(),
-            // A first build or a miss asked for needs no line.
-            false if miss.is_expected() => return,
-            false => vec![format!("cache miss: {}", miss.summary())],
-        };
-        let text: String = lines.iter().map(|l| format!("#{} {}\n", miss.index, escape(l))).collect();
-        // One write: the lines stay together among other steps' output.
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+/// The view for `mode`, on stderr.
+/// `explain`: every line of `--explain` about the first cache miss.
+fn view(mode: Mode, explain: bool) -> Arc<dyn View> {
+    match mode {
+        Mode::Tty => Arc::new(Tty::stderr().explain(explain)),
+        Mode::RawJson => Arc::new(RawJson::new(std::io::stderr())),
+        Mode::Quiet => Arc::new(Silent),
+        Mode::Plain | Mode::Auto => Arc::new(Plain::new(std::io::stderr()).explain(explain)),
     }
 }
 
@@ -57,6 +55,7 @@ pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, 
     if args.push && args.tags.is_empty() {
         anyhow::bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY[:TAG]");
     }
+    let mode = progress_mode(&args)?;
     // Before the context is read: a missing secret file fails first.
     let secrets = kiln::secrets::secrets_from_flags(&args.secrets, |name| std::env::var_os(name).is_some())?;
     let ssh = kiln::secrets::ssh_from_flags(&args.ssh, std::env::var_os("SSH_AUTH_SOCK").map(Into::into))?;
@@ -77,7 +76,6 @@ pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, 
     request.no_cache = args.no_cache;
     request.no_cache_filter = args.no_cache_filter;
     request.jobs = args.jobs;
-    request.progress = Arc::new(Stderr(Plain::default(), args.explain));
     (request.run.secrets, request.run.ssh, request.run.allow) = (secrets, ssh, allow);
     request.run.debug_shell = args.debug_shell;
     if !args.outputs.is_empty() {
@@ -98,10 +96,16 @@ pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, 
         ..Limits::default()
     };
     request.cache_to = args.cache_to.iter().map(|c| CacheExport::parse(c)).collect::<Result<_, _>>()?;
+    // Made last: a live view starts drawing, and an error in the flags
+    // above would leave it on the screen.
+    let view = view(mode, args.explain);
+    request.progress = view.clone();
     if args.check {
         return super::build_check::check(store, &request);
     }
-    let built = kiln::build(store, request)?;
+    let built = kiln::build(store, request);
+    view.finish(built.is_ok());
+    let built = built?;
     // The context unpacked from stdin is removed now, not after a push.
     drop(inputs);
     if let Some(path) = &args.iidfile {
@@ -113,7 +117,9 @@ pub fn build(store: &Store, config: &RegistryConfig, keep_storage: Option<u64>, 
         // Each name after the build: the image is complete and named locally
         // before any registry sees it.
         for tag in &built.tags {
-            eprintln!("pushing {tag}");
+            if mode != Mode::Quiet {
+                eprintln!("pushing {tag}");
+            }
             pushed.push(super::push::push_one(store, config, tag, None, args.compression.into())?);
         }
     }

@@ -13,13 +13,7 @@ pub struct Transfers;
 
 impl TransferProgress for Transfers {
     fn transfer(&self, event: &Transfer) {
-        let short = |d: &str| d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect::<String>();
-        match event {
-            Transfer::Exists { digest } => eprintln!("{}: already exists", short(digest)),
-            Transfer::Started { digest, size } => eprintln!("{}: sending {size} bytes", short(digest)),
-            Transfer::Done { digest, size } => eprintln!("{}: done ({size} bytes)", short(digest)),
-            Transfer::Mounted { digest, from } => eprintln!("{}: mounted from {from}", short(digest)),
-        }
+        eprintln!("{}", kiln::progress::transfer_line(event));
     }
 }
 

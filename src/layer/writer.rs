@@ -41,6 +41,9 @@ pub struct LayerSink {
     // they reach the hasher and the file in big writes.
     blob: BufWriter<BlobWriter>,
     tee: Option<Tee>,
+    /// Tar bytes written so far, and who is told (the step's progress).
+    written: u64,
+    on_bytes: Option<Box<dyn FnMut(u64) + Send>>,
 }
 
 impl Write for LayerSink {
@@ -49,6 +52,7 @@ impl Write for LayerSink {
         if let Some(tee) = &mut self.tee {
             tee.write(&buf[..n]);
         }
+        self.count(n);
         Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
@@ -56,6 +60,7 @@ impl Write for LayerSink {
         if let Some(tee) = &mut self.tee {
             tee.write(buf);
         }
+        self.count(buf.len());
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -64,15 +69,27 @@ impl Write for LayerSink {
 }
 
 impl LayerSink {
+    fn count(&mut self, n: usize) {
+        self.written += n as u64;
+        if let Some(report) = &mut self.on_bytes {
+            report(self.written);
+        }
+    }
+
     /// Start a layer blob in `store`.
     pub fn new(store: &Store) -> Result<Self, LayerError> {
-        Ok(Self { blob: BufWriter::with_capacity(256 * 1024, store.blob_writer()?), tee: None })
+        Ok(Self {
+            blob: BufWriter::with_capacity(256 * 1024, store.blob_writer()?),
+            tee: None,
+            written: 0,
+            on_bytes: None,
+        })
     }
 
     /// Store the blob and return the layer; a tee's snapshot is put in
     /// place once the blob is.
     pub fn finish(self) -> Result<Layer, LayerError> {
-        let LayerSink { blob, tee } = self;
+        let LayerSink { blob, tee, .. } = self;
         let blob = blob.into_inner().map_err(|e| LayerError::Write(e.into_error()))?;
         let (digest, size) = blob.commit(None)?;
         if let Some(tee) = tee {
@@ -110,6 +127,12 @@ impl LayerWriter {
     /// Also give the tar's bytes to `tee`, from the next entry on.
     pub fn tee(&mut self, tee: Tee) {
         self.tar.get_mut().tee = Some(tee);
+    }
+
+    /// Tell `report` how many tar bytes were written, after each write (it
+    /// decides how often to pass it on: `ExecContext::byte_progress` does).
+    pub fn report_bytes(&mut self, report: impl FnMut(u64) + Send + 'static) {
+        self.tar.get_mut().on_bytes = Some(Box::new(report));
     }
 
     /// The tar builder to append entries to.

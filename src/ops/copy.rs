@@ -26,6 +26,8 @@ impl Engine {
         };
         let planned = host.and_then(|h| self.planned(h));
         let mut writer = LayerWriter::with_snapshot(&self.store)?;
+        let bytes = ctx.byte_progress();
+        writer.report_bytes(move |n| bytes.report(n, None));
         let base_root = base_mount.as_ref().map(|m| m.root.as_path());
         let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar(), self.epoch)?;
         // The context (or a named one) was read once for the cache key and

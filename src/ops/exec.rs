@@ -16,7 +16,7 @@ use crate::sandbox::{Limits, NetworkMode, Spec, SpecFile, Stdio};
 use crate::secrets::StepSecrets;
 
 /// How many lines of a failed RUN's output the error shows.
-const TAIL_LINES: usize = 12;
+const TAIL_LINES: usize = 20;
 
 /// The last lines of a failed RUN's output, as the error shows them.
 pub(super) fn tail_text(tail: &[String]) -> String {
@@ -173,6 +173,8 @@ impl Engine {
         if let Some(tee) = self.snapshots.upper_tee(&mount) {
             writer.tee(tee);
         }
+        let bytes = ctx.byte_progress();
+        writer.report_bytes(move |n| bytes.report(n, None));
         mount.write_diff(&made, writer.tar(), self.epoch)?;
         mount.unmount();
         let layer = writer.finish()?;

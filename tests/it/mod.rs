@@ -25,6 +25,7 @@ mod layers;
 mod library;
 mod outputs;
 mod parallel;
+mod progress;
 mod registry;
 mod registry_faults;
 mod registry_login;

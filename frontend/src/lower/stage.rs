@@ -101,10 +101,12 @@ impl Lowering<'_> {
     ) -> Result<(StageState, Vec<Command>), Halt> {
         let file = self.file;
         let stage = &file.stages[index];
+        // BuildKit's step names: `[build 2/4]`, `[stage-1 2/4]` for a stage
+        // without a name, `[2/4]` when there is only one.
         let prefix = match (&stage.name, self.file.stages.len()) {
             (Some(name), _) => format!("[{name} "),
             (None, 1) => "[".to_owned(),
-            (None, _) => format!("[{index} "),
+            (None, _) => format!("[stage-{index} "),
         };
         if let Some(platform) = &stage.platform {
             self.check_platform(platform)?;
