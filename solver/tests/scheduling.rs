@@ -271,7 +271,7 @@ fn a_failure_cancels_running_siblings_waits_for_them_and_starts_nothing_new() {
     // The solve returned only once they had ended.
     assert_eq!(fake.running.load(Ordering::SeqCst), 0, "a sibling still ran when solve returned");
     let failed: Vec<&str> =
-        events.iter().filter(|e| matches!(e.kind, EventKind::Failed(_))).map(|e| e.name.as_str()).collect();
+        events.iter().filter(|e| matches!(e.kind, EventKind::Failed(..))).map(|e| e.name.as_str()).collect();
     assert!(failed.contains(&"fail") && failed.contains(&"hold"), "{failed:?}");
 
     // What finished, before the failure or while cancelled, is saved: the
@@ -293,7 +293,7 @@ fn a_failure_while_others_wait_for_a_job_starts_none_of_them() {
     let fake = Fake::with_gate(1);
     let (out, events) = solve(&fake, 1, true, &g, &top);
     assert!(out.is_err());
-    let failed_at = events.iter().position(|e| matches!(e.kind, EventKind::Failed(_))).expect("a Failed event");
+    let failed_at = events.iter().position(|e| matches!(e.kind, EventKind::Failed(..))).expect("a Failed event");
     let late: Vec<&Event> = events[failed_at..].iter().filter(|e| matches!(e.kind, EventKind::Started)).collect();
     assert!(late.is_empty(), "started after the failure: {late:?}");
     assert_eq!(fake.runs("top"), 0);
