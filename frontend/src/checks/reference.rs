@@ -7,6 +7,10 @@ use regex::Regex;
 
 /// Docker's reference grammar: `[domain/]path[:tag][@digest]`, the path in
 /// lowercase components joined by `.`, `_`, `__` or dashes.
+///
+/// The classes are ASCII (Go's `\w` is) and the tag's and digest's length
+/// bounds are checked in [`is_valid`]: a Unicode `\w{0,127}` compiles to a
+/// multi-megabyte automaton, which cost every build tens of milliseconds.
 fn grammar() -> &'static Regex {
     static GRAMMAR: OnceLock<Regex> = OnceLock::new();
     GRAMMAR.get_or_init(|| {
@@ -14,9 +18,9 @@ fn grammar() -> &'static Regex {
         let domain_component = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
         let host = format!(r"(?:{domain_component}(?:\.{domain_component})*|\[[a-fA-F0-9:]+\])");
         let domain = format!(r"{host}(?::[0-9]+)?");
-        let tag = r"[\w][\w.-]{0,127}";
-        let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
-        let pattern = format!(r"^(?:({domain})/)?({component}(?:/{component})*)(?::{tag})?(?:@{digest})?$");
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]*";
+        let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:([0-9a-fA-F]+)";
+        let pattern = format!(r"^(?:({domain})/)?({component}(?:/{component})*)(?::({tag}))?(?:@{digest})?$");
         Regex::new(&pattern).expect("the reference grammar is a valid regex")
     })
 }
@@ -32,8 +36,10 @@ pub(super) fn is_valid(name: &str) -> bool {
     let Some(caps) = grammar().captures(name) else {
         return false;
     };
+    let tag_fits = caps.get(3).is_none_or(|tag| tag.len() <= 128);
+    let digest_fits = caps.get(4).is_none_or(|hex| hex.len() >= 32);
     // The name (domain and path, without tag or digest) is at most 255 long.
-    caps.get(2).is_some_and(|path| path.end() <= 255)
+    tag_fits && digest_fits && caps.get(2).is_some_and(|path| path.end() <= 255)
 }
 
 #[cfg(test)]
@@ -54,6 +60,7 @@ mod tests {
             "builder",
             "[::1]:5000/app",
             "Team/app",
+            &format!("app:{}", "t".repeat(128)),
         ] {
             assert!(is_valid(ok), "{ok}");
         }
@@ -68,6 +75,9 @@ mod tests {
             "alpine@sha256:short",
             "alpine:-x",
             "my image",
+            "app:é",
+            &format!("app:{}", "t".repeat(129)),
+            &format!("app@sha256:{}", "a".repeat(31)),
             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             assert!(!is_valid(bad), "{bad}");
