@@ -210,6 +210,31 @@ enum Pending {
     File(Stat, ContentDigest),
     Symlink(PathBuf),
     HardLink(PathBuf),
+    /// One of several names of an inode (device, inode, and its body if it
+    /// is the first name written), until the names are put in order.
+    Linked(Box<(u64, u64, Pending)>),
+}
+
+/// An entry of a selected source (the source itself when `is_source`), its
+/// body a file's content to come.
+fn entry_item(host: PathBuf, is_source: bool, source_is_dir: bool) -> Result<Item, CopyError> {
+    let meta = if is_source { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
+        .map_err(|e| CopyError::Read(host.clone(), e))?;
+    // A selected folder is not itself written (its destination is), so it
+    // brings no xattrs.
+    let xattrs = if source_is_dir && is_source { Vec::new() } else { read_xattrs(&host)? };
+    let body = if meta.file_type().is_symlink() {
+        Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
+    } else if meta.is_file() {
+        Pending::File(Stat::of(&meta), [0; 32])
+    } else {
+        Pending::Empty
+    };
+    let body = match HardLinks::<()>::shared(&meta) {
+        true => Pending::Linked(Box::new((meta.dev(), meta.ino(), body))),
+        false => body,
+    };
+    Ok(Item::Entry { host, mode: meta.mode(), xattrs: xattrs.into_boxed_slice(), body })
 }
 
 /// The first pass: the walk (names, metadata, xattrs, link targets) in the
@@ -225,41 +250,45 @@ pub(crate) fn scan(
     // Taken before any file's metadata, so before its reading too (see
     // `ContextIndex::record`).
     let started = index.map(ContextIndex::now);
-    let mut items = Vec::new();
+    // By selected source: its own items, then its entries'.
+    let mut items: Vec<Vec<Item>> = Vec::new();
     let mut links = HardLinks::default();
     for Planned { sel, parents } in plan(from, op)? {
-        items.push(Item::Source(Box::new((sel.rel.clone(), sel.host.clone()))));
+        let mut own = vec![Item::Source(Box::new((sel.rel.clone(), sel.host.clone())))];
         for (host, rel) in parents.iter().flat_map(|(_, dirs)| dirs) {
             let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.clone(), e))?;
             let listed = host.strip_prefix(from.root()).unwrap_or(host).to_owned();
-            items.push(Item::Parent(Box::new((listed, rel.clone(), meta.mode()))));
+            own.push(Item::Parent(Box::new((listed, rel.clone(), meta.mode()))));
         }
+        items.push(own);
         let mut entries = vec![(sel.host.clone(), PathBuf::new())];
         if sel.is_dir {
             entries.extend(sel.walk()?);
         }
-        items.reserve_exact(entries.len());
-        for (host, rel) in entries {
-            let meta = if rel.as_os_str().is_empty() { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
-                .map_err(|e| CopyError::Read(host.clone(), e))?;
-            // A selected folder is not itself written (its destination is),
-            // so it brings no xattrs.
-            let xattrs = if sel.is_dir && rel.as_os_str().is_empty() { Vec::new() } else { read_xattrs(&host)? };
-            let body = if let Some(first) = links.first(&meta, || sel.rel.join(&rel)) {
-                Pending::HardLink(first.clone())
-            } else if meta.file_type().is_symlink() {
-                Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
-            } else if meta.is_file() {
-                Pending::File(Stat::of(&meta), [0; 32])
-            } else {
-                Pending::Empty
-            };
-            items.push(Item::Entry { host, mode: meta.mode(), xattrs: xattrs.into_boxed_slice(), body });
+        // Each entry's stat and xattrs are a path lookup or two in the
+        // kernel: tens of thousands of them are what an unchanged context
+        // costs, so they are taken in parallel, in order. Which names are
+        // later links to an inode depends on that order: settled after.
+        let mut found = entries
+            .into_par_iter()
+            .map(|(host, rel)| entry_item(host, rel.as_os_str().is_empty(), sel.is_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        for item in &mut found {
+            let Item::Entry { host, body, .. } = item else { continue };
+            if let Pending::Linked(linked) = body {
+                let (dev, ino, _) = **linked;
+                let rel = host.strip_prefix(&sel.host).unwrap_or(Path::new(""));
+                *body = match links.first_of(dev, ino, || sel.rel.join(rel)) {
+                    Some(first) => Pending::HardLink(first.clone()),
+                    None => std::mem::replace(&mut linked.2, Pending::Empty),
+                };
+            }
         }
+        items.push(found);
     }
 
     let read = AtomicUsize::new(0);
-    items.par_iter_mut().try_for_each(|item| -> Result<(), CopyError> {
+    items.par_iter_mut().flat_map(|group| group.par_iter_mut()).try_for_each(|item| -> Result<(), CopyError> {
         if let Item::Entry { host, body: Pending::File(stat, digest), .. } = item {
             *digest = content(host, stat, index.zip(started), &read)?;
         }
@@ -269,7 +298,7 @@ pub(crate) fn scan(
     let mut h = Checksum::new();
     let mut entries = Vec::new();
     let (mut source, mut source_host) = (PathBuf::new(), PathBuf::new());
-    for item in items {
+    for item in items.into_iter().flatten() {
         let (listed, record) = match item {
             Item::Source(source_of) => {
                 (source, source_host) = *source_of;
@@ -286,6 +315,7 @@ pub(crate) fn scan(
                     Pending::File(stat, digest) => (Body::File(digest), stat.size()),
                     Pending::Symlink(target) => (Body::Symlink(target), 0),
                     Pending::HardLink(first) => (Body::HardLink(first), 0),
+                    Pending::Linked(_) => unreachable!("links are settled once the entries are found"),
                 };
                 let rel = host.strip_prefix(&source_host).unwrap_or(Path::new(""));
                 let record = h.named(rel, record(mode, size, &xattrs, body));

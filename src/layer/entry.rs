@@ -213,10 +213,20 @@ impl<T> HardLinks<T> {
     /// of it; otherwise `None`, and `name()` is kept as that first name when
     /// the inode has other names (`st_nlink > 1`). Folders are never links.
     pub fn first(&mut self, meta: &Metadata, name: impl FnOnce() -> T) -> Option<&T> {
-        if meta.nlink() < 2 || meta.is_dir() {
+        if !Self::shared(meta) {
             return None;
         }
-        match self.0.entry((meta.dev(), meta.ino())) {
+        self.first_of(meta.dev(), meta.ino(), name)
+    }
+
+    /// Whether `meta` is of an inode that may have other names.
+    pub fn shared(meta: &Metadata) -> bool {
+        meta.nlink() >= 2 && !meta.is_dir()
+    }
+
+    /// [`HardLinks::first`] for the inode `ino` on `dev`, known to be shared.
+    pub fn first_of(&mut self, dev: u64, ino: u64, name: impl FnOnce() -> T) -> Option<&T> {
+        match self.0.entry((dev, ino)) {
             Entry::Occupied(first) => Some(first.into_mut()),
             Entry::Vacant(slot) => {
                 slot.insert(name());
