@@ -29,4 +29,6 @@ mod solve;
 
 pub use digest::{CacheKey, Digest, DigestError};
 pub use graph::{Graph, GraphError, Vertex};
-pub use solve::{ByteProgress, Event, EventKind, ExecContext, Executor, Lookup, SolveError, Solver, BYTES_INTERVAL};
+pub use solve::{
+    ByteProgress, Cancellation, Event, EventKind, ExecContext, Executor, Lookup, SolveError, Solver, BYTES_INTERVAL,
+};

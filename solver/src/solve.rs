@@ -106,6 +106,22 @@ pub enum EventKind {
 /// event per file.
 pub const BYTES_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Whether the build was cancelled (another vertex failed), owned.
+#[derive(Clone, Debug)]
+pub struct Cancellation(Arc<AtomicBool>);
+
+impl Cancellation {
+    /// One that is never cancelled, for work outside a solve.
+    pub fn never() -> Self {
+        Cancellation(Arc::default())
+    }
+
+    /// See [`ExecContext::is_cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// What a running operation may use from the solver.
 pub struct ExecContext {
     index: usize,
@@ -144,6 +160,12 @@ impl ExecContext {
     /// Whether another vertex failed: a long operation should stop early.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// A handle to ask [`ExecContext::is_cancelled`] from a writer or a
+    /// thread that outlives this borrow.
+    pub fn cancellation(&self) -> Cancellation {
+        Cancellation(self.cancelled.clone())
     }
 
     /// The cache key the result will be saved under.

@@ -201,6 +201,14 @@ impl Explainer {
         }
     }
 
+    /// The key the step looked up with `key` had the last time it ran in
+    /// this project, when that was another.
+    pub(crate) fn previous_key(&self, key: &CacheKey) -> Option<CacheKey> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = seen.values().find(|s| &s.record.key == key)?;
+        entry.prev.as_ref().map(|p| p.key.clone())
+    }
+
     /// The result of the step that missed with `key` is saved: its record
     /// becomes the last seen.
     pub(crate) fn saved(&self, key: &CacheKey) {

@@ -97,9 +97,23 @@ fn apply_as(reader: impl Read, root: &Path, layer_name: &str, stack: Stack) -> R
     apply_with(reader, root, layer_name, stack, true)
 }
 
+/// [`apply`], taking big files that are unchanged from the snapshot folder
+/// `donor` by hard link (see [`super::donor`]).
+pub fn apply_with_donor(
+    reader: impl Read,
+    root: &Path,
+    layer_name: &str,
+    donor: Option<&Path>,
+) -> Result<(), LayerError> {
+    run(reader, Applier::new(root, layer_name, Stack::Overlay, true, donor))
+}
+
 fn apply_with(reader: impl Read, root: &Path, layer_name: &str, stack: Stack, owners: bool) -> Result<(), LayerError> {
-    let written = (stack == Stack::Flatten).then(HashSet::new);
-    let mut applier = Applier { root, layer: layer_name, dir_times: Vec::new(), written, owners };
+    run(reader, Applier::new(root, layer_name, stack, owners, None))
+}
+
+fn run(reader: impl Read, mut applier: Applier<'_>) -> Result<(), LayerError> {
+    let layer_name = applier.layer;
     let read_err = |source| LayerError::Read { layer: layer_name.to_owned(), source };
     // Bounded: a layer may carry a long name record of any size, which tar-rs
     // would read whole into memory.
@@ -130,9 +144,16 @@ struct Applier<'a> {
     written: Option<HashSet<PathBuf>>,
     /// Whether each file must get its entry's owner (see [`apply_blob_any_owner`]).
     owners: bool,
+    /// A snapshot folder whose identical big files are linked, not written.
+    donor: Option<&'a Path>,
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
+    fn new(root: &'a Path, layer: &'a str, stack: Stack, owners: bool, donor: Option<&'a Path>) -> Self {
+        let written = (stack == Stack::Flatten).then(HashSet::new);
+        Applier { root, layer, dir_times: Vec::new(), written, owners, donor }
+    }
+
     fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), LayerError> {
         let kind = entry.header().entry_type();
         if matches!(kind, EntryType::XGlobalHeader) {
@@ -183,6 +204,10 @@ impl Applier<'_> {
         let is_dir = kind == EntryType::Directory;
         let kept_dir = self.remove(&path, is_dir)?;
         match kind {
+            EntryType::Regular | EntryType::Continuous if self.donated(&rel, &meta, &mut entry, &path)? => {
+                self.wrote(path);
+                return Ok(());
+            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -245,6 +270,40 @@ impl Applier<'_> {
         }
         self.wrote(path);
         Ok(())
+    }
+
+    /// Whether the donor's file took the place of the regular file `entry`
+    /// at `path`, with all its metadata. When it could not, but the bytes
+    /// were read, the file is written from them and its metadata set.
+    fn donated<R: Read>(
+        &self,
+        rel: &Path,
+        meta: &Meta,
+        entry: &mut tar::Entry<'_, R>,
+        path: &Path,
+    ) -> Result<bool, LayerError> {
+        let Some(root) = self.donor.filter(|_| meta.xattrs.is_empty() && self.owners) else {
+            return Ok(false);
+        };
+        let wanted = super::donor::Wanted {
+            rel,
+            size: entry.size(),
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: &meta.mtime,
+        };
+        let Some(found) = super::donor::candidate(root, &wanted) else {
+            return Ok(false);
+        };
+        let linked = super::donor::link_or_write(entry, found, path).map_err(|e| match e {
+            crate::fsutil::CopyFailure::Read(e) => self.read_err(e),
+            crate::fsutil::CopyFailure::Write(e) => io_err("writing", path)(e),
+        })?;
+        if !linked {
+            self.set_meta(path, meta, EntryType::Regular)?;
+        }
+        Ok(true)
     }
 
     /// Note that this layer wrote `path` (only [`Stack::Flatten`] asks).

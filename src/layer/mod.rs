@@ -6,6 +6,7 @@
 pub mod bounded;
 pub mod compress;
 pub mod diff;
+mod donor;
 pub mod entry;
 pub mod extract;
 pub mod overlay;

@@ -1,6 +1,7 @@
 use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
 
-use kiln_solver::Digest;
+use kiln_solver::{Cancellation, Digest};
 use serde::{Deserialize, Serialize};
 
 use super::LayerError;
@@ -44,10 +45,14 @@ pub struct LayerSink {
     /// Tar bytes written so far, and who is told (the step's progress).
     written: u64,
     on_bytes: Option<Box<dyn FnMut(u64) + Send>>,
+    /// Once the build is cancelled, every write fails: a long COPY stops
+    /// with its failed sibling instead of finishing a layer nobody uses.
+    cancel: Option<Cancellation>,
 }
 
 impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_cancelled()?;
         let n = self.blob.write(buf)?;
         if let Some(tee) = &mut self.tee {
             tee.write(&buf[..n]);
@@ -56,6 +61,7 @@ impl Write for LayerSink {
         Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.check_cancelled()?;
         self.blob.write_all(buf)?;
         if let Some(tee) = &mut self.tee {
             tee.write(buf);
@@ -69,6 +75,13 @@ impl Write for LayerSink {
 }
 
 impl LayerSink {
+    fn check_cancelled(&self) -> io::Result<()> {
+        match &self.cancel {
+            Some(cancel) if cancel.is_cancelled() => Err(io::Error::other("the build was cancelled")),
+            _ => Ok(()),
+        }
+    }
+
     fn count(&mut self, n: usize) {
         self.written += n as u64;
         if let Some(report) = &mut self.on_bytes {
@@ -83,6 +96,7 @@ impl LayerSink {
             tee: None,
             written: 0,
             on_bytes: None,
+            cancel: None,
         })
     }
 
@@ -119,8 +133,14 @@ impl LayerWriter {
     /// Start a layer in `store` whose snapshot folder is written with it
     /// (see [`crate::snapshot::direct`]), so it is never extracted.
     pub fn with_snapshot(store: &Store) -> Result<Self, LayerError> {
+        Self::with_snapshot_from(store, None)
+    }
+
+    /// [`LayerWriter::with_snapshot`], the big files that the snapshot
+    /// folder `donor` holds alike linked from it, not written again.
+    pub fn with_snapshot_from(store: &Store, donor: Option<PathBuf>) -> Result<Self, LayerError> {
         let mut writer = Self::new(store)?;
-        writer.tee(Tee::extract(store)?);
+        writer.tee(Tee::extract(store, donor)?);
         Ok(writer)
     }
 
@@ -133,6 +153,11 @@ impl LayerWriter {
     /// decides how often to pass it on: `ExecContext::byte_progress` does).
     pub fn report_bytes(&mut self, report: impl FnMut(u64) + Send + 'static) {
         self.tar.get_mut().on_bytes = Some(Box::new(report));
+    }
+
+    /// Fail every write from the moment `cancel` says the build is cancelled.
+    pub fn cancel_on(&mut self, cancel: Cancellation) {
+        self.tar.get_mut().cancel = Some(cancel);
     }
 
     /// The tar builder to append entries to.

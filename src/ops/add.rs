@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use kiln_frontend::{CopyFrom, CopyOp};
-use kiln_solver::Digest;
+use kiln_solver::{Digest, ExecContext};
 use sha2::{Digest as _, Sha256};
 
 use super::{Engine, EngineError, FsState};
@@ -105,7 +105,7 @@ impl Engine {
     }
 
     /// Run a remote ADD: fetch, stage, write the layer.
-    pub(super) fn add(&self, op: &CopyOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
+    pub(super) fn add(&self, ctx: &ExecContext, op: &CopyOp, inputs: &[FsState]) -> Result<FsState, EngineError> {
         let work = self.store.work_dir();
         let staging = tempfile::Builder::new()
             .prefix(&temp_prefix("add"))
@@ -140,6 +140,7 @@ impl Engine {
         let base = &inputs[0];
         let base_mount = (!base.layers.is_empty()).then(|| self.snapshots.mount(&base.layers, false)).transpose()?;
         let mut writer = LayerWriter::with_snapshot(&self.store)?;
+        writer.cancel_on(ctx.cancellation());
         copy::write_layer(
             &staged,
             base_mount.as_ref().map(|m| m.root.as_path()),

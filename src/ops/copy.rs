@@ -1,8 +1,10 @@
 //! COPY: a new layer written straight from the selected files (see
 //! [`crate::copy`]), the base mounted read-only only to resolve the destination.
 
+use std::path::PathBuf;
+
 use kiln_frontend::{CopyFrom, CopyOp};
-use kiln_solver::ExecContext;
+use kiln_solver::{CacheKey, ExecContext};
 
 use super::{Engine, EngineError, FsState};
 use crate::copy::{self, CopyError, SourceRoot};
@@ -25,9 +27,10 @@ impl Engine {
             ref other => return Err(EngineError::Unsupported(format!("COPY/ADD from {other:?}"))),
         };
         let planned = host.and_then(|h| self.planned(h));
-        let mut writer = LayerWriter::with_snapshot(&self.store)?;
+        let mut writer = LayerWriter::with_snapshot_from(&self.store, self.donor(ctx.key()))?;
         let bytes = ctx.byte_progress();
         writer.report_bytes(move |n| bytes.report(n, None));
+        writer.cancel_on(ctx.cancellation());
         let base_root = base_mount.as_ref().map(|m| m.root.as_path());
         let written = copy::write_layer(op, base_root, from.as_ref(), planned.as_deref(), writer.tar(), self.epoch)?;
         // The context (or a named one) was read once for the cache key and
@@ -40,6 +43,17 @@ impl Engine {
         }
         let layer = writer.finish()?;
         Ok(base.with(layer))
+    }
+
+    /// The snapshot this step made when it last ran in this project (the
+    /// explainer's last record of it), from which the new snapshot may take
+    /// its unchanged big files: a one-file change in a big context then
+    /// writes the layer's blob, not every byte twice.
+    fn donor(&self, key: &CacheKey) -> Option<PathBuf> {
+        let previous = self.explain.as_ref()?.previous_key(key)?;
+        let layer = self.cache.load(&previous)?.layers.pop()?;
+        let dir = self.store.snapshots_dir().join(layer.diff_id.hex());
+        dir.is_dir().then_some(dir)
     }
 }
 

@@ -175,6 +175,7 @@ impl Engine {
         }
         let bytes = ctx.byte_progress();
         writer.report_bytes(move |n| bytes.report(n, None));
+        writer.cancel_on(ctx.cancellation());
         mount.write_diff(&made, writer.tar(), self.epoch)?;
         mount.unmount();
         let layer = writer.finish()?;

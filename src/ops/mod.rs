@@ -264,7 +264,9 @@ impl Executor for Engine {
         if result.is_err() {
             self.locks.release(ctx.key());
         }
-        result
+        // Whatever an operation stopped on once the build was cancelled
+        // (a layer writer refusing to write, say), it stopped for that.
+        result.map_err(|e| if ctx.is_cancelled() { EngineError::Cancelled } else { e })
     }
 
     fn save(&self, key: &CacheKey, output: &FsState) -> Result<(), EngineError> {
@@ -284,7 +286,7 @@ impl Engine {
         match op {
             Op::Scratch => Ok(FsState::default()),
             Op::Image { name, digest } => source::image(&self.store, name, digest),
-            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add(c, inputs),
+            Op::Copy(c) if matches!(c.from, CopyFrom::Url | CopyFrom::Git { .. }) => self.add(ctx, c, inputs),
             Op::Copy(c) => self.copy(ctx, c, inputs),
             Op::Exec(e) => self.exec(ctx, e, inputs),
             Op::Mkdir(m) => self.mkdir(m, inputs),

@@ -67,15 +67,18 @@ enum Target {
 
 impl Tee {
     /// Extract the layer, as it is written, into a new folder under the
-    /// store's `snapshots/`.
-    pub fn extract(store: &Store) -> Result<Self, LayerError> {
+    /// store's `snapshots/`; big files the snapshot folder `donor` holds
+    /// alike are linked from it.
+    pub fn extract(store: &Store, donor: Option<PathBuf>) -> Result<Self, LayerError> {
         let snapshots = store.snapshots_dir();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{}", crate::store::temp_prefix("direct")))
             .tempdir_in(&snapshots)
             .map_err(crate::fsutil::io_at::<LayerError>("creating a folder in", &snapshots))?;
         let root = tmp.path().to_owned();
-        Ok(Self::spawn(Target::Extract { tmp, snapshots }, move |tar| extract::apply(tar, &root, "the new layer")))
+        Ok(Self::spawn(Target::Extract { tmp, snapshots }, move |tar| {
+            extract::apply_with_donor(tar, &root, "the new layer", donor.as_deref())
+        }))
     }
 
     /// Conform the overlay upper folder `upper` to the layer written from it

@@ -148,3 +148,45 @@ fn run_upper_folders_become_snapshots_equal_to_their_layers_extracted() {
         }
     }
 }
+
+#[test]
+fn a_rebuild_after_a_small_change_links_the_unchanged_big_files_of_the_last_snapshot() {
+    for k in Kiln::each_mode() {
+        let big = |seed: u8| -> Vec<u8> { (0..(1usize << 20) + 4321).map(|i| (i % 251) as u8 ^ seed).collect() };
+        let ctx = k.ctx().join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("same"), big(1)).unwrap();
+        fs::write(ctx.join("rewritten"), big(2)).unwrap();
+        k.write("ctx/small", "one");
+        k.write("Dockerfile", "FROM busybox\nCOPY ctx/ /c/\n");
+        k.give(&k.ctx());
+        k.build(&["-t", "donor:1"]).ok();
+
+        k.write("ctx/small", "two");
+        // Same size and mtime, other bytes in the middle: only reading tells.
+        let mut changed = big(2);
+        changed[700_000] ^= 0xff;
+        let mtime = fs::metadata(ctx.join("rewritten")).unwrap().modified().unwrap();
+        fs::write(ctx.join("rewritten"), &changed).unwrap();
+        let file = fs::File::options().write(true).open(ctx.join("rewritten")).unwrap();
+        file.set_times(fs::FileTimes::new().set_modified(mtime)).unwrap();
+        k.give(&k.ctx());
+        k.build(&["-t", "donor:2"]).ok();
+
+        let snapshots = k.root().join("snapshots");
+        let (first, second) = (diff_ids(&k, "donor:1").pop().unwrap(), diff_ids(&k, "donor:2").pop().unwrap());
+        assert_ne!(first, second);
+        let at = |id: &str, name: &str| snapshots.join(id).join("c").join(name);
+        let ino = |id: &str, name: &str| fs::metadata(at(id, name)).unwrap().ino();
+        assert_eq!(ino(&first, "same"), ino(&second, "same"), "{:?}: the unchanged big file is linked", k.mode);
+        assert_ne!(ino(&first, "rewritten"), ino(&second, "rewritten"), "{:?}", k.mode);
+        assert_eq!(fs::read(at(&second, "rewritten")).unwrap(), changed);
+        assert_eq!(fs::read(at(&first, "rewritten")).unwrap(), big(2), "the old snapshot is left as it was");
+        assert_eq!(fs::read(at(&second, "small")).unwrap(), b"two");
+        // What runs sees the new files.
+        let out = k.cmd(&["run", "donor:2", "sh", "-c", "cat /c/small; sha256sum /c/rewritten"]).ok().stdout;
+        let want = format!("two{:x}  /c/rewritten\n", Sha256::digest(&changed));
+        assert_eq!(out, want);
+        k.assert_clean();
+    }
+}

@@ -1,0 +1,216 @@
+//! A new snapshot's big files taken from an older snapshot (the *donor*: what
+//! the same step made last time) by hard link, instead of written again.
+//!
+//! A COPY of a big context in which one small file changed makes a whole new
+//! layer: its blob must be written, but its snapshot would write every
+//! unchanged big file a second time, doubling what reaches the disk. Linked
+//! from the donor, those files cost a directory entry each.
+//!
+//! A donor's file is linked only when it is what extracting the entry would
+//! write: a regular file reached below the donor's root through no symlink,
+//! with the entry's size, mode, owner and mtime, no xattrs on either side,
+//! and the same bytes, compared as the entry is read (so the blob's bytes and
+//! the snapshot's stay one and the same, whatever the donor holds). Snapshots
+//! are never written once in place, so two of them sharing an inode share a
+//! read-only file: overlayfs copies it up before any change.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sys::time::TimeSpec;
+
+use crate::fsutil::CopyFailure;
+
+/// Smaller files are written: a link saves little, and costs a comparison.
+pub(super) const MIN_SIZE: u64 = 1 << 20;
+
+const CHUNK: usize = 256 * 1024;
+
+/// What an entry must be for a donor's file to stand in for it.
+pub(super) struct Wanted<'a> {
+    pub rel: &'a Path,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: &'a TimeSpec,
+}
+
+/// A donor's file that may hold an entry's bytes.
+pub(super) struct Candidate {
+    path: PathBuf,
+    file: File,
+}
+
+/// Find in the snapshot folder `root` the file that could be `wanted`, by
+/// everything but its bytes.
+pub(super) fn candidate(root: &Path, wanted: &Wanted<'_>) -> Option<Candidate> {
+    if wanted.size < MIN_SIZE {
+        return None;
+    }
+    let mut path = root.to_owned();
+    for part in wanted.rel.parent()?.components() {
+        path.push(part);
+        if !fs::symlink_metadata(&path).ok()?.is_dir() {
+            return None;
+        }
+    }
+    path.push(wanted.rel.file_name()?);
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).ok()?;
+    let meta = file.metadata().ok()?;
+    let fits = meta.is_file()
+        && meta.len() == wanted.size
+        && meta.mode() & 0o7777 == wanted.mode & 0o7777
+        && u64::from(meta.uid()) == wanted.uid
+        && u64::from(meta.gid()) == wanted.gid
+        && meta.mtime() == wanted.mtime.tv_sec()
+        && meta.mtime_nsec() == wanted.mtime.tv_nsec()
+        && xattr::FileExt::list_xattr(&file).ok()?.next().is_none();
+    fits.then_some(Candidate { path, file })
+}
+
+/// Write the entry read from `entry` at `path` (which does not exist): as a
+/// link to the candidate when its bytes are the entry's (true), else as a
+/// new file (false) whose metadata the caller sets.
+pub(super) fn link_or_write(entry: &mut impl Read, donor: Candidate, path: &Path) -> Result<bool, CopyFailure> {
+    let Candidate { path: donor_path, mut file } = donor;
+    let (mut ours, mut theirs) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut same = 0u64;
+    loop {
+        let n = fill(entry, &mut ours).map_err(CopyFailure::Read)?;
+        if n == 0 {
+            break;
+        }
+        let m = fill(&mut file, &mut theirs[..n]).unwrap_or(0);
+        if m != n || ours[..n] != theirs[..n] {
+            // They part here: what matched comes from the donor, the rest
+            // from the entry.
+            let mut out = create(path).map_err(CopyFailure::Write)?;
+            file.rewind().map_err(CopyFailure::Write)?;
+            copy_exact(&mut (&mut file).take(same), &mut out, same)?;
+            out.write_all(&ours[..n]).map_err(CopyFailure::Write)?;
+            crate::fsutil::copy(entry, &mut out)?;
+            return Ok(false);
+        }
+        same += n as u64;
+    }
+    match fs::hard_link(&donor_path, path) {
+        Ok(()) => Ok(true),
+        // Too many links already (EMLINK), say: the same bytes, written.
+        Err(_) => {
+            let mut out = create(path).map_err(CopyFailure::Write)?;
+            file.rewind().map_err(CopyFailure::Write)?;
+            copy_exact(&mut file, &mut out, same)?;
+            Ok(false)
+        }
+    }
+}
+
+fn create(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+/// Copy all of `from`, which must be `len` bytes long (a donor's file
+/// cannot change, but a short read must not pass for its bytes).
+fn copy_exact(from: &mut impl Read, to: &mut File, len: u64) -> Result<(), CopyFailure> {
+    let copied = crate::fsutil::copy(from, to)?;
+    if copied != len {
+        let short = io::Error::new(io::ErrorKind::UnexpectedEof, "the donor snapshot's file got shorter");
+        return Err(CopyFailure::Write(short));
+    }
+    Ok(())
+}
+
+/// Read until `buf` is full or the reader ends; how much was read.
+fn fill(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match from.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn donor_file(root: &Path, rel: &str, bytes: &[u8]) -> (PathBuf, fs::Metadata) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        (path, meta)
+    }
+
+    fn wanted<'a>(rel: &'a Path, meta: &fs::Metadata, mtime: &'a TimeSpec) -> Wanted<'a> {
+        Wanted { rel, size: meta.len(), mode: 0o100644, uid: meta.uid().into(), gid: meta.gid().into(), mtime }
+    }
+
+    fn mtime_of(meta: &fs::Metadata) -> TimeSpec {
+        TimeSpec::new(meta.mtime(), meta.mtime_nsec())
+    }
+
+    #[test]
+    fn the_same_bytes_are_linked_and_others_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (donor, new) = (dir.path().join("donor"), dir.path().join("new"));
+        fs::create_dir(&new).unwrap();
+        let bytes: Vec<u8> = (0..(MIN_SIZE as usize + 3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let (donor_path, meta) = donor_file(&donor, "big/blob", &bytes);
+        let (rel, mtime) = (Path::new("big/blob"), mtime_of(&meta));
+
+        let found = candidate(&donor, &wanted(rel, &meta, &mtime)).expect("a candidate");
+        assert!(link_or_write(&mut &bytes[..], found, &new.join("same")).unwrap());
+        assert_eq!(fs::metadata(new.join("same")).unwrap().ino(), meta.ino());
+
+        // One byte differs after the first chunks: a new file, every byte the entry's.
+        let mut changed = bytes.clone();
+        changed[2 * CHUNK + 5] ^= 1;
+        let found = candidate(&donor, &wanted(rel, &meta, &mtime)).unwrap();
+        assert!(!link_or_write(&mut &changed[..], found, &new.join("changed")).unwrap());
+        assert_ne!(fs::metadata(new.join("changed")).unwrap().ino(), meta.ino());
+        assert_eq!(fs::read(new.join("changed")).unwrap(), changed);
+        assert_eq!(fs::read(&donor_path).unwrap(), bytes, "the donor is left alone");
+    }
+
+    #[test]
+    fn no_candidate_unless_everything_but_the_bytes_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let donor = dir.path().join("donor");
+        let bytes = vec![7u8; MIN_SIZE as usize];
+        let (_, meta) = donor_file(&donor, "a/file", &bytes);
+        let (rel, mtime) = (Path::new("a/file"), mtime_of(&meta));
+        assert!(candidate(&donor, &wanted(rel, &meta, &mtime)).is_some());
+
+        let later = TimeSpec::new(mtime.tv_sec() + 1, 0);
+        let mut other = wanted(rel, &meta, &mtime);
+        other.mode = 0o100755;
+        assert!(candidate(&donor, &other).is_none(), "mode");
+        assert!(candidate(&donor, &wanted(rel, &meta, &later)).is_none(), "mtime");
+        assert!(candidate(&donor, &Wanted { size: meta.len() + 1, ..wanted(rel, &meta, &mtime) }).is_none(), "size");
+        assert!(candidate(&donor, &Wanted { uid: 4242, ..wanted(rel, &meta, &mtime) }).is_none(), "owner");
+        assert!(candidate(&donor, &wanted(Path::new("a/missing"), &meta, &mtime)).is_none(), "missing");
+
+        // Small files are always written.
+        let (_, small) = donor_file(&donor, "a/small", b"tiny");
+        let small_mtime = mtime_of(&small);
+        assert!(candidate(&donor, &wanted(Path::new("a/small"), &small, &small_mtime)).is_none());
+
+        // A folder on the way that is a symlink (here, to the donor's own
+        // `a`) is never gone through, nor is a symlink as the file.
+        std::os::unix::fs::symlink("a", donor.join("via")).unwrap();
+        assert!(candidate(&donor, &wanted(Path::new("via/file"), &meta, &mtime)).is_none());
+        std::os::unix::fs::symlink("a/file", donor.join("link")).unwrap();
+        assert!(candidate(&donor, &wanted(Path::new("link"), &meta, &mtime)).is_none());
+    }
+}
