@@ -98,3 +98,66 @@ fn a_stage_the_target_does_not_need_never_runs_nor_shows() {
     let out = k.build(&["--target", "unused"]).failed();
     assert!(out.stderr.contains("exit code: 7"), "{}", out.stderr);
 }
+
+/// A COPY that is writing its layer when a sibling stage fails stops there:
+/// the build fails with the sibling's error, and nothing of the COPY is
+/// left, half-written or cached. The sibling fails only once the test has
+/// seen the COPY's first bytes, by a loopback server it polls for.
+#[test]
+fn a_failing_stage_stops_a_copy_that_is_writing_its_layer() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::process::Stdio;
+
+    let k = Kiln::with_busybox();
+    // 384 MiB of sparse zeros: seconds to write for a test build of kiln,
+    // where the sibling fails within a fraction of one.
+    let big = fs::File::create(k.ctx().join("big.img")).unwrap();
+    big.set_len(384 << 20).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    k.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS big\nCOPY big.img /big.img\n\
+             FROM busybox AS failing\n\
+             RUN --network=host until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.05; done; exit 5\n\
+             FROM busybox\nCOPY --from=big /big.img /a\nCOPY --from=failing /etc/hostname /b\n"
+        ),
+    );
+    k.give(&k.ctx());
+    let serve = move || {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0; 1024]);
+                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+    };
+    let args = ["build", "--progress", "rawjson", "--allow", "network.host", "--jobs", "2"];
+    let mut child = k.command().args(args).arg(k.ctx()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut events = String::new();
+    let mut serving = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !serving && line.contains("\"event\":\"bytes\"") && line.contains("COPY big.img") {
+            serve();
+            serving = true;
+        }
+        events.push_str(&line);
+        events.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(serving, "the COPY never reported its bytes:\n{events}");
+    assert_eq!(status.code(), Some(1), "{events}");
+    assert!(events.contains("exit code: 5"), "{events}");
+    assert!(!events.lines().any(|l| l.contains("\"event\":\"done\"") && l.contains("COPY big.img")), "{events}");
+    k.assert_clean();
+
+    // No layer of the COPY was stored, whole or in part.
+    for blob in fs::read_dir(k.root().join("oci/blobs/sha256")).unwrap() {
+        let blob = blob.unwrap();
+        assert!(blob.metadata().unwrap().len() < 64 << 20, "a layer of the stopped COPY: {:?}", blob.path());
+    }
+    k.assert_clean();
+}
