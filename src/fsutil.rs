@@ -53,6 +53,22 @@ pub enum CopyFailure {
     Write(std::io::Error),
 }
 
+/// `path` below `root`, as `Path::strip_prefix` gives it, by bytes when it
+/// can: a path made by joining onto `root` starts with its very bytes, and
+/// comparing them costs far less than comparing components, which a walk of
+/// many files pays once a file.
+pub fn below<'a>(path: &'a Path, root: &Path) -> Option<&'a Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let rest = path.as_os_str().as_bytes().strip_prefix(root.as_os_str().as_bytes());
+    match rest {
+        Some([]) => Some(Path::new("")),
+        Some([b'/', tail @ ..]) if !tail.starts_with(b"/") && !root.as_os_str().is_empty() => {
+            Some(Path::new(OsStr::from_bytes(tail)))
+        }
+        _ => path.strip_prefix(root).ok(),
+    }
+}
+
 /// `io::copy`, telling a failed read from a failed write.
 pub fn copy(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> Result<u64, CopyFailure> {
     let mut buf = vec![0u8; 64 * 1024];
@@ -156,6 +172,24 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> std::io::Result<PathBuf> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn below_is_strip_prefix() {
+        for (path, root) in [
+            ("/ctx/a/b", "/ctx"),
+            ("/ctx", "/ctx"),
+            ("/ctx/", "/ctx"),
+            ("/ctxx/a", "/ctx"),
+            ("/ctx//a", "/ctx"),
+            ("/a/b", "/"),
+            ("a/b", ""),
+            ("/ctx/a", "/ctx/"),
+            ("/other", "/ctx"),
+        ] {
+            let (path, root) = (Path::new(path), Path::new(root));
+            assert_eq!(below(path, root), path.strip_prefix(root).ok(), "{path:?} below {root:?}");
+        }
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

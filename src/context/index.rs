@@ -19,19 +19,21 @@
 //! simply read again next time, when it is old enough.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
 /// The first bytes of an index file; a new layout gets a new magic, and an
 /// old file is then simply not read.
-const MAGIC: &[u8; 8] = b"kilnci01";
+const MAGIC: &[u8; 8] = b"kilnci02";
 /// At most this many entries are written (about 100 bytes each): the files
 /// the last builds read come first, older ones go past it.
 const MAX_ENTRIES: usize = 500_000;
@@ -91,9 +93,13 @@ struct Entry {
     /// Whether the digest may be reused by a file with the same `stat`
     /// (see the module's note on racy files), and so be written out.
     trusted: bool,
+    /// Whether the file had no xattrs (none a layer keeps) when read: its
+    /// ctime would have moved with any since, so a file with the same `stat`
+    /// needs no listing of them.
+    xattr_free: bool,
     /// Whether this process looked it up or recorded it: those are written
     /// first when the index is bounded.
-    used: bool,
+    used: AtomicBool,
 }
 
 /// The index of one context folder. Shared by the steps of a build: every
@@ -102,14 +108,17 @@ pub struct ContextIndex {
     root: PathBuf,
     /// Where it is kept; `None` for one that lives in memory only.
     file: Option<PathBuf>,
-    state: Mutex<State>,
+    // Read by every hashing thread at once; written when a file is read.
+    state: RwLock<State>,
     clock: fn() -> SystemTime,
 }
 
 #[derive(Default)]
 struct State {
     /// By path below the root.
-    entries: HashMap<PathBuf, Entry>,
+    /// By path below the root, as bytes: a `Path` hashes component by
+    /// component, which a no-op build of many files pays once a file.
+    entries: HashMap<OsString, Entry>,
     /// Whether a trusted entry was added or changed since it was read.
     dirty: bool,
 }
@@ -123,14 +132,14 @@ impl ContextIndex {
         ContextIndex {
             root: root.to_owned(),
             file: Some(file),
-            state: Mutex::new(State { entries, dirty: false }),
+            state: RwLock::new(State { entries, dirty: false }),
             clock: SystemTime::now,
         }
     }
 
     /// An index that is never written, for a folder read once.
     pub fn in_memory(root: &Path) -> Self {
-        ContextIndex { root: root.to_owned(), file: None, state: Mutex::default(), clock: SystemTime::now }
+        ContextIndex { root: root.to_owned(), file: None, state: RwLock::default(), clock: SystemTime::now }
     }
 
     /// The folder it indexes.
@@ -147,27 +156,46 @@ impl ContextIndex {
     /// The digest of the file at `rel` (below the root), if it was read
     /// before with the same metadata and can be trusted not to have changed.
     pub fn lookup(&self, rel: &Path, stat: &Stat) -> Option<ContentDigest> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = state.entries.get_mut(rel)?;
-        entry.used = true;
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let entry = state.entries.get(rel.as_os_str())?;
+        entry.used.store(true, Ordering::Relaxed);
         (entry.trusted && entry.stat == *stat).then_some(entry.digest)
+    }
+
+    /// Whether the file at `rel` had no xattrs when it was read with the same
+    /// metadata (any change to them since would have changed its ctime).
+    pub fn xattr_free(&self, rel: &Path, stat: &Stat) -> bool {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.entries.get(rel.as_os_str()).is_some_and(|e| e.trusted && e.xattr_free && e.stat == *stat)
     }
 
     /// The file at `rel` was read, from a time `started` taken before its
     /// metadata `before`, and held `digest`; `after` is its metadata once read.
-    pub fn record(&self, rel: &Path, before: &Stat, after: &Stat, digest: ContentDigest, started: SystemTime) {
+    /// `xattr_free`: no xattrs were found on it, listed after `before`.
+    pub fn record(
+        &self,
+        rel: &Path,
+        before: &Stat,
+        after: &Stat,
+        digest: ContentDigest,
+        xattr_free: bool,
+        started: SystemTime,
+    ) {
         let trusted = before == after && before.settled_before(started);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let old = state.entries.insert(rel.to_owned(), Entry { stat: *before, digest, trusted, used: true });
-        let same = old.is_some_and(|o| o.trusted == trusted && o.stat == *before && o.digest == digest);
+        let entry = Entry { stat: *before, digest, trusted, xattr_free, used: AtomicBool::new(true) };
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let old = state.entries.insert(rel.as_os_str().to_owned(), entry);
+        let same = old.is_some_and(|o| {
+            o.trusted == trusted && o.stat == *before && o.digest == digest && o.xattr_free == xattr_free
+        });
         state.dirty |= trusted && !same;
     }
 
     /// The digest the file at `rel` had when it was last looked up or read:
     /// what the cache key was made of, for the layer to be checked against.
     pub fn planned(&self, rel: &Path) -> Option<ContentDigest> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.entries.get(rel).map(|e| e.digest)
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.entries.get(rel.as_os_str()).map(|e| e.digest)
     }
 
     /// Write the index if it learned anything: into a file of its own
@@ -177,7 +205,7 @@ impl ContextIndex {
     pub fn save(&self) -> io::Result<()> {
         let Some(file) = &self.file else { return Ok(()) };
         let bytes = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             if !state.dirty {
                 return Ok(());
             }
@@ -201,19 +229,19 @@ impl ContextIndex {
 }
 
 /// The layout: [`MAGIC`], the count, then per entry the path's length and
-/// bytes, size, mtime, ctime, inode, device (little endian) and the digest;
-/// last, the sha256 of all that, so a torn or damaged file reads as none.
-fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
+/// bytes, size, mtime, ctime, inode, device (little endian), the digest and
+/// whether it was xattr-free (one byte); last, the sha256 of all that, so a torn or damaged file reads as none.
+fn encode(entries: &HashMap<OsString, Entry>) -> Vec<u8> {
     let mut kept: Vec<_> = entries.iter().filter(|(_, e)| e.trusted).collect();
     if kept.len() > MAX_ENTRIES {
-        kept.sort_by_key(|(_, e)| !e.used);
+        kept.sort_by_key(|(_, e)| !e.used.load(Ordering::Relaxed));
         kept.truncate(MAX_ENTRIES);
     }
     let mut out = Vec::with_capacity(16 + kept.len() * 112);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(kept.len() as u64).to_le_bytes());
     for (path, e) in kept {
-        let path = path.as_os_str().as_bytes();
+        let path = path.as_bytes();
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         let s = e.stat;
@@ -221,6 +249,7 @@ fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
             out.extend_from_slice(&n.to_le_bytes());
         }
         out.extend_from_slice(&e.digest);
+        out.push(u8::from(e.xattr_free));
     }
     let sum = Sha256::digest(&out);
     out.extend_from_slice(&sum);
@@ -228,7 +257,7 @@ fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
 }
 
 /// The entries of an index file; `None` for anything but a whole, intact one.
-fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Entry>> {
+fn decode(bytes: &[u8]) -> Option<HashMap<OsString, Entry>> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if Sha256::digest(body).as_slice() != sum {
         return None;
@@ -241,11 +270,16 @@ fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Entry>> {
     let mut entries = HashMap::with_capacity(count.min(MAX_ENTRIES as u64) as usize);
     for _ in 0..count {
         let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(r.take(len)?));
+        let path = std::ffi::OsStr::from_bytes(r.take(len)?).to_owned();
         let (size, mtime_ns, ctime_ns, ino, dev) = (r.u64()?, r.u64()? as i64, r.u64()? as i64, r.u64()?, r.u64()?);
         let digest = r.take(32)?.try_into().ok()?;
+        let xattr_free = match r.take(1)? {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
         let stat = Stat { size, mtime_ns, ctime_ns, ino, dev };
-        entries.insert(path, Entry { stat, digest, trusted: true, used: false });
+        entries.insert(path, Entry { stat, digest, trusted: true, xattr_free, used: AtomicBool::new(false) });
     }
     r.0.is_empty().then_some(entries)
 }
@@ -297,13 +331,13 @@ mod tests {
         let s = stat(3, 100);
         assert_eq!(index.lookup(a, &s), None);
         // Read in the same instant it was written: not trusted, but planned.
-        index.record(a, &s, &s, [1; 32], UNIX_EPOCH + Duration::from_nanos(100_000_000_123));
+        index.record(a, &s, &s, [1; 32], true, UNIX_EPOCH + Duration::from_nanos(100_000_000_123));
         assert_eq!(index.lookup(a, &s), None);
         assert_eq!(index.planned(a), Some([1; 32]));
         // Changed while it was read: not trusted either.
-        index.record(a, &s, &stat(4, 101), [1; 32], at(200));
+        index.record(a, &s, &stat(4, 101), [1; 32], true, at(200));
         assert_eq!(index.lookup(a, &s), None);
-        index.record(a, &s, &s, [2; 32], at(200));
+        index.record(a, &s, &s, [2; 32], true, at(200));
         assert_eq!(index.lookup(a, &s), Some([2; 32]));
         for other in [stat(4, 100), stat(3, 101), Stat { mtime_ns: 8, ..s }, Stat { ino: 9, ..s }, Stat { dev: 9, ..s }]
         {
@@ -327,8 +361,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new("/some/context");
         let index = ContextIndex::open(dir.path(), root);
-        index.record(Path::new("kept"), &stat(1, 1), &stat(1, 1), [3; 32], at(100));
-        index.record(Path::new("racy"), &stat(1, 100), &stat(1, 100), [4; 32], at(100));
+        index.record(Path::new("kept"), &stat(1, 1), &stat(1, 1), [3; 32], true, at(100));
+        index.record(Path::new("racy"), &stat(1, 100), &stat(1, 100), [4; 32], true, at(100));
         index.save().unwrap();
         let files: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(files.len(), 1, "{files:?}");
@@ -364,7 +398,7 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing learned, nothing written");
         for i in 0..MAX_FILES + 3 {
             let index = ContextIndex::open(dir.path(), Path::new(&format!("/c{i}")));
-            index.record(Path::new("f"), &stat(1, 1), &stat(1, 1), [5; 32], at(100));
+            index.record(Path::new("f"), &stat(1, 1), &stat(1, 1), [5; 32], true, at(100));
             index.save().unwrap();
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), MAX_FILES);

@@ -217,12 +217,22 @@ enum Pending {
 
 /// An entry of a selected source (the source itself when `is_source`), its
 /// body a file's content to come.
-fn entry_item(host: PathBuf, is_source: bool, source_is_dir: bool) -> Result<Item, CopyError> {
+fn entry_item(
+    host: PathBuf,
+    is_source: bool,
+    source_is_dir: bool,
+    index: Option<&ContextIndex>,
+) -> Result<Item, CopyError> {
     let meta = if is_source { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
         .map_err(|e| CopyError::Read(host.clone(), e))?;
     // A selected folder is not itself written (its destination is), so it
-    // brings no xattrs.
-    let xattrs = if source_is_dir && is_source { Vec::new() } else { read_xattrs(&host)? };
+    // brings no xattrs; nor does a file the index knows had none since.
+    let known_free = || {
+        let index = index.filter(|_| meta.is_file())?;
+        Some(index.xattr_free(crate::fsutil::below(&host, index.root())?, &Stat::of(&meta)))
+    };
+    let xattrs =
+        if (source_is_dir && is_source) || known_free() == Some(true) { Vec::new() } else { read_xattrs(&host)? };
     let body = if meta.file_type().is_symlink() {
         Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
     } else if meta.is_file() {
@@ -271,13 +281,13 @@ pub(crate) fn scan(
         // later links to an inode depends on that order: settled after.
         let mut found = entries
             .into_par_iter()
-            .map(|(host, rel)| entry_item(host, rel.as_os_str().is_empty(), sel.is_dir))
+            .map(|(host, rel)| entry_item(host, rel.as_os_str().is_empty(), sel.is_dir, index))
             .collect::<Result<Vec<_>, _>>()?;
         for item in &mut found {
             let Item::Entry { host, body, .. } = item else { continue };
             if let Pending::Linked(linked) = body {
                 let (dev, ino, _) = **linked;
-                let rel = host.strip_prefix(&sel.host).unwrap_or(Path::new(""));
+                let rel = crate::fsutil::below(host, &sel.host).unwrap_or(Path::new(""));
                 *body = match links.first_of(dev, ino, || sel.rel.join(rel)) {
                     Some(first) => Pending::HardLink(first.clone()),
                     None => std::mem::replace(&mut linked.2, Pending::Empty),
@@ -289,8 +299,8 @@ pub(crate) fn scan(
 
     let read = AtomicUsize::new(0);
     items.par_iter_mut().flat_map(|group| group.par_iter_mut()).try_for_each(|item| -> Result<(), CopyError> {
-        if let Item::Entry { host, body: Pending::File(stat, digest), .. } = item {
-            *digest = content(host, stat, index.zip(started), &read)?;
+        if let Item::Entry { host, body: Pending::File(stat, digest), xattrs, .. } = item {
+            *digest = content(host, stat, xattrs.is_empty(), index.zip(started), &read)?;
         }
         Ok(())
     })?;
@@ -317,7 +327,7 @@ pub(crate) fn scan(
                     Pending::HardLink(first) => (Body::HardLink(first), 0),
                     Pending::Linked(_) => unreachable!("links are settled once the entries are found"),
                 };
-                let rel = host.strip_prefix(&source_host).unwrap_or(Path::new(""));
+                let rel = crate::fsutil::below(&host, &source_host).unwrap_or(Path::new(""));
                 let record = h.named(rel, record(mode, size, &xattrs, body));
                 (source.join(rel), record)
             }
@@ -336,17 +346,18 @@ pub(crate) fn scan(
 fn content(
     host: &Path,
     stat: &Stat,
+    xattr_free: bool,
     index: Option<(&ContextIndex, std::time::SystemTime)>,
     read: &AtomicUsize,
 ) -> Result<ContentDigest, CopyError> {
-    let indexed = index.and_then(|(index, started)| Some((index, host.strip_prefix(index.root()).ok()?, started)));
+    let indexed = index.and_then(|(index, started)| Some((index, crate::fsutil::below(host, index.root())?, started)));
     if let Some(digest) = indexed.and_then(|(index, rel, _)| index.lookup(rel, stat)) {
         return Ok(digest);
     }
     read.fetch_add(1, Ordering::Relaxed);
     let (digest, after) = hash_file(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
     if let Some((index, rel, started)) = indexed {
-        index.record(rel, stat, &Stat::of(&after), digest, started);
+        index.record(rel, stat, &Stat::of(&after), digest, xattr_free, started);
     }
     Ok(digest)
 }

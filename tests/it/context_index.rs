@@ -99,6 +99,26 @@ fn an_edit_that_keeps_size_and_mtime_is_seen() {
     assert_eq!(k.file_in_top_layer("two", "f").as_deref(), Some("after!\n"));
 }
 
+/// An xattr set on a file the index knows had none is seen: setting it
+/// moves the ctime, so the index no longer vouches that the file has none.
+#[test]
+fn an_xattr_added_to_an_indexed_file_is_seen() {
+    let k = Kiln::with_busybox();
+    k.write("Dockerfile", "FROM busybox\nCOPY f /f\n").write("f", "same bytes\n");
+    settle();
+    let first = k.build(&["-t", "one"]).ok();
+    assert_eq!(steps(&first.stderr), (0, 2), "{}", first.stderr);
+    settle();
+    let again = k.build(&["-t", "one"]).ok();
+    assert_eq!(steps(&again.stderr), (2, 0), "{}", again.stderr);
+
+    xattr::set(k.ctx().join("f"), "user.kiln.added", b"1").unwrap();
+    let second = k.build(&["-t", "two"]).ok();
+    assert_eq!(steps(&second.stderr), (1, 1), "the new xattr missed the cache:\n{}", second.stderr);
+    let xattrs = k.layer_entries("two").pop().unwrap().into_iter().find(|e| e.path == "f").unwrap().xattrs;
+    assert_eq!(xattrs, [("user.kiln.added".to_owned(), b"1".to_vec())]);
+}
+
 /// A no-op rebuild opens no context file for reading: `strace` lists every
 /// file kiln opens, and only folders (walked) and the Dockerfile (parsed)
 /// of the context may be among them.
