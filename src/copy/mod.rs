@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use kiln_frontend::{CopyFrom, CopyOp, InlineFile};
 use kiln_solver::Digest;
 
-use crate::context::index::{ContentDigest, ContextIndex};
+use crate::context::index::{ContentDigest, ContextIndex, Stat};
 use crate::fsutil::{resolve_in_root, CopyFailure, PathError};
 use crate::layer::entry::{self, read_xattrs, HardLinks};
 use crate::layer::{LayerSink, LayerTar};
@@ -319,13 +319,20 @@ impl Writer<'_, '_, '_> {
         Ok(())
     }
 
+    /// The digest the planned index holds for the file at `host` with the
+    /// metadata `meta`, when it trusts it (see [`ContextIndex::lookup`]).
+    fn known_digest(&self, host: &Path, meta: &fs::Metadata) -> Option<ContentDigest> {
+        let index = self.planned?;
+        index.lookup(crate::fsutil::below(host, index.root())?, &Stat::of(meta))
+    }
+
     /// A file whose bytes are not those its step's cache key was made of
     /// fails the step, named.
     fn check_planned(&self, host: &Path, written: &ContentDigest) -> Result<(), CopyError> {
         let Some(index) = self.planned else { return Ok(()) };
-        let Ok(rel) = host.strip_prefix(index.root()) else { return Ok(()) };
+        let Some(rel) = crate::fsutil::below(host, index.root()) else { return Ok(()) };
         match index.planned(rel) {
-            Some(planned) if planned != *written => Err(CopyError::ChangedFile(rel.to_owned())),
+            Some(planned) if planned != *written => Err(changed(self.planned, host)),
             _ => Ok(()),
         }
     }
@@ -367,6 +374,10 @@ impl Writer<'_, '_, '_> {
         let target = meta.file_type().is_symlink().then(|| fs::read_link(host)).transpose();
         let target = target.map_err(|e| CopyError::Read(host.to_owned(), e))?;
         let first = self.links.first(&meta, || (path.to_owned(), source.join(rel))).cloned();
+        // What the context index vouches for by this very stat, asked before
+        // the tar is borrowed.
+        let known = if first.is_none() && meta.is_file() { self.known_digest(host, &meta) } else { None };
+        let planned = self.planned;
         let tar = &mut *self.tar;
         // The digest of a file's bytes, hashed as they are written.
         let written = match &first {
@@ -385,7 +396,18 @@ impl Writer<'_, '_, '_> {
                 let f = fs::File::open(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
                 // The size the header says, from the same stat as the checksum's.
                 h.set_size(meta.size());
-                if first.is_none() {
+                if let Some(known) = known {
+                    // The context index vouches for these bytes by the file's
+                    // metadata, as it did for the cache key: not hashed again,
+                    // but the file must not change while it is read.
+                    let mut f = f;
+                    append_entry(tar, &mut h, path, None, &xattrs, &mut f, host)?;
+                    let after = f.metadata().map_err(|e| CopyError::Read(host.to_owned(), e))?;
+                    if Stat::of(&after) != Stat::of(&meta) {
+                        return Err(changed(planned, host));
+                    }
+                    Some(known)
+                } else if first.is_none() {
                     let mut data = Hashing::new(f);
                     append_entry(tar, &mut h, path, None, &xattrs, &mut data, host)?;
                     Some(data.finish())
@@ -428,6 +450,13 @@ struct File<'a> {
 type Out<'a> = entry::Writer<'a, LayerSink>;
 
 /// Append one entry through the layer entry writer; a failed read is named by `host`.
+/// The file at `host` changed since its step's cache key was made from the
+/// `planned` index.
+fn changed(planned: Option<&ContextIndex>, host: &Path) -> CopyError {
+    let below_root = planned.and_then(|index| crate::fsutil::below(host, index.root()));
+    CopyError::ChangedFile(below_root.unwrap_or(host).to_owned())
+}
+
 fn append_entry(
     tar: &mut Out<'_>,
     h: &mut tar::Header,
