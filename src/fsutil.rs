@@ -69,6 +69,20 @@ pub fn below<'a>(path: &'a Path, root: &Path) -> Option<&'a Path> {
     }
 }
 
+/// Read until `buf` is full or the reader ends; how much was read.
+pub fn read_full(from: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match from.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// `io::copy`, telling a failed read from a failed write.
 pub fn copy(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> Result<u64, CopyFailure> {
     let mut buf = vec![0u8; 64 * 1024];

@@ -143,15 +143,8 @@ enum Compression {
 /// Look at the first bytes of `r` without losing them.
 fn sniff<'a>(mut r: impl Read + 'a, what: &str) -> Result<(Compression, Box<dyn Read + 'a>), ImageIoError> {
     let mut head = [0u8; 4];
-    let mut len = 0;
-    while len < head.len() {
-        match r.read(&mut head[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(ImageIoError::Read { what: what.to_owned(), source }),
-        }
-    }
+    let len = crate::fsutil::read_full(&mut r, &mut head)
+        .map_err(|source| ImageIoError::Read { what: what.to_owned(), source })?;
     let head = &head[..len];
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip

@@ -59,15 +59,7 @@ impl Form {
     pub fn of_blob(store: &Store, digest: &kiln_solver::Digest) -> io::Result<Self> {
         let mut head = [0u8; 4];
         let mut file = std::fs::File::open(store.blob_path(digest))?;
-        let mut n = 0;
-        while n < head.len() {
-            match file.read(&mut head[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = crate::fsutil::read_full(&mut file, &mut head)?;
         Ok(Form::sniff(&head[..n]))
     }
 

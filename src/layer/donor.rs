@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::time::TimeSpec;
 
-use crate::fsutil::CopyFailure;
+use crate::fsutil::{read_full, CopyFailure};
 
 /// Smaller files are written: a link saves little, and costs a comparison.
 pub(super) const MIN_SIZE: u64 = 1 << 20;
@@ -79,11 +79,11 @@ pub(super) fn link_or_write(entry: &mut impl Read, donor: Candidate, path: &Path
     let (mut ours, mut theirs) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
     let mut same = 0u64;
     loop {
-        let n = fill(entry, &mut ours).map_err(CopyFailure::Read)?;
+        let n = read_full(entry, &mut ours).map_err(CopyFailure::Read)?;
         if n == 0 {
             break;
         }
-        let m = fill(&mut file, &mut theirs[..n]).unwrap_or(0);
+        let m = read_full(&mut file, &mut theirs[..n]).unwrap_or(0);
         if m != n || ours[..n] != theirs[..n] {
             // They part here: what matched comes from the donor, the rest
             // from the entry.
@@ -121,20 +121,6 @@ fn copy_exact(from: &mut impl Read, to: &mut File, len: u64) -> Result<(), CopyF
         return Err(CopyFailure::Write(short));
     }
     Ok(())
-}
-
-/// Read until `buf` is full or the reader ends; how much was read.
-fn fill(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match from.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
