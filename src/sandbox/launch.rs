@@ -146,12 +146,7 @@ impl Sandbox {
         let connected = match launcher.wait_for_mapping_request() {
             // It has unshared and forked nothing yet: joined now, every
             // process of the step is born in the cgroup.
-            Ok(()) => cgroup
-                .as_ref()
-                .map_or(Ok(()), |c| c.join(child.id()))
-                .map_err(SandboxError::from)
-                .and_then(|_| map_and_connect(launcher, child.id(), &network))
-                .map(Some),
+            Ok(()) => map_and_connect(launcher, child.id(), cgroup.as_ref(), &network).map(Some),
             // The child failed before unsharing; its own message says why.
             Err(ChannelError::Closed(_)) => Ok(None),
             Err(e) => Err(SandboxError::Handshake(e)),
@@ -305,9 +300,24 @@ fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
 /// The sandbox (process `pid`) has unshared its namespaces: write its id
 /// maps, connect its network namespace, and only then let it go on, so the
 /// command starts with its interface configured.
-fn map_and_connect(launcher: channel::Parent, pid: u32, network: &NetworkSetup) -> Result<Attached, SandboxError> {
-    write_id_maps(pid)?;
-    let helper = network.attach(pid)?;
+/// Ready the sandbox process `pid`, which has unshared and waits: its id
+/// maps, its network, and its cgroup, joined before it forks anything so that
+/// every process of the step is born inside. Joining a cgroup v1 waits out an
+/// RCU grace period (several ms), so it runs beside the helper's start.
+fn map_and_connect(
+    launcher: channel::Parent,
+    pid: u32,
+    cgroup: Option<&Cgroup>,
+    network: &NetworkSetup,
+) -> Result<Attached, SandboxError> {
+    let helper = thread::scope(|s| {
+        let joined = cgroup.map(|c| s.spawn(move || c.join(pid)));
+        let helper = write_id_maps(pid).and_then(|_| Ok(network.attach(pid)?));
+        if let Some(joined) = joined {
+            joined.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        helper
+    })?;
     launcher.mapping_written().map_err(SandboxError::Handshake)?;
     Ok(helper)
 }

@@ -345,7 +345,12 @@ impl Attached {
     fn stop(&mut self) {
         if let Some(mut child) = self.0.take() {
             let _ = child.kill();
-            let _ = child.wait();
+            // The helper's exit closes its tap device, which the kernel
+            // unregisters slowly (an RCU grace period, tens of ms): reaped
+            // off the step's path.
+            let _ = std::thread::Builder::new().name("net-reap".into()).spawn(move || {
+                let _ = child.wait();
+            });
         }
     }
 }
@@ -550,6 +555,11 @@ mod tests {
             assert!(addresses.contains("inet 10.0.2.100/24"), "{}: {addresses}", helper.name());
             let helper_pid = attached.0.as_ref().unwrap().id();
             drop(attached);
+            // Killed by the drop, reaped off the caller's path: gone soon after.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{helper_pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             assert!(!Path::new(&format!("/proc/{helper_pid}")).exists(), "{} outlived its guard", helper.name());
             let _ = holder.kill();
             let _ = holder.wait();
