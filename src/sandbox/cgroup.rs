@@ -336,12 +336,12 @@ impl Cgroup {
     }
 
     /// Move process `pid` (and its threads) into every directory of the
-    /// cgroup. Called before it forks anything: its children are born inside.
-    pub(crate) fn join(&self, pid: u32) -> Result<()> {
-        for dir in &self.dirs {
-            write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
+    /// cgroup, before it forks anything: its children are born inside. On a
+    /// thread of its own: on v1 a move waits out an RCU grace period
+    /// (several ms), which the caller spends on the rest of the sandbox's start.
+    pub(crate) fn join_in_background(&self, pid: u32) -> std::thread::JoinHandle<Result<()>> {
+        let files: Vec<PathBuf> = self.dirs.iter().map(|d| d.path.join("cgroup.procs")).collect();
+        std::thread::spawn(move || files.iter().try_for_each(|f| write(f, &pid.to_string())))
     }
 
     /// Whether the kernel's OOM killer killed a process of the cgroup.

@@ -140,16 +140,19 @@ impl Sandbox {
             cmd.pre_exec(move || super::detach_with_channel(child_fd));
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        // Joined while the child starts: it forks nothing before we answer
+        // its mapping request, which waits for this.
+        let joining = cgroup.as_ref().map(|c| c.join_in_background(child.id()));
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         drop(cmd); // closes our copies of the output pipe's write end
         drop(child_end);
         let connected = match launcher.wait_for_mapping_request() {
             // It has unshared and forked nothing yet: joined now, every
             // process of the step is born in the cgroup.
-            Ok(()) => map_and_connect(launcher, child.id(), cgroup.as_ref(), &network).map(Some),
+            Ok(()) => map_and_connect(launcher, child.id(), joining, &network).map(Some),
             // The child failed before unsharing; its own message says why.
-            Err(ChannelError::Closed(_)) => Ok(None),
-            Err(e) => Err(SandboxError::Handshake(e)),
+            Err(ChannelError::Closed(_)) => joined(joining).map(|_| None),
+            Err(e) => Err(joined(joining).err().unwrap_or(SandboxError::Handshake(e))),
         };
         // The network helper, if any, runs until this goes out of scope.
         let _helper = match connected {
@@ -301,25 +304,28 @@ fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
 /// maps, connect its network namespace, and only then let it go on, so the
 /// command starts with its interface configured.
 /// Ready the sandbox process `pid`, which has unshared and waits: its id
-/// maps, its network, and its cgroup, joined before it forks anything so that
-/// every process of the step is born inside. Joining a cgroup v1 waits out an
-/// RCU grace period (several ms), so it runs beside the helper's start.
+/// maps and its network, while its cgroup is `joining`; it hears back once
+/// all three are done.
 fn map_and_connect(
     launcher: channel::Parent,
     pid: u32,
-    cgroup: Option<&Cgroup>,
+    joining: Option<thread::JoinHandle<Result<(), CgroupError>>>,
     network: &NetworkSetup,
 ) -> Result<Attached, SandboxError> {
-    let helper = thread::scope(|s| {
-        let joined = cgroup.map(|c| s.spawn(move || c.join(pid)));
-        let helper = write_id_maps(pid).and_then(|_| Ok(network.attach(pid)?));
-        if let Some(joined) = joined {
-            joined.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        }
-        helper
-    })?;
+    let helper = write_id_maps(pid).and_then(|_| Ok(network.attach(pid)?));
+    joined(joining)?;
+    let helper = helper?;
     launcher.mapping_written().map_err(SandboxError::Handshake)?;
     Ok(helper)
+}
+
+/// The end of a [`Cgroup::join_in_background`].
+fn joined(joining: Option<thread::JoinHandle<Result<(), CgroupError>>>) -> Result<(), SandboxError> {
+    match joining.map(thread::JoinHandle::join) {
+        None => Ok(()),
+        Some(Ok(result)) => Ok(result?),
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Copy a container's output to one of kiln's streams until every writer is
