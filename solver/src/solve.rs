@@ -28,8 +28,15 @@ pub trait Executor: Send + Sync + 'static {
     /// definition says it all. It becomes part of the cache key.
     fn content_checksum(&self, op: &Self::Op) -> Result<Option<Digest>, Self::Error>;
 
-    /// The stored result for `key`, if there is one.
-    fn load(&self, key: &CacheKey, op: &Self::Op) -> Result<Option<Self::Output>, Self::Error>;
+    /// The stored result for `key`, if there is one. An engine that waits
+    /// here (on another build running the same step, say) stops waiting
+    /// once `cancellation` says the solve was cancelled.
+    fn load(
+        &self,
+        key: &CacheKey,
+        op: &Self::Op,
+        cancellation: &Cancellation,
+    ) -> Result<Option<Self::Output>, Self::Error>;
 
     /// Run the operation on its inputs' results (in the vertex's input order).
     fn execute(&self, ctx: &ExecContext, op: &Self::Op, inputs: &[Self::Output]) -> Result<Self::Output, Self::Error>;
@@ -420,7 +427,7 @@ impl<E: Executor> Job<E> {
                 key = key.salted(salt);
             }
             let found = match self.use_cache {
-                true => self.executor.load(&key, op)?,
+                true => self.executor.load(&key, op, &Cancellation(self.cancelled.clone()))?,
                 false => None,
             };
             self.executor.looked_up(&Lookup {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kiln_solver::{CacheKey, Digest, Event, EventKind, ExecContext, Executor, Graph, SolveError, Solver};
+use kiln_solver::{CacheKey, Cancellation, Digest, Event, EventKind, ExecContext, Executor, Graph, SolveError, Solver};
 
 #[derive(Debug, thiserror::Error)]
 enum Failed {
@@ -86,7 +86,7 @@ impl Executor for Fake {
         Ok(None)
     }
 
-    fn load(&self, key: &CacheKey, _op: &String) -> Result<Option<String>, Failed> {
+    fn load(&self, key: &CacheKey, _op: &String, _: &Cancellation) -> Result<Option<String>, Failed> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         Ok(self.stored.lock().unwrap().get(key).cloned())
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kiln_solver::{CacheKey, Digest, ExecContext, Executor, Graph, Lookup, Solver};
+use kiln_solver::{CacheKey, Cancellation, Digest, ExecContext, Executor, Graph, Lookup, Solver};
 
 #[derive(Debug, thiserror::Error)]
 #[error("never")]
@@ -27,7 +27,7 @@ impl Executor for Fake {
         Ok(None)
     }
 
-    fn load(&self, key: &CacheKey, _op: &String) -> Result<Option<String>, Never> {
+    fn load(&self, key: &CacheKey, _op: &String, _: &Cancellation) -> Result<Option<String>, Never> {
         Ok(self.stored.lock().unwrap().get(key).cloned())
     }
 

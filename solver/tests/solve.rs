@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kiln_solver::{CacheKey, Digest, EventKind, ExecContext, Executor, Graph, SolveError, Solver};
+use kiln_solver::{CacheKey, Cancellation, Digest, EventKind, ExecContext, Executor, Graph, SolveError, Solver};
 
 #[derive(Debug, thiserror::Error)]
 #[error("op {0} failed")]
@@ -40,7 +40,7 @@ impl Executor for Fake {
         Ok(self.content.lock().unwrap().get(op).cloned())
     }
 
-    fn load(&self, key: &CacheKey, _op: &String) -> Result<Option<String>, Failed> {
+    fn load(&self, key: &CacheKey, _op: &String, _: &Cancellation) -> Result<Option<String>, Failed> {
         Ok(self.stored.lock().unwrap().get(key).cloned())
     }
 

@@ -88,6 +88,11 @@ fn write_upper_of<W: Write>(
             append_whiteout(out, rel, (meta.uid(), meta.gid()), meta.mtime(), path)?;
             continue;
         }
+        // In a layer the name would mean a deletion, not this file: every
+        // other tool would hide a file the step never deleted.
+        if item.file_name().as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return Err(LayerError::WhiteoutName { entry: format!("/{}", String::from_utf8_lossy(rel)) });
+        }
         append_entry(out, &mut links, path, rel, &meta, opaque)?;
     }
     Ok(())
@@ -335,6 +340,20 @@ mod tests {
         assert_eq!(mode(&lower.join("a.txt")), mode(&up.join("a.txt")));
         let mtime = |p: &Path| fs::symlink_metadata(p).unwrap().mtime();
         assert_eq!(mtime(&lower.join("bin")), mtime(&up.join("bin")));
+    }
+
+    #[test]
+    fn a_file_named_as_a_whiteout_is_refused_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let up = tmp.path().join("upper");
+        fs::create_dir_all(up.join("etc")).unwrap();
+        fs::write(up.join("etc/ok"), "ok").unwrap();
+        fs::write(up.join("etc/.wh.passwd"), "").unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        match write_upper(&up, &mut tar, None) {
+            Err(LayerError::WhiteoutName { entry }) => assert_eq!(entry, "/etc/.wh.passwd"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub enum LayerError {
     Unsafe { layer: String, entry: String, why: &'static str },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A file whose name a layer reads as a whiteout (`.wh.*`).
+    #[error(
+        "{entry}: a file named .wh.* cannot go in a layer, where the name means that a file was deleted; \
+         rename it, or delete it before the step ends"
+    )]
+    WhiteoutName { entry: String },
     /// A file owned by an id kiln's user namespace does not have.
     #[error(transparent)]
     Unmapped(Box<UnmappedOwner>),

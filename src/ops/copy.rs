@@ -63,7 +63,7 @@ mod tests {
     use std::sync::Arc;
 
     use kiln_frontend::{BuildOptions, ImageResolver, Op, ResolvedImage};
-    use kiln_solver::{CacheKey, Digest, Executor, Solver};
+    use kiln_solver::{CacheKey, Cancellation, Digest, Executor, Solver};
 
     use super::*;
     use crate::context::dockerignore::DockerIgnore;
@@ -97,8 +97,8 @@ mod tests {
             }
             checksum
         }
-        fn load(&self, key: &CacheKey, op: &Op) -> Result<Option<FsState>, EngineError> {
-            self.engine.load(key, op)
+        fn load(&self, key: &CacheKey, op: &Op, cancel: &Cancellation) -> Result<Option<FsState>, EngineError> {
+            self.engine.load(key, op, cancel)
         }
         fn execute(&self, ctx: &ExecContext, op: &Op, inputs: &[FsState]) -> Result<FsState, EngineError> {
             self.engine.execute(ctx, op, inputs)

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 pub(crate) use exec::step_limits;
 
 use kiln_frontend::{CopyFrom, Op};
-use kiln_solver::{CacheKey, Digest, ExecContext, Executor, Lookup};
+use kiln_solver::{CacheKey, Cancellation, Digest, ExecContext, Executor, Lookup};
 
 use crate::cache::{CacheError, CacheRecord, CacheStorage, KeyLocks, LocalCache};
 use crate::copy::{CopyError, SourceRoot};
@@ -230,14 +230,16 @@ impl Executor for Engine {
         }
     }
 
-    fn load(&self, key: &CacheKey, _op: &Op) -> Result<Option<FsState>, EngineError> {
+    fn load(&self, key: &CacheKey, _op: &Op, cancellation: &Cancellation) -> Result<Option<FsState>, EngineError> {
         let found = || self.cache.load(key).map(|r| FsState { layers: r.layers, created: r.created });
         if let Some(hit) = found() {
             return Ok(Some(hit));
         }
         // Another build may be running this very step: wait for it, then look
         // again. Held from here until the result is saved or the step fails.
-        self.locks.acquire(key)?;
+        if !self.locks.acquire(key, &|| cancellation.is_cancelled())? {
+            return Err(EngineError::Cancelled);
+        }
         let hit = found();
         if hit.is_some() {
             self.locks.release(key);

@@ -40,3 +40,26 @@ fn a_whiteout_of_dot_dot_removes_no_other_snapshot() {
         k.assert_clean();
     }
 }
+
+/// A file a step names `.wh.*` would read, in its layer, as a deletion of
+/// a file the step never deleted: the build fails, names the file, and tags
+/// nothing.
+#[test]
+fn a_step_that_makes_a_file_named_as_a_whiteout_fails_and_names_it() {
+    for k in Kiln::each_mode() {
+        k.write(
+            "Dockerfile",
+            "FROM busybox\nRUN --network=none mkdir -p /etc/d && touch /etc/d/ok /etc/d/.wh.passwd\n",
+        );
+        let out = k.build(&["-t", "wh"]);
+        assert_ne!(out.code, 0, "{:?}: the step's layer was written", k.mode);
+        assert!(
+            out.stderr.contains("/etc/d/.wh.passwd") && out.stderr.contains("rename it"),
+            "{:?}: {}",
+            k.mode,
+            out.stderr
+        );
+        assert!(!k.image_names().iter().any(|n| n.starts_with("wh")), "{:?}: an image was tagged", k.mode);
+        k.assert_clean();
+    }
+}
