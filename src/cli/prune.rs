@@ -1,8 +1,8 @@
 //! `kiln prune`'s and `kiln system df`'s flags.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `kiln prune [-a] [-f] [--filter until=DURATION] [--keep-storage SIZE] [--cache-mounts]`.
+/// `kiln prune [-a] [-f] [--filter until=DURATION|TIME] [--keep-storage SIZE] [--cache-mounts]`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Remove all build cache, not only dangling entries (those holding
@@ -13,7 +13,8 @@ pub struct Args {
     #[arg(short, long)]
     pub force: bool,
     /// Only what matches: until=DURATION (24h, 90m) spares entries used
-    /// more recently than that.
+    /// more recently than that long ago; until=TIME (a Unix time, or RFC
+    /// 3339: 2026-11-30T12:00:00Z, 2026-11-30) those used after it.
     #[arg(long, value_name = "FILTER", value_parser = filter)]
     pub filter: Vec<Filter>,
     /// Stop once the build cache takes no more than SIZE (10g, 512m:
@@ -51,20 +52,43 @@ pub struct DfArgs {
 /// One `--filter`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    /// `until=DURATION`.
-    Until(Duration),
+    /// `until=WHEN`: entries last used at or before this time.
+    Until(SystemTime),
 }
 
 fn filter(text: &str) -> Result<Filter, String> {
     match text.split_once('=') {
-        Some(("until", value)) => {
-            let ns = kiln_frontend::parse_go_duration(value.trim())
-                .filter(|ns| *ns >= 0)
-                .ok_or_else(|| format!("expected until=DURATION such as until=24h or until=90m, not {text:?}"))?;
-            Ok(Filter::Until(Duration::from_nanos(ns.min(u64::MAX as i128) as u64)))
-        }
-        _ => Err(format!("kiln prune filters by until=DURATION (until=24h) only, not {text:?}")),
+        Some(("until", value)) => until(value.trim(), SystemTime::now()).map(Filter::Until).ok_or_else(|| {
+            format!(
+                "expected until=DURATION (until=24h, until=90m), a Unix time (until=1700000000) \
+                 or an RFC 3339 time (until=2026-11-30T12:00:00Z, until=2026-11-30), not {text:?}"
+            )
+        }),
+        _ => Err(format!("kiln prune filters by until=DURATION or until=TIME (until=24h) only, not {text:?}")),
     }
+}
+
+/// The time `until=` names, as docker reads it: a duration back from `now`,
+/// Unix seconds (a fraction allowed), or an RFC 3339 time; a date, or a
+/// time without a zone, is taken as UTC.
+fn until(value: &str, now: SystemTime) -> Option<SystemTime> {
+    if let Some(ns) = kiln_frontend::parse_go_duration(value) {
+        let ago = Duration::from_nanos(u64::try_from(ns).ok()?);
+        return Some(now.checked_sub(ago).unwrap_or(UNIX_EPOCH));
+    }
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+        let nanos: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        let at = Duration::new(secs.parse().ok()?, if frac.len() > 9 { return None } else { nanos.parse().ok()? });
+        return UNIX_EPOCH.checked_add(at);
+    }
+    let full = match value.len() {
+        10 => format!("{value}T00:00:00Z"),
+        19 => format!("{value}Z"),
+        _ => value.to_owned(),
+    };
+    let secs = kiln::history::parse_rfc3339(&full)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// A size as docker's `--keep-storage` takes it (go-units' `RAMInBytes`).
@@ -79,16 +103,27 @@ mod tests {
 
     #[test]
     fn filters_and_sizes_parse_as_docker_reads_them() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
         for (text, want) in [
-            ("until=24h", Some(Filter::Until(Duration::from_secs(86_400)))),
-            ("until=1h30m", Some(Filter::Until(Duration::from_secs(5_400)))),
-            ("until=0s", Some(Filter::Until(Duration::ZERO))),
-            ("until=-1h", None),
-            ("until=yesterday", None),
-            ("label=x", None),
-            ("until", None),
+            ("24h", at(1_800_000_000 - 86_400)),
+            ("1h30m", at(1_800_000_000 - 5_400)),
+            ("0s", Some(now)),
+            ("1700000000", at(1_700_000_000)),
+            ("1700000000.5", Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500))),
+            ("2026-11-23T02:13:20Z", at(1_795_400_000)),
+            ("2026-11-23T04:13:20+02:00", at(1_795_400_000)),
+            ("2026-11-23T02:13:20", at(1_795_400_000)),
+            ("2026-11-23", at(1_795_400_000 - 8_000)),
+            ("-1h", None),
+            ("yesterday", None),
+            ("1.2.3", None),
+            ("", None),
         ] {
-            assert_eq!(filter(text).ok(), want, "{text}");
+            assert_eq!(until(text, now), want, "{text}");
+        }
+        for (text, ok) in [("until=24h", true), ("until=2026-11-23", true), ("label=x", false), ("until", false)] {
+            assert_eq!(filter(text).is_ok(), ok, "{text}");
         }
         assert_eq!(size("10g"), Ok(10 << 30));
         assert_eq!(size("512MiB"), Ok(512 << 20));

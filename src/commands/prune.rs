@@ -26,7 +26,7 @@ pub fn prune(store: &Store, args: Args) -> anyhow::Result<()> {
     if !args.cache_mounts {
         let options = PruneOptions {
             all: args.all,
-            until: args.filter.iter().map(|Filter::Until(d)| *d).max(),
+            until: args.filter.iter().map(|Filter::Until(t)| *t).min(),
             keep_storage: args.keep_storage,
         };
         let collector = match Collector::try_now(store)? {

@@ -12,7 +12,7 @@
 //!   image holds (the cache of a build stage that is in no image, ADD
 //!   downloads); an entry whose layers all belong to images stays;
 //! - `all` takes every entry;
-//! - `until` spares entries used more recently than that;
+//! - `until` spares entries used after that time;
 //! - `keep_storage` stops as soon as the build cache (what entries hold and
 //!   no image does) fits in that many bytes, least recently used first.
 //!   After every build the size cap is enforced the same way.
@@ -72,8 +72,8 @@ pub enum GcError {
 pub struct PruneOptions {
     /// Every entry, not only dangling ones.
     pub all: bool,
-    /// Only entries not used for at least this long.
-    pub until: Option<Duration>,
+    /// Only entries last used at or before this time.
+    pub until: Option<SystemTime>,
     /// Stop once the build cache takes no more than this many bytes.
     pub keep_storage: Option<u64>,
 }
@@ -117,12 +117,11 @@ impl Collector {
             }
         }
         let mut cache_bytes: u64 = holders.keys().map(|p| sizes.of(p)).sum();
-        let now = SystemTime::now();
         let mut candidates: Vec<&CacheEntry> = roots
             .entries
             .iter()
             .filter(|e| options.all || !shared(e, &image_held))
-            .filter(|e| options.until.is_none_or(|d| now.duration_since(e.last_used).unwrap_or_default() >= d))
+            .filter(|e| options.until.is_none_or(|cutoff| e.last_used <= cutoff))
             .collect();
         candidates.sort_by(|a, b| (a.last_used, &a.id).cmp(&(b.last_used, &b.id)));
         let mut removed = Vec::new();
@@ -407,7 +406,7 @@ mod tests {
 
     #[test]
     fn prunes_follow_docker_builder_prune() {
-        let hour = Some(Duration::from_secs(3600));
+        let hour = Some(SystemTime::now() - Duration::from_secs(3600));
         // (all, until, keep_storage): which of the records shared, old, new remain.
         for (all, until, keep, want) in [
             (false, None, None, [true, false, false]),
