@@ -27,12 +27,21 @@ impl LocalCache {
     }
 }
 
-impl CacheStorage for LocalCache {
-    fn load(&self, key: &CacheKey) -> Option<CacheRecord> {
+impl LocalCache {
+    /// The usable record for `key` in this store, as [`CacheStorage::load`]
+    /// finds it but without making it the most recently used: for a look
+    /// at an earlier build's result (a donor snapshot) that is not a hit.
+    pub fn peek(&self, key: &CacheKey) -> Option<CacheRecord> {
         let record = CacheRecord::decode(&fs::read(self.path(key)).ok()?)?;
         // Blobs may have been removed since; the record is then of no use.
-        let usable = record.layers.iter().all(|l| self.store.has_blob(&l.digest));
-        if usable {
+        record.layers.iter().all(|l| self.store.has_blob(&l.digest)).then_some(record)
+    }
+}
+
+impl CacheStorage for LocalCache {
+    fn load(&self, key: &CacheKey) -> Option<CacheRecord> {
+        let record = self.peek(key);
+        if record.is_some() {
             // The size cap evicts the least recently used records first: a
             // hit makes this one the most recent. Best effort: a record that
             // cannot be touched is only evicted sooner.
@@ -41,7 +50,7 @@ impl CacheStorage for LocalCache {
                 .open(self.path(key))
                 .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         }
-        usable.then_some(record)
+        record
     }
 
     fn save(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), CacheError> {
@@ -69,6 +78,9 @@ mod tests {
         // A hit is a use: the size cap evicts the least recently used first.
         let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         fs::File::options().write(true).open(cache.path(&key)).unwrap().set_modified(long_ago).unwrap();
+        // A peek is not.
+        assert_eq!(cache.peek(&key), Some(record.clone()));
+        assert_eq!(fs::metadata(cache.path(&key)).unwrap().modified().unwrap(), long_ago);
         assert_eq!(cache.load(&key), Some(record));
         let used = fs::metadata(cache.path(&key)).unwrap().modified().unwrap();
         assert!(used.elapsed().unwrap() < std::time::Duration::from_secs(60), "{used:?}");

@@ -51,7 +51,10 @@ impl Engine {
     /// writes the layer's blob, not every byte twice.
     fn donor(&self, key: &CacheKey) -> Option<PathBuf> {
         let previous = self.explain.as_ref()?.previous_key(key)?;
-        let layer = self.cache.load(&previous)?.layers.pop()?;
+        // This store's record only, left as recently used as it was: not a
+        // hit, and never a reason to fetch from a --cache-from source or to
+        // export it with --cache-to.
+        let layer = crate::cache::LocalCache::new(&self.store).peek(&previous)?.layers.pop()?;
         let dir = self.store.snapshots_dir().join(layer.diff_id.hex());
         dir.is_dir().then_some(dir)
     }
