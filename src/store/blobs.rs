@@ -26,14 +26,22 @@ pub struct BlobWriter {
     tmp: NamedTempFile,
     hasher: Sha256,
     size: u64,
+    /// Up to where the kernel was asked to start writing the file back.
+    written_back: u64,
     blobs: PathBuf,
 }
+
+/// How much of a blob is written before its writeback is started.
+const WRITE_BEHIND: u64 = 8 << 20;
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.tmp.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
+        if self.size - self.written_back >= WRITE_BEHIND {
+            self.write_behind();
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -42,6 +50,27 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Start the disk writing what was written so far, without waiting: the
+    /// commit's fsync then waits for the last few MiB only, not for a whole
+    /// layer's worth of dirty pages at once (about 3 s a GB here), while the
+    /// disk would have idled as the layer was made. Best effort: a file
+    /// system that cannot is synced all at once at the commit.
+    fn write_behind(&mut self) {
+        use std::os::fd::AsRawFd;
+        let (from, len) = (self.written_back, self.size - self.written_back);
+        // SAFETY: a plain syscall on a descriptor this writer owns; it
+        // touches no memory of ours.
+        unsafe {
+            libc::sync_file_range(
+                self.tmp.as_file().as_raw_fd(),
+                from as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.written_back = self.size;
+    }
+
     /// Finish the blob: check it against `expected` when given, and move it into place.
     /// A blob that is already stored counts as written.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
@@ -79,7 +108,13 @@ impl Store {
             .prefix(&super::temp_prefix("blob"))
             .tempfile_in(&ingest)
             .map_err(io_err("creating a temp file in", &ingest))?;
-        Ok(BlobWriter { tmp, hasher: Sha256::new(), size: 0, blobs: self.layout().join("blobs/sha256") })
+        Ok(BlobWriter {
+            tmp,
+            hasher: Sha256::new(),
+            size: 0,
+            written_back: 0,
+            blobs: self.layout().join("blobs/sha256"),
+        })
     }
 
     /// Store `bytes` as a blob.
