@@ -162,11 +162,15 @@ impl ContextIndex {
         (entry.trusted && entry.stat == *stat).then_some(entry.digest)
     }
 
-    /// Whether the file at `rel` had no xattrs when it was read with the same
-    /// metadata (any change to them since would have changed its ctime).
-    pub fn xattr_free(&self, rel: &Path, stat: &Stat) -> bool {
+    /// [`ContextIndex::lookup`], and with the digest whether the file had no
+    /// xattrs when it was read (any change to them since would have changed
+    /// its ctime): one lookup for both, which an unchanged context makes
+    /// once per file.
+    pub fn known(&self, rel: &Path, stat: &Stat) -> Option<(ContentDigest, bool)> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.entries.get(rel.as_os_str()).is_some_and(|e| e.trusted && e.xattr_free && e.stat == *stat)
+        let entry = state.entries.get(rel.as_os_str())?;
+        entry.used.store(true, Ordering::Relaxed);
+        (entry.trusted && entry.stat == *stat).then_some((entry.digest, entry.xattr_free))
     }
 
     /// The file at `rel` was read, from a time `started` taken before its

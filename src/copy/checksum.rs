@@ -206,8 +206,9 @@ enum Item {
 
 enum Pending {
     Empty,
-    /// A file: what `stat` said of it, and its digest once known.
-    File(Stat, ContentDigest),
+    /// A file: what `stat` said of it, and its digest once known (at once
+    /// when the index knows the file unchanged).
+    File(Stat, Option<ContentDigest>),
     Symlink(PathBuf),
     HardLink(PathBuf),
     /// One of several names of an inode (device, inode, and its body if it
@@ -225,18 +226,18 @@ fn entry_item(
 ) -> Result<Item, CopyError> {
     let meta = if is_source { fs::metadata(&host) } else { fs::symlink_metadata(&host) }
         .map_err(|e| CopyError::Read(host.clone(), e))?;
+    // A file the index knows unchanged: its digest, and whether it had xattrs.
+    let known = index
+        .filter(|_| meta.is_file())
+        .and_then(|index| index.known(crate::fsutil::below(&host, index.root())?, &Stat::of(&meta)));
     // A selected folder is not itself written (its destination is), so it
     // brings no xattrs; nor does a file the index knows had none since.
-    let known_free = || {
-        let index = index.filter(|_| meta.is_file())?;
-        Some(index.xattr_free(crate::fsutil::below(&host, index.root())?, &Stat::of(&meta)))
-    };
-    let xattrs =
-        if (source_is_dir && is_source) || known_free() == Some(true) { Vec::new() } else { read_xattrs(&host)? };
+    let xattr_free = (source_is_dir && is_source) || known.is_some_and(|(_, free)| free);
+    let xattrs = if xattr_free { Vec::new() } else { read_xattrs(&host)? };
     let body = if meta.file_type().is_symlink() {
         Pending::Symlink(fs::read_link(&host).map_err(|e| CopyError::Read(host.clone(), e))?)
     } else if meta.is_file() {
-        Pending::File(Stat::of(&meta), [0; 32])
+        Pending::File(Stat::of(&meta), known.map(|(digest, _)| digest))
     } else {
         Pending::Empty
     };
@@ -299,8 +300,8 @@ pub(crate) fn scan(
 
     let read = AtomicUsize::new(0);
     items.par_iter_mut().flat_map(|group| group.par_iter_mut()).try_for_each(|item| -> Result<(), CopyError> {
-        if let Item::Entry { host, body: Pending::File(stat, digest), xattrs, .. } = item {
-            *digest = content(host, stat, xattrs.is_empty(), index.zip(started), &read)?;
+        if let Item::Entry { host, body: Pending::File(stat, digest @ None), xattrs, .. } = item {
+            *digest = Some(content(host, stat, xattrs.is_empty(), index.zip(started), &read)?);
         }
         Ok(())
     })?;
@@ -322,7 +323,9 @@ pub(crate) fn scan(
             Item::Entry { host, mode, xattrs, body } => {
                 let (body, size) = match &body {
                     Pending::Empty => (Body::Empty, 0),
-                    Pending::File(stat, digest) => (Body::File(digest), stat.size()),
+                    Pending::File(stat, digest) => {
+                        (Body::File(digest.as_ref().expect("every file's digest is taken above")), stat.size())
+                    }
                     Pending::Symlink(target) => (Body::Symlink(target), 0),
                     Pending::HardLink(first) => (Body::HardLink(first), 0),
                     Pending::Linked(_) => unreachable!("links are settled once the entries are found"),
@@ -341,8 +344,8 @@ pub(crate) fn scan(
     Ok(Listing { checksum: h.finish(), entries, files_read: read.into_inner() })
 }
 
-/// The sha256 of the file at `host`: from the index when it knows the file
-/// unchanged since, else read (and taught to the index).
+/// The sha256 of the file at `host`, which the index did not know unchanged
+/// (see `entry_item`): read, and taught to the index.
 fn content(
     host: &Path,
     stat: &Stat,
@@ -351,9 +354,6 @@ fn content(
     read: &AtomicUsize,
 ) -> Result<ContentDigest, CopyError> {
     let indexed = index.and_then(|(index, started)| Some((index, crate::fsutil::below(host, index.root())?, started)));
-    if let Some(digest) = indexed.and_then(|(index, rel, _)| index.lookup(rel, stat)) {
-        return Ok(digest);
-    }
     read.fetch_add(1, Ordering::Relaxed);
     let (digest, after) = hash_file(host).map_err(|e| CopyError::Read(host.to_owned(), e))?;
     if let Some((index, rel, started)) = indexed {
