@@ -1,10 +1,12 @@
-//! A new snapshot's big files taken from an older snapshot (the *donor*: what
-//! the same step made last time) by hard link, instead of written again.
+//! A new snapshot's unchanged files taken from an older snapshot (the
+//! *donor*: what the same step made last time) by hard link, instead of
+//! written again.
 //!
 //! A COPY of a big context in which one small file changed makes a whole new
 //! layer: its blob must be written, but its snapshot would write every
-//! unchanged big file a second time, doubling what reaches the disk. Linked
-//! from the donor, those files cost a directory entry each.
+//! unchanged file a second time, doubling what reaches the disk and making an
+//! inode per file. Linked from the donor, those files cost a directory entry
+//! each.
 //!
 //! A donor's file is linked only when it is what extracting the entry would
 //! write: a regular file reached below the donor's root through no symlink,
@@ -23,9 +25,6 @@ use nix::sys::time::TimeSpec;
 
 use crate::fsutil::{read_full, CopyFailure};
 
-/// Smaller files are written: a link saves little, and costs a comparison.
-pub(super) const MIN_SIZE: u64 = 1 << 20;
-
 const CHUNK: usize = 256 * 1024;
 
 /// What an entry must be for a donor's file to stand in for it.
@@ -42,14 +41,16 @@ pub(super) struct Wanted<'a> {
 pub(super) struct Candidate {
     path: PathBuf,
     file: File,
+    size: u64,
 }
 
 /// Find in the snapshot folder `root` the file that could be `wanted`, by
-/// everything but its bytes.
+/// everything but its bytes. Files of every size are looked for: a link
+/// costs a comparison of bytes mostly in the page cache, where a new file
+/// costs an inode, its blocks and its metadata (a one-file change in a
+/// context of 40,000 small files: its COPY 3.5 -> 3.1 s, and half the
+/// inodes).
 pub(super) fn candidate(root: &Path, wanted: &Wanted<'_>) -> Option<Candidate> {
-    if wanted.size < MIN_SIZE {
-        return None;
-    }
     let mut path = root.to_owned();
     for part in wanted.rel.parent()?.components() {
         path.push(part);
@@ -68,15 +69,17 @@ pub(super) fn candidate(root: &Path, wanted: &Wanted<'_>) -> Option<Candidate> {
         && meta.mtime() == wanted.mtime.tv_sec()
         && meta.mtime_nsec() == wanted.mtime.tv_nsec()
         && xattr::FileExt::list_xattr(&file).ok()?.next().is_none();
-    fits.then_some(Candidate { path, file })
+    fits.then_some(Candidate { path, file, size: wanted.size })
 }
 
 /// Write the entry read from `entry` at `path` (which does not exist): as a
 /// link to the candidate when its bytes are the entry's (true), else as a
 /// new file (false) whose metadata the caller sets.
 pub(super) fn link_or_write(entry: &mut impl Read, donor: Candidate, path: &Path) -> Result<bool, CopyFailure> {
-    let Candidate { path: donor_path, mut file } = donor;
-    let (mut ours, mut theirs) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let Candidate { path: donor_path, mut file, size } = donor;
+    // Most files are small: buffers of their size, not two chunks each.
+    let len = usize::try_from(size).unwrap_or(CHUNK).clamp(1, CHUNK);
+    let (mut ours, mut theirs) = (vec![0u8; len], vec![0u8; len]);
     let mut same = 0u64;
     loop {
         let n = read_full(entry, &mut ours).map_err(CopyFailure::Read)?;
@@ -151,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (donor, new) = (dir.path().join("donor"), dir.path().join("new"));
         fs::create_dir(&new).unwrap();
-        let bytes: Vec<u8> = (0..(MIN_SIZE as usize + 3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let bytes: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
         let (donor_path, meta) = donor_file(&donor, "big/blob", &bytes);
         let (rel, mtime) = (Path::new("big/blob"), mtime_of(&meta));
 
@@ -173,7 +176,7 @@ mod tests {
     fn no_candidate_unless_everything_but_the_bytes_fits() {
         let dir = tempfile::tempdir().unwrap();
         let donor = dir.path().join("donor");
-        let bytes = vec![7u8; MIN_SIZE as usize];
+        let bytes = vec![7u8; 4096];
         let (_, meta) = donor_file(&donor, "a/file", &bytes);
         let (rel, mtime) = (Path::new("a/file"), mtime_of(&meta));
         assert!(candidate(&donor, &wanted(rel, &meta, &mtime)).is_some());
@@ -187,10 +190,17 @@ mod tests {
         assert!(candidate(&donor, &Wanted { uid: 4242, ..wanted(rel, &meta, &mtime) }).is_none(), "owner");
         assert!(candidate(&donor, &wanted(Path::new("a/missing"), &meta, &mtime)).is_none(), "missing");
 
-        // Small files are always written.
-        let (_, small) = donor_file(&donor, "a/small", b"tiny");
-        let small_mtime = mtime_of(&small);
-        assert!(candidate(&donor, &wanted(Path::new("a/small"), &small, &small_mtime)).is_none());
+        // Small and empty files are linked too.
+        let new = dir.path().join("new");
+        fs::create_dir(&new).unwrap();
+        for (name, bytes) in [("a/small", &b"tiny"[..]), ("a/empty", &b""[..])] {
+            let (_, small) = donor_file(&donor, name, bytes);
+            let small_mtime = mtime_of(&small);
+            let found = candidate(&donor, &wanted(Path::new(name), &small, &small_mtime)).expect(name);
+            let path = new.join(name.replace('/', "-"));
+            assert!(link_or_write(&mut &bytes[..], found, &path).unwrap(), "{name}");
+            assert_eq!(fs::metadata(&path).unwrap().ino(), small.ino(), "{name}");
+        }
 
         // A folder on the way that is a symlink (here, to the donor's own
         // `a`) is never gone through, nor is a symlink as the file.

@@ -216,6 +216,23 @@ mod tests {
         tar.into_inner().unwrap()
     }
 
+    /// `tar` with an empty file `name` added at its end: a layer holding
+    /// what `diff::write_upper` refuses to write (see `layer::diff`).
+    fn with_file(tar: &[u8], name: &str) -> Vec<u8> {
+        let mut out = tar::Builder::new(Vec::new());
+        for entry in tar::Archive::new(tar).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry.path().unwrap().into_owned();
+            out.append_data(&mut header, path, &mut entry).unwrap();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        out.append_data(&mut header, name, std::io::empty()).unwrap();
+        out.into_inner().unwrap()
+    }
+
     #[test]
     fn an_upper_folder_is_conformed_or_refused_when_extraction_would_differ() {
         type Make = fn(&Path);
@@ -237,7 +254,18 @@ mod tests {
             fs::write(upper.join("d/f"), "f").unwrap();
             xattr::set(upper.join("d"), "user.overlay.impure", b"y").unwrap();
             make(upper);
-            let tar = layer_of(upper);
+            let tar = if case == "a file named as a whiteout" {
+                let wh = upper.join(".wh.x");
+                assert!(diff::write_upper(upper, &mut tar::Builder::new(Vec::new()), None).is_err(), "{case}");
+                let aside = tempfile::tempdir().unwrap();
+                let moved = aside.path().join("wh");
+                fs::rename(&wh, &moved).unwrap();
+                let tar = with_file(&layer_of(upper), ".wh.x");
+                fs::rename(&moved, &wh).unwrap();
+                tar
+            } else {
+                layer_of(upper)
+            };
             if case == "a layer that lost a file" {
                 fs::write(upper.join("extra"), "not in the layer").unwrap();
             }
