@@ -147,12 +147,19 @@ impl Sandbox {
         drop(cmd); // closes our copies of the output pipe's write end
         drop(child_end);
         let connected = match launcher.wait_for_mapping_request() {
-            // It has unshared and forked nothing yet: joined now, every
-            // process of the step is born in the cgroup.
+            // It has unshared and forked nothing yet, nor will it before
+            // the join is done: every process of the step is born in the cgroup.
             Ok(()) => map_and_connect(launcher, child.id(), joining, &network).map(Some),
-            // The child failed before unsharing; its own message says why.
-            Err(ChannelError::Closed(_)) => joined(joining).map(|_| None),
-            Err(e) => Err(joined(joining).err().unwrap_or(SandboxError::Handshake(e))),
+            // The child failed before unsharing; its own message says why
+            // (the join, of a process that may be gone, is not the news).
+            Err(ChannelError::Closed(_)) => {
+                let _ = joined(joining);
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = joined(joining);
+                Err(SandboxError::Handshake(e))
+            }
         };
         // The network helper, if any, runs until this goes out of scope.
         let _helper = match connected {
@@ -300,11 +307,9 @@ fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
     }
 }
 
-/// The sandbox (process `pid`) has unshared its namespaces: write its id
-/// maps, connect its network namespace, and only then let it go on, so the
-/// command starts with its interface configured.
-/// Ready the sandbox process `pid`, which has unshared and waits: its id
-/// maps and its network, while its cgroup is `joining`; it hears back once
+/// Ready the sandbox process `pid`, which has unshared its namespaces and
+/// waits: its id maps and its network (so the command starts with its
+/// interface configured), while its cgroup is `joining`; it hears back once
 /// all three are done.
 fn map_and_connect(
     launcher: channel::Parent,

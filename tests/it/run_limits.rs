@@ -102,13 +102,14 @@ fn a_step_over_its_memory_limit_fails_as_out_of_memory_and_leaves_nothing() {
 #[test]
 fn a_step_over_its_timeout_is_killed_with_everything_it_started() {
     for k in Kiln::each_mode() {
-        k.write("Dockerfile", "FROM busybox\nRUN echo start; sleep 86401 & sleep 86402\n");
+        // Numbers no other test of this file sleeps (they run at once).
+        k.write("Dockerfile", "FROM busybox\nRUN echo start; sleep 86431 & sleep 86432\n");
         let (pid, out) = build_with_pid(&k, &["--step-timeout", "2s"]);
         assert_eq!(out.code, 1, "{:?}: {}", k.mode, out.stderr);
-        for want in ["Dockerfile:2", "timed out after 2s", "sleep 86402", "raise --step-timeout", "| start"] {
+        for want in ["Dockerfile:2", "timed out after 2s", "sleep 86432", "raise --step-timeout", "| start"] {
             assert!(out.stderr.contains(want), "{:?}: expected {want:?} in:\n{}", k.mode, out.stderr);
         }
-        nothing_left(&k, pid, "sleep 8640");
+        nothing_left(&k, pid, "sleep 8643");
     }
 }
 
@@ -325,7 +326,7 @@ fn rootless_without_a_delegated_cgroup_refuses_explicit_limits_instead_of_ignori
 #[test]
 fn the_cgroup_of_a_kiln_that_was_killed_is_removed_by_the_next_build() {
     let k = Kiln::with_busybox();
-    k.write("Dockerfile", "FROM busybox\nRUN echo ready; sleep 86408\n");
+    k.write("Dockerfile", "FROM busybox\nRUN echo ready; sleep 86409\n");
     let mut child = k
         .command()
         .args(["build", "--memory", "64m"])
@@ -345,8 +346,8 @@ fn the_cgroup_of_a_kiln_that_was_killed_is_removed_by_the_next_build() {
     let prefix = format!("kiln-{}-", child.id());
     // Its step dies with it (parent-death signals) ...
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !processes_with("sleep 86408").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "{:?}", processes_with("sleep 86408"));
+    while !processes_with("sleep 86409").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", processes_with("sleep 86409"));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // ... but not its cgroup, which the next build removes.
