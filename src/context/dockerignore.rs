@@ -215,17 +215,23 @@ impl DockerIgnore {
     /// (`./` and a leading `/` are ignored), judged folder by folder from the
     /// root down as a walk of the context judges it.
     pub fn is_excluded(&self, rel: &Path) -> bool {
-        let parts: Vec<String> = rel
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-                _ => None,
-            })
-            .collect();
+        // Most contexts have no .dockerignore: no path to build, per entry.
+        if self.patterns.is_empty() {
+            return false;
+        }
+        // Each folder's path from the root, grown in place: one String per call.
+        let mut path = String::new();
         let mut info = MatchInfo::default();
         let mut excluded = false;
-        for n in 1..=parts.len() {
-            (excluded, info) = self.matches(&parts[..n].join("/"), &info);
+        for part in rel.components().filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy()),
+            _ => None,
+        }) {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(&part);
+            (excluded, info) = self.matches(&path, &info);
         }
         excluded
     }
