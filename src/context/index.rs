@@ -156,10 +156,7 @@ impl ContextIndex {
     /// The digest of the file at `rel` (below the root), if it was read
     /// before with the same metadata and can be trusted not to have changed.
     pub fn lookup(&self, rel: &Path, stat: &Stat) -> Option<ContentDigest> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let entry = state.entries.get(rel.as_os_str())?;
-        entry.used.store(true, Ordering::Relaxed);
-        (entry.trusted && entry.stat == *stat).then_some(entry.digest)
+        self.known(rel, stat).map(|(digest, _)| digest)
     }
 
     /// [`ContextIndex::lookup`], and with the digest whether the file had no
