@@ -15,8 +15,8 @@ use nix::sched::{unshare, CloneFlags};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "__sandbox") && args.len() == 3 {
-        sandbox::child_main(Path::new(&args[2]));
+    if args.get(1).is_some_and(|a| a == "__sandbox") && args.len() == 4 {
+        sandbox::child_main(&args[2], Path::new(&args[3]));
     }
     sandbox::cloexec_inherited();
     one_malloc_arena();

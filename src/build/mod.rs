@@ -309,6 +309,9 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     if let Some(exe) = &request.sandbox_exe {
         engine = engine.with_sandbox_exe(exe);
     }
+    if let Ok(needed) = graph.graph.closure(&graph.target) {
+        engine = engine.with_ops_ahead(needed.iter().map(|v| &v.op));
+    }
     let jobs = request.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let progress = request.progress.clone();
     let (logs, no_logs) = logs::StepLogs::open(store);

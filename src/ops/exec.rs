@@ -18,6 +18,64 @@ use crate::secrets::StepSecrets;
 /// How many lines of a failed RUN's output the error shows.
 const TAIL_LINES: usize = 20;
 
+/// How many sandboxes of one kind are started ahead at most: the next RUN's,
+/// and one for a RUN beside it.
+const WARM_AHEAD: usize = 2;
+
+/// The RUN steps of a build that have neither run nor been found in the
+/// cache, by network: sandboxes for them are started while other steps run
+/// (see `sandbox::warm`). Started only once a step of the build runs: a
+/// build that finds every step in the cache starts none.
+#[derive(Debug, Default)]
+pub(crate) struct RunsAhead(std::sync::Mutex<Vec<Network>>);
+
+impl RunsAhead {
+    pub(crate) fn new(runs: impl IntoIterator<Item = Network>) -> Self {
+        RunsAhead(std::sync::Mutex::new(runs.into_iter().collect()))
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, Vec<Network>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `op`, if a RUN, will not need a sandbox started ahead: it was found in the cache.
+    pub(crate) fn found_in_cache(&self, op: &kiln_frontend::Op) {
+        if let kiln_frontend::Op::Exec(e) = op {
+            let mut runs = self.runs();
+            if let Some(i) = runs.iter().position(|n| *n == e.network) {
+                runs.remove(i);
+            }
+        }
+    }
+
+    /// `op` is about to run: the network of the next RUN (this one, if it
+    /// is a RUN), and how many sandboxes of that network to have started
+    /// (this RUN's, which takes one ready or waits for one starting, and
+    /// those of the RUN steps of that network still to come).
+    fn running(&self, op: &kiln_frontend::Op) -> Option<(Network, usize)> {
+        let mut runs = self.runs();
+        let now = match op {
+            kiln_frontend::Op::Exec(e) => {
+                let i = runs.iter().position(|n| *n == e.network)?;
+                Some(runs.remove(i))
+            }
+            _ => None,
+        };
+        let next = now.or(runs.first().copied())?;
+        let want = runs.iter().filter(|n| **n == next).count() + usize::from(now.is_some());
+        Some((next, want.min(WARM_AHEAD)))
+    }
+}
+
+impl Engine {
+    /// A step is about to run: have sandboxes started for the RUN steps to come.
+    pub(super) fn warm_ahead(&self, op: &kiln_frontend::Op) {
+        let Some((next, want)) = self.runs_ahead.running(op) else { return };
+        let Ok(mode) = network_mode(next, self.run.allow) else { return };
+        self.sandbox.prewarm(mode, &step_limits(&self.run.limits), want);
+    }
+}
+
 /// The last lines of a failed RUN's output, as the error shows them.
 pub(super) fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
@@ -207,6 +265,40 @@ mod tests {
         assert_eq!((with(Some(0)).pids, with(Some(0)).pids_default), (None, false));
         assert_eq!((with(Some(50)).pids, with(Some(50)).pids_default), (Some(50), false));
         assert_eq!(with(None).memory, Some(1 << 30));
+    }
+
+    fn run(network: Network) -> kiln_frontend::Op {
+        let args = vec!["true".to_owned()];
+        let (env, files, proxy_env, mounts) = (vec![], vec![], vec![], vec![]);
+        let (cwd, user) = ("/".to_owned(), String::new());
+        kiln_frontend::Op::Exec(ExecOp { args, env, cwd, user, files, proxy_env, mounts, network, insecure: false })
+    }
+
+    #[test]
+    fn sandboxes_are_started_ahead_for_the_run_steps_still_to_come() {
+        let runs = RunsAhead::new([Network::Default, Network::None, Network::Default, Network::Default]);
+        // A COPY runs: the first RUN's network, for it and the next of that network.
+        assert_eq!(runs.running(&kiln_frontend::Op::Scratch), Some((Network::Default, WARM_AHEAD)));
+        // One RUN is found in the cache: it needs none.
+        runs.found_in_cache(&run(Network::Default));
+        // A RUN runs: its own, and the one more of its network to come.
+        assert_eq!(runs.running(&run(Network::Default)), Some((Network::Default, 2)));
+        // The last of its network: its own only.
+        assert_eq!(runs.running(&run(Network::Default)), Some((Network::Default, 1)));
+        // A step runs while one RUN (of another network) is left.
+        assert_eq!(runs.running(&kiln_frontend::Op::Scratch), Some((Network::None, 1)));
+        assert_eq!(runs.running(&run(Network::None)), Some((Network::None, 1)));
+        // None left: none started, whatever runs (a RUN the list did not hold included).
+        assert_eq!(runs.running(&kiln_frontend::Op::Scratch), None);
+        assert_eq!(runs.running(&run(Network::Default)), None);
+    }
+
+    #[test]
+    fn a_build_found_in_the_cache_starts_no_sandbox_ahead() {
+        let runs = RunsAhead::new([Network::Default, Network::None]);
+        runs.found_in_cache(&run(Network::Default));
+        runs.found_in_cache(&run(Network::None));
+        assert_eq!(runs.running(&kiln_frontend::Op::Scratch), None);
     }
 
     #[test]

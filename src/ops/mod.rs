@@ -121,6 +121,7 @@ pub struct Engine {
     explain: Option<std::sync::Arc<crate::explain::Explainer>>,
     /// What each context folder's files held when last read.
     indexes: listing::Indexes,
+    runs_ahead: exec::RunsAhead,
 }
 
 impl Engine {
@@ -143,6 +144,7 @@ impl Engine {
             locks: KeyLocks::new(store),
             explain: None,
             indexes: listing::Indexes::new(store),
+            runs_ahead: Default::default(),
         })
     }
 
@@ -175,6 +177,18 @@ impl Engine {
     /// What RUN steps may use: secrets, ssh agents, entitlements, limits.
     pub fn with_run_options(mut self, run: crate::build::RunOptions) -> Self {
         self.run = run;
+        self
+    }
+
+    /// The operations the build will look up or run: while its first steps
+    /// run, sandboxes are started for its RUN steps (see `exec::RunsAhead`).
+    /// Called after [`Engine::with_sandbox_exe`].
+    pub fn with_ops_ahead<'a>(mut self, ops: impl IntoIterator<Item = &'a Op>) -> Self {
+        let runs = ops.into_iter().filter_map(|op| match op {
+            Op::Exec(e) => Some(e.network),
+            _ => None,
+        });
+        self.runs_ahead = exec::RunsAhead::new(runs);
         self
     }
 
@@ -230,9 +244,10 @@ impl Executor for Engine {
         }
     }
 
-    fn load(&self, key: &CacheKey, _op: &Op, cancellation: &Cancellation) -> Result<Option<FsState>, EngineError> {
+    fn load(&self, key: &CacheKey, op: &Op, cancellation: &Cancellation) -> Result<Option<FsState>, EngineError> {
         let found = || self.cache.load(key).map(|r| FsState { layers: r.layers, created: r.created });
         if let Some(hit) = found() {
+            self.runs_ahead.found_in_cache(op);
             return Ok(Some(hit));
         }
         // Another build may be running this very step: wait for it, then look
@@ -243,6 +258,7 @@ impl Executor for Engine {
         let hit = found();
         if hit.is_some() {
             self.locks.release(key);
+            self.runs_ahead.found_in_cache(op);
         }
         Ok(hit)
     }
@@ -262,6 +278,7 @@ impl Executor for Engine {
     }
 
     fn execute(&self, ctx: &ExecContext, op: &Op, inputs: &[FsState]) -> Result<FsState, EngineError> {
+        self.warm_ahead(op);
         let result = self.run_op(ctx, op, inputs);
         if result.is_err() {
             self.locks.release(ctx.key());

@@ -9,13 +9,22 @@
 //! kiln (re-executed by [`super::userns`]) do this, over one socketpair whose
 //! child end becomes the child's fd 3 ([`CHILD_FD`]). The child closes it as
 //! soon as the handshake is over, before anything it runs can see it.
+//!
+//! `kiln __sandbox` then waits for one more message, [`Message::Spec`] and
+//! the path of its spec: a sandbox can be started, mapped and connected
+//! before its step is known (see `warm`), and told what to run later.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 /// The descriptor the child end of the channel has in the child.
 pub(crate) const CHILD_FD: RawFd = 3;
+
+/// The longest spec path a child accepts (Linux's PATH_MAX).
+const MAX_PATH: usize = 4096;
 
 /// What one side tells the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +33,9 @@ pub enum Message {
     Unshared,
     /// Parent → child: your uid_map and gid_map are written.
     Mapped,
+    /// Parent → child: run the spec at the path that follows (its length as
+    /// a little-endian u32, then its bytes).
+    Spec,
 }
 
 impl Message {
@@ -31,11 +43,12 @@ impl Message {
         match self {
             Message::Unshared => b'u',
             Message::Mapped => b'm',
+            Message::Spec => b's',
         }
     }
 
     fn from_byte(byte: u8) -> Option<Self> {
-        [Message::Unshared, Message::Mapped].into_iter().find(|m| m.byte() == byte)
+        [Message::Unshared, Message::Mapped, Message::Spec].into_iter().find(|m| m.byte() == byte)
     }
 }
 
@@ -50,6 +63,8 @@ pub enum ChannelError {
     Receive(Message, #[source] std::io::Error),
     #[error("the other side hung up before sending {0:?}")]
     Closed(Message),
+    #[error("the spec path sent across the handshake is {0} bytes, more than a path can be")]
+    TooLong(usize),
     #[error("expected {expected:?} across the handshake, got byte {got:#04x}")]
     Unexpected { expected: Message, got: u8 },
 }
@@ -68,6 +83,34 @@ struct Endpoint(UnixStream);
 impl Endpoint {
     fn send(&mut self, message: Message) -> Result<()> {
         self.0.write_all(&[message.byte()]).map_err(|e| ChannelError::Send(message, e))
+    }
+
+    fn send_path(&mut self, path: &Path) -> Result<()> {
+        let bytes = path.as_os_str().as_bytes();
+        let len = u32::try_from(bytes.len()).map_err(|_| ChannelError::TooLong(bytes.len()))?;
+        let mut message = vec![Message::Spec.byte()];
+        message.extend_from_slice(&len.to_le_bytes());
+        message.extend_from_slice(bytes);
+        self.0.write_all(&message).map_err(|e| ChannelError::Send(Message::Spec, e))
+    }
+
+    fn receive_path(&mut self) -> Result<PathBuf> {
+        self.receive(Message::Spec)?;
+        let read = |stream: &mut UnixStream, buf: &mut [u8]| {
+            stream.read_exact(buf).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => ChannelError::Closed(Message::Spec),
+                _ => ChannelError::Receive(Message::Spec, e),
+            })
+        };
+        let mut len = [0u8; 4];
+        read(&mut self.0, &mut len)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_PATH {
+            return Err(ChannelError::TooLong(len));
+        }
+        let mut bytes = vec![0u8; len];
+        read(&mut self.0, &mut bytes)?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
     }
 
     fn receive(&mut self, expected: Message) -> Result<()> {
@@ -95,8 +138,13 @@ impl Parent {
     }
 
     /// Tell the child its maps are written. To refuse, drop the channel.
-    pub(crate) fn mapping_written(mut self) -> Result<()> {
+    pub(crate) fn mapping_written(&mut self) -> Result<()> {
         self.0.send(Message::Mapped)
+    }
+
+    /// Tell `kiln __sandbox` which spec to run; the channel is done with.
+    pub(crate) fn send_spec(mut self, path: &Path) -> Result<()> {
+        self.0.send_path(path)
     }
 }
 
@@ -124,10 +172,15 @@ impl Child {
         self.0.send(Message::Unshared)
     }
 
-    /// Wait until the parent has written the maps; the channel is closed
-    /// (consumed) either way, so nothing started later inherits it.
-    pub(crate) fn wait_for_mapping(mut self) -> Result<()> {
+    /// Wait until the parent has written the maps.
+    pub(crate) fn wait_for_mapping(&mut self) -> Result<()> {
         self.0.receive(Message::Mapped)
+    }
+
+    /// Wait for the path of the spec to run; the channel is closed
+    /// (consumed) either way, so nothing started later inherits it.
+    pub(crate) fn wait_for_spec(mut self) -> Result<PathBuf> {
+        self.0.receive_path()
     }
 }
 
@@ -142,12 +195,20 @@ mod tests {
         parent.wait_for_mapping_request().unwrap();
         parent.mapping_written().unwrap();
         child.wait_for_mapping().unwrap();
+        parent.send_spec(Path::new("/scratch/sandbox.1.json")).unwrap();
+        assert_eq!(child.wait_for_spec().unwrap(), Path::new("/scratch/sandbox.1.json"));
 
         let (mut parent, mut child) = pair().unwrap();
         child.request_mapping().unwrap();
         parent.wait_for_mapping_request().unwrap();
         drop(parent); // the parent could not map
         assert!(matches!(child.wait_for_mapping(), Err(ChannelError::Closed(Message::Mapped))));
+
+        let (mut parent, mut child) = pair().unwrap();
+        parent.mapping_written().unwrap();
+        child.wait_for_mapping().unwrap();
+        drop(parent); // the warm sandbox was never used
+        assert!(matches!(child.wait_for_spec(), Err(ChannelError::Closed(Message::Spec))));
 
         let (mut parent, child) = pair().unwrap();
         drop(child); // the child died before unsharing
@@ -156,9 +217,18 @@ mod tests {
 
     #[test]
     fn a_message_out_of_turn_is_an_error() {
-        let (parent, mut child) = pair().unwrap();
+        let (mut parent, mut child) = pair().unwrap();
         parent.mapping_written().unwrap();
         let got = child.0.receive(Message::Unshared);
         assert!(matches!(got, Err(ChannelError::Unexpected { expected: Message::Unshared, got: b'm' })), "{got:?}");
+    }
+
+    #[test]
+    fn a_spec_path_longer_than_a_path_is_refused() {
+        let (mut parent, child) = pair().unwrap();
+        let mut message = vec![b's'];
+        message.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        parent.0 .0.write_all(&message).unwrap();
+        assert!(matches!(child.wait_for_spec(), Err(ChannelError::TooLong(n)) if n == 1 << 30));
     }
 }

@@ -1,8 +1,10 @@
-//! The sandbox's side: runs as `kiln __sandbox SPEC`, single-threaded, and
-//! enters the new namespaces itself (see the module doc of `sandbox`).
+//! The sandbox's side: runs as `kiln __sandbox NETWORK SCRATCH`,
+//! single-threaded, and enters the new namespaces itself (see the module doc
+//! of `sandbox`).
 //!
-//! Three processes, three jobs: `kiln __sandbox` unshares and waits for its
-//! maps; its first child is the pid namespace's PID 1, which sets the root
+//! Three processes, three jobs: `kiln __sandbox` unshares, waits for its
+//! maps, then for the path of its spec (which may come much later: see
+//! `warm`); its first child is the pid namespace's PID 1, which sets the root
 //! filesystem up, forks the command and reaps; the command's process drops
 //! to the user and execs. Every kernel call goes through [`Syscall`], so the
 //! order below is unit-tested at the bottom of this file.
@@ -18,7 +20,7 @@ use nix::sys::signal::{SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execvpe, fork, ForkResult, Gid, Pid, Uid};
 
-use super::channel::{self, ChannelError};
+use super::channel::{self, ChannelError, Message};
 use super::rootfs::{self, RootfsError};
 use super::seccomp::{self, SeccompError};
 use super::signals;
@@ -31,6 +33,12 @@ use crate::users::{Accounts, ExecUser, UserError};
 /// Why the sandbox could not be set up (not: why the command failed).
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    #[error("kiln __sandbox takes the network mode (host, none or outbound), not {0:?}")]
+    NetworkArg(String),
+    #[error("the spec asks for the {spec:?} network, and this sandbox was made for {made:?}")]
+    NetworkMismatch { made: NetworkMode, spec: NetworkMode },
+    #[error("the spec {0} is not in the scratch folder {1}")]
+    SpecElsewhere(PathBuf, PathBuf),
     #[error("reading {0}")]
     ReadSpec(PathBuf, #[source] std::io::Error),
     #[error("parsing {0}")]
@@ -39,8 +47,10 @@ pub enum InitError {
     Spec(#[from] SpecError),
     #[error("closing inherited descriptors")]
     CloseDescriptors(#[source] Errno),
-    #[error("creating namespaces (user, mount, pid, uts, ipc, and network unless the host's)")]
+    #[error("creating namespaces (user, pid, uts, ipc, and network unless the host's)")]
     Unshare(#[source] Errno),
+    #[error("creating the mount namespace")]
+    UnshareMounts(#[source] Errno),
     #[error("bringing up the loopback interface of the step's network namespace")]
     Loopback(#[source] Errno),
     #[error(
@@ -131,23 +141,36 @@ fn report(prefix: &str, error: &dyn std::error::Error) {
     eprintln!("{line}");
 }
 
-/// Entry point of `kiln __sandbox SPEC`. Never returns.
-pub fn child_main(spec_path: &Path) -> ! {
-    let code = sandbox(spec_path).unwrap_or_else(|e| {
-        report("kiln: sandbox", &e);
+/// Entry point of `kiln __sandbox NETWORK SCRATCH`: a sandbox with that
+/// network, whose spec the launcher writes in SCRATCH and names on the
+/// channel. Never returns.
+pub fn child_main(network: &std::ffi::OsStr, scratch: &Path) -> ! {
+    let code = sandbox(network, scratch).unwrap_or_else(|e| {
+        // A warm sandbox that no step took is let go without a word.
+        if !matches!(e, InitError::Handshake(ChannelError::Closed(Message::Spec))) {
+            report("kiln: sandbox", &e);
+        }
         exit::SETUP_FAILED
     });
     std::process::exit(code)
 }
 
-fn sandbox(spec_path: &Path) -> Result<i32> {
-    let bytes = fs::read(spec_path).map_err(|e| InitError::ReadSpec(spec_path.to_owned(), e))?;
-    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| InitError::ParseSpec(spec_path.to_owned(), e))?;
-    let spec = with_env_files(spec.validated()?)?;
+fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
+    let made = network.to_str().and_then(NetworkMode::from_arg);
+    let made = made.ok_or_else(|| InitError::NetworkArg(network.to_string_lossy().into_owned()))?;
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
-    enter_namespaces(&sys, unsafe { channel::Child::inherited() }, spec.network)?;
+    let spec_path = enter_namespaces(&sys, unsafe { channel::Child::inherited() }, made)?;
+    if spec_path.parent() != Some(scratch) {
+        return Err(InitError::SpecElsewhere(spec_path, scratch.to_owned()));
+    }
+    let bytes = fs::read(&spec_path).map_err(|e| InitError::ReadSpec(spec_path.clone(), e))?;
+    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| InitError::ParseSpec(spec_path, e))?;
+    if spec.network != made {
+        return Err(InitError::NetworkMismatch { made, spec: spec.network });
+    }
+    let spec = with_env_files(spec.validated()?)?;
     // Blocked until PID 1 is known (see `signals::block`); PID 1 inherits
     // the handlers, which it needs (see `signals`), and the mask.
     signals::block(true).map_err(InitError::Signals)?;
@@ -183,13 +206,16 @@ fn sandbox(spec_path: &Path) -> Result<i32> {
 /// helper joins both; see `network`). The launcher answers only once the
 /// helper has configured it; `lo` is brought up here, as nothing else does
 /// for `--network=none`.
-fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: NetworkMode) -> Result<()> {
+///
+/// Then wait for the spec's path: the launcher may have started this
+/// sandbox before its step was known (see `warm`). Only then is the mount
+/// namespace made, a copy of the launcher's as it is now: with the step's
+/// root and the sources of its mounts, which the launcher mounted while
+/// this process waited (a copy made earlier would not have them).
+fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: NetworkMode) -> Result<PathBuf> {
     sys.close_range(channel::CHILD_FD as u32 + 1).map_err(InitError::CloseDescriptors)?;
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
+    let mut flags =
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if network != NetworkMode::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -205,7 +231,10 @@ fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: Net
     if network == NetworkMode::Outbound {
         sys.block_metadata().map_err(InitError::BlockMetadata)?;
     }
-    sys.close_range(3).map_err(InitError::CloseDescriptors)
+    let spec = channel.wait_for_spec().map_err(InitError::Handshake)?;
+    sys.unshare(CloneFlags::CLONE_NEWNS).map_err(InitError::UnshareMounts)?;
+    sys.close_range(3).map_err(InitError::CloseDescriptors)?;
+    Ok(spec)
 }
 
 fn wait_exit_code(pid: Pid) -> Result<i32> {
@@ -488,6 +517,7 @@ mod tests {
         let mapper = std::thread::spawn(move || {
             launcher.wait_for_mapping_request().unwrap();
             launcher.mapping_written().unwrap();
+            launcher.send_spec(Path::new("/spec.json")).unwrap();
         });
         enter_namespaces(&sys, child, network).unwrap();
         mapper.join().unwrap();
@@ -553,12 +583,14 @@ mod tests {
     #[test]
     fn the_namespaces_are_new_and_the_root_is_entered_before_the_user_is_resolved() {
         let calls = record_setup(false);
-        let all = CloneFlags::CLONE_NEWUSER
-            | CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC;
-        assert_eq!(calls[1], Call::Unshare(all));
+        let first =
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+        assert_eq!(calls[1], Call::Unshare(first));
+        // The mount namespace last, once the spec (and so the root, mounted
+        // meanwhile) is there: before any mount and before the channel goes.
+        let mounts = at(&calls, &Call::Unshare(CloneFlags::CLONE_NEWNS));
+        assert!(mounts > 1 && mounts < at(&calls, &Call::CloseRange(3)));
+        assert!(calls[..mounts].iter().all(|c| !matches!(c, Call::Mount { .. } | Call::PivotRoot(..))));
         let pivot = calls.iter().position(|c| matches!(c, Call::PivotRoot(..))).unwrap();
         assert!(at(&calls, &Call::KillWithParent) < pivot);
         assert!(pivot < at(&calls, &Call::Sethostname("box".into())));
@@ -568,8 +600,16 @@ mod tests {
     #[test]
     fn a_private_network_is_unshared_with_the_user_namespace_and_its_lo_brought_up() {
         for (network, want) in [
-            (NetworkMode::None, vec![Call::LoopbackUp, Call::CloseRange(3)]),
-            (NetworkMode::Outbound, vec![Call::LoopbackUp, Call::BlockMetadata, Call::CloseRange(3)]),
+            (NetworkMode::None, vec![Call::LoopbackUp, Call::Unshare(CloneFlags::CLONE_NEWNS), Call::CloseRange(3)]),
+            (
+                NetworkMode::Outbound,
+                vec![
+                    Call::LoopbackUp,
+                    Call::BlockMetadata,
+                    Call::Unshare(CloneFlags::CLONE_NEWNS),
+                    Call::CloseRange(3),
+                ],
+            ),
         ] {
             let calls = record_setup_with(false, network);
             let Call::Unshare(flags) = calls[1] else { panic!("{calls:#?}") };

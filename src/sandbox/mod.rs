@@ -27,8 +27,10 @@ pub mod rootfs;
 mod seccomp;
 mod signals;
 mod spec;
+mod started;
 mod syscall;
 pub mod userns;
+mod warm;
 mod workdir;
 
 pub use channel::{ChannelError, Message};

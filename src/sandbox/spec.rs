@@ -96,6 +96,22 @@ pub enum NetworkMode {
     Outbound,
 }
 
+impl NetworkMode {
+    /// How `kiln __sandbox` is told the mode on its command line: it makes
+    /// the namespaces before it reads its spec (see `warm`).
+    pub(crate) fn as_arg(self) -> &'static str {
+        match self {
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+            NetworkMode::Outbound => "outbound",
+        }
+    }
+
+    pub(crate) fn from_arg(arg: &str) -> Option<NetworkMode> {
+        [NetworkMode::Host, NetworkMode::None, NetworkMode::Outbound].into_iter().find(|m| m.as_arg() == arg)
+    }
+}
+
 /// What a sandbox may use. `None`: no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

@@ -66,8 +66,10 @@ pub fn enter_as_child() -> Result<()> {
     let mut channel = unsafe { channel::Child::inherited() };
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(UsernsError::Unshare)?;
     channel.request_mapping().map_err(UsernsError::Channel)?;
-    // Consumes the channel: fd 3 is closed before kiln goes on.
-    channel.wait_for_mapping().map_err(UsernsError::NotMapped)
+    let mapped = channel.wait_for_mapping().map_err(UsernsError::NotMapped);
+    // fd 3 is closed before kiln goes on.
+    drop(channel);
+    mapped
 }
 
 /// Parent side: run this same command again inside a user namespace and return its exit code.
@@ -106,7 +108,7 @@ pub fn run_in_userns() -> Result<i32> {
     }
     let status = child.wait().map_err(UsernsError::Wait)?;
     mapped?;
-    Ok(super::launch::exit_code(status))
+    Ok(super::started::exit_code(status))
 }
 
 fn map_ids(pid: u32) -> Result<()> {

@@ -357,3 +357,44 @@ fn the_cgroup_of_a_kiln_that_was_killed_is_removed_by_the_next_build() {
     let left = cgroups_named(&prefix);
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Sandboxes started ahead of their steps (see `sandbox::warm`): a build
+/// that fails before its later RUN steps run leaves none of the sandboxes
+/// started for them behind, nor their cgroups, network helpers or files.
+#[test]
+fn sandboxes_started_for_steps_that_never_run_leave_nothing() {
+    for k in Kiln::each_mode() {
+        k.write(
+            "Dockerfile",
+            "FROM busybox\nRUN echo first-ran; exit 3\nRUN echo never\nRUN echo never either\nRUN --network=none true\n",
+        );
+        let (pid, run) = build_with_pid(&k, &["--progress", "plain", "--no-cache"]);
+        let run = run.failed();
+        assert!(run.stderr.contains("first-ran"), "{:?}: {}", k.mode, run.stderr);
+        assert!(!run.stderr.contains("never"), "{:?}: a later step ran: {}", k.mode, run.stderr);
+        // The sandboxes' command lines hold the store's scratch folder.
+        nothing_left(&k, pid, &k.root().to_string_lossy());
+    }
+}
+
+/// Each RUN gets a sandbox of its own network, whether started ahead or not:
+/// `--network=none` has only `lo`, the default has an interface more.
+#[test]
+fn steps_started_ahead_get_the_network_they_ask_for() {
+    for k in Kiln::each_mode() {
+        k.write(
+            "Dockerfile",
+            "FROM busybox\nRUN cat /proc/net/dev > /default-1\nRUN --network=none cat /proc/net/dev > /none\n\
+             RUN cat /proc/net/dev > /default-2\n\
+             RUN --network=none for f in /default-1 /none /default-2 /proc/net/dev; do grep -c : $f; done > /counts\n",
+        );
+        let (pid, run) = build_with_pid(&k, &["-t", "nets", "--no-cache"]);
+        run.ok();
+        let counts = k.file_in_top_layer("nets", "counts").unwrap();
+        let counts: Vec<u32> = counts.lines().map(|l| l.trim().parse().unwrap()).collect();
+        assert_eq!(counts[1], 1, "{:?}: --network=none sees more than lo: {counts:?}", k.mode);
+        assert_eq!(counts[3], 1, "{:?}: --network=none sees more than lo: {counts:?}", k.mode);
+        assert!(counts[0] > 1 && counts[2] > 1, "{:?}: a default step has only lo: {counts:?}", k.mode);
+        nothing_left(&k, pid, &k.root().to_string_lossy());
+    }
+}
