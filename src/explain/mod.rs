@@ -339,9 +339,9 @@ impl Explainer {
         }
         if let Some(listing) = listing {
             let bytes = serde_json::to_vec(listing).expect("a listing serialises");
-            let _ = crate::store::write_atomic(&self.path(slot, "files.json"), &bytes);
+            let _ = crate::store::write_hint(&self.path(slot, "files.json"), &bytes);
         }
-        let _ = crate::store::write_atomic(&self.path(slot, "json"), &record.encode());
+        let _ = crate::store::write_hint(&self.path(slot, "json"), &record.encode());
     }
 }
 

@@ -62,7 +62,7 @@ impl Sizes {
         if self.changed || self.memo.len() != before {
             let bytes = serde_json::to_vec(&self.memo).expect("sizes serialise");
             // Only a hint: a store that cannot keep it just walks again.
-            let _ = crate::store::write_atomic(&self.memo_path, &bytes);
+            let _ = crate::store::write_hint(&self.memo_path, &bytes);
         }
     }
 }

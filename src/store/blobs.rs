@@ -21,6 +21,18 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Write `bytes` to `path` as [`write_atomic`] does but without the fsync:
+/// for hints (explain's records, the size memo), which a crash may leave
+/// empty or torn, and whose readers then take them as absent. Readers never
+/// see a partial file while kiln runs; a step saves about 1 ms a hint.
+pub(crate) fn write_hint(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("creating a temp file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("writing", tmp.path()))?;
+    tmp.persist(path).map_err(|e| io_err("renaming into", path)(e.error))?;
+    Ok(())
+}
+
 /// A blob being written. Dropped without [`BlobWriter::commit`], it leaves nothing behind.
 pub struct BlobWriter {
     tmp: NamedTempFile,

@@ -26,8 +26,8 @@ pub mod reference;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub(crate) use blobs::write_atomic;
 pub use blobs::BlobWriter;
+pub(crate) use blobs::{write_atomic, write_hint};
 pub use images::StoredImage;
 
 /// Errors of the store.
