@@ -146,12 +146,30 @@ struct Applier<'a> {
     owners: bool,
     /// A snapshot folder whose identical big files are linked, not written.
     donor: Option<&'a Path>,
+    /// The parent (relative) of the last entry, found a chain of real
+    /// folders by [`Applier::make_parents`]. An entry changes only its own
+    /// path, a child of that parent: the chain holds for the next entry of
+    /// the same parent (most of them: a tar lists a folder's files
+    /// together), which is spared the walk. Any other parent is walked.
+    checked_parent: Option<PathBuf>,
+    /// The donor's side of the same: whether the donor holds the last
+    /// entry's parent as real folders. The donor does not change meanwhile.
+    donor_parent: super::donor::ParentSeen,
 }
 
 impl<'a> Applier<'a> {
     fn new(root: &'a Path, layer: &'a str, stack: Stack, owners: bool, donor: Option<&'a Path>) -> Self {
         let written = (stack == Stack::Flatten).then(HashSet::new);
-        Applier { root, layer, dir_times: Vec::new(), written, owners, donor }
+        Applier {
+            root,
+            layer,
+            dir_times: Vec::new(),
+            written,
+            owners,
+            donor,
+            checked_parent: None,
+            donor_parent: Default::default(),
+        }
     }
 
     fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), LayerError> {
@@ -276,7 +294,7 @@ impl<'a> Applier<'a> {
     /// at `path`, with all its metadata. When it could not, but the bytes
     /// were read, the file is written from them and its metadata set.
     fn donated<R: Read>(
-        &self,
+        &mut self,
         rel: &Path,
         meta: &Meta,
         entry: &mut tar::Entry<'_, R>,
@@ -293,7 +311,7 @@ impl<'a> Applier<'a> {
             gid: meta.gid,
             mtime: &meta.mtime,
         };
-        let Some(found) = super::donor::candidate(root, &wanted) else {
+        let Some(found) = super::donor::candidate(root, &wanted, &mut self.donor_parent) else {
             return Ok(false);
         };
         let linked = super::donor::link_or_write(entry, found, path).map_err(|e| match e {
@@ -364,6 +382,11 @@ impl<'a> Applier<'a> {
         let Some(parent) = rel.parent() else {
             return Ok(dir);
         };
+        if self.checked_parent.as_deref() == Some(parent) {
+            dir.push(parent);
+            return Ok(dir);
+        }
+        self.checked_parent = None;
         for part in parent.components() {
             dir.push(part);
             match fs::symlink_metadata(&dir) {
@@ -380,6 +403,7 @@ impl<'a> Applier<'a> {
                 Err(e) => return Err(io_err("inspecting", &dir)(e)),
             }
         }
+        self.checked_parent = Some(parent.to_owned());
         Ok(dir)
     }
 

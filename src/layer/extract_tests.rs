@@ -132,6 +132,25 @@ fn symlinked_parents_are_refused_and_nothing_escapes() {
 }
 
 #[test]
+fn a_folder_swapped_for_a_symlink_after_its_files_is_walked_again() {
+    // The walk of a parent is skipped for the next entry of the same parent
+    // only: an entry that swaps a folder for a symlink changes what a later
+    // entry of another parent walks.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().to_str().unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("a/f2", Tar::new().dir("a/").file("a/f1", b"x").symlink("a", target).file("a/f2", b"x").bytes()),
+        ("a/b/f2", Tar::new().file("a/b/f1", b"x").symlink("a/b", target).file("a/b/f2", b"x").bytes()),
+        ("d/y/f", Tar::new().file("d/x", b"x").symlink("d/y", target).file("d/y/f", b"x").bytes()),
+    ];
+    for (entry, tar) in cases {
+        let (_dir, result) = apply_to(&tar);
+        assert_unsafe(result, entry);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "{entry}");
+    }
+}
+
+#[test]
 fn a_symlink_is_replaced_not_followed() {
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim");
