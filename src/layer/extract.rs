@@ -8,7 +8,9 @@
 //!   `..` component is refused;
 //! - no parent component of an entry (or of a hardlink's target) may be a
 //!   symlink: each one is checked with `symlink_metadata` before anything is
-//!   written below it, so `a -> /etc` followed by `a/passwd` is refused;
+//!   written below it, so `a -> /etc` followed by `a/passwd` is refused (an
+//!   entry changes only its own path, so the next entry of the same parent
+//!   folder reuses the check; an entry of any other parent walks again);
 //! - files are created with `O_EXCL` after removing what was there, so a final
 //!   component that is a symlink is replaced, never followed.
 //!
