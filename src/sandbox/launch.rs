@@ -102,9 +102,4 @@ impl Sandbox {
     pub fn prewarm(&self, network: NetworkMode, limits: &Limits, want: usize) {
         self.warm.prewarm(&self.exe, &self.scratch, network, limits, want);
     }
-
-    /// How many started sandboxes wait for a step.
-    pub fn warm_ready(&self) -> usize {
-        self.warm.ready()
-    }
 }

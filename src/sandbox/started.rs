@@ -153,6 +153,11 @@ impl Started {
         })
     }
 
+    /// Whether its process still waits for a spec.
+    pub(crate) fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Whether a step with this network and these limits can run here.
     pub(crate) fn fits(&self, mode: NetworkMode, limits: &Limits) -> bool {
         self.mode == mode && self.limits == *limits

@@ -81,10 +81,13 @@ impl Warm {
             return;
         }
         let mut starter = self.starter.lock().unwrap_or_else(|e| e.into_inner());
-        let starter = starter.get_or_insert_with(|| self.spawn_starter());
+        if starter.is_none() {
+            *starter = self.spawn_starter();
+        }
         for _ in 0..more {
             let request = Request { exe: exe.to_owned(), scratch: scratch.to_owned(), kind };
-            if starter.requests.send(request).is_err() {
+            // No thread, or it is gone: the step starts its sandbox itself.
+            if starter.as_ref().is_none_or(|s| s.requests.send(request).is_err()) {
                 finish(&self.shared, &kind, None);
             }
         }
@@ -93,13 +96,18 @@ impl Warm {
     /// A ready sandbox of this kind; one still starting is waited for
     /// (it is further along than a new one would be). None when there is
     /// neither, or its start failed: the caller starts one itself, and its
-    /// error, if the start fails again, is the step's.
+    /// error, if the start fails again, is the step's. One that died while
+    /// it waited (killed from outside) is dropped, not handed out.
     pub(crate) fn take(&self, network: NetworkMode, limits: &Limits) -> Option<Started> {
         let kind = (network, *limits);
         let mut pool = self.shared.pool();
         loop {
             if let Some(i) = pool.ready.iter().position(|s| s.fits(kind.0, &kind.1)) {
-                return Some(pool.ready.swap_remove(i));
+                let mut started = pool.ready.swap_remove(i);
+                if started.alive() {
+                    return Some(started);
+                }
+                continue;
             }
             if !pool.starting.contains(&kind) {
                 return None;
@@ -108,12 +116,8 @@ impl Warm {
         }
     }
 
-    /// How many sandboxes are ready.
-    pub(crate) fn ready(&self) -> usize {
-        self.shared.pool().ready.len()
-    }
-
-    fn spawn_starter(&self) -> Starter {
+    /// The thread that starts sandboxes; none if it cannot be made.
+    fn spawn_starter(&self) -> Option<Starter> {
         let (requests, received) = mpsc::channel::<Request>();
         let shared = self.shared.clone();
         let thread = std::thread::Builder::new()
@@ -124,8 +128,8 @@ impl Warm {
                     finish(&shared, &r.kind, started);
                 }
             })
-            .expect("spawning the sandbox-warm thread");
-        Starter { requests, thread }
+            .ok()?;
+        Some(Starter { requests, thread })
     }
 }
 
