@@ -211,7 +211,10 @@ impl Snapshotter {
     /// Mount `layers` (bottom first). Writable mounts get an upper dir (or,
     /// copied, a baseline to compare with).
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
-        if self.choice()?.kind == Kind::Copy {
+        // Unsettled, the kernel's overlay is tried first (see `probe`).
+        let settled = probe::settled()?;
+        let kind = settled.as_ref().map_or(Kind::Overlay, |c| c.kind);
+        if kind == Kind::Copy {
             return self.copy(layers, writable);
         }
         // The short links, not the snapshot folders: the options must fit in a page.
@@ -258,7 +261,7 @@ impl Snapshotter {
             upper = Some(u);
         }
         // fuse-overlayfs takes its options from its command line: no page limit.
-        if self.choice()?.kind == Kind::FuseOverlayfs {
+        if kind == Kind::FuseOverlayfs {
             let work = dir.path().join("work");
             let daemon = fuse::Daemon::mount(&lowers, upper.as_deref().map(|u| (u, work.as_path())), &root)?;
             return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), _dir: dir });
@@ -268,6 +271,11 @@ impl Snapshotter {
         // short: a bare EINVAL, or a mount of fewer layers. Say what is wrong instead.
         let limit = page_size() - 1;
         if data.len() > limit {
+            // Too long for the kernel's overlay, not for what a probe may choose instead.
+            if settled.is_none() && self.choice()?.kind != Kind::Overlay {
+                drop(dir);
+                return self.mount(layers, writable);
+            }
             let stacked = &lowers[..lowers.len() - 1]; // all but the empty bottom
             let layer_bytes: usize = stacked.iter().map(|l| l.len() + 1).sum();
             let widest = stacked.iter().map(|l| l.len() + 1).max().unwrap_or(1);
@@ -285,12 +293,24 @@ impl Snapshotter {
         // The sandbox's bind mount of this root keeps the flag, locked, since
         // it is made in a user namespace.
         let flags = if writable { MsFlags::MS_NODEV } else { MsFlags::MS_RDONLY | MsFlags::MS_NODEV };
-        mount_overlay(&root, flags, &data).map_err(|source| SnapshotError::Mount {
-            layers: layers.len(),
-            target: root.clone(),
-            source,
-        })?;
-        Ok(Mount { root, upper, backing: Backing::Kernel, _dir: dir })
+        match mount_overlay(&root, flags, &data) {
+            Ok(()) => {
+                // Only a writable mount answers what the probe asks: a kernel
+                // may stack read-only layers and still refuse an upper folder.
+                if settled.is_none() && writable {
+                    probe::overlay_mounted();
+                }
+                Ok(Mount { root, upper, backing: Backing::Kernel, _dir: dir })
+            }
+            // The kernel refused this first try: what the probe chooses
+            // instead, unless it finds overlay mounts after all (then this
+            // mount's own failure is the error).
+            Err(_) if settled.is_none() && self.choice()?.kind != Kind::Overlay => {
+                drop(dir);
+                self.mount(layers, writable)
+            }
+            Err(source) => Err(SnapshotError::Mount { layers: layers.len(), target: root.clone(), source }),
+        }
     }
 
     /// The copy snapshotter's "mount": the layers applied one over the other
