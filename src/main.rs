@@ -25,7 +25,10 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(sandbox::exit::SETUP_FAILED);
     }
-    std::process::exit(commands::main());
+    let code = commands::main();
+    // What the command's steps left to remove, removed before it ends.
+    kiln::store::trash::wait_empty();
+    std::process::exit(code);
 }
 
 /// glibc gives each thread that allocates an arena of its own, and keeps

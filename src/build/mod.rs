@@ -245,6 +245,8 @@ pub fn build(store: &Store, request: BuildRequest) -> Result<BuildResult, BuildE
     // Until the image is named, what this build writes is reachable from
     // nothing: no collection may run meanwhile (see `crate::gc`).
     let _in_use = crate::gc::StoreLock::shared(store)?;
+    // Dropped after all below: the steps' scratch folders are gone when this returns.
+    let _emptied = crate::store::trash::EmptiedOnDrop;
     let context = &request.context;
     if !context.is_dir() {
         return Err(BuildError::NoContext(context.clone()));

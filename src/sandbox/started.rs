@@ -258,6 +258,9 @@ impl Started {
         let oom_killed = cgroup.as_ref().is_some_and(Cgroup::oom_killed);
         // Dropping it kills whatever the step left behind and removes it.
         drop(cgroup);
+        if let Ok(path) = spec_file.into_temp_path().keep() {
+            crate::store::trash::remove_later(path);
+        }
         Ok(Exit { code: exit_code(status), oom_killed, timed_out })
     }
 }

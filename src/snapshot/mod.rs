@@ -85,7 +85,8 @@ pub struct Mount {
     /// The upper dir of a writable overlay: the changes. None for a copy.
     pub upper: Option<PathBuf>,
     backing: Backing,
-    _dir: TempDir,
+    /// Removed, once unmounted, off the step's path (see [`crate::store::trash`]).
+    dir: Option<TempDir>,
 }
 
 /// What makes a [`Mount`]'s folder, and so how its changes are found.
@@ -148,6 +149,9 @@ impl Drop for Mount {
             }
             Backing::Fuse(daemon, _) => daemon.unmount(),
             Backing::Copy(_) => {}
+        }
+        if let Some(dir) = self.dir.take() {
+            crate::store::trash::remove_later(dir.keep());
         }
     }
 }
@@ -264,7 +268,7 @@ impl Snapshotter {
         if kind == Kind::FuseOverlayfs {
             let work = dir.path().join("work");
             let daemon = fuse::Daemon::mount(&lowers, upper.as_deref().map(|u| (u, work.as_path())), &root)?;
-            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), _dir: dir });
+            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), dir: Some(dir) });
         }
         // The kernel copies the options into one page and cuts them at its last
         // byte (it must hold the NUL), so longer options would reach overlayfs cut
@@ -300,7 +304,7 @@ impl Snapshotter {
                 if settled.is_none() && writable {
                     probe::overlay_mounted();
                 }
-                Ok(Mount { root, upper, backing: Backing::Kernel, _dir: dir })
+                Ok(Mount { root, upper, backing: Backing::Kernel, dir: Some(dir) })
             }
             // The kernel refused this first try: what the probe chooses
             // instead, unless it finds overlay mounts after all (then this
@@ -324,7 +328,7 @@ impl Snapshotter {
         fs::create_dir(&root).map_err(io("creating", &root))?;
         copy::populate(&self.store, layers, &root)?;
         let baseline = if writable { Some(copy::Baseline::record(&root, dir.path())?) } else { None };
-        Ok(Mount { root, upper: None, backing: Backing::Copy(baseline), _dir: dir })
+        Ok(Mount { root, upper: None, backing: Backing::Copy(baseline), dir: Some(dir) })
     }
 }
 

@@ -22,6 +22,7 @@
 mod blobs;
 mod images;
 pub mod reference;
+pub mod trash;
 
 use std::fs;
 use std::path::{Path, PathBuf};
