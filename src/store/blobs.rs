@@ -41,6 +41,8 @@ pub struct BlobWriter {
     /// Up to where the kernel was asked to start writing the file back.
     written_back: u64,
     blobs: PathBuf,
+    /// Past [`PIPE_AFTER`] bytes, the thread that writes them.
+    pipe: Option<Pipe>,
 }
 
 /// How much of a blob is written before its writeback is started.
@@ -48,44 +50,143 @@ const WRITE_BEHIND: u64 = 8 << 20;
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.tmp.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        if self.size - self.written_back >= WRITE_BEHIND {
-            self.write_behind();
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        match &mut self.pipe {
+            Some(pipe) => pipe.write(buf)?,
+            None => {
+                self.tmp.write_all(buf)?;
+                if self.size - self.written_back >= WRITE_BEHIND {
+                    self.written_back = write_behind(self.tmp.as_file(), self.written_back, self.size);
+                }
+                if self.size >= PIPE_AFTER {
+                    self.pipe = Some(Pipe::start(self.tmp.as_file(), self.written_back, self.size)?);
+                }
+            }
         }
-        Ok(n)
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
     }
 }
 
-impl BlobWriter {
-    /// Start the disk writing what was written so far, without waiting: the
-    /// commit's fsync then waits for the last few MiB only, not for a whole
-    /// layer's worth of dirty pages at once (about 3 s a GB here), while the
-    /// disk would have idled as the layer was made. Best effort: a file
-    /// system that cannot is synced all at once at the commit.
-    fn write_behind(&mut self) {
-        use std::os::fd::AsRawFd;
-        let (from, len) = (self.written_back, self.size - self.written_back);
-        // SAFETY: a plain syscall on a descriptor this writer owns; it
-        // touches no memory of ours.
-        unsafe {
-            libc::sync_file_range(
-                self.tmp.as_file().as_raw_fd(),
-                from as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-        self.written_back = self.size;
+/// Start the disk writing `file` from `from` to `to`, without waiting: the
+/// commit's fsync then waits for the last few MiB only, not for a whole
+/// layer's worth of dirty pages at once (about 3 s a GB here), while the
+/// disk would have idled as the layer was made. Best effort: a file system
+/// that cannot is synced all at once at the commit. Returns `to`.
+fn write_behind(file: &fs::File, from: u64, to: u64) -> u64 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor the caller owns; it touches
+    // no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            from as libc::off64_t,
+            (to - from) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+    to
+}
+
+/// A blob bigger than this is written by a thread of its own, while the
+/// writer's thread goes on making (and hashing) the next bytes: a big
+/// COPY's thread spent about a third of its time copying its tar into the
+/// page cache (1.8 s of a 6.7 s step, for 1 GB).
+const PIPE_AFTER: u64 = 4 << 20;
+/// The bytes handed over at a time, and how many may wait: memory stays
+/// bounded (about 1 MiB) however fast the writer's thread makes them.
+const CHUNK: usize = 256 << 10;
+const QUEUED: usize = 2;
+
+/// The writing thread of a big blob (see [`PIPE_AFTER`]).
+struct Pipe {
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Chunks the thread wrote, to fill again.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    filling: Vec<u8>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Pipe {
+    /// A thread appending to `file` (at `size`, its written bytes; the
+    /// writeback started up to `written_back`).
+    fn start(file: &fs::File, mut written_back: u64, mut size: u64) -> io::Result<Self> {
+        let mut file = file.try_clone()?;
+        let (chunks, to_write) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED);
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || {
+            for mut chunk in to_write {
+                file.write_all(&chunk)?;
+                size += chunk.len() as u64;
+                if size - written_back >= WRITE_BEHIND {
+                    written_back = write_behind(&file, written_back, size);
+                }
+                chunk.clear();
+                let _ = give_back.send(chunk);
+            }
+            Ok(())
+        })?;
+        Ok(Self { chunks: Some(chunks), spare, filling: Vec::with_capacity(CHUNK), thread: Some(thread) })
     }
 
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = buf.len().min(CHUNK - self.filling.len());
+            self.filling.extend_from_slice(&buf[..n]);
+            buf = &buf[n..];
+            if self.filling.len() == CHUNK {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.filling, next);
+        let sent = self.chunks.as_ref().map(|c| c.send(full));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped: its error says why.
+            _ => self.finish().and(Err(io::Error::other("the blob's writing thread stopped"))),
+        }
+    }
+
+    /// Hand over what is left, and wait until the thread wrote everything.
+    fn finish(&mut self) -> io::Result<()> {
+        if !self.filling.is_empty() && self.thread.is_some() {
+            let rest = std::mem::take(&mut self.filling);
+            if let Some(chunks) = &self.chunks {
+                let _ = chunks.send(rest);
+            }
+        }
+        self.chunks = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the blob's writing thread panicked")),
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // Nothing of it may outlive the writer (its temp file goes next).
+        self.filling.clear();
+        let _ = self.finish();
+    }
+}
+
+impl BlobWriter {
     /// Finish the blob: check it against `expected` when given, and move it into place.
     /// A blob that is already stored counts as written.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        if let Some(mut pipe) = self.pipe.take() {
+            pipe.finish().map_err(io_err("writing", self.tmp.path()))?;
+        }
         self.tmp.flush().map_err(io_err("writing", self.tmp.path()))?;
         let digest = Digest::from_hasher(self.hasher);
         if let Some(expected) = expected {
@@ -126,6 +227,7 @@ impl Store {
             size: 0,
             written_back: 0,
             blobs: self.layout().join("blobs/sha256"),
+            pipe: None,
         })
     }
 
@@ -175,5 +277,26 @@ mod tests {
 
         drop(store.blob_writer().unwrap());
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_big_blob_written_by_its_own_thread_is_whole_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Past the threshold, in pieces that straddle the chunks.
+        let bytes: Vec<u8> = (0..PIPE_AFTER as usize * 2 + 12_345).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = store.blob_writer().unwrap();
+        for piece in bytes.chunks(CHUNK / 3 + 17) {
+            w.write_all(piece).unwrap();
+        }
+        assert!(w.pipe.is_some(), "a blob this big is written by a thread");
+        let (digest, size) = w.commit(Some(&Digest::of(&bytes))).unwrap();
+        assert_eq!(size, bytes.len() as u64);
+        assert!(fs::read(store.blob_path(&digest)).unwrap() == bytes);
+
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(&bytes).unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0, "ingest left dirty");
     }
 }
