@@ -36,6 +36,8 @@
 //! - `version`: absent in records written before it existed, which are
 //!   version 1. A record of any other version is a miss, never an error: an
 //!   older kiln must not misread what a newer one wrote.
+//! - `key`: in the local store's records, the key the record is for (see
+//!   `local` for why); a local record without it, or naming another, is a miss.
 
 pub mod artifact;
 pub mod dir;
