@@ -16,7 +16,7 @@ use crate::digest::{self, Digest, DigestError};
 use crate::docker_config::DockerFields;
 use crate::layer::compress::Form;
 use crate::layer::Layer;
-use crate::store::{Store, StoreError};
+use crate::store::{Staged, Store, StoreError};
 
 /// Errors assembling an image.
 #[derive(Debug, thiserror::Error)]
@@ -278,8 +278,11 @@ pub fn write(
     let mut blob = io::BufWriter::new(store.blob_writer()?);
     serde_json::to_writer(&mut blob, &config).map_err(|e| ImageError::WriteConfig(e.into()))?;
     let blob = blob.into_inner().map_err(|e| ImageError::WriteConfig(e.into_error()))?;
-    let (config_digest, config_size) = blob.commit(None)?;
-    Ok(store_manifest(store, config_digest, config_size, layers)?)
+    let (config_digest, config_size, config_blob) = blob.stage(None)?;
+    let (manifest, manifest_blob) = stage_manifest(store, config_digest, config_size, layers)?;
+    // Synced together: what a build waits for at its end is one sync, not two.
+    Staged::place_all(config_blob.into_iter().chain(manifest_blob).collect())?;
+    Ok(manifest)
 }
 
 /// Store `config` (image config JSON, as is) and an OCI manifest naming it and
@@ -296,6 +299,19 @@ fn store_manifest(
     config_size: u64,
     layers: &[Layer],
 ) -> Result<(Descriptor, Digest), StoreError> {
+    let (manifest, staged) = stage_manifest(store, config_digest, config_size, layers)?;
+    staged.map_or(Ok(()), Staged::place)?;
+    Ok(manifest)
+}
+
+/// [`store_manifest`], the manifest's blob not yet in place.
+#[allow(clippy::type_complexity)]
+fn stage_manifest(
+    store: &Store,
+    config_digest: Digest,
+    config_size: u64,
+    layers: &[Layer],
+) -> Result<((Descriptor, Digest), Option<Staged>), StoreError> {
     // Each layer named by its real form: kiln's own are plain tars, a base
     // image's stay as they were pulled (gzip or zstd).
     let layers = layers
@@ -312,8 +328,8 @@ fn store_manifest(
         .layers(layers)
         .build()
         .expect("every required field is set");
-    let (digest, size) = store.write_blob(&serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
-    Ok((descriptor(MediaType::ImageManifest, &digest, size), config_digest))
+    let (digest, size, staged) = store.stage_blob(&serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
+    Ok(((descriptor(MediaType::ImageManifest, &digest, size), config_digest), staged))
 }
 
 #[cfg(test)]

@@ -183,7 +183,17 @@ impl Drop for Pipe {
 impl BlobWriter {
     /// Finish the blob: check it against `expected` when given, and move it into place.
     /// A blob that is already stored counts as written.
-    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        let (digest, size, staged) = self.stage(expected)?;
+        if let Some(staged) = staged {
+            staged.place()?;
+        }
+        Ok((digest, size))
+    }
+
+    /// [`BlobWriter::commit`] but for the sync and the move into place,
+    /// left to the [`Staged`] blob (`None` when the blob is stored already).
+    pub fn stage(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, Option<Staged>), StoreError> {
         if let Some(mut pipe) = self.pipe.take() {
             pipe.finish().map_err(io_err("writing", self.tmp.path()))?;
         }
@@ -195,11 +205,40 @@ impl BlobWriter {
             }
         }
         let path = self.blobs.join(digest.hex());
-        if !path.exists() {
-            self.tmp.as_file().sync_all().map_err(io_err("syncing", self.tmp.path()))?;
-            self.tmp.persist(&path).map_err(|e| io_err("renaming into", &path)(e.error))?;
+        let staged = (!path.exists()).then_some(Staged { tmp: self.tmp, path });
+        Ok((digest, self.size, staged))
+    }
+}
+
+/// A blob written and checked, not yet in place; dropped, it leaves nothing.
+pub struct Staged {
+    tmp: NamedTempFile,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Sync the blob and move it into place.
+    pub fn place(self) -> Result<(), StoreError> {
+        self.tmp.as_file().sync_all().map_err(io_err("syncing", self.tmp.path()))?;
+        self.tmp.persist(&self.path).map_err(|e| io_err("renaming into", &self.path)(e.error))?;
+        Ok(())
+    }
+
+    /// Sync every blob at once (the waits for the disk overlap: an image's
+    /// config and manifest cost one instead of two), then move each into place.
+    pub fn place_all(staged: Vec<Staged>) -> Result<(), StoreError> {
+        std::thread::scope(|s| {
+            let syncs: Vec<_> = staged.iter().map(|b| s.spawn(|| b.tmp.as_file().sync_all())).collect();
+            for (sync, b) in syncs.into_iter().zip(&staged) {
+                let done = sync.join().unwrap_or_else(|_| Err(io::Error::other("the syncing thread panicked")));
+                done.map_err(io_err("syncing", b.tmp.path()))?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        for b in staged {
+            b.tmp.persist(&b.path).map_err(|e| io_err("renaming into", &b.path)(e.error))?;
         }
-        Ok((digest, self.size))
+        Ok(())
     }
 }
 
@@ -233,9 +272,17 @@ impl Store {
 
     /// Store `bytes` as a blob.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), StoreError> {
+        self.stage_blob(bytes).and_then(|(digest, size, staged)| {
+            staged.map_or(Ok(()), Staged::place)?;
+            Ok((digest, size))
+        })
+    }
+
+    /// Write `bytes` as a blob, not yet in place (see [`BlobWriter::stage`]).
+    pub fn stage_blob(&self, bytes: &[u8]) -> Result<(Digest, u64, Option<Staged>), StoreError> {
         let mut w = self.blob_writer()?;
         w.write_all(bytes).map_err(io_err("writing", w.tmp.path()))?;
-        w.commit(None)
+        w.stage(None)
     }
 
     /// Read a stored blob as JSON.

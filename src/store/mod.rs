@@ -27,8 +27,8 @@ pub mod trash;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use blobs::BlobWriter;
 pub(crate) use blobs::{write_atomic, write_hint};
+pub use blobs::{BlobWriter, Staged};
 pub use images::StoredImage;
 
 /// Errors of the store.
