@@ -279,10 +279,10 @@ pub fn write(
     serde_json::to_writer(&mut blob, &config).map_err(|e| ImageError::WriteConfig(e.into()))?;
     let blob = blob.into_inner().map_err(|e| ImageError::WriteConfig(e.into_error()))?;
     let (config_digest, config_size, config_blob) = blob.stage(None)?;
-    let (manifest, manifest_blob) = stage_manifest(store, config_digest, config_size, layers)?;
+    let (manifest, manifest_blob) = stage_manifest(store, &config_digest, config_size, layers)?;
     // Synced together: what a build waits for at its end is one sync, not two.
     Staged::place_all(config_blob.into_iter().chain(manifest_blob).collect())?;
-    Ok(manifest)
+    Ok((manifest, config_digest))
 }
 
 /// Store `config` (image config JSON, as is) and an OCI manifest naming it and
@@ -299,19 +299,18 @@ fn store_manifest(
     config_size: u64,
     layers: &[Layer],
 ) -> Result<(Descriptor, Digest), StoreError> {
-    let (manifest, staged) = stage_manifest(store, config_digest, config_size, layers)?;
+    let (manifest, staged) = stage_manifest(store, &config_digest, config_size, layers)?;
     staged.map_or(Ok(()), Staged::place)?;
-    Ok(manifest)
+    Ok((manifest, config_digest))
 }
 
 /// [`store_manifest`], the manifest's blob not yet in place.
-#[allow(clippy::type_complexity)]
 fn stage_manifest(
     store: &Store,
-    config_digest: Digest,
+    config_digest: &Digest,
     config_size: u64,
     layers: &[Layer],
-) -> Result<((Descriptor, Digest), Option<Staged>), StoreError> {
+) -> Result<(Descriptor, Option<Staged>), StoreError> {
     // Each layer named by its real form: kiln's own are plain tars, a base
     // image's stay as they were pulled (gzip or zstd).
     let layers = layers
@@ -324,12 +323,12 @@ fn stage_manifest(
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
+        .config(descriptor(MediaType::ImageConfig, config_digest, config_size))
         .layers(layers)
         .build()
         .expect("every required field is set");
     let (digest, size, staged) = store.stage_blob(&serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
-    Ok(((descriptor(MediaType::ImageManifest, &digest, size), config_digest), staged))
+    Ok((descriptor(MediaType::ImageManifest, &digest, size), staged))
 }
 
 #[cfg(test)]
