@@ -103,7 +103,12 @@ impl LayerSink {
     /// Store the blob and return the layer; a tee's snapshot is put in
     /// place once the blob is.
     pub fn finish(self) -> Result<Layer, LayerError> {
-        let LayerSink { blob, tee, .. } = self;
+        let LayerSink { blob, mut tee, .. } = self;
+        // A small layer's bytes all wait in the tee's last chunk: sent now,
+        // its snapshot is made while the blob syncs, not after.
+        if let Some(tee) = &mut tee {
+            tee.end_input();
+        }
         let blob = blob.into_inner().map_err(|e| LayerError::Write(e.into_error()))?;
         let (digest, size) = blob.commit(None)?;
         if let Some(tee) = tee {

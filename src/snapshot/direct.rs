@@ -115,12 +115,18 @@ impl Tee {
         }
     }
 
-    /// Wait for the thread; true when it read the whole tar without fault.
-    fn join(&mut self) -> bool {
+    /// The tar is complete: hand the thread its last bytes and the end, so it
+    /// finishes while the blob is synced, not after.
+    pub fn end_input(&mut self) {
         if !self.chunk.is_empty() {
             self.send();
         }
         self.tx = None;
+    }
+
+    /// Wait for the thread; true when it read the whole tar without fault.
+    fn join(&mut self) -> bool {
+        self.end_input();
         let done = self.worker.take().map(JoinHandle::join);
         matches!(done, Some(Ok(Ok(()))))
     }
