@@ -55,7 +55,7 @@ pub(crate) trait Syscall {
     fn drop_bounding_capability(&self, cap: u32) -> nix::Result<()>;
     /// seccomp(SECCOMP_SET_MODE_FILTER) of one program, without
     /// no_new_privs (see `seccomp`).
-    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
+    fn install_seccomp(&self, program: &[libc::sock_filter]) -> nix::Result<()>;
     /// sethostname(2).
     fn sethostname(&self, name: &str) -> nix::Result<()>;
     /// ioctl(SIOCSIFFLAGS) setting IFF_UP on `lo`, on a socket of the
@@ -161,7 +161,7 @@ impl Syscall for Linux {
         Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
     }
 
-    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+    fn install_seccomp(&self, program: &[libc::sock_filter]) -> nix::Result<()> {
         super::seccomp::install(program)
     }
 
@@ -380,7 +380,7 @@ impl Syscall for Recording {
         self.record(Call::DropBoundingCapability(cap))
     }
 
-    fn install_seccomp(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+    fn install_seccomp(&self, program: &[libc::sock_filter]) -> nix::Result<()> {
         self.record(Call::InstallSeccomp(program.len()))
     }
 
