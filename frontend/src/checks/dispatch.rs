@@ -4,9 +4,6 @@
 //! LegacyKeyValueFormat, ExposeProtoCasing and ExposeInvalidFormat.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
-
-use regex::Regex;
 
 use super::file::{Command, File};
 use super::{from, suggest, Rule, Scope, Warning};
@@ -292,16 +289,28 @@ impl Walk<'_> {
 /// A name with a word of a secret in it (`API_KEY`, `db_password`, `TOKEN`),
 /// and no word saying it holds something else (`PUBLIC_KEY`, `KEY_FILE`, a
 /// path; `TOKEN_VERSION`): BuildKit's two patterns (its allow list as of
-/// moby/buildkit#6501).
+/// moby/buildkit#6501), `(?i)(?:_|^)(?:word|…)(?:_|$)`, read as what they
+/// match: a part of the name between underscores that is one of the words.
+/// Compiling those case-insensitive patterns cost every build about 2 ms.
 pub fn is_secret_name(name: &str) -> bool {
-    static PATTERNS: OnceLock<(Regex, Regex)> = OnceLock::new();
-    let (deny, allow) = PATTERNS.get_or_init(|| {
-        let words = |w: &[&str]| Regex::new(&format!("(?i)(?:_|^)(?:{})(?:_|$)", w.join("|"))).expect("valid");
-        let secrets =
-            ["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
-        (words(&secrets), words(&["public", "file", "version"]))
+    const SECRETS: [&str; 10] =
+        ["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
+    const ELSE: [&str; 3] = ["public", "file", "version"];
+    let has = |words: &[&str]| name.split('_').any(|part| words.iter().any(|w| folds_to(part, w)));
+    has(&SECRETS) && !has(&ELSE)
+}
+
+/// Whether `part` is `word` (ASCII lowercase) but for case, as the patterns'
+/// `(?i)` has it: Unicode's simple case folding, under which the Kelvin sign
+/// is a `k` and the long s an `s` too.
+fn folds_to(part: &str, word: &str) -> bool {
+    let mut chars = part.chars();
+    let same = word.bytes().all(|w| {
+        chars.next().is_some_and(|c| {
+            c.to_ascii_lowercase() == char::from(w) || (c, w) == ('\u{212a}', b'k') || (c, w) == ('\u{17f}', b's')
+        })
     });
-    deny.is_match(name) && !allow.is_match(name)
+    same && chars.next().is_none()
 }
 
 #[cfg(test)]
@@ -326,8 +335,28 @@ mod tests {
             "SESSION_SECRET_FILE",
             "key_file",
             "AUTH_MODULE_VERSION",
+            "",
+            "_",
+            "KEYS",
+            "A_KE",
         ] {
             assert!(!is_secret_name(name), "{name}");
+        }
+        // Words between any underscores, in any case, as the patterns match them.
+        let pattern = |w: &str| regex::Regex::new(&format!("(?i)(?:_|^)(?:{w})(?:_|$)")).unwrap();
+        let deny = pattern("apikey|auth|credential|credentials|key|password|pword|passwd|secret|token");
+        let allow = pattern("public|file|version");
+        let parts = ["", "KEY", "key", "Token", "FILE", "Auth", "x", "KEYS", "pUbLiC", "\u{212a}ey", "\u{17f}ecret"];
+        for a in parts {
+            for b in parts {
+                for name in [format!("{a}_{b}"), format!("{a}{b}"), format!("_{a}__{b}_"), a.to_owned()] {
+                    let buildkit = deny.is_match(&name) && !allow.is_match(&name);
+                    assert_eq!(is_secret_name(&name), buildkit, "{name:?}");
+                }
+            }
+        }
+        for name in ["__KEY__", "My_Token_", "x_PassWD", "\u{212a}EY", "PAS\u{17f}WORD"] {
+            assert!(is_secret_name(name), "{name}");
         }
     }
 }
