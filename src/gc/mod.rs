@@ -279,8 +279,25 @@ pub fn default_keep_storage(store: &Store) -> u64 {
 /// Enforce the build cache's size cap now, unless a run holds the store
 /// (it will enforce it when it ends). `None` when skipped.
 pub fn enforce_cap(store: &Store, keep_storage: u64) -> Result<Option<Pruned>, GcError> {
+    if fits_for_sure(store.root(), keep_storage) {
+        return Ok(Some(Pruned::default()));
+    }
     let Some(collector) = Collector::try_now(store)? else { return Ok(None) };
     collector.prune(&PruneOptions { all: true, until: None, keep_storage: Some(keep_storage) }).map(Some)
+}
+
+/// Whether the store's whole filesystem holds no more than `cap` bytes, so
+/// the build cache in it cannot hold more: one statfs instead of reading
+/// every image and entry and walking the store after each build. Not on an
+/// overlay (what a lower layer holds is not counted in the upper's use).
+/// Where blocks are shared or compressed the filesystem's use is below what
+/// the cap counts; the cap is there to keep the disk from filling, which
+/// this bounds all the same.
+fn fits_for_sure(root: &Path, cap: u64) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let Ok(fs) = nix::sys::statfs::statfs(root) else { return false };
+    let used = fs.blocks().saturating_sub(fs.blocks_free()).saturating_mul(fs.block_size() as u64);
+    fs.filesystem_type().0 as i64 != OVERLAYFS_SUPER_MAGIC && used <= cap
 }
 
 /// One image's share of the disk.
@@ -358,6 +375,15 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, GcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cap_is_known_to_fit_only_when_the_whole_filesystem_does() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!fits_for_sure(dir.path(), 0), "a filesystem holding something fits in no bytes");
+        let overlay = nix::sys::statfs::statfs(dir.path()).unwrap().filesystem_type().0 as i64 == 0x794c_7630;
+        assert_eq!(fits_for_sure(dir.path(), u64::MAX), !overlay);
+        assert!(!fits_for_sure(&dir.path().join("missing"), u64::MAX));
+    }
     use crate::cache::{CacheRecord, CacheStorage, LocalCache};
     use crate::layer::Layer;
     use kiln_solver::{CacheKey, Digest};
