@@ -294,10 +294,10 @@ pub fn enforce_cap(store: &Store, keep_storage: u64) -> Result<Option<Pruned>, G
 /// the cap counts; the cap is there to keep the disk from filling, which
 /// this bounds all the same.
 fn fits_for_sure(root: &Path, cap: u64) -> bool {
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-    let Ok(fs) = nix::sys::statfs::statfs(root) else { return false };
+    use nix::sys::statfs::{statfs, OVERLAYFS_SUPER_MAGIC};
+    let Ok(fs) = statfs(root) else { return false };
     let used = fs.blocks().saturating_sub(fs.blocks_free()).saturating_mul(fs.block_size() as u64);
-    fs.filesystem_type().0 as i64 != OVERLAYFS_SUPER_MAGIC && used <= cap
+    fs.filesystem_type() != OVERLAYFS_SUPER_MAGIC && used <= cap
 }
 
 /// One image's share of the disk.
@@ -380,7 +380,8 @@ mod tests {
     fn a_cap_is_known_to_fit_only_when_the_whole_filesystem_does() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!fits_for_sure(dir.path(), 0), "a filesystem holding something fits in no bytes");
-        let overlay = nix::sys::statfs::statfs(dir.path()).unwrap().filesystem_type().0 as i64 == 0x794c_7630;
+        let fs = nix::sys::statfs::statfs(dir.path()).unwrap();
+        let overlay = fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC;
         assert_eq!(fits_for_sure(dir.path(), u64::MAX), !overlay);
         assert!(!fits_for_sure(&dir.path().join("missing"), u64::MAX));
     }
