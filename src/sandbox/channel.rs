@@ -12,7 +12,12 @@
 //!
 //! `kiln __sandbox` then waits for one more message, [`Message::Spec`] and
 //! the path of its spec: a sandbox can be started, mapped and connected
-//! before its step is known (see `warm`), and told what to run later.
+//! before its step is known (see `warm`), and told what to run later. It
+//! keeps its end past that (its PID 1 closes its copy first thing, so no
+//! process of the step ever holds it) to send [`Message::Exited`] and the
+//! step's exit code once its PID 1 is reaped: the launcher goes on at once,
+//! while the sandbox process's own exit (the teardown of its namespaces,
+//! a millisecond or more) runs beside the next step.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -36,6 +41,9 @@ pub enum Message {
     /// Parent → child: run the spec at the path that follows (its length as
     /// a little-endian u32, then its bytes).
     Spec,
+    /// Child → parent: the step is over, every process of it gone; its
+    /// exit code follows (a little-endian i32).
+    Exited,
 }
 
 impl Message {
@@ -44,11 +52,12 @@ impl Message {
             Message::Unshared => b'u',
             Message::Mapped => b'm',
             Message::Spec => b's',
+            Message::Exited => b'x',
         }
     }
 
     fn from_byte(byte: u8) -> Option<Self> {
-        [Message::Unshared, Message::Mapped, Message::Spec].into_iter().find(|m| m.byte() == byte)
+        [Message::Unshared, Message::Mapped, Message::Spec, Message::Exited].into_iter().find(|m| m.byte() == byte)
     }
 }
 
@@ -113,6 +122,22 @@ impl Endpoint {
         Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
     }
 
+    fn send_code(&mut self, code: i32) -> Result<()> {
+        let mut message = vec![Message::Exited.byte()];
+        message.extend_from_slice(&code.to_le_bytes());
+        self.0.write_all(&message).map_err(|e| ChannelError::Send(Message::Exited, e))
+    }
+
+    fn receive_code(&mut self) -> Result<i32> {
+        self.receive(Message::Exited)?;
+        let mut code = [0u8; 4];
+        self.0.read_exact(&mut code).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => ChannelError::Closed(Message::Exited),
+            _ => ChannelError::Receive(Message::Exited, e),
+        })?;
+        Ok(i32::from_le_bytes(code))
+    }
+
     fn receive(&mut self, expected: Message) -> Result<()> {
         let mut byte = [0u8; 1];
         loop {
@@ -142,9 +167,21 @@ impl Parent {
         self.0.send(Message::Mapped)
     }
 
-    /// Tell `kiln __sandbox` which spec to run; the channel is done with.
-    pub(crate) fn send_spec(mut self, path: &Path) -> Result<()> {
+    /// Tell `kiln __sandbox` which spec to run.
+    pub(crate) fn send_spec(&mut self, path: &Path) -> Result<()> {
         self.0.send_path(path)
+    }
+
+    /// The step's exit code, once the descriptor ([`Parent::raw_fd`]) is
+    /// readable. [`ChannelError::Closed`] means the sandbox process ended
+    /// without telling it: its own exit status says what happened.
+    pub(crate) fn exit_code(&mut self) -> Result<i32> {
+        self.0.receive_code()
+    }
+
+    /// The descriptor to poll for the exit code.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.0 .0.as_raw_fd()
     }
 }
 
@@ -177,10 +214,15 @@ impl Child {
         self.0.receive(Message::Mapped)
     }
 
-    /// Wait for the path of the spec to run; the channel is closed
-    /// (consumed) either way, so nothing started later inherits it.
-    pub(crate) fn wait_for_spec(mut self) -> Result<PathBuf> {
+    /// Wait for the path of the spec to run. The channel stays open, close
+    /// on exec: whatever this process forks must drop its copy at once.
+    pub(crate) fn wait_for_spec(&mut self) -> Result<PathBuf> {
         self.0.receive_path()
+    }
+
+    /// Tell the launcher the step is over with `code`; the channel is done with.
+    pub(crate) fn report_exit(mut self, code: i32) -> Result<()> {
+        self.0.send_code(code)
     }
 }
 
@@ -197,6 +239,9 @@ mod tests {
         child.wait_for_mapping().unwrap();
         parent.send_spec(Path::new("/scratch/sandbox.1.json")).unwrap();
         assert_eq!(child.wait_for_spec().unwrap(), Path::new("/scratch/sandbox.1.json"));
+        child.report_exit(-3).unwrap();
+        assert_eq!(parent.exit_code().unwrap(), -3);
+        assert!(matches!(parent.exit_code(), Err(ChannelError::Closed(Message::Exited))));
 
         let (mut parent, mut child) = pair().unwrap();
         child.request_mapping().unwrap();
@@ -209,6 +254,12 @@ mod tests {
         child.wait_for_mapping().unwrap();
         drop(parent); // the warm sandbox was never used
         assert!(matches!(child.wait_for_spec(), Err(ChannelError::Closed(Message::Spec))));
+
+        let (mut parent, mut child) = pair().unwrap();
+        parent.send_spec(Path::new("/s.json")).unwrap();
+        child.wait_for_spec().unwrap();
+        drop(child); // the sandbox process died before its step ended
+        assert!(matches!(parent.exit_code(), Err(ChannelError::Closed(Message::Exited))));
 
         let (mut parent, child) = pair().unwrap();
         drop(child); // the child died before unsharing
@@ -225,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_spec_path_longer_than_a_path_is_refused() {
-        let (mut parent, child) = pair().unwrap();
+        let (mut parent, mut child) = pair().unwrap();
         let mut message = vec![b's'];
         message.extend_from_slice(&(1u32 << 30).to_le_bytes());
         parent.0 .0.write_all(&message).unwrap();

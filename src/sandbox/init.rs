@@ -161,7 +161,7 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
-    let spec_path = enter_namespaces(&sys, unsafe { channel::Child::inherited() }, made)?;
+    let (spec_path, launcher) = enter_namespaces(&sys, unsafe { channel::Child::inherited() }, made)?;
     if spec_path.parent() != Some(scratch) {
         return Err(InitError::SpecElsewhere(spec_path, scratch.to_owned()));
     }
@@ -179,6 +179,9 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
     // SAFETY: this process is single-threaded (a fresh exec that started no threads).
     match unsafe { fork() }.map_err(InitError::Fork)? {
         ForkResult::Child => {
+            // The launcher's channel is this process's alone: no process of
+            // the step ever holds it.
+            drop(launcher);
             let code = pid1(&sys, &spec).unwrap_or_else(|e| {
                 report("kiln: sandbox", &e);
                 exit::SETUP_FAILED
@@ -188,7 +191,17 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
         ForkResult::Parent { child } => {
             signals::forward_to(child);
             signals::block(false).map_err(InitError::Signals)?;
-            wait_exit_code(child)
+            let code = wait_exit_code(child)?;
+            // PID 1 reaped, the step is over. Our copies of its streams go
+            // first, so the launcher reads them to their end; then it is
+            // told, and goes on while this process's exit tears its
+            // namespaces down. Nothing is opened here: the mount namespace
+            // is the step's, whose /dev the step could have changed.
+            for fd in 0..=2 {
+                let _ = nix::unistd::close(fd);
+            }
+            let _ = launcher.report_exit(code);
+            Ok(code)
         }
     }
 }
@@ -197,9 +210,10 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
 /// wait until it has: only then are we root in the new user namespace. It
 /// must happen after exec: exec'ing while unmapped would drop the
 /// capabilities the new namespace gives. The launcher closed every
-/// descriptor but stdio and the channel; make sure, and close the channel
-/// too once the handshake is over: from then on no descriptor but stdio
-/// exists, so none can be reached through /proc/self/fd.
+/// descriptor but stdio and the channel; make sure. The channel stays, to
+/// report the step's end on (see `channel`), and PID 1 drops its copy first
+/// thing: in the step, no descriptor but stdio exists, so none can be
+/// reached through /proc/self/fd.
 ///
 /// A network namespace of its own, unless `network` is the host's: created
 /// with the user namespace, so that namespace owns it (the launcher's
@@ -212,7 +226,11 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
 /// namespace made, a copy of the launcher's as it is now: with the step's
 /// root and the sources of its mounts, which the launcher mounted while
 /// this process waited (a copy made earlier would not have them).
-fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: NetworkMode) -> Result<PathBuf> {
+fn enter_namespaces(
+    sys: &dyn Syscall,
+    mut channel: channel::Child,
+    network: NetworkMode,
+) -> Result<(PathBuf, channel::Child)> {
     sys.close_range(channel::CHILD_FD as u32 + 1).map_err(InitError::CloseDescriptors)?;
     let mut flags =
         CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
@@ -233,8 +251,8 @@ fn enter_namespaces(sys: &dyn Syscall, mut channel: channel::Child, network: Net
     }
     let spec = channel.wait_for_spec().map_err(InitError::Handshake)?;
     sys.unshare(CloneFlags::CLONE_NEWNS).map_err(InitError::UnshareMounts)?;
-    sys.close_range(3).map_err(InitError::CloseDescriptors)?;
-    Ok(spec)
+    sys.close_range(channel::CHILD_FD as u32 + 1).map_err(InitError::CloseDescriptors)?;
+    Ok((spec, channel))
 }
 
 fn wait_exit_code(pid: Pid) -> Result<i32> {
@@ -570,10 +588,11 @@ mod tests {
         let closes: Vec<usize> =
             calls.iter().enumerate().filter(|(_, c)| matches!(c, Call::CloseRange(_))).map(|(i, _)| i).collect();
         let unshare = calls.iter().position(|c| matches!(c, Call::Unshare(_))).unwrap();
-        // Before unsharing, all but the channel; after the handshake, it too.
+        // Before unsharing, all but the channel; after the handshake too: it
+        // stays to report the step's end on, and PID 1 drops it at once.
         assert_eq!(calls[closes[0]], Call::CloseRange(4));
         assert!(closes[0] < unshare && unshare < closes[1]);
-        assert_eq!(calls[closes[1]], Call::CloseRange(3));
+        assert_eq!(calls[closes[1]], Call::CloseRange(4));
         assert!(closes[1] < at(&calls, &Call::OpenWorkdir("/srv".into())));
         // And once more, last, for the working directory's own descriptor.
         assert_eq!(calls.last(), Some(&Call::CloseRange(3)));
@@ -587,7 +606,7 @@ mod tests {
             CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         assert_eq!(calls[1], Call::Unshare(first));
         // The mount namespace last, once the spec (and so the root, mounted
-        // meanwhile) is there: before any mount and before the channel goes.
+        // meanwhile) is there: before any mount, and before PID 1 closes what it holds.
         let mounts = at(&calls, &Call::Unshare(CloneFlags::CLONE_NEWNS));
         assert!(mounts > 1 && mounts < at(&calls, &Call::CloseRange(3)));
         assert!(calls[..mounts].iter().all(|c| !matches!(c, Call::Mount { .. } | Call::PivotRoot(..))));
@@ -600,14 +619,14 @@ mod tests {
     #[test]
     fn a_private_network_is_unshared_with_the_user_namespace_and_its_lo_brought_up() {
         for (network, want) in [
-            (NetworkMode::None, vec![Call::LoopbackUp, Call::Unshare(CloneFlags::CLONE_NEWNS), Call::CloseRange(3)]),
+            (NetworkMode::None, vec![Call::LoopbackUp, Call::Unshare(CloneFlags::CLONE_NEWNS), Call::CloseRange(4)]),
             (
                 NetworkMode::Outbound,
                 vec![
                     Call::LoopbackUp,
                     Call::BlockMetadata,
                     Call::Unshare(CloneFlags::CLONE_NEWNS),
-                    Call::CloseRange(3),
+                    Call::CloseRange(4),
                 ],
             ),
         ] {

@@ -183,12 +183,13 @@ impl Started {
             .map_err(std::io::Error::from)
             .and_then(|json| spec_file.write_all(&json))
             .map_err(|e| SandboxError::Spec(spec_file.path().to_owned(), e))?;
-        let launcher = self.launcher.take().expect("a started sandbox has its channel");
+        let mut launcher = self.launcher.take().expect("a started sandbox has its channel");
         // A child that died meanwhile hangs up: its exit status says the rest.
-        match launcher.send_spec(spec_file.path()) {
-            Ok(()) | Err(ChannelError::Send(..)) => {}
+        let mut listening = match launcher.send_spec(spec_file.path()) {
+            Ok(()) => true,
+            Err(ChannelError::Send(..)) => false,
             Err(e) => return Err(SandboxError::Handshake(e)),
-        }
+        };
         let mut child = self.child.take().expect("a started sandbox has its process");
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
@@ -233,7 +234,7 @@ impl Started {
                         if let Some(cgroup) = &cgroup {
                             cgroup.kill_all();
                         }
-                        break Ok(status);
+                        break Ok(Ended::Exited(status));
                     }
                     Ok(None) if cancelled() => {
                         let _ = child.kill();
@@ -247,7 +248,19 @@ impl Started {
                         }
                         let _ = child.kill();
                     }
-                    Ok(None) => wait_exit(exit_fd.as_ref(), Duration::from_millis(20)),
+                    Ok(None) => {
+                        let report = listening.then_some(&launcher);
+                        if wait_exit(exit_fd.as_ref(), report, Duration::from_millis(20)) {
+                            match launcher.exit_code() {
+                                // Its PID 1 reaped, no process of the step is
+                                // left; the sandbox process's own exit is not
+                                // waited for (see `channel`).
+                                Ok(code) => break Ok(Ended::Reported(code)),
+                                // It ended without a word: its exit status tells.
+                                Err(_) => listening = false,
+                            }
+                        }
+                    }
                     Err(e) => break Err(SandboxError::Wait(e)),
                 }
             };
@@ -256,12 +269,26 @@ impl Started {
             status
         })?;
         let oom_killed = cgroup.as_ref().is_some_and(Cgroup::oom_killed);
-        // Dropping it kills whatever the step left behind and removes it.
-        drop(cgroup);
+        let code = match status {
+            Ended::Exited(status) => {
+                // Dropping it kills whatever the step left behind and removes it.
+                drop(cgroup);
+                exit_code(status)
+            }
+            Ended::Reported(code) => {
+                // The sandbox process is still ending, in its cgroup: both
+                // go off this step's path, before kiln exits (`trash::wait_empty`).
+                crate::store::trash::later(move || {
+                    let _ = child.wait();
+                    drop(cgroup);
+                });
+                code
+            }
+        };
         if let Ok(path) = spec_file.into_temp_path().keep() {
             crate::store::trash::remove_later(path);
         }
-        Ok(Exit { code: exit_code(status), oom_killed, timed_out })
+        Ok(Exit { code, oom_killed, timed_out })
     }
 }
 
@@ -285,13 +312,28 @@ fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
     (fd >= 0).then(|| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
 }
 
-/// Wait at most `max` for the child behind `pidfd` to exit: a short step
-/// ends its wait when it exits, not at the next tick of a polling sleep.
-fn wait_exit(pidfd: Option<&std::os::fd::OwnedFd>, max: Duration) {
-    let Some(fd) = pidfd else { return thread::sleep(max) };
-    let mut ready = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one pollfd, valid for the call. EINTR or an error just ends this wait early.
-    unsafe { libc::poll(&mut ready, 1, max.as_millis() as i32) };
+/// How a sandbox's run ended.
+enum Ended {
+    /// The sandbox process exited (or was killed) with this status.
+    Exited(ExitStatus),
+    /// It reported its step's exit code, and is ending.
+    Reported(i32),
+}
+
+/// Wait at most `max` for the child behind `pidfd` to exit or to report on
+/// `launcher`: a short step ends its wait when it does, not at the next tick
+/// of a polling sleep. True when the channel has something to read.
+fn wait_exit(pidfd: Option<&std::os::fd::OwnedFd>, launcher: Option<&channel::Parent>, max: Duration) -> bool {
+    let event = |fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut fds: Vec<libc::pollfd> = pidfd.map(|fd| event(fd.as_raw_fd())).into_iter().collect();
+    fds.extend(launcher.map(|l| event(l.raw_fd())));
+    if fds.is_empty() {
+        thread::sleep(max);
+        return false;
+    }
+    // SAFETY: `fds` is valid for the call. EINTR or an error just ends this wait early.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, max.as_millis() as i32) };
+    n > 0 && launcher.is_some() && fds.last().is_some_and(|f| f.revents != 0)
 }
 
 /// The longest line [`Stdio::Capture`] hands on whole: a step printing

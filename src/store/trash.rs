@@ -6,15 +6,18 @@
 //! each here, a millisecond or two a step. Handed to [`remove_later`], they
 //! go while the next step runs. [`wait_empty`] (at the command's end) waits
 //! for the last; what a killed kiln left is swept by the next one (their
-//! names carry the pid, see [`super::temp_prefix`]).
+//! names carry the pid, see [`super::temp_prefix`]). Other clean-ups that
+//! only take time go the same way ([`later`]: a sandbox process reaped once
+//! it has reported its step's end, and its cgroup removed).
 
-use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Condvar, Mutex, OnceLock};
 
+type Job = Box<dyn FnOnce() + Send>;
+
 struct Trash {
-    to_remove: Sender<PathBuf>,
-    /// How many paths were handed over and are not removed yet.
+    jobs: Sender<Job>,
+    /// How many jobs were handed over and are not done yet.
     pending: Mutex<usize>,
     emptied: Condvar,
 }
@@ -24,10 +27,10 @@ static TRASH: OnceLock<Option<Trash>> = OnceLock::new();
 fn trash() -> Option<&'static Trash> {
     TRASH
         .get_or_init(|| {
-            let (tx, rx) = channel::<PathBuf>();
+            let (tx, rx) = channel::<Job>();
             let spawned = std::thread::Builder::new().name("kiln-trash".into()).spawn(move || {
-                for path in rx {
-                    remove(&path);
+                for job in rx {
+                    job();
                     let trash = TRASH.get().and_then(Option::as_ref).expect("the trash exists before its thread runs");
                     let mut pending = trash.pending.lock().unwrap_or_else(|e| e.into_inner());
                     *pending -= 1;
@@ -36,8 +39,8 @@ fn trash() -> Option<&'static Trash> {
                     }
                 }
             });
-            // No thread, no trash: paths are then removed where they are dropped.
-            spawned.ok().map(|_| Trash { to_remove: tx, pending: Mutex::new(0), emptied: Condvar::new() })
+            // No thread, no trash: jobs then run where they are handed over.
+            spawned.ok().map(|_| Trash { jobs: tx, pending: Mutex::new(0), emptied: Condvar::new() })
         })
         .as_ref()
 }
@@ -52,17 +55,22 @@ fn remove(path: &std::path::Path) {
 
 /// Remove `path` (a file, or a folder and all it holds, nothing mounted in
 /// it) soon, on the trash's thread; here and now if there is none.
-pub fn remove_later(path: PathBuf) {
-    let Some(trash) = trash() else { return remove(&path) };
+pub fn remove_later(path: std::path::PathBuf) {
+    later(move || remove(&path));
+}
+
+/// Run `job` soon, on the trash's thread (after what was handed over
+/// before it); here and now if there is none.
+pub fn later(job: impl FnOnce() + Send + 'static) {
+    let Some(trash) = trash() else { return job() };
     *trash.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    let sent = trash.to_remove.send(path);
-    if let Err(unsent) = sent {
-        remove(&unsent.0);
+    if let Err(unsent) = trash.jobs.send(Box::new(job)) {
+        (unsent.0)();
         *trash.pending.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
     }
 }
 
-/// Wait until everything handed to [`remove_later`] so far is removed.
+/// Wait until everything handed over so far is done.
 pub fn wait_empty() {
     let Some(trash) = TRASH.get().and_then(Option::as_ref) else { return };
     let mut pending = trash.pending.lock().unwrap_or_else(|e| e.into_inner());
