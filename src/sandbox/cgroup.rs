@@ -8,9 +8,10 @@
 //! there; any other is looked up among the v1 mounts.
 //!
 //! The sandbox's cgroup is a child of kiln's own (per tree on v1), named
-//! `kiln-<pid>-<pid namespace>-<n>`. The launcher moves the sandbox's first
-//! process into it while that process waits for its id maps, before it has
-//! forked anything, so every process of the step is born inside. When the
+//! `kiln-<pid>-<pid namespace>-<n>`. The sandbox's first process is in it
+//! before it forks anything, so every process of the step is born inside:
+//! it enters its v1 directories itself before exec ([`enter_v1`]), and the
+//! launcher moves it into its v2 ones while it waits for its id maps. When the
 //! step ends (or fails, or is cancelled, or times out) [`Cgroup`]'s `Drop`
 //! kills whatever is left in it (v2 `cgroup.kill`; v1 the freezer, then
 //! SIGKILL to each process) and removes the directories. A kiln killed
@@ -21,8 +22,10 @@
 //! error; the default pids limit alone falls back to RLIMIT_NPROC, which
 //! the sandbox sets (see `init`).
 
+use std::ffi::CString;
 use std::fs;
 use std::io::ErrorKind;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -335,13 +338,29 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Move process `pid` (and its threads) into every directory of the
-    /// cgroup, before it forks anything: its children are born inside. On a
-    /// thread of its own: on v1 a move waits out an RCU grace period
-    /// (several ms), which the caller spends on the rest of the sandbox's start.
-    pub(crate) fn join_in_background(&self, pid: u32) -> std::thread::JoinHandle<Result<()>> {
-        let files: Vec<PathBuf> = self.dirs.iter().map(|d| d.path.join("cgroup.procs")).collect();
-        std::thread::spawn(move || files.iter().try_for_each(|f| write(f, &pid.to_string())))
+    /// The `tasks` files of its v1 directories, for the sandbox's process to
+    /// move itself in with [`enter_v1`] between fork and exec.
+    pub(crate) fn v1_tasks(&self) -> Vec<CString> {
+        self.dirs
+            .iter()
+            .filter(|d| d.version == Version::V1)
+            .filter_map(|d| CString::new(d.path.join("tasks").into_os_string().into_vec()).ok())
+            .collect()
+    }
+
+    /// Move process `pid` (and its threads) into every v2 directory of the
+    /// cgroup (the v1 ones it enters itself, see [`enter_v1`]), before it
+    /// forks anything: its children are born inside. On a thread of its
+    /// own: a move waits out an RCU grace period (7-15 ms here), which the
+    /// caller spends on the rest of the sandbox's start. None without a v2
+    /// directory.
+    pub(crate) fn join_in_background(&self, pid: u32) -> Option<std::thread::JoinHandle<Result<()>>> {
+        let files: Vec<PathBuf> =
+            self.dirs.iter().filter(|d| d.version == Version::V2).map(|d| d.path.join("cgroup.procs")).collect();
+        if files.is_empty() {
+            return None;
+        }
+        Some(std::thread::spawn(move || files.iter().try_for_each(|f| write(f, &pid.to_string()))))
     }
 
     /// Whether the kernel's OOM killer killed a process of the cgroup.
@@ -448,6 +467,32 @@ fn sweep(own: &Path, version: Version) {
         // Dropped at once: killed whatever is left, removed.
         drop(Cgroup { dirs: vec![Dir { version, path: entry.path(), controllers: Vec::new() }] });
     }
+}
+
+/// In a forked child before exec: move this process into each cgroup
+/// whose v1 `tasks` file is given ([`Cgroup::v1_tasks`]). Writing `0` moves
+/// the calling thread alone, which the kernel does without its global
+/// threadgroup lock, whose taking waits out an RCU grace period (7-15 ms on
+/// this 2-core VM, on the first RUN's path): the child has one thread, so
+/// the whole process moves, before it forks anything. Async-signal-safe,
+/// allocates nothing.
+pub(crate) fn enter_v1(tasks: &[CString]) -> std::io::Result<()> {
+    for file in tasks {
+        // SAFETY: open, write and close on a path and a buffer valid for the calls.
+        unsafe {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if written != 1 {
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// This process's pid namespace, by inode number (0 when unknown), part of
@@ -643,6 +688,24 @@ mod tests {
         fs::write(tmp.path().join("memory.events"), "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n").unwrap();
         assert!(cgroup.oom_killed());
         std::mem::forget(cgroup);
+    }
+
+    #[test]
+    fn a_sandbox_enters_its_v1_trees_itself_and_is_moved_into_v2_ones() {
+        let (v1, cgroup) = fake(Version::V1, &["pids"], &["tasks"]);
+        let tasks = cgroup.v1_tasks();
+        assert_eq!(tasks, [CString::new(v1.path().join("tasks").into_os_string().into_vec()).unwrap()]);
+        assert!(cgroup.join_in_background(1).is_none(), "no v2 directory to move it into");
+        enter_v1(&tasks).unwrap();
+        assert_eq!(read(&v1, "tasks"), "0", "the calling thread, by itself");
+        std::mem::forget(cgroup);
+
+        let (v2, cgroup) = fake(Version::V2, &["pids"], &["cgroup.procs"]);
+        assert!(cgroup.v1_tasks().is_empty());
+        cgroup.join_in_background(4242).expect("a v2 directory").join().unwrap().unwrap();
+        assert_eq!(read(&v2, "cgroup.procs"), "4242");
+        std::mem::forget(cgroup);
+        assert!(enter_v1(&[CString::new("/nonexistent/tasks").unwrap()]).is_err());
     }
 
     #[test]

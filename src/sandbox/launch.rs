@@ -18,7 +18,7 @@ pub enum SandboxError {
     Invalid(#[from] SpecError),
     #[error("writing the sandbox spec to {0}")]
     Spec(PathBuf, #[source] std::io::Error),
-    #[error("starting the sandbox (new user, mount, pid, uts and ipc namespaces)")]
+    #[error("starting the sandbox process (in its cgroup, to enter new user, mount, pid, uts and ipc namespaces)")]
     Spawn(#[source] std::io::Error),
     #[error("writing the uid/gid maps of the sandbox ({0})")]
     IdMap(PathBuf, #[source] std::io::Error),

@@ -106,16 +106,20 @@ impl Started {
             }
         };
         let child_fd = child_end.raw_fd();
+        let v1_tasks = cgroup.as_ref().map(Cgroup::v1_tasks).unwrap_or_default();
         // SAFETY: between fork and exec the closure only makes raw syscalls
-        // (prctl, setsid, fcntl, dup2, close_range), which are
-        // async-signal-safe, and allocates nothing.
+        // (prctl, setsid, fcntl, dup2, close_range, open, write, close),
+        // which are async-signal-safe, and allocates nothing.
         unsafe {
-            cmd.pre_exec(move || super::detach_with_channel(child_fd));
+            cmd.pre_exec(move || {
+                super::detach_with_channel(child_fd)?;
+                super::cgroup::enter_v1(&v1_tasks)
+            });
         }
         let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
-        // Joined while the child starts: it forks nothing before we answer
-        // its mapping request, which waits for this.
-        let joining = cgroup.as_ref().map(|c| c.join_in_background(child.id()));
+        // v2 directories are joined while the child starts: it forks
+        // nothing before we answer its mapping request, which waits for this.
+        let joining = cgroup.as_ref().and_then(|c| c.join_in_background(child.id()));
         drop(cmd); // closes our copies of the pipes' child ends
         drop(child_end);
         let connected = match launcher.wait_for_mapping_request() {

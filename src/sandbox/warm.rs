@@ -1,7 +1,7 @@
 //! Sandboxes started before their step. Half of a short RUN is its start:
-//! exec'ing `kiln __sandbox`, its namespaces, the cgroup move (an RCU grace
-//! period on a v1 hierarchy, 6-14 ms) and the network helper's start (about
-//! 7 ms). None of it depends on the step but its network and limits, so the
+//! exec'ing `kiln __sandbox`, its namespaces, its cgroup (on v2 a move
+//! that waits out an RCU grace period, 7-15 ms; see `cgroup::enter_v1` for
+//! v1) and the network helper's start (about 7 ms). None of it depends on the step but its network and limits, so the
 //! engine asks for a sandbox ahead ([`super::Sandbox::prewarm`]) while
 //! earlier steps run, and the step takes it ready.
 //!
