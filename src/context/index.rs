@@ -26,7 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
@@ -109,7 +109,8 @@ pub struct ContextIndex {
     /// Where it is kept; `None` for one that lives in memory only.
     file: Option<PathBuf>,
     // Read by every hashing thread at once; written when a file is read.
-    state: RwLock<State>,
+    // Loaded from `file` when first needed, or ahead by `preload`.
+    state: OnceLock<RwLock<State>>,
     clock: fn() -> SystemTime,
 }
 
@@ -128,18 +129,31 @@ impl ContextIndex {
     /// unreadable one is an empty one.
     pub fn open(dir: &Path, root: &Path) -> Self {
         let file = dir.join(hex::encode(Sha256::digest(root.as_os_str().as_bytes())));
-        let entries = fs::read(&file).ok().and_then(|bytes| decode(&bytes)).unwrap_or_default();
-        ContextIndex {
-            root: root.to_owned(),
-            file: Some(file),
-            state: RwLock::new(State { entries, dirty: false }),
-            clock: SystemTime::now,
-        }
+        ContextIndex { root: root.to_owned(), file: Some(file), state: OnceLock::new(), clock: SystemTime::now }
+    }
+
+    /// Read the index from its file now, if it was not yet: a walk of its
+    /// folder does this beside the walk (reading 40,000 entries takes
+    /// about as long as looking at 8,000 files).
+    pub fn preload(&self) {
+        self.state();
+    }
+
+    fn state(&self) -> &RwLock<State> {
+        self.state.get_or_init(|| {
+            let entries = self.file.as_ref().and_then(|f| fs::read(f).ok()).and_then(|b| decode(&b));
+            RwLock::new(State { entries: entries.unwrap_or_default(), dirty: false })
+        })
     }
 
     /// An index that is never written, for a folder read once.
     pub fn in_memory(root: &Path) -> Self {
-        ContextIndex { root: root.to_owned(), file: None, state: RwLock::default(), clock: SystemTime::now }
+        ContextIndex {
+            root: root.to_owned(),
+            file: None,
+            state: OnceLock::from(RwLock::default()),
+            clock: SystemTime::now,
+        }
     }
 
     /// The folder it indexes.
@@ -164,7 +178,7 @@ impl ContextIndex {
     /// its ctime): one lookup for both, which an unchanged context makes
     /// once per file.
     pub fn known(&self, rel: &Path, stat: &Stat) -> Option<(ContentDigest, bool)> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.state().read().unwrap_or_else(|e| e.into_inner());
         let entry = state.entries.get(rel.as_os_str())?;
         entry.used.store(true, Ordering::Relaxed);
         (entry.trusted && entry.stat == *stat).then_some((entry.digest, entry.xattr_free))
@@ -184,7 +198,7 @@ impl ContextIndex {
     ) {
         let trusted = before == after && before.settled_before(started);
         let entry = Entry { stat: *before, digest, trusted, xattr_free, used: AtomicBool::new(true) };
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state().write().unwrap_or_else(|e| e.into_inner());
         let old = state.entries.insert(rel.as_os_str().to_owned(), entry);
         let same = old.is_some_and(|o| {
             o.trusted == trusted && o.stat == *before && o.digest == digest && o.xattr_free == xattr_free
@@ -195,7 +209,7 @@ impl ContextIndex {
     /// The digest the file at `rel` had when it was last looked up or read:
     /// what the cache key was made of, for the layer to be checked against.
     pub fn planned(&self, rel: &Path) -> Option<ContentDigest> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.state().read().unwrap_or_else(|e| e.into_inner());
         state.entries.get(rel.as_os_str()).map(|e| e.digest)
     }
 
@@ -206,7 +220,7 @@ impl ContextIndex {
     pub fn save(&self) -> io::Result<()> {
         let Some(file) = &self.file else { return Ok(()) };
         let bytes = {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state().write().unwrap_or_else(|e| e.into_inner());
             if !state.dirty {
                 return Ok(());
             }

@@ -264,7 +264,16 @@ pub(crate) fn scan(
     // By selected source: its own items, then its entries'.
     let mut items: Vec<Vec<Item>> = Vec::new();
     let mut links = HardLinks::default();
-    for Planned { sel, parents } in plan(from, op)? {
+    let planned = plan(from, op)?;
+    // The folders are walked while the index is read from disk.
+    let (_, walks) = rayon::join(
+        || index.map(ContextIndex::preload),
+        || {
+            let walk = |p: &Planned| if p.sel.is_dir { p.sel.walk() } else { Ok(Vec::new()) };
+            planned.iter().map(walk).collect::<Result<Vec<_>, _>>()
+        },
+    );
+    for (Planned { sel, parents }, walked) in planned.into_iter().zip(walks?) {
         let mut own = vec![Item::Source(Box::new((sel.rel.clone(), sel.host.clone())))];
         for (host, rel) in parents.iter().flat_map(|(_, dirs)| dirs) {
             let meta = fs::metadata(host).map_err(|e| CopyError::Read(host.clone(), e))?;
@@ -273,9 +282,7 @@ pub(crate) fn scan(
         }
         items.push(own);
         let mut entries = vec![(sel.host.clone(), PathBuf::new())];
-        if sel.is_dir {
-            entries.extend(sel.walk()?);
-        }
+        entries.extend(walked);
         // Each entry's stat and xattrs are a path lookup or two in the
         // kernel: tens of thousands of them are what an unchanged context
         // costs, so they are taken in parallel, in order. Which names are
