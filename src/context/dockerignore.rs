@@ -215,9 +215,15 @@ impl DockerIgnore {
     /// (`./` and a leading `/` are ignored), judged folder by folder from the
     /// root down as a walk of the context judges it.
     pub fn is_excluded(&self, rel: &Path) -> bool {
+        self.judge(rel).0
+    }
+
+    /// [`DockerIgnore::is_excluded`], with what `rel`'s entries are judged
+    /// with ([`DockerIgnore::matches`]): for a walk that starts below the root.
+    pub fn judge(&self, rel: &Path) -> (bool, MatchInfo) {
         // Most contexts have no .dockerignore: no path to build, per entry.
         if self.patterns.is_empty() {
-            return false;
+            return (false, MatchInfo::default());
         }
         // Each folder's path from the root, grown in place: one String per call.
         let mut path = String::new();
@@ -233,7 +239,7 @@ impl DockerIgnore {
             path.push_str(&part);
             (excluded, info) = self.matches(&path, &info);
         }
-        excluded
+        (excluded, info)
     }
 
     /// Whether a walk may skip the excluded folder `dir` whole (fsutil's

@@ -1,12 +1,13 @@
 //! Which files a COPY reads.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{pattern, CopyError};
-use crate::context::dockerignore::DockerIgnore;
+use crate::context::dockerignore::{DockerIgnore, MatchInfo};
 use crate::fsutil::lexical;
 use crate::fsutil::resolve_in_root;
 
@@ -72,59 +73,96 @@ impl Selected {
     /// is known once the walk has been below it, so the entries are gathered
     /// first and judged after.
     pub fn walk(&self) -> Result<Vec<(PathBuf, PathBuf)>, CopyError> {
-        // An excluded folder nothing below can come back from is skipped
-        // whole, as BuildKit's walk skips it: by .dockerignore (see
-        // `DockerIgnore::skips_dir`), or by --exclude without `!` rules.
-        let exclude_prunes = self.exclude.as_ref().is_some_and(|x| !x.has_exceptions());
+        let info = match &self.from {
+            SourceRoot::Context { ignore, .. } => ignore.judge(&self.rel).1,
+            SourceRoot::Fs { .. } => MatchInfo::default(),
+        };
+        let mut found = Vec::new();
+        self.walk_dir(&self.host, Path::new(""), &info, &mut found)?;
+        // The folders with something below them .dockerignore does not exclude.
+        let mut kept_below: HashSet<&Path> = HashSet::new();
+        for f in found.iter().filter(|f| f.keeps) {
+            for dir in f.rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+                if !kept_below.insert(dir) {
+                    break;
+                }
+            }
+        }
+        let sent: Vec<bool> = found
+            .iter()
+            .map(|f| f.listed && !f.excluded && (!f.ignored || (f.is_dir && kept_below.contains(f.rel.as_path()))))
+            .collect();
+        Ok(found.into_iter().zip(sent).filter(|(_, sent)| *sent).map(|(f, _)| (f.host, f.rel)).collect())
+    }
+
+    /// Add to `found` the entries of the folder `dir` (`rel` below the
+    /// selected one, judged `info` by .dockerignore), each followed by what
+    /// is below it, names sorted. Each entry is judged once, with its
+    /// folder's judgement (not from the root down again), and its type is
+    /// the folder listing's: no stat.
+    fn walk_dir(&self, dir: &Path, rel: &Path, info: &MatchInfo, found: &mut Vec<Found>) -> Result<(), CopyError> {
+        let read = |e| CopyError::Read(dir.to_owned(), e);
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            let is_dir = entry.file_type().map_err(|e| CopyError::Read(entry.path(), e))?.is_dir();
+            entries.push((entry.file_name(), is_dir));
+        }
+        entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         let ignore = match &self.from {
             SourceRoot::Context { ignore, .. } => Some(ignore),
             SourceRoot::Fs { .. } => None,
         };
-        // (host path, path below the directory, is a folder, excluded by .dockerignore, by --exclude)
-        let mut found: Vec<(PathBuf, PathBuf, bool, bool, bool)> = Vec::new();
-        // The folders with something below them .dockerignore does not exclude.
-        let mut kept_below: HashSet<PathBuf> = HashSet::new();
-        let mut keeps = |rel: &Path| {
-            for dir in rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
-                if !kept_below.insert(dir.to_owned()) {
-                    break;
-                }
-            }
-        };
-        let mut entries = walkdir::WalkDir::new(&self.host).min_depth(1).sort_by_file_name().into_iter();
-        while let Some(e) = entries.next() {
-            let e = e.map_err(|err| CopyError::Read(err.path().unwrap_or(&self.host).to_owned(), err.into()))?;
-            let Ok(rel) = e.path().strip_prefix(&self.host).map(Path::to_owned) else { continue };
-            let full = self.rel.join(&rel);
-            let is_dir = e.file_type().is_dir();
-            let ignored = self.from.excluded(&full);
+        for (name, is_dir) in entries {
+            let (host, rel) = (dir.join(&name), rel.join(&name));
+            let full =
+                if self.rel.as_os_str().is_empty() { Cow::Borrowed(&rel) } else { Cow::Owned(self.rel.join(&rel)) };
+            let (ignored, below) = match ignore {
+                Some(ignore) => ignore.matches(&full.to_string_lossy(), info),
+                None => (false, MatchInfo::default()),
+            };
+            // An excluded folder nothing below can come back from is skipped
+            // whole, as BuildKit's walk skips it: by .dockerignore (see
+            // `DockerIgnore::skips_dir`), or by --exclude without `!` rules.
             if is_dir && ignored && ignore.is_some_and(|i| i.skips_dir(&full.to_string_lossy())) {
-                entries.skip_current_dir();
                 continue;
             }
             let excluded = self.exclude.as_ref().is_some_and(|x| x.is_excluded(&rel));
-            if is_dir && excluded && exclude_prunes {
-                entries.skip_current_dir();
+            if is_dir && excluded && self.exclude.as_ref().is_some_and(|x| !x.has_exceptions()) {
                 // Not sent, but what .dockerignore keeps below it still
                 // sends the folders above it.
-                if !ignored || self.from.sends_below(e.path(), &full) {
-                    keeps(&rel);
-                }
+                let keeps = !ignored || self.from.sends_below(&host, &full);
+                drop(full);
+                found.push(Found { host, rel, is_dir, ignored, excluded, listed: false, keeps });
                 continue;
             }
-            if !ignored {
-                keeps(&rel);
+            drop(full);
+            if !is_dir {
+                found.push(Found { host, rel, is_dir, ignored, excluded, listed: true, keeps: !ignored });
+                continue;
             }
-            found.push((e.into_path(), rel, is_dir, ignored, excluded));
+            let (host_below, rel_below) = (host.clone(), rel.clone());
+            found.push(Found { host, rel, is_dir, ignored, excluded, listed: true, keeps: !ignored });
+            self.walk_dir(&host_below, &rel_below, &below, found)?;
         }
-        Ok(found
-            .into_iter()
-            .filter(|(_, rel, is_dir, ignored, excluded)| {
-                !excluded && (!ignored || (*is_dir && kept_below.contains(rel)))
-            })
-            .map(|(host, rel, ..)| (host, rel))
-            .collect())
+        Ok(())
     }
+}
+
+/// An entry [`Selected::walk_dir`] found, before it is judged.
+struct Found {
+    host: PathBuf,
+    /// Its path below the selected folder.
+    rel: PathBuf,
+    is_dir: bool,
+    /// Excluded by .dockerignore.
+    ignored: bool,
+    /// Excluded by --exclude.
+    excluded: bool,
+    /// Listed: not a folder --exclude pruned.
+    listed: bool,
+    /// The folders above it are sent.
+    keeps: bool,
 }
 
 /// Resolve the COPY sources against `from`: wildcards expanded, .dockerignore
