@@ -344,7 +344,11 @@ impl Cgroup {
         self.dirs
             .iter()
             .filter(|d| d.version == Version::V1)
-            .filter_map(|d| CString::new(d.path.join("tasks").into_os_string().into_vec()).ok())
+            // Never dropped: a directory left out would be a limit silently not applied.
+            .map(|d| {
+                CString::new(d.path.join("tasks").into_os_string().into_vec())
+                    .expect("a cgroup path, from /proc/self/mountinfo, holds no NUL byte")
+            })
             .collect()
     }
 
