@@ -66,8 +66,9 @@ impl Terminal {
     fn ask(&mut self, prompt: &str, echo: bool) -> anyhow::Result<String> {
         use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
         use std::io::{BufRead as _, Write as _};
-        self.0.write_all(prompt.as_bytes()).and_then(|_| self.0.flush()).context("writing to the terminal")?;
         let saved = tcgetattr(&self.0).context("reading the terminal's settings")?;
+        // Echo goes off before the prompt shows: whoever answers the prompt
+        // the moment it appears must not see the secret echoed.
         if !echo {
             let mut quiet = saved.clone();
             quiet.local_flags.remove(LocalFlags::ECHO);
@@ -75,11 +76,15 @@ impl Terminal {
             tcsetattr(&self.0, SetArg::TCSANOW, &quiet).context("turning the terminal's echo off")?;
         }
         let mut line = String::new();
-        let read = std::io::BufReader::new(&self.0).read_line(&mut line);
+        let read = self
+            .0
+            .write_all(prompt.as_bytes())
+            .and_then(|_| self.0.flush())
+            .and_then(|_| std::io::BufReader::new(&self.0).read_line(&mut line));
         if !echo {
             let _ = tcsetattr(&self.0, SetArg::TCSANOW, &saved);
         }
-        read.context("reading from the terminal")?;
+        read.context("asking on the terminal")?;
         Ok(line.trim_end_matches(['\n', '\r']).to_owned())
     }
 }

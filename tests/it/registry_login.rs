@@ -44,6 +44,13 @@ fn login_asks_for_the_user_and_password_on_the_terminal_without_echoing_the_pass
     wait_for("Username: ");
     master.write_all(format!("{USER}\n").as_bytes()).unwrap();
     wait_for("Password: ");
+    // The echo must be off by the time the prompt shows, or a quick answer
+    // (a paste, a script, this test) is echoed.
+    let settings = nix::sys::termios::tcgetattr(&master).unwrap();
+    assert!(
+        !settings.local_flags.contains(nix::sys::termios::LocalFlags::ECHO),
+        "the password prompt showed with the echo still on"
+    );
     master.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     let status = child.wait().unwrap();
     let _ = reader.join();
