@@ -9,6 +9,7 @@ use kiln_solver::Digest;
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
+use super::blob_pipe::{write_behind, Pipe, PIPE_AFTER, WRITE_BEHIND};
 use super::{io_err, Store, StoreError};
 
 /// Write `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
@@ -45,138 +46,32 @@ pub struct BlobWriter {
     pipe: Option<Pipe>,
 }
 
-/// How much of a blob is written before its writeback is started.
-const WRITE_BEHIND: u64 = 8 << 20;
-
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.hasher.update(buf);
-        self.size += buf.len() as u64;
-        match &mut self.pipe {
-            Some(pipe) => pipe.write(buf)?,
-            None => {
-                self.tmp.write_all(buf)?;
-                if self.size - self.written_back >= WRITE_BEHIND {
-                    self.written_back = write_behind(self.tmp.as_file(), self.written_back, self.size);
-                }
-                if self.size >= PIPE_AFTER {
-                    self.pipe = Some(Pipe::start(self.tmp.as_file(), self.written_back, self.size)?);
-                }
+        let mut rest = buf;
+        if self.pipe.is_none() {
+            // Up to PIPE_AFTER exactly, so that the pipe starts aligned.
+            let room = usize::try_from(PIPE_AFTER - self.size).unwrap_or(usize::MAX);
+            let (now, later) = rest.split_at(rest.len().min(room));
+            self.tmp.write_all(now)?;
+            self.size += now.len() as u64;
+            if self.size - self.written_back >= WRITE_BEHIND {
+                self.written_back = write_behind(self.tmp.as_file(), self.written_back, self.size);
             }
+            if self.size == PIPE_AFTER {
+                self.pipe = Some(Pipe::start(self.tmp.as_file(), self.written_back, self.size)?);
+            }
+            rest = later;
+        }
+        if let Some(pipe) = &mut self.pipe {
+            pipe.write(rest)?;
+            self.size += rest.len() as u64;
         }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
-    }
-}
-
-/// Start the disk writing `file` from `from` to `to`, without waiting: the
-/// commit's fsync then waits for the last few MiB only, not for a whole
-/// layer's worth of dirty pages at once (about 3 s a GB here), while the
-/// disk would have idled as the layer was made. Best effort: a file system
-/// that cannot is synced all at once at the commit. Returns `to`.
-fn write_behind(file: &fs::File, from: u64, to: u64) -> u64 {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a descriptor the caller owns; it touches
-    // no memory of ours.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            from as libc::off64_t,
-            (to - from) as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-    to
-}
-
-/// A blob bigger than this is written by a thread of its own, while the
-/// writer's thread goes on making (and hashing) the next bytes: a big
-/// COPY's thread spent about a third of its time copying its tar into the
-/// page cache (1.8 s of a 6.7 s step, for 1 GB).
-const PIPE_AFTER: u64 = 4 << 20;
-/// The bytes handed over at a time, and how many may wait: memory stays
-/// bounded (about 1 MiB) however fast the writer's thread makes them.
-const CHUNK: usize = 256 << 10;
-const QUEUED: usize = 2;
-
-/// The writing thread of a big blob (see [`PIPE_AFTER`]).
-struct Pipe {
-    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    /// Chunks the thread wrote, to fill again.
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
-    filling: Vec<u8>,
-    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-impl Pipe {
-    /// A thread appending to `file` (at `size`, its written bytes; the
-    /// writeback started up to `written_back`).
-    fn start(file: &fs::File, mut written_back: u64, mut size: u64) -> io::Result<Self> {
-        let mut file = file.try_clone()?;
-        let (chunks, to_write) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED);
-        let (give_back, spare) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || {
-            for mut chunk in to_write {
-                file.write_all(&chunk)?;
-                size += chunk.len() as u64;
-                if size - written_back >= WRITE_BEHIND {
-                    written_back = write_behind(&file, written_back, size);
-                }
-                chunk.clear();
-                let _ = give_back.send(chunk);
-            }
-            Ok(())
-        })?;
-        Ok(Self { chunks: Some(chunks), spare, filling: Vec::with_capacity(CHUNK), thread: Some(thread) })
-    }
-
-    fn write(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = buf.len().min(CHUNK - self.filling.len());
-            self.filling.extend_from_slice(&buf[..n]);
-            buf = &buf[n..];
-            if self.filling.len() == CHUNK {
-                self.send()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let full = std::mem::replace(&mut self.filling, next);
-        let sent = self.chunks.as_ref().map(|c| c.send(full));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The thread stopped: its error says why.
-            _ => self.finish().and(Err(io::Error::other("the blob's writing thread stopped"))),
-        }
-    }
-
-    /// Hand over what is left, and wait until the thread wrote everything.
-    fn finish(&mut self) -> io::Result<()> {
-        if !self.filling.is_empty() && self.thread.is_some() {
-            let rest = std::mem::take(&mut self.filling);
-            if let Some(chunks) = &self.chunks {
-                let _ = chunks.send(rest);
-            }
-        }
-        self.chunks = None;
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the blob's writing thread panicked")),
-        }
-    }
-}
-
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        // Nothing of it may outlive the writer (its temp file goes next).
-        self.filling.clear();
-        let _ = self.finish();
     }
 }
 
@@ -301,6 +196,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::blob_pipe::CHUNK;
     use super::*;
 
     #[test]

@@ -19,6 +19,7 @@
 //!
 //! What no image or cache entry holds is removed by [`crate::gc`], which owns reachability.
 
+mod blob_pipe;
 mod blobs;
 mod images;
 pub mod reference;
