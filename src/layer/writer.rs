@@ -151,7 +151,11 @@ impl LayerWriter {
 
     /// Also give the tar's bytes to `tee`, from the next entry on.
     pub fn tee(&mut self, tee: Tee) {
-        self.tar.get_mut().tee = Some(tee);
+        let sink = self.tar.get_mut();
+        // The snapshot is made from the stream: the blob is read back only
+        // when it leaves the machine.
+        sink.blob.get_mut().bypass_page_cache();
+        sink.tee = Some(tee);
     }
 
     /// Tell `report` how many tar bytes were written, after each write (it
@@ -206,5 +210,32 @@ mod tests {
         let mut body = String::new();
         entry.read_to_string(&mut body).unwrap();
         assert_eq!(body, "abc");
+    }
+
+    #[test]
+    fn a_big_layer_whose_snapshot_is_made_with_it_skips_the_page_cache_and_others_do_not() {
+        // On the disk a store would be on (/tmp may be a tmpfs).
+        let dir = tempfile::tempdir_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let big: Vec<u8> = (0..(24usize << 20)).map(|i| (i * 31 % 253) as u8).collect();
+        let write = |mut w: LayerWriter, bytes: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            w.tar().append_data(&mut h, "big", bytes).unwrap();
+            w.finish().unwrap()
+        };
+        let teed = write(LayerWriter::with_snapshot(&store).unwrap(), &big);
+        let cached = crate::store::cached_bytes(&store.blob_path(&teed.digest));
+        assert!(cached < 8 << 20, "{cached} bytes of a teed layer's blob stayed in the page cache");
+        let snapshot = store.snapshots_dir().join(teed.diff_id.hex()).join("big");
+        assert!(std::fs::read(snapshot).unwrap() == big, "the snapshot is not the layer");
+
+        let mut other = big.clone();
+        other[0] ^= 1;
+        let plain = write(LayerWriter::new(&store).unwrap(), &other);
+        let cached = crate::store::cached_bytes(&store.blob_path(&plain.digest));
+        assert!(cached > 16 << 20, "only {cached} bytes of a layer extracted later stayed in the page cache");
     }
 }

@@ -1,7 +1,7 @@
 //! The writing thread of a big blob: the writer's thread goes on making (and
 //! hashing) the next bytes while this one puts the last ones on the disk.
 //!
-//! Whole blocks go to the disk with `O_DIRECT`, straight from the chunk,
+//! For a blob nothing reads back soon, whole blocks go to the disk with `O_DIRECT`, straight from the chunk,
 //! not copied into the page cache first. A COPY of a big context is bound
 //! by the CPU of a small machine: copying its 1 GB layer into the page
 //! cache cost 1.4 s of CPU on 2 cores, as much as hashing it, for pages
@@ -92,9 +92,9 @@ pub(super) struct Pipe {
 impl Pipe {
     /// A thread appending to `file`, whose first `size` bytes are written
     /// (`size` a multiple of [`ALIGN`]) and their writeback started up to
-    /// `written_back`.
-    pub(super) fn start(file: &File, written_back: u64, size: u64) -> io::Result<Self> {
-        let mut out = Appender::new(file, written_back, size)?;
+    /// `written_back`; with `direct`, around the page cache where it can.
+    pub(super) fn start(file: &File, written_back: u64, size: u64, direct: bool) -> io::Result<Self> {
+        let mut out = Appender::new(file, written_back, size, direct)?;
         let (chunks, to_write) = sync_channel::<Block>(QUEUED);
         let (give_back, spare) = channel();
         let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || {
@@ -165,14 +165,15 @@ struct Appender {
 }
 
 impl Appender {
-    fn new(file: &File, written_back: u64, size: u64) -> io::Result<Self> {
+    fn new(file: &File, written_back: u64, size: u64, direct: bool) -> io::Result<Self> {
         // O_DIRECT is a flag of the open file, which a dup would share: the
         // file is opened again, by its descriptor (its temp name may go).
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .ok();
+        let direct = direct
+            .then(|| {
+                let mut open = OpenOptions::new();
+                open.write(true).custom_flags(libc::O_DIRECT).open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+            })
+            .flatten();
         Ok(Self { cached: file.try_clone()?, direct, size, written_back })
     }
 
@@ -202,21 +203,21 @@ impl Appender {
     }
 }
 
+/// Bytes of `path` in the page cache, by util-linux's fincore.
+#[cfg(test)]
+pub(crate) fn cached_bytes(path: &std::path::Path) -> u64 {
+    let mut fincore = std::process::Command::new("fincore");
+    let out = fincore.args(["--bytes", "--noheadings", "--raw", "--output", "RES"]).arg(path).output();
+    let out = out.expect("fincore (util-linux-extra) runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("fincore prints a size")
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
     use std::path::Path;
-    use std::process::Command;
 
     use super::*;
-
-    /// Bytes of `path` in the page cache, by util-linux's fincore.
-    fn cached_bytes(path: &Path) -> u64 {
-        let mut fincore = Command::new("fincore");
-        let out = fincore.args(["--bytes", "--noheadings", "--raw", "--output", "RES"]).arg(path).output();
-        let out = out.expect("fincore (util-linux) runs");
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("fincore prints a size")
-    }
 
     #[test]
     fn whole_blocks_bypass_the_page_cache_and_the_unaligned_tail_does_not() {
@@ -228,7 +229,7 @@ mod tests {
         let mut file = File::create(&path).unwrap();
         let bytes: Vec<u8> = (0..ALIGN + 3 * CHUNK + 100).map(|i| (i * 13 % 251) as u8).collect();
         file.write_all(&bytes[..ALIGN]).unwrap();
-        let mut pipe = Pipe::start(&file, 0, ALIGN as u64).unwrap();
+        let mut pipe = Pipe::start(&file, 0, ALIGN as u64, true).unwrap();
         for piece in bytes[ALIGN..].chunks(CHUNK / 5 + 3) {
             pipe.write(piece).unwrap();
         }

@@ -44,6 +44,9 @@ pub struct BlobWriter {
     blobs: PathBuf,
     /// Past [`PIPE_AFTER`] bytes, the thread that writes them.
     pipe: Option<Pipe>,
+    /// Whether that thread writes around the page cache (see
+    /// [`BlobWriter::bypass_page_cache`]).
+    direct: bool,
 }
 
 impl Write for BlobWriter {
@@ -60,7 +63,7 @@ impl Write for BlobWriter {
                 self.written_back = write_behind(self.tmp.as_file(), self.written_back, self.size);
             }
             if self.size == PIPE_AFTER {
-                self.pipe = Some(Pipe::start(self.tmp.as_file(), self.written_back, self.size)?);
+                self.pipe = Some(Pipe::start(self.tmp.as_file(), self.written_back, self.size, self.direct)?);
             }
             rest = later;
         }
@@ -76,6 +79,13 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Nothing will read this blob back soon (a layer whose snapshot is made
+    /// from the same stream): its bytes past the first MiBs go straight to
+    /// the disk, not through the page cache (see [`super::blob_pipe`]).
+    pub fn bypass_page_cache(&mut self) {
+        self.direct = true;
+    }
+
     /// Finish the blob: check it against `expected` when given, and move it into place.
     /// A blob that is already stored counts as written.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
@@ -162,6 +172,7 @@ impl Store {
             written_back: 0,
             blobs: self.layout().join("blobs/sha256"),
             pipe: None,
+            direct: false,
         })
     }
 
@@ -224,18 +235,26 @@ mod tests {
 
     #[test]
     fn a_big_blob_written_by_its_own_thread_is_whole_and_a_dropped_one_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
+        // On the disk a store would be on (/tmp may be a tmpfs, which takes
+        // no direct writes).
+        let dir = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).unwrap();
         let store = Store::open(dir.path()).unwrap();
         // Past the threshold, in pieces that straddle the chunks.
         let bytes: Vec<u8> = (0..PIPE_AFTER as usize * 2 + 12_345).map(|i| (i * 7 % 251) as u8).collect();
-        let mut w = store.blob_writer().unwrap();
-        for piece in bytes.chunks(CHUNK / 3 + 17) {
-            w.write_all(piece).unwrap();
+        for direct in [false, true] {
+            let mut w = store.blob_writer().unwrap();
+            if direct {
+                w.bypass_page_cache();
+            }
+            for piece in bytes.chunks(CHUNK / 3 + 17) {
+                w.write_all(piece).unwrap();
+            }
+            assert!(w.pipe.is_some(), "a blob this big is written by a thread");
+            let (digest, size) = w.commit(None).unwrap();
+            assert_eq!((digest.clone(), size), (Digest::of(&bytes), bytes.len() as u64), "direct: {direct}");
+            assert!(fs::read(store.blob_path(&digest)).unwrap() == bytes, "direct: {direct}");
+            fs::remove_file(store.blob_path(&digest)).unwrap();
         }
-        assert!(w.pipe.is_some(), "a blob this big is written by a thread");
-        let (digest, size) = w.commit(Some(&Digest::of(&bytes))).unwrap();
-        assert_eq!(size, bytes.len() as u64);
-        assert!(fs::read(store.blob_path(&digest)).unwrap() == bytes);
 
         let mut w = store.blob_writer().unwrap();
         w.write_all(&bytes).unwrap();

@@ -28,6 +28,8 @@ pub mod trash;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+pub(crate) use blob_pipe::cached_bytes;
 pub(crate) use blobs::{write_atomic, write_hint};
 pub use blobs::{BlobWriter, Staged};
 pub use images::StoredImage;
