@@ -97,6 +97,13 @@ impl Pipe {
         let mut out = Appender::new(file, written_back, size, direct)?;
         let (chunks, to_write) = sync_channel::<Block>(QUEUED);
         let (give_back, spare) = channel();
+        // A fixed set of chunks, taken turns with: one filling, the queued
+        // ones, the one being written. A new chunk each time the thread is
+        // behind (and it is, writing to the disk as it does) would be fresh
+        // memory to fault in, a third of the CPU the copy into it takes.
+        for _ in 0..QUEUED + 1 {
+            let _ = give_back.send(Block::new());
+        }
         let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || {
             for mut chunk in to_write {
                 out.append(chunk.bytes())?;
@@ -119,7 +126,10 @@ impl Pipe {
     }
 
     fn send(&mut self) -> io::Result<()> {
-        let next = self.spare.try_recv().unwrap_or_else(|_| Block::new());
+        let Ok(next) = self.spare.recv() else {
+            // The thread stopped: its error says why.
+            return self.finish().and(Err(io::Error::other("the blob's writing thread stopped")));
+        };
         let full = std::mem::replace(&mut self.filling, next);
         let sent = self.chunks.as_ref().map(|c| c.send(full));
         match sent {
