@@ -1,5 +1,5 @@
-//! The writing thread of a big blob: the writer's thread goes on making (and
-//! hashing) the next bytes while this one puts the last ones on the disk.
+//! The writing threads of a big blob: the writer's thread goes on making
+//! (and hashing) the next bytes while these put the last ones on the disk.
 //!
 //! For a blob nothing reads back soon, whole blocks go to the disk with `O_DIRECT`, straight from the chunk,
 //! not copied into the page cache first. A COPY of a big context is bound
@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 /// the pipe starts at an aligned offset.
 pub(super) const PIPE_AFTER: u64 = 4 << 20;
 /// The bytes handed over at a time, and how many may wait: memory stays
-/// bounded (about 1 MiB) however fast the writer's thread makes them.
+/// bounded (about 1.3 MiB) however fast the writer's thread makes them.
 pub(super) const CHUNK: usize = 256 << 10;
 const QUEUED: usize = 2;
 /// What direct writes are aligned to, in memory and in the file: the
@@ -38,6 +38,10 @@ pub(super) const WRITE_BEHIND: u64 = 8 << 20;
 /// disk would have idled as the layer was made. Best effort: a file system
 /// that cannot is synced all at once at the commit. Returns `to`.
 pub(super) fn write_behind(file: &File, from: u64, to: u64) -> u64 {
+    // A length of 0 would mean "to the end of the file".
+    if to <= from {
+        return to;
+    }
     // SAFETY: a plain syscall on a descriptor the caller owns; it touches
     // no memory of ours.
     unsafe {
@@ -52,18 +56,20 @@ pub(super) fn write_behind(file: &File, from: u64, to: u64) -> u64 {
 }
 
 /// [`CHUNK`] bytes at an [`ALIGN`]ed address: a window of a slightly
-/// bigger buffer, which never grows (so never moves).
+/// bigger buffer, which never grows (so never moves); and where in the file
+/// they go.
 struct Block {
     buf: Vec<u8>,
     start: usize,
     len: usize,
+    at: u64,
 }
 
 impl Block {
     fn new() -> Self {
         let buf = vec![0u8; CHUNK + ALIGN];
         let start = buf.as_ptr().align_offset(ALIGN);
-        Self { buf, start, len: 0 }
+        Self { buf, start, len: 0, at: 0 }
     }
 
     /// Take what fits of `bytes`; returns how much.
@@ -83,36 +89,47 @@ impl Block {
 /// See the module docs.
 pub(super) struct Pipe {
     chunks: Option<SyncSender<Block>>,
-    /// Chunks the thread wrote, to fill again.
+    /// Chunks the threads wrote, to fill again.
     spare: Receiver<Block>,
     filling: Block,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    /// Where the chunk being filled goes in the file.
+    size: u64,
+    threads: Vec<JoinHandle<io::Result<()>>>,
 }
 
 impl Pipe {
-    /// A thread appending to `file`, whose first `size` bytes are written
+    /// Threads appending to `file`, whose first `size` bytes are written
     /// (`size` a multiple of [`ALIGN`]) and their writeback started up to
     /// `written_back`; with `direct`, around the page cache where it can.
     pub(super) fn start(file: &File, written_back: u64, size: u64, direct: bool) -> io::Result<Self> {
-        let mut out = Appender::new(file, written_back, size, direct)?;
+        // A direct write returns when the disk has it: two at a time keep
+        // the disk busy while a thread waits for the CPU to issue the next.
+        // Through the cache, one thread writes in order.
+        let writers = if direct { 2 } else { 1 };
         let (chunks, to_write) = sync_channel::<Block>(QUEUED);
+        let to_write = std::sync::Arc::new(std::sync::Mutex::new(to_write));
         let (give_back, spare) = channel();
         // A fixed set of chunks, taken turns with: one filling, the queued
-        // ones, the one being written. A new chunk each time the thread is
-        // behind (and it is, writing to the disk as it does) would be fresh
-        // memory to fault in, a third of the CPU the copy into it takes.
-        for _ in 0..QUEUED + 1 {
+        // ones, those being written. A new chunk each time the threads are
+        // behind (and they are, writing to the disk as they do) would be
+        // fresh memory to fault in, a third of the CPU the copy into it takes.
+        for _ in 0..QUEUED + writers {
             let _ = give_back.send(Block::new());
         }
-        let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || {
-            for mut chunk in to_write {
-                out.append(chunk.bytes())?;
+        let mut threads = Vec::with_capacity(writers);
+        for _ in 0..writers {
+            let mut out = Appender::new(file, written_back, size, direct)?;
+            let (to_write, give_back) = (to_write.clone(), give_back.clone());
+            let thread = std::thread::Builder::new().name("kiln-blob".into()).spawn(move || loop {
+                let next = to_write.lock().map_err(|_| io::Error::other("a blob thread panicked"))?.recv();
+                let Ok(mut chunk) = next else { return Ok(()) };
+                out.append(chunk.bytes(), chunk.at)?;
                 chunk.len = 0;
                 let _ = give_back.send(chunk);
-            }
-            Ok(())
-        })?;
-        Ok(Self { chunks: Some(chunks), spare, filling: Block::new(), thread: Some(thread) })
+            })?;
+            threads.push(thread);
+        }
+        Ok(Self { chunks: Some(chunks), spare, filling: Block::new(), size, threads })
     }
 
     pub(super) fn write(&mut self, mut buf: &[u8]) -> io::Result<()> {
@@ -130,7 +147,9 @@ impl Pipe {
             // The thread stopped: its error says why.
             return self.finish().and(Err(io::Error::other("the blob's writing thread stopped")));
         };
-        let full = std::mem::replace(&mut self.filling, next);
+        let mut full = std::mem::replace(&mut self.filling, next);
+        full.at = self.size;
+        self.size += full.len as u64;
         let sent = self.chunks.as_ref().map(|c| c.send(full));
         match sent {
             Some(Ok(())) => Ok(()),
@@ -141,18 +160,22 @@ impl Pipe {
 
     /// Hand over what is left, and wait until the thread wrote everything.
     pub(super) fn finish(&mut self) -> io::Result<()> {
-        if self.filling.len > 0 && self.thread.is_some() {
-            let rest = std::mem::replace(&mut self.filling, Block { buf: Vec::new(), start: 0, len: 0 });
+        if self.filling.len > 0 {
+            let mut rest = std::mem::replace(&mut self.filling, Block { buf: Vec::new(), start: 0, len: 0, at: 0 });
+            rest.at = self.size;
+            self.size += rest.len as u64;
             if let Some(chunks) = &self.chunks {
                 let _ = chunks.send(rest);
             }
         }
         self.chunks = None;
-        match self.thread.take().map(JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the blob's writing thread panicked")),
+        // Every thread is waited for; the first failure is the answer.
+        let mut result = Ok(());
+        for thread in self.threads.drain(..) {
+            let done = thread.join().unwrap_or_else(|_| Err(io::Error::other("the blob's writing thread panicked")));
+            result = result.and(done);
         }
+        result
     }
 }
 
@@ -164,14 +187,15 @@ impl Drop for Pipe {
     }
 }
 
-/// Appends to a file at known offsets: whole aligned blocks through a
+/// Writes chunks of a file at their offsets: whole aligned blocks through a
 /// descriptor of its own opened with `O_DIRECT` when the file system takes
 /// them, the rest through the page cache.
 struct Appender {
     cached: File,
     direct: Option<File>,
-    size: u64,
-    written_back: u64,
+    /// The bytes it wrote through the cache in one run whose writeback is
+    /// not started yet.
+    unstarted: std::ops::Range<u64>,
 }
 
 impl Appender {
@@ -184,18 +208,14 @@ impl Appender {
                 open.write(true).custom_flags(libc::O_DIRECT).open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
             })
             .flatten();
-        Ok(Self { cached: file.try_clone()?, direct, size, written_back })
+        Ok(Self { cached: file.try_clone()?, direct, unstarted: written_back..size })
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let aligned = self.size.is_multiple_of(ALIGN as u64) && bytes.len().is_multiple_of(ALIGN);
+    fn append(&mut self, bytes: &[u8], at: u64) -> io::Result<()> {
+        let aligned = at.is_multiple_of(ALIGN as u64) && bytes.len().is_multiple_of(ALIGN);
         match &self.direct {
-            Some(direct) if aligned => match direct.write_all_at(bytes, self.size) {
-                Ok(()) => {
-                    self.size += bytes.len() as u64;
-                    self.written_back = self.size;
-                    return Ok(());
-                }
+            Some(direct) if aligned => match direct.write_all_at(bytes, at) {
+                Ok(()) => return Ok(()),
                 // Refused (EINVAL: an alignment this file system wants
                 // bigger): through the page cache from here on. A write
                 // that failed part way is written again whole below.
@@ -204,16 +224,21 @@ impl Appender {
             },
             _ => {}
         }
-        self.cached.write_all_at(bytes, self.size)?;
-        self.size += bytes.len() as u64;
-        if self.size - self.written_back >= WRITE_BEHIND {
-            self.written_back = write_behind(&self.cached, self.written_back, self.size);
+        self.cached.write_all_at(bytes, at)?;
+        let end = at + bytes.len() as u64;
+        if at != self.unstarted.end {
+            write_behind(&self.cached, self.unstarted.start, self.unstarted.end);
+            self.unstarted = at..at;
+        }
+        self.unstarted.end = end;
+        if self.unstarted.end - self.unstarted.start >= WRITE_BEHIND {
+            let start = write_behind(&self.cached, self.unstarted.start, end);
+            self.unstarted = start..start;
         }
         Ok(())
     }
 }
 
-/// Bytes of `path` in the page cache, by util-linux's fincore.
 #[cfg(test)]
 pub(crate) fn cached_bytes(path: &std::path::Path) -> u64 {
     let mut fincore = std::process::Command::new("fincore");
