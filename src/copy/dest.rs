@@ -6,7 +6,7 @@
 //! extraction would otherwise make it 0755, and in the overlay the upper
 //! folder's attributes are the ones seen (`COPY x /tmp/` must leave /tmp 1777).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,13 +26,13 @@ pub(super) enum Kind {
 pub(super) struct Tree<'a> {
     base: Option<&'a Path>,
     /// What this layer wrote, by path below the root.
-    made: BTreeMap<PathBuf, Kind>,
+    made: HashMap<PathBuf, Kind>,
 }
 
 impl<'a> Tree<'a> {
     /// `base` is the mounted filesystem copied into, `None` for an empty one.
     pub(super) fn new(base: Option<&'a Path>) -> Self {
-        Self { base, made: BTreeMap::new() }
+        Self { base, made: HashMap::new() }
     }
 
     /// What `rel` (below the root) holds now, if anything. A symlink of the
