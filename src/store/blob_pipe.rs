@@ -247,6 +247,12 @@ pub(crate) fn cached_bytes(path: &std::path::Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("fincore prints a size")
 }
 
+/// Whether the file system of `path` (a file) takes direct writes.
+#[cfg(test)]
+pub(crate) fn takes_direct_writes(path: &std::path::Path) -> bool {
+    OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
@@ -270,9 +276,8 @@ mod tests {
         }
         pipe.finish().unwrap();
 
-        let direct = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&path).is_ok();
         let cached = cached_bytes(&path);
-        if direct {
+        if takes_direct_writes(&path) {
             // The head and the tail's page; none of the whole chunks.
             assert!(cached <= 2 * ALIGN as u64, "{cached} bytes of the blob went through the page cache");
         } else {

@@ -29,7 +29,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 #[cfg(test)]
-pub(crate) use blob_pipe::cached_bytes;
+pub(crate) use blob_pipe::{cached_bytes, takes_direct_writes};
 pub(crate) use blobs::{write_atomic, write_hint};
 pub use blobs::{BlobWriter, Staged};
 pub use images::StoredImage;
