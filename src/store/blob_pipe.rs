@@ -18,8 +18,9 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-/// A blob bigger than this is written by a pipe. A multiple of [`ALIGN`]:
-/// the pipe starts at an aligned offset.
+/// A blob bigger than this is written by a pipe: a big COPY's thread spent
+/// about a third of its time writing its tar (1.8 s of a 6.7 s step, for
+/// 1 GB). A multiple of [`ALIGN`]: the pipe starts at an aligned offset.
 pub(super) const PIPE_AFTER: u64 = 4 << 20;
 /// The bytes handed over at a time, and how many may wait: memory stays
 /// bounded (about 1.3 MiB) however fast the writer's thread makes them.
@@ -143,19 +144,17 @@ impl Pipe {
     }
 
     fn send(&mut self) -> io::Result<()> {
-        let Ok(next) = self.spare.recv() else {
-            // The thread stopped: its error says why.
-            return self.finish().and(Err(io::Error::other("the blob's writing thread stopped")));
-        };
-        let mut full = std::mem::replace(&mut self.filling, next);
-        full.at = self.size;
-        self.size += full.len as u64;
-        let sent = self.chunks.as_ref().map(|c| c.send(full));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The thread stopped: its error says why.
-            _ => self.finish().and(Err(io::Error::other("the blob's writing thread stopped"))),
+        let sent = self.spare.recv().is_ok_and(|next| {
+            let mut full = std::mem::replace(&mut self.filling, next);
+            full.at = self.size;
+            self.size += full.len as u64;
+            self.chunks.as_ref().is_some_and(|c| c.send(full).is_ok())
+        });
+        if sent {
+            return Ok(());
         }
+        // The threads stopped: their error says why.
+        self.finish().and(Err(io::Error::other("the blob's writing threads stopped")))
     }
 
     /// Hand over what is left, and wait until the thread wrote everything.
