@@ -3,6 +3,7 @@
 //! environment > config file > default) and carried out by `commands/`.
 
 pub mod build;
+pub mod containers;
 pub mod debug;
 pub mod debug_context;
 pub mod debug_expand;
@@ -41,6 +42,24 @@ pub enum Command {
     Build(Box<build::Args>),
     /// Run a command in a new container from an image.
     Run(run::Args),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Show a container's output.
+    Logs(containers::LogsArgs),
+    /// Stop running containers: their stop signal, then SIGKILL.
+    Stop(containers::StopArgs),
+    /// Send a signal to running containers.
+    Kill(containers::KillArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// Start stopped containers, in the background.
+    Start(containers::ContainersArgs),
+    /// Stop, then start containers.
+    Restart(containers::StopArgs),
+    /// Wait for containers to stop, then print their exit codes.
+    Wait(containers::ContainersArgs),
+    #[command(name = "__monitor", hide = true)]
+    Monitor(containers::MonitorArgs),
     /// List images.
     Images,
     /// Show an image's digests, manifest and config as JSON.

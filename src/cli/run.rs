@@ -4,9 +4,27 @@
 /// `kiln run [OPTIONS] IMAGE [COMMAND [ARG…]]`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Remove the container when it exits (always the case: kiln keeps no containers).
+    /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run it in the background and print its ID: it outlives this command.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Name the container (else a name is made up).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The container's hostname (else its ID's first 12 digits).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The signal `kiln stop` sends first (else the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds `kiln stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// Log rotation: max-size=SIZE (default 20m), max-file=N (default 5).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Keep stdin open even when it is a terminal (it is passed on through a
     /// pipe, never as kiln's own descriptor). Without it, a terminal stdin is
     /// not passed on; piped input always is.

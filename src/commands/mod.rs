@@ -4,6 +4,7 @@
 mod build;
 mod build_check;
 mod build_context;
+mod containers;
 mod debug;
 mod debug_context;
 mod debug_expand;
@@ -14,7 +15,9 @@ mod info;
 mod inspect;
 mod load;
 mod login;
+mod logs;
 mod prune;
+mod ps;
 mod pull;
 mod push;
 mod rmi;
@@ -62,6 +65,15 @@ pub fn main() -> i32 {
             Command::Debug(_) => unreachable!("handled above"),
             Command::Build(args) => build::build(&store, &settings.registry, settings.keep_storage, *args).map(|()| 0),
             Command::Run(args) => run::run(&store, &settings.registry, args),
+            Command::Ps(args) => ps::ps(&store, args).map(|()| 0),
+            Command::Logs(args) => logs::logs(&store, args).map(|()| 0),
+            Command::Stop(args) => containers::stop(&store, args),
+            Command::Kill(args) => containers::kill(&store, args),
+            Command::Rm(args) => containers::rm(&store, args),
+            Command::Start(args) => containers::start(&store, args),
+            Command::Restart(args) => containers::restart(&store, args),
+            Command::Wait(args) => containers::wait(&store, args),
+            Command::Monitor(args) => containers::monitor(&store, args),
             Command::Images => images::images(&store).map(|()| 0),
             Command::Inspect(args) => inspect::inspect(&store, args).map(|()| 0),
             Command::Tag(args) => tag::tag(&store, args).map(|()| 0),

@@ -1,4 +1,5 @@
-//! `kiln run`: [`kiln::container::run`]; the container's exit code is kiln's.
+//! `kiln run`: [`kiln::container::run`] attached, the container's exit code
+//! kiln's; with `-d`, [`kiln::container::start`] and its ID printed.
 
 use std::io::IsTerminal;
 
@@ -13,7 +14,7 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
     let platform = Platform::host();
     {
         // Held while pulling only (see `kiln::gc`): a container may run for
-        // days, and its image, once named, holds its snapshots.
+        // days, and it holds its image's snapshots itself.
         let _pulling = kiln::gc::StoreLock::shared(store)?;
         kiln::registry::ensure(store, args.image(), PullPolicy::Missing, &super::pull::options(config, &platform))?;
     }
@@ -25,8 +26,26 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
         workdir: args.workdir,
         user: args.user,
         // A terminal is passed on only when asked for; piped input always is.
-        stdin: args.interactive || !std::io::stdin().is_terminal(),
+        stdin: !args.detach && (args.interactive || !std::io::stdin().is_terminal()),
         sandbox_exe: None,
+        name: args.name,
+        auto_remove: args.rm,
+        hostname: args.hostname,
+        stop_signal: args.stop_signal,
+        stop_timeout: args.stop_timeout,
+        log_options: args.log_opt,
     };
-    Ok(kiln::container::run(store, &request)?)
+    if !args.detach {
+        return Ok(kiln::container::run(store, &request)?);
+    }
+    let container = kiln::container::create(store, &request)?;
+    if let Err(e) = kiln::container::start(store, &container.id, &std::env::current_exe()?) {
+        // docker leaves it created; `--rm` asked for nothing to be left.
+        if request.auto_remove {
+            let _ = kiln::container::remove(store, &container.id, true);
+        }
+        return Err(e.into());
+    }
+    crate::outln!("{}", container.id)?;
+    Ok(0)
 }

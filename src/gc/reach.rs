@@ -1,7 +1,8 @@
 //! Reachability: the roots of the store and every path each one holds.
 //!
 //! Roots are the images of the index (named or not) and the build cache's
-//! entries: the records in `cache/` and the ADD downloads in `downloads/`.
+//! entries: the records in `cache/` and the ADD downloads in `downloads/`;
+//! and containers, which hold their images.
 //! An image holds its manifest (an index: its manifests, recursively), its
 //! config and, for each layer, the layer's blob, its snapshot (by diffID)
 //! with its short link, the compressed copies made for pushes and exports,
@@ -76,6 +77,8 @@ pub struct CacheEntry {
 pub(crate) struct Roots {
     pub images: Vec<ImageRoot>,
     pub entries: Vec<CacheEntry>,
+    /// What containers hold: their images, even once those lose their names.
+    pub containers: Held,
 }
 
 impl Roots {
@@ -98,12 +101,21 @@ impl Roots {
         }
         let mut entries = walker.records();
         entries.extend(walker.downloads());
-        Ok(Roots { images, entries })
+        let mut containers = Held::new();
+        let records = crate::container::Containers::new(store);
+        for id in records.ids().unwrap_or_default() {
+            // A record torn by a crash holds nothing it can name.
+            let Ok(config) = records.config(&id) else { continue };
+            if let Ok(manifest) = config.image_id.parse::<Digest>() {
+                walker.manifest(&manifest, &mut containers, 0);
+            }
+        }
+        Ok(Roots { images, entries, containers })
     }
 
     /// What every image holds.
     pub(crate) fn image_held(&self) -> Held {
-        self.images.iter().flat_map(|i| i.held.iter().cloned()).collect()
+        self.images.iter().flat_map(|i| i.held.iter().cloned()).chain(self.containers.iter().cloned()).collect()
     }
 }
 

@@ -43,8 +43,20 @@ pub enum Stdio<'a> {
     /// SIGUSR1 and SIGUSR2 sent to kiln meanwhile are forwarded to the
     /// command, as docker's `--sig-proxy` does.
     Proxy { stdin: bool },
+    /// As `Proxy`, but stdout and stderr are handed to `sink` as they come,
+    /// each chunk with its stream (a container's monitor logs them), and
+    /// `started` is told the sandbox process's pid once it has its spec.
+    Streams { stdin: bool, sink: &'a (dyn Fn(Stream, &[u8]) + Sync), started: &'a (dyn Fn(u32) + Sync) },
     /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
     Capture(&'a mut (dyn FnMut(&str) + Send)),
+}
+
+/// Which of the command's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
 }
 
 /// How a sandbox ended.

@@ -35,10 +35,11 @@ mod workdir;
 
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
-pub use launch::{Exit, Sandbox, SandboxError, Stdio};
+pub use launch::{Exit, Sandbox, SandboxError, Stdio, Stream};
 pub use mounts::MountError;
 pub use network::{NetworkError, NetworkSetup};
 pub use seccomp::SeccompError;
+pub use signals::{forwarded, forwarded_names};
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
 pub use workdir::WorkdirError;
 

@@ -13,10 +13,35 @@ use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
-/// The signals forwarded: docker's proxy forwards all it can catch; these are
-/// the ones a command is sent to stop, reload or report.
-pub(crate) const FORWARDED: [Signal; 5] =
-    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+/// The signals forwarded: docker's proxy forwards all it can catch. These
+/// are the ones a command is sent to stop, reload, report or wake; not the
+/// faults (SIGSEGV, SIGBUS…: a handler that returns would loop on kiln's own),
+/// nor job control, nor SIGCHLD, SIGPIPE, SIGURG and SIGWINCH, which are
+/// about the process that gets them.
+pub(crate) const FORWARDED: [Signal; 12] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGQUIT,
+    Signal::SIGALRM,
+    Signal::SIGCONT,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGPWR,
+];
+
+/// Whether `signal` is passed down to a container's command.
+pub fn forwarded(signal: Signal) -> bool {
+    FORWARDED.contains(&signal)
+}
+
+/// The names of the signals passed down, for an error that says which.
+pub fn forwarded_names() -> String {
+    FORWARDED.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
 
 /// Where the handler forwards to; 0 while there is nobody yet.
 static TARGET: AtomicI32 = AtomicI32::new(0);

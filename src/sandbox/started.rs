@@ -21,7 +21,7 @@ use nix::errno::Errno;
 
 use super::cgroup::{Cgroup, CgroupError};
 use super::channel::{self, ChannelError};
-use super::launch::{Exit, SandboxError, Stdio};
+use super::launch::{Exit, SandboxError, Stdio, Stream};
 use super::network::{Attached, NetworkSetup};
 use super::{signals, Limits, NetworkMode, Spec};
 
@@ -37,7 +37,7 @@ pub(crate) enum Wiring {
 impl Wiring {
     pub(crate) fn of(stdio: &Stdio<'_>) -> Wiring {
         match stdio {
-            Stdio::Proxy { stdin } => Wiring::Proxy { stdin: *stdin },
+            Stdio::Proxy { stdin } | Stdio::Streams { stdin, .. } => Wiring::Proxy { stdin: *stdin },
             Stdio::Capture(_) => Wiring::Capture,
         }
     }
@@ -197,7 +197,7 @@ impl Started {
         let mut child = self.child.take().expect("a started sandbox has its process");
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
-        let forward_signals = matches!(stdio, Stdio::Proxy { .. });
+        let forward_signals = matches!(stdio, Stdio::Proxy { .. } | Stdio::Streams { .. });
         let _forwarding = match forward_signals.then(|| signals::install(false)).transpose() {
             Ok(forwarding) => forwarding,
             Err(e) => {
@@ -210,9 +210,13 @@ impl Started {
         let exit_fd = pidfd(child.id());
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         let cgroup = self.cgroup.take();
-        let (proxy, output) = match (self.pipes.take(), stdio) {
-            (Some(Pipes::Proxy { input, out, err }), Stdio::Proxy { .. }) => (Some((input, out, err)), None),
-            (Some(Pipes::Capture(reader)), Stdio::Capture(sink)) => (None, Some((reader, sink))),
+        let (proxy, output, streams) = match (self.pipes.take(), stdio) {
+            (Some(Pipes::Proxy { input, out, err }), Stdio::Proxy { .. }) => (Some((input, out, err)), None, None),
+            (Some(Pipes::Proxy { input, out, err }), Stdio::Streams { sink, started, .. }) => {
+                started(child.id());
+                (None, None, Some((input, out, err, sink)))
+            }
+            (Some(Pipes::Capture(reader)), Stdio::Capture(sink)) => (None, Some((reader, sink)), None),
             _ => unreachable!("a sandbox runs with the wiring it started with (see `Started::fits`)"),
         };
 
@@ -228,6 +232,13 @@ impl Started {
             }
             if let Some((reader, sink)) = output {
                 s.spawn(move || for_each_line(reader, MAX_LINE, sink));
+            }
+            if let Some((input, out, err, sink)) = streams {
+                if let Some(input) = input {
+                    s.spawn(|| copy_stdin(input, &stdin_done));
+                }
+                s.spawn(move || for_each_chunk(out, Stream::Stdout, sink));
+                s.spawn(move || for_each_chunk(err, Stream::Stderr, sink));
             }
             let status = loop {
                 match child.try_wait() {
@@ -423,6 +434,19 @@ fn joined(joining: Option<thread::JoinHandle<Result<(), CgroupError>>>) -> Resul
 
 /// Copy a container's output to one of kiln's streams until every writer is
 /// gone, flushing as it goes so interleaved output keeps its order.
+/// Hand what `from` gives to `sink` as it comes, until its end.
+fn for_each_chunk(mut from: std::io::PipeReader, stream: Stream, sink: &(dyn Fn(Stream, &[u8]) + Sync)) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => sink(stream, &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 fn copy_out(mut from: std::io::PipeReader, mut to: impl Write) {
     let mut buf = [0u8; 8192];
     loop {

@@ -215,11 +215,23 @@ impl Snapshotter {
     /// Mount `layers` (bottom first). Writable mounts get an upper dir (or,
     /// copied, a baseline to compare with).
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
+        self.mount_at(layers, writable, None)
+    }
+
+    /// A writable filesystem of `layers` whose folders (the changes, the
+    /// mount point) are in `dir`, made when missing and kept when it is
+    /// unmounted: a container's, which `kiln start` mounts again with its
+    /// changes. Never `volatile`: that upper folder is mounted again.
+    pub fn mount_kept(&self, layers: &[Layer], dir: &Path) -> Result<Mount, SnapshotError> {
+        self.mount_at(layers, true, Some(dir))
+    }
+
+    fn mount_at(&self, layers: &[Layer], writable: bool, kept: Option<&Path>) -> Result<Mount, SnapshotError> {
         // Unsettled, the kernel's overlay is tried first (see `probe`).
         let settled = probe::settled()?;
         let kind = settled.as_ref().map_or(Kind::Overlay, |c| c.kind);
         if kind == Kind::Copy {
-            return self.copy(layers, writable);
+            return self.copy(layers, writable, kept);
         }
         // The short links, not the snapshot folders: the options must fit in a page.
         // overlayfs lists the top layer first, and refuses a folder listed twice
@@ -233,14 +245,11 @@ impl Snapshotter {
             .filter(|l| seen.insert(&l.diff_id))
             .map(|l| self.short_path(l))
             .collect::<Result<Vec<_>, _>>()?;
-        let dir = tempfile::Builder::new()
-            .prefix(&crate::store::temp_prefix("mnt"))
-            .tempdir_in(self.store.work_dir())
-            .map_err(io("creating a folder in", &self.store.work_dir()))?;
-        let root = dir.path().join("merged");
-        let empty = dir.path().join("empty");
+        let (base, dir) = self.base(kept, "mnt")?;
+        let root = base.join("merged");
+        let empty = base.join("empty");
         for d in [&root, &empty] {
-            fs::create_dir(d).map_err(io("creating", d))?;
+            create(d)?;
         }
         // An empty bottom layer: overlayfs needs two lower dirs when it has no upper
         // dir, and one when the stack is empty (FROM scratch).
@@ -254,21 +263,21 @@ impl Snapshotter {
         let mut data = format!("lowerdir={lowerdir},userxattr");
         let mut upper = None;
         if writable {
-            let (u, w) = (dir.path().join("upper"), dir.path().join("work"));
+            let (u, w) = (base.join("upper"), base.join("work"));
             for d in [&u, &w] {
-                fs::create_dir(d).map_err(io("creating", d))?;
+                create(d)?;
             }
             data.push_str(&format!(",upperdir={},workdir={}", escape(&u), escape(&w)));
-            if volatile_works() {
+            if volatile_works() && kept.is_none() {
                 data.push_str(VOLATILE);
             }
             upper = Some(u);
         }
         // fuse-overlayfs takes its options from its command line: no page limit.
         if kind == Kind::FuseOverlayfs {
-            let work = dir.path().join("work");
+            let work = base.join("work");
             let daemon = fuse::Daemon::mount(&lowers, upper.as_deref().map(|u| (u, work.as_path())), &root)?;
-            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), dir: Some(dir) });
+            return Ok(Mount { root, upper, backing: Backing::Fuse(daemon, lower_dirs), dir });
         }
         // The kernel copies the options into one page and cuts them at its last
         // byte (it must hold the NUL), so longer options would reach overlayfs cut
@@ -278,7 +287,7 @@ impl Snapshotter {
             // Too long for the kernel's overlay, not for what a probe may choose instead.
             if settled.is_none() && self.choice()?.kind != Kind::Overlay {
                 drop(dir);
-                return self.mount(layers, writable);
+                return self.mount_at(layers, writable, kept);
             }
             let stacked = &lowers[..lowers.len() - 1]; // all but the empty bottom
             let layer_bytes: usize = stacked.iter().map(|l| l.len() + 1).sum();
@@ -304,14 +313,14 @@ impl Snapshotter {
                 if settled.is_none() && writable {
                     probe::overlay_mounted();
                 }
-                Ok(Mount { root, upper, backing: Backing::Kernel, dir: Some(dir) })
+                Ok(Mount { root, upper, backing: Backing::Kernel, dir })
             }
             // The kernel refused this first try: what the probe chooses
             // instead, unless it finds overlay mounts after all (then this
             // mount's own failure is the error).
             Err(_) if settled.is_none() && self.choice()?.kind != Kind::Overlay => {
                 drop(dir);
-                self.mount(layers, writable)
+                self.mount_at(layers, writable, kept)
             }
             Err(source) => Err(SnapshotError::Mount { layers: layers.len(), target: root.clone(), source }),
         }
@@ -319,16 +328,43 @@ impl Snapshotter {
 
     /// The copy snapshotter's "mount": the layers applied one over the other
     /// into a folder of its own.
-    fn copy(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
+    fn copy(&self, layers: &[Layer], writable: bool, kept: Option<&Path>) -> Result<Mount, SnapshotError> {
+        let (base, dir) = self.base(kept, "copy")?;
+        let root = base.join("merged");
+        // A kept copy is the container's filesystem itself: filled once.
+        let filled = base.join("filled");
+        if kept.is_some() && filled.exists() {
+            return Ok(Mount { root, upper: None, backing: Backing::Copy(None), dir });
+        }
+        create(&root)?;
+        copy::populate(&self.store, layers, &root)?;
+        let baseline = if writable && kept.is_none() { Some(copy::Baseline::record(&root, &base)?) } else { None };
+        if kept.is_some() {
+            fs::write(&filled, b"").map_err(io("writing", &filled))?;
+        }
+        Ok(Mount { root, upper: None, backing: Backing::Copy(baseline), dir })
+    }
+
+    /// The folder a mount's folders go in: `kept`, or a temporary one under
+    /// the store's work folder, removed with the mount.
+    fn base(&self, kept: Option<&Path>, kind: &str) -> Result<(PathBuf, Option<TempDir>), SnapshotError> {
+        if let Some(kept) = kept {
+            create(kept)?;
+            return Ok((kept.to_owned(), None));
+        }
         let dir = tempfile::Builder::new()
-            .prefix(&crate::store::temp_prefix("copy"))
+            .prefix(&crate::store::temp_prefix(kind))
             .tempdir_in(self.store.work_dir())
             .map_err(io("creating a folder in", &self.store.work_dir()))?;
-        let root = dir.path().join("merged");
-        fs::create_dir(&root).map_err(io("creating", &root))?;
-        copy::populate(&self.store, layers, &root)?;
-        let baseline = if writable { Some(copy::Baseline::record(&root, dir.path())?) } else { None };
-        Ok(Mount { root, upper: None, backing: Backing::Copy(baseline), dir: Some(dir) })
+        Ok((dir.path().to_owned(), Some(dir)))
+    }
+}
+
+/// Make the folder `dir`, which may be there already (a kept mount's).
+fn create(dir: &Path) -> Result<(), SnapshotError> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        r => r.map_err(io("creating", dir)),
     }
 }
 

@@ -343,8 +343,8 @@ impl Kiln {
         let procs = Command::new("ps").args(["-eo", "args"]).output().unwrap();
         let procs = String::from_utf8_lossy(&procs.stdout);
         assert!(
-            !procs.lines().any(|l| l.contains("__sandbox") && l.contains(&root)),
-            "a sandbox process leaked:\n{procs}"
+            !procs.lines().any(|l| (l.contains("__sandbox") || l.contains("__monitor")) && l.contains(&root)),
+            "a sandbox or monitor process leaked:\n{procs}"
         );
     }
 }

@@ -1,0 +1,73 @@
+//! The flags of the container commands besides `run`: docker's names.
+
+/// `kiln ps`.
+#[derive(clap::Args)]
+pub struct PsArgs {
+    /// Show every container (the default shows running ones).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only the IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not shorten IDs and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// `kiln logs`.
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// Go on showing new output until the container stops.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show each line's time.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    pub container: String,
+}
+
+/// `kiln stop` and `kiln restart`.
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the stop signal to work before SIGKILL.
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kiln kill`.
+#[derive(clap::Args)]
+pub struct KillArgs {
+    /// The signal to send.
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kiln rm`.
+#[derive(clap::Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kiln start` and `kiln wait`: containers by name or ID.
+#[derive(clap::Args)]
+pub struct ContainersArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kiln __monitor ID`: a detached container's monitor (see `kiln::container::monitor`).
+#[derive(clap::Args)]
+pub struct MonitorArgs {
+    pub id: String,
+}

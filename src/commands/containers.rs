@@ -1,0 +1,78 @@
+//! `kiln stop`, `kill`, `rm`, `start`, `restart`, `wait`: each container in
+//! turn, its name (or exit code) printed as docker prints them; the first
+//! failure is reported after the others were tried.
+
+use kiln::container;
+use kiln::store::Store;
+
+use crate::cli::containers::{ContainersArgs, KillArgs, MonitorArgs, RmArgs, StopArgs};
+
+/// Run `each` on every container named, printing what it returns; an error
+/// for any is reported (the others still done), as docker does.
+fn each(names: &[String], mut each: impl FnMut(&str) -> anyhow::Result<String>) -> anyhow::Result<i32> {
+    let mut failed = None;
+    for name in names {
+        match each(name) {
+            Ok(out) => crate::outln!("{out}")?,
+            Err(e) if failed.is_none() => failed = Some(e),
+            Err(e) => eprintln!("error: {}", crate::cli::output::escape(&format!("{e:#}"))),
+        }
+    }
+    failed.map_or(Ok(0), Err)
+}
+
+pub fn stop(store: &Store, args: StopArgs) -> anyhow::Result<i32> {
+    each(&args.containers, |c| {
+        container::stop(store, c, args.time)?;
+        Ok(c.to_owned())
+    })
+}
+
+pub fn kill(store: &Store, args: KillArgs) -> anyhow::Result<i32> {
+    each(&args.containers, |c| {
+        container::kill(store, c, &args.signal)?;
+        Ok(c.to_owned())
+    })
+}
+
+pub fn rm(store: &Store, args: RmArgs) -> anyhow::Result<i32> {
+    each(&args.containers, |c| {
+        container::remove(store, c, args.force)?;
+        Ok(c.to_owned())
+    })
+}
+
+pub fn start(store: &Store, args: ContainersArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let containers = container::Containers::new(store);
+    each(&args.containers, |c| {
+        let id = containers.find(c)?;
+        // Already running: nothing to do, as docker.
+        if !containers.monitor_alive(&id)? {
+            container::start(store, &id, &exe)?;
+        }
+        Ok(c.to_owned())
+    })
+}
+
+pub fn restart(store: &Store, args: StopArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let containers = container::Containers::new(store);
+    each(&args.containers, |c| {
+        let config = container::stop(store, c, args.time)?;
+        // Its old monitor lets go of the lock on its way out.
+        while containers.monitor_alive(&config.id)? {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        container::start(store, &config.id, &exe)?;
+        Ok(c.to_owned())
+    })
+}
+
+pub fn wait(store: &Store, args: ContainersArgs) -> anyhow::Result<i32> {
+    each(&args.containers, |c| Ok(container::wait(store, c)?.to_string()))
+}
+
+pub fn monitor(store: &Store, args: MonitorArgs) -> anyhow::Result<i32> {
+    Ok(container::monitor_main(store, &args.id))
+}

@@ -1,0 +1,194 @@
+//! Containers with docker's lifecycle, and no daemon: `kiln run` (attached
+//! or `-d`), `ps`, `logs`, `stop`, `kill`, `rm`, `start`, `wait`.
+//!
+//! A container is a record in the store ([`state`]) and, while it runs, one
+//! monitor process ([`monitor`]): it holds the container's lock, its
+//! filesystem's mount (in the monitor's own mount namespace, so nothing is
+//! left mounted when it dies), runs the command in the sandbox, writes the
+//! output to the container's log ([`logs`]) and records how it ended. A
+//! detached container's monitor is `kiln __monitor`, in a session of its
+//! own, outliving the command that started it; an attached `kiln run` is
+//! its container's monitor itself. The other commands read the record, and
+//! signal the sandbox process ([`lifecycle`]).
+
+mod lifecycle;
+pub mod logs;
+pub mod monitor;
+pub mod state;
+
+use std::path::PathBuf;
+
+pub use lifecycle::{kill, parse_signal, remove, stop, wait};
+pub use monitor::{monitor_main, start};
+pub use state::{Config, Containers, State, Status};
+
+use crate::image::ImageError;
+use crate::sandbox::SandboxError;
+use crate::snapshot::SnapshotError;
+use crate::store::{Store, StoreError};
+
+/// Why a container could not be made, run or changed (not: why its command failed).
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no command specified: the image {0} has no CMD or ENTRYPOINT; give one after the image name")]
+    NoCommand(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("preparing the container's filesystem")]
+    Mount(#[source] SnapshotError),
+    #[error("finding kiln's own binary")]
+    Exe(#[source] std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("{0} is the start of more than one container ID: give more of it, or the name")]
+    Ambiguous(String),
+    #[error("the container name \"{name}\" is already in use by container {id}: remove that container (kiln rm), or choose another name")]
+    NameInUse { name: String, id: String },
+    #[error("invalid container name \"{0}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, 2 to 128 characters")]
+    BadName(String),
+    #[error("invalid --log-opt {0}: {1}")]
+    LogOption(String, String),
+    #[error("invalid signal {0}: give a name (SIGTERM, TERM) or a number (15)")]
+    BadSignal(String),
+    #[error("container {0} is running: stop it first (kiln stop), or remove it with kiln rm -f")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {name} did not start: {reason}")]
+    Start { name: String, reason: String },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container record {0} is damaged")]
+    Damaged(PathBuf, #[source] serde_json::Error),
+    #[error("writing the output")]
+    Output(#[source] std::io::Error),
+    #[error("signalling the container's process {0}")]
+    Signal(u32, #[source] std::io::Error),
+    #[error("container {name} did not stop within {secs} s after SIGKILL")]
+    Unkillable { name: String, secs: u64 },
+}
+
+/// What to run, and how: `kiln run`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// The image: a name or an ID.
+    pub image: String,
+    /// The command and its arguments; empty for the image's CMD.
+    pub command: Vec<String>,
+    /// Replaces the image's ENTRYPOINT (and drops its CMD); `""` for none.
+    pub entrypoint: Option<String>,
+    /// `KEY=VALUE`, or `KEY` for this process's own value (left out when unset).
+    pub env: Vec<String>,
+    /// The working directory, instead of the image's.
+    pub workdir: Option<String>,
+    /// `user[:group]`, instead of the image's.
+    pub user: Option<String>,
+    /// Pass this process's stdin on (through a pipe); else /dev/null.
+    pub stdin: bool,
+    /// The kiln binary the sandbox (and a monitor) re-executes; `None` for
+    /// this process's own.
+    pub sandbox_exe: Option<PathBuf>,
+    /// `--name`; `None` for a generated one.
+    pub name: Option<String>,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--hostname`; `None` for the id's first 12 digits.
+    pub hostname: Option<String>,
+    /// `--stop-signal`, instead of the image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds.
+    pub stop_timeout: Option<u64>,
+    /// `--log-opt KEY=VALUE`.
+    pub log_options: Vec<String>,
+}
+
+impl RunRequest {
+    pub(crate) fn exe(&self) -> Result<PathBuf, ContainerError> {
+        match &self.sandbox_exe {
+            Some(exe) => Ok(exe.clone()),
+            None => std::env::current_exe().map_err(ContainerError::Exe),
+        }
+    }
+}
+
+/// Make a container of `request`, not started: docker's rules for what its
+/// command, environment, working directory and user are.
+pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerError> {
+    let image = store.get(&request.image)?;
+    let (_, image_config) = store.image_parts(&image)?;
+    let c = image_config.config().clone().unwrap_or_default();
+    // docker's rules: --entrypoint drops the image's CMD too; arguments replace CMD.
+    let (entrypoint, cmd) = match &request.entrypoint {
+        Some(ep) if ep.is_empty() => (vec![], request.command.clone()),
+        Some(ep) => (vec![ep.clone()], request.command.clone()),
+        None => {
+            let cmd =
+                if request.command.is_empty() { c.cmd().clone().unwrap_or_default() } else { request.command.clone() };
+            (c.entrypoint().clone().unwrap_or_default(), cmd)
+        }
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        return Err(ContainerError::NoCommand(request.image.clone()));
+    }
+    let mut env = c.env().clone().unwrap_or_default();
+    for e in &request.env {
+        let Some((key, value)) = crate::flags::name_value(e, crate::flags::process_env) else { continue };
+        env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(format!("{key}={value}"));
+    }
+    let cwd =
+        request.workdir.clone().or(c.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    let user = request.user.clone().or(c.user().clone()).unwrap_or_default();
+    let stop_signal = request.stop_signal.clone().or(c.stop_signal().clone()).filter(|s| !s.is_empty());
+    if let Some(signal) = &stop_signal {
+        parse_signal(signal)?;
+    }
+    let log = logs::LogOptions::parse(&request.log_options)?;
+    let id = state::new_id()?;
+    let name = match &request.name {
+        Some(name) if !state::valid_name(name) => return Err(ContainerError::BadName(name.clone())),
+        Some(name) => name.clone(),
+        None => state::generated_name(&id),
+    };
+    let config = Config {
+        hostname: request.hostname.clone().unwrap_or_else(|| id[..12].to_owned()),
+        id,
+        name,
+        image: request.image.clone(),
+        image_id: image.digest().to_string(),
+        created: state::now_ns(),
+        argv,
+        env,
+        cwd,
+        user,
+        auto_remove: request.auto_remove,
+        stop_signal,
+        stop_timeout: request.stop_timeout,
+        log,
+    };
+    let containers = Containers::new(store);
+    containers.sweep();
+    containers.create(&config)?;
+    Ok(config)
+}
+
+/// Run a new container attached: kiln's own standard streams copied to and
+/// from it (and its output logged), this process its monitor. Its exit code
+/// (128+N for signal N).
+pub fn run(store: &Store, request: &RunRequest) -> Result<i32, ContainerError> {
+    let config = create(store, request)?;
+    let exe = request.exe()?;
+    monitor::supervise(store, &config.id, &exe, monitor::Attach::Terminal { stdin: request.stdin }, &mut |_| {})
+}

@@ -1,0 +1,249 @@
+//! A container's monitor: the one process that holds a running container.
+//! It takes the container's lock (see [`super::state`]) and keeps it until
+//! it has recorded the end, mounts the container's filesystem (its changes
+//! kept in `fs/`), runs the command in the sandbox, logs its output and
+//! records its exit, then removes the container when `--rm` asked. The
+//! sandbox process dies with the monitor (its parent-death signal), so a
+//! killed monitor leaves nothing running; the next reader of the record
+//! sees the lock free and records why it ended.
+//!
+//! `kiln run -d` and `kiln start` spawn `kiln __monitor ID` in a session of
+//! its own, with no parent-death signal, and wait on a pipe (its fd 3) for
+//! one word: `ok` once the command runs, or why it could not start.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio as StdStdio};
+use std::sync::Mutex;
+
+use kiln_solver::Digest;
+
+use super::logs::LogWriter;
+use super::state::{now_ns, Containers, State, Status};
+use super::ContainerError;
+use crate::sandbox::{Sandbox, Spec, Stdio, Stream};
+use crate::snapshot::Snapshotter;
+use crate::store::Store;
+
+/// Where the container's streams go besides its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// To and from this process's own (an attached `kiln run`); stdin only when asked.
+    Terminal { stdin: bool },
+    /// Nowhere: stdin is /dev/null, the output only logged.
+    Detached,
+}
+
+/// Run container `id` to its end as its monitor; its exit code. `ready` is
+/// told once its command runs (or why it could not start).
+pub fn supervise(
+    store: &Store,
+    id: &str,
+    exe: &Path,
+    attach: Attach,
+    ready: &mut (dyn FnMut(Result<(), String>) + Send),
+) -> Result<i32, ContainerError> {
+    let containers = Containers::new(store);
+    let config = containers.config(id)?;
+    let Some(held) = containers.try_hold(id)? else {
+        return Err(ContainerError::AlreadyRunning(config.name));
+    };
+    let ready = Mutex::new(ready);
+    let ended =
+        run_held(store, &containers, &config, exe, attach, &|r| (ready.lock().unwrap_or_else(|e| e.into_inner()))(r));
+    let result = match ended {
+        Ok(state) => {
+            let code = state.exit_code;
+            containers.write_state(id, &state)?;
+            Ok(code)
+        }
+        Err(e) => {
+            // docker's way: a container that could not start stays created,
+            // the reason in its state.
+            let mut state = containers.state(id).unwrap_or_default();
+            state.status = if state.started_at == 0 { Status::Created } else { Status::Exited };
+            state.exit_code = crate::sandbox::exit::SETUP_FAILED;
+            state.error = chain(&e);
+            state.monitor_pid = 0;
+            state.pid = 0;
+            let _ = containers.write_state(id, &state);
+            Err(e)
+        }
+    };
+    if config.auto_remove {
+        containers.remove(id, &held)?;
+    }
+    result
+}
+
+fn run_held(
+    store: &Store,
+    containers: &Containers,
+    config: &super::Config,
+    exe: &Path,
+    attach: Attach,
+    ready: &(dyn Fn(Result<(), String>) + Sync),
+) -> Result<State, ContainerError> {
+    let dir = containers.dir(&config.id);
+    let digest: Digest = config
+        .image_id
+        .parse()
+        .map_err(|_| ContainerError::Damaged(dir.join("config.json"), serde::de::Error::custom("image_id")))?;
+    let (_, layers) = crate::image::read(store, &digest)?;
+    let mount = Snapshotter::new(store).mount_kept(&layers, &dir.join("fs")).map_err(ContainerError::Mount)?;
+    let log = LogWriter::open(&dir, config.log)?;
+    let spec = Spec {
+        rootfs: mount.root.clone(),
+        args: config.argv.clone(),
+        env: config.env.clone(),
+        cwd: config.cwd.clone(),
+        user: config.user.clone(),
+        hostname: config.hostname.clone(),
+        ..Spec::default()
+    };
+    let terminal = matches!(attach, Attach::Terminal { .. });
+    let sink = |stream: Stream, bytes: &[u8]| {
+        if terminal {
+            // The terminal first: a reader there sees output as it comes.
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().lock().write_all(bytes).and_then(|()| std::io::stdout().flush()),
+                Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+            };
+        }
+        log.write(stream, bytes);
+    };
+    let started_at = now_ns();
+    let record_error = Mutex::new(None);
+    let started = |pid: u32| {
+        let state = State {
+            status: Status::Running,
+            monitor_pid: std::process::id(),
+            pid,
+            pid_start: start_time(pid).unwrap_or(0),
+            started_at,
+            ..State::default()
+        };
+        match containers.write_state(&config.id, &state) {
+            Ok(()) => ready(Ok(())),
+            Err(e) => *record_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e),
+        }
+    };
+    let stdin = matches!(attach, Attach::Terminal { stdin: true });
+    let exit = Sandbox::new(exe, &store.work_dir()).run(
+        &spec,
+        Stdio::Streams { stdin, sink: &sink, started: &started },
+        &|| false,
+    )?;
+    log.finish();
+    if let Some(e) = record_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    drop(mount);
+    Ok(State {
+        status: Status::Exited,
+        started_at,
+        finished_at: now_ns(),
+        exit_code: exit.code,
+        oom_killed: exit.oom_killed,
+        ..State::default()
+    })
+}
+
+/// Start container `id` with a monitor of its own that outlives this
+/// process; back once its command runs.
+pub fn start(store: &Store, id: &str, exe: &Path) -> Result<(), ContainerError> {
+    let containers = Containers::new(store);
+    let config = containers.config(id)?;
+    if containers.monitor_alive(id)? {
+        return Err(ContainerError::AlreadyRunning(config.name));
+    }
+    let failed = |reason: String| ContainerError::Start { name: config.name.clone(), reason };
+    let (mut report, write_end) = std::io::pipe().map_err(|e| failed(e.to_string()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(store.root()).arg("__monitor").arg(id);
+    cmd.stdin(StdStdio::null()).stdout(StdStdio::null()).stderr(StdStdio::null()).current_dir("/");
+    let fd = write_end.as_raw_fd();
+    // SAFETY: between fork and exec only setsid, dup2 and close_range, which
+    // are async-signal-safe and allocate nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A session of its own: no terminal's hangup or ^C reaches it,
+            // and, without a parent-death signal, it outlives this process.
+            if libc::setsid() < 0 || libc::dup2(fd, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::syscall(libc::SYS_close_range, REPORT_FD as u32 + 1, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| failed(format!("starting its monitor ({}): {e}", exe.display())))?;
+    drop(cmd);
+    drop(write_end);
+    let mut said = String::new();
+    let _ = report.read_to_string(&mut said);
+    if said == "ok" {
+        // Not waited for: it is the container's, and init reaps it once this ends.
+        return Ok(());
+    }
+    let _ = child.wait();
+    Err(failed(if said.is_empty() { "its monitor ended without a word".to_owned() } else { said }))
+}
+
+/// The descriptor a monitor reports its start on.
+const REPORT_FD: i32 = 3;
+
+/// `kiln __monitor ID`: be container `id`'s detached monitor; the exit code.
+pub fn monitor_main(store: &Store, id: &str) -> i32 {
+    // SAFETY: `start` put the report pipe's write end at this number, and
+    // nothing else in this process has taken it.
+    let report = Mutex::new(Some(unsafe { File::from_raw_fd(REPORT_FD) }));
+    let mut tell = |said: Result<(), String>| {
+        if let Some(mut file) = report.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = file.write_all(said.err().as_deref().unwrap_or("ok").as_bytes());
+        }
+    };
+    let result = std::env::current_exe()
+        .map_err(ContainerError::Exe)
+        .and_then(|exe| supervise(store, id, &exe, Attach::Detached, &mut tell));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tell(Err(chain(&e)));
+            crate::sandbox::exit::SETUP_FAILED
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// A process's start time, in clock ticks after boot (`/proc/PID/stat`'s 22nd field).
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_start_time_is_read_and_stays_the_same() {
+        let me = std::process::id();
+        let t = super::start_time(me).expect("our own start time");
+        assert_eq!(super::start_time(me), Some(t));
+        assert_eq!(super::start_time(u32::MAX), None);
+    }
+}

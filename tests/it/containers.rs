@@ -1,0 +1,202 @@
+//! Containers that live on: `run -d`, `ps`, `logs`, `stop`, `kill`, `rm`,
+//! `start`, `wait`, for root and rootless kiln alike.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::harness::Kiln;
+
+/// Poll `check` until it holds, for at most 20 s.
+#[track_caller]
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ps -a`'s line for the container named `name`.
+fn ps_line(k: &Kiln, name: &str) -> Option<String> {
+    let out = k.cmd(&["ps", "-a"]).ok();
+    out.stdout.lines().find(|l| l.split_whitespace().last() == Some(name)).map(str::to_owned)
+}
+
+/// Processes whose command line names this store (monitors, sandboxes).
+fn processes_of(k: &Kiln) -> Vec<String> {
+    let out = Command::new("ps").args(["-eo", "pid,args"]).output().unwrap();
+    let root = k.root().to_string_lossy().into_owned();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&root) && (l.contains("__monitor") || l.contains("__sandbox")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_detached_container_outlives_the_cli_logs_and_stops_cleanly() {
+    for k in Kiln::each_mode() {
+        let script = "echo hello; echo oops >&2; trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done";
+        let out = k.cmd(&["run", "-d", "--name", "web", "busybox", "sh", "-c", script]).ok();
+        let id = out.stdout.trim().to_owned();
+        assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{:?}: {}", k.mode, out.stdout);
+        // The command that started it has ended; the container runs on.
+        let line = ps_line(&k, "web").expect("ps lists it");
+        assert!(line.starts_with(&id[..12]) && line.contains("Up "), "{:?}: {line}", k.mode);
+        assert!(k.cmd(&["ps", "-q"]).ok().stdout.contains(&id[..12]));
+        eventually("its output is logged", || k.cmd(&["logs", "web"]).stdout == "hello\n");
+        let logs = k.cmd(&["logs", "web"]).ok();
+        assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("hello\n", "oops\n"), "{:?}", k.mode);
+        // By a unique start of its ID, as well as by name.
+        assert_eq!(k.cmd(&["stop", &id[..8]]).ok().stdout, format!("{}\n", &id[..8]));
+        let line = ps_line(&k, "web").expect("an exited container stays");
+        assert!(line.contains("Exited (3)"), "{:?}: {line}", k.mode);
+        assert!(!k.cmd(&["ps"]).ok().stdout.contains("web"), "ps without -a lists running ones only");
+        assert_eq!(k.cmd(&["logs", "web"]).stdout, "hello\nbye\n");
+        assert_eq!(k.cmd(&["wait", "web"]).ok().stdout, "3\n");
+        assert!(processes_of(&k).is_empty(), "{:?}", processes_of(&k));
+        k.cmd(&["rm", "web"]).ok();
+        assert_eq!(ps_line(&k, "web"), None);
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+        .ok();
+    let started = Instant::now();
+    k.cmd(&["stop", "-t", "1", "stubborn"]).ok();
+    assert!(started.elapsed() >= Duration::from_millis(900), "SIGKILL came before the timeout");
+    let line = ps_line(&k, "stubborn").unwrap();
+    assert!(line.contains("Exited (137)"), "{line}");
+    k.cmd(&["rm", "stubborn"]).ok();
+    k.assert_clean();
+}
+
+#[test]
+fn kill_sends_the_signal_asked_and_refuses_one_it_cannot_pass_on() {
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "--name", "kk", "busybox", "sh", "-c", "trap 'exit 10' USR1; while true; do sleep 0.1; done"])
+        .ok();
+    let out = k.cmd(&["kill", "-s", "SIGSTOP", "kk"]).failed();
+    assert!(out.stderr.contains("SIGSTOP") && out.stderr.contains("SIGKILL"), "{}", out.stderr);
+    k.cmd(&["kill", "-s", "usr1", "kk"]).ok();
+    assert_eq!(k.cmd(&["wait", "kk"]).ok().stdout, "10\n");
+    let out = k.cmd(&["kill", "kk"]).failed();
+    assert!(out.stderr.contains("not running"), "{}", out.stderr);
+    k.cmd(&["run", "-d", "--name", "k2", "busybox", "sleep", "1000"]).ok();
+    k.cmd(&["kill", "k2"]).ok();
+    assert_eq!(k.cmd(&["wait", "k2"]).ok().stdout, "137\n");
+    k.cmd(&["rm", "kk", "k2"]).ok();
+    k.assert_clean();
+}
+
+#[test]
+fn killing_the_monitor_marks_the_container_exited_with_the_reason_and_leaves_nothing() {
+    for k in Kiln::each_mode() {
+        let id = k.cmd(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]).ok().stdout.trim().to_owned();
+        let monitor: Vec<String> = processes_of(&k).into_iter().filter(|l| l.contains("__monitor")).collect();
+        assert_eq!(monitor.len(), 1, "{monitor:?}");
+        assert!(monitor[0].contains(&id));
+        let pid = monitor[0].split_whitespace().next().unwrap();
+        assert!(Command::new("kill").args(["-9", pid]).status().unwrap().success());
+        // Reaped, not only dead: what it left in the store is swept by the next kiln.
+        eventually("the monitor is reaped", || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        eventually("the container's processes are gone", || processes_of(&k).is_empty());
+        let line = ps_line(&k, "victim").unwrap();
+        assert!(line.contains("Exited (255)"), "{:?}: {line}", k.mode);
+        let state = std::fs::read_to_string(k.root().join("containers").join(&id).join("state.json")).unwrap();
+        assert!(state.contains("monitor") && state.contains("died"), "{state}");
+        k.cmd(&["rm", "victim"]).ok();
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn logs_follow_until_the_container_ends_and_take_tail_and_timestamps() {
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "--name", "talk", "busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.4; done"])
+        .ok();
+    // Started before the last lines exist; it ends by itself when the container does.
+    let follow = k.command().args(["logs", "-f", "talk"]).stdout(Stdio::piped()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&follow.stdout), "line1\nline2\nline3\n");
+    assert_eq!(k.cmd(&["logs", "--tail", "1", "talk"]).ok().stdout, "line3\n");
+    let stamped = k.cmd(&["logs", "-t", "--tail", "2", "talk"]).ok().stdout;
+    let lines: Vec<&str> = stamped.lines().collect();
+    assert_eq!(lines.len(), 2, "{stamped}");
+    for (line, want) in lines.iter().zip(["line2", "line3"]) {
+        let (time, text) = line.split_once(' ').unwrap();
+        assert_eq!(text, want);
+        assert!(time.len() == 30 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    }
+    k.cmd(&["rm", "talk"]).ok();
+}
+
+#[test]
+fn an_attached_run_is_recorded_unless_rm_and_start_runs_it_again_with_its_files() {
+    let k = Kiln::with_busybox();
+    let out = k.cmd(&["run", "--name", "keep", "busybox", "sh", "-c", "echo x >> /f; cat /f"]).ok();
+    assert_eq!(out.stdout, "x\n");
+    assert!(ps_line(&k, "keep").unwrap().contains("Exited (0)"));
+    assert_eq!(k.cmd(&["start", "keep"]).ok().stdout, "keep\n");
+    assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
+    // The second run saw the first one's file: the container keeps its changes.
+    assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout, "x\nx\nx\n");
+    k.cmd(&["run", "--rm", "--name", "gone", "busybox", "true"]).ok();
+    assert_eq!(ps_line(&k, "gone"), None);
+    k.cmd(&["run", "-d", "--rm", "--name", "gone-too", "busybox", "true"]).ok();
+    eventually("a --rm container is removed when it exits", || ps_line(&k, "gone-too").is_none());
+    k.cmd(&["rm", "keep"]).ok();
+    let left: Vec<_> = std::fs::read_dir(k.root().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "names")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    k.assert_clean();
+}
+
+#[test]
+fn bad_names_and_references_are_clear_errors_that_leave_nothing() {
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "--name", "taken", "busybox", "sleep", "1000"]).ok();
+    let out = k.cmd(&["run", "-d", "--name", "taken", "busybox", "true"]);
+    assert_eq!(out.code, 125);
+    assert!(out.stderr.contains("\"taken\" is already in use"), "{}", out.stderr);
+    let out = k.cmd(&["run", "--name=-bad", "busybox", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("invalid container name"), "{}", out.stderr);
+    assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout.lines().count(), 1);
+    let out = k.cmd(&["rm", "taken"]).failed();
+    assert!(out.stderr.contains("is running") && out.stderr.contains("rm -f"), "{}", out.stderr);
+    let out = k.cmd(&["logs", "nope"]).failed();
+    assert!(out.stderr.contains("no such container: nope"), "{}", out.stderr);
+    let out = k.cmd(&["stop", "nope", "taken"]).failed();
+    assert_eq!(out.stdout, "taken\n", "the others are still done");
+    k.cmd(&["rm", "-f", "taken"]).ok();
+    assert!(processes_of(&k).is_empty());
+    assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout, "");
+    k.assert_clean();
+}
+
+#[test]
+fn rm_f_of_a_running_container_leaves_no_process_mount_or_cgroup() {
+    for k in Kiln::each_mode() {
+        // A number no other test sleeps for.
+        k.cmd(&["run", "-d", "--name", "busy", "busybox", "sh", "-c", "sleep 4711 & sleep 4711"]).ok();
+        let monitor = processes_of(&k).into_iter().find(|l| l.contains("__monitor")).unwrap();
+        let pid = monitor.split_whitespace().next().unwrap().to_owned();
+        k.cmd(&["rm", "-f", "busy"]).ok();
+        assert!(processes_of(&k).is_empty(), "{:?}: {:?}", k.mode, processes_of(&k));
+        let sleeps = Command::new("pgrep").args(["-f", "sleep 4711"]).output().unwrap();
+        assert!(sleeps.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&sleeps.stdout));
+        // The sandbox's cgroups are named after the process that made them: the monitor.
+        let cgroups = Command::new("find")
+            .args(["/sys/fs/cgroup", "-maxdepth", "8", "-name", &format!("kiln-{pid}-*")])
+            .output()
+            .unwrap();
+        assert!(cgroups.stdout.is_empty(), "cgroups left: {}", String::from_utf8_lossy(&cgroups.stdout));
+        k.assert_clean();
+    }
+}
