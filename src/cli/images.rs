@@ -4,7 +4,7 @@
 /// `kiln inspect IMAGE`.
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// The image: a name or an ID.
+    /// A container (a name or an ID), or else an image (a name or an ID).
     pub image: String,
 }
 

@@ -41,7 +41,7 @@ pub enum Command {
     /// Build an image from a Dockerfile.
     Build(Box<build::Args>),
     /// Run a command in a new container from an image.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// List containers.
     Ps(containers::PsArgs),
     /// Show a container's output.

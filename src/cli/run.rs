@@ -25,6 +25,24 @@ pub struct Args {
     /// Log rotation: max-size=SIZE (default 20m), max-file=N (default 5).
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// Read environment variables from a file: KEY=VALUE lines, `#` comments,
+    /// KEY alone for kiln's own value (repeatable; -e wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// The network: default (a namespace of its own, with outbound access
+    /// and no way to the host's loopback), none (only lo) or host.
+    #[arg(long, default_value = "default", value_parser = network)]
+    pub network: kiln::sandbox::NetworkMode,
+    /// Memory limit (64m, 1.5g; at least 6m): past it the kernel kills, and
+    /// the container shows as OOM-killed.
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = super::limits::memory)]
+    pub memory: Option<u64>,
+    /// Processes and threads at most (0 or -1: no limit).
+    #[arg(long = "pids-limit", value_name = "N", value_parser = super::limits::pids, allow_hyphen_values = true)]
+    pub pids_limit: Option<u64>,
+    /// CPU time, in CPUs (1.5).
+    #[arg(long, value_name = "X", value_parser = super::limits::cpus)]
+    pub cpus: Option<u64>,
     /// Keep stdin open even when it is a terminal (it is passed on through a
     /// pipe, never as kiln's own descriptor). Without it, a terminal stdin is
     /// not passed on; piped input always is.
@@ -48,6 +66,17 @@ pub struct Args {
     /// replace the image's CMD).
     #[arg(value_name = "IMAGE [COMMAND [ARG...]]", required = true, num_args = 1.., trailing_var_arg = true)]
     pub image_and_command: Vec<String>,
+}
+
+/// `--network`'s value, docker's names.
+fn network(text: &str) -> Result<kiln::sandbox::NetworkMode, String> {
+    use kiln::sandbox::NetworkMode;
+    match text {
+        "default" | "bridge" | "private" => Ok(NetworkMode::Outbound),
+        "none" => Ok(NetworkMode::None),
+        "host" => Ok(NetworkMode::Host),
+        _ => Err(format!("expected default, none or host, not {text:?}")),
+    }
 }
 
 impl Args {

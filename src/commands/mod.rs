@@ -35,7 +35,18 @@ use kiln::store::Store;
 
 /// Parse the command line, run it, print any error with its causes; the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                false => 0,
+                // docker's convention for its own errors, bad flags included.
+                true if subcommand().as_deref() == Some("run") => kiln::sandbox::exit::SETUP_FAILED,
+                true => 2,
+            };
+        }
+    };
     let is_run = matches!(cli.command, Command::Run(_));
     let result = (|| -> anyhow::Result<i32> {
         // Nothing in the store is needed, so none is opened (or made).
@@ -64,7 +75,7 @@ pub fn main() -> i32 {
         match command {
             Command::Debug(_) => unreachable!("handled above"),
             Command::Build(args) => build::build(&store, &settings.registry, settings.keep_storage, *args).map(|()| 0),
-            Command::Run(args) => run::run(&store, &settings.registry, args),
+            Command::Run(args) => run::run(&store, &settings.registry, *args),
             Command::Ps(args) => ps::ps(&store, args).map(|()| 0),
             Command::Logs(args) => logs::logs(&store, args).map(|()| 0),
             Command::Stop(args) => containers::stop(&store, args),
@@ -109,4 +120,19 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// The subcommand named on the command line (after the global `--root DIR`).
+fn subcommand() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--root" => {
+                args.next();
+            }
+            a if a.starts_with("--root=") => {}
+            _ => return Some(arg),
+        }
+    }
+    None
 }

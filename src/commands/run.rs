@@ -34,6 +34,14 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
         stop_signal: args.stop_signal,
         stop_timeout: args.stop_timeout,
         log_options: args.log_opt,
+        env_files: args.env_file,
+        network: args.network,
+        limits: kiln::sandbox::Limits {
+            memory: args.memory,
+            pids: args.pids_limit.filter(|n| *n > 0),
+            millicpus: args.cpus,
+            ..Default::default()
+        },
     };
     if !args.detach {
         return Ok(kiln::container::run(store, &request)?);

@@ -11,6 +11,7 @@
 //! its container's monitor itself. The other commands read the record, and
 //! signal the sandbox process ([`lifecycle`]).
 
+mod inspect;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -18,12 +19,13 @@ pub mod state;
 
 use std::path::PathBuf;
 
+pub use inspect::inspect_json;
 pub use lifecycle::{kill, parse_signal, remove, stop, wait};
 pub use monitor::{monitor_main, start};
 pub use state::{Config, Containers, State, Status};
 
 use crate::image::ImageError;
-use crate::sandbox::SandboxError;
+use crate::sandbox::{Limits, NetworkMode, SandboxError};
 use crate::snapshot::SnapshotError;
 use crate::store::{Store, StoreError};
 
@@ -75,6 +77,8 @@ pub enum ContainerError {
     Output(#[source] std::io::Error),
     #[error("signalling the container's process {0}")]
     Signal(u32, #[source] std::io::Error),
+    #[error("{path}, line {line}: {what}")]
+    EnvFile { path: PathBuf, line: usize, what: String },
     #[error("container {name} did not stop within {secs} s after SIGKILL")]
     Unkillable { name: String, secs: u64 },
 }
@@ -111,6 +115,12 @@ pub struct RunRequest {
     pub stop_timeout: Option<u64>,
     /// `--log-opt KEY=VALUE`.
     pub log_options: Vec<String>,
+    /// `--env-file`s, read before `env` (which wins).
+    pub env_files: Vec<PathBuf>,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// `-m`, `--cpus`, `--pids-limit`.
+    pub limits: Limits,
 }
 
 impl RunRequest {
@@ -143,7 +153,12 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         return Err(ContainerError::NoCommand(request.image.clone()));
     }
     let mut env = c.env().clone().unwrap_or_default();
-    for e in &request.env {
+    let mut flags = Vec::new();
+    for file in &request.env_files {
+        flags.extend(read_env_file(file)?);
+    }
+    flags.extend(request.env.iter().cloned());
+    for e in &flags {
         let Some((key, value)) = crate::flags::name_value(e, crate::flags::process_env) else { continue };
         env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
         env.push(format!("{key}={value}"));
@@ -177,7 +192,11 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         stop_signal,
         stop_timeout: request.stop_timeout,
         log,
+        network: request.network,
+        limits: request.limits,
     };
+    // A limit the machine cannot apply fails here, not in the monitor.
+    crate::sandbox::cgroup::Cgroup::check(&config.limits).map_err(SandboxError::from)?;
     let containers = Containers::new(store);
     containers.sweep();
     containers.create(&config)?;
@@ -191,4 +210,48 @@ pub fn run(store: &Store, request: &RunRequest) -> Result<i32, ContainerError> {
     let config = create(store, request)?;
     let exe = request.exe()?;
     monitor::supervise(store, &config.id, &exe, monitor::Attach::Terminal { stdin: request.stdin }, &mut |_| {})
+}
+
+/// docker's `--env-file`: `KEY=VALUE` per line, `KEY` alone for this
+/// process's value, blank lines and `#` comments skipped; the value is taken
+/// as it is (no quotes removed, no expansion).
+fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, ContainerError> {
+    let text = std::fs::read(path).map_err(state::io("reading the --env-file", path))?;
+    let text = String::from_utf8(text).map_err(|_| ContainerError::EnvFile {
+        path: path.to_owned(),
+        line: 0,
+        what: "not UTF-8 text".to_owned(),
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(ContainerError::EnvFile {
+                path: path.to_owned(),
+                line: n + 1,
+                what: format!("{key:?} is not a variable name: write KEY=VALUE, or KEY"),
+            });
+        }
+        out.push(line.to_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_env_file_reads_as_dockers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        std::fs::write(&path, "# comment\n\nA=1\n  B=two words \nHOME\nQ=\"q\"\n").unwrap();
+        let got = super::read_env_file(&path).unwrap();
+        assert_eq!(got, ["A=1", "B=two words ", "HOME", "Q=\"q\""]);
+        std::fs::write(&path, "A=1\nBAD KEY=2\n").unwrap();
+        let e = super::read_env_file(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("env"), "{e}");
+    }
 }

@@ -102,18 +102,23 @@ fn run_held(
         cwd: config.cwd.clone(),
         user: config.user.clone(),
         hostname: config.hostname.clone(),
+        network: config.network,
+        limits: config.limits,
         ..Spec::default()
     };
     let terminal = matches!(attach, Attach::Terminal { .. });
     let sink = |stream: Stream, bytes: &[u8]| {
-        if terminal {
-            // The terminal first: a reader there sees output as it comes.
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().lock().write_all(bytes).and_then(|()| std::io::stdout().flush()),
-                Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-            };
-        }
         log.write(stream, bytes);
+        if !terminal {
+            return true;
+        }
+        let written = match stream {
+            Stream::Stdout => std::io::stdout().lock().write_all(bytes).and_then(|()| std::io::stdout().flush()),
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+        // Its reader gone (`kiln run img yes | head -1`): the command's next
+        // write gets SIGPIPE, as in a shell pipeline.
+        !written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     };
     let started_at = now_ns();
     let record_error = Mutex::new(None);

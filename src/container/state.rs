@@ -49,6 +49,10 @@ pub struct Config {
     pub stop_timeout: Option<u64>,
     /// Log rotation.
     pub log: super::logs::LogOptions,
+    #[serde(default)]
+    pub network: crate::sandbox::NetworkMode,
+    #[serde(default)]
+    pub limits: crate::sandbox::Limits,
 }
 
 /// Where a container is in its life, as docker names it.

@@ -44,9 +44,11 @@ pub enum Stdio<'a> {
     /// command, as docker's `--sig-proxy` does.
     Proxy { stdin: bool },
     /// As `Proxy`, but stdout and stderr are handed to `sink` as they come,
-    /// each chunk with its stream (a container's monitor logs them), and
-    /// `started` is told the sandbox process's pid once it has its spec.
-    Streams { stdin: bool, sink: &'a (dyn Fn(Stream, &[u8]) + Sync), started: &'a (dyn Fn(u32) + Sync) },
+    /// each chunk with its stream (a container's monitor logs them), until
+    /// it says no more of that stream (its reader has gone: the command then
+    /// gets SIGPIPE, as in a shell pipeline); `started` is told the sandbox
+    /// process's pid once it has its spec.
+    Streams { stdin: bool, sink: &'a (dyn Fn(Stream, &[u8]) -> bool + Sync), started: &'a (dyn Fn(u32) + Sync) },
     /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
     Capture(&'a mut (dyn FnMut(&str) + Send)),
 }

@@ -434,13 +434,18 @@ fn joined(joining: Option<thread::JoinHandle<Result<(), CgroupError>>>) -> Resul
 
 /// Copy a container's output to one of kiln's streams until every writer is
 /// gone, flushing as it goes so interleaved output keeps its order.
-/// Hand what `from` gives to `sink` as it comes, until its end.
-fn for_each_chunk(mut from: std::io::PipeReader, stream: Stream, sink: &(dyn Fn(Stream, &[u8]) + Sync)) {
+/// Hand what `from` gives to `sink` as it comes, until its end or until
+/// `sink` wants no more.
+fn for_each_chunk(mut from: std::io::PipeReader, stream: Stream, sink: &(dyn Fn(Stream, &[u8]) -> bool + Sync)) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => sink(stream, &buf[..n]),
+            Ok(n) => {
+                if !sink(stream, &buf[..n]) {
+                    return;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }

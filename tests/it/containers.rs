@@ -200,3 +200,83 @@ fn rm_f_of_a_running_container_leaves_no_process_mount_or_cgroup() {
         k.assert_clean();
     }
 }
+
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed_and_inspect_says_so() {
+    let k = Kiln::with_busybox();
+    let out = k.cmd(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        "echo start; dd if=/dev/zero of=/dev/null bs=200M count=1",
+    ]);
+    assert_eq!(out.code, 137, "{}{}", out.stdout, out.stderr);
+    let state: serde_json::Value = serde_json::from_str(&k.cmd(&["inspect", "hog"]).ok().stdout).unwrap();
+    assert_eq!(state["State"]["OOMKilled"], true, "{state}");
+    assert_eq!(state["State"]["ExitCode"], 137);
+    assert_eq!(state["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(state["HostConfig"]["PidsLimit"], 50);
+    // The same command within its limit is not.
+    k.cmd(&[
+        "run",
+        "--name",
+        "fits",
+        "-m",
+        "512m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=200M",
+        "count=1",
+    ])
+    .ok();
+    let state: serde_json::Value = serde_json::from_str(&k.cmd(&["inspect", "fits"]).ok().stdout).unwrap();
+    assert_eq!(state["State"]["OOMKilled"], false, "{state}");
+    // Below the kernel's minimum: refused before anything is made.
+    let out = k.cmd(&["run", "-m", "1m", "busybox", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("below the minimum"), "{}", out.stderr);
+    assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout.lines().count(), 2);
+    k.cmd(&["rm", "hog", "fits"]).ok();
+    k.assert_clean();
+}
+
+#[test]
+fn the_network_is_the_containers_own_unless_host_and_none_has_only_loopback() {
+    let k = Kiln::with_busybox();
+    // Interface names, as /proc/net/dev lists them.
+    let interfaces = |network: &str| {
+        let script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
+        k.cmd(&["run", "--rm", "--network", network, "busybox", "sh", "-c", script]).ok().stdout
+    };
+    assert_eq!(interfaces("none"), "lo ");
+    let own = interfaces("default");
+    assert!(own.contains("lo ") && own.split(' ').filter(|s| !s.is_empty()).count() == 2, "{own}");
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let host_count = host.lines().skip(2).count();
+    assert_eq!(interfaces("host").split(' ').filter(|s| !s.is_empty()).count(), host_count);
+    let out = k.cmd(&["run", "--network", "bogus", "busybox", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("expected default, none or host"), "{}", out.stderr);
+}
+
+#[test]
+fn env_files_then_e_flags_set_the_environment_and_a_bad_line_is_named() {
+    let k = Kiln::with_busybox();
+    let file = k.dir.path().join("app.env");
+    std::fs::write(&file, "# settings\nA=from-file\nB=file b\n").unwrap();
+    k.give(&file);
+    let file = file.to_str().unwrap();
+    let out =
+        k.cmd(&["run", "--rm", "--env-file", file, "-e", "A=from-flag", "busybox", "sh", "-c", "echo $A/$B"]).ok();
+    assert_eq!(out.stdout, "from-flag/file b\n");
+    std::fs::write(file, "A=1\nNOT A NAME=2\n").unwrap();
+    let out = k.cmd(&["run", "--rm", "--env-file", file, "busybox", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("line 2"), "{}", out.stderr);
+}
