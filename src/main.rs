@@ -18,6 +18,9 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "__sandbox") && args.len() == 4 {
         sandbox::child_main(&args[2], Path::new(&args[3]));
     }
+    if args.get(1).is_some_and(|a| a == "__exec") && args.len() == 3 {
+        sandbox::exec_main(&args[2]);
+    }
     sandbox::cloexec_inherited();
     one_malloc_arena();
     // Everything below runs before any thread exists: unshare needs that.
@@ -51,6 +54,12 @@ fn enter_namespaces() -> anyhow::Result<()> {
     use anyhow::Context;
     if sandbox::userns::is_child() {
         sandbox::userns::enter_as_child()?;
+    } else if !nix::unistd::geteuid().is_root() && cli::subcommand().as_deref() == Some("exec") {
+        // `kiln exec` joins a container's user namespace, which only its
+        // creator's namespace (or an ancestor) may: not a new one of its own.
+        // It mounts nothing.
+        cli::settings::mark_rootless();
+        return Ok(());
     } else if !nix::unistd::geteuid().is_root() {
         // Inside the namespace this user looks like root; its defaults must stay its own.
         cli::settings::mark_rootless();

@@ -71,3 +71,23 @@ pub struct ContainersArgs {
 pub struct MonitorArgs {
     pub id: String,
 }
+
+/// `kiln exec [OPTIONS] CONTAINER COMMAND [ARG…]`: options end at the container.
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    /// Pass stdin on (through a pipe).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Set an environment variable, KEY=VALUE, or KEY for kiln's own (repeatable).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container (else the container's).
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// user[:group] to run as (else the container's).
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// The container, then the command and its arguments.
+    #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2.., trailing_var_arg = true)]
+    pub container_and_command: Vec<String>,
+}

@@ -44,6 +44,8 @@ pub enum Command {
     Run(Box<run::Args>),
     /// List containers.
     Ps(containers::PsArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
     /// Show a container's output.
     Logs(containers::LogsArgs),
     /// Stop running containers: their stop signal, then SIGKILL.
@@ -95,4 +97,19 @@ pub enum Command {
     /// Show what kiln makes of its inputs (parse trees, …) as JSON.
     #[command(long_about = debug::HELP)]
     Debug(debug::Args),
+}
+
+/// The subcommand named on the command line (after the global `--root DIR`).
+pub fn subcommand() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--root" => {
+                args.next();
+            }
+            a if a.starts_with("--root=") => {}
+            _ => return Some(arg),
+        }
+    }
+    None
 }

@@ -5,7 +5,7 @@
 use kiln::container;
 use kiln::store::Store;
 
-use crate::cli::containers::{ContainersArgs, KillArgs, MonitorArgs, RmArgs, StopArgs};
+use crate::cli::containers::{ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs};
 
 /// Run `each` on every container named, printing what it returns; an error
 /// for any is reported (the others still done), as docker does.
@@ -75,4 +75,16 @@ pub fn wait(store: &Store, args: ContainersArgs) -> anyhow::Result<i32> {
 
 pub fn monitor(store: &Store, args: MonitorArgs) -> anyhow::Result<i32> {
     Ok(container::monitor_main(store, &args.id))
+}
+
+pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
+    let (container, command) = args.container_and_command.split_first().expect("clap asks for two");
+    let request = container::ExecRequest {
+        command: command.to_vec(),
+        env: args.env,
+        workdir: args.workdir,
+        user: args.user,
+        stdin: args.interactive,
+    };
+    Ok(container::exec(store, container, &request, &std::env::current_exe()?)?)
 }

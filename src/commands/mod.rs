@@ -42,12 +42,14 @@ pub fn main() -> i32 {
             return match e.use_stderr() {
                 false => 0,
                 // docker's convention for its own errors, bad flags included.
-                true if subcommand().as_deref() == Some("run") => kiln::sandbox::exit::SETUP_FAILED,
+                true if matches!(crate::cli::subcommand().as_deref(), Some("run" | "exec")) => {
+                    kiln::sandbox::exit::SETUP_FAILED
+                }
                 true => 2,
             };
         }
     };
-    let is_run = matches!(cli.command, Command::Run(_));
+    let is_run = matches!(cli.command, Command::Run(_) | Command::Exec(_));
     let result = (|| -> anyhow::Result<i32> {
         // Nothing in the store is needed, so none is opened (or made).
         let command = match cli.command {
@@ -78,6 +80,7 @@ pub fn main() -> i32 {
             Command::Run(args) => run::run(&store, &settings.registry, *args),
             Command::Ps(args) => ps::ps(&store, args).map(|()| 0),
             Command::Logs(args) => logs::logs(&store, args).map(|()| 0),
+            Command::Exec(args) => containers::exec(&store, args),
             Command::Stop(args) => containers::stop(&store, args),
             Command::Kill(args) => containers::kill(&store, args),
             Command::Rm(args) => containers::rm(&store, args),
@@ -120,19 +123,4 @@ pub fn main() -> i32 {
             }
         }
     }
-}
-
-/// The subcommand named on the command line (after the global `--root DIR`).
-fn subcommand() -> Option<String> {
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--root" => {
-                args.next();
-            }
-            a if a.starts_with("--root=") => {}
-            _ => return Some(arg),
-        }
-    }
-    None
 }

@@ -11,6 +11,7 @@
 //! its container's monitor itself. The other commands read the record, and
 //! signal the sandbox process ([`lifecycle`]).
 
+mod exec;
 mod inspect;
 mod lifecycle;
 pub mod logs;
@@ -19,6 +20,7 @@ pub mod state;
 
 use std::path::PathBuf;
 
+pub use exec::{exec, ExecRequest};
 pub use inspect::inspect_json;
 pub use lifecycle::{kill, parse_signal, remove, stop, wait};
 pub use monitor::{monitor_main, start};
@@ -60,6 +62,10 @@ pub enum ContainerError {
     Running(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("container {0} is not running: start it first (kiln start)")]
+    ExecNotRunning(String),
+    #[error("running a command in container {0}")]
+    Exec(String, #[source] std::io::Error),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]

@@ -171,17 +171,17 @@ pub fn start(store: &Store, id: &str, exe: &Path) -> Result<(), ContainerError> 
     cmd.arg("--root").arg(store.root()).arg("__monitor").arg(id);
     cmd.stdin(StdStdio::null()).stdout(StdStdio::null()).stderr(StdStdio::null()).current_dir("/");
     let fd = write_end.as_raw_fd();
-    // SAFETY: between fork and exec only setsid, dup2 and close_range, which
-    // are async-signal-safe and allocate nothing.
+    // SAFETY: between fork and exec only setsid, fcntl, dup2 and close_range,
+    // which are async-signal-safe and allocate nothing.
     unsafe {
         cmd.pre_exec(move || {
             // A session of its own: no terminal's hangup or ^C reaches it,
             // and, without a parent-death signal, it outlives this process.
-            if libc::setsid() < 0 || libc::dup2(fd, REPORT_FD) < 0 {
+            if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            libc::syscall(libc::SYS_close_range, REPORT_FD as u32 + 1, u32::MAX, 0u32);
-            Ok(())
+            // At REPORT_FD, every other descriptor above stdio closed.
+            crate::sandbox::inherit_channel(fd)
         });
     }
     let mut child = cmd.spawn().map_err(|e| failed(format!("starting its monitor ({}): {e}", exe.display())))?;
@@ -197,7 +197,7 @@ pub fn start(store: &Store, id: &str, exe: &Path) -> Result<(), ContainerError> 
     Err(failed(if said.is_empty() { "its monitor ended without a word".to_owned() } else { said }))
 }
 
-/// The descriptor a monitor reports its start on.
+/// The descriptor a monitor reports its start on (where `inherit_channel` puts it).
 const REPORT_FD: i32 = 3;
 
 /// `kiln __monitor ID`: be container `id`'s detached monitor; the exit code.

@@ -189,6 +189,23 @@ impl Layout {
     }
 }
 
+/// For each cgroup tree mounted (`mountinfo`), the folder of the process
+/// whose /proc/PID/cgroup is `theirs` and the one of `ours`: `kiln exec`
+/// joins a container's where they differ.
+pub(crate) fn joined_dirs(mountinfo: &str, theirs: &str, ours: &str) -> Vec<(PathBuf, PathBuf)> {
+    let (theirs, ours) = (Layout::parse(mountinfo, theirs), Layout::parse(mountinfo, ours));
+    let mut out = Vec::new();
+    if let (Some((t, _)), Some((o, _))) = (theirs.v2, ours.v2) {
+        out.push((t, o));
+    }
+    for (controllers, dir) in theirs.v1 {
+        if let Some((_, own)) = ours.v1.iter().find(|(c, _)| *c == controllers) {
+            out.push((dir, own.clone()));
+        }
+    }
+    out
+}
+
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
 fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());

@@ -104,7 +104,7 @@ pub enum InitError {
     EnvValue(String, &'static str),
 }
 
-type Result<T> = std::result::Result<T, InitError>;
+pub(super) type Result<T> = std::result::Result<T, InitError>;
 
 /// Why the command's own process did not become the command.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,7 @@ impl ExecError {
 }
 
 /// Print `error` and its causes on one line, after `prefix`.
-fn report(prefix: &str, error: &dyn std::error::Error) {
+pub(super) fn report(prefix: &str, error: &dyn std::error::Error) {
     let mut line = format!("{prefix}: {error}");
     let mut cause = error.source();
     while let Some(e) = cause {
@@ -255,7 +255,7 @@ fn enter_namespaces(
     Ok((spec, channel))
 }
 
-fn wait_exit_code(pid: Pid) -> Result<i32> {
+pub(super) fn wait_exit_code(pid: Pid) -> Result<i32> {
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -269,30 +269,49 @@ fn wait_exit_code(pid: Pid) -> Result<i32> {
 /// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit with its status.
 fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
     prepare_root(sys, spec)?;
-    let user = Accounts::read(Path::new("/"))?.exec_user(&spec.user)?;
-    let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid))?;
-    let cstrings = |what, texts: &[String]| {
-        texts
-            .iter()
-            .map(|t| CString::new(t.as_str()).map_err(|_| SpecError::Nul { what, value: t.clone() }))
-            .collect::<std::result::Result<Vec<_>, _>>()
-    };
-    let args = cstrings("argument", &spec.args)?;
-    let env = cstrings("environment entry", &with_home(&spec.env, &user.home))?;
-    // Built here, where an error can still be reported as the setup's.
-    let confinement = Confinement::of(spec)?;
+    let command = Prepared::of(sys, spec)?;
     // SAFETY: PID 1 is single-threaded.
     match unsafe { fork() }.map_err(InitError::Fork)? {
-        ForkResult::Child => {
-            let err = exec_command(sys, spec, &user, &confinement, &cwd, &args, &env);
-            report("kiln", &err);
-            std::process::exit(err.exit_code())
-        }
+        ForkResult::Child => command.exec(sys, spec),
         ForkResult::Parent { child } => {
             signals::forward_to(child);
             signals::block(false).map_err(InitError::Signals)?;
             reap_until(child)
         }
+    }
+}
+
+/// What the command's process needs, made in its parent, where an error
+/// can still be reported as the setup's: in the root the command sees.
+pub(super) struct Prepared {
+    user: ExecUser,
+    cwd: OwnedFd,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    confinement: Confinement,
+}
+
+impl Prepared {
+    pub(super) fn of(sys: &dyn Syscall, spec: &Spec) -> Result<Self> {
+        let user = Accounts::read(Path::new("/"))?.exec_user(&spec.user)?;
+        let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid))?;
+        let cstrings = |what, texts: &[String]| {
+            texts
+                .iter()
+                .map(|t| CString::new(t.as_str()).map_err(|_| SpecError::Nul { what, value: t.clone() }))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let args = cstrings("argument", &spec.args)?;
+        let env = cstrings("environment entry", &with_home(&spec.env, &user.home))?;
+        let confinement = Confinement::of(spec)?;
+        Ok(Self { user, cwd, args, env, confinement })
+    }
+
+    /// In the command's own process: become the command. Never returns.
+    pub(super) fn exec(&self, sys: &dyn Syscall, spec: &Spec) -> ! {
+        let err = exec_command(sys, spec, &self.user, &self.confinement, &self.cwd, &self.args, &self.env);
+        report("kiln", &err);
+        std::process::exit(err.exit_code())
     }
 }
 

@@ -20,12 +20,13 @@
 pub mod cgroup;
 mod channel;
 mod init;
+mod join;
 mod launch;
 mod mounts;
 pub mod network;
 pub mod rootfs;
 mod seccomp;
-mod signals;
+pub(crate) mod signals;
 mod spec;
 mod started;
 mod syscall;
@@ -35,12 +36,14 @@ mod workdir;
 
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
+pub use join::{exec_main, JoinError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio, Stream};
 pub use mounts::MountError;
 pub use network::{NetworkError, NetworkSetup};
 pub use seccomp::SeccompError;
 pub use signals::{forwarded, forwarded_names};
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
+pub(crate) use started::exit_code;
 pub use workdir::WorkdirError;
 
 /// In a forked child before exec: hand `fd` (the child's end of a
@@ -49,7 +52,7 @@ pub use workdir::WorkdirError;
 /// reaches the child. It is first copied above 9, so the dup2 cannot clobber
 /// it whatever number it had (and clears close-on-exec even if it was
 /// already 3). Only async-signal-safe calls: safe between fork and exec.
-fn inherit_channel(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+pub(crate) fn inherit_channel(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     let check = |rc: libc::c_long| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) };
     // SAFETY: plain syscalls on a descriptor the caller owns; the copy made
     // here is closed by the close_range below.

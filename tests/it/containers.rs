@@ -280,3 +280,50 @@ fn env_files_then_e_flags_set_the_environment_and_a_bad_line_is_named() {
     let out = k.cmd(&["run", "--rm", "--env-file", file, "busybox", "true"]);
     assert!(out.code == 125 && out.stderr.contains("line 2"), "{}", out.stderr);
 }
+
+#[test]
+fn exec_runs_in_the_containers_namespaces_as_confined_as_its_command() {
+    for k in Kiln::each_mode() {
+        let script = "echo made > /tmp/file; exec sleep 4712";
+        k.cmd(&["run", "-d", "--name", "target", "-e", "FROM_RUN=1", "busybox", "sh", "-c", script]).ok();
+        eventually("the container wrote its file", || {
+            k.cmd(&["exec", "target", "cat", "/tmp/file"]).stdout == "made\n"
+        });
+        // Its processes (the pid namespace), its hostname, its environment.
+        let out = k.cmd(&["exec", "-e", "X=2", "target", "sh", "-c", "ps -o args; hostname; echo $FROM_RUN$X"]).ok();
+        assert!(out.stdout.contains("sleep 4712"), "{:?}: {}", k.mode, out.stdout);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[lines.len() - 1], "12", "{:?}", k.mode);
+        let id = k.cmd(&["ps", "-q", "--no-trunc"]).ok().stdout.trim().to_owned();
+        assert_eq!(lines[lines.len() - 2], &id[..12]);
+        // The same capabilities as the container's command: docker's set, no CAP_SYS_ADMIN.
+        let caps = |args: &[&str]| {
+            let out = k.cmd(args).ok().stdout;
+            out.lines().find(|l| l.starts_with("CapBnd:")).unwrap().to_owned()
+        };
+        assert_eq!(
+            caps(&["exec", "target", "cat", "/proc/self/status"]),
+            caps(&["run", "--rm", "busybox", "cat", "/proc/self/status"])
+        );
+        let out = k.cmd(&["exec", "-u", "nobody", "-w", "/tmp", "target", "sh", "-c", "id -u; pwd"]).ok();
+        assert_eq!(out.stdout, "65534\n/tmp\n");
+        assert_eq!(k.cmd(&["exec", "target", "no-such-command"]).code, 127);
+        assert_eq!(k.cmd(&["exec", "target", "sh", "-c", "exit 7"]).code, 7);
+        let piped = k
+            .command()
+            .args(["exec", "-i", "target", "tr", "a-z", "A-Z"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        piped.stdin.as_ref().unwrap().write_all(b"piped\n").unwrap();
+        let out = piped.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED\n");
+        k.cmd(&["stop", "-t", "0", "target"]).ok();
+        let out = k.cmd(&["exec", "target", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("is not running"), "{}", out.stderr);
+        k.cmd(&["rm", "target"]).ok();
+        k.assert_clean();
+    }
+}
