@@ -7,6 +7,13 @@ pub struct Args {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Give the container a terminal of its own (a new pty; kiln's terminal,
+    /// with -i, drives it in raw mode, and its window size follows).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Publish a port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_parser = kiln::sandbox::PortMap::parse)]
+    pub publish: Vec<kiln::sandbox::PortMap>,
     /// Run it in the background and print its ID: it outlives this command.
     #[arg(short = 'd', long)]
     pub detach: bool,

@@ -48,8 +48,9 @@ pub fn start(store: &Store, args: ContainersArgs) -> anyhow::Result<i32> {
     each(&args.containers, |c| {
         let id = containers.find(c)?;
         // Already running: nothing to do, as docker.
-        if !containers.monitor_alive(&id)? {
-            container::start(store, &id, &exe)?;
+        match container::start(store, &id, &exe) {
+            Err(container::ContainerError::AlreadyRunning(_)) => {}
+            r => r?,
         }
         Ok(c.to_owned())
     })
@@ -57,13 +58,8 @@ pub fn start(store: &Store, args: ContainersArgs) -> anyhow::Result<i32> {
 
 pub fn restart(store: &Store, args: StopArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()?;
-    let containers = container::Containers::new(store);
     each(&args.containers, |c| {
         let config = container::stop(store, c, args.time)?;
-        // Its old monitor lets go of the lock on its way out.
-        while containers.monitor_alive(&config.id)? {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
         container::start(store, &config.id, &exe)?;
         Ok(c.to_owned())
     })

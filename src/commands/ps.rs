@@ -25,7 +25,8 @@ pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
         let command = format!("{:?}", config.argv.join(" "));
         let (id, command) = if args.no_trunc { (id, command) } else { (id[..12].to_owned(), truncate(&command, 20)) };
         let created = format!("{} ago", ago(config.created));
-        rows.push((config.created, [id, config.image, command, created, status, config.name]));
+        let ports = if state.status == Status::Running { ports(&config.ports) } else { String::new() };
+        rows.push((config.created, [id, config.image, command, created, status, ports, config.name]));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     if args.quiet {
@@ -34,7 +35,7 @@ pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"].map(str::to_owned);
+    let head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned);
     let mut widths = head.clone().map(|h| h.chars().count());
     for (_, row) in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -53,6 +54,15 @@ pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
         crate::outln!("{}", crate::cli::output::escape(&line))?;
     }
     Ok(())
+}
+
+/// docker's `0.0.0.0:8080->80/tcp, …`.
+fn ports(ports: &[kiln::sandbox::PortMap]) -> String {
+    let one = |p: &kiln::sandbox::PortMap| {
+        let ip = p.host_ip.map_or("0.0.0.0".to_owned(), |ip| ip.to_string());
+        format!("{ip}:{}->{}/{}", p.host_port, p.container_port, if p.udp { "udp" } else { "tcp" })
+    };
+    ports.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
 /// docker's cut: the first `max - 1` characters and an ellipsis.

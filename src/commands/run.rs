@@ -42,6 +42,8 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
             millicpus: args.cpus,
             ..Default::default()
         },
+        tty: args.tty,
+        ports: args.publish,
     };
     if !args.detach {
         return Ok(kiln::container::run(store, &request)?);

@@ -102,7 +102,7 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<Config, Con
     let id = containers.find(reference)?;
     let config = containers.config(&id)?;
     loop {
-        if let Some(held) = containers.try_hold(&id)? {
+        if let Some(held) = containers.hold_stopped(&id)? {
             containers.remove(&id, &held)?;
             return Ok(config);
         }

@@ -66,6 +66,8 @@ pub enum ContainerError {
     ExecNotRunning(String),
     #[error("running a command in container {0}")]
     Exec(String, #[source] std::io::Error),
+    #[error("-p publishes ports of the container's own network: it cannot go with --network host or none")]
+    PortsNeedNetwork,
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]
@@ -127,6 +129,10 @@ pub struct RunRequest {
     pub network: NetworkMode,
     /// `-m`, `--cpus`, `--pids-limit`.
     pub limits: Limits,
+    /// `-t`: a pty for the command's streams.
+    pub tty: bool,
+    /// `-p`.
+    pub ports: Vec<crate::sandbox::PortMap>,
 }
 
 impl RunRequest {
@@ -200,7 +206,12 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         log,
         network: request.network,
         limits: request.limits,
+        tty: request.tty,
+        ports: request.ports.clone(),
     };
+    if !config.ports.is_empty() && config.network != NetworkMode::Outbound {
+        return Err(ContainerError::PortsNeedNetwork);
+    }
     // A limit the machine cannot apply fails here, not in the monitor.
     crate::sandbox::cgroup::Cgroup::check(&config.limits).map_err(SandboxError::from)?;
     let containers = Containers::new(store);

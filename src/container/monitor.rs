@@ -54,6 +54,10 @@ pub fn supervise(
     let ready = Mutex::new(ready);
     let ended =
         run_held(store, &containers, &config, exe, attach, &|r| (ready.lock().unwrap_or_else(|e| e.into_inner()))(r));
+    // Whatever the sandbox left to end off its path (its process, its
+    // network helper and the port it holds) ends before the state says the
+    // container stopped.
+    crate::store::trash::wait_empty();
     let result = match ended {
         Ok(state) => {
             let code = state.exit_code;
@@ -104,6 +108,7 @@ fn run_held(
         hostname: config.hostname.clone(),
         network: config.network,
         limits: config.limits,
+        terminal: config.tty,
         ..Spec::default()
     };
     let terminal = matches!(attach, Attach::Terminal { .. });
@@ -137,11 +142,14 @@ fn run_held(
         }
     };
     let stdin = matches!(attach, Attach::Terminal { stdin: true });
-    let exit = Sandbox::new(exe, &store.work_dir()).run(
-        &spec,
-        Stdio::Streams { stdin, sink: &sink, started: &started },
-        &|| false,
-    )?;
+    let stdio = if config.tty {
+        Stdio::Terminal { input: stdin, sink: &sink, started: &started }
+    } else {
+        Stdio::Streams { stdin, sink: &sink, started: &started }
+    };
+    // Keystrokes go to the container's terminal as they are typed, ^C included.
+    let _raw = (config.tty && stdin).then(RawMode::enter).flatten();
+    let exit = Sandbox::new(exe, &store.work_dir()).with_ports(&config.ports).run(&spec, stdio, &|| false)?;
     log.finish();
     if let Some(e) = record_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
@@ -157,12 +165,37 @@ fn run_held(
     })
 }
 
+/// kiln's terminal in raw mode while it lives, put back as it was after.
+struct RawMode {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// Raw mode on stdin, when it is a terminal.
+    fn enter() -> Option<Self> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
 /// Start container `id` with a monitor of its own that outlives this
 /// process; back once its command runs.
 pub fn start(store: &Store, id: &str, exe: &Path) -> Result<(), ContainerError> {
     let containers = Containers::new(store);
     let config = containers.config(id)?;
-    if containers.monitor_alive(id)? {
+    // Held only to see that no monitor does: the new one takes it itself.
+    if containers.hold_stopped(id)?.is_none() {
         return Err(ContainerError::AlreadyRunning(config.name));
     }
     let failed = |reason: String| ContainerError::Start { name: config.name.clone(), reason };

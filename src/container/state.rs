@@ -53,6 +53,12 @@ pub struct Config {
     pub network: crate::sandbox::NetworkMode,
     #[serde(default)]
     pub limits: crate::sandbox::Limits,
+    /// A pty for its streams (`-t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// `-p`: its ports published on the host.
+    #[serde(default)]
+    pub ports: Vec<crate::sandbox::PortMap>,
 }
 
 /// Where a container is in its life, as docker names it.
@@ -243,6 +249,23 @@ impl Containers {
             Ok(()) => Ok(Some(Held { _file: file })),
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
             Err(e) => Err(io("locking", &path)(e)),
+        }
+    }
+
+    /// Hold the container unless it runs: one whose state says it stopped
+    /// is waited for while its monitor lets go (it records the end, then
+    /// exits). `None` while it runs, or starts.
+    pub fn hold_stopped(&self, id: &str) -> Result<Option<Held>, ContainerError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(held) = self.try_hold(id)? {
+                return Ok(Some(held));
+            }
+            let state = self.state(id)?;
+            if matches!(state.status, Status::Running | Status::Created) || std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 

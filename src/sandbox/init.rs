@@ -68,6 +68,8 @@ pub enum InitError {
     DeathSignal(#[source] Errno),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    #[error("making the container's terminal its controlling terminal")]
+    Terminal(#[source] Errno),
     #[error("sethostname")]
     Hostname(#[source] Errno),
     #[error(transparent)]
@@ -393,7 +395,7 @@ fn exec_command(
             return e.into();
         }
     }
-    if let Err(e) = become_user(sys, user, confinement, cwd, &spec.cwd, groups_denied) {
+    if let Err(e) = become_user(sys, user, confinement, cwd, &spec.cwd, groups_denied, spec.terminal) {
         return e.into();
     }
     // Signals PID 1 blocked, or Rust's runtime ignores, start at their
@@ -476,9 +478,14 @@ fn become_user(
     cwd: &OwnedFd,
     cwd_text: &str,
     groups_denied: bool,
+    terminal: bool,
 ) -> Result<()> {
     // A session of its own, as the command's process group leader.
     let _ = sys.setsid();
+    // SAFETY: an ioctl on stdin, which is the pty the launcher made.
+    if terminal && unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(InitError::Terminal(Errno::last()));
+    }
     if !groups_denied {
         let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         sys.setgroups(&groups).map_err(InitError::Setgroups)?;
@@ -561,7 +568,7 @@ mod tests {
         prepare_root(&sys, &spec).unwrap();
         let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27], home: "/".into() };
         let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid)).unwrap();
-        become_user(&sys, &user, confinement, &cwd, &spec.cwd, groups_denied).unwrap();
+        become_user(&sys, &user, confinement, &cwd, &spec.cwd, groups_denied, false).unwrap();
         sys.calls()
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::cgroup::CgroupError;
 use super::channel::ChannelError;
-use super::network::NetworkError;
+use super::network::{NetworkError, PortMap};
 use super::started::{Started, Wiring};
 use super::warm::Warm;
 use super::{Limits, NetworkMode, Spec, SpecError};
@@ -49,6 +49,11 @@ pub enum Stdio<'a> {
     /// gets SIGPIPE, as in a shell pipeline); `started` is told the sandbox
     /// process's pid once it has its spec.
     Streams { stdin: bool, sink: &'a (dyn Fn(Stream, &[u8]) -> bool + Sync), started: &'a (dyn Fn(u32) + Sync) },
+    /// A new pty for stdin, stdout and stderr (`kiln run -t`): what the
+    /// command writes is handed to `sink` as stdout; with `input`, kiln's
+    /// stdin is copied in (a terminal, in raw mode, by the caller), and
+    /// kiln's window size follows it there.
+    Terminal { input: bool, sink: &'a (dyn Fn(Stream, &[u8]) -> bool + Sync), started: &'a (dyn Fn(u32) + Sync) },
     /// stdin is /dev/null; stdout and stderr, merged, are handed over line by line.
     Capture(&'a mut (dyn FnMut(&str) + Send)),
 }
@@ -77,12 +82,19 @@ pub struct Sandbox {
     exe: PathBuf,
     scratch: PathBuf,
     warm: Warm,
+    ports: Vec<PortMap>,
 }
 
 impl Sandbox {
     /// A sandbox launcher re-executing `exe`, with spec files under `scratch`.
     pub fn new(exe: &Path, scratch: &Path) -> Self {
-        Self { exe: exe.to_owned(), scratch: scratch.to_owned(), warm: Warm::default() }
+        Self { exe: exe.to_owned(), scratch: scratch.to_owned(), warm: Warm::default(), ports: Vec::new() }
+    }
+
+    /// Publish `ports` of each sandbox's network on the host (`kiln run -p`).
+    pub fn with_ports(mut self, ports: &[PortMap]) -> Self {
+        self.ports = ports.to_vec();
+        self
     }
 
     /// Run `spec` to completion and say how it ended (see [`Exit`]).
@@ -98,12 +110,13 @@ impl Sandbox {
         let spec = spec.validated()?;
         let wiring = Wiring::of(&stdio);
         let warm = match wiring {
-            Wiring::Capture => self.warm.take(spec.network, &spec.limits),
-            Wiring::Proxy { .. } => None,
+            Wiring::Capture if self.ports.is_empty() => self.warm.take(spec.network, &spec.limits),
+            Wiring::Capture => None,
+            Wiring::Proxy { .. } | Wiring::Terminal { .. } => None,
         };
         let started = match warm {
             Some(started) => started,
-            None => Started::start(&self.exe, &self.scratch, spec.network, &spec.limits, wiring)?,
+            None => Started::start(&self.exe, &self.scratch, spec.network, &spec.limits, wiring, &self.ports)?,
         };
         started.run(spec, stdio, &self.scratch, cancelled)
     }

@@ -39,7 +39,7 @@ pub use init::{child_main, InitError};
 pub use join::{exec_main, JoinError};
 pub use launch::{Exit, Sandbox, SandboxError, Stdio, Stream};
 pub use mounts::MountError;
-pub use network::{NetworkError, NetworkSetup};
+pub use network::{NetworkError, NetworkSetup, PortMap};
 pub use seccomp::SeccompError;
 pub use signals::{forwarded, forwarded_names};
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};

@@ -103,6 +103,47 @@ pub enum NetworkError {
     Failed { name: &'static str, output: String },
     #[error("{0} did not set up the step's network within {1} seconds")]
     Timeout(&'static str, u64),
+    #[error("publishing ports (-p) needs pasta (Debian package passt): apt-get install passt")]
+    PortsNeedPasta,
+}
+
+/// A port of the sandbox published on the host (`kiln run -p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortMap {
+    /// The host address it listens on; `None` for all of them.
+    pub host_ip: Option<std::net::IpAddr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub udp: bool,
+}
+
+impl PortMap {
+    /// docker's `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`.
+    pub fn parse(text: &str) -> Result<PortMap, String> {
+        let bad = |why: &str| format!("-p {text}: {why}");
+        let (spec, proto) = text.rsplit_once('/').unwrap_or((text, "tcp"));
+        let udp = match proto {
+            "tcp" => false,
+            "udp" => true,
+            _ => return Err(bad("the protocol is tcp or udp")),
+        };
+        let (host, container) = spec.rsplit_once(':').ok_or_else(|| bad("give HOST_PORT:CONTAINER_PORT"))?;
+        let (host_ip, host_port) = match host.rsplit_once(':') {
+            Some((ip, port)) => {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                (Some(ip.parse().map_err(|_| bad("the host address is not an IP address"))?), port)
+            }
+            None => (None, host),
+        };
+        let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("ports are 1 to 65535"));
+        Ok(PortMap { host_ip, host_port: port(host_port)?, container_port: port(container)?, udp })
+    }
+
+    /// As pasta's `-t`/`-u` take it: `[ADDR/]HOST:CONTAINER`.
+    fn pasta_arg(&self) -> String {
+        let addr = self.host_ip.map(|ip| format!("{ip}/")).unwrap_or_default();
+        format!("{addr}{}:{}", self.host_port, self.container_port)
+    }
 }
 
 /// A helper's own words, indented under the error (none when it said nothing).
@@ -134,9 +175,6 @@ impl Helper {
     /// The helper to use: slirp4netns when installed, else pasta (see the
     /// module doc). Looked up in `PATH`, or the system's folders without one.
     pub fn find() -> Option<Helper> {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
-        let dirs: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| d.is_absolute()).collect();
-        let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
         find("slirp4netns").map(Helper::Slirp4netns).or_else(|| find("pasta").map(Helper::Pasta))
     }
 
@@ -158,7 +196,23 @@ impl Helper {
 
     /// Its arguments, to attach to the namespaces of process `pid` and say
     /// it is ready on [`READY_FD`].
-    fn args(&self, pid: u32) -> Vec<String> {
+    fn args(&self, pid: u32, ports: &[PortMap]) -> Vec<String> {
+        let mut args = self.base_args(pid);
+        if let Helper::Pasta(_) = self {
+            // Published ports replace "none" (the pair after each flag).
+            for (flag, udp) in [("--tcp-ports", false), ("--udp-ports", true)] {
+                let wanted: Vec<String> = ports.iter().filter(|p| p.udp == udp).map(PortMap::pasta_arg).collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                let at = args.iter().position(|a| a == flag).expect("pasta's arguments name both");
+                args.splice(at..at + 2, wanted.into_iter().flat_map(|w| [flag.to_owned(), w]));
+            }
+        }
+        args
+    }
+
+    fn base_args(&self, pid: u32) -> Vec<String> {
         let (pid, pid_file, ready_fd) =
             (pid.to_string(), format!("/proc/self/fd/{READY_FD}"), format!("--ready-fd={READY_FD}"));
         let args: Vec<&str> = match self {
@@ -218,6 +272,12 @@ impl Helper {
     }
 }
 
+/// The program `name`, looked up in `PATH`, or the system's folders without one.
+fn find(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+    std::env::split_paths(&path).filter(|d| d.is_absolute()).map(|d| d.join(name)).find(|p| is_executable(p))
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -243,6 +303,7 @@ fn resolv_conf(host: &str, nameserver: &str) -> String {
 /// exist; `kiln run` can drive it the same way.
 pub struct NetworkSetup {
     helper: Option<Helper>,
+    ports: Vec<PortMap>,
     resolv_conf: Option<tempfile::NamedTempFile>,
     scratch: PathBuf,
 }
@@ -252,11 +313,23 @@ impl NetworkSetup {
     /// (an error when none is installed) and its resolv.conf, written under
     /// `scratch`.
     pub fn new(mode: NetworkMode, scratch: &Path) -> Result<Self, NetworkError> {
-        let mut setup = NetworkSetup { helper: None, resolv_conf: None, scratch: scratch.to_owned() };
+        Self::publishing(mode, scratch, &[])
+    }
+
+    /// As [`NetworkSetup::new`], with `ports` published on the host (by
+    /// pasta, which binds them before the sandbox starts: a port in use is
+    /// an error then).
+    pub fn publishing(mode: NetworkMode, scratch: &Path, ports: &[PortMap]) -> Result<Self, NetworkError> {
+        let mut setup =
+            NetworkSetup { helper: None, ports: ports.to_vec(), resolv_conf: None, scratch: scratch.to_owned() };
         if mode != NetworkMode::Outbound {
             return Ok(setup);
         }
-        let helper = Helper::find().ok_or(NetworkError::NoHelper)?;
+        let helper = if ports.is_empty() {
+            Helper::find().ok_or(NetworkError::NoHelper)?
+        } else {
+            find("pasta").map(Helper::Pasta).ok_or(NetworkError::PortsNeedPasta)?
+        };
         let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let err = |e| NetworkError::ResolvConf(scratch.to_owned(), e);
         let mut file = tempfile::Builder::new()
@@ -286,7 +359,7 @@ impl NetworkSetup {
         let mut log = tempfile::tempfile_in(&self.scratch).map_err(|e| NetworkError::Spawn(name, e))?;
         let (mut ready, ready_writer) = std::io::pipe().map_err(|e| NetworkError::Spawn(name, e))?;
         let mut cmd = Command::new(helper.program());
-        cmd.args(helper.args(pid)).env_clear().stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.args(helper.args(pid, &self.ports)).env_clear().stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(log.try_clone().map_err(|e| NetworkError::Spawn(name, e))?);
         let writer_fd = ready_writer.as_fd().as_raw_fd();
         // SAFETY: between fork and exec only raw, async-signal-safe syscalls
@@ -347,8 +420,9 @@ impl Attached {
             let _ = child.kill();
             // The helper's exit closes its tap device, which the kernel
             // unregisters slowly (an RCU grace period, tens of ms): reaped
-            // off the step's path.
-            let _ = std::thread::Builder::new().name("net-reap".into()).spawn(move || {
+            // off the step's path, but before kiln ends, so that a port it
+            // published is free once the container's monitor is gone.
+            crate::store::trash::later(move || {
                 let _ = child.wait();
             });
         }
@@ -502,7 +576,7 @@ mod tests {
 
     #[test]
     fn neither_helper_is_ever_told_to_reach_the_host_or_publish_ports() {
-        let pasta = Helper::Pasta("/usr/bin/pasta".into()).args(42);
+        let pasta = Helper::Pasta("/usr/bin/pasta".into()).args(42, &[]);
         for (flag, value) in
             [("--tcp-ports", "none"), ("--udp-ports", "none"), ("--tcp-ns", "none"), ("--udp-ns", "none")]
         {
@@ -511,7 +585,7 @@ mod tests {
         }
         assert!(pasta.contains(&"--no-map-gw".to_owned()));
         assert_eq!(pasta.last().unwrap(), "42");
-        let slirp = Helper::Slirp4netns("/usr/bin/slirp4netns".into()).args(42);
+        let slirp = Helper::Slirp4netns("/usr/bin/slirp4netns".into()).args(42, &[]);
         assert!(slirp.contains(&"--disable-host-loopback".to_owned()));
         assert!(!slirp.iter().any(|a| a.starts_with("--api-socket")));
         assert_eq!(slirp[slirp.len() - 2..], ["42", "tap0"]);
@@ -545,8 +619,12 @@ mod tests {
             while fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == ours) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let setup =
-                NetworkSetup { helper: Some(helper.clone()), resolv_conf: None, scratch: dir.path().to_owned() };
+            let setup = NetworkSetup {
+                helper: Some(helper.clone()),
+                ports: vec![],
+                resolv_conf: None,
+                scratch: dir.path().to_owned(),
+            };
             let attached = setup.attach(pid).unwrap_or_else(|e| panic!("{}: {e}: {:?}", helper.name(), e));
             let pid_text = pid.to_string();
             let ip = ["-t", &pid_text, "-U", "-n", "--preserve-credentials", "ip", "-4", "-o", "addr"];
@@ -567,11 +645,30 @@ mod tests {
     }
 
     #[test]
+    fn published_ports_read_as_dockers_and_reach_pastas_command_line() {
+        let p = |t: &str| PortMap::parse(t);
+        assert_eq!(p("8080:80"), Ok(PortMap { host_ip: None, host_port: 8080, container_port: 80, udp: false }));
+        let local = p("127.0.0.1:53:5353/udp").unwrap();
+        assert_eq!((local.host_ip, local.udp), (Some([127, 0, 0, 1].into()), true));
+        assert_eq!(p("[::1]:8080:80").unwrap().host_ip, Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        for bad in ["80", "0:80", "8080:70000", "x:8080:80", "8080:80/sctp", ""] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        let args =
+            Helper::Pasta("/usr/bin/pasta".into()).args(7, &[p("8080:80").unwrap(), p("9000:90").unwrap(), local]);
+        let line = args.join(" ");
+        assert!(line.contains("--tcp-ports 8080:80 --tcp-ports 9000:90 "), "{line}");
+        assert!(line.contains("--udp-ports 127.0.0.1/53:5353 "), "{line}");
+        assert!(line.contains("--tcp-ns none") && !line.contains("--tcp-ports none"), "{line}");
+    }
+
+    #[test]
     fn a_helper_that_dies_is_an_error_with_its_words() {
         let dir = tempfile::tempdir().unwrap();
         // `false` stands for a helper that fails at once, saying nothing.
         let setup = NetworkSetup {
             helper: Some(Helper::Slirp4netns("/bin/false".into())),
+            ports: vec![],
             resolv_conf: None,
             scratch: dir.path().to_owned(),
         };

@@ -47,6 +47,11 @@ pub struct Spec {
     /// cgroup limits and the timeout.
     #[serde(default)]
     pub limits: Limits,
+    /// The command's stdin, stdout and stderr are a terminal (a pty the
+    /// launcher made, never kiln's own), which becomes its controlling
+    /// terminal: `kiln run -t`.
+    #[serde(default)]
+    pub terminal: bool,
     /// `RUN --security=insecure`: every capability and no seccomp filter
     /// (the engine allows it only with `--allow security.insecure`).
     #[serde(default)]

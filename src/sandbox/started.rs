@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use super::cgroup::{Cgroup, CgroupError};
 use super::channel::{self, ChannelError};
 use super::launch::{Exit, SandboxError, Stdio, Stream};
-use super::network::{Attached, NetworkSetup};
+use super::network::{Attached, NetworkSetup, PortMap};
 use super::{signals, Limits, NetworkMode, Spec};
 
 /// How the sandbox's standard streams are wired, chosen when it starts.
@@ -32,6 +32,8 @@ pub(crate) enum Wiring {
     Proxy { stdin: bool },
     /// One pipe for stdout and stderr together; stdin is /dev/null.
     Capture,
+    /// A pty for all three.
+    Terminal { input: bool },
 }
 
 impl Wiring {
@@ -39,14 +41,21 @@ impl Wiring {
         match stdio {
             Stdio::Proxy { stdin } | Stdio::Streams { stdin, .. } => Wiring::Proxy { stdin: *stdin },
             Stdio::Capture(_) => Wiring::Capture,
+            Stdio::Terminal { input, .. } => Wiring::Terminal { input: *input },
         }
     }
 }
 
 /// Kiln's ends of the pipes of a [`Wiring`].
 enum Pipes {
-    Proxy { input: Option<std::io::PipeWriter>, out: std::io::PipeReader, err: std::io::PipeReader },
+    Proxy {
+        input: Option<std::io::PipeWriter>,
+        out: std::io::PipeReader,
+        err: std::io::PipeReader,
+    },
     Capture(std::io::PipeReader),
+    /// The pty's master side.
+    Terminal(fs::File),
 }
 
 /// A sandbox process in its namespaces, ids mapped, network attached and
@@ -73,12 +82,13 @@ impl Started {
         mode: NetworkMode,
         limits: &Limits,
         wiring: Wiring,
+        ports: &[PortMap],
     ) -> Result<Started, SandboxError> {
         // Made before anything runs: a limit that cannot be applied is an
         // error, never a step run without it.
         let cgroup = Cgroup::for_limits(limits)?;
         // The helper is found (or its absence reported) before anything runs.
-        let network = NetworkSetup::new(mode, scratch)?;
+        let network = NetworkSetup::publishing(mode, scratch, ports)?;
         // The handshake (see `channel`): the child unshares, asks, and waits
         // until we have written its id maps, then for its spec.
         let (mut launcher, child_end) = channel::pair().map_err(SandboxError::Handshake)?;
@@ -98,6 +108,12 @@ impl Started {
                 };
                 cmd.stdout(out_write).stderr(err_write);
                 Pipes::Proxy { input, out: out_read, err: err_read }
+            }
+            Wiring::Terminal { .. } => {
+                let pty = nix::pty::openpty(window_size().as_ref(), None).map_err(|e| SandboxError::Spawn(e.into()))?;
+                let slave = || pty.slave.try_clone().map_err(SandboxError::Spawn);
+                cmd.stdin(slave()?).stdout(slave()?).stderr(slave()?);
+                Pipes::Terminal(fs::File::from(pty.master))
             }
             Wiring::Capture => {
                 let (reader, writer) = std::io::pipe().map_err(SandboxError::Spawn)?;
@@ -197,7 +213,7 @@ impl Started {
         let mut child = self.child.take().expect("a started sandbox has its process");
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
-        let forward_signals = matches!(stdio, Stdio::Proxy { .. } | Stdio::Streams { .. });
+        let forward_signals = !matches!(stdio, Stdio::Capture(_));
         let _forwarding = match forward_signals.then(|| signals::install(false)).transpose() {
             Ok(forwarding) => forwarding,
             Err(e) => {
@@ -210,13 +226,19 @@ impl Started {
         let exit_fd = pidfd(child.id());
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         let cgroup = self.cgroup.take();
-        let (proxy, output, streams) = match (self.pipes.take(), stdio) {
-            (Some(Pipes::Proxy { input, out, err }), Stdio::Proxy { .. }) => (Some((input, out, err)), None, None),
+        let (proxy, output, streams, terminal) = match (self.pipes.take(), stdio) {
+            (Some(Pipes::Proxy { input, out, err }), Stdio::Proxy { .. }) => {
+                (Some((input, out, err)), None, None, None)
+            }
             (Some(Pipes::Proxy { input, out, err }), Stdio::Streams { sink, started, .. }) => {
                 started(child.id());
-                (None, None, Some((input, out, err, sink)))
+                (None, None, Some((input, out, err, sink)), None)
             }
-            (Some(Pipes::Capture(reader)), Stdio::Capture(sink)) => (None, Some((reader, sink)), None),
+            (Some(Pipes::Terminal(master)), Stdio::Terminal { input, sink, started }) => {
+                started(child.id());
+                (None, None, None, Some((master, input, sink)))
+            }
+            (Some(Pipes::Capture(reader)), Stdio::Capture(sink)) => (None, Some((reader, sink)), None, None),
             _ => unreachable!("a sandbox runs with the wiring it started with (see `Started::fits`)"),
         };
 
@@ -225,7 +247,7 @@ impl Started {
         let status = thread::scope(|s| {
             if let Some((input, out, err)) = proxy {
                 if let Some(input) = input {
-                    s.spawn(|| copy_stdin(input, &stdin_done));
+                    s.spawn(|| copy_stdin(input, &stdin_done, None));
                 }
                 s.spawn(move || copy_out(out, std::io::stdout()));
                 s.spawn(move || copy_out(err, std::io::stderr()));
@@ -233,9 +255,25 @@ impl Started {
             if let Some((reader, sink)) = output {
                 s.spawn(move || for_each_line(reader, MAX_LINE, sink));
             }
+            if let Some((master, input, sink)) = terminal {
+                let from = master.try_clone();
+                s.spawn(move || {
+                    if let Ok(from) = from {
+                        for_each_chunk(from, Stream::Stdout, sink);
+                    }
+                });
+                if input {
+                    let (to, done) = (master.try_clone(), &stdin_done);
+                    s.spawn(move || {
+                        if let Ok(to) = to {
+                            copy_stdin(to, done, Some(&master));
+                        }
+                    });
+                }
+            }
             if let Some((input, out, err, sink)) = streams {
                 if let Some(input) = input {
-                    s.spawn(|| copy_stdin(input, &stdin_done));
+                    s.spawn(|| copy_stdin(input, &stdin_done, None));
                 }
                 s.spawn(move || for_each_chunk(out, Stream::Stdout, sink));
                 s.spawn(move || for_each_chunk(err, Stream::Stderr, sink));
@@ -382,15 +420,28 @@ fn for_each_line(from: impl Read, max: usize, sink: &mut (dyn FnMut(&str) + Send
 /// the user types next belongs to whatever reads kiln's stdin next (the next
 /// `--debug-shell`). Read straight from fd 0: std's buffered stdin could
 /// keep input back from the next reader.
-fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
+fn copy_stdin(mut to: impl Write, done: &AtomicBool, pty: Option<&fs::File>) {
     let fd = std::io::stdin().as_fd().as_raw_fd();
     let mut buf = [0u8; 8192];
+    let mut size = None;
+    // The pty follows kiln's window: its foreground processes get SIGWINCH
+    // from the kernel when the size changes. Looked at every turn, and
+    // before any input is passed on, so a command typed after a resize sees it.
+    let mut follow = || {
+        let Some(pty) = pty else { return };
+        if let Some(now) = window_size().filter(|w| Some((w.ws_row, w.ws_col)) != size) {
+            size = Some((now.ws_row, now.ws_col));
+            // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+            unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &now) };
+        }
+    };
     while !done.load(Ordering::Relaxed) {
+        follow();
         let mut ready = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one pollfd, valid for the call.
         match Errno::result(unsafe { libc::poll(&mut ready, 1, 100) }) {
             Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {}
+            Ok(_) => follow(),
             Err(_) => return,
         }
         match nix::unistd::read(fd, &mut buf) {
@@ -404,6 +455,15 @@ fn copy_stdin(mut to: std::io::PipeWriter, done: &AtomicBool) {
             Err(_) => return,
         }
     }
+}
+
+/// The size of the terminal kiln's stdout (else stdin) is, if either is one.
+fn window_size() -> Option<nix::pty::Winsize> {
+    let mut size = nix::pty::Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    [1, 0].into_iter().find_map(|fd| {
+        // SAFETY: TIOCGWINSZ writes one winsize to a valid pointer.
+        (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0 && size.ws_row > 0).then_some(size)
+    })
 }
 
 /// Ready the sandbox process `pid`, which has unshared its namespaces and
@@ -436,10 +496,11 @@ fn joined(joining: Option<thread::JoinHandle<Result<(), CgroupError>>>) -> Resul
 /// gone, flushing as it goes so interleaved output keeps its order.
 /// Hand what `from` gives to `sink` as it comes, until its end or until
 /// `sink` wants no more.
-fn for_each_chunk(mut from: std::io::PipeReader, stream: Stream, sink: &(dyn Fn(Stream, &[u8]) -> bool + Sync)) {
+fn for_each_chunk(mut from: impl Read, stream: Stream, sink: &(dyn Fn(Stream, &[u8]) -> bool + Sync)) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
+            // A pty's master reads EIO once no process holds its other side.
             Ok(0) => return,
             Ok(n) => {
                 if !sink(stream, &buf[..n]) {

@@ -124,7 +124,7 @@ impl Warm {
             .name("sandbox-warm".into())
             .spawn(move || {
                 for r in received {
-                    let started = Started::start(&r.exe, &r.scratch, r.kind.0, &r.kind.1, Wiring::Capture).ok();
+                    let started = Started::start(&r.exe, &r.scratch, r.kind.0, &r.kind.1, Wiring::Capture, &[]).ok();
                     finish(&shared, &r.kind, started);
                 }
             })

@@ -36,7 +36,8 @@ fn processes_of(k: &Kiln) -> Vec<String> {
 #[test]
 fn a_detached_container_outlives_the_cli_logs_and_stops_cleanly() {
     for k in Kiln::each_mode() {
-        let script = "echo hello; echo oops >&2; trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done";
+        // The trap first: a stop before it would find no trap to run.
+        let script = "trap 'echo bye; exit 3' TERM; echo hello; echo oops >&2; while true; do sleep 0.1; done";
         let out = k.cmd(&["run", "-d", "--name", "web", "busybox", "sh", "-c", script]).ok();
         let id = out.stdout.trim().to_owned();
         assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{:?}: {}", k.mode, out.stdout);
@@ -64,8 +65,9 @@ fn a_detached_container_outlives_the_cli_logs_and_stops_cleanly() {
 #[test]
 fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
     let k = Kiln::with_busybox();
-    k.cmd(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
-        .ok();
+    let script = "trap '' TERM; echo ready; while true; do sleep 0.1; done";
+    k.cmd(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", script]).ok();
+    eventually("the trap is set", || k.cmd(&["logs", "stubborn"]).stdout == "ready\n");
     let started = Instant::now();
     k.cmd(&["stop", "-t", "1", "stubborn"]).ok();
     assert!(started.elapsed() >= Duration::from_millis(900), "SIGKILL came before the timeout");
@@ -78,8 +80,9 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
 #[test]
 fn kill_sends_the_signal_asked_and_refuses_one_it_cannot_pass_on() {
     let k = Kiln::with_busybox();
-    k.cmd(&["run", "-d", "--name", "kk", "busybox", "sh", "-c", "trap 'exit 10' USR1; while true; do sleep 0.1; done"])
-        .ok();
+    let script = "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done";
+    k.cmd(&["run", "-d", "--name", "kk", "busybox", "sh", "-c", script]).ok();
+    eventually("the trap is set", || k.cmd(&["logs", "kk"]).stdout == "ready\n");
     let out = k.cmd(&["kill", "-s", "SIGSTOP", "kk"]).failed();
     assert!(out.stderr.contains("SIGSTOP") && out.stderr.contains("SIGKILL"), "{}", out.stderr);
     k.cmd(&["kill", "-s", "usr1", "kk"]).ok();
@@ -144,6 +147,11 @@ fn an_attached_run_is_recorded_unless_rm_and_start_runs_it_again_with_its_files(
     assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
     // The second run saw the first one's file: the container keeps its changes.
     assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout, "x\nx\nx\n");
+    // restart: stopped (it is already), then started again.
+    assert_eq!(k.cmd(&["restart", "keep"]).ok().stdout, "keep\n");
+    assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
+    assert_eq!(k.cmd(&["logs", "--tail", "3", "keep"]).ok().stdout, "x\nx\nx\n");
+    assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout.lines().count(), 6);
     k.cmd(&["run", "--rm", "--name", "gone", "busybox", "true"]).ok();
     assert_eq!(ps_line(&k, "gone"), None);
     k.cmd(&["run", "-d", "--rm", "--name", "gone-too", "busybox", "true"]).ok();
@@ -324,6 +332,101 @@ fn exec_runs_in_the_containers_namespaces_as_confined_as_its_command() {
         let out = k.cmd(&["exec", "target", "true"]);
         assert!(out.code == 125 && out.stderr.contains("is not running"), "{}", out.stderr);
         k.cmd(&["rm", "target"]).ok();
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn run_it_is_an_interactive_shell_on_a_terminal_of_its_own_that_follows_the_window() {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    for k in Kiln::each_mode() {
+        let size = nix::pty::Winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        let slave = pty.slave.as_raw_fd();
+        let mut cmd = k.command();
+        cmd.args(["run", "-it", "--rm", "busybox", "sh"]);
+        cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        // SAFETY: setsid and ioctl only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let saw = |what: &str| seen.lock().unwrap().contains(what);
+        // Typed as a person types: a line, read by the shell on its own terminal.
+        master.write_all(b"stty size; [ -t 0 ] && echo on-a-$((6*7))-tty\n").unwrap();
+        eventually("the shell answers on its terminal", || saw("33 101") && saw("on-a-42-tty"));
+        let resized = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &resized) }, 0);
+        master.write_all(b"stty size; exit 5\n").unwrap();
+        eventually("the new size reaches the container", || saw("40 120"));
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(5), "{:?}: {}", k.mode, seen.lock().unwrap());
+        // kiln's terminal is as it was: cooked, echoing.
+        let modes = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        use nix::sys::termios::LocalFlags;
+        assert!(modes.local_flags.contains(LocalFlags::ECHO | LocalFlags::ICANON), "{:?}", k.mode);
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn a_published_port_answers_on_loopback_and_a_port_in_use_is_a_clear_error() {
+    use std::io::{Read as _, Write as _};
+    for k in Kiln::each_mode() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let publish = format!("{port}:8080");
+        let script = "echo hello-from-the-container > /tmp/index.html; exec httpd -f -p 8080 -h /tmp";
+        k.cmd(&["run", "-d", "--name", "web", "-p", &publish, "busybox", "sh", "-c", script]).ok();
+        let mut answer = String::new();
+        eventually("the published port answers", || {
+            let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            answer.clear();
+            conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").is_ok()
+                && conn.read_to_string(&mut answer).is_ok()
+                && answer.contains("hello-from-the-container")
+        });
+        let line = ps_line(&k, "web").unwrap();
+        assert!(line.contains(&format!("0.0.0.0:{port}->8080/tcp")), "{line}");
+        // The host port is taken now: the second container cannot have it.
+        let out = k.cmd(&["run", "-d", "--name", "second", "-p", &publish, "busybox", "sleep", "10"]);
+        assert_eq!(out.code, 125, "{:?}: {}", k.mode, out.stderr);
+        assert!(out.stderr.contains(&port.to_string()) && out.stderr.contains("pasta"), "{}", out.stderr);
+        let out = k.cmd(&["run", "--network", "none", "-p", "8081:80", "busybox", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("--network host or none"), "{}", out.stderr);
+        let out = k.cmd(&["run", "-p", "99999:80", "busybox", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("ports are 1 to 65535"), "{}", out.stderr);
+        k.cmd(&["rm", "-f", "web", "second"]).ok();
+        let listening = || Command::new("ss").args(["-Hltnp", &format!("sport = :{port}")]).output().unwrap().stdout;
+        assert!(
+            listening().is_empty(),
+            "{:?}: the port is let go with the container: {}",
+            k.mode,
+            String::from_utf8_lossy(&listening())
+        );
         k.assert_clean();
     }
 }
