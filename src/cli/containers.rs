@@ -55,6 +55,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove its anonymous volumes too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -90,4 +93,47 @@ pub struct ExecArgs {
     /// The container, then the command and its arguments.
     #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2.., trailing_var_arg = true)]
     pub container_and_command: Vec<String>,
+}
+
+/// `kiln volume`.
+#[derive(clap::Args)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+/// `kiln volume`'s subcommands.
+#[derive(clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Make a volume (named, or else anonymous); prints its name.
+    Create {
+        name: Option<String>,
+        /// The driver: kiln has local volumes only.
+        #[arg(short = 'd', long, default_value = "local")]
+        driver: String,
+    },
+    /// List volumes.
+    Ls {
+        /// Only the names.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove the anonymous volumes no container uses (with -a, every unused one).
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not ask (kiln never asks).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }

@@ -58,6 +58,8 @@ pub enum Command {
     Start(containers::ContainersArgs),
     /// Stop, then start containers.
     Restart(containers::StopArgs),
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    Volume(containers::VolumeArgs),
     /// Wait for containers to stop, then print their exit codes.
     Wait(containers::ContainersArgs),
     #[command(name = "__monitor", hide = true)]

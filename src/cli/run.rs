@@ -14,6 +14,13 @@ pub struct Args {
     /// Publish a port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/udp] (repeatable).
     #[arg(short = 'p', long = "publish", value_parser = kiln::sandbox::PortMap::parse)]
     pub publish: Vec<kiln::sandbox::PortMap>,
+    /// A bind mount or a volume: /host/path:/ctr[:ro], NAME:/ctr[:ro] (made
+    /// on first use, filled from the image), or /ctr (anonymous) (repeatable).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// A mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…] (repeatable).
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Run it in the background and print its ID: it outlives this command.
     #[arg(short = 'd', long)]
     pub detach: bool,

@@ -37,7 +37,7 @@ pub fn kill(store: &Store, args: KillArgs) -> anyhow::Result<i32> {
 
 pub fn rm(store: &Store, args: RmArgs) -> anyhow::Result<i32> {
     each(&args.containers, |c| {
-        container::remove(store, c, args.force)?;
+        container::remove(store, c, args.force, args.volumes)?;
         Ok(c.to_owned())
     })
 }

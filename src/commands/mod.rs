@@ -26,6 +26,7 @@ mod save;
 mod search;
 mod system;
 mod tag;
+mod volume;
 
 use clap::Parser;
 
@@ -81,6 +82,7 @@ pub fn main() -> i32 {
             Command::Ps(args) => ps::ps(&store, args).map(|()| 0),
             Command::Logs(args) => logs::logs(&store, args).map(|()| 0),
             Command::Exec(args) => containers::exec(&store, args),
+            Command::Volume(args) => volume::volume(&store, args).map(|()| 0),
             Command::Stop(args) => containers::stop(&store, args),
             Command::Kill(args) => containers::kill(&store, args),
             Command::Rm(args) => containers::rm(&store, args),

@@ -44,6 +44,7 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
         },
         tty: args.tty,
         ports: args.publish,
+        mounts: mounts(&args.volume, &args.mount)?,
     };
     if !args.detach {
         return Ok(kiln::container::run(store, &request)?);
@@ -52,10 +53,23 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
     if let Err(e) = kiln::container::start(store, &container.id, &std::env::current_exe()?) {
         // docker leaves it created; `--rm` asked for nothing to be left.
         if request.auto_remove {
-            let _ = kiln::container::remove(store, &container.id, true);
+            let _ = kiln::container::remove(store, &container.id, true, true);
         }
         return Err(e.into());
     }
     crate::outln!("{}", container.id)?;
     Ok(0)
+}
+
+/// `-v` and `--mount`, in that order.
+fn mounts(volumes: &[String], mounts: &[String]) -> anyhow::Result<Vec<kiln::container::volumes::Mount>> {
+    use kiln::container::volumes::Mount;
+    let mut out = Vec::new();
+    for v in volumes {
+        out.push(Mount::from_volume_flag(v)?);
+    }
+    for m in mounts {
+        out.push(Mount::from_mount_flag(m)?);
+    }
+    Ok(out)
 }

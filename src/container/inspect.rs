@@ -54,6 +54,7 @@ pub fn inspect_json(containers: &Containers, id: &str) -> Result<Value, Containe
             "NanoCpus": config.limits.millicpus.unwrap_or(0) * 1_000_000,
             "PidsLimit": config.limits.pids,
             "PortBindings": config.ports,
+            "Mounts": config.mounts,
             "LogConfig": { "Type": "json-file", "Config": {
                 "max-size": config.log.max_size.to_string(),
                 "max-file": config.log.max_files.to_string(),

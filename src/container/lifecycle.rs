@@ -95,15 +95,17 @@ pub fn wait(store: &Store, reference: &str) -> Result<i32, ContainerError> {
     }
 }
 
-/// Remove container `reference`: its record, logs and filesystem. A running
-/// one only with `force`, killed first.
-pub fn remove(store: &Store, reference: &str, force: bool) -> Result<Config, ContainerError> {
+/// Remove container `reference`: its record, logs and filesystem, and with
+/// `volumes` its anonymous volumes. A running one only with `force`, killed first.
+pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Result<Config, ContainerError> {
     let containers = Containers::new(store);
     let id = containers.find(reference)?;
     let config = containers.config(&id)?;
+    let drop_volumes = || if volumes { super::volumes::drop_anonymous(store, &config) } else { Ok(()) };
     loop {
         if let Some(held) = containers.hold_stopped(&id)? {
             containers.remove(&id, &held)?;
+            drop_volumes()?;
             return Ok(config);
         }
         if !force {
@@ -122,6 +124,7 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<Config, Con
         }
         // `--rm`: its monitor removed it on the way out.
         if !containers.dir(&id).exists() {
+            drop_volumes()?;
             return Ok(config);
         }
     }

@@ -17,6 +17,7 @@ mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod state;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,14 @@ pub enum ContainerError {
     Exec(String, #[source] std::io::Error),
     #[error("-p publishes ports of the container's own network: it cannot go with --network host or none")]
     PortsNeedNetwork,
+    #[error("invalid {0}: {1}")]
+    BadMount(String, String),
+    #[error("unknown volume driver {0:?}: kiln has local volumes only (leave the driver out)")]
+    UnknownDriver(String),
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("volume {0} is in use by container {1}: remove the container first (kiln rm)")]
+    VolumeInUse(String, String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]
@@ -133,6 +142,8 @@ pub struct RunRequest {
     pub tty: bool,
     /// `-p`.
     pub ports: Vec<crate::sandbox::PortMap>,
+    /// `-v` and `--mount`.
+    pub mounts: Vec<volumes::Mount>,
 }
 
 impl RunRequest {
@@ -208,6 +219,7 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         limits: request.limits,
         tty: request.tty,
         ports: request.ports.clone(),
+        mounts: with_image_volumes(&request.mounts, c.volumes().as_deref().unwrap_or_default())?,
     };
     if !config.ports.is_empty() && config.network != NetworkMode::Outbound {
         return Err(ContainerError::PortsNeedNetwork);
@@ -254,6 +266,19 @@ fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, ContainerError> 
             });
         }
         out.push(line.to_owned());
+    }
+    Ok(out)
+}
+
+/// `mounts`, then an anonymous volume for each of the image's VOLUME paths
+/// that none of them covers, as docker gives.
+fn with_image_volumes(mounts: &[volumes::Mount], image: &[String]) -> Result<Vec<volumes::Mount>, ContainerError> {
+    let mut out = mounts.to_vec();
+    for path in image {
+        let covered = |m: &volumes::Mount| m.target.trim_end_matches('/') == path.trim_end_matches('/');
+        if !out.iter().any(covered) {
+            out.push(volumes::Mount::from_volume_flag(path)?);
+        }
     }
     Ok(out)
 }

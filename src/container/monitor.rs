@@ -79,6 +79,7 @@ pub fn supervise(
     };
     if config.auto_remove {
         containers.remove(id, &held)?;
+        super::volumes::drop_anonymous(store, &config)?;
     }
     result
 }
@@ -99,6 +100,7 @@ fn run_held(
     let (_, layers) = crate::image::read(store, &digest)?;
     let mount = Snapshotter::new(store).mount_kept(&layers, &dir.join("fs")).map_err(ContainerError::Mount)?;
     let log = LogWriter::open(&dir, config.log)?;
+    let mounts = sandbox_mounts(store, config, &mount.root)?;
     let spec = Spec {
         rootfs: mount.root.clone(),
         args: config.argv.clone(),
@@ -109,6 +111,7 @@ fn run_held(
         network: config.network,
         limits: config.limits,
         terminal: config.tty,
+        mounts,
         ..Spec::default()
     };
     let terminal = matches!(attach, Attach::Terminal { .. });
@@ -163,6 +166,39 @@ fn run_held(
         oom_killed: exit.oom_killed,
         ..State::default()
     })
+}
+
+/// The container's mounts as the sandbox takes them: volumes made when
+/// missing, and filled from the image (`root`) when empty.
+fn sandbox_mounts(
+    store: &Store,
+    config: &super::Config,
+    root: &Path,
+) -> Result<Vec<crate::sandbox::SpecMount>, ContainerError> {
+    use super::volumes::{seed, Source, Volumes};
+    use crate::sandbox::{SpecMount, SpecMountKind};
+    let volumes = Volumes::new(store);
+    let mut out = Vec::new();
+    for m in &config.mounts {
+        let kind = match &m.source {
+            Source::Bind(path) => SpecMountKind::Bind { source: path.clone(), readonly: m.readonly },
+            Source::Tmpfs { size } => SpecMountKind::Tmpfs { size: *size },
+            Source::Volume { name, anonymous } => {
+                volumes.create(name, *anonymous)?;
+                let data = volumes.data(name);
+                let empty = std::fs::read_dir(&data).map_err(super::state::io("reading", &data))?.next().is_none();
+                if empty {
+                    // Inside the image's root, never through its symlinks.
+                    if let Ok(inside) = crate::fsutil::resolve_in_root(root, Path::new(&m.target)) {
+                        seed(&inside, &data)?;
+                    }
+                }
+                SpecMountKind::Bind { source: data, readonly: m.readonly }
+            }
+        };
+        out.push(SpecMount { target: m.target.clone(), kind });
+    }
+    Ok(out)
 }
 
 /// kiln's terminal in raw mode while it lives, put back as it was after.

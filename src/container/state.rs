@@ -59,6 +59,9 @@ pub struct Config {
     /// `-p`: its ports published on the host.
     #[serde(default)]
     pub ports: Vec<crate::sandbox::PortMap>,
+    /// `-v`, `--mount` and the image's VOLUMEs.
+    #[serde(default)]
+    pub mounts: Vec<super::volumes::Mount>,
 }
 
 /// Where a container is in its life, as docker names it.

@@ -430,3 +430,79 @@ fn a_published_port_answers_on_loopback_and_a_port_in_use_is_a_clear_error() {
         k.assert_clean();
     }
 }
+
+#[test]
+fn volume_data_outlives_its_containers_and_an_empty_volume_is_filled_from_the_image() {
+    for k in Kiln::each_mode() {
+        // /etc holds the image's files: a new volume there starts with them.
+        k.cmd(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "test -f /etc/passwd && echo kept > /etc/mine",
+        ])
+        .ok();
+        let out = k.cmd(&["run", "--rm", "-v", "data:/srv", "busybox", "cat", "/srv/mine"]).ok();
+        assert_eq!(out.stdout, "kept\n", "{:?}", k.mode);
+        assert!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().any(|l| l == "data"));
+        let inspect: serde_json::Value =
+            serde_json::from_str(&k.cmd(&["volume", "inspect", "data"]).ok().stdout).unwrap();
+        let data = std::path::PathBuf::from(inspect[0]["Mountpoint"].as_str().unwrap());
+        assert_eq!(std::fs::read_to_string(data.join("mine")).unwrap(), "kept\n");
+        // In use: refused; unused: removed.
+        k.cmd(&["run", "-d", "--name", "user", "-v", "data:/srv", "busybox", "sleep", "4713"]).ok();
+        let out = k.cmd(&["volume", "rm", "data"]).failed();
+        assert!(out.stderr.contains("in use by container user"), "{}", out.stderr);
+        k.cmd(&["rm", "-f", "user"]).ok();
+        k.cmd(&["volume", "rm", "data"]).ok();
+        assert!(!data.exists());
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn binds_tmpfs_and_anonymous_volumes_mount_as_asked_and_bad_ones_are_clear_errors() {
+    let k = Kiln::with_busybox();
+    let host = k.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("from-host"), "hi\n").unwrap();
+    let bind = format!("{}:/shared:ro", host.display());
+    let out = k.cmd(&["run", "--rm", "-v", &bind, "--mount", "type=tmpfs,target=/scratch", "busybox", "sh", "-c",
+        "cat /shared/from-host; touch /shared/x 2>/dev/null || echo read-only; grep -c ' /scratch tmpfs' /proc/mounts"]).ok();
+    assert_eq!(out.stdout, "hi\nread-only\n1\n");
+    let rw = format!("{}:/shared", host.display());
+    k.cmd(&["run", "--rm", "-v", &rw, "busybox", "sh", "-c", "echo back > /shared/from-container"]).ok();
+    assert_eq!(std::fs::read_to_string(host.join("from-container")).unwrap(), "back\n");
+    // An anonymous volume, removed with its container by rm -v.
+    k.cmd(&["run", "--name", "anon", "-v", "/cache", "busybox", "sh", "-c", "echo x > /cache/f"]).ok();
+    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1);
+    k.cmd(&["rm", "-v", "anon"]).ok();
+    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout, "");
+    // An image's VOLUME gets one too, pruned once unused.
+    k.write("Dockerfile", "FROM busybox\nVOLUME /state\n");
+    k.build(&["-t", "withvol"]).ok();
+    k.cmd(&["run", "--rm", "withvol", "sh", "-c", "grep -c ' /state ' /proc/mounts"]).ok();
+    k.cmd(&["run", "--name", "keeps", "withvol", "true"]).ok();
+    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1, "--rm took its own, keeps has one");
+    k.cmd(&["rm", "keeps"]).ok();
+    assert_eq!(k.cmd(&["volume", "prune", "-f"]).ok().stdout.lines().count(), 1);
+    for (args, want) in [
+        (&["run", "-v", "/no/such/dir:/x", "busybox", "true"][..], "/no/such/dir does not exist"),
+        (
+            &["run", "--mount", "type=volume,source=v,target=/v,volume-driver=nfs", "busybox", "true"],
+            "unknown volume driver \"nfs\"",
+        ),
+        (&["run", "-v", "vol:relative", "busybox", "true"], "absolute path"),
+    ] {
+        let out = k.cmd(args);
+        assert!(out.code == 125 && out.stderr.contains(want), "{args:?}: {}", out.stderr);
+    }
+    let out = k.cmd(&["volume", "create", "-d", "nfs", "x"]).failed();
+    assert!(out.stderr.contains("unknown volume driver"), "{}", out.stderr);
+    assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout, "", "a refused run leaves no container");
+    k.assert_clean();
+}
