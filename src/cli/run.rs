@@ -21,6 +21,20 @@ pub struct Args {
     /// A mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…] (repeatable).
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Mount the container's root filesystem read-only (its volumes, tmpfs
+    /// mounts, /dev and /dev/shm stay writable).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run an init as PID 1 that reaps zombies and passes signals on: kiln's
+    /// PID 1 always does, so this is accepted for docker's sake.
+    #[arg(long)]
+    pub init: bool,
+    /// When the monitor starts the command again: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, default_value = "no", value_parser = kiln::container::state::Restart::parse)]
+    pub restart: kiln::container::state::Restart,
+    /// Pass signals kiln gets on to the container (attached runs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sig_proxy: bool,
     /// Run it in the background and print its ID: it outlives this command.
     #[arg(short = 'd', long)]
     pub detach: bool,

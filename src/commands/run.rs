@@ -45,6 +45,9 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
         tty: args.tty,
         ports: args.publish,
         mounts: mounts(&args.volume, &args.mount)?,
+        readonly_root: args.read_only,
+        restart: args.restart,
+        sig_proxy: args.sig_proxy,
     };
     if !args.detach {
         return Ok(kiln::container::run(store, &request)?);

@@ -31,12 +31,14 @@ pub fn inspect_json(containers: &Containers, id: &str) -> Result<Value, Containe
             "Pid": state.pid,
             "ExitCode": state.exit_code,
             "OOMKilled": state.oom_killed,
+            "Restarting": false,
             "Error": state.error,
             "StartedAt": time(state.started_at),
             "FinishedAt": time(state.finished_at),
         },
         "Image": config.image_id,
         "LogPath": containers.dir(id).join("ctr.log"),
+        "RestartCount": state.restart_count,
         "Config": {
             "Hostname": config.hostname,
             "User": config.user,
@@ -49,6 +51,8 @@ pub fn inspect_json(containers: &Containers, id: &str) -> Result<Value, Containe
         },
         "HostConfig": {
             "AutoRemove": config.auto_remove,
+            "ReadonlyRootfs": config.readonly_root,
+            "RestartPolicy": config.restart,
             "NetworkMode": network,
             "Memory": config.limits.memory.unwrap_or(0),
             "NanoCpus": config.limits.millicpus.unwrap_or(0) * 1_000_000,

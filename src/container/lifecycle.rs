@@ -49,6 +49,7 @@ pub fn kill(store: &Store, reference: &str, signal: &str) -> Result<Config, Cont
     if state.status != Status::Running {
         return Err(ContainerError::NotRunning(config.name));
     }
+    containers.mark_stopping(&id)?;
     send(&state, signal)?;
     Ok(config)
 }
@@ -69,6 +70,7 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Conf
         None => Signal::SIGTERM,
     };
     let secs = timeout.or(config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
+    containers.mark_stopping(&id)?;
     send(&state, signal)?;
     if ended_within(&containers, &id, Duration::from_secs(secs))? {
         return Ok(config);
@@ -113,6 +115,7 @@ pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Res
         }
         let state = containers.state(&id)?;
         if state.status == Status::Running {
+            containers.mark_stopping(&id)?;
             send(&state, Signal::SIGKILL)?;
         }
         let deadline = Instant::now() + KILL_GRACE;

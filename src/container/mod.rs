@@ -77,6 +77,8 @@ pub enum ContainerError {
     NoSuchVolume(String),
     #[error("volume {0} is in use by container {1}: remove the container first (kiln rm)")]
     VolumeInUse(String, String),
+    #[error("--restart and --rm cannot go together: a container removed when it exits cannot be started again")]
+    RestartWithRm,
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]
@@ -144,6 +146,12 @@ pub struct RunRequest {
     pub ports: Vec<crate::sandbox::PortMap>,
     /// `-v` and `--mount`.
     pub mounts: Vec<volumes::Mount>,
+    /// `--read-only`.
+    pub readonly_root: bool,
+    /// `--restart`.
+    pub restart: state::Restart,
+    /// `--sig-proxy`.
+    pub sig_proxy: bool,
 }
 
 impl RunRequest {
@@ -220,7 +228,13 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         tty: request.tty,
         ports: request.ports.clone(),
         mounts: with_image_volumes(&request.mounts, c.volumes().as_deref().unwrap_or_default())?,
+        readonly_root: request.readonly_root,
+        restart: request.restart,
+        sig_proxy: request.sig_proxy,
     };
+    if config.auto_remove && config.restart != state::Restart::No {
+        return Err(ContainerError::RestartWithRm);
+    }
     if !config.ports.is_empty() && config.network != NetworkMode::Outbound {
         return Err(ContainerError::PortsNeedNetwork);
     }

@@ -52,12 +52,32 @@ pub fn supervise(
         return Err(ContainerError::AlreadyRunning(config.name));
     };
     let ready = Mutex::new(ready);
-    let ended =
-        run_held(store, &containers, &config, exe, attach, &|r| (ready.lock().unwrap_or_else(|e| e.into_inner()))(r));
-    // Whatever the sandbox left to end off its path (its process, its
-    // network helper and the port it holds) ends before the state says the
-    // container stopped.
-    crate::store::trash::wait_empty();
+    containers.stopping(id, true);
+    let mut restarts = 0;
+    let ended = loop {
+        let ended = run_held(store, &containers, &config, exe, attach, &|r| {
+            (ready.lock().unwrap_or_else(|e| e.into_inner()))(r)
+        });
+        // Whatever the sandbox left to end off its path (its process, its
+        // network helper and the port it holds) ends before the state says
+        // the container stopped.
+        crate::store::trash::wait_empty();
+        match ended {
+            Ok(mut state) if config.restart.again(state.exit_code, restarts) && !containers.stopping(id, false) => {
+                restarts += 1;
+                state.restart_count = restarts;
+                containers.write_state(id, &state)?;
+                // docker's back-off: 100 ms, doubled each time, at most 6.4 s.
+                std::thread::sleep(std::time::Duration::from_millis(100 << restarts.min(7)));
+            }
+            ended => {
+                break ended.map(|mut state| {
+                    state.restart_count = restarts;
+                    state
+                })
+            }
+        }
+    };
     let result = match ended {
         Ok(state) => {
             let code = state.exit_code;
@@ -111,6 +131,7 @@ fn run_held(
         network: config.network,
         limits: config.limits,
         terminal: config.tty,
+        readonly_root: config.readonly_root,
         mounts,
         ..Spec::default()
     };
@@ -137,6 +158,7 @@ fn run_held(
             pid,
             pid_start: start_time(pid).unwrap_or(0),
             started_at,
+            restart_count: containers.state(&config.id).map(|s| s.restart_count).unwrap_or(0),
             ..State::default()
         };
         match containers.write_state(&config.id, &state) {
@@ -152,7 +174,11 @@ fn run_held(
     };
     // Keystrokes go to the container's terminal as they are typed, ^C included.
     let _raw = (config.tty && stdin).then(RawMode::enter).flatten();
-    let exit = Sandbox::new(exe, &store.work_dir()).with_ports(&config.ports).run(&spec, stdio, &|| false)?;
+    let mut sandbox = Sandbox::new(exe, &store.work_dir()).with_ports(&config.ports);
+    if !config.sig_proxy {
+        sandbox = sandbox.without_signal_proxy();
+    }
+    let exit = sandbox.run(&spec, stdio, &|| false)?;
     log.finish();
     if let Some(e) = record_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);

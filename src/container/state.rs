@@ -62,6 +62,62 @@ pub struct Config {
     /// `-v`, `--mount` and the image's VOLUMEs.
     #[serde(default)]
     pub mounts: Vec<super::volumes::Mount>,
+    /// `--read-only`.
+    #[serde(default)]
+    pub readonly_root: bool,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: Restart,
+    /// `--sig-proxy` (attached runs).
+    #[serde(default = "yes")]
+    pub sig_proxy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `--restart`: when the monitor starts the command again after it exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    No,
+    /// After a non-zero exit, at most `max` times (0: no limit).
+    OnFailure {
+        max: u32,
+    },
+    /// Whatever the exit, unless `stop` or `kill` ended it.
+    Always,
+    UnlessStopped,
+}
+
+impl Restart {
+    /// docker's `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    pub fn parse(text: &str) -> Result<Restart, String> {
+        let bad = || format!("expected no, on-failure[:N], always or unless-stopped, not {text:?}");
+        match text.split_once(':') {
+            Some(("on-failure", n)) => Ok(Restart::OnFailure { max: n.parse().map_err(|_| bad())? }),
+            Some(_) => Err(bad()),
+            None => match text {
+                "no" => Ok(Restart::No),
+                "on-failure" => Ok(Restart::OnFailure { max: 0 }),
+                "always" => Ok(Restart::Always),
+                "unless-stopped" => Ok(Restart::UnlessStopped),
+                _ => Err(bad()),
+            },
+        }
+    }
+
+    /// Whether a command that exited with `code`, restarted `count` times
+    /// already, is started again.
+    pub fn again(self, code: i32, count: u32) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::OnFailure { max } => code != 0 && (max == 0 || count < max),
+            Restart::Always | Restart::UnlessStopped => true,
+        }
+    }
 }
 
 /// Where a container is in its life, as docker names it.
@@ -102,6 +158,9 @@ pub struct State {
     pub oom_killed: bool,
     /// Why it could not start, or why it ended other than by its own exit.
     pub error: String,
+    /// How many times `--restart` started it again.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// The store's containers.
@@ -272,6 +331,24 @@ impl Containers {
         }
     }
 
+    /// Mark the container as stopped by a user (`stop`, `kill`): its
+    /// monitor does not restart it. Cleared at each start.
+    pub fn mark_stopping(&self, id: &str) -> Result<(), ContainerError> {
+        let path = self.dir(id).join("stopping");
+        fs::write(&path, b"").map_err(io("writing", &path))
+    }
+
+    /// Whether [`Containers::mark_stopping`] was called since the last start;
+    /// with `clear`, forget it.
+    pub fn stopping(&self, id: &str, clear: bool) -> bool {
+        let path = self.dir(id).join("stopping");
+        let marked = path.exists();
+        if clear {
+            let _ = fs::remove_file(path);
+        }
+        marked
+    }
+
     /// Remove the container's record, its name, logs and filesystem. The
     /// caller holds it (see [`Containers::try_hold`]).
     pub fn remove(&self, id: &str, _held: &Held) -> Result<(), ContainerError> {
@@ -369,5 +446,22 @@ mod tests {
         }
         let id = "ab12cd34".repeat(8);
         assert!(valid_name(&generated_name(&id)));
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::Restart;
+
+    #[test]
+    fn restart_policies_read_and_decide_as_dockers() {
+        assert_eq!(Restart::parse("on-failure:3"), Ok(Restart::OnFailure { max: 3 }));
+        assert_eq!(Restart::parse("always"), Ok(Restart::Always));
+        for bad in ["sometimes", "always:2", "on-failure:x"] {
+            assert!(Restart::parse(bad).is_err(), "{bad}");
+        }
+        let three = Restart::OnFailure { max: 3 };
+        assert!(three.again(1, 2) && !three.again(1, 3) && !three.again(0, 0));
+        assert!(Restart::Always.again(0, 100) && !Restart::No.again(1, 0));
     }
 }

@@ -359,7 +359,8 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 /// The root filesystem, then the hostname, of the container.
 fn prepare_root(sys: &dyn Syscall, spec: &Spec) -> Result<()> {
     sys.kill_with_parent().map_err(InitError::DeathSignal)?;
-    rootfs::enter(sys, &spec.rootfs, &spec.files, spec.resolv_conf.as_deref(), &spec.mounts, !spec.insecure)?;
+    let (files, resolv_conf) = (&spec.files, spec.resolv_conf.as_deref());
+    rootfs::enter(sys, &spec.rootfs, files, resolv_conf, &spec.mounts, !spec.insecure, spec.readonly_root)?;
     sys.sethostname(&spec.hostname).map_err(InitError::Hostname)
 }
 

@@ -83,12 +83,26 @@ pub struct Sandbox {
     scratch: PathBuf,
     warm: Warm,
     ports: Vec<PortMap>,
+    proxy_signals: bool,
 }
 
 impl Sandbox {
     /// A sandbox launcher re-executing `exe`, with spec files under `scratch`.
     pub fn new(exe: &Path, scratch: &Path) -> Self {
-        Self { exe: exe.to_owned(), scratch: scratch.to_owned(), warm: Warm::default(), ports: Vec::new() }
+        Self {
+            exe: exe.to_owned(),
+            scratch: scratch.to_owned(),
+            warm: Warm::default(),
+            ports: Vec::new(),
+            proxy_signals: true,
+        }
+    }
+
+    /// Signals kiln gets are not passed on to a command whose streams are
+    /// kiln's (`kiln run --sig-proxy=false`).
+    pub fn without_signal_proxy(mut self) -> Self {
+        self.proxy_signals = false;
+        self
     }
 
     /// Publish `ports` of each sandbox's network on the host (`kiln run -p`).
@@ -118,7 +132,7 @@ impl Sandbox {
             Some(started) => started,
             None => Started::start(&self.exe, &self.scratch, spec.network, &spec.limits, wiring, &self.ports)?,
         };
-        started.run(spec, stdio, &self.scratch, cancelled)
+        started.run(spec, stdio, &self.scratch, cancelled, self.proxy_signals)
     }
 
     /// Start, in the background, sandboxes for later steps with this

@@ -79,6 +79,7 @@ pub(crate) fn enter(
     resolv_conf: Option<&Path>,
     user_mounts: &[SpecMount],
     confined: bool,
+    readonly_root: bool,
 ) -> Result<()> {
     mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point of this namespace.
@@ -145,6 +146,12 @@ pub(crate) fn enter(
     }
     // Before the masking, so a mount under /proc cannot uncover a masked path.
     mounts::mount_all(sys, root, user_mounts)?;
+    // `kiln run --read-only`: the root itself, not what is mounted on it
+    // (/dev, /dev/shm, volumes, tmpfs mounts stay writable, as docker's).
+    if readonly_root {
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | mounts::locked_flags_of(root);
+        mount(sys, None, root, None, flags | MsFlags::MS_NODEV, None)?;
+    }
     if confined {
         protect_proc_and_sys(sys, root);
     }
@@ -395,7 +402,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let files = [SpecFile { path: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }];
-        enter(&sys, root, &files, None, &[], true).unwrap();
+        enter(&sys, root, &files, None, &[], true, false).unwrap();
         let calls = sys.calls();
         let pipes = root.join("dev/pipes");
         let mounts: Vec<(usize, MsFlags)> = calls
@@ -423,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let sys = Recording::default();
-        enter(&sys, root, &[], None, &[], true).unwrap();
+        enter(&sys, root, &[], None, &[], true, false).unwrap();
         let calls = sys.calls();
 
         // Private propagation first, so nothing below leaks to the host.
@@ -464,7 +471,7 @@ mod tests {
         fs::create_dir_all(root.join("proc/sys")).unwrap();
         let confined = |confined| {
             let sys = Recording::default();
-            enter(&sys, root, &[], None, &[], confined).unwrap();
+            enter(&sys, root, &[], None, &[], confined, false).unwrap();
             let calls = sys.calls();
             let read_only = calls.iter().any(|c| matches!(c, Call::ReadOnlyTree(_)));
             let proc_sys =
@@ -481,7 +488,7 @@ mod tests {
         let root = dir.path();
         let sys = Recording::default();
         let tmpfs = SpecMount { target: "/cache".into(), kind: crate::sandbox::SpecMountKind::Tmpfs { size: None } };
-        enter(&sys, root, &[], None, &[tmpfs], true).unwrap();
+        enter(&sys, root, &[], None, &[tmpfs], true, false).unwrap();
         let calls = sys.calls();
         let user = position(&calls, |c| matches!(c, Call::Mount { target, .. } if target.starts_with("/proc/self/fd")));
         for own in ["proc", "dev", "dev/shm", "sys"] {
@@ -500,7 +507,7 @@ mod tests {
         fs::write(&own, "nameserver 169.254.1.1\n").unwrap();
         let source_of = |resolv_conf: Option<&Path>| {
             let sys = Recording::default();
-            enter(&sys, &root, &[], resolv_conf, &[], true).unwrap();
+            enter(&sys, &root, &[], resolv_conf, &[], true, false).unwrap();
             let calls = sys.calls();
             let Call::Mount { source, .. } = &calls[mounts_on(&calls, &root.join("etc/resolv.conf"))] else {
                 unreachable!()
@@ -519,7 +526,7 @@ mod tests {
         fs::write(dir.path().join("proc"), "").unwrap();
         let sys = Recording::default();
         assert!(
-            matches!(enter(&sys, dir.path(), &[], None, &[], true), Err(RootfsError::NotADirectory(d)) if d == "proc")
+            matches!(enter(&sys, dir.path(), &[], None, &[], true, false), Err(RootfsError::NotADirectory(d)) if d == "proc")
         );
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::PivotRoot(..))));
     }

@@ -52,6 +52,10 @@ pub struct Spec {
     /// terminal: `kiln run -t`.
     #[serde(default)]
     pub terminal: bool,
+    /// The root filesystem mounted read-only (`kiln run --read-only`); what
+    /// is mounted on it stays as it is.
+    #[serde(default)]
+    pub readonly_root: bool,
     /// `RUN --security=insecure`: every capability and no seccomp filter
     /// (the engine allows it only with `--allow security.insecure`).
     #[serde(default)]

@@ -191,6 +191,7 @@ impl Started {
         stdio: Stdio<'_>,
         scratch: &Path,
         cancelled: &dyn Fn() -> bool,
+        proxy_signals: bool,
     ) -> Result<Exit, SandboxError> {
         spec.resolv_conf = self.network.resolv_conf().map(Path::to_owned);
         let mut spec_file = tempfile::Builder::new()
@@ -213,7 +214,7 @@ impl Started {
         let mut child = self.child.take().expect("a started sandbox has its process");
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
-        let forward_signals = !matches!(stdio, Stdio::Capture(_));
+        let forward_signals = proxy_signals && !matches!(stdio, Stdio::Capture(_));
         let _forwarding = match forward_signals.then(|| signals::install(false)).transpose() {
             Ok(forwarding) => forwarding,
             Err(e) => {

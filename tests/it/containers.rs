@@ -506,3 +506,51 @@ fn binds_tmpfs_and_anonymous_volumes_mount_as_asked_and_bad_ones_are_clear_error
     assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout, "", "a refused run leaves no container");
     k.assert_clean();
 }
+
+#[test]
+fn restart_read_only_and_sig_proxy_do_as_docker() {
+    let k = Kiln::with_busybox();
+    // on-failure:2: three runs in all, then it stays exited.
+    k.cmd(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"])
+        .ok();
+    eventually("it ran three times", || k.cmd(&["logs", "flaky"]).stdout == "run\nrun\nrun\n");
+    assert_eq!(k.cmd(&["wait", "flaky"]).ok().stdout, "3\n");
+    let state: serde_json::Value = serde_json::from_str(&k.cmd(&["inspect", "flaky"]).ok().stdout).unwrap();
+    assert_eq!(state["RestartCount"], 2, "{state}");
+    // always: only stop ends it.
+    k.cmd(&["run", "-d", "--name", "again", "--restart", "always", "busybox", "sh", "-c", "echo up; sleep 0.2"]).ok();
+    eventually("it came back", || k.cmd(&["logs", "again"]).stdout.lines().count() >= 2);
+    k.cmd(&["stop", "again"]).ok();
+    let logged = k.cmd(&["logs", "again"]).stdout;
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(k.cmd(&["logs", "again"]).stdout, logged, "stopped means stopped");
+    assert!(ps_line(&k, "again").unwrap().contains("Exited"));
+    let out = k.cmd(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("--restart and --rm"), "{}", out.stderr);
+    // --read-only: the root is, a tmpfs on it is not.
+    let script = "touch /file 2>/dev/null || echo root-ro; touch /scratch/f && echo tmpfs-rw";
+    let out =
+        k.cmd(&["run", "--rm", "--read-only", "--mount", "type=tmpfs,target=/scratch", "busybox", "sh", "-c", script]);
+    assert_eq!(out.ok().stdout, "root-ro\ntmpfs-rw\n");
+    // --sig-proxy=false: a SIGTERM to kiln is not the container's.
+    let child = k
+        .command()
+        .args([
+            "run",
+            "--rm",
+            "--sig-proxy=false",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 9' TERM; echo ready; sleep 2; echo slept",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("got"), "{}", String::from_utf8_lossy(&out.stdout));
+    k.cmd(&["rm", "-f", "flaky", "again"]).ok();
+    k.assert_clean();
+}
