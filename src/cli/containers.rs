@@ -137,3 +137,27 @@ pub enum VolumeCommand {
         force: bool,
     },
 }
+
+/// `kiln top CONTAINER`.
+#[derive(clap::Args)]
+pub struct TopArgs {
+    pub container: String,
+}
+
+/// `kiln container …`: docker's management commands.
+#[derive(clap::Args)]
+pub struct ContainerArgs {
+    #[command(subcommand)]
+    pub command: ContainerCommand,
+}
+
+/// `kiln container`'s subcommands.
+#[derive(clap::Subcommand)]
+pub enum ContainerCommand {
+    /// Remove every stopped container.
+    Prune {
+        /// Do not ask (kiln never asks).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}

@@ -58,6 +58,14 @@ pub enum Command {
     Start(containers::ContainersArgs),
     /// Stop, then start containers.
     Restart(containers::StopArgs),
+    /// Stop every process of running containers (SIGSTOP), until unpause.
+    Pause(containers::ContainersArgs),
+    /// Resume paused containers.
+    Unpause(containers::ContainersArgs),
+    /// Show a running container's processes.
+    Top(containers::TopArgs),
+    /// Manage containers: prune.
+    Container(containers::ContainerArgs),
     /// Manage volumes: create, ls, inspect, rm, prune.
     Volume(containers::VolumeArgs),
     /// Wait for containers to stop, then print their exit codes.

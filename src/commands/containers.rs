@@ -5,7 +5,9 @@
 use kiln::container;
 use kiln::store::Store;
 
-use crate::cli::containers::{ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs};
+use crate::cli::containers::{
+    ContainerArgs, ContainerCommand, ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs, TopArgs,
+};
 
 /// Run `each` on every container named, printing what it returns; an error
 /// for any is reported (the others still done), as docker does.
@@ -83,4 +85,35 @@ pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
         stdin: args.interactive,
     };
     Ok(container::exec(store, container, &request, &std::env::current_exe()?)?)
+}
+
+pub fn pause(store: &Store, args: ContainersArgs, pause: bool) -> anyhow::Result<i32> {
+    each(&args.containers, |c| {
+        container::processes::pause(store, c, pause)?;
+        Ok(c.to_owned())
+    })
+}
+
+pub fn top(store: &Store, args: TopArgs) -> anyhow::Result<i32> {
+    let (_, processes) = container::processes::list(store, &args.container)?;
+    crate::outln!("{:<8} {:<8} {:<8} CMD", "UID", "PID", "PPID")?;
+    for p in processes {
+        crate::outln!("{:<8} {:<8} {:<8} {}", p.uid, p.pid, p.ppid, crate::cli::output::escape(&p.command))?;
+    }
+    Ok(0)
+}
+
+pub fn container(store: &Store, args: ContainerArgs) -> anyhow::Result<i32> {
+    match args.command {
+        ContainerCommand::Prune { force: _ } => {
+            let removed = container::usage::prune(store)?;
+            if !removed.is_empty() {
+                crate::outln!("Deleted Containers:")?;
+            }
+            for id in removed {
+                crate::outln!("{id}")?;
+            }
+            Ok(0)
+        }
+    }
 }

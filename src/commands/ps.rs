@@ -19,6 +19,9 @@ pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
         let ago = |ns: u64| human_duration(now - (ns / 1_000_000_000) as i64);
         let status = match state.status {
             Status::Created => "Created".to_owned(),
+            Status::Running if kiln::container::processes::paused(&containers, &id) => {
+                format!("Up {} (Paused)", ago(state.started_at))
+            }
             Status::Running => format!("Up {}", ago(state.started_at)),
             Status::Exited => format!("Exited ({}) {} ago", state.exit_code, ago(state.finished_at)),
         };

@@ -1,8 +1,11 @@
 //! `kiln system df`: the store's disk usage, as `docker system df` shows it.
 //!
-//! - Images: TOTAL images; ACTIVE those containers use (kiln keeps none yet:
-//!   0); SIZE what they hold, each blob and snapshot once; RECLAIMABLE what
-//!   removing them all would free (what no build cache entry holds too).
+//! - Images: TOTAL images; ACTIVE those containers use; SIZE what they
+//!   hold, each blob and snapshot once; RECLAIMABLE what removing them all
+//!   would free (what no build cache entry holds too).
+//! - Containers: TOTAL, ACTIVE (running), SIZE their changes and logs,
+//!   RECLAIMABLE those of stopped ones. Local Volumes: the same, ACTIVE
+//!   those a container uses.
 //! - Build Cache: TOTAL entries (step results, ADD downloads, RUN cache
 //!   mounts); ACTIVE those whose layers all belong to images (what a plain
 //!   `kiln prune` keeps); SIZE what they hold and no image does;
@@ -32,14 +35,36 @@ fn df(store: &Store, args: DfArgs) -> anyhow::Result<()> {
     let cache_active = usage.entries.iter().filter(|e| e.shared).count();
     let cache_size = usage.cache_size + mounts.iter().map(|(_, b)| b).sum::<u64>();
     let percent = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
+    let (containers, volumes) = kiln::container::usage::usage(store)?;
+    let used: std::collections::BTreeSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+    let images_active = usage.images.iter().filter(|i| used.contains(i.manifest.to_string().as_str())).count();
+    let sum = |it: &mut dyn Iterator<Item = u64>| it.sum::<u64>();
+    let containers_size = sum(&mut containers.iter().map(|c| c.bytes));
+    let containers_free = sum(&mut containers.iter().filter(|c| !c.running).map(|c| c.bytes));
+    let volumes_size = sum(&mut volumes.iter().map(|v| v.bytes));
+    let volumes_free = sum(&mut volumes.iter().filter(|v| !v.in_use).map(|v| v.bytes));
     let rows = vec![
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(str::to_owned),
         [
             "Images".to_owned(),
             images.to_string(),
-            "0".to_owned(),
+            images_active.to_string(),
             size(usage.images_size),
             format!("{} ({}%)", size(usage.images_reclaimable), percent(usage.images_reclaimable, usage.images_size)),
+        ],
+        [
+            "Containers".to_owned(),
+            containers.len().to_string(),
+            containers.iter().filter(|c| c.running).count().to_string(),
+            size(containers_size),
+            format!("{} ({}%)", size(containers_free), percent(containers_free, containers_size)),
+        ],
+        [
+            "Local Volumes".to_owned(),
+            volumes.len().to_string(),
+            volumes.iter().filter(|v| v.in_use).count().to_string(),
+            size(volumes_size),
+            format!("{} ({}%)", size(volumes_free), percent(volumes_free, volumes_size)),
         ],
         [
             "Build Cache".to_owned(),

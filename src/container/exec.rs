@@ -38,6 +38,9 @@ pub fn exec(store: &Store, reference: &str, request: &ExecRequest, exe: &Path) -
     if state.status != Status::Running {
         return Err(ContainerError::ExecNotRunning(config.name));
     }
+    if super::processes::paused(&containers, &id) {
+        return Err(ContainerError::Paused(config.name));
+    }
     let mut env = config.env.clone();
     for e in &request.env {
         let Some((key, value)) = crate::flags::name_value(e, crate::flags::process_env) else { continue };

@@ -50,6 +50,7 @@ pub fn kill(store: &Store, reference: &str, signal: &str) -> Result<Config, Cont
         return Err(ContainerError::NotRunning(config.name));
     }
     containers.mark_stopping(&id)?;
+    resume(store, &containers, &id);
     send(&state, signal)?;
     Ok(config)
 }
@@ -71,6 +72,7 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Conf
     };
     let secs = timeout.or(config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
     containers.mark_stopping(&id)?;
+    resume(store, &containers, &id);
     send(&state, signal)?;
     if ended_within(&containers, &id, Duration::from_secs(secs))? {
         return Ok(config);
@@ -130,6 +132,14 @@ pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Res
             drop_volumes()?;
             return Ok(config);
         }
+    }
+}
+
+/// A paused container's processes resumed: a stop signal to a stopped
+/// process waits until it is continued.
+fn resume(store: &Store, containers: &Containers, id: &str) {
+    if super::processes::paused(containers, id) {
+        let _ = super::processes::pause(store, id, false);
     }
 }
 

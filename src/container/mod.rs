@@ -16,7 +16,9 @@ mod inspect;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod processes;
 pub mod state;
+pub mod usage;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -79,6 +81,10 @@ pub enum ContainerError {
     VolumeInUse(String, String),
     #[error("--restart and --rm cannot go together: a container removed when it exits cannot be started again")]
     RestartWithRm,
+    #[error("container {0} is paused: kiln unpause it first")]
+    Paused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]

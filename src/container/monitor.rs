@@ -53,6 +53,7 @@ pub fn supervise(
     };
     let ready = Mutex::new(ready);
     containers.stopping(id, true);
+    let _ = std::fs::remove_file(containers.dir(id).join("paused"));
     let mut restarts = 0;
     let ended = loop {
         let ended = run_held(store, &containers, &config, exe, attach, &|r| {
@@ -78,6 +79,7 @@ pub fn supervise(
             }
         }
     };
+    let _ = std::fs::remove_file(containers.dir(id).join("paused"));
     let result = match ended {
         Ok(state) => {
             let code = state.exit_code;

@@ -554,3 +554,44 @@ fn restart_read_only_and_sig_proxy_do_as_docker() {
     k.cmd(&["rm", "-f", "flaky", "again"]).ok();
     k.assert_clean();
 }
+
+#[test]
+fn pause_top_prune_and_system_df_see_the_containers() {
+    let k = Kiln::with_busybox();
+    let script = "while true; do date +%s%N >> /tmp/ticks; sleep 0.05; done";
+    k.cmd(&["run", "-d", "--name", "ticker", "busybox", "sh", "-c", script]).ok();
+    let top = k.cmd(&["top", "ticker"]).ok().stdout;
+    assert!(top.lines().next().unwrap().contains("PID") && top.contains("sh -c while true"), "{top}");
+    let ticks = || k.cmd(&["exec", "ticker", "wc", "-l", "/tmp/ticks"]).stdout;
+    eventually("it ticks", || ticks().split_whitespace().next().is_some_and(|n| n != "0"));
+    k.cmd(&["pause", "ticker"]).ok();
+    assert!(ps_line(&k, "ticker").unwrap().contains("(Paused)"));
+    let out = k.cmd(&["exec", "ticker", "true"]);
+    assert!(out.code == 125 && out.stderr.contains("paused"), "{}", out.stderr);
+    // Nothing ticks while paused: the file does not grow.
+    let dir = k.root().join("containers");
+    let id = k.cmd(&["ps", "-q", "--no-trunc"]).ok().stdout.trim().to_owned();
+    let upper = dir.join(&id).join("fs/upper/tmp/ticks");
+    let before = std::fs::metadata(&upper).map(|m| m.len()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(std::fs::metadata(&upper).map(|m| m.len()).unwrap_or(0), before, "it ran while paused");
+    k.cmd(&["unpause", "ticker"]).ok();
+    eventually("it ticks again", || std::fs::metadata(&upper).map(|m| m.len()).unwrap_or(0) > before);
+    let df = k.cmd(&["system", "df"]).ok().stdout;
+    let row = |name: &str| {
+        df.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(&row("Containers")[1..3], ["1", "1"], "{df}");
+    k.cmd(&["run", "--name", "done", "busybox", "true"]).ok();
+    let out = k.cmd(&["container", "prune", "-f"]).ok().stdout;
+    assert_eq!(out.lines().count(), 2, "only the stopped one: {out}");
+    assert!(ps_line(&k, "done").is_none() && ps_line(&k, "ticker").is_some());
+    k.cmd(&["stop", "-t", "1", "ticker"]).ok();
+    k.cmd(&["rm", "ticker"]).ok();
+    k.assert_clean();
+}
