@@ -161,3 +161,14 @@ pub enum ContainerCommand {
         force: bool,
     },
 }
+
+/// `kiln commit [-m MESSAGE] CONTAINER IMAGE`.
+#[derive(clap::Args)]
+pub struct CommitArgs {
+    /// The history entry's comment.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    pub container: String,
+    /// The new image's name.
+    pub image: String,
+}

@@ -64,6 +64,8 @@ pub enum Command {
     Unpause(containers::ContainersArgs),
     /// Show a running container's processes.
     Top(containers::TopArgs),
+    /// Make an image of a container's changes.
+    Commit(containers::CommitArgs),
     /// Manage containers: prune.
     Container(containers::ContainerArgs),
     /// Manage volumes: create, ls, inspect, rm, prune.

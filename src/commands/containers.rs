@@ -6,7 +6,8 @@ use kiln::container;
 use kiln::store::Store;
 
 use crate::cli::containers::{
-    ContainerArgs, ContainerCommand, ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs, TopArgs,
+    CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs,
+    TopArgs,
 };
 
 /// Run `each` on every container named, printing what it returns; an error
@@ -116,4 +117,11 @@ pub fn container(store: &Store, args: ContainerArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+pub fn commit(store: &Store, args: CommitArgs) -> anyhow::Result<i32> {
+    let _adding = kiln::gc::StoreLock::shared(store)?;
+    let manifest = container::commit(store, &args.container, &args.image, args.message.as_deref())?;
+    crate::outln!("{}", manifest.digest())?;
+    Ok(0)
 }

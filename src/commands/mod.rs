@@ -86,6 +86,7 @@ pub fn main() -> i32 {
             Command::Pause(args) => containers::pause(&store, args, true),
             Command::Unpause(args) => containers::pause(&store, args, false),
             Command::Top(args) => containers::top(&store, args),
+            Command::Commit(args) => containers::commit(&store, args),
             Command::Container(args) => containers::container(&store, args),
             Command::Stop(args) => containers::stop(&store, args),
             Command::Kill(args) => containers::kill(&store, args),

@@ -11,6 +11,7 @@
 //! its container's monitor itself. The other commands read the record, and
 //! signal the sandbox process ([`lifecycle`]).
 
+mod commit;
 mod exec;
 mod inspect;
 mod lifecycle;
@@ -23,6 +24,7 @@ pub mod volumes;
 
 use std::path::PathBuf;
 
+pub use commit::commit;
 pub use exec::{exec, ExecRequest};
 pub use inspect::inspect_json;
 pub use lifecycle::{kill, parse_signal, remove, stop, wait};
@@ -85,6 +87,12 @@ pub enum ContainerError {
     Paused(String),
     #[error("container {0} is not paused")]
     NotPaused(String),
+    #[error(
+        "kiln commit reads a container's changes from its overlay folder; container {0} runs on another snapshotter"
+    )]
+    CommitNeedsOverlay(String),
+    #[error("writing the changes of container {0} as a layer")]
+    Commit(String, #[source] crate::layer::LayerError),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]

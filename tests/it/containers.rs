@@ -595,3 +595,34 @@ fn pause_top_prune_and_system_df_see_the_containers() {
     k.cmd(&["rm", "ticker"]).ok();
     k.assert_clean();
 }
+
+#[test]
+fn commit_makes_an_image_of_a_containers_changes_deletions_included() {
+    let k = Kiln::with_busybox();
+    let script = "echo committed > /made; rm /etc/group; mkdir -p /srv/app && echo x > /srv/app/f";
+    k.cmd(&["run", "--name", "changed", "-e", "FROM_CONTAINER=1", "busybox", "sh", "-c", script]).ok();
+    k.cmd(&["commit", "-m", "by the test", "changed", "snapshot:v1"]).ok();
+    let out = k
+        .cmd(&[
+            "run",
+            "--rm",
+            "snapshot:v1",
+            "sh",
+            "-c",
+            "cat /made /srv/app/f; test -e /etc/group || echo gone; echo $FROM_CONTAINER",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "committed\nx\ngone\n1\n");
+    let history = k.cmd(&["history", "snapshot:v1"]).ok().stdout;
+    assert!(history.contains("kiln commit changed"), "{history}");
+    // A running container is paused for it, then goes on.
+    k.cmd(&["run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; sleep 4714"]).ok();
+    eventually("it wrote", || k.cmd(&["exec", "live", "cat", "/live"]).stdout == "live\n");
+    k.cmd(&["commit", "live", "snapshot:v2"]).ok();
+    assert!(ps_line(&k, "live").unwrap().contains("Up ") && !ps_line(&k, "live").unwrap().contains("Paused"));
+    assert_eq!(k.cmd(&["run", "--rm", "snapshot:v2", "cat", "/live"]).ok().stdout, "live\n");
+    let out = k.cmd(&["commit", "nope", "x:1"]).failed();
+    assert!(out.stderr.contains("no such container"), "{}", out.stderr);
+    k.cmd(&["rm", "-f", "changed", "live"]).ok();
+    k.assert_clean();
+}
