@@ -172,3 +172,10 @@ pub struct CommitArgs {
     /// The new image's name.
     pub image: String,
 }
+
+/// `kiln cp CONTAINER:SRC DEST` or `kiln cp SRC CONTAINER:DEST`.
+#[derive(clap::Args)]
+pub struct CpArgs {
+    pub src: String,
+    pub dest: String,
+}

@@ -64,6 +64,8 @@ pub enum Command {
     Unpause(containers::ContainersArgs),
     /// Show a running container's processes.
     Top(containers::TopArgs),
+    /// Copy files between a container and the host.
+    Cp(containers::CpArgs),
     /// Make an image of a container's changes.
     Commit(containers::CommitArgs),
     /// Manage containers: prune.

@@ -6,8 +6,8 @@ use kiln::container;
 use kiln::store::Store;
 
 use crate::cli::containers::{
-    CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs, StopArgs,
-    TopArgs,
+    CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, CpArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs,
+    StopArgs, TopArgs,
 };
 
 /// Run `each` on every container named, printing what it returns; an error
@@ -124,4 +124,19 @@ pub fn commit(store: &Store, args: CommitArgs) -> anyhow::Result<i32> {
     let manifest = container::commit(store, &args.container, &args.image, args.message.as_deref())?;
     crate::outln!("{}", manifest.digest())?;
     Ok(0)
+}
+
+pub fn cp(store: &Store, args: CpArgs) -> anyhow::Result<i32> {
+    use kiln::container::copy::{copy, Direction};
+    match (in_container(&args.src), in_container(&args.dest)) {
+        (Some((c, src)), None) => copy(store, c, &Direction::Out { src: src.to_owned(), dest: args.dest.into() })?,
+        (None, Some((c, dest))) => copy(store, c, &Direction::In { src: args.src.into(), dest: dest.to_owned() })?,
+        _ => return Err(container::ContainerError::CopySides.into()),
+    }
+    Ok(0)
+}
+
+/// docker's rule: `CONTAINER:PATH`, unless it starts with / or . (the host's).
+fn in_container(arg: &str) -> Option<(&str, &str)> {
+    (!arg.starts_with('/') && !arg.starts_with('.')).then(|| arg.split_once(':')).flatten()
 }

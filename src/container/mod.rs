@@ -12,6 +12,7 @@
 //! signal the sandbox process ([`lifecycle`]).
 
 mod commit;
+pub mod copy;
 mod exec;
 mod inspect;
 mod lifecycle;
@@ -93,6 +94,10 @@ pub enum ContainerError {
     CommitNeedsOverlay(String),
     #[error("writing the changes of container {0} as a layer")]
     Commit(String, #[source] crate::layer::LayerError),
+    #[error("{0}")]
+    Copy(String, #[source] std::io::Error),
+    #[error("kiln cp copies between a container and the host: give CONTAINER:PATH on exactly one side")]
+    CopySides,
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]

@@ -626,3 +626,48 @@ fn commit_makes_an_image_of_a_containers_changes_deletions_included() {
     k.cmd(&["rm", "-f", "changed", "live"]).ok();
     k.assert_clean();
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_follows_a_symlink_out_of_the_container() {
+    let k = Kiln::with_busybox();
+    let host = k.dir.path().join("host");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/f"), "from host\n").unwrap();
+    std::fs::write(host.join("secret"), "host secret\n").unwrap();
+    // A hostile container: links that point at the host's files, were they followed from outside.
+    let outside = host.join("secret");
+    let script = format!(
+        "mkdir -p /data && echo inside > /data/file && ln -s {0} /data/abs && ln -s ../../../../../../..{0} /data/rel && ln -s {1} /escape && sleep 4715",
+        outside.display(),
+        host.display()
+    );
+    k.cmd(&["run", "-d", "--name", "box", "busybox", "sh", "-c", &script]).ok();
+    eventually("it made its files", || k.cmd(&["exec", "box", "cat", "/data/file"]).stdout == "inside\n");
+    let out_dir = k.dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    k.cmd(&["cp", "box:/data", out_dir.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(out_dir.join("data/file")).unwrap(), "inside\n");
+    // Links come out as links, their targets untouched.
+    assert_eq!(std::fs::read_link(out_dir.join("data/abs")).unwrap(), outside);
+    // Reading through a link resolves inside the container: no host file there.
+    let out = k.cmd(&["cp", "box:/data/abs/..", out_dir.join("x").to_str().unwrap()]);
+    assert!(!out_dir.join("x").join("secret").exists(), "{}", out.stderr);
+    // In: a tree, and a write through /escape lands in the container, not on the host.
+    k.cmd(&["cp", host.join("tree").to_str().unwrap(), "box:/srv"]).ok();
+    assert_eq!(k.cmd(&["exec", "box", "cat", "/srv/sub/f"]).ok().stdout, "from host\n");
+    let note = k.dir.path().join("note");
+    std::fs::write(&note, "planted\n").unwrap();
+    // Resolved inside the container, /escape leads nowhere: an error, and nothing written on the host.
+    let out = k.cmd(&["cp", note.to_str().unwrap(), "box:/escape/secret"]).failed();
+    assert!(out.stderr.contains("/escape/secret in container box"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host secret\n", "the host file was written through a link");
+    // A stopped container's files too.
+    k.cmd(&["stop", "-t", "0", "box"]).ok();
+    let back = k.dir.path().join("back");
+    k.cmd(&["cp", "box:/srv/sub/f", back.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
+    let out = k.cmd(&["cp", "/etc/hostname", "/tmp/x"]).failed();
+    assert!(out.stderr.contains("exactly one side"), "{}", out.stderr);
+    k.cmd(&["rm", "box"]).ok();
+    k.assert_clean();
+}
