@@ -179,3 +179,13 @@ pub struct CpArgs {
     pub src: String,
     pub dest: String,
 }
+
+/// `kiln stats [--no-stream] [CONTAINER…]`.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// One sample, then exit (else a new one every second until interrupted).
+    #[arg(long)]
+    pub no_stream: bool,
+    /// The containers (default: every running one).
+    pub containers: Vec<String>,
+}

@@ -64,6 +64,8 @@ pub enum Command {
     Unpause(containers::ContainersArgs),
     /// Show a running container's processes.
     Top(containers::TopArgs),
+    /// Show running containers' CPU, memory and process count.
+    Stats(containers::StatsArgs),
     /// Copy files between a container and the host.
     Cp(containers::CpArgs),
     /// Make an image of a container's changes.

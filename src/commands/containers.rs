@@ -1,13 +1,15 @@
-//! `kiln stop`, `kill`, `rm`, `start`, `restart`, `wait`: each container in
-//! turn, its name (or exit code) printed as docker prints them; the first
-//! failure is reported after the others were tried.
+//! The container verbs besides `run`, `ps` and `logs`: `stop`, `kill`, `rm`,
+//! `start`, `restart`, `wait`, `pause`, `unpause` (each container in turn,
+//! its name or exit code printed as docker prints them, the first failure
+//! reported after the others were tried), and `exec`, `top`, `stats`, `cp`,
+//! `commit`, `container prune`.
 
 use kiln::container;
 use kiln::store::Store;
 
 use crate::cli::containers::{
     CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, CpArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs,
-    StopArgs, TopArgs,
+    StatsArgs, StopArgs, TopArgs,
 };
 
 /// Run `each` on every container named, printing what it returns; an error
@@ -139,4 +141,42 @@ pub fn cp(store: &Store, args: CpArgs) -> anyhow::Result<i32> {
 /// docker's rule: `CONTAINER:PATH`, unless it starts with / or . (the host's).
 fn in_container(arg: &str) -> Option<(&str, &str)> {
     (!arg.starts_with('/') && !arg.starts_with('.')).then(|| arg.split_once(':')).flatten()
+}
+
+pub fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<i32> {
+    use crate::cli::output::human_size as size;
+    let containers = container::Containers::new(store);
+    loop {
+        let names = if args.containers.is_empty() {
+            let running = |id: &String| containers.state(id).is_ok_and(|s| s.status == container::Status::Running);
+            containers.ids()?.into_iter().filter(running).collect()
+        } else {
+            args.containers.clone()
+        };
+        // Sampled side by side: one interval for all, not one each.
+        let samples: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .iter()
+                .map(|c| s.spawn(move || container::stats::sample(store, c, std::time::Duration::from_millis(500))))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a sampling thread")).collect()
+        });
+        crate::outln!(
+            "{:<14} {:<24} {:>8} {:>22} {:>6}",
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "PIDS"
+        )?;
+        for sample in samples {
+            let s = sample?;
+            let mem = format!("{} / {}", size(s.memory), size(s.memory_limit));
+            crate::outln!("{:<14} {:<24} {:>7.2}% {:>22} {:>6}", &s.id[..12], s.name, s.cpu_percent, mem, s.pids)?;
+        }
+        if args.no_stream {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

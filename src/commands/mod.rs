@@ -88,6 +88,7 @@ pub fn main() -> i32 {
             Command::Top(args) => containers::top(&store, args),
             Command::Commit(args) => containers::commit(&store, args),
             Command::Cp(args) => containers::cp(&store, args),
+            Command::Stats(args) => containers::stats(&store, args),
             Command::Container(args) => containers::container(&store, args),
             Command::Stop(args) => containers::stop(&store, args),
             Command::Kill(args) => containers::kill(&store, args),

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod monitor;
 pub mod processes;
 pub mod state;
+pub mod stats;
 pub mod usage;
 pub mod volumes;
 

@@ -671,3 +671,23 @@ fn cp_copies_both_ways_and_never_follows_a_symlink_out_of_the_container() {
     k.cmd(&["rm", "box"]).ok();
     k.assert_clean();
 }
+
+#[test]
+fn stats_show_a_busy_containers_cpu_memory_and_processes() {
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "--name", "busy", "-m", "256m", "busybox", "sh", "-c", "while true; do :; done"]).ok();
+    k.cmd(&["run", "-d", "--name", "idle", "busybox", "sleep", "4716"]).ok();
+    let out = k.cmd(&["stats", "--no-stream"]).ok().stdout;
+    let row = |name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{out}")).to_owned();
+    let cpu = |line: &str| {
+        line.split_whitespace().find(|w| w.ends_with('%')).unwrap().trim_end_matches('%').parse::<f64>().unwrap()
+    };
+    assert!(cpu(&row("busy")) > 30.0, "{out}");
+    assert!(cpu(&row("idle")) < 30.0, "{out}");
+    assert!(row("busy").contains("/ 268.4MB"), "the memory limit: {out}");
+    assert!(row("idle").trim_end().ends_with(" 2"), "PID 1 and sleep: {out}");
+    let out = k.cmd(&["stats", "--no-stream", "nope"]).failed();
+    assert!(out.stderr.contains("no such container"), "{}", out.stderr);
+    k.cmd(&["rm", "-f", "busy", "idle"]).ok();
+    k.assert_clean();
+}
