@@ -81,6 +81,9 @@ pub struct ExecArgs {
     /// Pass stdin on (through a pipe).
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the command a terminal of its own (a new pty, driven from kiln's).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Set an environment variable, KEY=VALUE, or KEY for kiln's own (repeatable).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,

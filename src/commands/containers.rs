@@ -86,6 +86,7 @@ pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
         workdir: args.workdir,
         user: args.user,
         stdin: args.interactive,
+        tty: args.tty,
     };
     Ok(container::exec(store, container, &request, &std::env::current_exe()?)?)
 }

@@ -5,6 +5,7 @@
 //! pipes, never handed over: no descriptor or terminal of kiln's reaches the
 //! container.
 
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -26,6 +27,8 @@ pub struct ExecRequest {
     pub user: Option<String>,
     /// Pass this process's stdin on (`-i`).
     pub stdin: bool,
+    /// A pty of its own for the command (`-t`), driven from kiln's terminal.
+    pub tty: bool,
 }
 
 /// Run `request` in container `reference`; the command's exit code (126,
@@ -54,6 +57,7 @@ pub fn exec(store: &Store, reference: &str, request: &ExecRequest, exe: &Path) -
         cwd: request.workdir.clone().unwrap_or(config.cwd),
         user: request.user.clone().unwrap_or(config.user),
         hostname: config.hostname,
+        terminal: request.tty,
         ..Spec::default()
     };
     let spec = spec.validated().map_err(crate::sandbox::SandboxError::from)?;
@@ -61,8 +65,17 @@ pub fn exec(store: &Store, reference: &str, request: &ExecRequest, exe: &Path) -
     let (spec_read, mut spec_write) = std::io::pipe().map_err(failed)?;
     let mut cmd = Command::new(exe);
     cmd.arg("__exec").arg(state.pid.to_string()).env_clear();
-    cmd.stdin(if request.stdin { StdStdio::piped() } else { StdStdio::null() });
-    cmd.stdout(StdStdio::piped()).stderr(StdStdio::piped());
+    // With -t, a new pty: its other side is the command's terminal.
+    let pty = if request.tty {
+        let pty = nix::pty::openpty(crate::sandbox::window_size().as_ref(), None).map_err(|e| failed(e.into()))?;
+        let slave = || pty.slave.try_clone().map_err(failed);
+        cmd.stdin(slave()?).stdout(slave()?).stderr(slave()?);
+        Some(File::from(pty.master))
+    } else {
+        cmd.stdin(if request.stdin { StdStdio::piped() } else { StdStdio::null() });
+        cmd.stdout(StdStdio::piped()).stderr(StdStdio::piped());
+        None
+    };
     let fd = spec_read.as_raw_fd();
     // SAFETY: between fork and exec only prctl, setsid, fcntl, dup2 and close_range.
     unsafe {
@@ -83,6 +96,27 @@ pub fn exec(store: &Store, reference: &str, request: &ExecRequest, exe: &Path) -
     // A child that failed before reading says why on stderr.
     let _ = spec_write.write_all(&json);
     drop(spec_write);
+    if let Some(master) = pty {
+        let _raw = request.stdin.then(super::terminal::RawMode::enter).flatten();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let status = std::thread::scope(|s| {
+            if request.stdin {
+                let to = master.try_clone();
+                let (master, done) = (&master, &done);
+                s.spawn(move || {
+                    if let Ok(to) = to {
+                        crate::sandbox::copy_stdin(to, done, Some(master));
+                    }
+                });
+            }
+            // Until EIO: every holder of the pty's other side is gone.
+            let _ = std::io::copy(&mut &master, &mut std::io::stdout());
+            let status = child.wait();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            status
+        });
+        return Ok(crate::sandbox::exit_code(status.map_err(failed)?));
+    }
     if let Some(mut input) = child.stdin.take() {
         // Not joined: it may wait on a terminal long after the command ended.
         std::thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut input));

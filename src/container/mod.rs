@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod processes;
 pub mod state;
 pub mod stats;
+mod terminal;
 pub mod usage;
 pub mod volumes;
 

@@ -175,7 +175,7 @@ fn run_held(
         Stdio::Streams { stdin, sink: &sink, started: &started }
     };
     // Keystrokes go to the container's terminal as they are typed, ^C included.
-    let _raw = (config.tty && stdin).then(RawMode::enter).flatten();
+    let _raw = (config.tty && stdin).then(super::terminal::RawMode::enter).flatten();
     let mut sandbox = Sandbox::new(exe, &store.work_dir()).with_ports(&config.ports);
     if !config.sig_proxy {
         sandbox = sandbox.without_signal_proxy();
@@ -227,30 +227,6 @@ fn sandbox_mounts(
         out.push(SpecMount { target: m.target.clone(), kind });
     }
     Ok(out)
-}
-
-/// kiln's terminal in raw mode while it lives, put back as it was after.
-struct RawMode {
-    saved: nix::sys::termios::Termios,
-}
-
-impl RawMode {
-    /// Raw mode on stdin, when it is a terminal.
-    fn enter() -> Option<Self> {
-        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(Self { saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.saved);
-    }
 }
 
 /// Start container `id` with a monitor of its own that outlives this

@@ -43,7 +43,7 @@ pub use network::{NetworkError, NetworkSetup, PortMap};
 pub use seccomp::SeccompError;
 pub use signals::{forwarded, forwarded_names};
 pub use spec::{Limits, NetworkMode, Spec, SpecEnvFile, SpecError, SpecFile, SpecMount, SpecMountKind};
-pub(crate) use started::exit_code;
+pub(crate) use started::{copy_stdin, exit_code, window_size};
 pub use workdir::WorkdirError;
 
 /// In a forked child before exec: hand `fd` (the child's end of a

@@ -421,7 +421,7 @@ fn for_each_line(from: impl Read, max: usize, sink: &mut (dyn FnMut(&str) + Send
 /// the user types next belongs to whatever reads kiln's stdin next (the next
 /// `--debug-shell`). Read straight from fd 0: std's buffered stdin could
 /// keep input back from the next reader.
-fn copy_stdin(mut to: impl Write, done: &AtomicBool, pty: Option<&fs::File>) {
+pub(crate) fn copy_stdin(mut to: impl Write, done: &AtomicBool, pty: Option<&fs::File>) {
     let fd = std::io::stdin().as_fd().as_raw_fd();
     let mut buf = [0u8; 8192];
     let mut size = None;
@@ -459,7 +459,7 @@ fn copy_stdin(mut to: impl Write, done: &AtomicBool, pty: Option<&fs::File>) {
 }
 
 /// The size of the terminal kiln's stdout (else stdin) is, if either is one.
-fn window_size() -> Option<nix::pty::Winsize> {
+pub(crate) fn window_size() -> Option<nix::pty::Winsize> {
     let mut size = nix::pty::Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     [1, 0].into_iter().find_map(|fd| {
         // SAFETY: TIOCGWINSZ writes one winsize to a valid pointer.

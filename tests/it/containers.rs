@@ -691,3 +691,33 @@ fn stats_show_a_busy_containers_cpu_memory_and_processes() {
     k.cmd(&["rm", "-f", "busy", "idle"]).ok();
     k.assert_clean();
 }
+
+#[test]
+fn exec_it_is_a_shell_on_a_terminal_of_its_own_in_the_container() {
+    use std::io::{Read as _, Write as _};
+    for k in Kiln::each_mode() {
+        k.cmd(&["run", "-d", "--name", "box", "busybox", "sleep", "4717"]).ok();
+        let mut cmd = k.command();
+        cmd.args(["exec", "-it", "box", "sh"]);
+        let (mut child, mut master) = super::harness::spawn_in_terminal(&mut cmd);
+        let mut reader = master.try_clone().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        master.write_all(b"[ -t 0 ] && echo on-a-tty-$((2*21)); ps -o args | grep -c 'sleep 4717'; exit 4\n").unwrap();
+        let status = child.wait().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(status.code(), Some(4), "{:?}: {seen}", k.mode);
+        assert!(seen.contains("on-a-tty-42"), "{:?}: {seen}", k.mode);
+        k.cmd(&["rm", "-f", "box"]).ok();
+        k.assert_clean();
+    }
+}
