@@ -192,3 +192,12 @@ pub struct StatsArgs {
     /// The containers (default: every running one).
     pub containers: Vec<String>,
 }
+
+/// `kiln attach [--no-stdin] CONTAINER`.
+#[derive(clap::Args)]
+pub struct AttachArgs {
+    /// Do not pass stdin on.
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
+}

@@ -44,6 +44,8 @@ pub enum Command {
     Run(Box<run::Args>),
     /// List containers.
     Ps(containers::PsArgs),
+    /// Attach to a detached container's streams (its stdin too, when it was run with -i).
+    Attach(containers::AttachArgs),
     /// Run a command in a running container.
     Exec(containers::ExecArgs),
     /// Show a container's output.

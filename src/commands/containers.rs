@@ -8,8 +8,8 @@ use kiln::container;
 use kiln::store::Store;
 
 use crate::cli::containers::{
-    CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, CpArgs, ExecArgs, KillArgs, MonitorArgs, RmArgs,
-    StatsArgs, StopArgs, TopArgs,
+    AttachArgs, CommitArgs, ContainerArgs, ContainerCommand, ContainersArgs, CpArgs, ExecArgs, KillArgs, MonitorArgs,
+    RmArgs, StatsArgs, StopArgs, TopArgs,
 };
 
 /// Run `each` on every container named, printing what it returns; an error
@@ -180,4 +180,8 @@ pub fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<i32> {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+pub fn attach(store: &Store, args: AttachArgs) -> anyhow::Result<i32> {
+    Ok(container::attach::attach(store, &args.container, !args.no_stdin)?)
 }

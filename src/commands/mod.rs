@@ -82,6 +82,7 @@ pub fn main() -> i32 {
             Command::Ps(args) => ps::ps(&store, args).map(|()| 0),
             Command::Logs(args) => logs::logs(&store, args).map(|()| 0),
             Command::Exec(args) => containers::exec(&store, args),
+            Command::Attach(args) => containers::attach(&store, args),
             Command::Volume(args) => volume::volume(&store, args).map(|()| 0),
             Command::Pause(args) => containers::pause(&store, args, true),
             Command::Unpause(args) => containers::pause(&store, args, false),

@@ -48,6 +48,7 @@ pub fn run(store: &Store, config: &RegistryConfig, args: Args) -> anyhow::Result
         readonly_root: args.read_only,
         restart: args.restart,
         sig_proxy: args.sig_proxy,
+        interactive: args.interactive,
     };
     if !args.detach {
         return Ok(kiln::container::run(store, &request)?);

@@ -11,6 +11,7 @@
 //! its container's monitor itself. The other commands read the record, and
 //! signal the sandbox process ([`lifecycle`]).
 
+pub mod attach;
 mod commit;
 pub mod copy;
 mod exec;
@@ -100,6 +101,8 @@ pub enum ContainerError {
     Copy(String, #[source] std::io::Error),
     #[error("kiln cp copies between a container and the host: give CONTAINER:PATH on exactly one side")]
     CopySides,
+    #[error("container {0} takes no attach: it runs attached to the kiln run that started it (kiln logs -f shows its output)")]
+    NotAttachable(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]
@@ -173,6 +176,8 @@ pub struct RunRequest {
     pub restart: state::Restart,
     /// `--sig-proxy`.
     pub sig_proxy: bool,
+    /// `-i`: its stdin stays open (a detached one's, for `kiln attach`).
+    pub interactive: bool,
 }
 
 impl RunRequest {
@@ -252,6 +257,7 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
         readonly_root: request.readonly_root,
         restart: request.restart,
         sig_proxy: request.sig_proxy,
+        interactive: request.interactive,
     };
     if config.auto_remove && config.restart != state::Restart::No {
         return Err(ContainerError::RestartWithRm);

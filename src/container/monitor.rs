@@ -138,8 +138,13 @@ fn run_held(
         ..Spec::default()
     };
     let terminal = matches!(attach, Attach::Terminal { .. });
+    // A detached container's streams, for `kiln attach`.
+    let server = if terminal { None } else { Some(super::attach::Server::listen(&dir, config.interactive)?) };
     let sink = |stream: Stream, bytes: &[u8]| {
         log.write(stream, bytes);
+        if let Some(server) = &server {
+            server.send(stream, bytes);
+        }
         if !terminal {
             return true;
         }
@@ -168,7 +173,11 @@ fn run_held(
             Err(e) => *record_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e),
         }
     };
-    let stdin = matches!(attach, Attach::Terminal { stdin: true });
+    let stdin = match attach {
+        Attach::Terminal { stdin } => stdin,
+        // Its stdin is the attach server's pipe (see `attach::Server::listen`).
+        Attach::Detached => config.interactive,
+    };
     let stdio = if config.tty {
         Stdio::Terminal { input: stdin, sink: &sink, started: &started }
     } else {

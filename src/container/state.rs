@@ -71,6 +71,9 @@ pub struct Config {
     /// `--sig-proxy` (attached runs).
     #[serde(default = "yes")]
     pub sig_proxy: bool,
+    /// `-i`: stdin kept open; a detached one's is fed by `kiln attach`.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 fn yes() -> bool {

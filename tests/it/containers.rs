@@ -560,10 +560,10 @@ fn pause_top_prune_and_system_df_see_the_containers() {
     let k = Kiln::with_busybox();
     let script = "while true; do date +%s%N >> /tmp/ticks; sleep 0.05; done";
     k.cmd(&["run", "-d", "--name", "ticker", "busybox", "sh", "-c", script]).ok();
-    let top = k.cmd(&["top", "ticker"]).ok().stdout;
-    assert!(top.lines().next().unwrap().contains("PID") && top.contains("sh -c while true"), "{top}");
     let ticks = || k.cmd(&["exec", "ticker", "wc", "-l", "/tmp/ticks"]).stdout;
     eventually("it ticks", || ticks().split_whitespace().next().is_some_and(|n| n != "0"));
+    let top = k.cmd(&["top", "ticker"]).ok().stdout;
+    assert!(top.lines().next().unwrap().contains("PID") && top.contains("sh -c while true"), "{top}");
     k.cmd(&["pause", "ticker"]).ok();
     assert!(ps_line(&k, "ticker").unwrap().contains("(Paused)"));
     let out = k.cmd(&["exec", "ticker", "true"]);
@@ -677,15 +677,18 @@ fn stats_show_a_busy_containers_cpu_memory_and_processes() {
     let k = Kiln::with_busybox();
     k.cmd(&["run", "-d", "--name", "busy", "-m", "256m", "busybox", "sh", "-c", "while true; do :; done"]).ok();
     k.cmd(&["run", "-d", "--name", "idle", "busybox", "sleep", "4716"]).ok();
-    let out = k.cmd(&["stats", "--no-stream"]).ok().stdout;
-    let row = |name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{out}")).to_owned();
+    let row = |out: &str, name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_default().to_owned();
     let cpu = |line: &str| {
-        line.split_whitespace().find(|w| w.ends_with('%')).unwrap().trim_end_matches('%').parse::<f64>().unwrap()
+        line.split_whitespace().find(|w| w.ends_with('%')).and_then(|w| w.trim_end_matches('%').parse::<f64>().ok())
     };
-    assert!(cpu(&row("busy")) > 30.0, "{out}");
-    assert!(cpu(&row("idle")) < 30.0, "{out}");
-    assert!(row("busy").contains("/ 268.4MB"), "the memory limit: {out}");
-    assert!(row("idle").trim_end().ends_with(" 2"), "PID 1 and sleep: {out}");
+    // Sampled until both commands run (a container's PID 1 forks its command a moment after `run -d`).
+    let mut out = String::new();
+    eventually("the busy one is busy and the idle one has its sleep", || {
+        out = k.cmd(&["stats", "--no-stream"]).ok().stdout;
+        cpu(&row(&out, "busy")).is_some_and(|c| c > 30.0) && row(&out, "idle").trim_end().ends_with(" 2")
+    });
+    assert!(cpu(&row(&out, "idle")).is_some_and(|c| c < 30.0), "{out}");
+    assert!(row(&out, "busy").contains("/ 268.4MB"), "the memory limit: {out}");
     let out = k.cmd(&["stats", "--no-stream", "nope"]).failed();
     assert!(out.stderr.contains("no such container"), "{}", out.stderr);
     k.cmd(&["rm", "-f", "busy", "idle"]).ok();
@@ -720,4 +723,41 @@ fn exec_it_is_a_shell_on_a_terminal_of_its_own_in_the_container() {
         k.cmd(&["rm", "-f", "box"]).ok();
         k.assert_clean();
     }
+}
+
+#[test]
+fn attach_drives_a_detached_interactive_container_and_follows_its_output() {
+    use std::io::{Read as _, Write as _};
+    let k = Kiln::with_busybox();
+    k.cmd(&["run", "-d", "-i", "-t", "--name", "shell", "busybox", "sh"]).ok();
+    let mut cmd = k.command();
+    cmd.args(["attach", "shell"]);
+    let (mut child, mut master) = super::harness::spawn_in_terminal(&mut cmd);
+    let mut reader = master.try_clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"echo attached-$((40+2)); exit 6\n").unwrap();
+    let status = child.wait().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains("attached-42"), "{seen}");
+    assert_eq!(status.code(), Some(6), "{seen}");
+    assert_eq!(k.cmd(&["wait", "shell"]).ok().stdout, "6\n");
+    // Output only, without -i: a detached container's lines as they come.
+    k.cmd(&["run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo late-line"]).ok();
+    let out = k.cmd(&["attach", "--no-stdin", "talker"]).ok();
+    assert_eq!(out.stdout, "late-line\n");
+    let out = k.cmd(&["attach", "talker"]).failed();
+    assert!(out.stderr.contains("not running"), "{}", out.stderr);
+    k.cmd(&["rm", "shell", "talker"]).ok();
+    k.assert_clean();
 }
