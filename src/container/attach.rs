@@ -16,7 +16,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::state::{io, Containers, Status};
+use super::state::{io, Containers};
 use super::ContainerError;
 use crate::sandbox::Stream;
 use crate::store::Store;
@@ -81,11 +81,7 @@ impl Server {
 /// it stops; its exit code.
 pub fn attach(store: &Store, reference: &str, stdin: bool) -> Result<i32, ContainerError> {
     let containers = Containers::new(store);
-    let id = containers.find(reference)?;
-    let config = containers.config(&id)?;
-    if containers.state(&id)?.status != Status::Running {
-        return Err(ContainerError::NotRunning(config.name));
-    }
+    let (id, config, _) = containers.running(reference)?;
     let dir = containers.dir(&id);
     let folder = File::open(&dir).map_err(io("opening", &dir))?;
     let path = format!("/proc/self/fd/{}/attach.sock", folder.as_raw_fd());

@@ -37,8 +37,7 @@ pub fn copy(store: &Store, reference: &str, direction: &Direction) -> Result<(),
     let mut _held = None;
     let mut _mount = None;
     let root_path = if state.status == Status::Running {
-        let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", state.pid)).unwrap_or_default();
-        let init = children.split_whitespace().next().ok_or(ContainerError::NotRunning(config.name.clone()))?;
+        let init = super::processes::init_of(state.pid).ok_or(ContainerError::NotRunning(config.name.clone()))?;
         PathBuf::from(format!("/proc/{init}/root"))
     } else {
         _held = Some(containers.hold_stopped(&id)?.ok_or(ContainerError::Running(config.name.clone()))?);

@@ -43,12 +43,7 @@ pub fn kill(store: &Store, reference: &str, signal: &str) -> Result<Config, Cont
         )));
     }
     let containers = Containers::new(store);
-    let id = containers.find(reference)?;
-    let config = containers.config(&id)?;
-    let state = containers.state(&id)?;
-    if state.status != Status::Running {
-        return Err(ContainerError::NotRunning(config.name));
-    }
+    let (id, config, state) = containers.running(reference)?;
     containers.mark_stopping(&id)?;
     resume(store, &containers, &id);
     send(&state, signal)?;

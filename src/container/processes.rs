@@ -8,7 +8,7 @@ use std::fs;
 
 use nix::sys::signal::Signal;
 
-use super::state::{Containers, Status};
+use super::state::Containers;
 use super::{Config, ContainerError};
 use crate::store::Store;
 
@@ -59,17 +59,16 @@ pub fn paused(containers: &Containers, id: &str) -> bool {
     containers.dir(id).join("paused").exists()
 }
 
+/// The host pid of the PID 1 of the sandbox whose process is `sandbox`:
+/// its one child.
+pub(crate) fn init_of(sandbox: u32) -> Option<u32> {
+    let children = fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
 fn pids(store: &Store, reference: &str) -> Result<(Config, Vec<u32>), ContainerError> {
-    let containers = Containers::new(store);
-    let id = containers.find(reference)?;
-    let config = containers.config(&id)?;
-    let state = containers.state(&id)?;
-    if state.status != Status::Running {
-        return Err(ContainerError::NotRunning(config.name));
-    }
-    let sandbox = state.pid;
-    let children = fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children")).unwrap_or_default();
-    let Some(init) = children.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()) else {
+    let (_, config, state) = Containers::new(store).running(reference)?;
+    let Some(init) = init_of(state.pid) else {
         return Err(ContainerError::NotRunning(config.name));
     };
     let ns = |pid: u32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();

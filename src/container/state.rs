@@ -290,6 +290,18 @@ impl Containers {
         Ok(state)
     }
 
+    /// The id, config and state of the container `reference` names, which
+    /// must be running.
+    pub fn running(&self, reference: &str) -> Result<(String, Config, State), ContainerError> {
+        let id = self.find(reference)?;
+        let config = self.config(&id)?;
+        let state = self.state(&id)?;
+        if state.status != Status::Running {
+            return Err(ContainerError::NotRunning(config.name));
+        }
+        Ok((id, config, state))
+    }
+
     /// Replace its state (the caller holds its lock).
     pub fn write_state(&self, id: &str, state: &State) -> Result<(), ContainerError> {
         write_json(&self.dir(id).join("state.json"), state)

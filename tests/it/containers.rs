@@ -16,6 +16,24 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Everything read from a pty's master, as it comes, on a thread of its own.
+fn read_all(master: &std::fs::File) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read as _;
+    let mut reader = master.try_clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    seen
+}
+
 /// `ps -a`'s line for the container named `name`.
 fn ps_line(k: &Kiln, name: &str) -> Option<String> {
     let out = k.cmd(&["ps", "-a"]).ok();
@@ -338,7 +356,7 @@ fn exec_runs_in_the_containers_namespaces_as_confined_as_its_command() {
 
 #[test]
 fn run_it_is_an_interactive_shell_on_a_terminal_of_its_own_that_follows_the_window() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     for k in Kiln::each_mode() {
@@ -361,18 +379,7 @@ fn run_it_is_an_interactive_shell_on_a_terminal_of_its_own_that_follows_the_wind
         }
         let mut child = cmd.spawn().unwrap();
         let mut master = std::fs::File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let seen = read_all(&master);
         let saw = |what: &str| seen.lock().unwrap().contains(what);
         // Typed as a person types: a line, read by the shell on its own terminal.
         master.write_all(b"stty size; [ -t 0 ] && echo on-a-$((6*7))-tty\n").unwrap();
@@ -697,24 +704,13 @@ fn stats_show_a_busy_containers_cpu_memory_and_processes() {
 
 #[test]
 fn exec_it_is_a_shell_on_a_terminal_of_its_own_in_the_container() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     for k in Kiln::each_mode() {
         k.cmd(&["run", "-d", "--name", "box", "busybox", "sleep", "4717"]).ok();
         let mut cmd = k.command();
         cmd.args(["exec", "-it", "box", "sh"]);
         let (mut child, mut master) = super::harness::spawn_in_terminal(&mut cmd);
-        let mut reader = master.try_clone().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let seen = read_all(&master);
         master.write_all(b"[ -t 0 ] && echo on-a-tty-$((2*21)); ps -o args | grep -c 'sleep 4717'; exit 4\n").unwrap();
         let status = child.wait().unwrap();
         let seen = seen.lock().unwrap().clone();
@@ -727,24 +723,13 @@ fn exec_it_is_a_shell_on_a_terminal_of_its_own_in_the_container() {
 
 #[test]
 fn attach_drives_a_detached_interactive_container_and_follows_its_output() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let k = Kiln::with_busybox();
     k.cmd(&["run", "-d", "-i", "-t", "--name", "shell", "busybox", "sh"]).ok();
     let mut cmd = k.command();
     cmd.args(["attach", "shell"]);
     let (mut child, mut master) = super::harness::spawn_in_terminal(&mut cmd);
-    let mut reader = master.try_clone().unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let seen = read_all(&master);
     std::thread::sleep(Duration::from_millis(300));
     master.write_all(b"echo attached-$((40+2)); exit 6\n").unwrap();
     let status = child.wait().unwrap();
