@@ -358,27 +358,10 @@ fn exec_runs_in_the_containers_namespaces_as_confined_as_its_command() {
 fn run_it_is_an_interactive_shell_on_a_terminal_of_its_own_that_follows_the_window() {
     use std::io::Write as _;
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     for k in Kiln::each_mode() {
-        let size = nix::pty::Winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = nix::pty::openpty(Some(&size), None).unwrap();
-        let slave = pty.slave.as_raw_fd();
         let mut cmd = k.command();
         cmd.args(["run", "-it", "--rm", "busybox", "sh"]);
-        cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-        // SAFETY: setsid and ioctl only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setsid() < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut master = std::fs::File::from(pty.master);
+        let (mut child, mut master) = super::harness::spawn_in_sized_terminal(&mut cmd, Some((33, 101)));
         let seen = read_all(&master);
         let saw = |what: &str| seen.lock().unwrap().contains(what);
         // Typed as a person types: a line, read by the shell on its own terminal.
@@ -391,8 +374,8 @@ fn run_it_is_an_interactive_shell_on_a_terminal_of_its_own_that_follows_the_wind
         eventually("the new size reaches the container", || saw("40 120"));
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(5), "{:?}: {}", k.mode, seen.lock().unwrap());
-        // kiln's terminal is as it was: cooked, echoing.
-        let modes = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        // kiln's terminal is as it was: cooked, echoing (a pty's two ends share its modes).
+        let modes = nix::sys::termios::tcgetattr(&master).unwrap();
         use nix::sys::termios::LocalFlags;
         assert!(modes.local_flags.contains(LocalFlags::ECHO | LocalFlags::ICANON), "{:?}", k.mode);
         k.assert_clean();

@@ -412,10 +412,16 @@ pub fn write_docker_save(path: &Path, mut config: Value, repo_tags: &[&str], lay
 /// three standard streams, as an interactive shell would; returns the child
 /// and the terminal's other end, to read what it prints and type into it.
 pub fn spawn_in_terminal(cmd: &mut Command) -> (std::process::Child, fs::File) {
+    spawn_in_sized_terminal(cmd, None)
+}
+
+/// [`spawn_in_terminal`], the terminal `size` rows and columns from the start.
+pub fn spawn_in_sized_terminal(cmd: &mut Command, size: Option<(u16, u16)>) -> (std::process::Child, fs::File) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let size = size.map(|(ws_row, ws_col)| nix::pty::Winsize { ws_row, ws_col, ws_xpixel: 0, ws_ypixel: 0 });
+    let pty = nix::pty::openpty(size.as_ref(), None).unwrap();
     let slave_fd = pty.slave.as_raw_fd();
     cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
