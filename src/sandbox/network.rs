@@ -354,7 +354,7 @@ impl NetworkSetup {
     /// it, and whose user namespace owns it) to the world, and return once
     /// its interface is configured. The returned guard stops the helper.
     pub fn attach(&self, pid: u32) -> Result<Attached, NetworkError> {
-        let Some(helper) = &self.helper else { return Ok(Attached(None)) };
+        let Some(helper) = &self.helper else { return Ok(Attached { child: None, publishes: false }) };
         let name = helper.name();
         let mut log = tempfile::tempfile_in(&self.scratch).map_err(|e| NetworkError::Spawn(name, e))?;
         let (mut ready, ready_writer) = std::io::pipe().map_err(|e| NetworkError::Spawn(name, e))?;
@@ -370,7 +370,7 @@ impl NetworkSetup {
         let child = cmd.spawn().map_err(|e| NetworkError::Spawn(name, e))?;
         drop(cmd);
         drop(ready_writer); // the helper's copy is the only one left: EOF when it dies
-        let mut attached = Attached(Some(child));
+        let mut attached = Attached { child: Some(child), publishes: !self.ports.is_empty() };
         match wait_ready(&mut ready, READY_TIMEOUT) {
             Ok(true) => Ok(attached),
             Ok(false) => {
@@ -412,19 +412,29 @@ fn wait_ready(ready: &mut std::io::PipeReader, timeout: Duration) -> Result<bool
 }
 
 /// A running helper; dropping it stops it (the step is over).
-pub struct Attached(Option<Child>);
+pub struct Attached {
+    child: Option<Child>,
+    /// It holds published ports, which must be free once kiln is done.
+    publishes: bool,
+}
 
 impl Attached {
     fn stop(&mut self) {
-        if let Some(mut child) = self.0.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             // The helper's exit closes its tap device, which the kernel
             // unregisters slowly (an RCU grace period, tens of ms): reaped
-            // off the step's path, but before kiln ends, so that a port it
-            // published is free once the container's monitor is gone.
-            crate::store::trash::later(move || {
-                let _ = child.wait();
-            });
+            // off the step's path. One that published ports is waited for
+            // before kiln ends, so that a port is free once the container's
+            // monitor is gone; another is not (init reaps it if kiln ends
+            // first), which keeps the wait off `kiln run`'s and a build's end.
+            if self.publishes {
+                crate::store::trash::later(move || {
+                    let _ = child.wait();
+                });
+            } else {
+                std::thread::spawn(move || child.wait());
+            }
         }
     }
 }
@@ -597,7 +607,7 @@ mod tests {
         for mode in [NetworkMode::Host, NetworkMode::None] {
             let setup = NetworkSetup::new(mode, dir.path()).unwrap();
             assert_eq!(setup.resolv_conf(), None);
-            assert!(setup.attach(1).unwrap().0.is_none());
+            assert!(setup.attach(1).unwrap().child.is_none());
         }
     }
 
@@ -631,7 +641,7 @@ mod tests {
             let out = Command::new("nsenter").args(ip).output().unwrap();
             let addresses = String::from_utf8_lossy(&out.stdout);
             assert!(addresses.contains("inet 10.0.2.100/24"), "{}: {addresses}", helper.name());
-            let helper_pid = attached.0.as_ref().unwrap().id();
+            let helper_pid = attached.child.as_ref().unwrap().id();
             drop(attached);
             // Killed by the drop, reaped off the caller's path: gone soon after.
             let deadline = Instant::now() + Duration::from_secs(10);
