@@ -54,10 +54,14 @@ fn enter_namespaces() -> anyhow::Result<()> {
     use anyhow::Context;
     if sandbox::userns::is_child() {
         sandbox::userns::enter_as_child()?;
-    } else if !nix::unistd::geteuid().is_root() && cli::subcommand().as_deref() == Some("exec") {
-        // `kiln exec` joins a container's user namespace, which only its
-        // creator's namespace (or an ancestor) may: not a new one of its own.
-        // It mounts nothing.
+    } else if !nix::unistd::geteuid().is_root()
+        && matches!(cli::subcommand().as_deref(), Some("exec" | "cp" | "top" | "pause" | "unpause" | "stats"))
+    {
+        // These look into a running container: `exec` and `cp` join its user
+        // namespace, the others read its processes in /proc and signal them,
+        // which only the namespace that made it (or an ancestor) may, not a
+        // new one of kiln's own. They mount nothing (`cp` of a stopped
+        // container enters one after all: see `commands::containers::cp`).
         cli::settings::mark_rootless();
         return Ok(());
     } else if !nix::unistd::geteuid().is_root() {

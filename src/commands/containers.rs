@@ -131,6 +131,17 @@ pub fn commit(store: &Store, args: CommitArgs) -> anyhow::Result<i32> {
 
 pub fn cp(store: &Store, args: CpArgs) -> anyhow::Result<i32> {
     use kiln::container::copy::{copy, Direction};
+    // Rootless, `cp` starts outside a user namespace of kiln's own (see
+    // main.rs), to join a running container's; a stopped container's
+    // filesystem is mounted, which needs kiln's own: run again in it.
+    let named = in_container(&args.src).or(in_container(&args.dest));
+    if let Some((reference, _)) = named.filter(|_| !nix::unistd::geteuid().is_root()) {
+        let containers = container::Containers::new(store);
+        let id = containers.find(reference)?;
+        if containers.state(&id)?.status != container::Status::Running {
+            return Ok(kiln::sandbox::userns::run_in_userns()?);
+        }
+    }
     match (in_container(&args.src), in_container(&args.dest)) {
         (Some((c, src)), None) => copy(store, c, &Direction::Out { src: src.to_owned(), dest: args.dest.into() })?,
         (None, Some((c, dest))) => copy(store, c, &Direction::In { src: args.src.into(), dest: dest.to_owned() })?,

@@ -38,6 +38,11 @@ pub fn copy(store: &Store, reference: &str, direction: &Direction) -> Result<(),
     let mut _mount = None;
     let root_path = if state.status == Status::Running {
         let init = super::processes::init_of(state.pid).ok_or(ContainerError::NotRunning(config.name.clone()))?;
+        // Rootless kiln runs `cp` in the user's own namespace (see main.rs):
+        // joined, it is the container's root, whose files are its own.
+        if !nix::unistd::geteuid().is_root() {
+            crate::sandbox::join::enter_user_namespace(init).map_err(ContainerError::Join)?;
+        }
         PathBuf::from(format!("/proc/{init}/root"))
     } else {
         _held = Some(containers.hold_stopped(&id)?.ok_or(ContainerError::Running(config.name.clone()))?);

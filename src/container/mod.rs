@@ -55,6 +55,8 @@ pub enum ContainerError {
     Exe(#[source] std::io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error("looking into the running container")]
+    Join(#[source] crate::sandbox::join::JoinError),
     #[error("no such container: {0}")]
     NoSuchContainer(String),
     #[error("{0} is the start of more than one container ID: give more of it, or the name")]

@@ -131,7 +131,8 @@ fn run_held(
         user: config.user.clone(),
         hostname: config.hostname.clone(),
         network: config.network,
-        limits: config.limits,
+        // A cgroup of its own even without limits: `pause` freezes it.
+        limits: crate::sandbox::Limits { freezable: true, ..config.limits },
         terminal: config.tty,
         readonly_root: config.readonly_root,
         mounts,

@@ -1,8 +1,8 @@
 //! A running container's processes as the host sees them: those in the pid
-//! namespace of its PID 1 (the sandbox process's child), for `kiln top`,
-//! `pause` and `unpause`. Pausing stops each with SIGSTOP, listing again
-//! until no new one appears (a process forked meanwhile is caught on the
-//! next pass), and marks the container paused (`containers/<id>/paused`).
+//! namespace of its PID 1 (the sandbox process's child), for `kiln top`;
+//! and `pause` and `unpause`, which freeze the container's cgroup (each
+//! container has one where kiln may make it) and mark the container paused
+//! (`containers/<id>/paused`).
 
 use std::fs;
 
@@ -10,6 +10,8 @@ use nix::sys::signal::Signal;
 
 use super::state::Containers;
 use super::{Config, ContainerError};
+use crate::sandbox::cgroup::Freezer;
+use crate::sandbox::SandboxError;
 use crate::store::Store;
 
 /// One process of a container.
@@ -28,7 +30,9 @@ pub fn list(store: &Store, reference: &str) -> Result<(Config, Vec<Process>), Co
     Ok((config, processes))
 }
 
-/// Stop (`pause`) or resume every process of running container `reference`.
+/// Stop (`pause`) or resume every process of running container `reference`:
+/// with the freezer of its cgroup, or where it has none, with SIGSTOP and
+/// SIGCONT.
 pub fn pause(store: &Store, reference: &str, pause: bool) -> Result<Config, ContainerError> {
     let containers = Containers::new(store);
     let id = containers.find(reference)?;
@@ -37,21 +41,37 @@ pub fn pause(store: &Store, reference: &str, pause: bool) -> Result<Config, Cont
         let name = containers.config(&id)?.name;
         return Err(if pause { ContainerError::Paused(name) } else { ContainerError::NotPaused(name) });
     }
-    let signal = if pause { Signal::SIGSTOP } else { Signal::SIGCONT };
+    let (_, config, state) = containers.running(&id)?;
+    let freezer = parent_of(state.pid).and_then(|parent| Freezer::of(state.pid, parent));
+    match freezer {
+        Some(freezer) => freezer.set(pause).map_err(SandboxError::from)?,
+        None => signal_each(store, &id, if pause { Signal::SIGSTOP } else { Signal::SIGCONT })?,
+    }
+    let result = if pause { fs::write(&marker, b"") } else { fs::remove_file(&marker) };
+    result.map_err(super::state::io("marking", &marker))?;
+    Ok(config)
+}
+
+/// Send `signal` to every process of the container, listing again until no
+/// new one appears (a process forked meanwhile is caught on the next pass).
+fn signal_each(store: &Store, id: &str, signal: Signal) -> Result<(), ContainerError> {
     let mut done = std::collections::HashSet::new();
     loop {
-        let (config, pids) = pids(store, reference)?;
+        let (_, pids) = pids(store, id)?;
         let fresh: Vec<u32> = pids.into_iter().filter(|p| !done.contains(p)).collect();
         if fresh.is_empty() {
-            let result = if pause { fs::write(&marker, b"") } else { fs::remove_file(&marker) };
-            result.map_err(super::state::io("marking", &marker))?;
-            return Ok(config);
+            return Ok(());
         }
         for pid in fresh {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
             done.insert(pid);
         }
     }
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether container `id` is paused.

@@ -60,6 +60,16 @@ const NAMESPACES: [(&str, CloneFlags); 6] = [
     ("pid", CloneFlags::CLONE_NEWPID),
 ];
 
+/// Join the user namespace of process `pid` (a container's PID 1), in
+/// which this process becomes root: rootless `kiln cp` reads and writes a
+/// running container's files as the container's root would, through its
+/// `/proc/PID/root`. Only a single-threaded process may.
+pub fn enter_user_namespace(pid: u32) -> Result<(), JoinError> {
+    let path = format!("/proc/{pid}/ns/user");
+    let fd = File::open(&path).map_err(|source| JoinError::Open { what: "namespace", path, source })?;
+    nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| JoinError::Setns("user", e))
+}
+
 /// Entry point of `kiln __exec PID`. Never returns.
 pub fn exec_main(pid: &std::ffi::OsStr) -> ! {
     let code = join(pid).unwrap_or_else(|e| {

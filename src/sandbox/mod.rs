@@ -20,7 +20,7 @@
 pub mod cgroup;
 mod channel;
 mod init;
-mod join;
+pub mod join;
 mod launch;
 mod mounts;
 pub mod network;

@@ -137,6 +137,11 @@ pub struct Limits {
     /// (rootless only: the kernel does not apply it to real root's uid 0).
     #[serde(default)]
     pub pids_default: bool,
+    /// A cgroup even with nothing to limit, for the freezer (a container's
+    /// `pause`). Where none can be made (rootless, the tree not delegated),
+    /// the sandbox runs without one.
+    #[serde(default)]
+    pub freezable: bool,
 }
 
 /// A file of [`Spec::files`].
