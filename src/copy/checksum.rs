@@ -314,7 +314,9 @@ pub(crate) fn scan(
     })?;
 
     let mut h = Checksum::new();
-    let mut entries = Vec::new();
+    // Sized once: grown by doubling, a listing of tens of thousands of
+    // entries would hold up to twice its size at the peak of a big COPY.
+    let mut entries = Vec::with_capacity(if list { items.iter().map(Vec::len).sum() } else { 0 });
     let (mut source, mut source_host) = (PathBuf::new(), PathBuf::new());
     for item in items.into_iter().flatten() {
         let (listed, record) = match item {

@@ -34,7 +34,7 @@ pub(crate) mod record;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kiln_frontend::{Op, StepPlace};
 use kiln_solver::{CacheKey, Digest, Lookup, Vertex};
@@ -101,7 +101,8 @@ struct Seen {
     slot: Option<String>,
     prev: Option<StepRecord>,
     record: StepRecord,
-    listing: Option<Listing>,
+    /// Shared with its pending write: a big COPY lists tens of thousands of files.
+    listing: Option<Arc<Listing>>,
     /// The digests of its inputs, in order.
     inputs: Vec<Digest>,
     /// It ran because of `--no-cache`/`--no-cache-filter`, or read what did.
@@ -109,7 +110,7 @@ struct Seen {
 }
 
 /// A record to write once its step's result is saved: slot, record, listing.
-type Pending = (String, StepRecord, Option<Listing>);
+type Pending = (String, StepRecord, Option<Arc<Listing>>);
 
 /// One build's explanations: records read and written, the first miss told.
 pub struct Explainer {
@@ -168,7 +169,7 @@ impl Explainer {
         // Listed before the lock is taken: it may read many files.
         let content_changed = prev.as_ref().map(|p| p.content.as_ref()) != Some(lookup.content);
         let listing = match (lookup.content, content_changed) {
-            (Some(content), true) => files().map(|f| Listing::new(Some(content.clone()), f)),
+            (Some(content), true) => files().map(|f| Arc::new(Listing::new(Some(content.clone()), f))),
             _ => None,
         };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -184,7 +185,7 @@ impl Explainer {
         if let Some(slot) = &entry.slot {
             let changed = entry.prev.as_ref().map(|p| &p.key) != Some(lookup.key);
             if lookup.cached && changed {
-                self.write(slot, &entry.record, entry.listing.as_ref());
+                self.write(slot, &entry.record, entry.listing.as_deref());
             } else if !lookup.cached {
                 let pending = (slot.clone(), entry.record.clone(), entry.listing.clone());
                 self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(lookup.key.clone(), pending);
@@ -214,7 +215,7 @@ impl Explainer {
     pub(crate) fn saved(&self, key: &CacheKey) {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         if let Some((slot, record, listing)) = pending {
-            self.write(&slot, &record, listing.as_ref());
+            self.write(&slot, &record, listing.as_deref());
         }
     }
 
@@ -274,7 +275,7 @@ impl Explainer {
                 .filter(|l| l.content == prev.content),
             _ => None,
         };
-        let files = prev_listing.as_ref().zip(entry.listing.as_ref());
+        let files = prev_listing.as_ref().zip(entry.listing.as_deref());
         let own = record::diff(prev, &entry.record, files);
         if !own.is_empty() {
             return own;

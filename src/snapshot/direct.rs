@@ -45,7 +45,7 @@ pub use conform::conform;
 const CHUNK: usize = 256 * 1024;
 /// How many chunks may wait for the thread: the tee's memory is at most
 /// `(QUEUE + 2) * CHUNK` (the queue, the one being filled, the one being read).
-const QUEUE: usize = 8;
+const QUEUE: usize = 4;
 
 /// The second reader of a layer's tar bytes (see the module docs).
 pub struct Tee {
