@@ -174,17 +174,31 @@ pub fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<i32> {
             handles.into_iter().map(|h| h.join().expect("a sampling thread")).collect()
         });
         crate::outln!(
-            "{:<14} {:<24} {:>8} {:>22} {:>6}",
+            "{:<14} {:<24} {:>8} {:>22} {:>8} {:>20} {:>20} {:>6}",
             "CONTAINER ID",
             "NAME",
             "CPU %",
             "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
             "PIDS"
         )?;
         for sample in samples {
             let s = sample?;
-            let mem = format!("{} / {}", size(s.memory), size(s.memory_limit));
-            crate::outln!("{:<14} {:<24} {:>7.2}% {:>22} {:>6}", &s.id[..12], s.name, s.cpu_percent, mem, s.pids)?;
+            let pair = |(a, b): (u64, u64)| format!("{} / {}", size(a), size(b));
+            let mem_percent = 100.0 * s.memory as f64 / s.memory_limit.max(1) as f64;
+            crate::outln!(
+                "{:<14} {:<24} {:>7.2}% {:>22} {:>7.2}% {:>20} {:>20} {:>6}",
+                &s.id[..12],
+                s.name,
+                s.cpu_percent,
+                pair((s.memory, s.memory_limit)),
+                mem_percent,
+                pair(s.net),
+                pair(s.block),
+                s.pids
+            )?;
         }
         if args.no_stream {
             return Ok(0);
