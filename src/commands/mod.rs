@@ -125,11 +125,16 @@ pub fn main() -> i32 {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {}", escape(&cause.to_string()));
             }
-            // docker run's convention: 125 when the failure is the tool's, not the container's.
-            if is_run {
-                kiln::sandbox::exit::SETUP_FAILED
-            } else {
-                1
+            // docker run's convention: 125 when the failure is the tool's, not
+            // the container's; 126 or 127 when its command cannot run or is not there.
+            let not_run = e.chain().find_map(|c| match c.downcast_ref::<kiln::container::ContainerError>() {
+                Some(kiln::container::ContainerError::NotRun { code, .. }) => Some(*code),
+                _ => None,
+            });
+            match (is_run, not_run) {
+                (true, Some(code)) => code,
+                (true, None) => kiln::sandbox::exit::SETUP_FAILED,
+                (false, _) => 1,
             }
         }
     }

@@ -109,6 +109,8 @@ pub enum ContainerError {
     AlreadyRunning(String),
     #[error("container {name} did not start: {reason}")]
     Start { name: String, reason: String },
+    #[error("container {name} did not start: its command failed ({code}): {reason}")]
+    NotRun { name: String, code: i32, reason: String },
     #[error("{action} {path}")]
     Io {
         action: &'static str,

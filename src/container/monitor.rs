@@ -9,7 +9,9 @@
 //!
 //! `kiln run -d` and `kiln start` spawn `kiln __monitor ID` in a session of
 //! its own, with no parent-death signal, and wait on a pipe (its fd 3) for
-//! one word: `ok` once the command runs, or why it could not start.
+//! one word: `ok` once the command runs (its exec succeeded), or why it
+//! could not start: a command that is not there fails `run -d` itself, with
+//! its exit code (127), as docker's does.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -17,6 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio as StdStdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use kiln_solver::Digest;
@@ -64,7 +67,10 @@ pub fn supervise(
         // the container stopped.
         crate::store::trash::wait_empty();
         match ended {
-            Ok(mut state) if config.restart.again(state.exit_code, restarts) && !containers.stopping(id, false) => {
+            // A command that never ran (its exec failed) is not run again.
+            Ok((mut state, true))
+                if config.restart.again(state.exit_code, restarts) && !containers.stopping(id, false) =>
+            {
                 restarts += 1;
                 state.restart_count = restarts;
                 containers.write_state(id, &state)?;
@@ -72,7 +78,7 @@ pub fn supervise(
                 std::thread::sleep(std::time::Duration::from_millis(100 << restarts.min(7)));
             }
             ended => {
-                break ended.map(|mut state| {
+                break ended.map(|(mut state, _)| {
                     state.restart_count = restarts;
                     state
                 })
@@ -113,7 +119,7 @@ fn run_held(
     exe: &Path,
     attach: Attach,
     ready: &(dyn Fn(Result<(), String>) + Sync),
-) -> Result<State, ContainerError> {
+) -> Result<(State, bool), ContainerError> {
     let dir = containers.dir(&config.id);
     let digest: Digest = config
         .image_id
@@ -141,8 +147,16 @@ fn run_held(
     let terminal = matches!(attach, Attach::Terminal { .. });
     // A detached container's streams, for `kiln attach`.
     let server = if terminal { None } else { Some(super::attach::Server::listen(&dir, config.interactive)?) };
+    // What the command's process wrote before it ran: why it did not, when it did not.
+    let running = AtomicBool::new(false);
+    let early = Mutex::new(Vec::new());
     let sink = |stream: Stream, bytes: &[u8]| {
         log.write(stream, bytes);
+        if !running.load(Ordering::SeqCst) {
+            let mut early = early.lock().unwrap_or_else(|e| e.into_inner());
+            let room = MAX_REASON.saturating_sub(early.len());
+            early.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
         if let Some(server) = &server {
             server.send(stream, bytes);
         }
@@ -160,6 +174,7 @@ fn run_held(
     let started_at = now_ns();
     let record_error = Mutex::new(None);
     let started = |pid: u32| {
+        running.store(true, Ordering::SeqCst);
         let state = State {
             status: Status::Running,
             monitor_pid: std::process::id(),
@@ -192,18 +207,25 @@ fn run_held(
     }
     let exit = sandbox.run(&spec, stdio, &|| false)?;
     log.finish();
+    let ran = running.load(Ordering::SeqCst);
+    if !ran {
+        let early = early.into_inner().unwrap_or_else(|e| e.into_inner());
+        let reason = String::from_utf8_lossy(&early).trim().to_owned();
+        ready(Err(format!("{NOT_RUN}{} {reason}", exit.code)));
+    }
     if let Some(e) = record_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
     drop(mount);
-    Ok(State {
+    let state = State {
         status: Status::Exited,
         started_at,
         finished_at: now_ns(),
         exit_code: exit.code,
         oom_killed: exit.oom_killed,
         ..State::default()
-    })
+    };
+    Ok((state, ran))
 }
 
 /// The container's mounts as the sandbox takes them: volumes made when
@@ -277,8 +299,20 @@ pub fn start(store: &Store, id: &str, exe: &Path) -> Result<(), ContainerError> 
         return Ok(());
     }
     let _ = child.wait();
+    if let Some((code, reason)) = said.strip_prefix(NOT_RUN).and_then(|r| r.split_once(' ')) {
+        if let Ok(code) = code.parse() {
+            return Err(ContainerError::NotRun { name: config.name, code, reason: reason.to_owned() });
+        }
+    }
     Err(failed(if said.is_empty() { "its monitor ended without a word".to_owned() } else { said }))
 }
+
+/// How a monitor's report starts when the command's exec failed: its exit
+/// code and what it printed follow.
+const NOT_RUN: &str = "not run: exit ";
+
+/// The most of that output a report carries.
+const MAX_REASON: usize = 4096;
 
 /// The descriptor a monitor reports its start on (where `inherit_channel` puts it).
 const REPORT_FD: i32 = 3;

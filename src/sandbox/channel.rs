@@ -14,7 +14,8 @@
 //! the path of its spec: a sandbox can be started, mapped and connected
 //! before its step is known (see `warm`), and told what to run later. It
 //! keeps its end past that (its PID 1 closes its copy first thing, so no
-//! process of the step ever holds it) to send [`Message::Exited`] and the
+//! process of the step ever holds it) to send [`Message::Running`] once the
+//! command's exec succeeded (see `init`), and [`Message::Exited`] and the
 //! step's exit code once its PID 1 is reaped: the launcher goes on at once,
 //! while the sandbox process's own exit (the teardown of its namespaces,
 //! a millisecond or more) runs beside the next step.
@@ -41,9 +42,20 @@ pub enum Message {
     /// Parent → child: run the spec at the path that follows (its length as
     /// a little-endian u32, then its bytes).
     Spec,
+    /// Child → parent: the command is running (its exec succeeded).
+    Running,
     /// Child → parent: the step is over, every process of it gone; its
     /// exit code follows (a little-endian i32).
     Exited,
+}
+
+/// What the sandbox process reports once it runs its spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// The command's exec succeeded.
+    Running,
+    /// The step is over, with this exit code.
+    Exited(i32),
 }
 
 impl Message {
@@ -52,12 +64,15 @@ impl Message {
             Message::Unshared => b'u',
             Message::Mapped => b'm',
             Message::Spec => b's',
+            Message::Running => b'r',
             Message::Exited => b'x',
         }
     }
 
     fn from_byte(byte: u8) -> Option<Self> {
-        [Message::Unshared, Message::Mapped, Message::Spec, Message::Exited].into_iter().find(|m| m.byte() == byte)
+        [Message::Unshared, Message::Mapped, Message::Spec, Message::Running, Message::Exited]
+            .into_iter()
+            .find(|m| m.byte() == byte)
     }
 }
 
@@ -128,8 +143,23 @@ impl Endpoint {
         self.0.write_all(&message).map_err(|e| ChannelError::Send(Message::Exited, e))
     }
 
+    /// [`Message::Running`], or [`Message::Exited`] and its code.
+    fn receive_report(&mut self) -> Result<Report> {
+        let mut byte = [0u8; 1];
+        loop {
+            match self.0.read(&mut byte) {
+                Ok(0) => return Err(ChannelError::Closed(Message::Exited)),
+                Ok(_) if byte[0] == Message::Running.byte() => return Ok(Report::Running),
+                Ok(_) if byte[0] == Message::Exited.byte() => return self.receive_code().map(Report::Exited),
+                Ok(_) => return Err(ChannelError::Unexpected { expected: Message::Exited, got: byte[0] }),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ChannelError::Receive(Message::Exited, e)),
+            }
+        }
+    }
+
+    /// The exit code that follows [`Message::Exited`].
     fn receive_code(&mut self) -> Result<i32> {
-        self.receive(Message::Exited)?;
         let mut code = [0u8; 4];
         self.0.read_exact(&mut code).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => ChannelError::Closed(Message::Exited),
@@ -172,11 +202,11 @@ impl Parent {
         self.0.send_path(path)
     }
 
-    /// The step's exit code, once the descriptor ([`Parent::raw_fd`]) is
-    /// readable. [`ChannelError::Closed`] means the sandbox process ended
-    /// without telling it: its own exit status says what happened.
-    pub(crate) fn exit_code(&mut self) -> Result<i32> {
-        self.0.receive_code()
+    /// The sandbox process's next report, once the descriptor
+    /// ([`Parent::raw_fd`]) is readable. [`ChannelError::Closed`] means it
+    /// ended without telling: its own exit status says what happened.
+    pub(crate) fn report(&mut self) -> Result<Report> {
+        self.0.receive_report()
     }
 
     /// The descriptor to poll for the exit code.
@@ -220,6 +250,11 @@ impl Child {
         self.0.receive_path()
     }
 
+    /// Tell the launcher the command runs: its exec succeeded.
+    pub(crate) fn report_running(&mut self) -> Result<()> {
+        self.0.send(Message::Running)
+    }
+
     /// Tell the launcher the step is over with `code`; the channel is done with.
     pub(crate) fn report_exit(mut self, code: i32) -> Result<()> {
         self.0.send_code(code)
@@ -239,9 +274,11 @@ mod tests {
         child.wait_for_mapping().unwrap();
         parent.send_spec(Path::new("/scratch/sandbox.1.json")).unwrap();
         assert_eq!(child.wait_for_spec().unwrap(), Path::new("/scratch/sandbox.1.json"));
+        child.report_running().unwrap();
         child.report_exit(-3).unwrap();
-        assert_eq!(parent.exit_code().unwrap(), -3);
-        assert!(matches!(parent.exit_code(), Err(ChannelError::Closed(Message::Exited))));
+        assert_eq!(parent.report().unwrap(), Report::Running);
+        assert_eq!(parent.report().unwrap(), Report::Exited(-3));
+        assert!(matches!(parent.report(), Err(ChannelError::Closed(Message::Exited))));
 
         let (mut parent, mut child) = pair().unwrap();
         child.request_mapping().unwrap();
@@ -259,7 +296,7 @@ mod tests {
         parent.send_spec(Path::new("/s.json")).unwrap();
         child.wait_for_spec().unwrap();
         drop(child); // the sandbox process died before its step ended
-        assert!(matches!(parent.exit_code(), Err(ChannelError::Closed(Message::Exited))));
+        assert!(matches!(parent.report(), Err(ChannelError::Closed(Message::Exited))));
 
         let (mut parent, child) = pair().unwrap();
         drop(child); // the child died before unsharing

@@ -62,6 +62,8 @@ pub enum InitError {
     Handshake(#[source] ChannelError),
     #[error("fork")]
     Fork(#[source] Errno),
+    #[error("making the pipe the command's start is reported on")]
+    ExecPipe(#[source] Errno),
     #[error("forwarding signals to the command")]
     Signals(#[source] Errno),
     #[error("setting the parent-death signal")]
@@ -163,7 +165,7 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
     let sys = Linux;
     // SAFETY: the launcher handed this process the channel on its fd 3, and
     // nothing else here has touched it.
-    let (spec_path, launcher) = enter_namespaces(&sys, unsafe { channel::Child::inherited() }, made)?;
+    let (spec_path, mut launcher) = enter_namespaces(&sys, unsafe { channel::Child::inherited() }, made)?;
     if spec_path.parent() != Some(scratch) {
         return Err(InitError::SpecElsewhere(spec_path, scratch.to_owned()));
     }
@@ -177,6 +179,10 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
     // the handlers, which it needs (see `signals`), and the mask.
     signals::block(true).map_err(InitError::Signals)?;
     let _forwarding = signals::install(false).map_err(InitError::Signals)?;
+    // Closed on exec: only the command's process holds the write end by
+    // then, so its end without a byte says the exec succeeded; PID 1 and
+    // the command's process write a byte when they fail.
+    let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(InitError::ExecPipe)?;
     // The first child forked after unshare(CLONE_NEWPID) is the namespace's PID 1.
     // SAFETY: this process is single-threaded (a fresh exec that started no threads).
     match unsafe { fork() }.map_err(InitError::Fork)? {
@@ -184,15 +190,20 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
             // The launcher's channel is this process's alone: no process of
             // the step ever holds it.
             drop(launcher);
-            let code = pid1(&sys, &spec).unwrap_or_else(|e| {
+            drop(exec_read);
+            let code = pid1(&sys, &spec, exec_write).unwrap_or_else(|e| {
                 report("kiln: sandbox", &e);
                 exit::SETUP_FAILED
             });
             std::process::exit(code)
         }
         ForkResult::Parent { child } => {
+            drop(exec_write);
             signals::forward_to(child);
             signals::block(false).map_err(InitError::Signals)?;
+            if exec_succeeded(exec_read) {
+                let _ = launcher.report_running();
+            }
             let code = wait_exit_code(child)?;
             // PID 1 reaped, the step is over. Our copies of its streams go
             // first, so the launcher reads them to their end; then it is
@@ -268,14 +279,44 @@ pub(super) fn wait_exit_code(pid: Pid) -> Result<i32> {
     }
 }
 
-/// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit with its status.
-fn pid1(sys: &dyn Syscall, spec: &Spec) -> Result<i32> {
-    prepare_root(sys, spec)?;
-    let command = Prepared::of(sys, spec)?;
+/// Whether the command's exec succeeded: `exec_read` ended without a byte
+/// (see `sandbox`).
+fn exec_succeeded(exec_read: OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&exec_read), &mut byte) {
+            Ok(0) => return true,
+            Err(Errno::EINTR) => {}
+            Ok(_) | Err(_) => return false,
+        }
+    }
+}
+
+/// Say on the exec pipe that the command will not run.
+fn exec_failed(exec_report: &OwnedFd) {
+    let _ = nix::unistd::write(exec_report, b"!");
+}
+
+/// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit
+/// with its status. `exec_report` is the write end of the exec pipe.
+fn pid1(sys: &dyn Syscall, spec: &Spec, exec_report: OwnedFd) -> Result<i32> {
+    let command = match prepare_root(sys, spec).and_then(|()| Prepared::of(sys, spec)) {
+        Ok(command) => command,
+        Err(e) => {
+            exec_failed(&exec_report);
+            return Err(e);
+        }
+    };
     // SAFETY: PID 1 is single-threaded.
-    match unsafe { fork() }.map_err(InitError::Fork)? {
-        ForkResult::Child => command.exec(sys, spec),
+    let forked = unsafe { fork() }.map_err(InitError::Fork);
+    if forked.is_err() {
+        exec_failed(&exec_report);
+    }
+    match forked? {
+        ForkResult::Child => command.exec(sys, spec, Some(&exec_report)),
         ForkResult::Parent { child } => {
+            // The command's process holds the only copy left.
+            drop(exec_report);
             signals::forward_to(child);
             signals::block(false).map_err(InitError::Signals)?;
             reap_until(child)
@@ -310,9 +351,14 @@ impl Prepared {
     }
 
     /// In the command's own process: become the command. Never returns.
-    pub(super) fn exec(&self, sys: &dyn Syscall, spec: &Spec) -> ! {
-        let err = exec_command(sys, spec, &self.user, &self.confinement, &self.cwd, &self.args, &self.env);
+    /// Where it fails, a byte on `exec_report` says so (see `sandbox`).
+    pub(super) fn exec(&self, sys: &dyn Syscall, spec: &Spec, exec_report: Option<&OwnedFd>) -> ! {
+        let keep = exec_report.map(std::os::fd::AsRawFd::as_raw_fd);
+        let err = exec_command(sys, spec, self, keep);
         report("kiln", &err);
+        if let Some(fd) = exec_report {
+            exec_failed(fd);
+        }
         std::process::exit(err.exit_code())
     }
 }
@@ -379,15 +425,8 @@ fn reap_until(main: Pid) -> Result<i32> {
 
 /// In the command's process: become the user in the working directory, then
 /// exec. Returns only on failure.
-fn exec_command(
-    sys: &dyn Syscall,
-    spec: &Spec,
-    user: &ExecUser,
-    confinement: &Confinement,
-    cwd: &OwnedFd,
-    args: &[CString],
-    env: &[CString],
-) -> ExecError {
+fn exec_command(sys: &dyn Syscall, spec: &Spec, command: &Prepared, keep: Option<std::os::fd::RawFd>) -> ExecError {
+    let Prepared { user, cwd, args, env, confinement } = command;
     // A user namespace with setgroups denied (rootless without subordinate
     // ids) cannot change groups; the process keeps the one group it has.
     let groups_denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
@@ -396,7 +435,7 @@ fn exec_command(
             return e.into();
         }
     }
-    if let Err(e) = become_user(sys, user, confinement, cwd, &spec.cwd, groups_denied, spec.terminal) {
+    if let Err(e) = become_user(sys, user, confinement, cwd, spec, groups_denied, keep) {
         return e.into();
     }
     // Signals PID 1 blocked, or Rust's runtime ignores, start at their
@@ -477,10 +516,11 @@ fn become_user(
     user: &ExecUser,
     confinement: &Confinement,
     cwd: &OwnedFd,
-    cwd_text: &str,
+    spec: &Spec,
     groups_denied: bool,
-    terminal: bool,
+    keep: Option<std::os::fd::RawFd>,
 ) -> Result<()> {
+    let (cwd_text, terminal) = (spec.cwd.as_str(), spec.terminal);
     // A session of its own, as the command's process group leader.
     let _ = sys.setsid();
     // SAFETY: an ioctl on stdin, which is the pty the launcher made.
@@ -501,8 +541,13 @@ fn become_user(
     sys.setresuid(Uid::from_raw(user.uid)).map_err(|e| InitError::Setuid(user.uid, e))?;
     sys.fchdir(cwd).map_err(|e| InitError::Chdir(cwd_text.to_owned(), e))?;
     sys.check_cwd_inside_root(cwd_text)?;
-    // Nothing kiln (or whoever started it) has open may reach the command.
-    sys.close_range(3).map_err(InitError::CloseDescriptors)
+    // Nothing kiln (or whoever started it) has open may reach the command;
+    // the exec report (`keep`) closes on exec.
+    match keep {
+        Some(fd) => sys.close_range_keeping(3, fd),
+        None => sys.close_range(3),
+    }
+    .map_err(InitError::CloseDescriptors)
 }
 
 /// Capabilities a RUN step or container keeps: docker's default set (numbers
@@ -569,7 +614,7 @@ mod tests {
         prepare_root(&sys, &spec).unwrap();
         let user = ExecUser { uid: 1000, gid: 1000, groups: vec![1000, 27], home: "/".into() };
         let cwd = sys.open_workdir(&spec.cwd, Uid::from_raw(user.uid), Gid::from_raw(user.gid)).unwrap();
-        become_user(&sys, &user, confinement, &cwd, &spec.cwd, groups_denied, false).unwrap();
+        become_user(&sys, &user, confinement, &cwd, &spec, groups_denied, None).unwrap();
         sys.calls()
     }
 

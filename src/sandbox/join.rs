@@ -128,7 +128,7 @@ fn join(pid: &std::ffi::OsStr) -> Result<i32, JoinError> {
             if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
                 std::process::exit(exit::SETUP_FAILED);
             }
-            command.exec(&sys, &spec)
+            command.exec(&sys, &spec, None)
         }
         ForkResult::Parent { child } => {
             signals::forward_to(child);

@@ -47,7 +47,7 @@ pub enum Stdio<'a> {
     /// each chunk with its stream (a container's monitor logs them), until
     /// it says no more of that stream (its reader has gone: the command then
     /// gets SIGPIPE, as in a shell pipeline); `started` is told the sandbox
-    /// process's pid once it has its spec.
+    /// process's pid once the command's exec succeeded (never, when it failed).
     Streams { stdin: bool, sink: &'a (dyn Fn(Stream, &[u8]) -> bool + Sync), started: &'a (dyn Fn(u32) + Sync) },
     /// A new pty for stdin, stdout and stderr (`kiln run -t`): what the
     /// command writes is handed to `sink` as stdout; with `input`, kiln's

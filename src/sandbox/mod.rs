@@ -87,8 +87,13 @@ fn detach_with_channel(fd: std::os::fd::RawFd) -> std::io::Result<()> {
 /// Close every descriptor from `from` on (not merely mark it close-on-exec:
 /// a descriptor that is open at all can be reached through /proc/self/fd).
 fn close_from(from: u32) -> nix::Result<()> {
+    close_between(from, u32::MAX)
+}
+
+/// Close every descriptor from `first` to `last`, both included.
+fn close_between(first: u32, last: u32) -> nix::Result<()> {
     // SAFETY: close_range only closes descriptors; callers own them all.
-    nix::errno::Errno::result(unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) }).map(drop)
+    nix::errno::Errno::result(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
 /// Mark every descriptor above 2 close-on-exec. kiln calls this first thing:

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use super::cgroup::{Cgroup, CgroupError};
-use super::channel::{self, ChannelError};
+use super::channel::{self, ChannelError, Report};
 use super::launch::{Exit, SandboxError, Stdio, Stream};
 use super::network::{Attached, NetworkSetup, PortMap};
 use super::{signals, Limits, NetworkMode, Spec};
@@ -227,16 +227,18 @@ impl Started {
         let exit_fd = pidfd(child.id());
         let deadline = spec.limits.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         let cgroup = self.cgroup.take();
+        // Told the sandbox process's pid once the command's exec succeeded.
+        let mut on_running: Option<&(dyn Fn(u32) + Sync)> = None;
         let (proxy, output, streams, terminal) = match (self.pipes.take(), stdio) {
             (Some(Pipes::Proxy { input, out, err }), Stdio::Proxy { .. }) => {
                 (Some((input, out, err)), None, None, None)
             }
             (Some(Pipes::Proxy { input, out, err }), Stdio::Streams { sink, started, .. }) => {
-                started(child.id());
+                on_running = Some(started);
                 (None, None, Some((input, out, err, sink)), None)
             }
             (Some(Pipes::Terminal(master)), Stdio::Terminal { input, sink, started }) => {
-                started(child.id());
+                on_running = Some(started);
                 (None, None, None, Some((master, input, sink)))
             }
             (Some(Pipes::Capture(reader)), Stdio::Capture(sink)) => (None, Some((reader, sink)), None, None),
@@ -305,11 +307,16 @@ impl Started {
                     Ok(None) => {
                         let report = listening.then_some(&launcher);
                         if wait_exit(exit_fd.as_ref(), report, Duration::from_millis(20)) {
-                            match launcher.exit_code() {
+                            match launcher.report() {
+                                Ok(Report::Running) => {
+                                    if let Some(started) = on_running.take() {
+                                        started(child.id());
+                                    }
+                                }
                                 // Its PID 1 reaped, no process of the step is
                                 // left; the sandbox process's own exit is not
                                 // waited for (see `channel`).
-                                Ok(code) => break Ok(Ended::Reported(code)),
+                                Ok(Report::Exited(code)) => break Ok(Ended::Reported(code)),
                                 // It ended without a word: its exit status tells.
                                 Err(_) => listening = false,
                             }

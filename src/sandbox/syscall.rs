@@ -79,6 +79,9 @@ pub(crate) trait Syscall {
     /// descriptor from `from` on, since an open one is reachable through
     /// /proc/self/fd.
     fn close_range(&self, from: u32) -> nix::Result<()>;
+    /// As [`Syscall::close_range`], but `keep` stays open: the exec report
+    /// pipe (see `init`), close-on-exec itself.
+    fn close_range_keeping(&self, from: u32, keep: std::os::fd::RawFd) -> nix::Result<()>;
     /// Open (creating what is missing, owned by `uid`:`gid`) the working
     /// directory below the current root; see [`workdir::open`].
     fn open_workdir(&self, path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd, WorkdirError>;
@@ -215,6 +218,14 @@ impl Syscall for Linux {
 
     fn close_range(&self, from: u32) -> nix::Result<()> {
         super::close_from(from)
+    }
+
+    fn close_range_keeping(&self, from: u32, keep: std::os::fd::RawFd) -> nix::Result<()> {
+        let Some(keep) = u32::try_from(keep).ok().filter(|k| *k >= from) else { return super::close_from(from) };
+        if keep > from {
+            super::close_between(from, keep - 1)?;
+        }
+        super::close_from(keep + 1)
     }
 
     fn open_workdir(&self, path: &str, uid: Uid, gid: Gid) -> Result<OwnedFd, WorkdirError> {
@@ -421,6 +432,10 @@ impl Syscall for Recording {
     }
 
     fn close_range(&self, from: u32) -> nix::Result<()> {
+        self.record(Call::CloseRange(from))
+    }
+
+    fn close_range_keeping(&self, from: u32, _keep: std::os::fd::RawFd) -> nix::Result<()> {
         self.record(Call::CloseRange(from))
     }
 

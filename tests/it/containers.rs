@@ -82,36 +82,38 @@ fn a_detached_container_outlives_the_cli_logs_and_stops_cleanly() {
 
 #[test]
 fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
-    let k = Kiln::with_busybox();
-    let script = "trap '' TERM; echo ready; while true; do sleep 0.1; done";
-    k.cmd(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", script]).ok();
-    eventually("the trap is set", || k.cmd(&["logs", "stubborn"]).stdout == "ready\n");
-    let started = Instant::now();
-    k.cmd(&["stop", "-t", "1", "stubborn"]).ok();
-    assert!(started.elapsed() >= Duration::from_millis(900), "SIGKILL came before the timeout");
-    let line = ps_line(&k, "stubborn").unwrap();
-    assert!(line.contains("Exited (137)"), "{line}");
-    k.cmd(&["rm", "stubborn"]).ok();
-    k.assert_clean();
+    for k in Kiln::each_mode() {
+        let script = "trap '' TERM; echo ready; while true; do sleep 0.1; done";
+        k.cmd(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", script]).ok();
+        eventually("the trap is set", || k.cmd(&["logs", "stubborn"]).stdout == "ready\n");
+        let started = Instant::now();
+        k.cmd(&["stop", "-t", "1", "stubborn"]).ok();
+        assert!(started.elapsed() >= Duration::from_millis(900), "SIGKILL came before the timeout");
+        let line = ps_line(&k, "stubborn").unwrap();
+        assert!(line.contains("Exited (137)"), "{line}");
+        k.cmd(&["rm", "stubborn"]).ok();
+        k.assert_clean();
+    }
 }
 
 #[test]
 fn kill_sends_the_signal_asked_and_refuses_one_it_cannot_pass_on() {
-    let k = Kiln::with_busybox();
-    let script = "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done";
-    k.cmd(&["run", "-d", "--name", "kk", "busybox", "sh", "-c", script]).ok();
-    eventually("the trap is set", || k.cmd(&["logs", "kk"]).stdout == "ready\n");
-    let out = k.cmd(&["kill", "-s", "SIGSTOP", "kk"]).failed();
-    assert!(out.stderr.contains("SIGSTOP") && out.stderr.contains("SIGKILL"), "{}", out.stderr);
-    k.cmd(&["kill", "-s", "usr1", "kk"]).ok();
-    assert_eq!(k.cmd(&["wait", "kk"]).ok().stdout, "10\n");
-    let out = k.cmd(&["kill", "kk"]).failed();
-    assert!(out.stderr.contains("not running"), "{}", out.stderr);
-    k.cmd(&["run", "-d", "--name", "k2", "busybox", "sleep", "1000"]).ok();
-    k.cmd(&["kill", "k2"]).ok();
-    assert_eq!(k.cmd(&["wait", "k2"]).ok().stdout, "137\n");
-    k.cmd(&["rm", "kk", "k2"]).ok();
-    k.assert_clean();
+    for k in Kiln::each_mode() {
+        let script = "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done";
+        k.cmd(&["run", "-d", "--name", "kk", "busybox", "sh", "-c", script]).ok();
+        eventually("the trap is set", || k.cmd(&["logs", "kk"]).stdout == "ready\n");
+        let out = k.cmd(&["kill", "-s", "SIGSTOP", "kk"]).failed();
+        assert!(out.stderr.contains("SIGSTOP") && out.stderr.contains("SIGKILL"), "{}", out.stderr);
+        k.cmd(&["kill", "-s", "usr1", "kk"]).ok();
+        assert_eq!(k.cmd(&["wait", "kk"]).ok().stdout, "10\n");
+        let out = k.cmd(&["kill", "kk"]).failed();
+        assert!(out.stderr.contains("not running"), "{}", out.stderr);
+        k.cmd(&["run", "-d", "--name", "k2", "busybox", "sleep", "1000"]).ok();
+        k.cmd(&["kill", "k2"]).ok();
+        assert_eq!(k.cmd(&["wait", "k2"]).ok().stdout, "137\n");
+        k.cmd(&["rm", "kk", "k2"]).ok();
+        k.assert_clean();
+    }
 }
 
 #[test]
@@ -167,53 +169,55 @@ fn logs_follow_until_the_container_ends_and_take_tail_and_timestamps() {
 
 #[test]
 fn an_attached_run_is_recorded_unless_rm_and_start_runs_it_again_with_its_files() {
-    let k = Kiln::with_busybox();
-    let out = k.cmd(&["run", "--name", "keep", "busybox", "sh", "-c", "echo x >> /f; cat /f"]).ok();
-    assert_eq!(out.stdout, "x\n");
-    assert!(ps_line(&k, "keep").unwrap().contains("Exited (0)"));
-    assert_eq!(k.cmd(&["start", "keep"]).ok().stdout, "keep\n");
-    assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
-    // The second run saw the first one's file: the container keeps its changes.
-    assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout, "x\nx\nx\n");
-    // restart: stopped (it is already), then started again.
-    assert_eq!(k.cmd(&["restart", "keep"]).ok().stdout, "keep\n");
-    assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
-    assert_eq!(k.cmd(&["logs", "--tail", "3", "keep"]).ok().stdout, "x\nx\nx\n");
-    assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout.lines().count(), 6);
-    k.cmd(&["run", "--rm", "--name", "gone", "busybox", "true"]).ok();
-    assert_eq!(ps_line(&k, "gone"), None);
-    k.cmd(&["run", "-d", "--rm", "--name", "gone-too", "busybox", "true"]).ok();
-    eventually("a --rm container is removed when it exits", || ps_line(&k, "gone-too").is_none());
-    k.cmd(&["rm", "keep"]).ok();
-    let left: Vec<_> = std::fs::read_dir(k.root().join("containers"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "names")
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-    k.assert_clean();
+    for k in Kiln::each_mode() {
+        let out = k.cmd(&["run", "--name", "keep", "busybox", "sh", "-c", "echo x >> /f; cat /f"]).ok();
+        assert_eq!(out.stdout, "x\n");
+        assert!(ps_line(&k, "keep").unwrap().contains("Exited (0)"));
+        assert_eq!(k.cmd(&["start", "keep"]).ok().stdout, "keep\n");
+        assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
+        // The second run saw the first one's file: the container keeps its changes.
+        assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout, "x\nx\nx\n");
+        // restart: stopped (it is already), then started again.
+        assert_eq!(k.cmd(&["restart", "keep"]).ok().stdout, "keep\n");
+        assert_eq!(k.cmd(&["wait", "keep"]).ok().stdout, "0\n");
+        assert_eq!(k.cmd(&["logs", "--tail", "3", "keep"]).ok().stdout, "x\nx\nx\n");
+        assert_eq!(k.cmd(&["logs", "keep"]).ok().stdout.lines().count(), 6);
+        k.cmd(&["run", "--rm", "--name", "gone", "busybox", "true"]).ok();
+        assert_eq!(ps_line(&k, "gone"), None);
+        k.cmd(&["run", "-d", "--rm", "--name", "gone-too", "busybox", "true"]).ok();
+        eventually("a --rm container is removed when it exits", || ps_line(&k, "gone-too").is_none());
+        k.cmd(&["rm", "keep"]).ok();
+        let left: Vec<_> = std::fs::read_dir(k.root().join("containers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "names")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        k.assert_clean();
+    }
 }
 
 #[test]
 fn bad_names_and_references_are_clear_errors_that_leave_nothing() {
-    let k = Kiln::with_busybox();
-    k.cmd(&["run", "-d", "--name", "taken", "busybox", "sleep", "1000"]).ok();
-    let out = k.cmd(&["run", "-d", "--name", "taken", "busybox", "true"]);
-    assert_eq!(out.code, 125);
-    assert!(out.stderr.contains("\"taken\" is already in use"), "{}", out.stderr);
-    let out = k.cmd(&["run", "--name=-bad", "busybox", "true"]);
-    assert!(out.code == 125 && out.stderr.contains("invalid container name"), "{}", out.stderr);
-    assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout.lines().count(), 1);
-    let out = k.cmd(&["rm", "taken"]).failed();
-    assert!(out.stderr.contains("is running") && out.stderr.contains("rm -f"), "{}", out.stderr);
-    let out = k.cmd(&["logs", "nope"]).failed();
-    assert!(out.stderr.contains("no such container: nope"), "{}", out.stderr);
-    let out = k.cmd(&["stop", "nope", "taken"]).failed();
-    assert_eq!(out.stdout, "taken\n", "the others are still done");
-    k.cmd(&["rm", "-f", "taken"]).ok();
-    assert!(processes_of(&k).is_empty());
-    assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout, "");
-    k.assert_clean();
+    for k in Kiln::each_mode() {
+        k.cmd(&["run", "-d", "--name", "taken", "busybox", "sleep", "1000"]).ok();
+        let out = k.cmd(&["run", "-d", "--name", "taken", "busybox", "true"]);
+        assert_eq!(out.code, 125);
+        assert!(out.stderr.contains("\"taken\" is already in use"), "{}", out.stderr);
+        let out = k.cmd(&["run", "--name=-bad", "busybox", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("invalid container name"), "{}", out.stderr);
+        assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout.lines().count(), 1);
+        let out = k.cmd(&["rm", "taken"]).failed();
+        assert!(out.stderr.contains("is running") && out.stderr.contains("rm -f"), "{}", out.stderr);
+        let out = k.cmd(&["logs", "nope"]).failed();
+        assert!(out.stderr.contains("no such container: nope"), "{}", out.stderr);
+        let out = k.cmd(&["stop", "nope", "taken"]).failed();
+        assert_eq!(out.stdout, "taken\n", "the others are still done");
+        k.cmd(&["rm", "-f", "taken"]).ok();
+        assert!(processes_of(&k).is_empty());
+        assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout, "");
+        k.assert_clean();
+    }
 }
 
 #[test]
@@ -294,35 +298,37 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_inspect_says_so() {
 
 #[test]
 fn the_network_is_the_containers_own_unless_host_and_none_has_only_loopback() {
-    let k = Kiln::with_busybox();
-    // Interface names, as /proc/net/dev lists them.
-    let interfaces = |network: &str| {
-        let script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
-        k.cmd(&["run", "--rm", "--network", network, "busybox", "sh", "-c", script]).ok().stdout
-    };
-    assert_eq!(interfaces("none"), "lo ");
-    let own = interfaces("default");
-    assert!(own.contains("lo ") && own.split(' ').filter(|s| !s.is_empty()).count() == 2, "{own}");
-    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
-    let host_count = host.lines().skip(2).count();
-    assert_eq!(interfaces("host").split(' ').filter(|s| !s.is_empty()).count(), host_count);
-    let out = k.cmd(&["run", "--network", "bogus", "busybox", "true"]);
-    assert!(out.code == 125 && out.stderr.contains("expected default, none or host"), "{}", out.stderr);
+    for k in Kiln::each_mode() {
+        // Interface names, as /proc/net/dev lists them.
+        let interfaces = |network: &str| {
+            let script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
+            k.cmd(&["run", "--rm", "--network", network, "busybox", "sh", "-c", script]).ok().stdout
+        };
+        assert_eq!(interfaces("none"), "lo ");
+        let own = interfaces("default");
+        assert!(own.contains("lo ") && own.split(' ').filter(|s| !s.is_empty()).count() == 2, "{own}");
+        let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+        let host_count = host.lines().skip(2).count();
+        assert_eq!(interfaces("host").split(' ').filter(|s| !s.is_empty()).count(), host_count);
+        let out = k.cmd(&["run", "--network", "bogus", "busybox", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("expected default, none or host"), "{}", out.stderr);
+    }
 }
 
 #[test]
 fn env_files_then_e_flags_set_the_environment_and_a_bad_line_is_named() {
-    let k = Kiln::with_busybox();
-    let file = k.dir.path().join("app.env");
-    std::fs::write(&file, "# settings\nA=from-file\nB=file b\n").unwrap();
-    k.give(&file);
-    let file = file.to_str().unwrap();
-    let out =
-        k.cmd(&["run", "--rm", "--env-file", file, "-e", "A=from-flag", "busybox", "sh", "-c", "echo $A/$B"]).ok();
-    assert_eq!(out.stdout, "from-flag/file b\n");
-    std::fs::write(file, "A=1\nNOT A NAME=2\n").unwrap();
-    let out = k.cmd(&["run", "--rm", "--env-file", file, "busybox", "true"]);
-    assert!(out.code == 125 && out.stderr.contains("line 2"), "{}", out.stderr);
+    for k in Kiln::each_mode() {
+        let file = k.dir.path().join("app.env");
+        std::fs::write(&file, "# settings\nA=from-file\nB=file b\n").unwrap();
+        k.give(&file);
+        let file = file.to_str().unwrap();
+        let out =
+            k.cmd(&["run", "--rm", "--env-file", file, "-e", "A=from-flag", "busybox", "sh", "-c", "echo $A/$B"]).ok();
+        assert_eq!(out.stdout, "from-flag/file b\n");
+        std::fs::write(file, "A=1\nNOT A NAME=2\n").unwrap();
+        let out = k.cmd(&["run", "--rm", "--env-file", file, "busybox", "true"]);
+        assert!(out.code == 125 && out.stderr.contains("line 2"), "{}", out.stderr);
+    }
 }
 
 #[test]
@@ -474,45 +480,47 @@ fn volume_data_outlives_its_containers_and_an_empty_volume_is_filled_from_the_im
 
 #[test]
 fn binds_tmpfs_and_anonymous_volumes_mount_as_asked_and_bad_ones_are_clear_errors() {
-    let k = Kiln::with_busybox();
-    let host = k.dir.path().join("shared");
-    std::fs::create_dir(&host).unwrap();
-    std::fs::write(host.join("from-host"), "hi\n").unwrap();
-    let bind = format!("{}:/shared:ro", host.display());
-    let out = k.cmd(&["run", "--rm", "-v", &bind, "--mount", "type=tmpfs,target=/scratch", "busybox", "sh", "-c",
-        "cat /shared/from-host; touch /shared/x 2>/dev/null || echo read-only; grep -c ' /scratch tmpfs' /proc/mounts"]).ok();
-    assert_eq!(out.stdout, "hi\nread-only\n1\n");
-    let rw = format!("{}:/shared", host.display());
-    k.cmd(&["run", "--rm", "-v", &rw, "busybox", "sh", "-c", "echo back > /shared/from-container"]).ok();
-    assert_eq!(std::fs::read_to_string(host.join("from-container")).unwrap(), "back\n");
-    // An anonymous volume, removed with its container by rm -v.
-    k.cmd(&["run", "--name", "anon", "-v", "/cache", "busybox", "sh", "-c", "echo x > /cache/f"]).ok();
-    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1);
-    k.cmd(&["rm", "-v", "anon"]).ok();
-    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout, "");
-    // An image's VOLUME gets one too, pruned once unused.
-    k.write("Dockerfile", "FROM busybox\nVOLUME /state\n");
-    k.build(&["-t", "withvol"]).ok();
-    k.cmd(&["run", "--rm", "withvol", "sh", "-c", "grep -c ' /state ' /proc/mounts"]).ok();
-    k.cmd(&["run", "--name", "keeps", "withvol", "true"]).ok();
-    assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1, "--rm took its own, keeps has one");
-    k.cmd(&["rm", "keeps"]).ok();
-    assert_eq!(k.cmd(&["volume", "prune", "-f"]).ok().stdout.lines().count(), 1);
-    for (args, want) in [
-        (&["run", "-v", "/no/such/dir:/x", "busybox", "true"][..], "/no/such/dir does not exist"),
-        (
-            &["run", "--mount", "type=volume,source=v,target=/v,volume-driver=nfs", "busybox", "true"],
-            "unknown volume driver \"nfs\"",
-        ),
-        (&["run", "-v", "vol:relative", "busybox", "true"], "absolute path"),
-    ] {
-        let out = k.cmd(args);
-        assert!(out.code == 125 && out.stderr.contains(want), "{args:?}: {}", out.stderr);
+    for k in Kiln::each_mode() {
+        let host = k.dir.path().join("shared");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("from-host"), "hi\n").unwrap();
+        k.give(&host);
+        let bind = format!("{}:/shared:ro", host.display());
+        let out = k.cmd(&["run", "--rm", "-v", &bind, "--mount", "type=tmpfs,target=/scratch", "busybox", "sh", "-c",
+            "cat /shared/from-host; touch /shared/x 2>/dev/null || echo read-only; grep -c ' /scratch tmpfs' /proc/mounts"]).ok();
+        assert_eq!(out.stdout, "hi\nread-only\n1\n");
+        let rw = format!("{}:/shared", host.display());
+        k.cmd(&["run", "--rm", "-v", &rw, "busybox", "sh", "-c", "echo back > /shared/from-container"]).ok();
+        assert_eq!(std::fs::read_to_string(host.join("from-container")).unwrap(), "back\n");
+        // An anonymous volume, removed with its container by rm -v.
+        k.cmd(&["run", "--name", "anon", "-v", "/cache", "busybox", "sh", "-c", "echo x > /cache/f"]).ok();
+        assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1);
+        k.cmd(&["rm", "-v", "anon"]).ok();
+        assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout, "");
+        // An image's VOLUME gets one too, pruned once unused.
+        k.write("Dockerfile", "FROM busybox\nVOLUME /state\n");
+        k.build(&["-t", "withvol"]).ok();
+        k.cmd(&["run", "--rm", "withvol", "sh", "-c", "grep -c ' /state ' /proc/mounts"]).ok();
+        k.cmd(&["run", "--name", "keeps", "withvol", "true"]).ok();
+        assert_eq!(k.cmd(&["volume", "ls", "-q"]).ok().stdout.lines().count(), 1, "--rm took its own, keeps has one");
+        k.cmd(&["rm", "keeps"]).ok();
+        assert_eq!(k.cmd(&["volume", "prune", "-f"]).ok().stdout.lines().count(), 1);
+        for (args, want) in [
+            (&["run", "-v", "/no/such/dir:/x", "busybox", "true"][..], "/no/such/dir does not exist"),
+            (
+                &["run", "--mount", "type=volume,source=v,target=/v,volume-driver=nfs", "busybox", "true"],
+                "unknown volume driver \"nfs\"",
+            ),
+            (&["run", "-v", "vol:relative", "busybox", "true"], "absolute path"),
+        ] {
+            let out = k.cmd(args);
+            assert!(out.code == 125 && out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        }
+        let out = k.cmd(&["volume", "create", "-d", "nfs", "x"]).failed();
+        assert!(out.stderr.contains("unknown volume driver"), "{}", out.stderr);
+        assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout, "", "a refused run leaves no container");
+        k.assert_clean();
     }
-    let out = k.cmd(&["volume", "create", "-d", "nfs", "x"]).failed();
-    assert!(out.stderr.contains("unknown volume driver"), "{}", out.stderr);
-    assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout, "", "a refused run leaves no container");
-    k.assert_clean();
 }
 
 #[test]
@@ -752,6 +760,13 @@ fn stats_show_a_busy_containers_cpu_memory_and_processes() {
             [&["run", "-d", "--name", "busy"][..], limit, &["busybox", "sh", "-c", "while true; do :; done"]].concat();
         k.cmd(&busy).ok();
         k.cmd(&["run", "-d", "--name", "idle", "busybox", "sleep", "4716"]).ok();
+        // Its shell writes 1 MiB itself (echo is a builtin), and wget sends through its network.
+        let kib = "0123456789abcdef".repeat(64);
+        let script = format!(
+            "i=0; while [ $i -lt 1024 ]; do echo {kib} >> /written; i=$((i+1)); done; \
+             wget -q -T 2 -O /dev/null http://10.0.2.2:9/; sleep 4718"
+        );
+        k.cmd(&["run", "-d", "--name", "writer", "busybox", "sh", "-c", &script]).ok();
         let row = |out: &str, name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_default().to_owned();
         let cpu = |line: &str| {
             line.split_whitespace().find(|w| w.ends_with('%')).and_then(|w| w.trim_end_matches('%').parse::<f64>().ok())
@@ -763,12 +778,24 @@ fn stats_show_a_busy_containers_cpu_memory_and_processes() {
             cpu(&row(&out, "busy")).is_some_and(|c| c > 30.0) && row(&out, "idle").trim_end().ends_with(" 2")
         });
         assert!(cpu(&row(&out, "idle")).is_some_and(|c| c < 30.0), "{out}");
+        let header: Vec<&str> =
+            out.lines().next().unwrap().split("  ").map(str::trim).filter(|h| !h.is_empty()).collect();
+        assert_eq!(
+            header,
+            ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+        );
+        // ID NAME CPU% USAGE / LIMIT MEM% RX / TX READ / WRITTEN PIDS
+        eventually("the writer wrote and sent", || {
+            let out = k.cmd(&["stats", "--no-stream", "writer"]).ok().stdout;
+            let fields: Vec<String> = row(&out, "writer").split_whitespace().map(str::to_owned).collect();
+            fields.len() == 14 && fields[9] != "0B" && fields[12] != "0B"
+        });
         if k.mode == Mode::Root {
             assert!(row(&out, "busy").contains("/ 268.4MB"), "the memory limit: {out}");
         }
         let out = k.cmd(&["stats", "--no-stream", "nope"]).failed();
         assert!(out.stderr.contains("no such container"), "{}", out.stderr);
-        k.cmd(&["rm", "-f", "busy", "idle"]).ok();
+        k.cmd(&["rm", "-f", "busy", "idle", "writer"]).ok();
         k.assert_clean();
     }
 }
@@ -815,6 +842,27 @@ fn attach_drives_a_detached_interactive_container_and_follows_its_output() {
         let out = k.cmd(&["attach", "talker"]).failed();
         assert!(out.stderr.contains("not running"), "{}", out.stderr);
         k.cmd(&["rm", "shell", "talker"]).ok();
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn run_d_of_a_command_that_cannot_run_fails_the_run_with_its_code() {
+    for k in Kiln::each_mode() {
+        let out = k.cmd(&["run", "-d", "--name", "typo", "busybox", "no-such-command"]);
+        assert_eq!(out.code, 127, "{:?}: {}", k.mode, out.stderr);
+        assert!(out.stderr.contains("executable file not found"), "{}", out.stderr);
+        assert_eq!(out.stdout, "", "no ID for a container whose command never ran");
+        // Kept, as docker keeps it, with the reason in its log.
+        assert!(ps_line(&k, "typo").unwrap().contains("Exited (127)"));
+        assert!(k.cmd(&["logs", "typo"]).stderr.contains("no-such-command"));
+        let out = k.cmd(&["run", "-d", "--rm", "--restart", "no", "busybox", "/etc/passwd"]);
+        assert_eq!(out.code, 126, "{}", out.stderr);
+        // A command that runs, then fails, is the container's business: run -d succeeds.
+        k.cmd(&["run", "-d", "--name", "fails-later", "busybox", "sh", "-c", "exit 3"]).ok();
+        assert_eq!(k.cmd(&["wait", "fails-later"]).ok().stdout, "3\n");
+        k.cmd(&["rm", "typo", "fails-later"]).ok();
+        assert_eq!(k.cmd(&["ps", "-aq"]).ok().stdout, "", "--rm left nothing");
         k.assert_clean();
     }
 }

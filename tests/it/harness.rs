@@ -168,6 +168,22 @@ pub struct Kiln {
     pub mode: Mode,
 }
 
+/// A test that failed midway leaves its detached containers running, and
+/// their monitors outlive the test by design: removed here, so one failure
+/// does not leave a busy loop burning a core for the rest of the suite.
+impl Drop for Kiln {
+    fn drop(&mut self) {
+        if !self.root().join("containers").exists() {
+            return;
+        }
+        let ids = self.cmd(&["ps", "-aq", "--no-trunc"]).stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = self.command().args(["rm", "-f", "-v"]).args(&ids).output();
+        }
+    }
+}
+
 impl Kiln {
     /// A store holding `busybox:latest`.
     pub fn with_busybox() -> Self {
