@@ -866,3 +866,27 @@ fn run_d_of_a_command_that_cannot_run_fails_the_run_with_its_code() {
         k.assert_clean();
     }
 }
+
+#[test]
+fn a_run_d_killed_midway_leaves_the_container_running_and_exec_into_a_stopped_one_is_refused() {
+    for k in Kiln::each_mode() {
+        let mut cli = k
+            .command()
+            .args(["run", "-d", "--name", "orphan", "busybox", "sleep", "4719"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once its monitor exists (most often while it waits for the monitor's word).
+        eventually("its monitor started", || processes_of(&k).iter().any(|l| l.contains("__monitor")));
+        let _ = cli.kill();
+        let _ = cli.wait();
+        eventually("it runs", || ps_line(&k, "orphan").is_some_and(|l| l.contains("Up ")));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(ps_line(&k, "orphan").unwrap().contains("Up "), "{:?}", k.mode);
+        k.cmd(&["stop", "-t", "0", "orphan"]).ok();
+        let out = k.cmd(&["exec", "orphan", "true"]).failed();
+        assert!(out.stderr.contains("orphan is not running"), "{:?}: {}", k.mode, out.stderr);
+        k.cmd(&["rm", "orphan"]).ok();
+        k.assert_clean();
+    }
+}
