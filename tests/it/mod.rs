@@ -6,6 +6,7 @@ mod cache;
 mod cache_sharing;
 mod checks;
 mod cli;
+mod container_tools;
 mod containers;
 mod context_index;
 mod contexts;
