@@ -199,5 +199,9 @@ pub struct AttachArgs {
     /// Do not pass stdin on.
     #[arg(long)]
     pub no_stdin: bool,
+    /// The keys that detach, leaving the container running (docker's format;
+    /// empty for none).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     pub container: String,
 }

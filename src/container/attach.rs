@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::state::{io, Containers};
@@ -78,8 +79,10 @@ impl Server {
 }
 
 /// Attach this process's streams to running container `reference` until
-/// it stops; its exit code.
-pub fn attach(store: &Store, reference: &str, stdin: bool) -> Result<i32, ContainerError> {
+/// it stops, or until `detach_keys` are typed; its exit code (0 when
+/// detached: the container runs on).
+pub fn attach(store: &Store, reference: &str, stdin: bool, detach_keys: &str) -> Result<i32, ContainerError> {
+    let mut keys = DetachKeys::parse(detach_keys)?;
     let containers = Containers::new(store);
     let (id, config, _) = containers.running(reference)?;
     let dir = containers.dir(&id);
@@ -87,10 +90,29 @@ pub fn attach(store: &Store, reference: &str, stdin: bool) -> Result<i32, Contai
     let path = format!("/proc/self/fd/{}/attach.sock", folder.as_raw_fd());
     let socket = UnixStream::connect(&path).map_err(|_| ContainerError::NotAttachable(config.name.clone()))?;
     let _raw = (config.tty && stdin).then(super::terminal::RawMode::enter).flatten();
+    let detached = Arc::new(AtomicBool::new(false));
     if stdin {
         let mut to = socket.try_clone().map_err(io("attaching to", &dir))?;
+        let detached = Arc::clone(&detached);
         // Not joined: it may wait on a terminal after the container ended.
-        std::thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut to));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::stdin().lock().read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (pass, done) = keys.feed(&buf[..n]);
+                if to.write_all(&pass).is_err() {
+                    break;
+                }
+                if done {
+                    detached.store(true, Ordering::SeqCst);
+                    // Ends the output loop below; the container runs on.
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
+            }
+        });
     }
     let mut from = socket;
     let mut head = [0u8; 5];
@@ -108,5 +130,80 @@ pub fn attach(store: &Store, reference: &str, stdin: bool) -> Result<i32, Contai
         written.map_err(ContainerError::Output)?;
     }
     drop(_raw);
+    if detached.load(Ordering::SeqCst) {
+        return Ok(0);
+    }
     super::wait(store, &id)
+}
+
+/// docker's detach keys: a comma-separated sequence of `ctrl-X` and single
+/// characters (default `ctrl-p,ctrl-q`; empty: none), and how much of it
+/// the input has typed so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachKeys {
+    pub fn parse(text: &str) -> Result<DetachKeys, ContainerError> {
+        let bad = || ContainerError::Invalid("--detach-keys", format!("{text:?}: give keys as ctrl-p,ctrl-q or a,b"));
+        let mut keys = Vec::new();
+        for key in text.split(',').filter(|k| !k.is_empty()) {
+            let key = match key.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => match c.as_bytes()[0] {
+                    c @ b'a'..=b'z' => c - b'a' + 1,
+                    c @ (b'@' | b'[' | b'\\' | b']' | b'^' | b'_') => c - b'@',
+                    _ => return Err(bad()),
+                },
+                None if key.len() == 1 => key.as_bytes()[0],
+                _ => return Err(bad()),
+            };
+            keys.push(key);
+        }
+        Ok(DetachKeys { keys, matched: 0 })
+    }
+
+    /// What of `input` to pass on, and whether the whole sequence was typed.
+    /// A partial sequence is held back until the next byte shows whether it
+    /// goes on; then it is passed on after all.
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.get(self.matched) == Some(&b) {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if self.keys.first() == Some(&b) {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_read_as_dockers_and_a_partial_sequence_passes_on() {
+        let mut keys = DetachKeys::parse("ctrl-p,ctrl-q").unwrap();
+        assert_eq!(keys.feed(b"ls\x10"), (b"ls".to_vec(), false));
+        assert_eq!(keys.feed(b"x"), (b"\x10x".to_vec(), false));
+        assert_eq!(keys.feed(b"a\x10\x11b"), (b"a".to_vec(), true));
+        assert_eq!(DetachKeys::parse("ctrl-@,a,ctrl-_").unwrap().keys, [0, b'a', 31]);
+        assert!(DetachKeys::parse("").unwrap().feed(b"\x10\x11").0 == b"\x10\x11");
+        for bad in ["ctrl-", "ctrl-1", "ab", "meta-x"] {
+            assert!(DetachKeys::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -81,6 +81,8 @@ pub enum ContainerError {
     PortsNeedNetwork,
     #[error("invalid {0}: {1}")]
     BadMount(String, String),
+    #[error("invalid {0} {1}")]
+    Invalid(&'static str, String),
     #[error("unknown volume driver {0:?}: kiln has local volumes only (leave the driver out)")]
     UnknownDriver(String),
     #[error("no such volume: {0}")]

@@ -254,7 +254,21 @@ fn attach_drives_a_detached_interactive_container_and_follows_its_output() {
         assert_eq!(out.stdout, "late-line\n");
         let out = k.cmd(&["attach", "talker"]).failed();
         assert!(out.stderr.contains("not running"), "{}", out.stderr);
-        k.cmd(&["rm", "shell", "talker"]).ok();
+        // ctrl-p ctrl-q detaches: attach ends at once, the container runs on.
+        k.cmd(&["run", "-d", "-i", "-t", "--name", "stay", "busybox", "sh"]).ok();
+        let mut cmd = k.command();
+        cmd.args(["attach", "stay"]);
+        let (mut child, mut master) = super::harness::spawn_in_terminal(&mut cmd);
+        let seen = read_all(&master);
+        std::thread::sleep(Duration::from_millis(300));
+        master.write_all(b"echo still-$((6*7))\n").unwrap();
+        eventually("the shell answered", || seen.lock().unwrap().contains("still-42"));
+        master.write_all(b"\x10\x11").unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{}", seen.lock().unwrap());
+        assert!(ps_line(&k, "stay").unwrap().contains("Up "), "{:?}", k.mode);
+        let out = k.cmd(&["attach", "--detach-keys", "meta-x", "stay"]).failed();
+        assert!(out.stderr.contains("--detach-keys"), "{}", out.stderr);
+        k.cmd(&["rm", "-f", "shell", "talker", "stay"]).ok();
         k.assert_clean();
     }
 }
