@@ -42,7 +42,7 @@ pub fn pause(store: &Store, reference: &str, pause: bool) -> Result<Config, Cont
         return Err(if pause { ContainerError::Paused(name) } else { ContainerError::NotPaused(name) });
     }
     let (_, config, state) = containers.running(&id)?;
-    let freezer = parent_of(state.pid).and_then(|parent| Freezer::of(state.pid, parent));
+    let freezer = read(state.pid).and_then(|sandbox| Freezer::of(state.pid, sandbox.ppid));
     match freezer {
         Some(freezer) => freezer.set(pause).map_err(SandboxError::from)?,
         None => signal_each(store, &id, if pause { Signal::SIGSTOP } else { Signal::SIGCONT })?,
@@ -67,11 +67,6 @@ fn signal_each(store: &Store, id: &str, signal: Signal) -> Result<(), ContainerE
             done.insert(pid);
         }
     }
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether container `id` is paused.
