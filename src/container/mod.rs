@@ -283,9 +283,19 @@ pub fn create(store: &Store, request: &RunRequest) -> Result<Config, ContainerEr
 /// from it (and its output logged), this process its monitor. Its exit code
 /// (128+N for signal N).
 pub fn run(store: &Store, request: &RunRequest) -> Result<i32, ContainerError> {
-    let config = create(store, request)?;
     let exe = request.exe()?;
-    monitor::supervise(store, &config.id, &exe, monitor::Attach::Terminal { stdin: request.stdin }, &mut |_| {})
+    let early = monitor::Launch {
+        network: request.network,
+        limits: request.limits,
+        ports: &request.ports,
+        tty: request.tty,
+        stdin: request.stdin,
+        sig_proxy: request.sig_proxy,
+    }
+    .begin(store, &exe);
+    let config = create(store, request)?;
+    let attach = monitor::Attach::Terminal { stdin: request.stdin };
+    monitor::supervise(store, &config.id, &exe, attach, &mut |_| {}, Some(early))
 }
 
 /// docker's `--env-file`: `KEY=VALUE` per line, `KEY` alone for this

@@ -27,7 +27,7 @@ use kiln_solver::Digest;
 use super::logs::LogWriter;
 use super::state::{now_ns, Containers, State, Status};
 use super::ContainerError;
-use crate::sandbox::{Sandbox, Spec, Stdio, Stream};
+use crate::sandbox::{Limits, NetworkMode, PortMap, Sandbox, Spec, Stdio, Stream, Wiring};
 use crate::snapshot::Snapshotter;
 use crate::store::Store;
 
@@ -40,17 +40,77 @@ pub enum Attach {
     Detached,
 }
 
+impl Attach {
+    /// Whether the command gets a stdin (an attached one's, or the attach
+    /// server's pipe; see `attach::Server::listen`).
+    fn stdin(self, config: &super::Config) -> bool {
+        match self {
+            Attach::Terminal { stdin } => stdin,
+            Attach::Detached => config.interactive,
+        }
+    }
+}
+
+/// What a container's sandbox is started with: all of it known before the
+/// container is made.
+pub(crate) struct Launch<'a> {
+    pub network: NetworkMode,
+    pub limits: Limits,
+    pub ports: &'a [PortMap],
+    pub tty: bool,
+    pub stdin: bool,
+    pub sig_proxy: bool,
+}
+
+impl Launch<'_> {
+    fn of(config: &super::Config, attach: Attach) -> Launch<'_> {
+        Launch {
+            network: config.network,
+            limits: config.limits,
+            ports: &config.ports,
+            tty: config.tty,
+            stdin: attach.stdin(config),
+            sig_proxy: config.sig_proxy,
+        }
+    }
+
+    /// The launcher, its sandbox's start begun in the background (see
+    /// [`Sandbox::prestart`]): the start (kiln's re-exec, the namespaces,
+    /// the network helper) overlaps making the container and mounting its
+    /// root, about half of a short `kiln run`.
+    pub(crate) fn begin(&self, store: &Store, exe: &Path) -> Sandbox {
+        let mut sandbox = Sandbox::new(exe, &store.work_dir()).with_ports(self.ports);
+        if !self.sig_proxy {
+            sandbox = sandbox.without_signal_proxy();
+        }
+        let wiring =
+            if self.tty { Wiring::Terminal { input: self.stdin } } else { Wiring::Proxy { stdin: self.stdin } };
+        sandbox.prestart(self.network, &sandbox_limits(&self.limits), wiring);
+        sandbox
+    }
+}
+
+/// A container's sandbox limits: a cgroup of its own even without limits,
+/// as `pause` freezes it.
+fn sandbox_limits(limits: &Limits) -> Limits {
+    Limits { freezable: true, ..*limits }
+}
+
 /// Run container `id` to its end as its monitor; its exit code. `ready` is
-/// told once its command runs (or why it could not start).
+/// told once its command runs (or why it could not start). `early` is the
+/// launcher its caller began the sandbox's start in (see [`Launch::begin`]),
+/// for the same container.
 pub fn supervise(
     store: &Store,
     id: &str,
     exe: &Path,
     attach: Attach,
     ready: &mut (dyn FnMut(Result<(), String>) + Send),
+    early: Option<Sandbox>,
 ) -> Result<i32, ContainerError> {
     let containers = Containers::new(store);
     let config = containers.config(id)?;
+    let sandbox = early.unwrap_or_else(|| Launch::of(&config, attach).begin(store, exe));
     let Some(held) = containers.try_hold(id)? else {
         return Err(ContainerError::AlreadyRunning(config.name));
     };
@@ -59,18 +119,22 @@ pub fn supervise(
     let _ = std::fs::remove_file(containers.dir(id).join("paused"));
     let mut restarts = 0;
     let ended = loop {
-        let ended = run_held(store, &containers, &config, exe, attach, &|r| {
+        let ended = run_held(store, &containers, &config, &sandbox, attach, &|r| {
             (ready.lock().unwrap_or_else(|e| e.into_inner()))(r)
         });
         // Whatever the sandbox left to end off its path (its process, its
         // network helper and the port it holds) ends before the state says
-        // the container stopped.
-        crate::store::trash::wait_empty();
+        // the container stopped. An attached run's own end waits for it
+        // instead (see `main`): meanwhile its record is written, or removed.
+        if attach == Attach::Detached {
+            crate::store::trash::wait_empty();
+        }
         match ended {
             // A command that never ran (its exec failed) is not run again.
             Ok((mut state, true))
                 if config.restart.again(state.exit_code, restarts) && !containers.stopping(id, false) =>
             {
+                crate::store::trash::wait_empty();
                 restarts += 1;
                 state.restart_count = restarts;
                 containers.write_state(id, &state)?;
@@ -87,6 +151,14 @@ pub fn supervise(
     };
     let _ = std::fs::remove_file(containers.dir(id).join("paused"));
     let result = match ended {
+        // Removed below, it needs no record of its end (unless the removal fails).
+        Ok(state) if config.auto_remove => {
+            if let Err(e) = containers.remove(id, &held) {
+                containers.write_state(id, &state)?;
+                return Err(e);
+            }
+            Ok(state.exit_code)
+        }
         Ok(state) => {
             let code = state.exit_code;
             containers.write_state(id, &state)?;
@@ -106,7 +178,9 @@ pub fn supervise(
         }
     };
     if config.auto_remove {
-        containers.remove(id, &held)?;
+        if result.is_err() {
+            containers.remove(id, &held)?;
+        }
         super::volumes::drop_anonymous(store, &config)?;
     }
     result
@@ -116,7 +190,7 @@ fn run_held(
     store: &Store,
     containers: &Containers,
     config: &super::Config,
-    exe: &Path,
+    sandbox: &Sandbox,
     attach: Attach,
     ready: &(dyn Fn(Result<(), String>) + Sync),
 ) -> Result<(State, bool), ContainerError> {
@@ -137,8 +211,7 @@ fn run_held(
         user: config.user.clone(),
         hostname: config.hostname.clone(),
         network: config.network,
-        // A cgroup of its own even without limits: `pause` freezes it.
-        limits: crate::sandbox::Limits { freezable: true, ..config.limits },
+        limits: sandbox_limits(&config.limits),
         terminal: config.tty,
         readonly_root: config.readonly_root,
         mounts,
@@ -189,11 +262,7 @@ fn run_held(
             Err(e) => *record_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e),
         }
     };
-    let stdin = match attach {
-        Attach::Terminal { stdin } => stdin,
-        // Its stdin is the attach server's pipe (see `attach::Server::listen`).
-        Attach::Detached => config.interactive,
-    };
+    let stdin = attach.stdin(config);
     let stdio = if config.tty {
         Stdio::Terminal { input: stdin, sink: &sink, started: &started }
     } else {
@@ -201,10 +270,6 @@ fn run_held(
     };
     // Keystrokes go to the container's terminal as they are typed, ^C included.
     let _raw = (config.tty && stdin).then(super::terminal::RawMode::enter).flatten();
-    let mut sandbox = Sandbox::new(exe, &store.work_dir()).with_ports(&config.ports);
-    if !config.sig_proxy {
-        sandbox = sandbox.without_signal_proxy();
-    }
     let exit = sandbox.run(&spec, stdio, &|| false)?;
     log.finish();
     let ran = running.load(Ordering::SeqCst);
@@ -329,7 +394,7 @@ pub fn monitor_main(store: &Store, id: &str) -> i32 {
     };
     let result = std::env::current_exe()
         .map_err(ContainerError::Exe)
-        .and_then(|exe| supervise(store, id, &exe, Attach::Detached, &mut tell));
+        .and_then(|exe| supervise(store, id, &exe, Attach::Detached, &mut tell, None));
     match result {
         Ok(code) => code,
         Err(e) => {

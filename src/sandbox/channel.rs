@@ -42,6 +42,10 @@ pub enum Message {
     /// Parent → child: run the spec at the path that follows (its length as
     /// a little-endian u32, then its bytes).
     Spec,
+    /// Parent → child: the network helper has configured the namespace's
+    /// interface (sent after [`Message::Spec`], for a network of its own
+    /// with the world beyond: the command waits for it).
+    NetworkReady,
     /// Child → parent: the command is running (its exec succeeded).
     Running,
     /// Child → parent: the step is over, every process of it gone; its
@@ -64,13 +68,14 @@ impl Message {
             Message::Unshared => b'u',
             Message::Mapped => b'm',
             Message::Spec => b's',
+            Message::NetworkReady => b'n',
             Message::Running => b'r',
             Message::Exited => b'x',
         }
     }
 
     fn from_byte(byte: u8) -> Option<Self> {
-        [Message::Unshared, Message::Mapped, Message::Spec, Message::Running, Message::Exited]
+        [Message::Unshared, Message::Mapped, Message::Spec, Message::NetworkReady, Message::Running, Message::Exited]
             .into_iter()
             .find(|m| m.byte() == byte)
     }
@@ -202,6 +207,11 @@ impl Parent {
         self.0.send_path(path)
     }
 
+    /// Tell `kiln __sandbox` its network is configured.
+    pub(crate) fn network_ready(&mut self) -> Result<()> {
+        self.0.send(Message::NetworkReady)
+    }
+
     /// The sandbox process's next report, once the descriptor
     /// ([`Parent::raw_fd`]) is readable. [`ChannelError::Closed`] means it
     /// ended without telling: its own exit status says what happened.
@@ -250,6 +260,11 @@ impl Child {
         self.0.receive_path()
     }
 
+    /// Wait until the launcher says the network is configured.
+    pub(crate) fn wait_for_network(&mut self) -> Result<()> {
+        self.0.receive(Message::NetworkReady)
+    }
+
     /// Tell the launcher the command runs: its exec succeeded.
     pub(crate) fn report_running(&mut self) -> Result<()> {
         self.0.send(Message::Running)
@@ -274,6 +289,8 @@ mod tests {
         child.wait_for_mapping().unwrap();
         parent.send_spec(Path::new("/scratch/sandbox.1.json")).unwrap();
         assert_eq!(child.wait_for_spec().unwrap(), Path::new("/scratch/sandbox.1.json"));
+        parent.network_ready().unwrap();
+        child.wait_for_network().unwrap();
         child.report_running().unwrap();
         child.report_exit(-3).unwrap();
         assert_eq!(parent.report().unwrap(), Report::Running);
@@ -291,6 +308,12 @@ mod tests {
         child.wait_for_mapping().unwrap();
         drop(parent); // the warm sandbox was never used
         assert!(matches!(child.wait_for_spec(), Err(ChannelError::Closed(Message::Spec))));
+
+        let (mut parent, mut child) = pair().unwrap();
+        parent.send_spec(Path::new("/s.json")).unwrap();
+        child.wait_for_spec().unwrap();
+        drop(parent); // the network helper failed: the launcher gave up
+        assert!(matches!(child.wait_for_network(), Err(ChannelError::Closed(Message::NetworkReady))));
 
         let (mut parent, mut child) = pair().unwrap();
         parent.send_spec(Path::new("/s.json")).unwrap();

@@ -60,6 +60,10 @@ pub enum InitError {
     BlockMetadata(#[source] Errno),
     #[error("kiln could not map ids into the sandbox's user namespace")]
     Handshake(#[source] ChannelError),
+    #[error("kiln's network helper never connected the step's network (see kiln's own error)")]
+    NetworkNotReady,
+    #[error("the pipe the command waits on for its network")]
+    NetworkGate(#[source] Errno),
     #[error("fork")]
     Fork(#[source] Errno),
     #[error("making the pipe the command's start is reported on")]
@@ -183,6 +187,15 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
     // then, so its end without a byte says the exec succeeded; PID 1 and
     // the command's process write a byte when they fail.
     let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(InitError::ExecPipe)?;
+    // PID 1 prepares the root while the network helper starts, and forks
+    // the command only once this process says the network is in place.
+    let gate = match made {
+        NetworkMode::Outbound => {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(InitError::NetworkGate)?)
+        }
+        NetworkMode::Host | NetworkMode::None => None,
+    };
+    let (gate_read, gate_write) = gate.unzip();
     // The first child forked after unshare(CLONE_NEWPID) is the namespace's PID 1.
     // SAFETY: this process is single-threaded (a fresh exec that started no threads).
     match unsafe { fork() }.map_err(InitError::Fork)? {
@@ -191,7 +204,8 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
             // the step ever holds it.
             drop(launcher);
             drop(exec_read);
-            let code = pid1(&sys, &spec, exec_write).unwrap_or_else(|e| {
+            drop(gate_write);
+            let code = pid1(&sys, &spec, exec_write, gate_read).unwrap_or_else(|e| {
                 report("kiln: sandbox", &e);
                 exit::SETUP_FAILED
             });
@@ -199,8 +213,14 @@ fn sandbox(network: &std::ffi::OsStr, scratch: &Path) -> Result<i32> {
         }
         ForkResult::Parent { child } => {
             drop(exec_write);
+            drop(gate_read);
             signals::forward_to(child);
             signals::block(false).map_err(InitError::Signals)?;
+            if let Some(gate) = gate_write {
+                // Dropped unopened on an error: PID 1 reads the pipe's end,
+                // and exits without running the command.
+                open_gate(&sys, &mut launcher, gate)?;
+            }
             if exec_succeeded(exec_read) {
                 let _ = launcher.report_running();
             }
@@ -256,12 +276,6 @@ fn enter_namespaces(
     if network != NetworkMode::Host {
         sys.loopback_up().map_err(InitError::Loopback)?;
     }
-    // After the handshake: the helper has configured the interface, and the
-    // routes survive whatever it set. The command, its capabilities dropped
-    // later, cannot remove them.
-    if network == NetworkMode::Outbound {
-        sys.block_metadata().map_err(InitError::BlockMetadata)?;
-    }
     let spec = channel.wait_for_spec().map_err(InitError::Handshake)?;
     sys.unshare(CloneFlags::CLONE_NEWNS).map_err(InitError::UnshareMounts)?;
     sys.close_range(channel::CHILD_FD as u32 + 1).map_err(InitError::CloseDescriptors)?;
@@ -275,6 +289,35 @@ pub(super) fn wait_exit_code(pid: Pid) -> Result<i32> {
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(e) => return Err(InitError::Wait("container", e)),
+        }
+    }
+}
+
+/// Let PID 1 run the command once the launcher says the network helper has
+/// configured the interface: first the routes that block the metadata
+/// service go in, after the helper's, so they survive whatever it set; the
+/// command, its capabilities dropped, cannot remove them. Then a byte on
+/// `gate`, which PID 1 waits for before it forks the command.
+fn open_gate(sys: &dyn Syscall, launcher: &mut channel::Child, gate: OwnedFd) -> Result<()> {
+    launcher.wait_for_network().map_err(|e| match e {
+        ChannelError::Closed(_) => InitError::NetworkNotReady,
+        e => InitError::Handshake(e),
+    })?;
+    sys.block_metadata().map_err(InitError::BlockMetadata)?;
+    nix::unistd::write(&gate, b"g").map_err(InitError::NetworkGate)?;
+    Ok(())
+}
+
+/// In PID 1: wait for [`open_gate`]'s byte; the pipe's end without it
+/// means the network was never connected.
+fn wait_for_gate(gate: OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&gate), &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(InitError::NetworkNotReady),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(InitError::NetworkGate(e)),
         }
     }
 }
@@ -298,9 +341,11 @@ fn exec_failed(exec_report: &OwnedFd) {
 }
 
 /// PID 1 of the sandbox: set the filesystem up, run the command, reap, exit
-/// with its status. `exec_report` is the write end of the exec pipe.
-fn pid1(sys: &dyn Syscall, spec: &Spec, exec_report: OwnedFd) -> Result<i32> {
-    let command = match prepare_root(sys, spec).and_then(|()| Prepared::of(sys, spec)) {
+/// with its status. `exec_report` is the write end of the exec pipe; with
+/// `gate`, the command waits for its network (see [`open_gate`]).
+fn pid1(sys: &dyn Syscall, spec: &Spec, exec_report: OwnedFd, gate: Option<OwnedFd>) -> Result<i32> {
+    let ready = prepare_root(sys, spec).and_then(|()| Prepared::of(sys, spec));
+    let command = match ready.and_then(|command| gate.map_or(Ok(()), wait_for_gate).map(|()| command)) {
         Ok(command) => command,
         Err(e) => {
             exec_failed(&exec_report);
@@ -690,33 +735,43 @@ mod tests {
 
     #[test]
     fn a_private_network_is_unshared_with_the_user_namespace_and_its_lo_brought_up() {
-        for (network, want) in [
-            (NetworkMode::None, vec![Call::LoopbackUp, Call::Unshare(CloneFlags::CLONE_NEWNS), Call::CloseRange(4)]),
-            (
-                NetworkMode::Outbound,
-                vec![
-                    Call::LoopbackUp,
-                    Call::BlockMetadata,
-                    Call::Unshare(CloneFlags::CLONE_NEWNS),
-                    Call::CloseRange(4),
-                ],
-            ),
-        ] {
+        for network in [NetworkMode::None, NetworkMode::Outbound] {
+            let want = [Call::LoopbackUp, Call::Unshare(CloneFlags::CLONE_NEWNS), Call::CloseRange(4)];
             let calls = record_setup_with(false, network);
             let Call::Unshare(flags) = calls[1] else { panic!("{calls:#?}") };
             assert!(flags.contains(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUSER), "{network:?}");
-            // After the handshake (root in the namespace that owns it, the
-            // helper done) and before the descriptors are closed; the
-            // metadata routes only where a helper connects the namespace.
+            // After the handshake (root in the namespace that owns it) and
+            // before the descriptors are closed. The metadata routes go in
+            // later, once the helper is done (see `open_gate`).
             assert_eq!(calls[2..2 + want.len()], want[..], "{network:?}");
-            // Long before the capabilities go.
-            let drop = calls.iter().position(|c| matches!(c, Call::DropBoundingCapability(_)));
-            assert!(drop.is_none_or(|d| d > 2 + want.len()), "{network:?}");
+            assert!(!calls.contains(&Call::BlockMetadata), "{network:?}");
         }
         let host = record_setup_with(false, NetworkMode::Host);
         assert!(!matches!(host[1], Call::Unshare(f) if f.contains(CloneFlags::CLONE_NEWNET)));
         assert!(!host.contains(&Call::LoopbackUp));
         assert!(!host.contains(&Call::BlockMetadata));
+    }
+
+    #[test]
+    fn the_command_waits_for_the_network_and_the_metadata_routes() {
+        // The launcher says the helper is done: the routes go in, then PID 1 is let go.
+        let sys = Recording::default();
+        let (mut launcher, mut child) = channel::pair().unwrap();
+        let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        launcher.network_ready().unwrap();
+        open_gate(&sys, &mut child, gate_write).unwrap();
+        assert_eq!(sys.calls(), [Call::BlockMetadata]);
+        wait_for_gate(gate_read).unwrap();
+
+        // The launcher gives up (its helper failed): no routes, and PID 1
+        // reads the gate's end without the byte, so the command never runs.
+        let sys = Recording::default();
+        let (launcher, mut child) = channel::pair().unwrap();
+        let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        drop(launcher);
+        assert!(matches!(open_gate(&sys, &mut child, gate_write), Err(InitError::NetworkNotReady)));
+        assert!(sys.calls().is_empty());
+        assert!(matches!(wait_for_gate(gate_read), Err(InitError::NetworkNotReady)));
     }
 
     #[test]

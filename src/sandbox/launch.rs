@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::cgroup::CgroupError;
 use super::channel::ChannelError;
 use super::network::{NetworkError, PortMap};
-use super::started::{Started, Wiring};
+use super::started::Started;
+pub use super::started::Wiring;
 use super::warm::Warm;
 use super::{Limits, NetworkMode, Spec, SpecError};
 
@@ -123,12 +124,8 @@ impl Sandbox {
     pub fn run(&self, spec: &Spec, stdio: Stdio<'_>, cancelled: &dyn Fn() -> bool) -> Result<Exit, SandboxError> {
         let spec = spec.validated()?;
         let wiring = Wiring::of(&stdio);
-        let warm = match wiring {
-            Wiring::Capture if self.ports.is_empty() => self.warm.take(spec.network, &spec.limits),
-            Wiring::Capture => None,
-            Wiring::Proxy { .. } | Wiring::Terminal { .. } => None,
-        };
-        let started = match warm {
+        // One started ahead publishes this launcher's own ports, if any.
+        let started = match self.warm.take((spec.network, spec.limits, wiring)) {
             Some(started) => started,
             None => Started::start(&self.exe, &self.scratch, spec.network, &spec.limits, wiring, &self.ports)?,
         };
@@ -141,6 +138,15 @@ impl Sandbox {
     /// its namespaces, cgroup and network helper; about half of a short
     /// RUN). One never taken is killed when this launcher is dropped.
     pub fn prewarm(&self, network: NetworkMode, limits: &Limits, want: usize) {
-        self.warm.prewarm(&self.exe, &self.scratch, network, limits, want);
+        self.warm.prewarm(&self.exe, &self.scratch, (network, *limits, Wiring::Capture), &self.ports, want);
+    }
+
+    /// Start, in the background, the sandbox the next [`Sandbox::run`] with
+    /// this network, these limits and streams will take: `kiln run` starts
+    /// it while it makes the container and mounts its root, which the
+    /// sandbox needs only once it has its spec. Dropped untaken with this
+    /// launcher, it is killed.
+    pub fn prestart(&self, network: NetworkMode, limits: &Limits, wiring: Wiring) {
+        self.warm.prewarm(&self.exe, &self.scratch, (network, *limits, wiring), &self.ports, 1);
     }
 }

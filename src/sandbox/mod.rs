@@ -37,7 +37,7 @@ mod workdir;
 pub use channel::{ChannelError, Message};
 pub use init::{child_main, InitError};
 pub use join::{exec_main, JoinError};
-pub use launch::{Exit, Sandbox, SandboxError, Stdio, Stream};
+pub use launch::{Exit, Sandbox, SandboxError, Stdio, Stream, Wiring};
 pub use mounts::MountError;
 pub use network::{NetworkError, NetworkSetup, PortMap};
 pub use seccomp::SeccompError;

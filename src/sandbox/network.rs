@@ -350,14 +350,18 @@ impl NetworkSetup {
         self.resolv_conf.as_ref().map(|f| f.path())
     }
 
-    /// Connect the network namespace of process `pid` (which has unshared
-    /// it, and whose user namespace owns it) to the world, and return once
-    /// its interface is configured. The returned guard stops the helper.
+    /// Start connecting the network namespace of process `pid` (which has
+    /// unshared it, and whose user namespace owns it) to the world; the
+    /// returned guard stops the helper. Its interface is configured once
+    /// [`Attached::wait_ready`] says so: the helper starts (a few ms) while
+    /// the sandbox prepares its root, and its command runs after.
     pub fn attach(&self, pid: u32) -> Result<Attached, NetworkError> {
-        let Some(helper) = &self.helper else { return Ok(Attached { child: None, publishes: false }) };
+        let Some(helper) = &self.helper else {
+            return Ok(Attached { child: None, publishes: false, pending: None });
+        };
         let name = helper.name();
-        let mut log = tempfile::tempfile_in(&self.scratch).map_err(|e| NetworkError::Spawn(name, e))?;
-        let (mut ready, ready_writer) = std::io::pipe().map_err(|e| NetworkError::Spawn(name, e))?;
+        let log = tempfile::tempfile_in(&self.scratch).map_err(|e| NetworkError::Spawn(name, e))?;
+        let (ready, ready_writer) = std::io::pipe().map_err(|e| NetworkError::Spawn(name, e))?;
         let mut cmd = Command::new(helper.program());
         cmd.args(helper.args(pid, &self.ports)).env_clear().stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(log.try_clone().map_err(|e| NetworkError::Spawn(name, e))?);
@@ -370,18 +374,20 @@ impl NetworkSetup {
         let child = cmd.spawn().map_err(|e| NetworkError::Spawn(name, e))?;
         drop(cmd);
         drop(ready_writer); // the helper's copy is the only one left: EOF when it dies
-        let mut attached = Attached { child: Some(child), publishes: !self.ports.is_empty() };
-        match wait_ready(&mut ready, READY_TIMEOUT) {
-            Ok(true) => Ok(attached),
-            Ok(false) => {
-                attached.stop();
-                let mut output = String::new();
-                let _ = log.rewind().and_then(|_| log.read_to_string(&mut output));
-                Err(NetworkError::Failed { name, output })
-            }
-            Err(()) => Err(NetworkError::Timeout(name, READY_TIMEOUT.as_secs())),
-        }
+        Ok(Attached {
+            child: Some(child),
+            publishes: !self.ports.is_empty(),
+            pending: Some(Pending { name, ready, log }),
+        })
     }
+}
+
+/// A helper that has not yet said it is ready.
+struct Pending {
+    name: &'static str,
+    ready: std::io::PipeReader,
+    /// Its standard error, the reason when it fails.
+    log: fs::File,
 }
 
 /// Wait for the helper's word on `ready`: `Ok(true)` once it wrote anything,
@@ -416,9 +422,30 @@ pub struct Attached {
     child: Option<Child>,
     /// It holds published ports, which must be free once kiln is done.
     publishes: bool,
+    pending: Option<Pending>,
 }
 
 impl Attached {
+    /// Return once the helper has configured the namespace's interface (at
+    /// once if it had, or there is none); its error if it died first, and
+    /// then it is stopped.
+    pub fn wait_ready(&mut self) -> Result<(), NetworkError> {
+        let Some(mut pending) = self.pending.take() else { return Ok(()) };
+        match wait_ready(&mut pending.ready, READY_TIMEOUT) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.stop();
+                let mut output = String::new();
+                let _ = pending.log.rewind().and_then(|_| pending.log.read_to_string(&mut output));
+                Err(NetworkError::Failed { name: pending.name, output })
+            }
+            Err(()) => {
+                self.stop();
+                Err(NetworkError::Timeout(pending.name, READY_TIMEOUT.as_secs()))
+            }
+        }
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -612,9 +639,9 @@ mod tests {
     }
 
     /// Both helpers, for real, on a namespace `unshare` holds: the interface
-    /// is configured once `attach` returns, and the guard stops the helper.
+    /// is configured once `wait_ready` returns, and the guard stops the helper.
     #[test]
-    fn each_helper_configures_the_namespace_before_attach_returns_and_stops_with_its_guard() {
+    fn each_helper_configures_the_namespace_once_ready_and_stops_with_its_guard() {
         let dir = tempfile::tempdir().unwrap();
         let on_path = |name: &str| {
             let path = std::env::var_os("PATH").unwrap_or_default();
@@ -635,7 +662,8 @@ mod tests {
                 resolv_conf: None,
                 scratch: dir.path().to_owned(),
             };
-            let attached = setup.attach(pid).unwrap_or_else(|e| panic!("{}: {e}: {:?}", helper.name(), e));
+            let mut attached = setup.attach(pid).unwrap_or_else(|e| panic!("{}: {e}: {:?}", helper.name(), e));
+            attached.wait_ready().unwrap_or_else(|e| panic!("{}: {e}: {:?}", helper.name(), e));
             let pid_text = pid.to_string();
             let ip = ["-t", &pid_text, "-U", "-n", "--preserve-credentials", "ip", "-4", "-o", "addr"];
             let out = Command::new("nsenter").args(ip).output().unwrap();
@@ -682,7 +710,9 @@ mod tests {
             resolv_conf: None,
             scratch: dir.path().to_owned(),
         };
-        let err = setup.attach(1).err().expect("a helper that exits is not ready");
+        let mut helper = setup.attach(1).expect("the helper starts");
+        let err = helper.wait_ready().expect_err("a helper that exits is not ready");
+        assert!(helper.wait_ready().is_ok(), "said once: its guard then only stops it");
         assert!(matches!(err, NetworkError::Failed { name: "slirp4netns", .. }), "{err:?}");
         assert_eq!(
             output_text("Failed to send 9 bytes to syslog\nCouldn't open /dev/net/tun: Permission denied\n"),

@@ -27,7 +27,7 @@ use super::{signals, Limits, NetworkMode, Spec};
 
 /// How the sandbox's standard streams are wired, chosen when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wiring {
+pub enum Wiring {
     /// Pipes to copy kiln's stdin (when `stdin`), stdout and stderr through.
     Proxy { stdin: bool },
     /// One pipe for stdout and stderr together; stdin is /dev/null.
@@ -67,10 +67,11 @@ pub(crate) struct Started {
     pipes: Option<Pipes>,
     // Declared after `child`: dropped once it is dead and reaped.
     cgroup: Option<Cgroup>,
-    _helper: Option<Attached>,
+    helper: Option<Attached>,
     network: NetworkSetup,
     mode: NetworkMode,
     limits: Limits,
+    wiring: Wiring,
 }
 
 impl Started {
@@ -166,10 +167,11 @@ impl Started {
             launcher: Some(launcher),
             pipes: Some(pipes),
             cgroup,
-            _helper: helper,
+            helper,
             network,
             mode,
             limits: *limits,
+            wiring,
         })
     }
 
@@ -178,9 +180,10 @@ impl Started {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Whether a step with this network and these limits can run here.
-    pub(crate) fn fits(&self, mode: NetworkMode, limits: &Limits) -> bool {
-        self.mode == mode && self.limits == *limits
+    /// Whether a step with this network, these limits and streams wired
+    /// this way can run here.
+    pub(crate) fn fits(&self, (mode, limits, wiring): &(NetworkMode, Limits, Wiring)) -> bool {
+        self.mode == *mode && self.limits == *limits && self.wiring == *wiring
     }
 
     /// Run `spec` (validated, and fitting this sandbox) to completion; see
@@ -211,6 +214,17 @@ impl Started {
             Err(ChannelError::Send(..)) => false,
             Err(e) => return Err(SandboxError::Handshake(e)),
         };
+        // Its PID 1 prepares the root meanwhile; the command waits for this
+        // word, and the routes the sandbox process adds after it (see
+        // `init`). On an error, the drop kills the process.
+        if listening && self.mode == NetworkMode::Outbound {
+            self.helper.as_mut().map_or(Ok(()), Attached::wait_ready)?;
+            listening = match launcher.network_ready() {
+                Ok(()) => true,
+                Err(ChannelError::Send(..)) => false,
+                Err(e) => return Err(SandboxError::Handshake(e)),
+            };
+        }
         let mut child = self.child.take().expect("a started sandbox has its process");
         // Installed only now that there is a child to forward to: a signal
         // before this kills kiln, and the child with it (its death signal).
@@ -475,9 +489,10 @@ pub(crate) fn window_size() -> Option<nix::pty::Winsize> {
 }
 
 /// Ready the sandbox process `pid`, which has unshared its namespaces and
-/// waits: its id maps and its network (so the command starts with its
-/// interface configured), while its cgroup is `joining`; it hears back once
-/// all three are done.
+/// waits: its id maps, and its network helper started, while its cgroup is
+/// `joining`; it hears back once all three are done. The helper's own
+/// start goes on beside the sandbox's: [`Started::run`] waits for it
+/// before the command runs.
 fn map_and_connect(
     launcher: &mut channel::Parent,
     pid: u32,

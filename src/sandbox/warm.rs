@@ -19,11 +19,12 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use super::network::PortMap;
 use super::started::{Started, Wiring};
 use super::{Limits, NetworkMode};
 
-/// What a started sandbox is for.
-type Kind = (NetworkMode, Limits);
+/// What a started sandbox is for: its network, limits and streams.
+type Kind = (NetworkMode, Limits, Wiring);
 
 #[derive(Default)]
 struct Pool {
@@ -55,6 +56,7 @@ struct Request {
     exe: PathBuf,
     scratch: PathBuf,
     kind: Kind,
+    ports: Vec<PortMap>,
 }
 
 /// The sandboxes started ahead of their steps (none until the first
@@ -66,13 +68,13 @@ pub(crate) struct Warm {
 }
 
 impl Warm {
-    /// Have sandboxes of this kind started until `want` are ready or starting.
-    pub(crate) fn prewarm(&self, exe: &Path, scratch: &Path, network: NetworkMode, limits: &Limits, want: usize) {
-        let kind = (network, *limits);
+    /// Have sandboxes of this kind started until `want` are ready or
+    /// starting, each publishing `ports` (always its launcher's own).
+    pub(crate) fn prewarm(&self, exe: &Path, scratch: &Path, kind: Kind, ports: &[PortMap], want: usize) {
         let more = {
             let mut pool = self.shared.pool();
             let have = pool.starting.iter().filter(|k| **k == kind).count()
-                + pool.ready.iter().filter(|s| s.fits(kind.0, &kind.1)).count();
+                + pool.ready.iter().filter(|s| s.fits(&kind)).count();
             let more = want.saturating_sub(have);
             pool.starting.extend(std::iter::repeat_n(kind, more));
             more
@@ -85,7 +87,7 @@ impl Warm {
             *starter = self.spawn_starter();
         }
         for _ in 0..more {
-            let request = Request { exe: exe.to_owned(), scratch: scratch.to_owned(), kind };
+            let request = Request { exe: exe.to_owned(), scratch: scratch.to_owned(), kind, ports: ports.to_vec() };
             // No thread, or it is gone: the step starts its sandbox itself.
             if starter.as_ref().is_none_or(|s| s.requests.send(request).is_err()) {
                 finish(&self.shared, &kind, None);
@@ -98,11 +100,10 @@ impl Warm {
     /// neither, or its start failed: the caller starts one itself, and its
     /// error, if the start fails again, is the step's. One that died while
     /// it waited (killed from outside) is dropped, not handed out.
-    pub(crate) fn take(&self, network: NetworkMode, limits: &Limits) -> Option<Started> {
-        let kind = (network, *limits);
+    pub(crate) fn take(&self, kind: Kind) -> Option<Started> {
         let mut pool = self.shared.pool();
         loop {
-            if let Some(i) = pool.ready.iter().position(|s| s.fits(kind.0, &kind.1)) {
+            if let Some(i) = pool.ready.iter().position(|s| s.fits(&kind)) {
                 let mut started = pool.ready.swap_remove(i);
                 if started.alive() {
                     return Some(started);
@@ -124,7 +125,8 @@ impl Warm {
             .name("sandbox-warm".into())
             .spawn(move || {
                 for r in received {
-                    let started = Started::start(&r.exe, &r.scratch, r.kind.0, &r.kind.1, Wiring::Capture, &[]).ok();
+                    let (network, limits, wiring) = r.kind;
+                    let started = Started::start(&r.exe, &r.scratch, network, &limits, wiring, &r.ports).ok();
                     finish(&shared, &r.kind, started);
                 }
             })
