@@ -200,7 +200,13 @@ fn run_held(
         .parse()
         .map_err(|_| ContainerError::Damaged(dir.join("config.json"), serde::de::Error::custom("image_id")))?;
     let (_, layers) = crate::image::read(store, &digest)?;
-    let mount = Snapshotter::new(store).mount_kept(&layers, &dir.join("fs")).map_err(ContainerError::Mount)?;
+    let snapshotter = Snapshotter::new(store);
+    let mount = if config.auto_remove {
+        snapshotter.mount_kept_once(&layers, &dir.join("fs"))
+    } else {
+        snapshotter.mount_kept(&layers, &dir.join("fs"))
+    };
+    let mount = mount.map_err(ContainerError::Mount)?;
     let log = LogWriter::open(&dir, config.log)?;
     let mounts = sandbox_mounts(store, config, &mount.root)?;
     let spec = Spec {

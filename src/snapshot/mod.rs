@@ -215,7 +215,7 @@ impl Snapshotter {
     /// Mount `layers` (bottom first). Writable mounts get an upper dir (or,
     /// copied, a baseline to compare with).
     pub fn mount(&self, layers: &[Layer], writable: bool) -> Result<Mount, SnapshotError> {
-        self.mount_at(layers, writable, None)
+        self.mount_at(layers, writable, None, true)
     }
 
     /// A writable filesystem of `layers` whose folders (the changes, the
@@ -223,10 +223,23 @@ impl Snapshotter {
     /// unmounted: a container's, which `kiln start` mounts again with its
     /// changes. Never `volatile`: that upper folder is mounted again.
     pub fn mount_kept(&self, layers: &[Layer], dir: &Path) -> Result<Mount, SnapshotError> {
-        self.mount_at(layers, true, Some(dir))
+        self.mount_at(layers, true, Some(dir), false)
     }
 
-    fn mount_at(&self, layers: &[Layer], writable: bool, kept: Option<&Path>) -> Result<Mount, SnapshotError> {
+    /// As [`Snapshotter::mount_kept`], for a container removed when it ends
+    /// (`--rm`): its upper folder is never mounted again, so the mount is
+    /// `volatile` (see [`VOLATILE`]) and its unmount does not sync the disk.
+    pub fn mount_kept_once(&self, layers: &[Layer], dir: &Path) -> Result<Mount, SnapshotError> {
+        self.mount_at(layers, true, Some(dir), true)
+    }
+
+    fn mount_at(
+        &self,
+        layers: &[Layer],
+        writable: bool,
+        kept: Option<&Path>,
+        volatile: bool,
+    ) -> Result<Mount, SnapshotError> {
         // Unsettled, the kernel's overlay is tried first (see `probe`).
         let settled = probe::settled()?;
         let kind = settled.as_ref().map_or(Kind::Overlay, |c| c.kind);
@@ -268,7 +281,7 @@ impl Snapshotter {
                 create(d)?;
             }
             data.push_str(&format!(",upperdir={},workdir={}", escape(&u), escape(&w)));
-            if volatile_works() && kept.is_none() {
+            if volatile_works() && volatile {
                 data.push_str(VOLATILE);
             }
             upper = Some(u);
@@ -287,7 +300,7 @@ impl Snapshotter {
             // Too long for the kernel's overlay, not for what a probe may choose instead.
             if settled.is_none() && self.choice()?.kind != Kind::Overlay {
                 drop(dir);
-                return self.mount_at(layers, writable, kept);
+                return self.mount_at(layers, writable, kept, volatile);
             }
             let stacked = &lowers[..lowers.len() - 1]; // all but the empty bottom
             let layer_bytes: usize = stacked.iter().map(|l| l.len() + 1).sum();
@@ -320,7 +333,7 @@ impl Snapshotter {
             // mount's own failure is the error).
             Err(_) if settled.is_none() && self.choice()?.kind != Kind::Overlay => {
                 drop(dir);
-                self.mount_at(layers, writable, kept)
+                self.mount_at(layers, writable, kept, volatile)
             }
             Err(source) => Err(SnapshotError::Mount { layers: layers.len(), target: root.clone(), source }),
         }
