@@ -20,6 +20,11 @@ pub struct TagArgs {
 /// `kiln rmi IMAGE…`.
 #[derive(clap::Args)]
 pub struct RmiArgs {
+    /// Remove a name even when a container uses the image it names (its
+    /// layers stay while the container does); never the image of a running
+    /// one by its ID.
+    #[arg(short = 'f', long)]
+    pub force: bool,
     /// The images: names, or IDs.
     #[arg(required = true)]
     pub images: Vec<String>,

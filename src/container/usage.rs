@@ -30,17 +30,7 @@ pub struct VolumeUsage {
 
 /// Every container's and volume's size.
 pub fn usage(store: &Store) -> Result<(Vec<ContainerUsage>, Vec<VolumeUsage>), ContainerError> {
-    let containers = Containers::new(store);
-    let mut out = Vec::new();
-    for id in containers.ids()? {
-        let (Ok(config), Ok(state)) = (containers.config(&id), containers.state(&id)) else { continue };
-        out.push(ContainerUsage {
-            name: config.name,
-            image_id: config.image_id,
-            running: state.status == Status::Running,
-            bytes: disk_bytes(&containers.dir(&id)),
-        });
-    }
+    let out = each_container(store, true)?;
     let volumes = Volumes::new(store);
     let used: HashSet<String> = Volumes::in_use(store)?.into_iter().map(|(n, _)| n).collect();
     let vols = volumes
@@ -53,6 +43,27 @@ pub fn usage(store: &Store) -> Result<(Vec<ContainerUsage>, Vec<VolumeUsage>), C
         })
         .collect();
     Ok((out, vols))
+}
+
+/// Every container, its image and whether it runs (`bytes` left 0): what
+/// `kiln rmi` checks before it removes an image a container uses.
+pub fn image_users(store: &Store) -> Result<Vec<ContainerUsage>, ContainerError> {
+    each_container(store, false)
+}
+
+fn each_container(store: &Store, sized: bool) -> Result<Vec<ContainerUsage>, ContainerError> {
+    let containers = Containers::new(store);
+    let mut out = Vec::new();
+    for id in containers.ids()? {
+        let (Ok(config), Ok(state)) = (containers.config(&id), containers.state(&id)) else { continue };
+        out.push(ContainerUsage {
+            name: config.name,
+            image_id: config.image_id,
+            running: state.status == Status::Running,
+            bytes: if sized { disk_bytes(&containers.dir(&id)) } else { 0 },
+        });
+    }
+    Ok(out)
 }
 
 /// Remove every container that is not running (`kiln container prune`); their names.

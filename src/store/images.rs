@@ -220,6 +220,18 @@ impl Store {
     /// is then for the user to say, as docker asks. The blobs stay (shared
     /// with other images and the cache).
     pub fn untag(&self, name: &str) -> Result<Vec<StoredImage>, StoreError> {
+        self.untag_unless(name, &|_| None)
+    }
+
+    /// As [`Store::untag`], unless `refuse` gives a reason not to, told
+    /// what the removal would do: then nothing is removed, and the error
+    /// ([`StoreError::InUse`]) gives that reason.
+    pub fn untag_unless(
+        &self,
+        name: &str,
+        refuse: &dyn Fn(&Untagging<'_>) -> Option<String>,
+    ) -> Result<Vec<StoredImage>, StoreError> {
+        let by_id = matches!(self.read_name(name)?, Lookup::Id(_));
         let wanted = match self.read_name(name)? {
             Lookup::Name(reference) => Ok(reference),
             Lookup::Id(id) => match self.find_by_id(name, &id)? {
@@ -242,6 +254,9 @@ impl Store {
             });
             if removed.is_empty() {
                 return Err(StoreError::NoSuchImage(name.to_owned()));
+            }
+            if let Some(why) = refuse(&Untagging { by_id, removed: &removed, left: manifests }) {
+                return Err(StoreError::InUse { name: name.to_owned(), why });
             }
             Ok(removed)
         })
@@ -313,6 +328,31 @@ impl Store {
 }
 
 /// What a name given to a lookup stands for.
+/// What an untag would do, for [`Store::untag_unless`] to judge.
+pub struct Untagging<'a> {
+    /// It names an image by its ID: every entry of the image goes.
+    pub by_id: bool,
+    pub removed: &'a [StoredImage],
+    /// The entries that stay.
+    pub left: &'a [Descriptor],
+}
+
+impl Untagging<'_> {
+    /// The manifests that no entry would name once it is done: the images
+    /// it removes, not merely renames.
+    pub fn orphaned(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::new();
+        for image in self.removed {
+            let digest = image.digest();
+            let kept = self.left.iter().any(|d| d.digest().as_ref() == digest.to_string());
+            if !kept && !out.contains(&digest) {
+                out.push(digest);
+            }
+        }
+        out
+    }
+}
+
 enum Lookup {
     Name(Reference),
     Id(IdPrefix),

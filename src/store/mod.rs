@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use blob_pipe::{cached_bytes, takes_direct_writes};
 pub(crate) use blobs::{write_atomic, write_hint};
 pub use blobs::{BlobWriter, Staged};
-pub use images::StoredImage;
+pub use images::{StoredImage, Untagging};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ pub enum StoreError {
     },
     #[error("no image named {0:?} (see `kiln images`)")]
     NoSuchImage(String),
+    #[error("cannot remove {name:?}: {why}")]
+    InUse { name: String, why: String },
     #[error("the image ID {id:?} is ambiguous: it starts the IDs of {}; write more of it", .matches.join(", "))]
     AmbiguousId { id: String, matches: Vec<String> },
     #[error("the image {id:?} has several names ({}): remove them by name", .names.join(", "))]

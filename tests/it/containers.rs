@@ -221,6 +221,37 @@ fn bad_names_and_references_are_clear_errors_that_leave_nothing() {
 }
 
 #[test]
+fn rmi_refuses_the_last_name_of_an_image_a_container_uses_unless_forced() {
+    for k in Kiln::each_mode() {
+        k.cmd(&["tag", "busybox", "other:name"]).ok();
+        k.cmd(&["run", "-d", "--name", "holder", "busybox", "sleep", "1000"]).ok();
+        // Another name stays on the image: that one can go.
+        assert_eq!(k.cmd(&["rmi", "other:name"]).ok().stdout, "Untagged: other:name\n");
+        let out = k.cmd(&["rmi", "busybox"]).failed();
+        assert!(
+            out.stderr.contains("running container holder uses it") && out.stderr.contains("rmi -f"),
+            "{}",
+            out.stderr
+        );
+        assert!(k.cmd(&["images"]).ok().stdout.contains("busybox"), "nothing is removed");
+        // Never its ID while it runs, forced or not.
+        let images = k.cmd(&["images"]).ok().stdout;
+        let line = images.lines().find(|l| l.starts_with("busybox ")).unwrap();
+        let id = line.split_whitespace().nth(2).unwrap().to_owned();
+        let out = k.cmd(&["rmi", "-f", &id]).failed();
+        assert!(out.stderr.contains("kiln stop holder"), "{}", out.stderr);
+        k.cmd(&["stop", "-t", "0", "holder"]).ok();
+        let out = k.cmd(&["rmi", "busybox"]).failed();
+        assert!(out.stderr.contains("the container holder uses it"), "{}", out.stderr);
+        // Forced, the name goes; the container keeps its layers and starts again.
+        assert_eq!(k.cmd(&["rmi", "-f", "busybox"]).ok().stdout, "Untagged: busybox:latest\n");
+        k.cmd(&["start", "holder"]).ok();
+        assert!(ps_line(&k, "holder").unwrap().contains("Up "));
+        k.cmd(&["rm", "-f", "holder"]).ok();
+    }
+}
+
+#[test]
 fn rm_f_of_a_running_container_leaves_no_process_mount_or_cgroup() {
     for k in Kiln::each_mode() {
         // A number no other test sleeps for.
