@@ -203,5 +203,8 @@ pub struct AttachArgs {
     /// empty for none).
     #[arg(long, default_value = "ctrl-p,ctrl-q")]
     pub detach_keys: String,
+    /// Pass signals kiln gets on to the container's command (without -t).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sig_proxy: bool,
     pub container: String,
 }

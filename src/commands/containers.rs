@@ -208,5 +208,5 @@ pub fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<i32> {
 }
 
 pub fn attach(store: &Store, args: AttachArgs) -> anyhow::Result<i32> {
-    Ok(container::attach::attach(store, &args.container, !args.no_stdin, &args.detach_keys)?)
+    Ok(container::attach::attach(store, &args.container, !args.no_stdin, &args.detach_keys, args.sig_proxy)?)
 }

@@ -81,10 +81,16 @@ impl Server {
 /// Attach this process's streams to running container `reference` until
 /// it stops, or until `detach_keys` are typed; its exit code (0 when
 /// detached: the container runs on).
-pub fn attach(store: &Store, reference: &str, stdin: bool, detach_keys: &str) -> Result<i32, ContainerError> {
+pub fn attach(
+    store: &Store,
+    reference: &str,
+    stdin: bool,
+    detach_keys: &str,
+    sig_proxy: bool,
+) -> Result<i32, ContainerError> {
     let mut keys = DetachKeys::parse(detach_keys)?;
     let containers = Containers::new(store);
-    let (id, config, _) = containers.running(reference)?;
+    let (id, config, state) = containers.running(reference)?;
     let dir = containers.dir(&id);
     let folder = File::open(&dir).map_err(io("opening", &dir))?;
     let path = format!("/proc/self/fd/{}/attach.sock", folder.as_raw_fd());
@@ -114,6 +120,11 @@ pub fn attach(store: &Store, reference: &str, stdin: bool, detach_keys: &str) ->
             }
         });
     }
+    // docker's --sig-proxy: a signal this process gets (^C at its terminal
+    // included) goes to the container's command instead, through its
+    // sandbox process (see `sandbox::signals`), while the output flows. A
+    // terminal's keys reach a -t container as keys: nothing to pass on then.
+    let _forwarding = (sig_proxy && !config.tty).then(|| forward_signals(&state)).flatten();
     let mut from = socket;
     let mut head = [0u8; 5];
     while from.read_exact(&mut head).is_ok() {
@@ -129,11 +140,23 @@ pub fn attach(store: &Store, reference: &str, stdin: bool, detach_keys: &str) ->
         };
         written.map_err(ContainerError::Output)?;
     }
+    drop(_forwarding);
     drop(_raw);
     if detached.load(Ordering::SeqCst) {
         return Ok(0);
     }
     super::wait(store, &id)
+}
+
+/// Forward the signals kiln passes on to the container's sandbox process,
+/// if `state` still names it (its start time says so).
+fn forward_signals(state: &super::State) -> Option<crate::sandbox::signals::Forwarding> {
+    if super::monitor::start_time(state.pid) != Some(state.pid_start) {
+        return None;
+    }
+    let forwarding = crate::sandbox::signals::install(false).ok()?;
+    crate::sandbox::signals::forward_to(nix::unistd::Pid::from_raw(state.pid as i32));
+    Some(forwarding)
 }
 
 /// docker's detach keys: a comma-separated sequence of `ctrl-X` and single

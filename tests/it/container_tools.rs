@@ -272,3 +272,36 @@ fn attach_drives_a_detached_interactive_container_and_follows_its_output() {
         k.assert_clean();
     }
 }
+
+#[test]
+fn attach_passes_signals_on_to_the_command_unless_sig_proxy_is_false() {
+    use std::process::{Command, Stdio};
+    for k in Kiln::each_mode() {
+        let script = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done";
+        for name in ["proxied", "kept"] {
+            k.cmd(&["run", "-d", "--name", name, "busybox", "sh", "-c", script]).ok();
+            eventually("the trap is set", || k.cmd(&["logs", name]).stdout.contains("ready"));
+        }
+        let attach = |args: &[&str]| {
+            let child = k.command().args(["attach"]).args(args).stdout(Stdio::piped()).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            child.wait_with_output().unwrap()
+        };
+        // The command gets the signal, and attach ends with its exit code
+        // (which, rootless, `runuser` hides: it dies of the signal it passed on).
+        let out = attach(&["proxied"]);
+        if k.mode == Mode::Root {
+            assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stdout));
+        }
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n", "{:?}", k.mode);
+        assert!(ps_line(&k, "proxied").unwrap().contains("Exited (7)"));
+        // --sig-proxy=false: the signal ends attach only; the container runs on.
+        let out = attach(&["--sig-proxy=false", "kept"]);
+        assert_ne!(out.status.code(), Some(7), "{:?}", k.mode);
+        assert!(ps_line(&k, "kept").unwrap().contains("Up "), "{:?}", k.mode);
+        assert!(!k.cmd(&["logs", "kept"]).stdout.contains("got-term"));
+        k.cmd(&["rm", "-f", "proxied", "kept"]).ok();
+        k.assert_clean();
+    }
+}
