@@ -171,6 +171,10 @@ pub struct CommitArgs {
     /// The history entry's comment.
     #[arg(short = 'm', long)]
     pub message: Option<String>,
+    /// A Dockerfile instruction to apply to the new image's config (CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR); repeatable.
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
     pub container: String,
     /// The new image's name.
     pub image: String,

@@ -124,7 +124,8 @@ pub fn container(store: &Store, args: ContainerArgs) -> anyhow::Result<i32> {
 
 pub fn commit(store: &Store, args: CommitArgs) -> anyhow::Result<i32> {
     let _adding = kiln::gc::StoreLock::shared(store)?;
-    let manifest = container::commit(store, &args.container, &args.image, args.message.as_deref())?;
+    let options = container::CommitOptions { message: args.message, changes: args.change };
+    let manifest = container::commit(store, &args.container, &args.image, &options)?;
     crate::outln!("{}", manifest.digest())?;
     Ok(0)
 }

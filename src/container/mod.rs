@@ -28,7 +28,7 @@ pub mod volumes;
 
 use std::path::PathBuf;
 
-pub use commit::commit;
+pub use commit::{commit, CommitOptions};
 pub use exec::{exec, ExecRequest};
 pub use inspect::inspect_json;
 pub use lifecycle::{kill, parse_signal, remove, stop, wait};
@@ -101,6 +101,13 @@ pub enum ContainerError {
     CommitNeedsOverlay(String),
     #[error("writing the changes of container {0} as a layer")]
     Commit(String, #[source] crate::layer::LayerError),
+    #[error(
+        "commit --change {0:?}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME and WORKDIR \
+         can change a committed image, as in docker"
+    )]
+    BadChange(String),
+    #[error("commit --change")]
+    Change(#[source] kiln_frontend::Error),
     #[error("{0}")]
     Copy(String, #[source] std::io::Error),
     #[error("kiln cp copies between a container and the host: give CONTAINER:PATH on exactly one side")]

@@ -106,6 +106,15 @@ fn commit_makes_an_image_of_a_containers_changes_deletions_included() {
         assert_eq!(k.cmd(&["run", "--rm", "snapshot:v2", "cat", "/live"]).ok().stdout, "live\n");
         let out = k.cmd(&["commit", "nope", "x:1"]).failed();
         assert!(out.stderr.contains("no such container"), "{}", out.stderr);
+        // --change: Dockerfile lines on the new image's config, as docker's.
+        let changes = ["-c", "CMD [\"cat\", \"/made\"]", "--change", "ENV GREETING=hi", "-c", "WORKDIR /srv"];
+        k.cmd(&[&["commit"][..], &changes, &["changed", "snapshot:v3"]].concat()).ok();
+        assert_eq!(k.cmd(&["run", "--rm", "snapshot:v3"]).ok().stdout, "committed\n");
+        let out = k.cmd(&["run", "--rm", "snapshot:v3", "sh", "-c", "echo $GREETING $PWD"]).ok();
+        assert_eq!(out.stdout, "hi /srv\n");
+        let out = k.cmd(&["commit", "-c", "RUN rm -rf /", "changed", "x:2"]).failed();
+        assert!(out.stderr.contains("only CMD, ENTRYPOINT"), "{}", out.stderr);
+        assert!(!k.cmd(&["images"]).ok().stdout.lines().any(|l| l.starts_with("x ")), "nothing is made");
         k.cmd(&["rm", "-f", "changed", "live"]).ok();
         k.assert_clean();
     }
