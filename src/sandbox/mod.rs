@@ -24,6 +24,7 @@ pub mod join;
 mod launch;
 mod mounts;
 pub mod network;
+mod pipes;
 pub mod rootfs;
 mod seccomp;
 pub(crate) mod signals;

@@ -67,7 +67,7 @@ fn an_image_id_names_the_image_everywhere() {
     assert_eq!(unnamed[0].split_whitespace().take(3).collect::<Vec<_>>(), ["<none>", "<none>", &hex[..12]]);
     assert_eq!(k.inspect(&id)["Id"], id.as_str());
     for name in [id.as_str(), hex, &hex[..12], &hex[..4], &format!("sha256:{}", &hex[..8])] {
-        assert_eq!(k.cmd(&["run", name]).ok().stdout, "unnamed\n", "run {name}");
+        assert_eq!(k.cmd(&["run", "--rm", name]).ok().stdout, "unnamed\n", "run {name}");
     }
     // FROM takes an ID too.
     k.write("Dockerfile", &format!("FROM {}\nRUN cat /f > /g\nCMD [\"cat\", \"/g\"]\n", &hex[..12]));

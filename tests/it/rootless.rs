@@ -50,7 +50,7 @@ fn an_unprivileged_user_builds_and_runs_an_image() {
     };
     check(as_user(&kiln, &home, &["import", tar.to_str().unwrap(), "busybox"]));
     check(as_user(&kiln, &home, &["build", "-t", "rootless:v1", ctx.to_str().unwrap()]));
-    let out = check(as_user(&kiln, &home, &["run", "rootless:v1"]));
+    let out = check(as_user(&kiln, &home, &["run", "--rm", "rootless:v1"]));
     assert_eq!(out, "rootless\n0\n");
     // The default store of an unprivileged user is under its home.
     assert!(std::path::Path::new(&home).join(".local/share/kiln/oci/index.json").is_file());
