@@ -88,8 +88,6 @@ impl Started {
         // Made before anything runs: a limit that cannot be applied is an
         // error, never a step run without it.
         let cgroup = Cgroup::for_limits(limits)?;
-        // The helper is found (or its absence reported) before anything runs.
-        let network = NetworkSetup::publishing(mode, scratch, ports)?;
         // The handshake (see `channel`): the child unshares, asks, and waits
         // until we have written its id maps, then for its spec.
         let (mut launcher, child_end) = channel::pair().map_err(SandboxError::Handshake)?;
@@ -139,6 +137,18 @@ impl Started {
         let joining = cgroup.as_ref().and_then(|c| c.join_in_background(child.id()));
         drop(cmd); // closes our copies of the pipes' child ends
         drop(child_end);
+        // The helper is found (or its absence reported) while the child
+        // starts, and before it runs anything of a step: it waits for its
+        // maps, which it gets only once this is done.
+        let network = match NetworkSetup::publishing(mode, scratch, ports) {
+            Ok(network) => network,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = joined(joining);
+                return Err(e.into());
+            }
+        };
         let connected = match launcher.wait_for_mapping_request() {
             // It has unshared and forked nothing yet, nor will it before
             // the join is done: every process of the step is born in the cgroup.
