@@ -319,5 +319,12 @@ fn without_pasta_or_slirp4netns_the_default_network_is_a_clear_error_and_none_st
     assert!(stderr.contains("Dockerfile:2"), "the error names the step's line:\n{stderr}");
     let (ok, stderr) = build("FROM busybox\nRUN --network=none echo hi\n");
     assert!(ok, "{stderr}");
+    // kiln run too: its sandbox, started while the container is made, is
+    // ended, and a --rm container is gone.
+    let out = k.command().env("PATH", &empty).args(["run", "--rm", "busybox", "true"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("pasta (Debian package passt) or slirp4netns"), "{stderr}");
+    assert_eq!(k.cmd(&["ps", "-a", "-q"]).ok().stdout, "");
     k.assert_clean();
 }
