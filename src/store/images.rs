@@ -231,7 +231,6 @@ impl Store {
         name: &str,
         refuse: &dyn Fn(&Untagging<'_>) -> Option<String>,
     ) -> Result<Vec<StoredImage>, StoreError> {
-        let by_id = matches!(self.read_name(name)?, Lookup::Id(_));
         let wanted = match self.read_name(name)? {
             Lookup::Name(reference) => Ok(reference),
             Lookup::Id(id) => match self.find_by_id(name, &id)? {
@@ -239,6 +238,8 @@ impl Store {
                 None => return Err(StoreError::NoSuchImage(name.to_owned())),
             },
         };
+        // By ID, every entry of the image goes (`wanted` holds their digests).
+        let by_id = wanted.is_err();
         self.update_index(|manifests| {
             let mut removed = Vec::new();
             manifests.retain(|d| {
